@@ -1,0 +1,265 @@
+"""A small JSON HTTP inventory service: testfleet's bundled system under test.
+
+Run it with ``python inventory_service.py --port 0 --host 127.0.0.1``; the first
+line it prints on stdout is the port it bound, so a test harness can start it on a
+free port and read that port back.
+
+Endpoints::
+
+    GET    /health                       -> 200 {"status": "ok"}
+    POST   /items   {name, quantity, price} -> 201 item (with "id")
+    GET    /items?limit=&offset=         -> 200 {"items": [...], "total": n, "limit", "offset"}
+    GET    /items/{id}                   -> 200 item | 404
+    PATCH  /items/{id} {any of name, quantity, price} -> 200 item | 404 | 422
+    DELETE /items/{id}                   -> 204 | 404
+    POST   /orders  {item_id, quantity}  -> 201 order | 404 | 409 (insufficient stock) | 422
+
+Validation errors answer 422 with ``{"error": "validation", "details": [...]}``.
+Data lives in memory, guarded by one lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+MAX_NAME_LENGTH = 200
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+@dataclass
+class Item:
+    id: int
+    name: str
+    quantity: int
+    price: float
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body)
+        self.status = status
+        self.body = body
+
+
+def _validation(details: list[str]) -> ApiError:
+    return ApiError(422, {"error": "validation", "details": details})
+
+
+def _not_found(what: str) -> ApiError:
+    return ApiError(404, {"error": "not_found", "details": [what]})
+
+
+def validate_item_fields(payload: Any, *, partial: bool) -> dict[str, Any]:
+    """Check an item payload; with ``partial`` every field is optional (PATCH)."""
+    if not isinstance(payload, dict):
+        raise _validation(["body must be a JSON object"])
+    errors: list[str] = []
+    unknown = sorted(set(payload) - {"name", "quantity", "price"})
+    errors += [f"unknown field: {key}" for key in unknown]
+    for key in ("name", "quantity", "price"):
+        if key not in payload and not partial:
+            errors.append(f"{key}: required")
+    if "name" in payload:
+        name = payload["name"]
+        if not isinstance(name, str) or not name.strip():
+            errors.append("name: must be a non-empty string")
+        elif len(name) > MAX_NAME_LENGTH:
+            errors.append(f"name: at most {MAX_NAME_LENGTH} characters")
+    if "quantity" in payload:
+        qty = payload["quantity"]
+        if isinstance(qty, bool) or not isinstance(qty, int) or qty < 0:
+            errors.append("quantity: must be an integer >= 0")
+    if "price" in payload:
+        price = payload["price"]
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or not price >= 0:
+            errors.append("price: must be a number >= 0")
+    if errors:
+        raise _validation(errors)
+    return {k: (float(v) if k == "price" else v) for k, v in payload.items()}
+
+
+class Inventory:
+    """The in-memory store. Every method is atomic under one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[int, Item] = {}
+        self._next_item_id = 1
+        self._next_order_id = 1
+
+    def create(self, fields: dict[str, Any]) -> Item:
+        with self._lock:
+            item = Item(id=self._next_item_id, **fields)
+            self._items[item.id] = item
+            self._next_item_id += 1
+            return item
+
+    def get(self, item_id: int) -> Item:
+        with self._lock:
+            if item_id not in self._items:
+                raise _not_found(f"item {item_id}")
+            return self._items[item_id]
+
+    def page(self, limit: int, offset: int) -> tuple[list[Item], int]:
+        with self._lock:
+            items = sorted(self._items.values(), key=lambda i: i.id)
+            # Known limitation: a negative offset is not rejected; Python slicing
+            # then counts it from the end of the list.
+            return items[offset:][:limit], len(items)
+
+    def update(self, item_id: int, fields: dict[str, Any]) -> Item:
+        with self._lock:
+            if item_id not in self._items:
+                raise _not_found(f"item {item_id}")
+            item = self._items[item_id]
+            for key, value in fields.items():
+                setattr(item, key, value)
+            return item
+
+    def delete(self, item_id: int) -> None:
+        with self._lock:
+            if self._items.pop(item_id, None) is None:
+                raise _not_found(f"item {item_id}")
+
+    def order(self, item_id: int, quantity: int) -> dict[str, Any]:
+        with self._lock:
+            if item_id not in self._items:
+                raise _not_found(f"item {item_id}")
+            item = self._items[item_id]
+            if quantity > item.quantity:
+                raise ApiError(409, {"error": "insufficient_stock", "available": item.quantity})
+            item.quantity -= quantity
+            order = {"id": self._next_order_id, "item_id": item_id, "quantity": quantity,
+                     "total": round(quantity * item.price, 2), "remaining": item.quantity}
+            self._next_order_id += 1
+            return order
+
+
+def _int_param(query: dict[str, list[str]], key: str, default: int) -> int:
+    raw = query.get(key, [str(default)])[-1]
+    try:
+        return int(raw)
+    except ValueError:
+        raise _validation([f"{key}: must be an integer"]) from None
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "inventory/1.0"
+    inventory: Inventory  # set by make_server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # keep the test output clean
+
+    def _send(self, status: int, body: Any = None) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _json_body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            return json.loads(self.rfile.read(length) or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _validation(["body is not valid JSON"]) from None
+
+    def _item_id(self, segment: str) -> int:
+        if not segment.isdigit():
+            raise _not_found(f"item {segment}")
+        return int(segment)
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        parts = [p for p in url.path.split("/") if p]
+        inv = self.inventory
+        try:
+            match method, parts:
+                case "GET", ["health"]:
+                    self._send(200, {"status": "ok"})
+                case "POST", ["items"]:
+                    item = inv.create(validate_item_fields(self._json_body(), partial=False))
+                    self._send(201, asdict(item))
+                case "GET", ["items"]:
+                    query = parse_qs(url.query)
+                    limit = _int_param(query, "limit", DEFAULT_LIMIT)
+                    offset = _int_param(query, "offset", 0)
+                    if not 1 <= limit <= MAX_LIMIT:
+                        raise _validation([f"limit: must be between 1 and {MAX_LIMIT}"])
+                    items, total = inv.page(limit, offset)
+                    self._send(200, {"items": [asdict(i) for i in items], "total": total,
+                                     "limit": limit, "offset": offset})
+                case "GET", ["items", item_id]:
+                    self._send(200, asdict(inv.get(self._item_id(item_id))))
+                case "PATCH", ["items", item_id]:
+                    fields = validate_item_fields(self._json_body(), partial=True)
+                    self._send(200, asdict(inv.update(self._item_id(item_id), fields)))
+                case "DELETE", ["items", item_id]:
+                    inv.delete(self._item_id(item_id))
+                    self._send(204)
+                case "POST", ["orders"]:
+                    self._send(201, self._order(self._json_body()))
+                case _:
+                    self._send(404, {"error": "not_found", "details": [f"{method} {url.path}"]})
+        except ApiError as exc:
+            self._send(exc.status, exc.body)
+
+    def _order(self, payload: Any) -> dict[str, Any]:
+        if not isinstance(payload, dict):
+            raise _validation(["body must be a JSON object"])
+        errors = []
+        for key in ("item_id", "quantity"):
+            value = payload.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                errors.append(f"{key}: must be an integer >= 1")
+        if errors:
+            raise _validation(errors)
+        return self.inventory.order(payload["item_id"], payload["quantity"])
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+
+def make_server(host: str, port: int) -> ThreadingHTTPServer:
+    handler = type("InventoryHandler", (Handler,), {"inventory": Inventory()})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    args = parser.parse_args(argv)
+    server = make_server(args.host, args.port)
+    print(server.server_address[1], flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

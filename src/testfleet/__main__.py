@@ -1,0 +1,5 @@
+import sys
+
+from testfleet.cli.app import main
+
+sys.exit(main())

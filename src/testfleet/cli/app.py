@@ -1,0 +1,131 @@
+"""The ``testfleet`` command line (typer). ``main`` is the console-script entry point.
+
+Exit codes follow DESIGN.md: ``testfleet run`` uses pytest's (4 for a usage error), every other
+command exits 2 for bad input. Everything after a bare ``--`` on ``testfleet run`` goes to pytest
+unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from testfleet.errors import TestfleetError
+
+app = typer.Typer(
+    name="testfleet",
+    help="Run a pytest suite on a fleet of workers, keep every result in DuckDB, report like pytest.",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+RUN_USAGE_EXIT = 4  # pytest's "usage error"
+OTHER_USAGE_EXIT = 2
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+def run(
+    ctx: typer.Context,
+    paths: Annotated[list[str] | None, typer.Argument(help="Test files, directories or node ids (default: pytest's testpaths or '.').")] = None,
+    workers: Annotated[str | None, typer.Option("--workers", "-n", help="Worker processes: a number or 'auto' (one per CPU). Setting: workers.")] = None,
+    keyword: Annotated[str | None, typer.Option("-k", help="Only run tests matching the expression, as pytest -k.")] = None,
+    markexpr: Annotated[str | None, typer.Option("-m", help="Only run tests matching the mark expression, as pytest -m.")] = None,
+    exitfirst: Annotated[bool, typer.Option("-x", "--exitfirst", help="Stop every worker at the first failure.")] = False,
+    maxfail: Annotated[int | None, typer.Option("--maxfail", help="Stop after this many failures. Setting: maxfail.")] = None,
+    last_failed: Annotated[bool, typer.Option("--lf", "--last-failed", help="Only run the tests that failed last time (from the store).")] = False,
+    failed_first: Annotated[bool | None, typer.Option("--ff/--no-ff", "--failed-first/--no-failed-first", help="Run the tests that failed last time first (default: on). Setting: failed_first.")] = None,
+    dist: Annotated[str | None, typer.Option("--dist", help="load | loadscope | loadfile: how tests are grouped onto workers. Setting: dist.")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds a test may run before its worker is killed and the test reported 'timeout'. Setting: timeout.")] = None,
+    reruns: Annotated[int | None, typer.Option("--reruns", help="Rerun a failed test up to N times, on another worker when there is one. Setting: reruns.")] = None,
+    max_worker_restarts: Annotated[int | None, typer.Option("--max-worker-restarts", help="Crashed workers replaced at most this many times (default: 4 per worker). Setting: max_worker_restarts.")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="DuckDB file for results (default .testfleet/testfleet.duckdb). Setting: store.")] = None,
+    junitxml: Annotated[str | None, typer.Option("--junitxml", "--junit-xml", help="Write a JUnit XML report. Setting: junitxml.")] = None,
+    json_report: Annotated[str | None, typer.Option("--json", help="Write a JSON report (pytest-json-report layout). Setting: json.")] = None,
+    md: Annotated[str | None, typer.Option("--md", help="Write a Markdown summary (also to $GITHUB_STEP_SUMMARY). Setting: md.")] = None,
+    start_method: Annotated[str | None, typer.Option("--start-method", help="auto | fork | spawn: fork collects once for all workers. Setting: start_method.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the run (recorded; reproduces random choices). Setting: seed.")] = None,
+    quiet: Annotated[int, typer.Option("-q", "--quiet", count=True, help="Less output.")] = 0,
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="One line per test.")] = 0,
+) -> None:
+    """Run tests on local workers: testfleet run [PATHS] [--workers N|auto] [-- pytest args]."""
+    from testfleet.cli.run import RunRequest, execute
+
+    request = RunRequest(
+        paths=list(paths or []), pytest_extra=list((ctx.obj or {}).get("pytest_args", [])),
+        keyword=keyword, markexpr=markexpr, last_failed=last_failed, verbosity=verbose - quiet,
+        overrides={
+            "workers": _workers(workers), "maxfail": 1 if exitfirst else maxfail, "failed_first": failed_first,
+            "dist": dist, "timeout": timeout, "reruns": reruns, "max_worker_restarts": max_worker_restarts,
+            "store": store, "junitxml": junitxml, "json_report": json_report, "md": md,
+            "start_method": start_method, "seed": seed,
+        },
+        argv=list(sys.argv),
+    )
+    raise typer.Exit(execute(request))
+
+
+def _workers(value: str | None) -> int | str | None:
+    if value is None or value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number or 'auto'", param_hint="'--workers'") from None
+
+
+@app.command("runs")
+def runs_command(
+    limit: Annotated[int, typer.Option("--limit", "-l", help="How many runs to list.")] = 20,
+    store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
+) -> None:
+    """List the runs in the store, newest first."""
+    from testfleet.cli.history import list_runs
+
+    raise typer.Exit(list_runs(limit, store))
+
+
+@app.command("show")
+def show_command(
+    ref: Annotated[str, typer.Argument(help="A run id, a unique prefix of one, or 'last'.")] = "last",
+    store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
+) -> None:
+    """Show one run: its summary, failures and flaky tests."""
+    from testfleet.cli.history import show_run
+
+    raise typer.Exit(show_run(ref, store))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: split off pytest's arguments after ``--`` and map errors to exit codes."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    pytest_args: list[str] = []
+    if "--" in args:
+        cut = args.index("--")
+        args, pytest_args = args[:cut], args[cut + 1:]
+    command = next((a for a in args if not a.startswith("-")), None)
+    usage_exit = RUN_USAGE_EXIT if command == "run" else OTHER_USAGE_EXIT
+    try:
+        result = app(args=args, prog_name="testfleet", standalone_mode=False, obj={"pytest_args": pytest_args})
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.UsageError as exc:
+        exc.show()
+        return usage_exit
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return usage_exit
+    except click.exceptions.Abort:
+        return 2
+    except TestfleetError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return usage_exit
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""``testfleet runs`` and ``testfleet show``: read the store, never write it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from testfleet.errors import TestfleetError
+from testfleet.model import FAILURE_OUTCOMES
+from testfleet.reporting.summary import summary_line
+from testfleet.settings import load_settings
+from testfleet.store.db import Store
+
+BAD_INPUT = 2
+
+
+def _open(store: str | None) -> Store:
+    settings, _ = load_settings([], {"store": store} if store else {}, cwd=Path.cwd())
+    return Store.open(settings.store, read_only=True)
+
+
+def list_runs(limit: int, store: str | None) -> int:
+    console = Console(highlight=False)
+    try:
+        with _open(store) as db:
+            runs = db.list_runs(limit)
+    except TestfleetError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return BAD_INPUT
+    table = Table("run", "started", "workers", "result", "exit", box=None, header_style="bold")
+    for run in runs:
+        table.add_row(run.run_id, f"{run.started_at:%Y-%m-%d %H:%M:%S}", str(run.workers),
+                      escape(summary_line(run.counts, run.duration, run.flaky)), str(run.exit_code))
+    console.print(table if runs else "no runs in the store yet")
+    return 0
+
+
+def show_run(ref: str, store: str | None) -> int:
+    console = Console(highlight=False)
+    try:
+        with _open(store) as db:
+            run = db.get_run(ref)
+            results = db.results(run.run_id)
+    except TestfleetError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return BAD_INPUT
+    final = [r for r in results if r.final]
+    console.print(f"[bold]run {run.run_id}[/bold]  {run.status.value}  exit {run.exit_code}")
+    console.print(f"started {run.started_at:%Y-%m-%d %H:%M:%S} · {run.duration:.2f}s · {run.workers} workers "
+                  f"({run.backend}) · seed {run.seed}" + (f" · git {run.git_sha[:10]}" if run.git_sha else ""))
+    console.print(f"command: {escape(' '.join(run.argv))}")
+    console.print(escape(summary_line(run.counts, run.duration, run.flaky)))
+    failures = [r for r in final if r.outcome in FAILURE_OUTCOMES]
+    if failures:
+        console.print("\n[bold red]failures[/bold red]")
+        for r in failures:
+            message = r.message.strip().splitlines()[0] if r.message.strip() else ""
+            console.print(f"  {r.outcome.value.upper():8} {escape(r.nodeid)}" + (f" - {escape(message)}" if message else "")
+                          + f"  [dim]({r.worker}, attempt {r.attempt})[/dim]")
+    flaky = [r for r in final if r.flaky]
+    if flaky:
+        console.print("\n[bold yellow]flaky[/bold yellow]")
+        for r in flaky:
+            console.print(f"  {escape(r.nodeid)}  passed on attempt {r.attempt}")
+    return 0

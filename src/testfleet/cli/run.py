@@ -1,0 +1,173 @@
+"""``testfleet run``: settings -> workers -> orchestrator -> store -> reports -> exit code.
+
+The collector process is started before anything slow (opening the store, reading history) so
+that collection overlaps the coordinator's own start-up. Bad input is refused before the store
+is touched: a missing path, a bad setting or an unusable store exits 4 with one message.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from testfleet.errors import StoreError, TestfleetError, UsageError
+from testfleet.execution.backends.local import LocalBackend
+from testfleet.settings import Settings, load_settings
+
+USAGE = 4
+INTERNAL = 3
+
+
+@dataclass
+class RunRequest:
+    paths: list[str]
+    pytest_extra: list[str] = field(default_factory=list)
+    keyword: str | None = None
+    markexpr: str | None = None
+    last_failed: bool = False
+    verbosity: int = 0
+    overrides: dict[str, Any] = field(default_factory=dict)
+    argv: list[str] = field(default_factory=list)
+
+
+def _error(message: str) -> int:
+    sys.stderr.write(f"ERROR: {message}\n")
+    return USAGE
+
+
+def missing_paths(paths: list[str], cwd: Path) -> list[str]:
+    """The given paths (or node ids) whose file part does not exist, as pytest would refuse them."""
+    return [p for p in paths if not p.startswith("-") and not (cwd / p.split("::", 1)[0]).exists()]
+
+
+def pytest_arguments(request: RunRequest, settings: Settings) -> list[str]:
+    args = list(request.paths)
+    if request.keyword:
+        args += ["-k", request.keyword]
+    if request.markexpr:
+        args += ["-m", request.markexpr]
+    if request.verbosity > 0:
+        args.append("-" + "v" * request.verbosity)
+    elif request.verbosity < 0:
+        args.append("-" + "q" * -request.verbosity)
+    args += settings.pytest_args + request.pytest_extra
+    # A suite whose addopts ask pytest-xdist for workers must not start a fleet inside each worker.
+    if importlib.util.find_spec("xdist") is not None and not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        args.append("-n0")
+    return args
+
+
+def git_sha(folder: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def execute(request: RunRequest) -> int:
+    cwd = Path.cwd()
+    started_wall = time.monotonic()
+    try:
+        settings, source = load_settings(request.paths, request.overrides, cwd=cwd)
+    except TestfleetError as exc:
+        return _error(str(exc))
+    missing = missing_paths(request.paths, cwd)
+    if missing:
+        return _error(f"file or directory not found: {missing[0]}")
+    workers = settings.worker_count()
+    backend = LocalBackend(pytest_arguments(request, settings), workers=workers,
+                           start_method=settings.start_method, cwd=cwd)
+    backend.start()  # collection runs while the store opens
+
+    from testfleet.execution.orchestrator import Orchestrator, RunPlan
+    from testfleet.model import Run, RunStatus
+    from testfleet.reporting.console import ConsoleReporter
+    from testfleet.store.db import Store
+
+    try:
+        store = Store.open(settings.store)
+    except StoreError as exc:
+        backend.close()
+        return _error(str(exc))
+    try:
+        seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**32)
+        run = Run(run_id=f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}", started_at=datetime.now(UTC),
+                  argv=request.argv, paths=request.paths, settings=settings.model_dump(mode="json", by_alias=True)
+                  | {"settings_file": str(source) if source else None}, seed=seed, git_sha=git_sha(cwd),
+                  backend=backend.name, workers=workers)
+        plan = RunPlan(workers=workers, dist=settings.dist, timeout=settings.timeout, reruns=settings.reruns,
+                       maxfail=settings.maxfail, restart_budget=settings.restart_budget(),
+                       history=store.duration_history(), last_failed=store.last_failed(),
+                       failed_first=settings.failed_first, only_last_failed=request.last_failed,
+                       continue_on_collection_errors="--continue-on-collection-errors" in request.pytest_extra)
+        console = ConsoleReporter(verbosity=request.verbosity)
+        orchestrator = Orchestrator(backend, plan, run, StoreRecorder(store), console,
+                                    crash_text=backend.crash_text)
+        outcome = orchestrator.execute()
+        console.stop()
+        if outcome.collector_exit is not None:
+            # pytest ended before collecting (a usage error, --collect-only, ...): show what it said.
+            sys.stdout.write(outcome.collector_output)
+            return outcome.collector_exit if outcome.collector_exit != 0 or "--co" in " ".join(request.pytest_extra) \
+                else INTERNAL
+        return _finish(store, settings, run, outcome, console, time.monotonic() - started_wall)
+    finally:
+        store.close()
+
+
+def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any, wall: float) -> int:
+    from testfleet.model import RunStatus
+    from testfleet.reporting.json_report import write_json
+    from testfleet.reporting.junit import write_junit
+    from testfleet.reporting.markdown import write_markdown
+    from testfleet.reporting.summary import count_outcomes, exit_code_for, summary_line
+
+    counts = count_outcomes(outcome.results, outcome.collect_errors, run.deselected)
+    exit_code = exit_code_for(counts, outcome.collect_errors, interrupted=outcome.interrupted)
+    run.counts = counts
+    run.exit_code = exit_code
+    run.duration = wall
+    run.finished_at = datetime.now(UTC)
+    run.status = RunStatus.interrupted if exit_code == 2 else RunStatus.finished
+    store.finish_run(run)
+    written = []
+    for path, writer in ((settings.junitxml, write_junit), (settings.json_report, write_json),
+                         (settings.md, write_markdown)):
+        if path:
+            written.append(str(writer(path, run, outcome.results, outcome.collect_errors)))
+    console.finish(outcome.results, outcome.collect_errors, summary_line(counts, wall, run.flaky),
+                   exit_code not in (0, 5), outcome.not_run)
+    if console.verbosity >= 0:
+        for path in written:
+            console.console.print(f"[dim]report: {path}[/dim]")
+        console.console.print(f"[dim]run {run.run_id} · store {settings.store}[/dim]")
+    return exit_code
+
+
+class StoreRecorder:
+    """Feeds the orchestrator's results into the DuckDB store (the orchestrator's only writer)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def begin_run(self, run: Any, cases: list[Any], variants: list[Any]) -> None:
+        self.store.begin_run(run)
+        self.store.add_cases(cases, run_id=run.run_id)
+        self.store.add_variants(variants)
+
+    def append_results(self, results: list[Any]) -> None:
+        self.store.append_results(results)
+
+
+__all__ = ["RunRequest", "execute", "UsageError"]

@@ -1,0 +1,48 @@
+"""testfleet's errors: one hierarchy, each carrying where the problem is and what was expected.
+
+The CLI turns a :class:`TestfleetError` into one clear message and the exit code DESIGN.md names
+(pytest's usage code 4 for ``testfleet run``, 2 for every other command).
+"""
+
+from __future__ import annotations
+
+
+class TestfleetError(Exception):
+    """Base of every error testfleet reports to a user (never a traceback)."""
+
+    __test__ = False  # not a test class, whatever pytest's name patterns say
+
+    def __init__(self, message: str, *, source: str | None = None, place: str | None = None,
+                 expected: str | None = None) -> None:
+        self.message = message
+        self.source = source
+        self.place = place
+        self.expected = expected
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = ""
+        if self.source:
+            where = self.source + (f" [{self.place}]" if self.place else "") + ": "
+        elif self.place:
+            where = f"{self.place}: "
+        text = where + self.message
+        if self.expected:
+            text += f" (expected {self.expected})"
+        return text
+
+
+class UsageError(TestfleetError):
+    """A bad flag, path or setting: the user must change the command or the configuration."""
+
+
+class SettingsError(UsageError):
+    """A malformed ``[tool.testfleet]`` table or ``testfleet.toml``."""
+
+
+class StoreError(TestfleetError):
+    """The DuckDB store cannot be opened or used: unreadable, newer schema, locked, missing run."""
+
+
+class WorkerError(TestfleetError):
+    """The worker fleet could not be started or lost every worker."""

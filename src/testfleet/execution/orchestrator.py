@@ -1,0 +1,505 @@
+"""The orchestrator: one run's loop, the same for every backend.
+
+collect (the backend's collector) -> plan (:class:`Scheduler`) -> dispatch batches -> record each
+result (buffered, written in batches through a :class:`Recorder`) -> rerun failures on another
+worker, replace crashed workers, kill tests over ``timeout`` -> shut the fleet down. The
+orchestrator is the only writer of results during a run; it knows nothing of DuckDB or of the
+console: the CLI hands it a recorder and a listener.
+
+Fault rules: a worker that dies mid-test gets that test reported ``crashed`` with the exit code or
+signal and faulthandler's traceback; the tests queued behind it go back to the queue; the worker
+is replaced while the restart budget lasts. A crashed test is retried once; a test that crashes
+a worker twice is not retried again. ``timeout`` is enforced here, not in the worker: the worker is
+killed (SIGABRT first, so faulthandler dumps where it hung) and replaced.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from testfleet.errors import WorkerError
+from testfleet.execution import protocol as P
+from testfleet.execution.backends.base import Backend, Event
+from testfleet.execution.scheduler import Scheduler
+from testfleet.model import FAILURE_OUTCOMES, Case, Outcome, Result, Run, RunStatus, Variant
+
+STORE_FLUSH_SECONDS = 1.0
+STORE_FLUSH_ROWS = 2000
+KILL_GRACE = 2.0
+SHUTDOWN_GRACE = 30.0
+
+
+class Recorder(Protocol):
+    def begin_run(self, run: Run, cases: list[Case], variants: list[Variant]) -> None: ...
+    def append_results(self, results: list[Result]) -> None: ...
+
+
+class Listener(Protocol):
+    def on_collected(self, total: int, deselected: int, workers: int) -> None: ...
+    def on_running(self, worker_id: str, nodeid: str | None) -> None: ...
+    def on_result(self, result: Result, done: int, total: int) -> None: ...
+    def on_message(self, text: str) -> None: ...
+
+
+class NullListener:
+    def on_collected(self, total: int, deselected: int, workers: int) -> None: ...
+    def on_running(self, worker_id: str, nodeid: str | None) -> None: ...
+    def on_result(self, result: Result, done: int, total: int) -> None: ...
+    def on_message(self, text: str) -> None: ...
+
+
+@dataclass
+class RunPlan:
+    """What to run: filled in by the CLI from settings and the store's history."""
+
+    workers: int
+    dist: str = "load"
+    timeout: float | None = None
+    reruns: int = 0
+    maxfail: int = 0
+    restart_budget: int = 4
+    history: dict[str, float] = field(default_factory=dict)
+    last_failed: set[str] = field(default_factory=set)
+    failed_first: bool = True
+    only_last_failed: bool = False
+    continue_on_collection_errors: bool = False
+
+
+@dataclass
+class RunOutcome:
+    run: Run
+    results: list[Result]
+    collect_errors: list[dict[str, Any]]
+    not_run: list[str]
+    messages: list[str]
+    interrupted: bool = False
+    collector_exit: int | None = None  # set when pytest ended before collecting (usage error, --co)
+    collector_output: str = ""
+
+
+@dataclass
+class _Slot:
+    worker_id: str
+    outstanding: deque[int] = field(default_factory=deque)
+    last_batch: int = 0
+    flushed: bool = False
+    ready: bool = False
+    gone: bool = False
+    running: tuple[int, float] | None = None
+    killed_for: int | None = None
+    said_bye: bool = False
+    kill_deadline: float | None = None
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "exited (status unknown)"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by signal {-code} ({name})"
+    return f"exited with code {code}"
+
+
+class Orchestrator:
+    def __init__(self, backend: Backend, plan: RunPlan, run: Run, recorder: Recorder,
+                 listener: Listener | None = None, crash_text: Callable[[str], str] | None = None) -> None:
+        self.backend = backend
+        self.plan = plan
+        self.run_info = run
+        self.recorder = recorder
+        self.listener = listener or NullListener()
+        self.crash_text = crash_text or (lambda _worker: "")
+        self.slots: dict[str, _Slot] = {}
+        self.items: list[dict[str, Any]] = []
+        self.cases: list[Case] = []
+        self.variants: list[Variant] = []
+        self.results: list[Result] = []
+        self.final: dict[int, Result] = {}
+        self.attempts: dict[int, int] = {}
+        self.crashes: dict[int, int] = {}
+        self.failed_once: set[int] = set()
+        self.buffer: list[Result] = []
+        self.last_flush = time.monotonic()
+        self.messages: list[str] = []
+        self.collect_errors: list[dict[str, Any]] = []
+        self.not_run: list[int] = []
+        self.failures = 0
+        self.restarts = 0
+        self.next_worker = 0
+        self.stopping = False
+        self.total = 0
+        self.scheduler: Scheduler | None = None
+        self.backlog: list[Event] = []
+        self.selected: list[int] = []
+        self.gave_up = False
+
+    # -- public -------------------------------------------------------------------------------
+    def execute(self) -> RunOutcome:
+        interrupted = False
+        collector_exit: int | None = None
+        try:
+            self.backend.start()
+            if getattr(self.backend, "start_method", "fork") == "spawn":
+                for _ in range(self.plan.workers):
+                    self._spawn()
+            payload = self._await_collection()
+            if payload is None:
+                collector_exit = self._collector_exit
+            elif self._plan(payload):
+                self._loop()
+        except KeyboardInterrupt:
+            interrupted = True
+            self._say("interrupted: stopping workers")
+            self._stop_all()
+            try:
+                self._drain(SHUTDOWN_GRACE / 3)
+            except KeyboardInterrupt:
+                pass
+        finally:
+            self._flush(force=True)
+            output = self.backend.collector_output()
+            self.backend.close()
+        return self._outcome(interrupted=interrupted, collector_exit=collector_exit, output=output)
+
+    # -- collection and plan ------------------------------------------------------------------
+    def _await_collection(self) -> dict[str, Any] | None:
+        self._collector_exit: int | None = None
+        while True:
+            events = self.backend.poll(0.2)
+            for position, event in enumerate(events):
+                if event.kind == "collected":
+                    self.backlog = events[position + 1:]  # handled once the plan exists
+                    return event.data
+                if event.kind == "collector_exited":
+                    self._collector_exit = event.data
+                    return None
+                if event.kind == "hello":  # spawn mode: a worker can be faster than the collector
+                    self._on_hello(event.worker_id)
+
+    def _plan(self, payload: dict[str, Any]) -> bool:
+        self.items = payload["items"]
+        self.collect_errors = list(payload["errors"])
+        self.run_info.collected = len(self.items)  # selected; deselected is counted apart
+        self.run_info.deselected = payload["deselected"]
+        self.run_info.rootdir = payload.get("rootdir", "")
+        nodeids = [item["nodeid"] for item in self.items]
+        self.cases = [Case.from_nodeid(i["nodeid"], file=i["file"], line=i["line"], name=i["name"],
+                                       markers=i["markers"]) for i in self.items]
+        self.variants = [Variant.of(case) for case in self.cases]
+        selected = range(len(nodeids))
+        if self.plan.only_last_failed:
+            previously = [i for i, n in enumerate(nodeids) if n in self.plan.last_failed]
+            if previously:
+                self._say(f"run-last-failure: rerun previous {len(previously)} failure"
+                          f"{'s' if len(previously) != 1 else ''}")
+                self.run_info.deselected += len(nodeids) - len(previously)
+                selected = previously
+            else:
+                self._say("run-last-failure: no previously failed tests, not deselecting items.")
+        self.selected = list(selected)
+        self.total = len(self.selected)
+        self.recorder.begin_run(self.run_info, self.cases, self.variants)
+        if self.collect_errors and not self.plan.continue_on_collection_errors:
+            return False
+        self.listener.on_collected(self.total, self.run_info.deselected, self.plan.workers)
+        if not self.total:
+            return False
+        self.scheduler = Scheduler(nodeids, workers=self.plan.workers, dist=self.plan.dist,
+                                   history=self.plan.history, failed=self.plan.last_failed,
+                                   failed_first=self.plan.failed_first, order=self.selected)
+        if getattr(self.backend, "start_method", "fork") != "spawn":
+            for _ in range(self.plan.workers):
+                self._spawn()
+        for slot in self.slots.values():
+            if slot.ready:
+                self._feed(slot)
+        return True
+
+    def _spawn(self) -> None:
+        worker_id = f"gw{self.next_worker}"
+        self.next_worker += 1
+        self.slots[worker_id] = _Slot(worker_id)
+        self.backend.spawn_worker(worker_id)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _loop(self) -> None:
+        for event in self.backlog:
+            self._handle(event)
+        while True:
+            for event in self.backend.poll(self._poll_timeout()):
+                self._handle(event)
+            self._check_timeouts()
+            self._flush()
+            live = [s for s in self.slots.values() if not s.gone]
+            if not live:
+                if self.scheduler and not self.scheduler.empty and not self.stopping:
+                    self._give_up()
+                return
+            if not self.stopping and self.scheduler is not None and self.scheduler.empty \
+                    and not any(s.outstanding for s in live):
+                self.stopping = True
+                for slot in live:
+                    self.backend.send(slot.worker_id, (P.SHUTDOWN,))
+                self._drain(SHUTDOWN_GRACE)
+                return
+
+    def _poll_timeout(self) -> float:
+        timeout = STORE_FLUSH_SECONDS
+        now = time.monotonic()
+        for slot in self.slots.values():
+            if slot.kill_deadline is not None:
+                timeout = min(timeout, max(0.0, slot.kill_deadline - now))
+            elif self.plan.timeout and slot.running is not None:
+                timeout = min(timeout, max(0.0, slot.running[1] + self.plan.timeout - now))
+        return timeout
+
+    def _handle(self, event: Event) -> None:
+        slot = self.slots.get(event.worker_id) if event.worker_id else None
+        if event.kind == "hello" and slot is not None:
+            self._on_hello(event.worker_id)
+        elif event.kind == "message" and slot is not None:
+            msg = event.data
+            if msg[0] == P.RESULT:
+                self._on_result(slot, msg[1], msg[2])
+            elif msg[0] == P.STARTED:
+                slot.running = (msg[1], time.monotonic())
+            elif msg[0] == P.BYE:
+                slot.said_bye = True
+        elif event.kind == "lost" and slot is not None:
+            self._on_lost(slot, event.data)
+        elif event.kind == "collected" and event.data["items"] != self.items and self.items:
+            self._say("workers collected different tests; the run stops (is collection deterministic?)")
+            self.collect_errors.append({"nodeid": "", "longrepr": "Different tests were collected by the "
+                                        "workers: collection must not depend on the process."})
+            self._stop_all()
+
+    def _on_hello(self, worker_id: str) -> None:
+        slot = self.slots.setdefault(worker_id, _Slot(worker_id))
+        slot.ready = True
+        if self.stopping:
+            self.backend.send(worker_id, (P.STOP,))
+        elif self.scheduler is not None:
+            self._feed(slot)
+
+    def _feed(self, slot: _Slot) -> None:
+        if self.stopping or not slot.ready or slot.gone or self.scheduler is None:
+            return
+        alive = sum(1 for s in self.slots.values() if s.ready and not s.gone)
+        batch = self.scheduler.next_batch(slot.worker_id, alive=alive)
+        if batch:
+            slot.outstanding.extend(batch)
+            slot.last_batch = len(batch)
+            slot.flushed = False
+            self.backend.send(slot.worker_id, (P.RUN, batch, bool(self.plan.timeout)))
+            if not self.plan.timeout:
+                self.listener.on_running(slot.worker_id, self.items[slot.outstanding[0]]["nodeid"])
+        elif slot.outstanding and not slot.flushed:
+            slot.flushed = True
+            self.backend.send(slot.worker_id, (P.FLUSH,))
+
+    def _feed_all(self) -> None:
+        for slot in self.slots.values():
+            if not slot.outstanding or self.scheduler.needs_work(len(slot.outstanding), slot.last_batch):
+                self._feed(slot)
+
+    # -- results ------------------------------------------------------------------------------
+    def _on_result(self, slot: _Slot, index: int, payload: dict[str, Any]) -> None:
+        if slot.outstanding and slot.outstanding[0] == index:
+            slot.outstanding.popleft()
+        else:
+            try:
+                slot.outstanding.remove(index)
+            except ValueError:
+                pass
+        slot.running = None
+        self._record(index, slot.worker_id, payload)
+        if slot.outstanding:
+            self.listener.on_running(slot.worker_id, self.items[slot.outstanding[0]]["nodeid"])
+        else:
+            self.listener.on_running(slot.worker_id, None)
+        if not self.stopping and self.scheduler.needs_work(len(slot.outstanding), slot.last_batch):
+            self._feed(slot)
+
+    def _record(self, index: int, worker_id: str, payload: dict[str, Any]) -> Result:
+        item = self.items[index]
+        attempt = self.attempts.get(index, 0) + 1
+        self.attempts[index] = attempt
+        outcome = Outcome(payload["outcome"])
+        case, variant = self.cases[index], self.variants[index]
+        start, stop = payload.get("start"), payload.get("stop")
+        result = Result(
+            run_id=self.run_info.run_id, variant_id=variant.variant_id, case_id=case.case_id,
+            nodeid=item["nodeid"], attempt=attempt, worker=worker_id, outcome=outcome,
+            duration=payload.get("duration", 0.0),
+            started_at=datetime.fromtimestamp(start, UTC) if start else None,
+            finished_at=datetime.fromtimestamp(stop, UTC) if stop else datetime.now(UTC),
+            when=payload.get("when"), message=payload.get("message", ""),
+            longrepr=payload.get("longrepr", ""), stdout=payload.get("stdout", ""),
+            stderr=payload.get("stderr", ""), log=payload.get("log", ""),
+            categories=payload.get("categories") or [outcome.value],
+            fingerprint=payload.get("fingerprint"), file=item["file"], line=item["line"],
+            keywords=item.get("keywords", []), phases=payload.get("phases", {}),
+        )
+        if outcome in FAILURE_OUTCOMES:
+            self.failed_once.add(index)
+            if self._should_retry(index, outcome) and not self.stopping:
+                result.final = False
+                self.scheduler.rerun(index, worker_id)
+                self._feed_all()
+        elif index in self.failed_once and outcome in (Outcome.passed, Outcome.xfailed, Outcome.skipped):
+            result.flaky = True
+        self.results.append(result)
+        self.buffer.append(result)
+        if result.final:
+            self.final[index] = result
+            if outcome in FAILURE_OUTCOMES:
+                self.failures += 1
+                if self.plan.maxfail and self.failures >= self.plan.maxfail and not self.stopping:
+                    self._say(f"stopping after {self.failures} failure{'s' if self.failures != 1 else ''}")
+                    self._stop_all()
+        self.listener.on_result(result, len(self.final), self.total)
+        return result
+
+    def _should_retry(self, index: int, outcome: Outcome) -> bool:
+        if outcome is Outcome.crashed:
+            if self.crashes.get(index, 0) >= 2:
+                return False
+            return True
+        return self.attempts[index] <= self.plan.reruns
+
+    # -- faults -------------------------------------------------------------------------------
+    def _on_lost(self, slot: _Slot, code: int | None) -> None:
+        slot.gone = True
+        self.listener.on_running(slot.worker_id, None)
+        if not slot.outstanding:
+            if not (slot.said_bye or self.stopping):
+                self._say(f"worker {slot.worker_id} {_describe_exit(code)} while idle")
+                self._replace(slot, counts=True)
+            return
+        if self.stopping and slot.killed_for is None:
+            # Stopped (-x, Ctrl-C): whatever it still held was never run.
+            self.not_run.extend(slot.outstanding)
+            slot.outstanding.clear()
+            return
+        index = slot.outstanding.popleft()
+        nodeid = self.items[index]["nodeid"]
+        dump = self.crash_text(slot.worker_id)
+        if slot.killed_for == index:
+            outcome, headline = Outcome.timeout, f"Timeout: {nodeid} ran longer than {self.plan.timeout:g}s"
+            detail = f"{headline}; worker {slot.worker_id} was killed and replaced."
+        else:
+            self.crashes[index] = self.crashes.get(index, 0) + 1
+            outcome = Outcome.crashed
+            headline = f"worker {slot.worker_id} crashed: {_describe_exit(code)}"
+            detail = f"{headline} while running {nodeid}."
+        if dump:
+            detail += "\n\nTraceback of the worker at the end (faulthandler):\n" + dump
+        self._say(detail.splitlines()[0])
+        now = time.time()
+        started = slot.running[1] if slot.running and slot.running[0] == index else None
+        self._record(index, slot.worker_id, {
+            "outcome": outcome.value, "categories": [outcome.value], "when": "call",
+            "message": headline, "longrepr": detail, "start": now if started is None else None,
+            "stop": now, "duration": 0.0 if started is None else time.monotonic() - started,
+            "phases": {"call": {"outcome": "failed", "duration": 0.0, "longrepr": detail}},
+            "fingerprint": f"{outcome.value}:{code}",
+        })
+        if self.stopping:
+            self.not_run.extend(slot.outstanding)
+        else:
+            self.scheduler.requeue(list(slot.outstanding))
+        slot.outstanding.clear()
+        self._replace(slot, counts=outcome is Outcome.crashed)
+
+    def _replace(self, slot: _Slot, *, counts: bool) -> None:
+        if self.stopping:
+            return
+        if counts:
+            if self.restarts >= self.plan.restart_budget:
+                self._say(f"not replacing {slot.worker_id}: --max-worker-restarts "
+                          f"({self.plan.restart_budget}) reached")
+                return
+            self.restarts += 1
+        self._spawn()
+
+    def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots.values():
+            if slot.gone:
+                continue
+            if slot.kill_deadline is not None and now >= slot.kill_deadline:
+                self.backend.kill(slot.worker_id, signal.SIGKILL)
+                slot.kill_deadline = None
+            elif self.plan.timeout and slot.running and slot.killed_for is None \
+                    and now - slot.running[1] > self.plan.timeout:
+                slot.killed_for = slot.running[0]
+                slot.kill_deadline = now + KILL_GRACE
+                self.backend.kill(slot.worker_id, getattr(signal, "SIGABRT", signal.SIGTERM))
+
+    def _give_up(self) -> None:
+        left = self.scheduler.cancel()
+        self.not_run.extend(left)
+        self._say(f"all workers are gone and --max-worker-restarts ({self.plan.restart_budget}) is spent: "
+                  f"{len(left)} test{'s' if len(left) != 1 else ''} not run")
+        self.gave_up = True
+
+    def _stop_all(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        if self.scheduler is not None:
+            self.not_run.extend(self.scheduler.cancel())
+        for slot in self.slots.values():
+            if not slot.gone:
+                self.backend.send(slot.worker_id, (P.STOP,))
+
+    def _drain(self, grace: float) -> None:
+        """Wait for every worker to leave; kill the ones that do not within ``grace`` seconds."""
+        deadline = time.monotonic() + grace
+        while any(not s.gone for s in self.slots.values()):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                for slot in self.slots.values():
+                    if not slot.gone:
+                        self.backend.kill(slot.worker_id, signal.SIGKILL)
+                        slot.gone = True
+                        self.not_run.extend(slot.outstanding)
+                break
+            for event in self.backend.poll(min(remaining, 0.5)):
+                self._handle(event)
+            self._check_timeouts()
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    def _flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.buffer and (force or len(self.buffer) >= STORE_FLUSH_ROWS
+                            or now - self.last_flush >= STORE_FLUSH_SECONDS):
+            self.recorder.append_results(self.buffer)
+            self.buffer = []
+            self.last_flush = now
+
+    def _say(self, text: str) -> None:
+        self.messages.append(text)
+        self.listener.on_message(text)
+
+    def _outcome(self, *, interrupted: bool = False, collector_exit: int | None = None,
+                 output: str = "") -> RunOutcome:
+        ran = set(self.final)
+        not_run = [self.items[i]["nodeid"] for i in dict.fromkeys(self.not_run) if i not in ran]
+        self.run_info.flaky = sum(1 for r in self.final.values() if r.flaky)
+        return RunOutcome(run=self.run_info, results=self.results, collect_errors=self.collect_errors,
+                          not_run=not_run, messages=self.messages,
+                          interrupted=interrupted or self.gave_up,
+                          collector_exit=collector_exit, collector_output=output)
+
+
+__all__ = ["Orchestrator", "RunOutcome", "RunPlan", "Recorder", "Listener", "WorkerError", "RunStatus"]

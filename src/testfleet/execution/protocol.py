@@ -1,0 +1,39 @@
+"""The message protocol between the coordinator and the worker processes.
+
+Every message is a tuple whose first element is one of the tags below, sent with
+``multiprocessing.connection`` (pickled, length-prefixed) over a Unix socket (a named pipe on
+Windows). The protocol is deliberately tiny, in the spirit of pytest-xdist's:
+
+collector -> coordinator
+    (COLLECTED, payload)            the suite as collected: items, deselected count, errors
+    (EXITED, worker_id, pid, code)  (fork zygote only) a forked worker ended; code < 0 is -signal
+coordinator -> collector (fork zygote only)
+    (FORK, worker_id)               fork one more worker from the collected session
+    (STOP,)                         no more workers needed: finish the session and exit
+worker -> coordinator
+    (HELLO, worker_id, pid)         connected and ready for work
+    (STARTED, index, wall_time)     began running item ``index`` (only when a timeout is set)
+    (RESULT, index, payload)        item ``index`` ran; payload is a dict (see pytest_worker)
+    (BYE, worker_id)                leaving after SHUTDOWN/STOP; its session is finishing
+coordinator -> worker
+    (RUN, [index, ...])             queue these items (indices into the collected list)
+    (FLUSH,)                        no more work for now: run the last queued item too
+    (STOP,)                         drop the queue, tear fixtures down and exit (``-x``)
+    (SHUTDOWN,)                     run what is queued, then exit
+"""
+
+COLLECTED = "collected"
+EXITED = "exited"
+FORK = "fork"
+STOP = "stop"
+HELLO = "hello"
+STARTED = "started"
+RESULT = "result"
+BYE = "bye"
+RUN = "run"
+FLUSH = "flush"
+SHUTDOWN = "shutdown"
+
+ENV_ADDRESS = "TESTFLEET_COORDINATOR"
+ENV_AUTHKEY = "TESTFLEET_AUTHKEY"
+ENV_WORKER_ID = "TESTFLEET_WORKER"

@@ -1,0 +1,345 @@
+"""The worker side of a run: a pytest plugin that collects the suite once and runs items on request.
+
+Approach. The process is started with ``pytest.main(args, plugins=[WorkerPlugin(...)])``, so every
+conftest, plugin, ini option and fixture behaves exactly as under plain pytest. Our
+``pytest_runtestloop`` replaces pytest's loop:
+
+* In **fork** mode the first process is a *zygote*: it collects, sends the collected items to the
+  coordinator and then, on request, ``os.fork()``s workers that inherit the collected session.
+  Adding workers (or replacing a crashed one) therefore costs a fork, never another collection.
+  The zygote itself runs no test, so session fixtures are set up once per *worker*.
+* In **spawn** mode (no ``os.fork``, or asked for) every worker collects for itself and the
+  coordinator checks the collections agree.
+
+A worker keeps one pytest session and runs items as the coordinator sends them. Like
+pytest-xdist, it holds back the last queued item until it knows the next one (or is told that no
+more is coming), so ``nextitem`` is right and module/class fixtures are not torn down between
+batches.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import signal
+import sys
+import time
+from collections import deque
+from multiprocessing.connection import Client, Connection, wait
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testfleet.execution import protocol as P
+
+OUTCOME_PRIORITY = ("failed", "error", "xpassed", "xfailed", "skipped", "passed")
+
+
+def _connect(address: str, authkey: bytes) -> Connection:
+    return Client(address, authkey=authkey)
+
+
+class WorkerPlugin:
+    """Registered in the collector/worker pytest session; see the module docstring."""
+
+    def __init__(self, *, mode: str, address: str, authkey: bytes, worker_id: str | None,
+                 rundir: str, worker_count: int) -> None:
+        self.mode = mode  # "zygote" or "worker"
+        self.address = address
+        self.authkey = authkey
+        self.worker_id = worker_id
+        self.rundir = Path(rundir)
+        self.worker_count = worker_count
+        self.collect_errors: list[dict[str, Any]] = []
+        self.deselected = 0
+        self.reports: list[pytest.TestReport] = []
+        self.is_forked_child = False
+        self.exit_code_override: int | None = None
+
+    # -- collection ---------------------------------------------------------------------------
+    @pytest.hookimpl
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collect_errors.append({"nodeid": report.nodeid or report.fspath,
+                                        "longrepr": str(report.longrepr)})
+
+    @pytest.hookimpl
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected += len(items)
+
+    def _collection_payload(self, session: pytest.Session) -> dict[str, Any]:
+        items = []
+        for item in session.items:
+            path, line, name = item.location
+            items.append({
+                "nodeid": item.nodeid,
+                "file": path,
+                "line": None if line is None else line + 1,
+                "name": name,
+                "markers": sorted({m.name for m in item.iter_markers()}),
+                "keywords": sorted(str(k) for k in item.keywords),
+            })
+        return {"items": items, "deselected": self.deselected, "errors": self.collect_errors,
+                "rootdir": str(session.config.rootpath), "pid": os.getpid()}
+
+    # -- the loop -----------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        if session.config.option.collectonly:
+            return False  # let pytest print the collection as usual
+        if self.mode == "zygote":
+            self._zygote(session)
+        else:
+            conn = _connect(self.address, self.authkey)
+            conn.send((P.COLLECTED, self._collection_payload(session)))
+            conn.close()
+            self._serve(session)
+        return True
+
+    def _zygote(self, session: pytest.Session) -> None:
+        conn = _connect(self.address, self.authkey)
+        conn.send((P.COLLECTED, self._collection_payload(session)))
+        tmp_factory = getattr(session.config, "_tmp_path_factory", None)
+        basetemp = None
+        if tmp_factory is not None:
+            try:
+                basetemp = tmp_factory.getbasetemp()
+            except OSError:
+                basetemp = None
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        old_wakeup = signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        children: dict[int, str] = {}
+        try:
+            while True:
+                ready = wait([conn, wake_r])
+                if wake_r in ready:
+                    os.read(wake_r, 4096)
+                    self._reap(conn, children)
+                if conn not in ready:
+                    continue
+                try:
+                    msg = conn.recv()
+                except (EOFError, OSError):
+                    break  # the coordinator went away: stop making workers
+                if msg[0] == P.FORK:
+                    worker_id = msg[1]
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    pid = os.fork()
+                    if pid == 0:
+                        signal.set_wakeup_fd(-1)
+                        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                        for fd in (wake_r, wake_w):
+                            os.close(fd)
+                        conn.close()
+                        self.is_forked_child = True
+                        self._become_forked_worker(session, worker_id, basetemp)
+                        return
+                    children[pid] = worker_id
+                elif msg[0] == P.STOP:
+                    break
+            # Wait for the workers we made so their exit statuses are reported, then leave at
+            # once: the zygote ran no test, so its session has nothing to finish, and plugins'
+            # session-end work here (Hypothesis imports itself, ~0.5 s) would only add latency
+            # or overwrite what workers wrote.
+            deadline = time.monotonic() + 30
+            while children and time.monotonic() < deadline:
+                self._reap(conn, children, block=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        finally:
+            if not self.is_forked_child:
+                signal.set_wakeup_fd(old_wakeup)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                for fd in (wake_r, wake_w):
+                    os.close(fd)
+                conn.close()
+
+    @staticmethod
+    def _reap(conn: Connection, children: dict[int, str], block: bool = False) -> None:
+        while children:
+            try:
+                pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                children.clear()
+                return
+            if pid == 0:
+                return
+            worker_id = children.pop(pid, None)
+            if worker_id is not None:
+                try:
+                    conn.send((P.EXITED, worker_id, pid, os.waitstatus_to_exitcode(status)))
+                except OSError:
+                    pass
+            if block:
+                return
+
+    def _become_forked_worker(self, session: pytest.Session, worker_id: str, basetemp: Path | None) -> None:
+        config = session.config
+        # The zygote's fd-level capture files are shared after fork: give this worker its own.
+        capman = config.pluginmanager.getplugin("capturemanager")
+        if capman is not None and capman.is_globally_capturing():
+            capman.stop_global_capturing()
+            capman.start_global_capturing()
+            capman.suspend_global_capture()
+        tmp_factory = getattr(config, "_tmp_path_factory", None)
+        if tmp_factory is not None and basetemp is not None:
+            tmp_factory._given_basetemp = basetemp / worker_id
+            tmp_factory._basetemp = None
+        # Workers must not race on pytest's own cache; testfleet keeps history in its store.
+        for name in ("lfplugin", "nfplugin", "stepwiseplugin"):
+            plugin = config.pluginmanager.get_plugin(name)
+            if plugin is not None:
+                config.pluginmanager.unregister(plugin)
+        self.worker_id = worker_id
+        self._serve(session)
+
+    def _serve(self, session: pytest.Session) -> None:
+        worker_id = self.worker_id or "gw0"
+        os.environ[P.ENV_WORKER_ID] = worker_id
+        os.environ["PYTEST_XDIST_WORKER"] = worker_id
+        os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(self.worker_count)
+        crash_file = open(self.rundir / f"{worker_id}.crash", "w")  # noqa: SIM115 - lives as long as the worker
+        faulthandler.enable(file=crash_file, all_threads=True)
+        conn = _connect(self.address, self.authkey)
+        conn.send((P.HELLO, worker_id, os.getpid()))
+        items = session.items
+        config = session.config
+        queue: deque[int] = deque()
+        flush = stop = shutdown = False
+        report_start = False
+        ran_with_next = False
+
+        def handle(msg: tuple) -> None:
+            nonlocal flush, stop, shutdown, report_start
+            tag = msg[0]
+            if tag == P.RUN:
+                queue.extend(msg[1])
+                flush = False
+                if len(msg) > 2:
+                    report_start = bool(msg[2])
+            elif tag == P.FLUSH:
+                flush = True
+            elif tag == P.SHUTDOWN:
+                flush = shutdown = True
+            elif tag == P.STOP:
+                stop = True
+
+        try:
+            while True:
+                runnable = len(queue) >= 2 or (queue and flush)
+                if not runnable and not stop:
+                    if shutdown and not queue:
+                        break
+                    try:
+                        handle(conn.recv())
+                    except EOFError:
+                        break
+                    continue
+                while conn.poll():
+                    handle(conn.recv())
+                if stop:
+                    break
+                if not (len(queue) >= 2 or (queue and flush)):
+                    continue
+                index = queue.popleft()
+                item = items[index]
+                nextitem = items[queue[0]] if queue else None
+                if report_start:
+                    conn.send((P.STARTED, index, time.time()))
+                self.reports = []
+                config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+                ran_with_next = nextitem is not None
+                conn.send((P.RESULT, index, result_payload(config, self.reports)))
+                if session.shouldfail or session.shouldstop:
+                    break
+        finally:
+            if ran_with_next:
+                # Stopped early: fixtures kept alive for the next item must still be torn down.
+                try:
+                    session._setupstate.teardown_exact(None)
+                except Exception:  # noqa: BLE001 - a teardown error must not hide the run's end
+                    pass
+            try:
+                conn.send((P.BYE, worker_id))
+                conn.close()
+            except OSError:
+                pass
+
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.reports.append(report)
+
+
+def _crash_message(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        return str(crash.message)
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    text = str(longrepr or "")
+    return text.strip().splitlines()[-1] if text.strip() else ""
+
+
+def _fingerprint(report: pytest.TestReport) -> str | None:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is None:
+        return None
+    exc_type = str(crash.message).split(":", 1)[0].strip()
+    return f"{Path(str(crash.path)).name}:{crash.lineno}:{exc_type}"
+
+
+def result_payload(config: pytest.Config, reports: list[pytest.TestReport]) -> dict[str, Any]:
+    """Everything the coordinator needs about one item's run, as plain data (cheap to pickle)."""
+    categories: list[str] = []
+    phases: dict[str, dict[str, Any]] = {}
+    longreprs: list[str] = []
+    message = ""
+    when = None
+    fingerprint = None
+    for rep in reports:
+        category, _letter, _word = config.hook.pytest_report_teststatus(report=rep, config=config)
+        if category:
+            categories.append(category)
+        phase: dict[str, Any] = {"outcome": rep.outcome, "duration": rep.duration}
+        if rep.failed or (rep.skipped and rep.longrepr is not None):
+            text = rep.longreprtext
+            phase["longrepr"] = text
+            if rep.failed:
+                longreprs.append(text if rep.when == "call" else f"[{rep.when}] {text}")
+                if when is None:
+                    when, message, fingerprint = rep.when, _crash_message(rep), _fingerprint(rep)
+        if hasattr(rep, "wasxfail"):
+            phase["wasxfail"] = rep.wasxfail
+        phases[rep.when] = phase
+    outcome = next((o for o in OUTCOME_PRIORITY if o in categories), None)
+    if outcome is None:  # a plugin's own category: fall back on the report outcomes
+        outcome = "failed" if any(r.failed for r in reports) else "passed"
+    if not message:
+        for rep in reports:
+            if rep.skipped:
+                message = getattr(rep, "wasxfail", "") or _crash_message(rep)
+                when = rep.when
+                break
+    last = reports[-1] if reports else None
+    return {
+        "outcome": outcome,
+        "categories": categories,
+        "duration": sum(r.duration for r in reports),
+        "start": reports[0].start if reports else time.time(),
+        "stop": last.stop if last else time.time(),
+        "when": when,
+        "message": message,
+        "longrepr": "\n\n".join(longreprs),
+        "stdout": last.capstdout if last else "",
+        "stderr": last.capstderr if last else "",
+        "log": last.caplog if last else "",
+        "fingerprint": fingerprint,
+        "phases": phases,
+    }

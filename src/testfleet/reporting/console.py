@@ -1,0 +1,172 @@
+"""What a run prints: live progress while it runs, then pytest's failure sections and summary.
+
+On a terminal (and unless ``-q``) a rich live panel shows done/total, outcome counts, ETA and what
+each worker is running. Elsewhere (CI logs) it prints pytest-style progress letters with a
+percentage at the end of each line, as pytest-xdist does. ``-v`` prints one line per result.
+After the run it prints FAILURES/ERRORS sections with each test's traceback and captured output,
+pytest's "short test summary info" and the final summary line.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.progress_bar import ProgressBar
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from testfleet.model import FAILURE_OUTCOMES, Outcome, Result
+
+LETTERS = {"passed": ".", "failed": "F", "error": "E", "skipped": "s", "xfailed": "x", "xpassed": "X",
+           "timeout": "T", "crashed": "C"}
+STYLES = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow", "xfailed": "yellow",
+          "xpassed": "yellow", "timeout": "red", "crashed": "red", "flaky": "yellow", "rerun": "yellow"}
+SUMMARY_PREFIX = {"failed": "FAILED", "error": "ERROR", "timeout": "TIMEOUT", "crashed": "CRASHED"}
+
+
+class ConsoleReporter:
+    """The run's :class:`~testfleet.execution.orchestrator.Listener` for humans."""
+
+    def __init__(self, verbosity: int = 0, console: Console | None = None, live: bool | None = None) -> None:
+        self.console = console or Console(highlight=False, soft_wrap=False)
+        self.verbosity = verbosity
+        self.use_live = self.console.is_terminal and verbosity >= 0 if live is None else live
+        self.counts: Counter[str] = Counter()
+        self.running: dict[str, str | None] = {}
+        self.total = 0
+        self.done = 0
+        self.started = time.monotonic()
+        self.column = 0
+        self.live: Live | None = None
+        self.lock = threading.Lock()
+
+    # -- listener -----------------------------------------------------------------------------
+    def on_collected(self, total: int, deselected: int, workers: int) -> None:
+        self.total = total
+        self.started = time.monotonic()
+        text = f"collected {total + deselected} item{'s' if total + deselected != 1 else ''}"
+        if deselected:
+            text += f" / {deselected} deselected / {total} selected"
+        if self.verbosity >= 0:
+            self.console.print(f"{text}; {workers} worker{'s' if workers != 1 else ''}")
+        if self.use_live and total:
+            self.live = Live(get_renderable=self._panel, console=self.console, refresh_per_second=8,
+                             transient=True)
+            self.live.start()
+
+    def on_running(self, worker_id: str, nodeid: str | None) -> None:
+        self.running[worker_id] = nodeid
+
+    def on_result(self, result: Result, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        if not result.final:
+            self.counts["rerun"] += 1
+            word = "RERUN"
+        else:
+            for category in result.categories or [result.outcome.value]:
+                self.counts[category] += 1
+            word = result.outcome.value.upper()
+        if self.verbosity > 0:
+            style = STYLES.get(result.outcome.value, "")
+            pct = f"[{100 * done // max(total, 1):3d}%]"
+            self.console.print(f"[dim]\\[{result.worker}] {pct}[/dim] [{style}]{word}[/{style}] "
+                               f"{escape(result.nodeid)}" + (" [yellow](flaky)[/yellow]" if result.flaky else ""))
+        elif self.live is None and self.verbosity == 0:
+            self._letter(LETTERS.get(result.outcome.value, "?") if result.final else "R", done, total)
+
+    def on_message(self, text: str) -> None:
+        self.console.print(f"[yellow]{escape(text)}[/yellow]")
+
+    def _letter(self, letter: str, done: int, total: int) -> None:
+        with self.lock:
+            sys.stdout.write(letter)
+            self.column += 1
+            if self.column >= 70 or done == total:
+                sys.stdout.write(" " * (70 - self.column) + f" [{100 * done // max(total, 1):3d}%]\n")
+                self.column = 0
+            sys.stdout.flush()
+
+    def _panel(self) -> Group:
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
+        head = Table.grid(padding=(0, 2))
+        head.add_row(ProgressBar(total=max(self.total, 1), completed=self.done, width=40),
+                     f"{self.done}/{self.total}", f"{elapsed:.1f}s", f"ETA {eta:.0f}s" if self.done else "ETA -")
+        counts = Text("  ".join(f"{n} {k}" for k, n in sorted(self.counts.items())) or "waiting for results")
+        workers = Table.grid(padding=(0, 1))
+        for worker_id, nodeid in sorted(self.running.items()):
+            workers.add_row(Text(worker_id, style="cyan"), Text(nodeid or "idle", style="dim" if not nodeid else ""))
+        return Group(head, counts, workers)
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        if self.column:
+            sys.stdout.write("\n")
+            self.column = 0
+
+    # -- the end ------------------------------------------------------------------------------
+    def finish(self, results: Iterable[Result], collect_errors: list[dict], summary: str,
+               failed: bool, messages_not_run: list[str]) -> None:
+        self.stop()
+        final = [r for r in results if r.final]
+        rule = lambda title, style="": Rule(title, characters="=", style=style)  # noqa: E731
+        if collect_errors:
+            self.console.print(rule("ERRORS"))
+            for error in collect_errors:
+                self.console.print(Rule(f"ERROR collecting {error['nodeid']}", characters="_", style="red"))
+                self.console.print(Text(error["longrepr"]))
+        errors = [r for r in final if r.outcome is Outcome.error or "error" in r.categories]
+        failures = [r for r in final if r.outcome in FAILURE_OUTCOMES and r.outcome is not Outcome.error]
+        if self.verbosity >= 0:
+            for title, group in (("ERRORS", errors), ("FAILURES", failures)):
+                if not group:
+                    continue
+                self.console.print(rule(title))
+                for result in group:
+                    self._section(result)
+        if messages_not_run and self.verbosity >= 0:
+            self.console.print(f"[yellow]{len(messages_not_run)} test(s) not run (stopped early)[/yellow]")
+        lines = self._short_summary(final, collect_errors)
+        if lines:
+            self.console.print(rule("short test summary info"))
+            for line in lines:
+                self.console.print(line, soft_wrap=True)
+        style = "red" if failed else ("yellow" if not final else "green")
+        if self.verbosity < 0:
+            self.console.print(Text(summary, style=style))
+        else:
+            self.console.print(rule(summary, style))
+
+    def _section(self, result: Result) -> None:
+        name = result.nodeid.split("::", 1)[-1].replace("::", ".")
+        if result.outcome is Outcome.error or (result.when in ("setup", "teardown")):
+            name = f"ERROR at {result.when or 'setup'} of {name}"
+        self.console.print(Rule(name, characters="_", style="red"))
+        self.console.print(Text(result.longrepr or result.message))
+        for title, text in (("stdout", result.stdout), ("stderr", result.stderr), ("log", result.log)):
+            if text:
+                self.console.print(Rule(f"Captured {title}", characters="-"))
+                self.console.print(Text(text.rstrip("\n")))
+
+    @staticmethod
+    def _short_summary(final: list[Result], collect_errors: list[dict]) -> list[str]:
+        lines = [f"[red]ERROR[/red] {escape(e['nodeid'])}" for e in collect_errors]
+        for result in final:
+            prefix = SUMMARY_PREFIX.get(result.outcome.value)
+            if prefix:
+                message = result.message.strip().splitlines()[0] if result.message.strip() else ""
+                lines.append(f"[red]{prefix}[/red] {escape(result.nodeid)}"
+                             + (f" - {escape(message)}" if message else ""))
+            if result.flaky:
+                lines.append(f"[yellow]FLAKY[/yellow] {escape(result.nodeid)} - passed on attempt {result.attempt}")
+        return lines

@@ -1,0 +1,136 @@
+"""One Settings object from ``[tool.testfleet]`` (``pyproject.toml``) or ``testfleet.toml``, plus flags.
+
+Discovery works as pytest's rootdir does: from the common ancestor of the paths given (or the
+current directory) upwards, the first ``testfleet.toml`` (its top level is the table) or
+``pyproject.toml`` that has a ``[tool.testfleet]`` table wins. Paths in a settings file are relative
+to that file's directory; paths given as flags are relative to the current directory. A flag
+overrides a setting. Every problem is a :class:`SettingsError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from testfleet.errors import SettingsError
+
+DEFAULT_STORE = ".testfleet/testfleet.duckdb"
+PATH_KEYS = ("store", "junitxml", "json", "md")
+
+
+class Settings(BaseModel):
+    """Everything a run needs to know; each field is a ``[tool.testfleet]`` key and a flag."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    workers: int | Literal["auto"] = Field("auto", description="worker processes, or 'auto' (one per CPU)")
+    store: str = Field(DEFAULT_STORE, description="the DuckDB file results go to")
+    dist: Literal["load", "loadscope", "loadfile"] = "load"
+    timeout: float | None = Field(None, gt=0, description="seconds before a test is killed")
+    reruns: int = Field(0, ge=0, description="reruns of a failed test")
+    max_worker_restarts: int | None = Field(None, ge=0, description="default: 4 per worker")
+    maxfail: int = Field(0, ge=0, description="stop after this many failures (0: never)")
+    junitxml: str | None = None
+    json_report: str | None = Field(None, alias="json")
+    md: str | None = None
+    start_method: Literal["auto", "fork", "spawn"] = "auto"
+    failed_first: bool = True
+    seed: int | None = None
+    pytest_args: list[str] = Field(default_factory=list, description="extra arguments for pytest")
+
+    @field_validator("workers")
+    @classmethod
+    def _positive_workers(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be at least 1, or 'auto'")
+        return value
+
+    def worker_count(self) -> int:
+        if self.workers == "auto":
+            try:
+                return max(1, len(os.sched_getaffinity(0)))
+            except AttributeError:
+                return max(1, os.cpu_count() or 1)
+        return int(self.workers)
+
+    def restart_budget(self) -> int:
+        if self.max_worker_restarts is not None:
+            return self.max_worker_restarts
+        return 4 * self.worker_count()
+
+
+def find_settings_file(start: Path) -> tuple[Path | None, dict[str, Any]]:
+    """The settings file that governs ``start`` and its raw table ({} when there is none)."""
+    start = start.resolve()
+    for folder in [start, *start.parents] if start.is_dir() else [*start.parents]:
+        candidate = folder / "testfleet.toml"
+        if candidate.is_file():
+            return candidate, _read_toml(candidate)
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            table = _read_toml(candidate).get("tool", {}).get("testfleet")
+            if table is not None:
+                if not isinstance(table, dict):
+                    raise SettingsError("[tool.testfleet] must be a table", source=str(candidate),
+                                        place="tool.testfleet", expected="a TOML table")
+                return candidate, table
+    return None, {}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"not valid TOML: {exc}", source=str(path)) from None
+    except OSError as exc:
+        raise SettingsError(f"cannot read: {exc.strerror}", source=str(path)) from None
+
+
+def _place(path: Path | None, loc: tuple[Any, ...]) -> str:
+    key = ".".join(str(part) for part in loc if not str(part).startswith(("int", "literal")))
+    if path is not None and path.name == "pyproject.toml":
+        return f"tool.testfleet.{key}" if key else "tool.testfleet"
+    return key
+
+
+def load_settings(paths: list[str] | None = None, overrides: dict[str, Any] | None = None,
+                  cwd: Path | None = None) -> tuple[Settings, Path | None]:
+    """Settings for a run over ``paths``: the file's table, then ``overrides`` (flags) on top."""
+    cwd = cwd or Path.cwd()
+    anchor = _common_ancestor([cwd / p.split("::", 1)[0] for p in paths or []]) or cwd
+    source, table = find_settings_file(anchor)
+    base = source.parent if source else cwd
+    values = dict(table)
+    for key in PATH_KEYS:
+        if isinstance(values.get(key), str):
+            values[key] = str(base / values[key])
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise SettingsError(first["msg"], source=str(source), place=_place(source, first["loc"]),
+                            expected=None) from None
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        try:
+            setattr(settings, key, value)
+        except ValidationError as exc:
+            flag = "--" + ("json" if key == "json_report" else key.replace("_", "-"))
+            raise SettingsError(f"invalid value {value!r}: {exc.errors()[0]['msg']}", place=flag) from None
+    if settings.store == DEFAULT_STORE:
+        settings.store = str(cwd / DEFAULT_STORE)
+    return settings, source
+
+
+def _common_ancestor(paths: list[Path]) -> Path | None:
+    existing = [p.resolve() for p in paths if p.exists()]
+    if not existing:
+        return None
+    common = Path(os.path.commonpath([str(p) for p in existing]))
+    return common if common.is_dir() else common.parent
