@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import click
 import typer
 
 from testfleet.errors import TestfleetError
@@ -75,7 +74,7 @@ def _workers(value: str | None) -> int | str | None:
     try:
         return int(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a number or 'auto'", param_hint="'--workers'") from None
+        raise typer.BadParameter(f"{value!r} is not a number or 'auto'", param_hint="'--workers'") from None
 
 
 @app.command("runs")
@@ -111,15 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     usage_exit = RUN_USAGE_EXIT if command == "run" else OTHER_USAGE_EXIT
     try:
         result = app(args=args, prog_name="testfleet", standalone_mode=False, obj={"pytest_args": pytest_args})
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.UsageError as exc:
+    except typer.TyperException as exc:  # bad flags and arguments (typer's click errors)
         exc.show()
         return usage_exit
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return usage_exit
-    except click.exceptions.Abort:
+    except typer.Abort:
         return 2
     except TestfleetError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

@@ -291,10 +291,19 @@ class Orchestrator:
             self._feed(slot)
 
     def _feed(self, slot: _Slot) -> None:
+        """Top a worker up. A worker holds its last queued item until it knows the next one, so it
+        is always left with two or more items, or told (FLUSH) that no more are coming."""
         if self.stopping or not slot.ready or slot.gone or self.scheduler is None:
             return
         alive = sum(1 for s in self.slots.values() if s.ready and not s.gone)
-        batch = self.scheduler.next_batch(slot.worker_id, alive=alive)
+        batch: list[int] = []
+        while len(slot.outstanding) + len(batch) < 2:
+            more = self.scheduler.next_batch(slot.worker_id, alive=alive)
+            if not more:
+                break
+            batch.extend(more)
+        if not batch and not slot.outstanding:
+            return
         if batch:
             slot.outstanding.extend(batch)
             slot.last_batch = len(batch)
@@ -302,7 +311,7 @@ class Orchestrator:
             self.backend.send(slot.worker_id, (P.RUN, batch, bool(self.plan.timeout)))
             if not self.plan.timeout:
                 self.listener.on_running(slot.worker_id, self.items[slot.outstanding[0]]["nodeid"])
-        elif slot.outstanding and not slot.flushed:
+        if self.scheduler.empty and len(slot.outstanding) >= 1 and not slot.flushed:
             slot.flushed = True
             self.backend.send(slot.worker_id, (P.FLUSH,))
 

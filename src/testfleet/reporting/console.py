@@ -83,6 +83,11 @@ class ConsoleReporter:
             self._letter(LETTERS.get(result.outcome.value, "?") if result.final else "R", done, total)
 
     def on_message(self, text: str) -> None:
+        with self.lock:
+            if self.column:
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+                self.column = 0
         self.console.print(f"[yellow]{escape(text)}[/yellow]")
 
     def _letter(self, letter: str, done: int, total: int) -> None:

@@ -279,9 +279,11 @@ class LocalBackend(Backend):
     def crash_text(self, worker_id: str) -> str:
         """What faulthandler wrote when this worker died (a traceback of every thread), if anything."""
         try:
-            return (self.rundir / f"{worker_id}.crash").read_text(errors="replace").strip()
+            text = (self.rundir / f"{worker_id}.crash").read_text(errors="replace").strip()
         except OSError:
             return ""
+        return trim_fault_dump(text)
+
 
     def close(self) -> None:
         if self._closed:
@@ -324,3 +326,25 @@ class LocalBackend(Backend):
                 pass
         self._log.close()
         shutil.rmtree(self.rundir, ignore_errors=True)
+
+
+_HARNESS_FRAMES = ("/_pytest/", "/pluggy/", "/testfleet/execution/", "<frozen runpy>")
+
+
+def trim_fault_dump(text: str) -> str:
+    """faulthandler's dump without the frames of pytest, pluggy and testfleet's own harness."""
+    lines = text.splitlines()
+    kept: list[str] = []
+    skip_continuation = False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("File "):
+            skip_continuation = any(marker in stripped for marker in _HARNESS_FRAMES)
+            if not skip_continuation:
+                kept.append(line)
+        elif skip_continuation and not stripped.startswith(("Current thread", "Thread", "Fatal")) and stripped:
+            continue  # the wrapped tail of a skipped frame line
+        else:
+            skip_continuation = False
+            kept.append(line)
+    return "\n".join(kept)
