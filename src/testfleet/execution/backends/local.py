@@ -188,13 +188,17 @@ class LocalBackend(Backend):
                 self._read(conn, events)
         return events
 
+    def _tracked(self, conn: Connection) -> bool:
+        return conn in self._conn_owner or conn in self._pending or conn is self._collector_conn
+
     def _read(self, conn: Connection, events: list[Event]) -> None:
+        # A connection in this wait() batch may have been handled already (read to its end
+        # while waiting for an exit status): skip it rather than read it twice.
+        if conn.closed or not self._tracked(conn):
+            return
         try:
-            while True:
-                msg = conn.recv()
-                self._dispatch(conn, msg, events)
-                if conn.closed or not conn.poll():
-                    return
+            while not conn.closed and conn.poll(0):
+                self._dispatch(conn, conn.recv(), events)
         except (EOFError, OSError):
             self._lost(conn, events)
 
@@ -239,7 +243,10 @@ class LocalBackend(Backend):
             self._collector_conn = None
             conn.close()
             return
-        worker_id = self._conn_owner.pop(conn)
+        worker_id = self._conn_owner.pop(conn, None)
+        if worker_id is None:
+            conn.close()
+            return
         self._conns.pop(worker_id, None)
         conn.close()
         info = self.info.get(worker_id)
@@ -263,6 +270,7 @@ class LocalBackend(Backend):
             try:
                 msg = self._collector_conn.recv()
             except (EOFError, OSError):
+                self._collector_conn.close()
                 self._collector_conn = None
                 break
             if msg[0] == P.EXITED:
