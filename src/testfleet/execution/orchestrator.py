@@ -274,6 +274,10 @@ class Orchestrator:
                 slot.running = (msg[1], time.monotonic())
             elif msg[0] == P.BYE:
                 slot.said_bye = True
+                if len(msg) > 2 and msg[2] and not self.stopping:
+                    # The worker's own pytest session asked to stop (e.g. `-- -x`): stop the run.
+                    self._say(f"{slot.worker_id}: {msg[2]}")
+                    self._stop_all()
         elif event.kind == "lost" and slot is not None:
             self._on_lost(slot, event.data)
         elif event.kind == "collected" and event.data["items"] != self.items and self.items:

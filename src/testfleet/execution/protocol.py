@@ -14,7 +14,8 @@ worker -> coordinator
     (HELLO, worker_id, pid)         connected and ready for work
     (STARTED, index, wall_time)     began running item ``index`` (only when a timeout is set)
     (RESULT, index, payload)        item ``index`` ran; payload is a dict (see pytest_worker)
-    (BYE, worker_id)                leaving after SHUTDOWN/STOP; its session is finishing
+    (BYE, worker_id, reason)        leaving after SHUTDOWN/STOP, or because its own pytest session
+                                    asked to stop (reason: pytest's shouldfail/shouldstop text)
 coordinator -> worker
     (RUN, [index, ...])             queue these items (indices into the collected list)
     (FLUSH,)                        no more work for now: run the last queued item too

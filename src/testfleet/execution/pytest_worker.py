@@ -264,8 +264,9 @@ class WorkerPlugin:
                     session._setupstate.teardown_exact(None)
                 except Exception:  # noqa: BLE001 - a teardown error must not hide the run's end
                     pass
+            reason = session.shouldfail or session.shouldstop
             try:
-                conn.send((P.BYE, worker_id))
+                conn.send((P.BYE, worker_id, str(reason) if reason else None))
                 conn.close()
             except OSError:
                 pass
