@@ -91,7 +91,7 @@ def execute(request: RunRequest) -> int:
     backend.start()  # collection runs while the store opens
 
     from testfleet.execution.orchestrator import Orchestrator, RunPlan
-    from testfleet.model import Run, RunStatus
+    from testfleet.model import Run
     from testfleet.reporting.console import ConsoleReporter
     from testfleet.store.db import Store
 

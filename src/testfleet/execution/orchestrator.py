@@ -21,66 +21,19 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from testfleet.errors import WorkerError
 from testfleet.execution import protocol as P
 from testfleet.execution.backends.base import Backend, Event
+from testfleet.execution.plan import Listener, NullListener, Recorder, RunOutcome, RunPlan
+from testfleet.execution.resilience import RetryPolicy, describe_exit, lost_test_payload
 from testfleet.execution.scheduler import Scheduler
-from testfleet.model import FAILURE_OUTCOMES, Case, Outcome, Result, Run, RunStatus, Variant
+from testfleet.model import FAILURE_OUTCOMES, Case, Outcome, Result, Run, Variant
 
 STORE_FLUSH_SECONDS = 1.0
 STORE_FLUSH_ROWS = 2000
 KILL_GRACE = 2.0
 SHUTDOWN_GRACE = 30.0
-
-
-class Recorder(Protocol):
-    def begin_run(self, run: Run, cases: list[Case], variants: list[Variant]) -> None: ...
-    def append_results(self, results: list[Result]) -> None: ...
-
-
-class Listener(Protocol):
-    def on_collected(self, total: int, deselected: int, workers: int) -> None: ...
-    def on_running(self, worker_id: str, nodeid: str | None) -> None: ...
-    def on_result(self, result: Result, done: int, total: int) -> None: ...
-    def on_message(self, text: str) -> None: ...
-
-
-class NullListener:
-    def on_collected(self, total: int, deselected: int, workers: int) -> None: ...
-    def on_running(self, worker_id: str, nodeid: str | None) -> None: ...
-    def on_result(self, result: Result, done: int, total: int) -> None: ...
-    def on_message(self, text: str) -> None: ...
-
-
-@dataclass
-class RunPlan:
-    """What to run: filled in by the CLI from settings and the store's history."""
-
-    workers: int
-    dist: str = "load"
-    timeout: float | None = None
-    reruns: int = 0
-    maxfail: int = 0
-    restart_budget: int = 4
-    history: dict[str, float] = field(default_factory=dict)
-    last_failed: set[str] = field(default_factory=set)
-    failed_first: bool = True
-    only_last_failed: bool = False
-    continue_on_collection_errors: bool = False
-
-
-@dataclass
-class RunOutcome:
-    run: Run
-    results: list[Result]
-    collect_errors: list[dict[str, Any]]
-    not_run: list[str]
-    messages: list[str]
-    interrupted: bool = False
-    collector_exit: int | None = None  # set when pytest ended before collecting (usage error, --co)
-    collector_output: str = ""
 
 
 @dataclass
@@ -97,18 +50,6 @@ class _Slot:
     kill_deadline: float | None = None
 
 
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "exited (status unknown)"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"killed by signal {-code} ({name})"
-    return f"exited with code {code}"
-
-
 class Orchestrator:
     def __init__(self, backend: Backend, plan: RunPlan, run: Run, recorder: Recorder,
                  listener: Listener | None = None, crash_text: Callable[[str], str] | None = None) -> None:
@@ -118,6 +59,7 @@ class Orchestrator:
         self.recorder = recorder
         self.listener = listener or NullListener()
         self.crash_text = crash_text or (lambda _worker: "")
+        self.retry = RetryPolicy(plan.reruns)
         self.slots: dict[str, _Slot] = {}
         self.items: list[dict[str, Any]] = []
         self.cases: list[Case] = []
@@ -364,7 +306,7 @@ class Orchestrator:
         )
         if outcome in FAILURE_OUTCOMES:
             self.failed_once.add(index)
-            if self._should_retry(index, outcome) and not self.stopping:
+            if not self.stopping and self.retry.should_retry(outcome, attempt, self.crashes.get(index, 0)):
                 result.final = False
                 self.scheduler.rerun(index, worker_id)
                 self._feed_all()
@@ -382,20 +324,13 @@ class Orchestrator:
         self.listener.on_result(result, len(self.final), self.total)
         return result
 
-    def _should_retry(self, index: int, outcome: Outcome) -> bool:
-        if outcome is Outcome.crashed:
-            if self.crashes.get(index, 0) >= 2:
-                return False
-            return True
-        return self.attempts[index] <= self.plan.reruns
-
     # -- faults -------------------------------------------------------------------------------
     def _on_lost(self, slot: _Slot, code: int | None) -> None:
         slot.gone = True
         self.listener.on_running(slot.worker_id, None)
         if not slot.outstanding:
             if not (slot.said_bye or self.stopping):
-                self._say(f"worker {slot.worker_id} {_describe_exit(code)} while idle")
+                self._say(f"worker {slot.worker_id} {describe_exit(code)} while idle")
                 self._replace(slot, counts=True)
             return
         if self.stopping and slot.killed_for is None:
@@ -404,34 +339,21 @@ class Orchestrator:
             slot.outstanding.clear()
             return
         index = slot.outstanding.popleft()
-        nodeid = self.items[index]["nodeid"]
-        dump = self.crash_text(slot.worker_id)
-        if slot.killed_for == index:
-            outcome, headline = Outcome.timeout, f"Timeout: {nodeid} ran longer than {self.plan.timeout:g}s"
-            detail = f"{headline}; worker {slot.worker_id} was killed and replaced."
-        else:
+        timed_out = slot.killed_for == index
+        if not timed_out:
             self.crashes[index] = self.crashes.get(index, 0) + 1
-            outcome = Outcome.crashed
-            headline = f"worker {slot.worker_id} crashed: {_describe_exit(code)}"
-            detail = f"{headline} while running {nodeid}."
-        if dump:
-            detail += "\n\nTraceback of the worker at the end (faulthandler):\n" + dump
-        self._say(detail.splitlines()[0])
-        now = time.time()
-        started = slot.running[1] if slot.running and slot.running[0] == index else None
-        self._record(index, slot.worker_id, {
-            "outcome": outcome.value, "categories": [outcome.value], "when": "call",
-            "message": headline, "longrepr": detail, "start": now if started is None else None,
-            "stop": now, "duration": 0.0 if started is None else time.monotonic() - started,
-            "phases": {"call": {"outcome": "failed", "duration": 0.0, "longrepr": detail}},
-            "fingerprint": f"{outcome.value}:{code}",
-        })
+        ran_for = time.monotonic() - slot.running[1] if slot.running and slot.running[0] == index else None
+        payload = lost_test_payload(timed_out=timed_out, nodeid=self.items[index]["nodeid"],
+                                    worker_id=slot.worker_id, code=code, timeout=self.plan.timeout,
+                                    dump=self.crash_text(slot.worker_id), ran_for=ran_for)
+        self._say(payload["longrepr"].splitlines()[0])
+        self._record(index, slot.worker_id, payload)
         if self.stopping:
             self.not_run.extend(slot.outstanding)
         else:
             self.scheduler.requeue(list(slot.outstanding))
         slot.outstanding.clear()
-        self._replace(slot, counts=outcome is Outcome.crashed)
+        self._replace(slot, counts=not timed_out)
 
     def _replace(self, slot: _Slot, *, counts: bool) -> None:
         if self.stopping:
@@ -515,4 +437,4 @@ class Orchestrator:
                           collector_exit=collector_exit, collector_output=output)
 
 
-__all__ = ["Orchestrator", "RunOutcome", "RunPlan", "Recorder", "Listener", "WorkerError", "RunStatus"]
+__all__ = ["Orchestrator", "RunOutcome", "RunPlan", "Recorder", "Listener"]

@@ -26,6 +26,7 @@ from pathlib import Path
 from testfleet.errors import WorkerError
 from testfleet.execution import protocol as P
 from testfleet.execution.backends.base import Backend, Event, WorkerInfo
+from testfleet.execution.resilience import trim_fault_dump
 
 EXIT_STATUS_WAIT = 5.0
 
@@ -334,25 +335,3 @@ class LocalBackend(Backend):
                 pass
         self._log.close()
         shutil.rmtree(self.rundir, ignore_errors=True)
-
-
-_HARNESS_FRAMES = ("/_pytest/", "/pluggy/", "/testfleet/execution/", "<frozen runpy>")
-
-
-def trim_fault_dump(text: str) -> str:
-    """faulthandler's dump without the frames of pytest, pluggy and testfleet's own harness."""
-    lines = text.splitlines()
-    kept: list[str] = []
-    skip_continuation = False
-    for line in lines:
-        stripped = line.strip()
-        if stripped.startswith("File "):
-            skip_continuation = any(marker in stripped for marker in _HARNESS_FRAMES)
-            if not skip_continuation:
-                kept.append(line)
-        elif skip_continuation and not stripped.startswith(("Current thread", "Thread", "Fatal")) and stripped:
-            continue  # the wrapped tail of a skipped frame line
-        else:
-            skip_continuation = False
-            kept.append(line)
-    return "\n".join(kept)

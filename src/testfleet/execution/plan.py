@@ -1,0 +1,61 @@
+"""What a run is asked to do and what it gives back: the orchestrator's contracts.
+
+:class:`RunPlan` is filled in by the caller from settings and the store's history;
+:class:`Recorder` (results into the store) and :class:`Listener` (progress for a console or the
+dashboard) are how the orchestrator reaches the outside without importing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from testfleet.model import Case, Result, Run, Variant
+
+
+class Recorder(Protocol):
+    def begin_run(self, run: Run, cases: list[Case], variants: list[Variant]) -> None: ...
+    def append_results(self, results: list[Result]) -> None: ...
+
+
+class Listener(Protocol):
+    def on_collected(self, total: int, deselected: int, workers: int) -> None: ...
+    def on_running(self, worker_id: str, nodeid: str | None) -> None: ...
+    def on_result(self, result: Result, done: int, total: int) -> None: ...
+    def on_message(self, text: str) -> None: ...
+
+
+class NullListener:
+    def on_collected(self, total: int, deselected: int, workers: int) -> None: ...
+    def on_running(self, worker_id: str, nodeid: str | None) -> None: ...
+    def on_result(self, result: Result, done: int, total: int) -> None: ...
+    def on_message(self, text: str) -> None: ...
+
+
+@dataclass
+class RunPlan:
+    """What to run: filled in by the CLI from settings and the store's history."""
+
+    workers: int
+    dist: str = "load"
+    timeout: float | None = None
+    reruns: int = 0
+    maxfail: int = 0
+    restart_budget: int = 4
+    history: dict[str, float] = field(default_factory=dict)
+    last_failed: set[str] = field(default_factory=set)
+    failed_first: bool = True
+    only_last_failed: bool = False
+    continue_on_collection_errors: bool = False
+
+
+@dataclass
+class RunOutcome:
+    run: Run
+    results: list[Result]
+    collect_errors: list[dict[str, Any]]
+    not_run: list[str]
+    messages: list[str]
+    interrupted: bool = False
+    collector_exit: int | None = None  # set when pytest ended before collecting (usage error, --co)
+    collector_output: str = ""
