@@ -28,15 +28,15 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     workers: int | Literal["auto"] = Field("auto", description="worker processes, or 'auto' (one per CPU)")
-    store: str = Field(DEFAULT_STORE, description="the DuckDB file results go to")
+    store: str = Field(DEFAULT_STORE, min_length=1, description="the DuckDB file results go to")
     dist: Literal["load", "loadscope", "loadfile"] = "load"
     timeout: float | None = Field(None, gt=0, description="seconds before a test is killed")
     reruns: int = Field(0, ge=0, description="reruns of a failed test")
     max_worker_restarts: int | None = Field(None, ge=0, description="default: 4 per worker")
     maxfail: int = Field(0, ge=0, description="stop after this many failures (0: never)")
-    junitxml: str | None = None
-    json_report: str | None = Field(None, alias="json")
-    md: str | None = None
+    junitxml: str | None = Field(None, min_length=1)
+    json_report: str | None = Field(None, alias="json", min_length=1)
+    md: str | None = Field(None, min_length=1)
     start_method: Literal["auto", "fork", "spawn"] = "auto"
     failed_first: bool = True
     seed: int | None = None
@@ -107,10 +107,10 @@ def load_settings(paths: list[str] | None = None, overrides: dict[str, Any] | No
     base = source.parent if source else cwd
     values = dict(table)
     for key in PATH_KEYS:
-        if isinstance(values.get(key), str):
+        if isinstance(values.get(key), str) and values[key]:
             values[key] = str(base / values[key])
     try:
-        settings = Settings.model_validate(values)
+        settings = Settings.model_validate(values, strict=True)  # a file's "3" is not 3
     except ValidationError as exc:
         first = exc.errors()[0]
         raise SettingsError(first["msg"], source=str(source), place=_place(source, first["loc"]),

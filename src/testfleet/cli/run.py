@@ -134,6 +134,8 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
     from testfleet.reporting.summary import count_outcomes, exit_code_for, summary_line
 
     counts = count_outcomes(outcome.results, outcome.collect_errors, run.deselected)
+    if outcome.warnings:
+        counts["warnings"] = len(outcome.warnings)
     exit_code = exit_code_for(counts, outcome.collect_errors, interrupted=outcome.interrupted)
     run.counts = counts
     run.exit_code = exit_code
@@ -142,12 +144,15 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
     run.status = RunStatus.interrupted if exit_code == 2 else RunStatus.finished
     store.finish_run(run)
     written = []
-    for path, writer in ((settings.junitxml, write_junit), (settings.json_report, write_json),
-                         (settings.md, write_markdown)):
-        if path:
-            written.append(str(writer(path, run, outcome.results, outcome.collect_errors)))
+    if settings.junitxml:
+        written.append(str(write_junit(settings.junitxml, run, outcome.results, outcome.collect_errors)))
+    if settings.json_report:
+        written.append(str(write_json(settings.json_report, run, outcome.results, outcome.collect_errors,
+                                      outcome.warnings)))
+    if settings.md:
+        written.append(str(write_markdown(settings.md, run, outcome.results, outcome.collect_errors)))
     console.finish(outcome.results, outcome.collect_errors, summary_line(counts, wall, run.flaky),
-                   exit_code not in (0, 5), outcome.not_run)
+                   exit_code not in (0, 5), outcome.not_run, outcome.warnings)
     if console.verbosity >= 0:
         for path in written:
             console.console.print(f"[dim]report: {path}[/dim]")

@@ -81,6 +81,9 @@ class Orchestrator:
         self.total = 0
         self.scheduler: Scheduler | None = None
         self.backlog: list[Event] = []
+        self.warnings: list[dict[str, Any]] = []
+        self.extra_final: list[Result] = []
+        self.worker_interrupted = False
         self.selected: list[int] = []
         self.gave_up = False
 
@@ -102,6 +105,9 @@ class Orchestrator:
             interrupted = True
             self._say("interrupted: stopping workers")
             self._stop_all()
+            for slot in self.slots.values():
+                if not slot.gone:  # interrupt the running test; the worker then tears fixtures down
+                    self.backend.kill(slot.worker_id, signal.SIGINT)
             try:
                 self._drain(SHUTDOWN_GRACE / 3)
             except KeyboardInterrupt:
@@ -130,6 +136,7 @@ class Orchestrator:
     def _plan(self, payload: dict[str, Any]) -> bool:
         self.items = payload["items"]
         self.collect_errors = list(payload["errors"])
+        self.warnings.extend(payload.get("warnings", []))
         self.run_info.collected = len(self.items)  # selected; deselected is counted apart
         self.run_info.deselected = payload["deselected"]
         self.run_info.rootdir = payload.get("rootdir", "")
@@ -149,7 +156,9 @@ class Orchestrator:
                 self._say("run-last-failure: no previously failed tests, not deselecting items.")
         self.selected = list(selected)
         self.total = len(self.selected)
-        self.recorder.begin_run(self.run_info, self.cases, self.variants)
+        skipped_modules = [self._collect_skip(entry) for entry in payload.get("skipped", [])]
+        self.recorder.begin_run(self.run_info, self.cases + [c for c, _ in skipped_modules],
+                                self.variants + [v for _, v in skipped_modules])
         if self.collect_errors and not self.plan.continue_on_collection_errors:
             return False
         self.listener.on_collected(self.total, self.run_info.deselected, self.plan.workers)
@@ -165,6 +174,19 @@ class Orchestrator:
             if slot.ready:
                 self._feed(slot)
         return True
+
+    def _collect_skip(self, entry: dict[str, Any]) -> tuple[Case, Variant]:
+        """A module skipped at collection (``allow_module_level``): pytest counts it as skipped."""
+        case = Case.from_nodeid(entry["nodeid"], file=entry["nodeid"].split("::", 1)[0])
+        variant = Variant.of(case)
+        now = datetime.now(UTC)
+        result = Result(run_id=self.run_info.run_id, variant_id=variant.variant_id, case_id=case.case_id,
+                        nodeid=entry["nodeid"], worker="collector", outcome=Outcome.skipped,
+                        started_at=now, finished_at=now, when="collect", message=entry["message"],
+                        longrepr=entry["longrepr"], categories=["skipped"], file=case.file)
+        self.results.append(result)
+        self.buffer.append(result)
+        return case, variant
 
     def _spawn(self) -> None:
         worker_id = f"gw{self.next_worker}"
@@ -214,11 +236,16 @@ class Orchestrator:
                 self._on_result(slot, msg[1], msg[2])
             elif msg[0] == P.STARTED:
                 slot.running = (msg[1], time.monotonic())
+            elif msg[0] == P.TEARDOWN:
+                self._record(msg[1], slot.worker_id, msg[2], late_teardown=True)
             elif msg[0] == P.BYE:
                 slot.said_bye = True
-                if len(msg) > 2 and msg[2] and not self.stopping:
+                reason = msg[2] if len(msg) > 2 else None
+                if reason == "KeyboardInterrupt":
+                    self.worker_interrupted = True  # a test raised it: pytest stops, exit 2
+                if reason and not self.stopping:
                     # The worker's own pytest session asked to stop (e.g. `-- -x`): stop the run.
-                    self._say(f"{slot.worker_id}: {msg[2]}")
+                    self._say(f"{slot.worker_id}: {reason}")
                     self._stop_all()
         elif event.kind == "lost" and slot is not None:
             self._on_lost(slot, event.data)
@@ -284,9 +311,12 @@ class Orchestrator:
         if not self.stopping and self.scheduler.needs_work(len(slot.outstanding), slot.last_batch):
             self._feed(slot)
 
-    def _record(self, index: int, worker_id: str, payload: dict[str, Any]) -> Result:
+    def _record(self, index: int, worker_id: str, payload: dict[str, Any], late_teardown: bool = False) -> Result:
+        """One result. ``late_teardown``: the error of fixtures torn down after a stop, reported as
+        its own row against the same attempt, as pytest reports "1 failed, 1 error"."""
         item = self.items[index]
-        attempt = self.attempts.get(index, 0) + 1
+        self.warnings.extend(payload.get("warnings", []))
+        attempt = self.attempts.get(index, 0) + (0 if late_teardown else 1)
         self.attempts[index] = attempt
         outcome = Outcome(payload["outcome"])
         case, variant = self.cases[index], self.variants[index]
@@ -304,7 +334,9 @@ class Orchestrator:
             fingerprint=payload.get("fingerprint"), file=item["file"], line=item["line"],
             keywords=item.get("keywords", []), phases=payload.get("phases", {}),
         )
-        if outcome in FAILURE_OUTCOMES:
+        if late_teardown:
+            pass
+        elif outcome in FAILURE_OUTCOMES:
             self.failed_once.add(index)
             if not self.stopping and self.retry.should_retry(outcome, attempt, self.crashes.get(index, 0)):
                 result.final = False
@@ -314,7 +346,9 @@ class Orchestrator:
             result.flaky = True
         self.results.append(result)
         self.buffer.append(result)
-        if result.final:
+        if late_teardown:
+            self.extra_final.append(result)
+        elif result.final:
             self.final[index] = result
             if outcome in FAILURE_OUTCOMES:
                 self.failures += 1
@@ -433,7 +467,8 @@ class Orchestrator:
         self.run_info.flaky = sum(1 for r in self.final.values() if r.flaky)
         return RunOutcome(run=self.run_info, results=self.results, collect_errors=self.collect_errors,
                           not_run=not_run, messages=self.messages,
-                          interrupted=interrupted or self.gave_up,
+                          interrupted=interrupted or self.gave_up or self.worker_interrupted,
+                          warnings=self.warnings,
                           collector_exit=collector_exit, collector_output=output)
 
 

@@ -57,5 +57,6 @@ class RunOutcome:
     not_run: list[str]
     messages: list[str]
     interrupted: bool = False
+    warnings: list[dict[str, Any]] = field(default_factory=list)
     collector_exit: int | None = None  # set when pytest ended before collecting (usage error, --co)
     collector_output: str = ""

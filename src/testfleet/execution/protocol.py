@@ -14,6 +14,7 @@ worker -> coordinator
     (HELLO, worker_id, pid)         connected and ready for work
     (STARTED, index, wall_time)     began running item ``index`` (only when a timeout is set)
     (RESULT, index, payload)        item ``index`` ran; payload is a dict (see pytest_worker)
+    (TEARDOWN, index, payload)      fixtures of item ``index`` torn down late (stopped early) failed
     (BYE, worker_id, reason)        leaving after SHUTDOWN/STOP, or because its own pytest session
                                     asked to stop (reason: pytest's shouldfail/shouldstop text)
 coordinator -> worker
@@ -30,6 +31,7 @@ STOP = "stop"
 HELLO = "hello"
 STARTED = "started"
 RESULT = "result"
+TEARDOWN = "teardown"
 BYE = "bye"
 RUN = "run"
 FLUSH = "flush"

@@ -52,6 +52,8 @@ class WorkerPlugin:
         self.rundir = Path(rundir)
         self.worker_count = worker_count
         self.collect_errors: list[dict[str, Any]] = []
+        self.collect_skipped: list[dict[str, Any]] = []
+        self.warnings: list[dict[str, Any]] = []
         self.deselected = 0
         self.reports: list[pytest.TestReport] = []
         self.is_forked_child = False
@@ -63,6 +65,19 @@ class WorkerPlugin:
         if report.failed:
             self.collect_errors.append({"nodeid": report.nodeid or report.fspath,
                                         "longrepr": str(report.longrepr)})
+        elif report.skipped:  # pytest.skip(allow_module_level=True): pytest counts it as skipped
+            self.collect_skipped.append({"nodeid": report.nodeid or report.fspath,
+                                         "message": _crash_message(report), "longrepr": str(report.longrepr)})
+
+    @pytest.hookimpl
+    def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str,
+                                location: tuple[str, int, str] | None) -> None:
+        self.warnings.append({
+            "message": str(warning_message.message), "category": type(warning_message.message).__name__
+            if isinstance(warning_message.message, Warning) else str(warning_message.category.__name__),
+            "filename": str(warning_message.filename), "lineno": warning_message.lineno,
+            "when": when, "nodeid": nodeid,
+        })
 
     @pytest.hookimpl
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
@@ -80,7 +95,9 @@ class WorkerPlugin:
                 "markers": sorted({m.name for m in item.iter_markers()}),
                 "keywords": sorted(str(k) for k in item.keywords),
             })
+        warnings, self.warnings = self.warnings, []
         return {"items": items, "deselected": self.deselected, "errors": self.collect_errors,
+                "skipped": self.collect_skipped, "warnings": warnings,
                 "rootdir": str(session.config.rootpath), "pid": os.getpid()}
 
     # -- the loop -----------------------------------------------------------------------------
@@ -229,6 +246,9 @@ class WorkerPlugin:
             elif tag == P.STOP:
                 stop = True
 
+        last_index: int | None = None
+        fixtures_alive = False  # fixtures of ``last_index`` kept for the next item, or interrupted
+        interrupted = False
         try:
             while True:
                 runnable = len(queue) >= 2 or (queue and flush)
@@ -252,25 +272,45 @@ class WorkerPlugin:
                 if report_start:
                     conn.send((P.STARTED, index, time.time()))
                 self.reports = []
+                last_index, fixtures_alive = index, True
                 config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
-                ran_with_next = nextitem is not None
-                conn.send((P.RESULT, index, result_payload(config, self.reports)))
+                fixtures_alive = nextitem is not None
+                conn.send((P.RESULT, index, result_payload(config, self.reports, self._take_warnings())))
                 if session.shouldfail or session.shouldstop:
                     break
+        except KeyboardInterrupt:
+            interrupted = True
         finally:
-            if ran_with_next:
-                # Stopped early: fixtures kept alive for the next item must still be torn down.
-                try:
-                    session._setupstate.teardown_exact(None)
-                except Exception:  # noqa: BLE001 - a teardown error must not hide the run's end
-                    pass
-            reason = session.shouldfail or session.shouldstop
+            if fixtures_alive and last_index is not None:
+                self._teardown_early(config, conn, items[last_index], last_index)
+            reason = "KeyboardInterrupt" if interrupted else (session.shouldfail or session.shouldstop)
             try:
                 conn.send((P.BYE, worker_id, str(reason) if reason else None))
                 conn.close()
             except OSError:
                 pass
+        if interrupted:
+            raise KeyboardInterrupt
 
+    def _take_warnings(self) -> list[dict[str, Any]]:
+        warnings, self.warnings = self.warnings, []
+        return warnings
+
+    def _teardown_early(self, config: pytest.Config, conn: Connection, item: pytest.Item, index: int) -> None:
+        """Stopped before the last item's fixtures were torn down: tear them down now and report
+        any error against that item, as pytest does when ``-x`` stops it."""
+        # Only the fixtures are torn down, not the item's teardown hooks: plugins (logging,
+        # capture, benchmark) finished their per-item work when the item's protocol ended.
+        call = pytest.CallInfo.from_call(lambda: item.session._setupstate.teardown_exact(None), when="teardown")
+        if call.excinfo is not None and call.excinfo.errisinstance(KeyboardInterrupt):
+            return
+        self.reports = [pytest.TestReport.from_item_and_call(item, call)]
+        payload = result_payload(config, self.reports, self._take_warnings())
+        if payload["categories"]:
+            try:
+                conn.send((P.TEARDOWN, index, payload))
+            except OSError:
+                pass
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -296,7 +336,8 @@ def _fingerprint(report: pytest.TestReport) -> str | None:
     return f"{Path(str(crash.path)).name}:{crash.lineno}:{exc_type}"
 
 
-def result_payload(config: pytest.Config, reports: list[pytest.TestReport]) -> dict[str, Any]:
+def result_payload(config: pytest.Config, reports: list[pytest.TestReport],
+                   warnings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything the coordinator needs about one item's run, as plain data (cheap to pickle)."""
     categories: list[str] = []
     phases: dict[str, dict[str, Any]] = {}
@@ -343,4 +384,5 @@ def result_payload(config: pytest.Config, reports: list[pytest.TestReport]) -> d
         "log": last.caplog if last else "",
         "fingerprint": fingerprint,
         "phases": phases,
+        "warnings": warnings or [],
     }

@@ -121,7 +121,7 @@ class ConsoleReporter:
 
     # -- the end ------------------------------------------------------------------------------
     def finish(self, results: Iterable[Result], collect_errors: list[dict], summary: str,
-               failed: bool, messages_not_run: list[str]) -> None:
+               failed: bool, messages_not_run: list[str], warnings: list[dict] | None = None) -> None:
         self.stop()
         final = [r for r in results if r.final]
         rule = lambda title, style="": Rule(title, characters="=", style=style)  # noqa: E731
@@ -139,6 +139,8 @@ class ConsoleReporter:
                 self.console.print(rule(title))
                 for result in group:
                     self._section(result)
+        if warnings and self.verbosity >= 0:
+            self._warnings_summary(warnings)
         if messages_not_run and self.verbosity >= 0:
             self.console.print(f"[yellow]{len(messages_not_run)} test(s) not run (stopped early)[/yellow]")
         lines = self._short_summary(final, collect_errors)
@@ -151,6 +153,22 @@ class ConsoleReporter:
             self.console.print(Text(summary, style=style))
         else:
             self.console.print(rule(summary, style))
+
+    def _warnings_summary(self, warnings: list[dict]) -> None:
+        """pytest's "warnings summary": each distinct warning once, with the tests that raised it."""
+        self.console.print(Rule("warnings summary", characters="=", style="yellow"))
+        grouped: dict[str, list[str]] = {}
+        for w in warnings:
+            text = f"{w['filename']}:{w['lineno']}: {w['category']}: {w['message']}"
+            grouped.setdefault(text, []).append(w.get("nodeid") or "")
+        for text, nodeids in grouped.items():
+            named = [n for n in dict.fromkeys(nodeids) if n]
+            for nodeid in named[:5]:
+                self.console.print(escape(nodeid))
+            if len(named) > 5:
+                self.console.print(f"  ... and {len(named) - 5} more")
+            self.console.print(Text("  " + text + "\n"))
+        self.console.print("-- Docs: https://docs.pytest.org/en/stable/how-to/capture-warnings.html")
 
     def _section(self, result: Result) -> None:
         name = result.nodeid.split("::", 1)[-1].replace("::", ".")

@@ -111,7 +111,8 @@ def compact_attempt(result: Result) -> dict[str, Any]:
 
 
 def json_report(run: Run, results: Sequence[Result],
-                collect_errors: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+                collect_errors: Sequence[dict[str, Any]] = (),
+                warnings: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The whole report as a dict (what :func:`write_json` writes)."""
     finals = final_results(results)
     summary: dict[str, int] = dict(Counter(str(r.outcome) for r in finals))
@@ -134,7 +135,7 @@ def json_report(run: Run, results: Sequence[Result],
         "summary": summary,
         "collectors": collectors,
         "tests": [json_test(r) for r in finals],
-        "warnings": [],
+        "warnings": [dict(w) for w in warnings],
         "testfleet": {
             "run_id": run.run_id, "seed": run.seed, "workers": run.workers,
             "backend": run.backend, "git_sha": run.git_sha, "status": str(run.status),
@@ -147,7 +148,8 @@ def json_report(run: Run, results: Sequence[Result],
 
 
 def write_json(path: str | os.PathLike[str], run: Run, results: Sequence[Result],
-               collect_errors: Sequence[dict[str, Any]] = ()) -> Path:
+               collect_errors: Sequence[dict[str, Any]] = (),
+               warnings: Sequence[dict[str, Any]] = ()) -> Path:
     """Write the run's JSON report to ``path`` atomically (parents created); return the path."""
-    report = json_report(run, results, collect_errors)
+    report = json_report(run, results, collect_errors, warnings)
     return atomic_write_text(path, json.dumps(report, indent=2, default=str) + "\n")

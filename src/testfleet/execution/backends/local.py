@@ -298,6 +298,10 @@ class LocalBackend(Backend):
         if self._closed:
             return
         self._closed = True
+        if not self._collected and self._collector_proc is not None and self._collector_proc.poll() is None:
+            # Never delivered a collection (the run was refused or interrupted early): it has run
+            # no test, so it is stopped rather than waited for.
+            self._collector_proc.kill()
         # Tell everyone still connected that the run is over, then drop the connections so a
         # worker blocked on a read sees EOF and leaves.
         for conn in [*self._conns.values(), self._collector_conn]:
