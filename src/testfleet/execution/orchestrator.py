@@ -82,7 +82,6 @@ class Orchestrator:
         self.scheduler: Scheduler | None = None
         self.backlog: list[Event] = []
         self.warnings: list[dict[str, Any]] = []
-        self.extra_final: list[Result] = []
         self.worker_interrupted = False
         self.selected: list[int] = []
         self.gave_up = False
@@ -93,7 +92,7 @@ class Orchestrator:
         collector_exit: int | None = None
         try:
             self.backend.start()
-            if getattr(self.backend, "start_method", "fork") == "spawn":
+            if self.backend.workers_collect:  # every worker collects: start them all now
                 for _ in range(self.plan.workers):
                     self._spawn()
             payload = self._await_collection()
@@ -167,7 +166,7 @@ class Orchestrator:
         self.scheduler = Scheduler(nodeids, workers=self.plan.workers, dist=self.plan.dist,
                                    history=self.plan.history, failed=self.plan.last_failed,
                                    failed_first=self.plan.failed_first, order=self.selected)
-        if getattr(self.backend, "start_method", "fork") != "spawn":
+        if not self.backend.workers_collect:  # workers come from the collected session
             for _ in range(self.plan.workers):
                 self._spawn()
         for slot in self.slots.values():
@@ -334,21 +333,18 @@ class Orchestrator:
             fingerprint=payload.get("fingerprint"), file=item["file"], line=item["line"],
             keywords=item.get("keywords", []), phases=payload.get("phases", {}),
         )
-        if late_teardown:
-            pass
-        elif outcome in FAILURE_OUTCOMES:
+        if outcome in FAILURE_OUTCOMES and not late_teardown:
             self.failed_once.add(index)
             if not self.stopping and self.retry.should_retry(outcome, attempt, self.crashes.get(index, 0)):
                 result.final = False
                 self.scheduler.rerun(index, worker_id)
                 self._feed_all()
-        elif index in self.failed_once and outcome in (Outcome.passed, Outcome.xfailed, Outcome.skipped):
+        elif index in self.failed_once and not late_teardown and outcome in (
+                Outcome.passed, Outcome.xfailed, Outcome.skipped):
             result.flaky = True
         self.results.append(result)
         self.buffer.append(result)
-        if late_teardown:
-            self.extra_final.append(result)
-        elif result.final:
+        if result.final and not late_teardown:
             self.final[index] = result
             if outcome in FAILURE_OUTCOMES:
                 self.failures += 1

@@ -229,7 +229,6 @@ class WorkerPlugin:
         queue: deque[int] = deque()
         flush = stop = shutdown = False
         report_start = False
-        ran_with_next = False
 
         def handle(msg: tuple) -> None:
             nonlocal flush, stop, shutdown, report_start

@@ -40,6 +40,12 @@ class Backend(abc.ABC):
 
     name = "base"
 
+    @property
+    def workers_collect(self) -> bool:
+        """True when every worker collects the suite itself (so all can start at once); False when
+        workers are made from one collected session (so they start after the collection)."""
+        return False
+
     @abc.abstractmethod
     def start(self) -> None:
         """Start collecting the suite (asynchronously: the result arrives as a ``collected`` event)."""

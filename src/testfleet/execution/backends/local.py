@@ -87,6 +87,10 @@ class LocalBackend(Backend):
         return subprocess.Popen(cmd, cwd=self.cwd, env=self._env(worker_id), stdin=subprocess.DEVNULL,
                                 stdout=self._log, stderr=self._log, start_new_session=True)
 
+    @property
+    def workers_collect(self) -> bool:
+        return self.start_method == "spawn"
+
     def start(self) -> None:
         if self._thread.is_alive():
             return  # started already (the CLI starts collection early)
