@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from testfleet.errors import SettingsError
+from testfleet.errors import SettingsError, TestfleetError
 
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
 PATH_KEYS = ("store", "junitxml", "json", "md")
@@ -41,6 +41,30 @@ class Settings(BaseModel):
     failed_first: bool = True
     seed: int | None = None
     pytest_args: list[str] = Field(default_factory=list, description="extra arguments for pytest")
+    backend: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(None, min_length=1, description="'auto' or ray://host:port; none: start Ray here")
+    ray_pip: list[str] = Field(default_factory=list, description="pip packages for the Ray job's runtime_env")
+    ray_env: dict[str, str] = Field(default_factory=dict, description="environment variables for Ray workers")
+    requirements: list[dict[str, Any]] = Field(
+        default_factory=list, description="[{pattern = 'tests/gpu/*', gpus = 1}, ...]: requirements by path")
+    strict_requirements: bool = False
+    resources: dict[str, float] = Field(default_factory=dict, description="custom resources this machine offers")
+    labels: dict[str, str] = Field(default_factory=dict, description="labels this machine offers")
+
+    @field_validator("requirements")
+    @classmethod
+    def _rules_have_patterns(cls, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for position, rule in enumerate(rules):
+            if not isinstance(rule.get("pattern"), str) or not rule["pattern"]:
+                raise ValueError(f"entry {position} needs a 'pattern' (a path or node id glob)")
+            from testfleet.execution.capabilities import Requirements
+
+            try:
+                Requirements.from_marker_kwargs({k: v for k, v in rule.items() if k != "pattern"},
+                                                where=f"requirements[{position}]")
+            except TestfleetError as exc:
+                raise ValueError(str(exc)) from None
+        return rules
 
     @field_validator("workers")
     @classmethod

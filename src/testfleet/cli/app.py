@@ -48,6 +48,9 @@ def run(
     md: Annotated[str | None, typer.Option("--md", help="Write a Markdown summary (also to $GITHUB_STEP_SUMMARY). Setting: md.")] = None,
     start_method: Annotated[str | None, typer.Option("--start-method", help="auto | fork | spawn: fork collects once for all workers. Setting: start_method.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the run (recorded; reproduces random choices). Setting: seed.")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help="local | ray: where workers run. Setting: backend.")] = None,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Join a running Ray cluster: 'auto' or ray://host:port (default: start Ray here). Setting: ray_address.")] = None,
+    strict_requirements: Annotated[bool | None, typer.Option("--strict-requirements/--no-strict-requirements", help="A test no worker can satisfy is an error, not a skip. Setting: strict_requirements.")] = None,
     quiet: Annotated[int, typer.Option("-q", "--quiet", count=True, help="Less output.")] = 0,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="One line per test.")] = 0,
 ) -> None:
@@ -61,7 +64,8 @@ def run(
             "workers": _workers(workers), "maxfail": 1 if exitfirst else maxfail, "failed_first": failed_first,
             "dist": dist, "timeout": timeout, "reruns": reruns, "max_worker_restarts": max_worker_restarts,
             "store": store, "junitxml": junitxml, "json_report": json_report, "md": md,
-            "start_method": start_method, "seed": seed,
+            "start_method": start_method, "seed": seed, "backend": backend, "ray_address": ray_address,
+            "strict_requirements": strict_requirements,
         },
         argv=list(sys.argv),
     )

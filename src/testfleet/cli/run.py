@@ -66,6 +66,19 @@ def pytest_arguments(request: RunRequest, settings: Settings) -> list[str]:
     return args
 
 
+def make_backend(settings: Settings, pytest_args: list[str], workers: int, cwd: Path) -> Any:
+    """The backend the settings ask for; the Ray one only when Ray is installed."""
+    if settings.backend == "ray":
+        try:
+            from testfleet.execution.backends.ray import RayBackend
+        except ImportError:
+            raise UsageError("the Ray backend needs Ray: pip install 'testfleet[ray]'", place="--backend ray") from None
+        return RayBackend(pytest_args, workers=workers, address=settings.ray_address, cwd=cwd,
+                          pip=settings.ray_pip, env=settings.ray_env)
+    return LocalBackend(pytest_args, workers=workers, start_method=settings.start_method, cwd=cwd,
+                        offers={"resources": settings.resources, "labels": settings.labels})
+
+
 def git_sha(folder: Path) -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True,
@@ -86,9 +99,11 @@ def execute(request: RunRequest) -> int:
     if missing:
         return _error(f"file or directory not found: {missing[0]}")
     workers = settings.worker_count()
-    backend = LocalBackend(pytest_arguments(request, settings), workers=workers,
-                           start_method=settings.start_method, cwd=cwd)
-    backend.start()  # collection runs while the store opens
+    try:
+        backend = make_backend(settings, pytest_arguments(request, settings), workers, cwd)
+        backend.start()  # collection runs while the store opens
+    except TestfleetError as exc:
+        return _error(str(exc))
 
     from testfleet.execution.orchestrator import Orchestrator, RunPlan
     from testfleet.model import Run
@@ -110,10 +125,13 @@ def execute(request: RunRequest) -> int:
                        maxfail=settings.maxfail, restart_budget=settings.restart_budget(),
                        history=store.duration_history(), last_failed=store.last_failed(),
                        failed_first=settings.failed_first, only_last_failed=request.last_failed,
-                       continue_on_collection_errors="--continue-on-collection-errors" in request.pytest_extra)
+                       continue_on_collection_errors="--continue-on-collection-errors" in request.pytest_extra,
+                       requirement_rules=[(rule["pattern"], {k: v for k, v in rule.items() if k != "pattern"})
+                                          for rule in settings.requirements],
+                       strict_requirements=settings.strict_requirements)
         console = ConsoleReporter(verbosity=request.verbosity)
         orchestrator = Orchestrator(backend, plan, run, StoreRecorder(store), console,
-                                    crash_text=backend.crash_text)
+                                    crash_text=getattr(backend, "crash_text", None))
         outcome = orchestrator.execute()
         console.stop()
         if outcome.collector_exit is not None:

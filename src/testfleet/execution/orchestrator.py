@@ -47,6 +47,7 @@ class _Slot:
     running: tuple[int, float] | None = None
     killed_for: int | None = None
     said_bye: bool = False
+    pool: str = ""
     kill_deadline: float | None = None
 
 
@@ -153,9 +154,12 @@ class Orchestrator:
                 selected = previously
             else:
                 self._say("run-last-failure: no previously failed tests, not deselecting items.")
-        self.selected = list(selected)
+        pools, unmet = self._requirements(list(selected))
+        self.selected = [i for i in selected if i not in unmet]
         self.total = len(self.selected)
         skipped_modules = [self._collect_skip(entry) for entry in payload.get("skipped", [])]
+        for index, reason in unmet.items():
+            self._unmet_requirement(index, reason)
         self.recorder.begin_run(self.run_info, self.cases + [c for c, _ in skipped_modules],
                                 self.variants + [v for _, v in skipped_modules])
         if self.collect_errors and not self.plan.continue_on_collection_errors:
@@ -165,14 +169,57 @@ class Orchestrator:
             return False
         self.scheduler = Scheduler(nodeids, workers=self.plan.workers, dist=self.plan.dist,
                                    history=self.plan.history, failed=self.plan.last_failed,
-                                   failed_first=self.plan.failed_first, order=self.selected)
+                                   failed_first=self.plan.failed_first, order=self.selected, pools=pools)
         if not self.backend.workers_collect:  # workers come from the collected session
             for _ in range(self.plan.workers):
                 self._spawn()
+        for pool in self.scheduler.pool_names:
+            if pool:  # one worker made to measure for each set of requirements
+                self._spawn(pool)
         for slot in self.slots.values():
             if slot.ready:
                 self._feed(slot)
         return True
+
+    def _requirements(self, selected: list[int]) -> tuple[list[str], dict[int, str]]:
+        """Each test's pool, and the tests no worker can satisfy (index -> reason)."""
+        from fnmatch import fnmatch
+
+        from testfleet.execution.capabilities import Requirements, skip_reason
+
+        rules = [(pattern, Requirements.from_marker_kwargs(kwargs, where=f"requirements[{pattern!r}]"))
+                 for pattern, kwargs in self.plan.requirement_rules]
+        pools = [""] * len(self.items)
+        unmet: dict[int, str] = {}
+        offered = None
+        for index in selected:
+            item = self.items[index]
+            needed = Requirements.from_marker_kwargs(item.get("requires") or {}, where=item["nodeid"])
+            for pattern, rule in rules:
+                if fnmatch(item["nodeid"], pattern) or fnmatch(item["file"], pattern):
+                    needed = needed.merge(rule, where=item["nodeid"])
+            if needed.is_empty:
+                continue
+            offered = self.backend.capabilities() if offered is None else offered
+            reason = skip_reason(needed, offered) if offered else None
+            if reason:
+                unmet[index] = reason
+            elif self.backend.routes_requirements:
+                pools[index] = needed.key()
+                self.backend.pools[needed.key()] = needed
+        return pools, unmet
+
+    def _unmet_requirement(self, index: int, reason: str) -> None:
+        """A test no worker can run: skipped with the reason, or an error with --strict-requirements."""
+        outcome = Outcome.error if self.plan.strict_requirements else Outcome.skipped
+        now = datetime.now(UTC)
+        case, variant, item = self.cases[index], self.variants[index], self.items[index]
+        result = Result(run_id=self.run_info.run_id, variant_id=variant.variant_id, case_id=case.case_id,
+                        nodeid=item["nodeid"], worker="scheduler", outcome=outcome, started_at=now,
+                        finished_at=now, when="setup", message=reason, longrepr=reason,
+                        categories=[outcome.value], file=item["file"], line=item["line"])
+        self.results.append(result)
+        self.buffer.append(result)
 
     def _collect_skip(self, entry: dict[str, Any]) -> tuple[Case, Variant]:
         """A module skipped at collection (``allow_module_level``): pytest counts it as skipped."""
@@ -187,11 +234,11 @@ class Orchestrator:
         self.buffer.append(result)
         return case, variant
 
-    def _spawn(self) -> None:
+    def _spawn(self, pool: str = "") -> None:
         worker_id = f"gw{self.next_worker}"
         self.next_worker += 1
-        self.slots[worker_id] = _Slot(worker_id)
-        self.backend.spawn_worker(worker_id)
+        self.slots[worker_id] = _Slot(worker_id, pool=pool)
+        self.backend.spawn_worker(worker_id, pool)
 
     # -- the loop -----------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -267,10 +314,10 @@ class Orchestrator:
         is always left with two or more items, or told (FLUSH) that no more are coming."""
         if self.stopping or not slot.ready or slot.gone or self.scheduler is None:
             return
-        alive = sum(1 for s in self.slots.values() if s.ready and not s.gone)
+        alive = sum(1 for s in self.slots.values() if s.ready and not s.gone and s.pool == slot.pool)
         batch: list[int] = []
         while len(slot.outstanding) + len(batch) < 2:
-            more = self.scheduler.next_batch(slot.worker_id, alive=alive)
+            more = self.scheduler.next_batch(slot.worker_id, alive=alive, pool=slot.pool)
             if not more:
                 break
             batch.extend(more)
@@ -394,7 +441,7 @@ class Orchestrator:
                           f"({self.plan.restart_budget}) reached")
                 return
             self.restarts += 1
-        self._spawn()
+        self._spawn(slot.pool)
 
     def _check_timeouts(self) -> None:
         now = time.monotonic()

@@ -47,6 +47,8 @@ class RunPlan:
     failed_first: bool = True
     only_last_failed: bool = False
     continue_on_collection_errors: bool = False
+    requirement_rules: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    strict_requirements: bool = False
 
 
 @dataclass

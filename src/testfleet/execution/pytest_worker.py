@@ -25,6 +25,7 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from multiprocessing.connection import Client, Connection, wait
 from pathlib import Path
 from typing import Any
@@ -43,11 +44,13 @@ def _connect(address: str, authkey: bytes) -> Connection:
 class WorkerPlugin:
     """Registered in the collector/worker pytest session; see the module docstring."""
 
-    def __init__(self, *, mode: str, address: str, authkey: bytes, worker_id: str | None,
-                 rundir: str, worker_count: int) -> None:
+    def __init__(self, *, mode: str, worker_id: str | None, rundir: str, worker_count: int,
+                 address: str | None = None, authkey: bytes = b"",
+                 connector: Callable[[], Any] | None = None) -> None:
         self.mode = mode  # "zygote" or "worker"
-        self.address = address
-        self.authkey = authkey
+        # How to reach the coordinator: a Unix socket (local backend) or, inside a Ray actor, a
+        # channel with the same send/recv/poll/close surface.
+        self.connect = connector or (lambda: _connect(address or "", authkey))
         self.worker_id = worker_id
         self.rundir = Path(rundir)
         self.worker_count = worker_count
@@ -58,6 +61,12 @@ class WorkerPlugin:
         self.reports: list[pytest.TestReport] = []
         self.is_forked_child = False
         self.exit_code_override: int | None = None
+
+    @pytest.hookimpl
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.addinivalue_line(
+            "markers", "requires(cpus=0, gpus=0, memory='0', resources={}, labels={}): what a worker "
+            "must offer to run this test (testfleet); a test no worker can satisfy is skipped")
 
     # -- collection ---------------------------------------------------------------------------
     @pytest.hookimpl
@@ -94,6 +103,7 @@ class WorkerPlugin:
                 "name": name,
                 "markers": sorted({m.name for m in item.iter_markers()}),
                 "keywords": sorted(str(k) for k in item.keywords),
+                "requires": _requires(item),
             })
         warnings, self.warnings = self.warnings, []
         return {"items": items, "deselected": self.deselected, "errors": self.collect_errors,
@@ -108,14 +118,14 @@ class WorkerPlugin:
         if self.mode == "zygote":
             self._zygote(session)
         else:
-            conn = _connect(self.address, self.authkey)
+            conn = self.connect()
             conn.send((P.COLLECTED, self._collection_payload(session)))
             conn.close()
             self._serve(session)
         return True
 
     def _zygote(self, session: pytest.Session) -> None:
-        conn = _connect(self.address, self.authkey)
+        conn = self.connect()
         conn.send((P.COLLECTED, self._collection_payload(session)))
         tmp_factory = getattr(session.config, "_tmp_path_factory", None)
         basetemp = None
@@ -222,7 +232,7 @@ class WorkerPlugin:
         os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(self.worker_count)
         crash_file = open(self.rundir / f"{worker_id}.crash", "w")  # noqa: SIM115 - lives as long as the worker
         faulthandler.enable(file=crash_file, all_threads=True)
-        conn = _connect(self.address, self.authkey)
+        conn = self.connect()
         conn.send((P.HELLO, worker_id, os.getpid()))
         items = session.items
         config = session.config
@@ -314,6 +324,14 @@ class WorkerPlugin:
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.reports.append(report)
+
+
+def _requires(item: pytest.Item) -> dict[str, Any]:
+    """The test's ``requires`` markers merged, the one closest to the test winning per key."""
+    merged: dict[str, Any] = {}
+    for marker in reversed(list(item.iter_markers("requires"))):
+        merged.update(marker.kwargs)
+    return merged
 
 
 def _crash_message(report: pytest.TestReport) -> str:

@@ -13,6 +13,10 @@ large while the queue is long (few messages) and shrink to single units at the e
 left with a long tail). A worker is topped up before it runs dry (see ``needs_work``).
 
 Reruns go to the front, and to another worker than the one the test failed on when one exists.
+
+Pools. A test with requirements may only run on workers that meet them (on Ray: actors created
+with those resources). Each distinct set of requirements is a *pool* with its own queue; a worker
+belongs to one pool and only takes work from it. Without requirements everything is pool "".
 """
 
 from __future__ import annotations
@@ -41,65 +45,79 @@ class Unit:
     indices: list[int]
     estimate: float
     failed_before: bool
+    pool: str = ""
 
 
 class Scheduler:
     def __init__(self, nodeids: Sequence[str], *, workers: int, dist: str = "load",
                  history: dict[str, float] | None = None, failed: set[str] | None = None,
-                 failed_first: bool = True, order: Sequence[int] | None = None) -> None:
+                 failed_first: bool = True, order: Sequence[int] | None = None,
+                 pools: Sequence[str] | None = None, pool_workers: dict[str, int] | None = None) -> None:
         if dist not in DIST_MODES:
             raise ValueError(f"unknown dist mode {dist!r}")
         history = history or {}
         failed = failed or set()
         self.workers = max(1, workers)
+        self.pool_workers = dict(pool_workers or {})
+        self.pools = list(pools) if pools is not None else [""] * len(nodeids)
         known = [history[n] for n in nodeids if n in history]
         mean = sum(known) / len(known) if known else 1.0
         self.estimates = [history.get(n, mean) for n in nodeids]
-        groups: dict[str, list[int]] = {}
+        groups: dict[tuple[str, str], list[int]] = {}
         for index in (range(len(nodeids)) if order is None else order):
-            groups.setdefault(scope_of(nodeids[index], dist), []).append(index)
-        units = [Unit(ix, sum(self.estimates[i] for i in ix), any(nodeids[i] in failed for i in ix))
-                 for ix in groups.values()]
+            groups.setdefault((self.pools[index], scope_of(nodeids[index], dist)), []).append(index)
+        units = [Unit(ix, sum(self.estimates[i] for i in ix), any(nodeids[i] in failed for i in ix), pool)
+                 for (pool, _scope), ix in groups.items()]
 
         def bucket(estimate: float) -> int:
             return int(math.log(estimate * 1000.0 + 1.0, 1.5))
 
         units.sort(key=lambda u: (not (failed_first and u.failed_before), -bucket(u.estimate)))
-        self.queue: deque[Unit] = deque(units)
-        self.remaining = sum(u.estimate for u in units)
+        self.queues: dict[str, deque[Unit]] = {}
+        self.remaining: dict[str, float] = {}
+        for unit in units:
+            self.queues.setdefault(unit.pool, deque()).append(unit)
+            self.remaining[unit.pool] = self.remaining.get(unit.pool, 0.0) + unit.estimate
         self.reruns: deque[tuple[int, str | None]] = deque()
 
     @property
+    def pool_names(self) -> list[str]:
+        """The pools that have work, the default pool "" first."""
+        return sorted(self.queues, key=lambda pool: (pool != "", pool))
+
+    @property
     def empty(self) -> bool:
-        return not self.queue and not self.reruns
+        return not any(self.queues.values()) and not self.reruns
 
     def __len__(self) -> int:
-        return sum(len(u.indices) for u in self.queue) + len(self.reruns)
+        return sum(len(u.indices) for q in self.queues.values() for u in q) + len(self.reruns)
 
-    def next_batch(self, worker_id: str, *, alive: int) -> list[int]:
-        """Indices for ``worker_id`` to run next; empty when nothing is left for it."""
-        batch = self._take_reruns(worker_id, alive)
+    def next_batch(self, worker_id: str, *, alive: int, pool: str = "") -> list[int]:
+        """Indices for ``worker_id`` (of ``pool``) to run next; empty when nothing is left for it."""
+        batch = self._take_reruns(worker_id, alive, pool)
         if batch:
             return batch
-        if not self.queue:
+        queue = self.queues.get(pool)
+        if not queue:
             return []
-        target = self.remaining / (GUIDED_FACTOR * self.workers)
+        workers = self.workers if pool == "" else self.pool_workers.get(pool, 1)
+        target = self.remaining[pool] / (GUIDED_FACTOR * workers)
         worth = 0.0
-        while self.queue and len(batch) < MAX_BATCH:
-            unit = self.queue[0]
+        while queue and len(batch) < MAX_BATCH:
+            unit = queue[0]
             if batch and worth + unit.estimate > target:
                 break
-            self.queue.popleft()
+            queue.popleft()
             batch.extend(unit.indices)
             worth += unit.estimate
-            self.remaining -= unit.estimate
+            self.remaining[pool] -= unit.estimate
         return batch
 
-    def _take_reruns(self, worker_id: str, alive: int) -> list[int]:
+    def _take_reruns(self, worker_id: str, alive: int, pool: str) -> list[int]:
         taken: list[int] = []
         for _ in range(len(self.reruns)):
             index, avoid = self.reruns.popleft()
-            if avoid == worker_id and alive > 1:
+            if self.pools[index] != pool or (avoid == worker_id and alive > 1):
                 self.reruns.append((index, avoid))
             else:
                 taken.append(index)
@@ -109,18 +127,20 @@ class Scheduler:
         self.reruns.append((index, avoid))
 
     def requeue(self, indices: Sequence[int]) -> None:
-        """Put back work a lost worker never ran; it goes first."""
-        if indices:
-            estimate = sum(self.estimates[i] for i in indices)
-            self.queue.appendleft(Unit(list(indices), estimate, False))
-            self.remaining += estimate
+        """Put back work a lost worker never ran; it goes first in its pool."""
+        for pool in dict.fromkeys(self.pools[i] for i in indices):
+            mine = [i for i in indices if self.pools[i] == pool]
+            estimate = sum(self.estimates[i] for i in mine)
+            self.queues.setdefault(pool, deque()).appendleft(Unit(mine, estimate, False, pool))
+            self.remaining[pool] = self.remaining.get(pool, 0.0) + estimate
 
     def cancel(self) -> list[int]:
         """Drop everything still queued (``-x``); returns what was dropped."""
-        dropped = [i for u in self.queue for i in u.indices] + [i for i, _ in self.reruns]
-        self.queue.clear()
+        dropped = [i for q in self.queues.values() for u in q for i in u.indices] + [i for i, _ in self.reruns]
+        for queue in self.queues.values():
+            queue.clear()
         self.reruns.clear()
-        self.remaining = 0.0
+        self.remaining = dict.fromkeys(self.remaining, 0.0)
         return dropped
 
     def needs_work(self, outstanding: int, last_batch: int) -> bool:

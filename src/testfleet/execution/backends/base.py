@@ -50,9 +50,19 @@ class Backend(abc.ABC):
     def start(self) -> None:
         """Start collecting the suite (asynchronously: the result arrives as a ``collected`` event)."""
 
+    @property
+    def routes_requirements(self) -> bool:
+        """True when workers are made to measure for test requirements (one pool per set of
+        requirements); False when every worker is alike and requirements are only checked."""
+        return False
+
+    def capabilities(self) -> list[Any]:
+        """What the machines workers run on offer (``Capabilities``), to check requirements against."""
+        return []
+
     @abc.abstractmethod
-    def spawn_worker(self, worker_id: str) -> None:
-        """Start one more worker; it announces itself with a ``hello`` event."""
+    def spawn_worker(self, worker_id: str, pool: str = "") -> None:
+        """Start one more worker (for ``pool``); it announces itself with a ``hello`` event."""
 
     @abc.abstractmethod
     def send(self, worker_id: str, message: tuple) -> bool:

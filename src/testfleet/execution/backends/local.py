@@ -22,6 +22,7 @@ import threading
 import time
 from multiprocessing.connection import Connection, Listener, wait
 from pathlib import Path
+from typing import Any
 
 from testfleet.errors import WorkerError
 from testfleet.execution import protocol as P
@@ -39,12 +40,14 @@ class LocalBackend(Backend):
     name = "local"
 
     def __init__(self, pytest_args: list[str], *, workers: int, start_method: str = "auto",
-                 cwd: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> None:
+                 cwd: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
+                 offers: dict[str, Any] | None = None) -> None:
         self.pytest_args = list(pytest_args)
         self.workers = workers
         self.start_method = default_start_method() if start_method == "auto" else start_method
         self.cwd = str(cwd or os.getcwd())
         self.extra_env = dict(env or {})
+        self.offers = dict(offers or {})  # resources/labels this machine offers, from settings
         self.rundir = Path(tempfile.mkdtemp(prefix="testfleet-"))
         self.authkey = secrets.token_bytes(16)
         family = "AF_UNIX" if sys.platform != "win32" else "AF_PIPE"
@@ -102,7 +105,12 @@ class LocalBackend(Backend):
             self._procs["gw0"] = self._collector_proc
             self.info["gw0"] = WorkerInfo("gw0", self._collector_proc.pid)
 
-    def spawn_worker(self, worker_id: str) -> None:
+    def capabilities(self) -> list[Any]:
+        from testfleet.execution.capabilities import detect
+
+        return [detect(resources=self.offers.get("resources"), labels=self.offers.get("labels"))]
+
+    def spawn_worker(self, worker_id: str, pool: str = "") -> None:
         if self.start_method == "spawn" and worker_id in self._procs:
             return  # the process that collected is this worker already
         if self.start_method == "fork":

@@ -1,0 +1,300 @@
+"""The Ray backend: the same workers as Ray actors, on a local Ray instance or a cluster.
+
+Ray does the distributed work (placement, resources, labels, shipping code, noticing dead
+nodes); testfleet adds no protocol of its own. Each worker is an actor that runs the very same
+pytest plugin as a local worker, in a thread, with a queue-backed channel in place of the Unix
+socket: the coordinator pushes protocol messages with ``actor.push`` and collects the worker's
+messages by keeping one ``actor.pull`` call in flight per actor (``ray.wait`` multiplexes them).
+An actor that dies makes its pending ``pull`` fail, which is reported as a lost worker.
+
+Every actor collects the suite itself (``workers_collect``), as spawned local workers do. Tests
+with requirements run on actors created with those requirements as Ray resources and label
+selectors, one actor per distinct set ("pool"); the scheduler routes each test to its pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from testfleet.errors import UsageError, WorkerError
+from testfleet.execution import protocol as P
+from testfleet.execution.backends.base import Backend, Event, WorkerInfo
+from testfleet.execution.capabilities import Capabilities, Requirements
+
+PULL_SECONDS = 1.0
+EXIT = "__exit__"
+ALWAYS_EXCLUDED = [".testfleet/", ".git/", "__pycache__/", ".venv/", ".tox/"]
+
+
+class _Channel:
+    """What the worker plugin talks to inside an actor: a Connection's surface over two queues."""
+
+    closed = False
+
+    def __init__(self, inbox: queue.Queue[Any], outbox: queue.Queue[Any]) -> None:
+        self.inbox, self.outbox = inbox, outbox
+
+    def send(self, message: Any) -> None:
+        self.outbox.put(message)
+
+    def recv(self) -> Any:
+        message = self.inbox.get()
+        if message is None:
+            raise EOFError
+        return message
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        if not self.inbox.empty():
+            return True
+        if not timeout:
+            return False
+        try:
+            message = self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        self.inbox.queue.appendleft(message)  # peeked, not taken
+        return True
+
+    def close(self) -> None:  # the channel outlives the plugin's connections
+        pass
+
+
+class PytestActor:
+    """A worker as a Ray actor (wrapped with ``ray.remote`` when used)."""
+
+    def __init__(self, worker_id: str, pytest_args: list[str], worker_count: int, env: dict[str, str]) -> None:
+        os.environ.update(env)
+        self.inbox: queue.Queue[Any] = queue.Queue()
+        self.outbox: queue.Queue[Any] = queue.Queue()
+        self.worker_id = worker_id
+        self.pytest_args = pytest_args
+        self.worker_count = worker_count
+        self.thread = threading.Thread(target=self._main, name="testfleet-pytest", daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        import pytest
+
+        from testfleet.execution.pytest_worker import WorkerPlugin
+
+        channel = _Channel(self.inbox, self.outbox)
+        plugin = WorkerPlugin(mode="worker", worker_id=self.worker_id, rundir=tempfile.mkdtemp(prefix="testfleet-"),
+                              worker_count=self.worker_count, connector=lambda: channel)
+        try:
+            code = int(pytest.main(list(self.pytest_args), plugins=[plugin]))
+        except BaseException:  # noqa: BLE001 - whatever happened, the coordinator must hear the end
+            code = 3
+        self.outbox.put((EXIT, code))
+
+    def push(self, message: Any) -> None:
+        self.inbox.put(message)
+
+    def pull(self, timeout: float) -> list[Any]:
+        try:
+            messages = [self.outbox.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                messages.append(self.outbox.get_nowait())
+            except queue.Empty:
+                return messages
+
+    def signal(self, signum: int) -> None:
+        os.kill(os.getpid(), signum)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+@ray.remote(num_cpus=0)
+def _node_capabilities(resources: dict[str, float], labels: dict[str, str]) -> dict[str, Any]:
+    from testfleet.execution.capabilities import detect
+
+    return detect(resources=resources, labels=labels).to_dict()
+
+
+class RayBackend(Backend):
+    name = "ray"
+
+    def __init__(self, pytest_args: list[str], *, workers: int, address: str | None = None,
+                 cwd: str | os.PathLike[str] | None = None, pip: list[str] | None = None,
+                 env: dict[str, str] | None = None, pools: dict[str, Requirements] | None = None) -> None:
+        self.pytest_args = list(pytest_args)
+        self.workers = workers
+        self.address = address
+        self.cwd = Path(cwd or os.getcwd())
+        self.pip = list(pip or [])
+        self.env = dict(env or {})
+        self.pools = dict(pools or {})
+        self.actors: dict[str, Any] = {}
+        self.pool_of: dict[str, str] = {}
+        self.pulls: dict[Any, str] = {}
+        self.info: dict[str, WorkerInfo] = {}
+        self.collected_once = False
+        self.started_ray = False
+        self._actor_class: Any = None
+
+    @property
+    def workers_collect(self) -> bool:
+        return True
+
+    def runtime_env(self) -> dict[str, Any]:
+        import testfleet
+
+        env: dict[str, Any] = {
+            "working_dir": str(self.cwd),
+            "excludes": list(ALWAYS_EXCLUDED),
+            # testfleet's own code travels with the job, so the cluster needs only its dependencies
+            "py_modules": [str(Path(testfleet.__file__).parent)],
+            "env_vars": dict(self.env),
+        }
+        if self.pip:
+            env["pip"] = list(self.pip)
+        return env
+
+    def start(self) -> None:
+        if self._actor_class is not None:
+            return
+        kwargs: dict[str, Any] = {"runtime_env": self.runtime_env(), "log_to_driver": False,
+                                  "ignore_reinit_error": True, "include_dashboard": False,
+                                  "logging_level": logging.WARNING}
+        if self.address:
+            kwargs["address"] = self.address
+        else:
+            # A local instance on loopback only; the CPUs are ours to use, one worker per CPU.
+            kwargs.update(_node_ip_address="127.0.0.1", num_cpus=max(self.workers, os.cpu_count() or 1))
+        try:
+            ray.init(**kwargs)
+        except ValueError as exc:  # Ray's refusal of a working_dir over its size limit, among others
+            raise UsageError(f"Ray refused the job: {exc}", place="--backend ray",
+                             expected="a working directory under Ray's upload limit; list large files "
+                                      "in .gitignore or .rayignore") from None
+        except ConnectionError as exc:
+            raise UsageError(f"cannot reach the Ray cluster: {exc}", place="--ray-address") from None
+        self.started_ray = not self.address
+        self._actor_class = ray.remote(max_concurrency=4)(PytestActor)
+
+    def capabilities(self) -> list[Capabilities]:
+        """What each alive node of the cluster offers (from Ray's own view of its resources)."""
+        return [Capabilities.from_ray_node(node) for node in ray.nodes() if node.get("Alive")]
+
+    @property
+    def routes_requirements(self) -> bool:
+        return True
+
+    def spawn_worker(self, worker_id: str, pool: str = "") -> None:
+        requirements = self.pools.get(pool, Requirements())
+        options: dict[str, Any] = {"num_cpus": 1, **requirements.ray_options()}
+        if requirements.labels:
+            options["label_selector"] = dict(requirements.labels)
+        env = {P.ENV_WORKER_ID: worker_id}
+        actor = self._actor_class.options(**options).remote(worker_id, self.pytest_args, self.workers, env)
+        self.actors[worker_id] = actor
+        self.pool_of[worker_id] = pool
+        self.info[worker_id] = WorkerInfo(worker_id)
+        self.pulls[actor.pull.remote(PULL_SECONDS)] = worker_id
+
+    def send(self, worker_id: str, message: tuple) -> bool:
+        actor = self.actors.get(worker_id)
+        if actor is None:
+            return False
+        actor.push.remote(message)
+        return True
+
+    def kill(self, worker_id: str, sig: int) -> None:
+        import signal
+
+        actor = self.actors.get(worker_id)
+        if actor is None:
+            return
+        if sig == signal.SIGKILL:
+            ray.kill(actor, no_restart=True)
+        else:
+            actor.signal.remote(sig)
+
+    def poll(self, timeout: float | None) -> list[Event]:
+        events: list[Event] = []
+        if not self.pulls:
+            return events
+        ready, _ = ray.wait(list(self.pulls), num_returns=1, timeout=timeout)
+        if ready:
+            ready, _ = ray.wait(list(self.pulls), num_returns=len(self.pulls), timeout=0)
+        for ref in ready:
+            worker_id = self.pulls.pop(ref)
+            try:
+                messages = ray.get(ref)
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorDiedError,
+                    ray.exceptions.ActorUnavailableError, ray.exceptions.WorkerCrashedError):
+                self._lost(worker_id, None, events)
+                continue
+            ended = False
+            for message in messages:
+                ended = self._dispatch(worker_id, message, events) or ended
+            if not ended:
+                self.pulls[self.actors[worker_id].pull.remote(PULL_SECONDS)] = worker_id
+        return events
+
+    def _dispatch(self, worker_id: str, message: tuple, events: list[Event]) -> bool:
+        tag = message[0]
+        if tag == EXIT:
+            self._lost(worker_id, message[1], events)
+            return True
+        if tag == P.COLLECTED:
+            events.append(Event("collected", None, message[1]))
+        elif tag == P.HELLO:
+            self.info[worker_id].pid = message[2]
+            events.append(Event("hello", worker_id, message[2]))
+        else:
+            if tag == P.BYE:
+                self.info[worker_id].said_bye = True
+            events.append(Event("message", worker_id, message))
+        return False
+
+    def _lost(self, worker_id: str, code: int | None, events: list[Event]) -> None:
+        actor = self.actors.pop(worker_id, None)
+        if actor is not None:
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        events.append(Event("lost", worker_id, code))
+
+    def collector_output(self) -> str:
+        return ""
+
+    def close(self) -> None:
+        for actor in list(self.actors.values()):
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self.actors.clear()
+        self.pulls.clear()
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+def ray_workers_table() -> list[dict[str, Any]]:
+    """Hardware of every alive node, detected by a task pinned to each (for ``testfleet workers``);
+    the custom resources and labels are those the node offers to Ray."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    refs = []
+    for node in ray.nodes():
+        if node.get("Alive"):
+            offered = Capabilities.from_ray_node(node)
+            labels = {k: v for k, v in offered.labels.items() if not k.startswith("ray.io/")}
+            strategy = NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
+            refs.append(_node_capabilities.options(scheduling_strategy=strategy).remote(offered.resources, labels))
+    if not refs:
+        raise WorkerError("the Ray cluster has no alive node")
+    return ray.get(refs, timeout=60)
