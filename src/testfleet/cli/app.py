@@ -103,6 +103,17 @@ def show_command(
     raise typer.Exit(show_run(ref, store))
 
 
+@app.command("workers")
+def workers_command(
+    backend: Annotated[str | None, typer.Option("--backend", help="local | ray (default: from settings).")] = None,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="'auto' or ray://host:port (default: start Ray here).")] = None,
+) -> None:
+    """Show each worker machine (or Ray node) with its hardware, resources and labels."""
+    from testfleet.cli.workers import show_workers
+
+    raise typer.Exit(show_workers(backend, ray_address))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: split off pytest's arguments after ``--`` and map errors to exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)

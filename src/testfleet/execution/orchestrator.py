@@ -164,7 +164,11 @@ class Orchestrator:
                                 self.variants + [v for _, v in skipped_modules])
         if self.collect_errors and not self.plan.continue_on_collection_errors:
             return False
-        self.listener.on_collected(self.total, self.run_info.deselected, self.plan.workers)
+        self.listener.on_collected(self.total + len(unmet), self.run_info.deselected, self.plan.workers)
+        if unmet:
+            word = "errors" if self.plan.strict_requirements else "skipped"
+            self._say(f"{len(unmet)} test{'s' if len(unmet) != 1 else ''} {word}: no worker meets "
+                      f"{'their' if len(unmet) != 1 else 'its'} requirements")
         if not self.total:
             return False
         self.scheduler = Scheduler(nodeids, workers=self.plan.workers, dist=self.plan.dist,
