@@ -30,6 +30,8 @@ from testfleet.execution.backends.base import Backend, Event, WorkerInfo
 from testfleet.execution.capabilities import Capabilities, Requirements
 
 PULL_SECONDS = 1.0
+PULL_GAP = 0.002
+PULL_MAX = 500
 EXIT = "__exit__"
 ALWAYS_EXCLUDED = [".testfleet/", ".git/", "__pycache__/", ".venv/", ".tox/"]
 
@@ -98,15 +100,19 @@ class PytestActor:
         self.inbox.put(message)
 
     def pull(self, timeout: float) -> list[Any]:
+        """The worker's messages: waits up to ``timeout`` for the first, then takes the ones that
+        follow closely (fast tests) so one actor call carries many results; returns as soon as the
+        worker goes quiet for ``PULL_GAP`` seconds, so a slow test's result is not held back."""
         try:
             messages = [self.outbox.get(timeout=timeout)]
         except queue.Empty:
             return []
-        while True:
+        while len(messages) < PULL_MAX:
             try:
-                messages.append(self.outbox.get_nowait())
+                messages.append(self.outbox.get(timeout=PULL_GAP))
             except queue.Empty:
-                return messages
+                break
+        return messages
 
     def signal(self, signum: int) -> None:
         os.kill(os.getpid(), signum)
