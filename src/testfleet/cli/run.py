@@ -73,8 +73,10 @@ def make_backend(settings: Settings, pytest_args: list[str], workers: int, cwd: 
             from testfleet.execution.backends.ray import RayBackend
         except ImportError:
             raise UsageError("the Ray backend needs Ray: pip install 'testfleet[ray]'", place="--backend ray") from None
+        store = Path(settings.store).resolve()
+        excludes = [f"/{store.relative_to(cwd.resolve())}*"] if store.is_relative_to(cwd.resolve()) else []
         return RayBackend(pytest_args, workers=workers, address=settings.ray_address, cwd=cwd,
-                          pip=settings.ray_pip, env=settings.ray_env)
+                          pip=settings.ray_pip, env=settings.ray_env, excludes=excludes)
     return LocalBackend(pytest_args, workers=workers, start_method=settings.start_method, cwd=cwd,
                         offers={"resources": settings.resources, "labels": settings.labels})
 

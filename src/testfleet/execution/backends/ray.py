@@ -133,7 +133,8 @@ class RayBackend(Backend):
 
     def __init__(self, pytest_args: list[str], *, workers: int, address: str | None = None,
                  cwd: str | os.PathLike[str] | None = None, pip: list[str] | None = None,
-                 env: dict[str, str] | None = None, pools: dict[str, Requirements] | None = None) -> None:
+                 env: dict[str, str] | None = None, pools: dict[str, Requirements] | None = None,
+                 excludes: list[str] | None = None) -> None:
         self.pytest_args = list(pytest_args)
         self.workers = workers
         self.address = address
@@ -141,6 +142,7 @@ class RayBackend(Backend):
         self.pip = list(pip or [])
         self.env = dict(env or {})
         self.pools = dict(pools or {})
+        self.excludes = [*ALWAYS_EXCLUDED, *(excludes or [])]
         self.actors: dict[str, Any] = {}
         self.pool_of: dict[str, str] = {}
         self.pulls: dict[Any, str] = {}
@@ -158,7 +160,7 @@ class RayBackend(Backend):
 
         env: dict[str, Any] = {
             "working_dir": str(self.cwd),
-            "excludes": list(ALWAYS_EXCLUDED),
+            "excludes": list(self.excludes),
             # testfleet's own code travels with the job, so the cluster needs only its dependencies
             "py_modules": [str(Path(testfleet.__file__).parent)],
             "env_vars": dict(self.env),
@@ -180,10 +182,13 @@ class RayBackend(Backend):
             kwargs.update(_node_ip_address="127.0.0.1", num_cpus=max(self.workers, os.cpu_count() or 1))
         try:
             ray.init(**kwargs)
-        except ValueError as exc:  # Ray's refusal of a working_dir over its size limit, among others
-            raise UsageError(f"Ray refused the job: {exc}", place="--backend ray",
-                             expected="a working directory under Ray's upload limit; list large files "
-                                      "in .gitignore or .rayignore") from None
+        except (ValueError, ray.exceptions.RuntimeEnvSetupError) as exc:
+            # Ray's refusal of the job's files, e.g. a working_dir over its upload limit.
+            detail = str(exc).replace("Failed to set up runtime environment.", "").strip().splitlines()
+            raise UsageError(f"Ray refused the job's files: {detail[0] if detail else exc}",
+                             source=str(self.cwd), place="runtime_env working_dir",
+                             expected="a directory under Ray's upload limit: list large files in "
+                                      ".gitignore or .rayignore") from None
         except ConnectionError as exc:
             raise UsageError(f"cannot reach the Ray cluster: {exc}", place="--ray-address") from None
         self.started_ray = not self.address
