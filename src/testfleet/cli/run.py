@@ -61,7 +61,9 @@ def pytest_arguments(request: RunRequest, settings: Settings) -> list[str]:
         args.append("-" + "q" * -request.verbosity)
     args += settings.pytest_args + request.pytest_extra
     # A suite whose addopts ask pytest-xdist for workers must not start a fleet inside each worker.
-    if importlib.util.find_spec("xdist") is not None and not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+    # Only decidable where the workers share this environment (not on a Ray cluster's nodes).
+    if settings.backend == "local" and importlib.util.find_spec("xdist") is not None \
+            and not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         args.append("-n0")
     return args
 
