@@ -40,29 +40,31 @@ class _Channel:
     """What the worker plugin talks to inside an actor: a Connection's surface over two queues."""
 
     closed = False
+    _EMPTY = object()
 
     def __init__(self, inbox: queue.Queue[Any], outbox: queue.Queue[Any]) -> None:
         self.inbox, self.outbox = inbox, outbox
+        self.peeked: Any = self._EMPTY  # a message poll() waited for and recv() has not taken yet
 
     def send(self, message: Any) -> None:
         self.outbox.put(message)
 
     def recv(self) -> Any:
-        message = self.inbox.get()
+        if self.peeked is not self._EMPTY:
+            message, self.peeked = self.peeked, self._EMPTY
+        else:
+            message = self.inbox.get()
         if message is None:
             raise EOFError
         return message
 
     def poll(self, timeout: float = 0.0) -> bool:
-        if not self.inbox.empty():
+        if self.peeked is not self._EMPTY:
             return True
-        if not timeout:
-            return False
         try:
-            message = self.inbox.get(timeout=timeout)
+            self.peeked = self.inbox.get(timeout=timeout) if timeout else self.inbox.get_nowait()
         except queue.Empty:
             return False
-        self.inbox.queue.appendleft(message)  # peeked, not taken
         return True
 
     def close(self) -> None:  # the channel outlives the plugin's connections
