@@ -68,9 +68,18 @@ def pytest_arguments(request: RunRequest, settings: Settings) -> list[str]:
     return args
 
 
+def keep_local_ray_on_loopback(address: str | None) -> None:
+    """A Ray instance testfleet starts itself stays on 127.0.0.1: Ray otherwise swaps loopback for
+    the machine's outward address. Ray reads this switch when it is imported, so call it first;
+    the Ray processes started here inherit it."""
+    if not address:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
 def make_backend(settings: Settings, pytest_args: list[str], workers: int, cwd: Path) -> Any:
     """The backend the settings ask for; the Ray one only when Ray is installed."""
     if settings.backend == "ray":
+        keep_local_ray_on_loopback(settings.ray_address)
         try:
             from testfleet.execution.backends.ray import RayBackend
         except ImportError:
