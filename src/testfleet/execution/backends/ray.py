@@ -78,6 +78,9 @@ class PytestActor:
         os.environ.update(env)
         self.inbox: queue.Queue[Any] = queue.Queue()
         self.outbox: queue.Queue[Any] = queue.Queue()
+        self.order_lock = threading.Lock()
+        self.held: dict[int, Any] = {}
+        self.next_seq = 0
         self.worker_id = worker_id
         self.pytest_args = pytest_args
         self.worker_count = worker_count
@@ -98,8 +101,14 @@ class PytestActor:
             code = 3
         self.outbox.put((EXIT, code))
 
-    def push(self, message: Any) -> None:
-        self.inbox.put(message)
+    def push(self, seq: int, message: Any) -> None:
+        """Deliver the coordinator's message number ``seq``. A threaded actor may run calls out of
+        order, so messages are released to the worker strictly in the order they were sent."""
+        with self.order_lock:
+            self.held[seq] = message
+            while self.next_seq in self.held:
+                self.inbox.put(self.held.pop(self.next_seq))
+                self.next_seq += 1
 
     def pull(self, timeout: float) -> list[Any]:
         """The worker's messages: waits up to ``timeout`` for the first, then takes the ones that
@@ -148,6 +157,7 @@ class RayBackend(Backend):
         self.actors: dict[str, Any] = {}
         self.pool_of: dict[str, str] = {}
         self.pulls: dict[Any, str] = {}
+        self.sent: dict[str, int] = {}  # messages sent to each actor, to number the next one
         self.info: dict[str, WorkerInfo] = {}
         self.collected_once = False
         self.started_ray = False
@@ -220,7 +230,9 @@ class RayBackend(Backend):
         actor = self.actors.get(worker_id)
         if actor is None:
             return False
-        actor.push.remote(message)
+        seq = self.sent.get(worker_id, 0)
+        self.sent[worker_id] = seq + 1
+        actor.push.remote(seq, message)
         return True
 
     def kill(self, worker_id: str, sig: int) -> None:
