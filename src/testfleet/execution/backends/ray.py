@@ -74,8 +74,11 @@ class _Channel:
 class PytestActor:
     """A worker as a Ray actor (wrapped with ``ray.remote`` when used)."""
 
-    def __init__(self, worker_id: str, pytest_args: list[str], worker_count: int, env: dict[str, str]) -> None:
+    def __init__(self, worker_id: str, pytest_args: list[str], worker_count: int, env: dict[str, str],
+                 cwd: str | None = None) -> None:
         os.environ.update(env)
+        if cwd:  # a local Ray instance: the suite's files are right here
+            os.chdir(cwd)
         self.inbox: queue.Queue[Any] = queue.Queue()
         self.outbox: queue.Queue[Any] = queue.Queue()
         self.order_lock = threading.Lock()
@@ -168,8 +171,12 @@ class RayBackend(Backend):
         return True
 
     def runtime_env(self) -> dict[str, Any]:
+        """What ships with the job. A Ray instance testfleet starts itself shares this machine's
+        files, so its actors work in the directory in place and nothing is packaged or uploaded."""
         import testfleet
 
+        if not self.address:
+            return {"env_vars": dict(self.env)}
         env: dict[str, Any] = {
             "working_dir": str(self.cwd),
             "excludes": list(self.excludes),
@@ -220,7 +227,8 @@ class RayBackend(Backend):
         if requirements.labels:
             options["label_selector"] = dict(requirements.labels)
         env = {P.ENV_WORKER_ID: worker_id}
-        actor = self._actor_class.options(**options).remote(worker_id, self.pytest_args, self.workers, env)
+        cwd = None if self.address else str(self.cwd)
+        actor = self._actor_class.options(**options).remote(worker_id, self.pytest_args, self.workers, env, cwd)
         self.actors[worker_id] = actor
         self.pool_of[worker_id] = pool
         self.info[worker_id] = WorkerInfo(worker_id)
