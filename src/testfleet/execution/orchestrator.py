@@ -210,7 +210,7 @@ class Orchestrator:
                 unmet[index] = reason
             elif self.backend.routes_requirements:
                 pools[index] = needed.key()
-                self.backend.pools[needed.key()] = needed
+                self.backend.define_pool(needed.key(), needed)
         return pools, unmet
 
     def _unmet_requirement(self, index: int, reason: str) -> None:

@@ -56,6 +56,9 @@ class Backend(abc.ABC):
         requirements); False when every worker is alike and requirements are only checked."""
         return False
 
+    def define_pool(self, key: str, requirements: Any) -> None:
+        """Workers spawned for pool ``key`` must meet ``requirements`` (see ``routes_requirements``)."""
+
     def capabilities(self) -> list[Any]:
         """What the machines workers run on offer (``Capabilities``), to check requirements against."""
         return []

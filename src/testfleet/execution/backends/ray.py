@@ -221,6 +221,9 @@ class RayBackend(Backend):
     def routes_requirements(self) -> bool:
         return True
 
+    def define_pool(self, key: str, requirements: Requirements) -> None:
+        self.pools[key] = requirements
+
     def spawn_worker(self, worker_id: str, pool: str = "") -> None:
         requirements = self.pools.get(pool, Requirements())
         options: dict[str, Any] = {"num_cpus": 1, **requirements.ray_options()}
