@@ -4,8 +4,9 @@
   nothing listens; these run first, before the cluster below exists.
 * A module-scoped two-node cluster started with Ray's own ``ray start`` CLI: a head with 2 CPUs
   and a second node with 1 CPU, the custom resource ``special`` and the label ``zone=b``. On it:
-  requirement routing, unmet requirements (skip / ``--strict-requirements``), an actor killed
-  mid-run, and outcome parity with the local backend on ``examples/inventory``.
+  requirement routing, no ``--ray-address`` while ``$RAY_ADDRESS`` names a cluster, unmet
+  requirements (skip / ``--strict-requirements``), an actor killed mid-run, and outcome parity
+  with the local backend on ``examples/inventory``.
 
 Network: everything stays on 127.0.0.1. Ray swaps 127.0.0.1 (given as ``--node-ip-address`` or
 in an address) for the machine's outward IP unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, its
@@ -141,8 +142,8 @@ def ray_processes(tmp: Path) -> dict[int, str]:
 
 
 def end_ray_processes(tmp: Path) -> dict[int, str]:
-    """SIGTERM, then SIGKILL after 5 s, every process of :func:`ray_processes`; return survivors."""
-    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+    """SIGTERM, then SIGKILL after 2 s, every process of :func:`ray_processes`; return survivors."""
+    for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
         for pid in ray_processes(tmp):
             try:
                 os.kill(pid, sig)
@@ -253,6 +254,10 @@ def places_source(places: Path) -> str:
     return WHERE.replace("@PLACES@", repr(str(places)))
 
 
+def passing(prefix: str, count: int) -> str:
+    return "".join(f"def test_{prefix}_{i}():\n    pass\n\n\n" for i in range(count))
+
+
 def read_places(places: Path) -> dict[str, dict]:
     return {path.stem: json.loads(path.read_text()) for path in sorted(places.glob("*.json"))}
 
@@ -352,6 +357,17 @@ def test_plain_3():
     assert by_test["test_special"].worker == seen["special"]["worker"], by_test["test_special"]
 
 
+def test_without_an_address_a_running_cluster_named_by_ray_address_does_not_break_the_run(
+        cluster: Cluster, tmp_path: Path) -> None:
+    # Ray's own ray.init() joins the cluster that $RAY_ADDRESS (or the last `ray start` on this
+    # machine) names when it is given no address. Whether testfleet then joins it or starts its
+    # own instance, the run must work.
+    root = make_suite(tmp_path / "suite", {"tests/test_a.py": passing("a", 3)})
+    ran = run_testfleet(root, "tests", "--backend", "ray", env=cluster.env | {"RAY_ADDRESS": cluster.address})
+    assert ran.returncode == 0, ran.log
+    assert outcome_counts(ran.output) == {"passed": 3}, ran.log
+
+
 UNMET = """
 import pytest
 
@@ -393,10 +409,6 @@ def test_a_requirement_no_node_offers_is_skipped_or_with_strict_an_error(cluster
     final = {r.nodeid.rsplit("::", 1)[1]: r for r in strict.results(final_only=True)}
     assert final["test_needs_nothere"].outcome == "error" and "nothere" in final["test_needs_nothere"].message
     assert final["test_needs_a_gpu"].outcome == "error" and "gpus" in final["test_needs_a_gpu"].message
-
-
-def passing(prefix: str, count: int) -> str:
-    return "".join(f"def test_{prefix}_{i}():\n    pass\n\n\n" for i in range(count))
 
 
 def test_an_actor_killed_mid_run_leaves_a_complete_duplicate_free_run(cluster: Cluster, tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def keep_local_ray_on_loopback(address: str | None) -> None:
     """A Ray instance testfleet starts itself stays on 127.0.0.1: Ray otherwise swaps loopback for
     the machine's outward address. Ray reads this switch when it is imported, so call it first;
     the Ray processes started here inherit it."""
-    if not address:
+    if not address or address.split("://", 1)[-1].startswith(("127.", "localhost")):
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 

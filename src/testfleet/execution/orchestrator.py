@@ -334,7 +334,7 @@ class Orchestrator:
             self.backend.send(slot.worker_id, (P.RUN, batch, bool(self.plan.timeout)))
             if not self.plan.timeout:
                 self.listener.on_running(slot.worker_id, self.items[slot.outstanding[0]]["nodeid"])
-        if self.scheduler.empty and len(slot.outstanding) >= 1 and not slot.flushed:
+        if self.scheduler.pool_empty(slot.pool) and len(slot.outstanding) >= 1 and not slot.flushed:
             slot.flushed = True
             self.backend.send(slot.worker_id, (P.FLUSH,))
 

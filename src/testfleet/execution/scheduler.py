@@ -89,6 +89,10 @@ class Scheduler:
     def empty(self) -> bool:
         return not any(self.queues.values()) and not self.reruns
 
+    def pool_empty(self, pool: str) -> bool:
+        """Nothing queued for ``pool``, reruns included: its workers may run what they hold."""
+        return not self.queues.get(pool) and not any(self.pools[i] == pool for i, _ in self.reruns)
+
     def __len__(self) -> int:
         return sum(len(u.indices) for q in self.queues.values() for u in q) + len(self.reruns)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import socket
 import tempfile
 import threading
 from pathlib import Path
@@ -135,6 +136,21 @@ class PytestActor:
         return os.getpid()
 
 
+def _probe(address: str) -> None:
+    """Refuse an address where nothing listens at once (Ray itself retries for minutes)."""
+    if address == "auto":
+        return
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise UsageError(f"nothing answers at {address}: {exc.strerror or exc}", place="--ray-address",
+                         expected="the address of a running Ray cluster (ray start --head prints it)") from None
+
+
 @ray.remote(num_cpus=0)
 def _node_capabilities(resources: dict[str, float], labels: dict[str, str]) -> dict[str, Any]:
     from testfleet.execution.capabilities import detect
@@ -195,13 +211,16 @@ class RayBackend(Backend):
                                   "ignore_reinit_error": True, "include_dashboard": False,
                                   "logging_level": logging.WARNING}
         if self.address:
+            _probe(self.address)
             kwargs["address"] = self.address
         else:
+            # "local": a new instance, never a cluster named by $RAY_ADDRESS or left by `ray start`.
+            kwargs["address"] = "local"
             # A local instance on loopback only; the CPUs are ours to use, one worker per CPU.
             kwargs.update(_node_ip_address="127.0.0.1", num_cpus=max(self.workers, os.cpu_count() or 1))
         try:
             ray.init(**kwargs)
-        except (ValueError, ray.exceptions.RuntimeEnvSetupError) as exc:
+        except ray.exceptions.RuntimeEnvSetupError as exc:
             # Ray's refusal of the job's files, e.g. a working_dir over its upload limit.
             detail = str(exc).replace("Failed to set up runtime environment.", "").strip().splitlines()
             raise UsageError(f"Ray refused the job's files: {detail[0] if detail else exc}",
@@ -210,6 +229,8 @@ class RayBackend(Backend):
                                       ".gitignore or .rayignore") from None
         except ConnectionError as exc:
             raise UsageError(f"cannot reach the Ray cluster: {exc}", place="--ray-address") from None
+        except ValueError as exc:
+            raise UsageError(f"Ray refused to start: {exc}", place="--backend ray") from None
         self.started_ray = not self.address
         self._actor_class = ray.remote(max_concurrency=4)(PytestActor)
 
@@ -226,7 +247,9 @@ class RayBackend(Backend):
 
     def spawn_worker(self, worker_id: str, pool: str = "") -> None:
         requirements = self.pools.get(pool, Requirements())
-        options: dict[str, Any] = {"num_cpus": 1, **requirements.ray_options()}
+        # A default worker takes one CPU; a worker made for requirements takes exactly what they
+        # ask for, so it can be placed on a node whose CPUs the default workers already hold.
+        options: dict[str, Any] = {"num_cpus": 1 if not pool else requirements.cpus, **requirements.ray_options()}
         if requirements.labels:
             options["label_selector"] = dict(requirements.labels)
         env = {P.ENV_WORKER_ID: worker_id}
