@@ -51,6 +51,8 @@ def run(
     backend: Annotated[str | None, typer.Option("--backend", help="local | ray: where workers run. Setting: backend.")] = None,
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="Join a running Ray cluster: 'auto' or ray://host:port (default: start Ray here). Setting: ray_address.")] = None,
     strict_requirements: Annotated[bool | None, typer.Option("--strict-requirements/--no-strict-requirements", help="A test no worker can satisfy is an error, not a skip. Setting: strict_requirements.")] = None,
+    ray_pip: Annotated[list[str] | None, typer.Option("--ray-pip", help="A pip package for the Ray job's runtime_env (repeatable). Setting: ray_pip.")] = None,
+    ray_env: Annotated[list[str] | None, typer.Option("--ray-env", help="KEY=VALUE for Ray workers' environment (repeatable). Setting: ray_env.")] = None,
     quiet: Annotated[int, typer.Option("-q", "--quiet", count=True, help="Less output.")] = 0,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="One line per test.")] = 0,
 ) -> None:
@@ -65,11 +67,24 @@ def run(
             "dist": dist, "timeout": timeout, "reruns": reruns, "max_worker_restarts": max_worker_restarts,
             "store": store, "junitxml": junitxml, "json_report": json_report, "md": md,
             "start_method": start_method, "seed": seed, "backend": backend, "ray_address": ray_address,
-            "strict_requirements": strict_requirements,
+            "strict_requirements": strict_requirements, "ray_pip": ray_pip or None,
+            "ray_env": _pairs(ray_env, "--ray-env"),
         },
         argv=list(sys.argv),
     )
     raise typer.Exit(execute(request))
+
+
+def _pairs(values: list[str] | None, flag: str) -> dict[str, str] | None:
+    if not values:
+        return None
+    pairs = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{value!r} is not KEY=VALUE", param_hint=f"'{flag}'")
+        pairs[key] = rest
+    return pairs
 
 
 def _workers(value: str | None) -> int | str | None:
