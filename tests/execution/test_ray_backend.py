@@ -55,6 +55,8 @@ pytest.importorskip("ray", reason="the Ray backend's tests need Ray: pip install
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+from backends import processes_under  # noqa: E402
 INVENTORY = REPO / "examples" / "inventory"
 NODE_WAIT = 90.0
 """Seconds the cluster may take to show both nodes alive."""
@@ -116,29 +118,9 @@ def free_port() -> int:
 
 
 def ray_processes(tmp: Path) -> dict[int, str]:
-    """Live processes started under ``tmp``: those whose command line names it, and their
-    descendants (Ray's workers and agents rename themselves). Zombies are left out."""
-    children: dict[int, list[int]] = {}
-    commands: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
-        except (OSError, ValueError):
-            continue
-        if state != "Z":
-            commands[int(entry.name)] = command
-        children.setdefault(int(ppid), []).append(int(entry.name))
-    ours = {pid for pid, command in commands.items() if str(tmp) in command and pid != os.getpid()}
-    todo = list(ours)
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in ours and child in commands:
-                ours.add(child)
-                todo.append(child)
-    return {pid: commands[pid] for pid in ours}
+    """Live processes started under ``tmp`` (and their descendants: Ray's workers rename
+    themselves); the same walk the backend benchmark uses to clean up after itself."""
+    return processes_under(tmp)
 
 
 def end_ray_processes(tmp: Path) -> dict[int, str]:
