@@ -53,7 +53,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import suites  # bench/ is not a package; this file must run alone
-from vs_xdist import Run, context, find_testfleet, fmt, run_tool, warm_up
+from vs_xdist import Run, context, find_testfleet, finish_suites, fmt, publish, run_tool, warm_up
 
 RESULTS_FILE = BENCH_DIR / "results" / "backends.jsonl"
 BACKENDS = ("local", "ray")
@@ -281,17 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         if left:
             print(f"ended Ray processes left behind: {left}")
         shutil.rmtree(ray_tmp, ignore_errors=True)
-        if args.keep:
-            print(f"\ngenerated suites kept in {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    print()
-    for line in lines:
-        print(line)
-    if not args.no_save:
-        RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-        with RESULTS_FILE.open("a") as fh:
-            fh.writelines(line + "\n" for line in lines)
+        finish_suites(root, args.keep)
+    publish(lines, RESULTS_FILE, save=not args.no_save)
     return 1 if failed else 0
 
 

@@ -380,6 +380,25 @@ def context() -> dict[str, Any]:
             "pytest": version("pytest"), "xdist": version("pytest-xdist"), "testfleet": version("testfleet")}
 
 
+def finish_suites(root: Path, keep: bool) -> None:
+    """Remove the generated suites, or say where they are kept."""
+    if keep:
+        print(f"\ngenerated suites kept in {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def publish(lines: list[str], results_file: Path, *, save: bool) -> None:
+    """Print the figures' JSON lines and append them to ``results_file``."""
+    print()
+    for line in lines:
+        print(line)
+    if save:
+        results_file.parent.mkdir(parents=True, exist_ok=True)
+        with results_file.open("a") as fh:
+            fh.writelines(line + "\n" for line in lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="testfleet vs pytest and pytest-xdist on generated suites.")
     parser.add_argument("--quick", action="store_true", help="400 tests instead of 2,000 in the 'mixed' suite")
@@ -416,17 +435,8 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(json.dumps(ctx | {"repeat": suite_args.repeat, "suite": name, "figure": "counts_match", "tool": "-",
                                            "value": ok, "unit": "bool"}))
     finally:
-        if args.keep:
-            print(f"\ngenerated suites kept in {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    print()
-    for line in lines:
-        print(line)
-    if not args.no_save:
-        RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-        with RESULTS_FILE.open("a") as fh:
-            fh.writelines(line + "\n" for line in lines)
+        finish_suites(root, args.keep)
+    publish(lines, RESULTS_FILE, save=not args.no_save)
     return 1 if failed else 0
 
 
