@@ -216,27 +216,28 @@ class Orchestrator:
     def _unmet_requirement(self, index: int, reason: str) -> None:
         """A test no worker can run: skipped with the reason, or an error with --strict-requirements."""
         outcome = Outcome.error if self.plan.strict_requirements else Outcome.skipped
-        now = datetime.now(UTC)
-        case, variant, item = self.cases[index], self.variants[index], self.items[index]
-        result = Result(run_id=self.run_info.run_id, variant_id=variant.variant_id, case_id=case.case_id,
-                        nodeid=item["nodeid"], worker="scheduler", outcome=outcome, started_at=now,
-                        finished_at=now, when="setup", message=reason, longrepr=reason,
-                        categories=[outcome.value], file=item["file"], line=item["line"])
-        self.results.append(result)
-        self.buffer.append(result)
+        item = self.items[index]
+        self._record_synthetic(self.cases[index], self.variants[index], outcome, worker="scheduler",
+                               when="setup", message=reason, longrepr=reason, line=item["line"])
 
     def _collect_skip(self, entry: dict[str, Any]) -> tuple[Case, Variant]:
         """A module skipped at collection (``allow_module_level``): pytest counts it as skipped."""
         case = Case.from_nodeid(entry["nodeid"], file=entry["nodeid"].split("::", 1)[0])
         variant = Variant.of(case)
+        self._record_synthetic(case, variant, Outcome.skipped, worker="collector", when="collect",
+                               message=entry["message"], longrepr=entry["longrepr"])
+        return case, variant
+
+    def _record_synthetic(self, case: Case, variant: Variant, outcome: Outcome, *, worker: str, when: str,
+                          message: str, longrepr: str, line: int | None = None) -> None:
+        """A final result decided without running the test (it never reaches a worker)."""
         now = datetime.now(UTC)
         result = Result(run_id=self.run_info.run_id, variant_id=variant.variant_id, case_id=case.case_id,
-                        nodeid=entry["nodeid"], worker="collector", outcome=Outcome.skipped,
-                        started_at=now, finished_at=now, when="collect", message=entry["message"],
-                        longrepr=entry["longrepr"], categories=["skipped"], file=case.file)
+                        nodeid=case.nodeid, worker=worker, outcome=outcome, started_at=now, finished_at=now,
+                        when=when, message=message, longrepr=longrepr, categories=[outcome.value],
+                        file=case.file, line=line)
         self.results.append(result)
         self.buffer.append(result)
-        return case, variant
 
     def _spawn(self, pool: str = "") -> None:
         worker_id = f"gw{self.next_worker}"
