@@ -105,9 +105,8 @@ class WorkerPlugin:
                 "keywords": sorted(str(k) for k in item.keywords),
                 "requires": _requires(item),
             })
-        warnings, self.warnings = self.warnings, []
         return {"items": items, "deselected": self.deselected, "errors": self.collect_errors,
-                "skipped": self.collect_skipped, "warnings": warnings,
+                "skipped": self.collect_skipped, "warnings": self._take_warnings(),
                 "rootdir": str(session.config.rootpath), "pid": os.getpid()}
 
     # -- the loop -----------------------------------------------------------------------------
@@ -255,13 +254,16 @@ class WorkerPlugin:
             elif tag == P.STOP:
                 stop = True
 
+        def runnable() -> bool:
+            # The last queued item waits until the next is known (for ``nextitem``) or a flush.
+            return len(queue) >= 2 or (bool(queue) and flush)
+
         last_index: int | None = None
         fixtures_alive = False  # fixtures of ``last_index`` kept for the next item, or interrupted
         interrupted = False
         try:
             while True:
-                runnable = len(queue) >= 2 or (queue and flush)
-                if not runnable and not stop:
+                if not runnable() and not stop:
                     if shutdown and not queue:
                         break
                     try:
@@ -273,7 +275,7 @@ class WorkerPlugin:
                     handle(conn.recv())
                 if stop:
                     break
-                if not (len(queue) >= 2 or (queue and flush)):
+                if not runnable():
                     continue
                 index = queue.popleft()
                 item = items[index]
