@@ -167,16 +167,12 @@ class LocalBackend(Backend):
         watch: list = [self._wake_r, *self._pending, *self._conns.values()]
         if self._collector_conn is not None:
             watch.append(self._collector_conn)
-        if not self._collected and timeout is not None:
-            timeout = min(timeout, 0.2)  # keep an eye on a collector that dies
-        elif not self._collected:
-            timeout = 0.2
+        if not self._collected:  # keep an eye on a collector that dies
+            timeout = 0.2 if timeout is None else min(timeout, 0.2)
         for ready in wait(watch, timeout):
             if ready == self._wake_r:
                 os.read(self._wake_r, 4096)
-                with self._accept_lock:
-                    self._pending.extend(self._accepted)
-                    self._accepted.clear()
+                self._take_accepted()
                 continue
             self._read(ready, events)
         return events
@@ -185,21 +181,25 @@ class LocalBackend(Backend):
         """The collector exited: did it manage to send its collection first?"""
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline and not self._collected:
-            for event in self.poll_once():
+            for event in self._poll_pending():
                 events.append(event)
             if not self._accepted and not self._pending:
                 break
         return self._collected
 
-    def poll_once(self) -> list[Event]:
+    def _poll_pending(self) -> list[Event]:
         events: list[Event] = []
-        with self._accept_lock:
-            self._pending.extend(self._accepted)
-            self._accepted.clear()
+        self._take_accepted()
         for conn in list(self._pending):
             if conn.poll(0.2):
                 self._read(conn, events)
         return events
+
+    def _take_accepted(self) -> None:
+        """Connections the accept thread has taken in, now waiting to say who they are."""
+        with self._accept_lock:
+            self._pending.extend(self._accepted)
+            self._accepted.clear()
 
     def _tracked(self, conn: Connection) -> bool:
         return conn in self._conn_owner or conn in self._pending or conn is self._collector_conn
@@ -322,9 +322,7 @@ class LocalBackend(Backend):
                     conn.send((P.STOP,))
                 except OSError:
                     pass
-        with self._accept_lock:
-            self._pending.extend(self._accepted)
-            self._accepted.clear()
+        self._take_accepted()
         for conn in self._pending:
             conn.close()
         procs = [p for p in [self._collector_proc, *self._procs.values()] if p is not None]
