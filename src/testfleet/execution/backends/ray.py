@@ -27,7 +27,7 @@ import ray
 
 from testfleet.errors import UsageError, WorkerError
 from testfleet.execution import protocol as P
-from testfleet.execution.backends.base import Backend, Event, WorkerInfo
+from testfleet.execution.backends.base import Backend, Event
 from testfleet.execution.capabilities import Capabilities, Requirements
 
 PULL_SECONDS = 1.0
@@ -136,6 +136,16 @@ class PytestActor:
         return os.getpid()
 
 
+def _end(actor: Any) -> None:
+    """Kill an actor for good; one that is already gone is fine."""
+    if actor is None:
+        return
+    try:
+        ray.kill(actor, no_restart=True)
+    except Exception:  # noqa: BLE001 - already gone
+        pass
+
+
 def _probe(address: str) -> None:
     """Refuse an address where nothing listens at once (Ray itself retries for minutes)."""
     if address == "auto":
@@ -174,12 +184,8 @@ class RayBackend(Backend):
         self.pools = dict(pools or {})
         self.excludes = [*ALWAYS_EXCLUDED, *(excludes or [])]
         self.actors: dict[str, Any] = {}
-        self.pool_of: dict[str, str] = {}
         self.pulls: dict[Any, str] = {}
         self.sent: dict[str, int] = {}  # messages sent to each actor, to number the next one
-        self.info: dict[str, WorkerInfo] = {}
-        self.collected_once = False
-        self.started_ray = False
         self._actor_class: Any = None
 
     @property
@@ -231,7 +237,6 @@ class RayBackend(Backend):
             raise UsageError(f"cannot reach the Ray cluster: {exc}", place="--ray-address") from None
         except ValueError as exc:
             raise UsageError(f"Ray refused to start: {exc}", place="--backend ray") from None
-        self.started_ray = not self.address
         self._actor_class = ray.remote(max_concurrency=4)(PytestActor)
 
     def capabilities(self) -> list[Capabilities]:
@@ -256,8 +261,6 @@ class RayBackend(Backend):
         cwd = None if self.address else str(self.cwd)
         actor = self._actor_class.options(**options).remote(worker_id, self.pytest_args, self.workers, env, cwd)
         self.actors[worker_id] = actor
-        self.pool_of[worker_id] = pool
-        self.info[worker_id] = WorkerInfo(worker_id)
         self.pulls[actor.pull.remote(PULL_SECONDS)] = worker_id
 
     def send(self, worker_id: str, message: tuple) -> bool:
@@ -310,32 +313,21 @@ class RayBackend(Backend):
         if tag == P.COLLECTED:
             events.append(Event("collected", None, message[1]))
         elif tag == P.HELLO:
-            self.info[worker_id].pid = message[2]
             events.append(Event("hello", worker_id, message[2]))
         else:
-            if tag == P.BYE:
-                self.info[worker_id].said_bye = True
             events.append(Event("message", worker_id, message))
         return False
 
     def _lost(self, worker_id: str, code: int | None, events: list[Event]) -> None:
-        actor = self.actors.pop(worker_id, None)
-        if actor is not None:
-            try:
-                ray.kill(actor, no_restart=True)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+        _end(self.actors.pop(worker_id, None))
         events.append(Event("lost", worker_id, code))
 
     def collector_output(self) -> str:
         return ""
 
     def close(self) -> None:
-        for actor in list(self.actors.values()):
-            try:
-                ray.kill(actor, no_restart=True)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+        for actor in self.actors.values():
+            _end(actor)
         self.actors.clear()
         self.pulls.clear()
         if ray.is_initialized():
