@@ -60,8 +60,7 @@ class Settings(BaseModel):
             from testfleet.execution.capabilities import Requirements
 
             try:
-                Requirements.from_marker_kwargs({k: v for k, v in rule.items() if k != "pattern"},
-                                                where=f"requirements[{position}]")
+                Requirements.from_marker_kwargs(_rule_requirements(rule), where=f"requirements[{position}]")
             except TestfleetError as exc:
                 raise ValueError(str(exc)) from None
         return rules
@@ -72,6 +71,10 @@ class Settings(BaseModel):
         if isinstance(value, int) and value < 1:
             raise ValueError("must be at least 1, or 'auto'")
         return value
+
+    def requirement_rules(self) -> list[tuple[str, dict[str, Any]]]:
+        """``requirements`` as (pattern, the requirements it adds) pairs."""
+        return [(rule["pattern"], _rule_requirements(rule)) for rule in self.requirements]
 
     def worker_count(self) -> int:
         if self.workers == "auto":
@@ -85,6 +88,10 @@ class Settings(BaseModel):
         if self.max_worker_restarts is not None:
             return self.max_worker_restarts
         return 4 * self.worker_count()
+
+
+def _rule_requirements(rule: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in rule.items() if key != "pattern"}
 
 
 def find_settings_file(start: Path) -> tuple[Path | None, dict[str, Any]]:

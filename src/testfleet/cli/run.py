@@ -24,7 +24,6 @@ from testfleet.execution.backends.local import LocalBackend
 from testfleet.settings import Settings, load_settings
 
 USAGE = 4
-INTERNAL = 3
 
 
 @dataclass
@@ -139,8 +138,7 @@ def execute(request: RunRequest) -> int:
                        history=store.duration_history(), last_failed=store.last_failed(),
                        failed_first=settings.failed_first, only_last_failed=request.last_failed,
                        continue_on_collection_errors="--continue-on-collection-errors" in request.pytest_extra,
-                       requirement_rules=[(rule["pattern"], {k: v for k, v in rule.items() if k != "pattern"})
-                                          for rule in settings.requirements],
+                       requirement_rules=settings.requirement_rules(),
                        strict_requirements=settings.strict_requirements)
         console = ConsoleReporter(verbosity=request.verbosity)
         orchestrator = Orchestrator(backend, plan, run, StoreRecorder(store), console,
@@ -150,8 +148,7 @@ def execute(request: RunRequest) -> int:
         if outcome.collector_exit is not None:
             # pytest ended before collecting (a usage error, --collect-only, ...): show what it said.
             sys.stdout.write(outcome.collector_output)
-            return outcome.collector_exit if outcome.collector_exit != 0 or "--co" in " ".join(request.pytest_extra) \
-                else INTERNAL
+            return outcome.collector_exit
         return _finish(store, settings, run, outcome, console, time.monotonic() - started_wall)
     finally:
         store.close()
