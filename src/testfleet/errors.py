@@ -46,3 +46,19 @@ class StoreError(TestfleetError):
 
 class WorkerError(TestfleetError):
     """The worker fleet could not be started or lost every worker."""
+
+
+class ConfigError(UsageError):
+    """A configuration file (YAML, JSON, TOML, INI, XML, .properties) that cannot be read or written."""
+
+
+class SpaceError(UsageError):
+    """A malformed parameter space: a bad dimension, constraint expression, schema or overlay."""
+
+
+class UnsatisfiableError(SpaceError):
+    """Constraints that no point of the space satisfies; names the constraints in conflict."""
+
+    def __init__(self, message: str, *, conflict: list[str] | None = None, **where: str | None) -> None:
+        self.conflict = list(conflict or [])
+        super().__init__(message, **where)
