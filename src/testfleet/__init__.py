@@ -1,6 +1,19 @@
 """testfleet: run a pytest suite on a fleet of workers and explore what it never tried."""
 
+from typing import Any
+
 from testfleet.model import Case, Outcome, Result, Run, Variant
 
-__all__ = ["Case", "Outcome", "Result", "Run", "Variant", "__version__"]
+_SPACE_NAMES = ("Bool", "Choice", "Duration", "Float", "Int", "ListOf", "Object", "Optional",
+                "Permutation", "Size", "Space", "String", "Union")
+
+__all__ = ["Case", "Outcome", "Result", "Run", "Variant", "__version__", *_SPACE_NAMES]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The space types pull in numpy; workers and `testfleet --help` should not pay for that.
+    if name in _SPACE_NAMES:
+        import testfleet.space as space
+        return getattr(space, name)
+    raise AttributeError(f"module 'testfleet' has no attribute {name!r}")

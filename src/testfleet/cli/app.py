@@ -129,6 +129,11 @@ def workers_command(
     raise typer.Exit(show_workers(backend, ray_address))
 
 
+from testfleet.cli.space import app as space_app  # noqa: E402  (a sub-command group)
+
+app.add_typer(space_app, name="space")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: split off pytest's arguments after ``--`` and map errors to exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)

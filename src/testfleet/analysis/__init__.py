@@ -1,0 +1,1 @@
+"""Statistics over stored results: coverage of spaces, failure analysis, flakiness."""

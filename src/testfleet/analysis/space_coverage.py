@@ -1,0 +1,92 @@
+"""Coverage of a space by the variants that were run: binning, CCM measures, pictures' data.
+
+Executed points come from a fuzz manifest, a directory of configuration files, or a run in the
+store (its variants' parameters, with pass/fail from its results). Each value is binned into its
+dimension's level (``Space.levels_of``); points with a value outside the space are counted and
+left out. The measures are :func:`testfleet.space.coverage.measure`'s; this module adds the
+names, level labels and the per-pair detail (runs and failures per value pair) the plots show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from testfleet.model import FAILURE_OUTCOMES
+from testfleet.space.coverage import CoverageReport, measure, pair_counts, pair_matrix
+from testfleet.space.space import Space
+from testfleet.store.db import Store
+
+
+@dataclass
+class SpaceCoverage:
+    space: Space
+    report: CoverageReport
+    matrix: np.ndarray
+    outside: int                 # executed points with a value outside the space
+    failed: np.ndarray | None    # per kept row, when outcomes are known
+
+    def to_dict(self, gap_limit: int = 100) -> dict[str, Any]:
+        labels = [[level.label for level in self.space.levels(n)] for n in self.space.names]
+        data = self.report.to_dict(self.space.names, labels, gap_limit=gap_limit)
+        data["outside"] = self.outside
+        data["failed_rows"] = None if self.failed is None else int(self.failed.sum())
+        return data
+
+    def pair_details(self, limit: int = 4) -> list[dict[str, Any]]:
+        """Value-by-value detail for the pairs worth a look: where failures concentrate (the
+        highest failure rate of any value pair) when outcomes are known, else the pairs with
+        the lowest coverage."""
+        names, counts_of = self.space.names, self.space.level_counts()
+        pairs = sorted((float(self.matrix[a, b]), a, b) for a in range(len(names))
+                        for b in range(a + 1, len(names)))
+        has_failures = self.failed is not None and bool(self.failed.any())
+        if has_failures and len(self._rows) * len(pairs) <= 50_000_000:
+            def hottest(pair: tuple[float, int, int]) -> float:
+                counts, failed = pair_counts(counts_of, self._rows, pair[1], pair[2],
+                                             failed=self.failed)
+                return -float(np.max(failed / np.maximum(counts, 1)))
+            pairs.sort(key=hottest)
+        details = []
+        for _, a, b in pairs[:limit]:
+            counts, failed = pair_counts(counts_of, self._rows, a, b, failed=self.failed)
+            details.append({
+                "a": names[a], "b": names[b],
+                "a_labels": [level.label for level in self.space.levels(names[a])],
+                "b_labels": [level.label for level in self.space.levels(names[b])],
+                "counts": counts.tolist(),
+                "failed": None if failed is None else failed.tolist()})
+        return details
+
+    _rows: np.ndarray = None  # type: ignore[assignment]
+
+
+def measure_points(space: Space, points: Sequence[Mapping[str, Any]], strength: int = 2, *,
+                   failed: Sequence[bool] | None = None) -> SpaceCoverage:
+    rows = space.levels_of(list(points)) if points else \
+        np.empty((0, len(space)), dtype=np.int64)
+    inside = (rows >= 0).all(axis=1) if len(rows) else np.zeros(0, dtype=bool)
+    kept = rows[inside]
+    flags = None if failed is None else np.asarray(failed, dtype=bool)[inside]
+    t = min(strength, len(space))
+    report = measure(space.level_counts(), kept, t, oracle=space.oracle())
+    matrix = pair_matrix(space.level_counts(), kept, oracle=space.oracle())
+    result = SpaceCoverage(space, report, matrix, int((~inside).sum()), flags)
+    result._rows = kept
+    return result
+
+
+def points_of_run(store: Store, ref: str) -> tuple[list[dict[str, Any]], list[bool]]:
+    """Each final result's variant parameters in a run, and whether it failed."""
+    run = store.get_run(ref)
+    points, failed = [], []
+    cache: dict[str, dict[str, Any]] = {}
+    for result in store.results(run.run_id, final_only=True):
+        if result.variant_id not in cache:
+            cache[result.variant_id] = dict(store.get_variant(result.variant_id).params)
+        points.append(cache[result.variant_id])
+        failed.append(result.outcome in FAILURE_OUTCOMES)
+    return points, failed

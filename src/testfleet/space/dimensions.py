@@ -1,0 +1,477 @@
+"""Dimensions of a parameter space: what values a parameter may take, how to draw them, their
+boundary values, and the finite *levels* (equivalence classes) that covering arrays and coverage
+measurement work on.
+
+Every dimension answers the same questions:
+
+- ``sample(rng, n)``: n values drawn uniformly from the dimension (one numpy call, not n);
+- ``contains(value)``: membership, exactly;
+- ``levels()``: a few classes, each with a representative value. Numbers get their two bounds as
+  classes of their own plus equal-width interior bins (log-width for sizes and durations), so
+  a pairwise array always pairs every bound with every other parameter's classes;
+- ``level_of_many(values)``: the class of each value (binning, for coverage);
+- ``edges()``: boundary values (min, max, just inside, zero, empty, null...), each labelled;
+- ``to_dict()``: the declaration, the inverse of :func:`testfleet.space.declare.dimension`.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from testfleet.errors import SpaceError
+from testfleet.space.expressions import DURATION_UNITS, SIZE_UNITS
+
+#: Discrete dimensions with at most this many values get one level per value.
+EXACT_LEVELS = 6
+#: Interior bins between the two bounds of a larger numeric range.
+INTERIOR_BINS = 3
+
+
+@dataclass(frozen=True)
+class Level:
+    """One class of a dimension's values and the value that stands for it."""
+
+    label: str
+    value: Any
+
+
+class Dimension(ABC):
+    """A typed parameter. Subclasses hold only their declaration; all methods are pure."""
+
+    kind: str = ""
+    default: Any = None
+
+    def baseline(self) -> Any:
+        """The value used when this parameter is not the one being varied."""
+        return self.default if self.default is not None else self.levels()[0].value
+
+    @abstractmethod
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray: ...
+
+    @abstractmethod
+    def contains(self, value: Any) -> bool: ...
+
+    @abstractmethod
+    def levels(self) -> list[Level]: ...
+
+    @abstractmethod
+    def level_of(self, value: Any) -> int:
+        """Index of the level (class) the value belongs to; -1 when outside the dimension."""
+
+    def level_of_many(self, values: Any) -> np.ndarray:
+        return np.fromiter((self.level_of(v) for v in values), dtype=np.int64, count=len(values))
+
+    def edges(self) -> list[tuple[str, Any]]:
+        return [(level.label, level.value) for level in self.levels()]
+
+    def cardinality(self) -> int | None:
+        """Number of distinct values, or None when uncountable (floats, unbounded strings)."""
+        return None
+
+    def render(self, value: Any) -> Any:
+        """The value as a configuration file writes it (sizes as ``64MB`` when declared so)."""
+        return value
+
+    @abstractmethod
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def _with_default(self, spec: dict[str, Any]) -> dict[str, Any]:
+        if self.default is not None:
+            spec["default"] = self.default
+        return spec
+
+    def _check_default(self) -> None:
+        if self.default is not None and not self.contains(self.default):
+            raise SpaceError(f"default {self.default!r} is not a value of {self!r}",
+                             expected="a default inside the dimension")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "type")
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.to_dict() == other.to_dict()  # type: ignore[union-attr]
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+
+def _bins_edges(lo: float, hi: float, bins: int, log: bool) -> np.ndarray:
+    """Interior bin boundaries strictly between lo and hi (bins + 1 points, lo and hi included)."""
+    floor = lo if lo > 0 else min(1.0, hi * 1e-6)  # a log scale needs a positive start
+    if log and lo >= 0 and hi > floor > 0:
+        edges = np.geomspace(floor, hi, bins + 1)
+        edges[0] = lo
+        return edges
+    return np.linspace(lo, hi, bins + 1)
+
+
+def _bin_middle(a: float, b: float, log: bool) -> float:
+    return math.sqrt(a * b) if log and a > 0 else (a + b) / 2
+
+
+class Int(Dimension):
+    """Integers ``min, min + step, ... <= max``."""
+
+    kind = "int"
+    log_bins = False
+
+    def __init__(self, min: int, max: int, step: int = 1, *, default: int | None = None) -> None:
+        for label, value in (("min", min), ("max", max), ("step", step)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise SpaceError(f"{self.kind} {label} must be an integer, not {value!r}",
+                                 expected="an integer")
+        if step <= 0 or min > max:
+            raise SpaceError(f"empty {self.kind} range min={min} max={max} step={step}",
+                             expected="min <= max and step > 0")
+        self.min, self.step = int(min), int(step)
+        self.count = (int(max) - self.min) // self.step + 1
+        self.max = self.min + (self.count - 1) * self.step  # the last value on the grid
+        self.default = default
+        self._check_default()
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.count < 2**62 and abs(self.min) < 2**62 and abs(self.max) < 2**62:
+            return self.min + rng.integers(0, self.count, size=n, dtype=np.int64) * self.step
+        ks = [int(self.count * u) for u in rng.random(n)]  # ranges past int64: exact Python ints
+        return np.array([self.min + k * self.step for k in ks], dtype=object)
+
+    def contains(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            return False
+        return self.min <= value <= self.max and (value - self.min) % self.step == 0
+
+    def cardinality(self) -> int:
+        return self.count
+
+    def _grid(self, x: float) -> int:
+        k = round((x - self.min) / self.step)
+        return self.min + max(0, min(self.count - 1, k)) * self.step
+
+    def _interior(self) -> np.ndarray:
+        return _bins_edges(float(self.min), float(self.max), INTERIOR_BINS, self.log_bins)
+
+    def levels(self) -> list[Level]:
+        if self.count <= EXACT_LEVELS:
+            return [Level(self._label(self.min + k * self.step), self.min + k * self.step)
+                    for k in range(self.count)]
+        edges = self._interior()
+        # a middle strictly between the bounds, so the bounds stay classes of their own
+        mids = [min(max(self._grid(_bin_middle(edges[i], edges[i + 1], self.log_bins)),
+                        self.min + self.step), self.max - self.step)
+                for i in range(INTERIOR_BINS)]
+        values = [self.min, *mids, self.max]
+        labels = ["min", *(f"~{self._label(m)}" for m in mids), "max"]
+        return [Level(label, value) for label, value in zip(labels, values, strict=True)]
+
+    def _label(self, value: int) -> str:
+        return str(value)
+
+    def level_of(self, value: Any) -> int:
+        return int(self.level_of_many(np.array([value], dtype=object))[0])
+
+    def level_of_many(self, values: Any) -> np.ndarray:
+        arr = np.asarray(values)
+        if arr.dtype == object:
+            ok = np.fromiter((self.contains(v) for v in arr), dtype=bool, count=len(arr))
+            arr = np.where(ok, arr, self.min).astype(float)
+        else:
+            ok = (arr >= self.min) & (arr <= self.max) & ((arr - self.min) % self.step == 0)
+        if self.count <= EXACT_LEVELS:
+            out = ((arr - self.min) // self.step).astype(np.int64)
+        else:
+            inner = np.searchsorted(self._interior()[1:-1], arr, side="left") + 1
+            out = np.where(arr == self.min, 0, np.where(arr == self.max, INTERIOR_BINS + 1, inner))
+        return np.where(ok, out, -1).astype(np.int64)
+
+    def edges(self) -> list[tuple[str, Any]]:
+        found = [("min", self.min), ("max", self.max)]
+        if self.count > 2:
+            found.append(("just above min", self.min + self.step))
+        if self.count > 3:
+            found.append(("just below max", self.max - self.step))
+        if self.contains(0):
+            found.append(("zero", 0))
+        return _unique(found)
+
+    def to_dict(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"type": self.kind, "min": self.min, "max": self.max}
+        if self.step != 1:
+            spec["step"] = self.step
+        return self._with_default(spec)
+
+
+class Float(Dimension):
+    """Real numbers in ``[min, max]`` (or on the grid ``min + k * step`` when a step is given)."""
+
+    kind = "float"
+    log_bins = False
+
+    def __init__(self, min: float, max: float, *, step: float | None = None,
+                 default: float | None = None) -> None:
+        for label, value in (("min", min), ("max", max)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise SpaceError(f"{self.kind} {label} must be a finite number, not {value!r}",
+                                 expected="a finite number")
+        if min > max or (step is not None and step <= 0):
+            raise SpaceError(f"empty {self.kind} range min={min} max={max} step={step}",
+                             expected="min <= max and step > 0")
+        self.min, self.max, self.step = float(min), float(max), step
+        self.default = default
+        self._check_default()
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.step:
+            count = int((self.max - self.min) // self.step) + 1
+            return self.min + rng.integers(0, count, size=n) * self.step
+        if self.min == self.max:
+            return np.full(n, self.min)
+        values = rng.uniform(self.min, self.max, size=n)
+        return np.minimum(values, self.max)
+
+    def contains(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            return False
+        if not (self.min <= value <= self.max):
+            return False
+        if self.step:
+            k = (value - self.min) / self.step
+            return abs(k - round(k)) <= 1e-9 * max(1.0, abs(k))
+        return True
+
+    def _interior(self) -> np.ndarray:
+        return _bins_edges(self.min, self.max, INTERIOR_BINS, self.log_bins)
+
+    def levels(self) -> list[Level]:
+        if self.min == self.max:
+            return [Level("only", self.min)]
+        edges = self._interior()
+        mids = [self._snap(_bin_middle(edges[i], edges[i + 1], self.log_bins))
+                for i in range(INTERIOR_BINS)]
+        return [Level("min", self.min), *(Level(f"~{self._label(m)}", m) for m in mids),
+                Level("max", self.max)]
+
+    def _snap(self, x: float) -> float:
+        if self.step:
+            return self.min + round((x - self.min) / self.step) * self.step
+        if abs(x) < 1e-9 * (self.max - self.min):
+            return 0.0
+        return float(f"{x:.6g}")
+
+    def _label(self, value: float) -> str:
+        return f"{value:g}"
+
+    def level_of(self, value: Any) -> int:
+        return int(self.level_of_many(np.array([value], dtype=object))[0])
+
+    def level_of_many(self, values: Any) -> np.ndarray:
+        arr = np.asarray(values)
+        ok = np.fromiter((self.contains(v) for v in arr), dtype=bool, count=len(arr)) \
+            if arr.dtype == object or self.step else (arr >= self.min) & (arr <= self.max)
+        arr = np.where(ok, arr, self.min).astype(float)
+        if self.min == self.max:
+            return np.where(ok, 0, -1)
+        inner = np.clip(np.searchsorted(self._interior()[1:-1], arr, side="left") + 1,
+                        1, INTERIOR_BINS)
+        out = np.where(arr == self.min, 0, np.where(arr == self.max, INTERIOR_BINS + 1, inner))
+        return np.where(ok, out, -1).astype(np.int64)
+
+    def edges(self) -> list[tuple[str, Any]]:
+        found: list[tuple[str, Any]] = [("min", self.min), ("max", self.max)]
+        if self.min < self.max:
+            inside_lo = self.min + self.step if self.step else math.nextafter(self.min, self.max)
+            inside_hi = self.max - self.step if self.step else math.nextafter(self.max, self.min)
+            found += [("just above min", inside_lo), ("just below max", inside_hi)]
+        if self.contains(0.0):
+            found.append(("zero", 0.0))
+        return _unique(found)
+
+    def to_dict(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"type": self.kind, "min": self.min, "max": self.max}
+        if self.step:
+            spec["step"] = self.step
+        return self._with_default(spec)
+
+
+class Choice(Dimension):
+    """One of a fixed list of values (strings, numbers, null, anything JSON-like)."""
+
+    kind = "choice"
+
+    def __init__(self, values: list[Any] | tuple[Any, ...], *, default: Any = None) -> None:
+        if not isinstance(values, (list, tuple)) or not values:
+            raise SpaceError(f"choice needs a non-empty list of values, not {values!r}",
+                             expected="a list such as [\"off\", \"lru\"]")
+        self.values = list(values)
+        self.default = default
+        self._check_default()
+
+    def _index(self, value: Any) -> int:
+        for i, known in enumerate(self.values):
+            if type(known) is type(value) and known == value:  # True is not 1 here
+                return i
+        return -1
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        picks = rng.integers(0, len(self.values), size=n)
+        column = np.empty(len(self.values), dtype=object)
+        column[:] = self.values
+        out = column[picks]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.values):
+            return out.astype(float if any(isinstance(v, float) for v in self.values) else np.int64)
+        return out
+
+    def contains(self, value: Any) -> bool:
+        return self._index(value) >= 0
+
+    def cardinality(self) -> int:
+        return len(self.values)
+
+    def levels(self) -> list[Level]:
+        return [Level(str(v), v) for v in self.values]
+
+    def level_of(self, value: Any) -> int:
+        return self._index(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._with_default({"type": self.kind, "values": list(self.values)})
+
+
+class Bool(Choice):
+    kind = "bool"
+
+    def __init__(self, *, default: bool | None = None) -> None:
+        super().__init__([False, True], default=default)
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.integers(0, 2, size=n).astype(bool)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._with_default({"type": self.kind})
+
+
+def parse_size(text: Any, *, place: str | None = None) -> int:
+    """``"64MB"`` -> 67108864 (KB = 1024 bytes); integers pass through."""
+    if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
+        return int(text)
+    number, unit = _split_unit(text)
+    if number is None or unit.lower() not in SIZE_UNITS | {"": 1}:
+        raise SpaceError(f"not a size: {text!r}", place=place,
+                         expected="bytes or a number with B, KB, MB, GB, TB (or KiB...)")
+    return int(number * SIZE_UNITS.get(unit.lower(), 1))
+
+
+def parse_duration(text: Any, *, place: str | None = None) -> float:
+    """``"250ms"`` -> 0.25 (seconds); numbers pass through as seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    number, unit = _split_unit(text)
+    if number is None or unit not in DURATION_UNITS | {"": 1}:
+        raise SpaceError(f"not a duration: {text!r}", place=place,
+                         expected="seconds or a number with ns, us, ms, s, m, h, d")
+    return number * DURATION_UNITS.get(unit, 1.0)
+
+
+def _split_unit(text: Any) -> tuple[float | None, str]:
+    if not isinstance(text, str):
+        return None, ""
+    stripped = text.strip()
+    i = len(stripped)
+    while i > 0 and stripped[i - 1].isalpha():
+        i -= 1
+    try:
+        return float(stripped[:i]), stripped[i:]
+    except ValueError:
+        return None, ""
+
+
+class Size(Int):
+    """A byte count declared with units: ``Size("1KB", "100MB")``; levels are log-width bins."""
+
+    kind = "size"
+    log_bins = True
+
+    def __init__(self, min: Any, max: Any, *, default: Any = None, human: bool = True) -> None:
+        self.human = human
+        super().__init__(parse_size(min), parse_size(max),
+                         default=None if default is None else parse_size(default))
+
+    def _label(self, value: int) -> str:
+        for unit in ("TB", "GB", "MB", "KB"):
+            if value >= SIZE_UNITS[unit.lower()]:
+                return f"{value / SIZE_UNITS[unit.lower()]:.3g}{unit}"
+        return f"{value}B"
+
+    def render(self, value: Any) -> Any:
+        return self.render_human(value) if self.human else value
+
+    @staticmethod
+    def render_human(value: int) -> str | int:
+        for unit in ("TB", "GB", "MB", "KB"):
+            scale = SIZE_UNITS[unit.lower()]
+            if value and value % scale == 0:
+                return f"{value // scale}{unit}"
+        return f"{value}B"
+
+    def to_dict(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"type": self.kind, "min": self.render_human(self.min),
+                                "max": self.render_human(self.max)}
+        if not self.human:
+            spec["human"] = False
+        if self.default is not None:
+            spec["default"] = self.render_human(self.default)
+        return spec
+
+
+class Duration(Float):
+    """Seconds declared with units: ``Duration("10ms", "30s")``; levels are log-width bins."""
+
+    kind = "duration"
+    log_bins = True
+
+    def __init__(self, min: Any, max: Any, *, default: Any = None, human: bool = True) -> None:
+        self.human = human
+        super().__init__(parse_duration(min), parse_duration(max),
+                         default=None if default is None else parse_duration(default))
+
+    def render(self, value: Any) -> Any:
+        return self.render_human(value) if self.human else value
+
+    @staticmethod
+    def render_human(seconds: float) -> str:
+        for unit, scale in (("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+            count = seconds / scale
+            if seconds and abs(count) >= 1 and abs(count - round(count)) < 1e-9:
+                return f"{round(count)}{unit}"
+        return f"{seconds * 1e3:g}ms" if seconds else "0s"
+
+    def _label(self, value: float) -> str:
+        for unit, scale in (("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3)):
+            if value >= scale:
+                return f"{value / scale:.3g}{unit}"
+        return f"{value * 1e6:.3g}us"
+
+    def to_dict(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"type": self.kind, "min": self.render_human(self.min),
+                                "max": self.render_human(self.max)}
+        if not self.human:
+            spec["human"] = False
+        if self.default is not None:
+            spec["default"] = self.render_human(self.default)
+        return spec
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    seen: list[Any] = []
+    out = []
+    for label, value in pairs:
+        if not any(type(v) is type(value) and v == value for v in seen):
+            seen.append(value)
+            out.append((label, value))
+    return out

@@ -1,0 +1,399 @@
+"""A small, safe expression language for constraints, specs and triggers (never ``eval``).
+
+Grammar, loosest binding first::
+
+    expr     := implies
+    implies  := or ( ("->" | "=>") implies )?          right-associative: a -> b -> c = a -> (b -> c)
+    or       := and ( ("or" | "||") and )*
+    and      := not ( ("and" | "&&") not )*
+    not      := ("not" | "!") not | compare
+    compare  := sum ( OP sum )*                         chained like Python: a < b <= c
+    OP       := == != < <= > >= in, not in
+    sum      := product ( ("+" | "-") product )*
+    product  := unary ( ("*" | "/" | "//" | "%") unary )*
+    unary    := "-" unary | atom
+    atom     := NUMBER[unit] | STRING | true | false | null | NAME | `quoted name`
+              | NAME "(" args ")" | "[" items "]" | "(" expr ")"
+
+Names may contain dots (``db.pool_size``); anything else goes in backticks. Numbers may carry a
+size unit (``64MB``, KB = 1024 bytes) or a duration unit (``250ms``, seconds as the base).
+Functions: ``len min max abs present``. An ordered comparison with ``null`` is false (as in SQL),
+never an error, so constraints over optional parameters read naturally.
+
+The parser builds a tuple tree once; :meth:`Expression.evaluate` walks it for one point and
+:meth:`Expression.evaluate_columns` evaluates it over numpy columns (one call for a batch of
+sampled points, which is what makes random generation fast).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from testfleet.errors import SpaceError
+
+SIZE_UNITS = {"b": 1, "kb": 1024, "kib": 1024, "mb": 1024**2, "mib": 1024**2, "gb": 1024**3,
+              "gib": 1024**3, "tb": 1024**4, "tib": 1024**4}
+DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0,
+                  "h": 3600.0, "d": 86400.0}
+
+
+class _Missing:
+    """The value of an optional key that is absent (distinct from JSON null)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing()
+
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)(?P<unit>[A-Za-z]+)?
+  | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
+  | (?P<quoted>`[^`]+`)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
+  | (?P<op>->|=>|==|!=|<=|>=|//|&&|\|\||[-+*/%<>!()\[\],])
+""", re.VERBOSE)
+
+_KEYWORDS = {"true": True, "True": True, "false": False, "False": False, "null": None,
+             "None": None}
+_COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+            ">": operator.gt, ">=": operator.ge}
+_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+          "//": operator.floordiv, "%": operator.mod}
+
+
+def _present(value: Any) -> bool:
+    return value is not MISSING
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {"len": len, "min": min, "max": max, "abs": abs,
+                                            "present": _present}
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str
+    text: str
+    value: Any
+    pos: int
+
+
+def _unit_value(number: str, unit: str, text: str, pos: int) -> float | int:
+    base = float(number)
+    key = unit.lower()
+    if key in SIZE_UNITS:
+        scaled = base * SIZE_UNITS[key]
+        return int(scaled) if scaled == int(scaled) else scaled
+    if unit in DURATION_UNITS:
+        return base * DURATION_UNITS[unit]
+    raise SpaceError(f"unknown unit {unit!r} after {number} in {text!r}", place=f"column {pos + 1}",
+                     expected="a size unit (B, KB, MB, GB, TB, KiB...) or a duration unit "
+                              "(ns, us, ms, s, m, h, d)")
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    pos = 0
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if not match:
+            raise SpaceError(f"unexpected character {text[pos]!r} in {text!r}",
+                             place=f"column {pos + 1}", expected="an expression")
+        kind = match.lastgroup
+        if kind == "unit":
+            kind = "number"
+        token_text = match.group(0)
+        if match.group("number") is not None:
+            number, unit = match.group("number"), match.group("unit")
+            if unit:
+                value: Any = _unit_value(number, unit, text, pos)
+            else:
+                value = float(number) if any(c in number for c in ".eE") else int(number)
+            tokens.append(_Token("number", token_text, value, pos))
+        elif kind == "string":
+            body = token_text[1:-1]
+            value = re.sub(r"\\(.)", r"\1", body)
+            tokens.append(_Token("string", token_text, value, pos))
+        elif kind == "quoted":
+            tokens.append(_Token("name", token_text, token_text[1:-1], pos))
+        elif kind == "name":
+            if token_text in _KEYWORDS:
+                tokens.append(_Token("const", token_text, _KEYWORDS[token_text], pos))
+            elif token_text in ("and", "or", "not", "in"):
+                tokens.append(_Token("op", token_text, token_text, pos))
+            else:
+                tokens.append(_Token("name", token_text, token_text, pos))
+        elif kind == "op":
+            tokens.append(_Token("op", token_text, token_text, pos))
+        pos = match.end()
+    tokens.append(_Token("end", "", None, len(text)))
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = _tokenize(text)
+        self.i = 0
+        self.names: set[str] = set()
+
+    def peek(self, *ops: str) -> bool:
+        token = self.tokens[self.i]
+        return token.kind == "op" and token.text in ops
+
+    def take(self) -> _Token:
+        token = self.tokens[self.i]
+        self.i += 1
+        return token
+
+    def expect(self, op: str) -> None:
+        token = self.take()
+        if token.kind != "op" or token.text != op:
+            self.fail(token, f"{op!r}")
+
+    def fail(self, token: _Token, expected: str) -> None:
+        seen = "the end" if token.kind == "end" else repr(token.text)
+        raise SpaceError(f"unexpected {seen} in {self.text!r}", place=f"column {token.pos + 1}",
+                         expected=expected)
+
+    def parse(self) -> tuple:
+        tree = self.implies()
+        if self.tokens[self.i].kind != "end":
+            self.fail(self.tokens[self.i], "an operator or the end of the expression")
+        return tree
+
+    def implies(self) -> tuple:
+        left = self.or_()
+        if self.peek("->", "=>"):
+            self.take()
+            return ("implies", left, self.implies())
+        return left
+
+    def or_(self) -> tuple:
+        left = self.and_()
+        while self.peek("or", "||"):
+            self.take()
+            left = ("or", left, self.and_())
+        return left
+
+    def and_(self) -> tuple:
+        left = self.not_()
+        while self.peek("and", "&&"):
+            self.take()
+            left = ("and", left, self.not_())
+        return left
+
+    def not_(self) -> tuple:
+        if self.peek("not", "!"):
+            self.take()
+            return ("not", self.not_())
+        return self.compare()
+
+    def compare(self) -> tuple:
+        operands = [self.sum()]
+        ops: list[str] = []
+        while True:
+            if self.peek(*_COMPARE, "in"):
+                ops.append(self.take().text)
+            elif self.peek("not") and self.tokens[self.i + 1].text == "in":
+                self.i += 2
+                ops.append("not in")
+            else:
+                break
+            operands.append(self.sum())
+        return operands[0] if not ops else ("compare", tuple(ops), tuple(operands))
+
+    def sum(self) -> tuple:
+        left = self.product()
+        while self.peek("+", "-"):
+            left = ("arith", self.take().text, left, self.product())
+        return left
+
+    def product(self) -> tuple:
+        left = self.unary()
+        while self.peek("*", "/", "//", "%"):
+            left = ("arith", self.take().text, left, self.unary())
+        return left
+
+    def unary(self) -> tuple:
+        if self.peek("-"):
+            self.take()
+            return ("neg", self.unary())
+        if self.peek("+"):
+            self.take()
+            return self.unary()
+        return self.atom()
+
+    def atom(self) -> tuple:
+        token = self.take()
+        if token.kind in ("number", "string", "const"):
+            return ("const", token.value)
+        if token.kind == "name":
+            if self.peek("("):
+                if token.value not in FUNCTIONS:
+                    raise SpaceError(f"unknown function {token.value!r} in {self.text!r}",
+                                     place=f"column {token.pos + 1}",
+                                     expected="one of " + ", ".join(sorted(FUNCTIONS)))
+                self.take()
+                args = self.items(")")
+                return ("call", token.value, args)
+            self.names.add(token.value)
+            return ("name", token.value)
+        if token.kind == "op" and token.text == "(":
+            inner = self.implies()
+            self.expect(")")
+            return inner
+        if token.kind == "op" and token.text == "[":
+            return ("list", self.items("]"))
+        self.fail(token, "a value, a name or '('")
+        raise AssertionError  # unreachable: fail raises
+
+    def items(self, closing: str) -> tuple:
+        items: list[tuple] = []
+        if self.peek(closing):
+            self.take()
+            return ()
+        while True:
+            items.append(self.implies())
+            if self.peek(","):
+                self.take()
+                continue
+            self.expect(closing)
+            return tuple(items)
+
+
+def _compare_one(op: str, left: Any, right: Any) -> bool:
+    if op == "in":
+        return left in right
+    if op == "not in":
+        return left not in right
+    if op in ("==", "!="):
+        return _COMPARE[op](left, right)
+    if left is None or right is None or left is MISSING or right is MISSING:
+        return False  # an ordered comparison with null is false, as in SQL
+    return _COMPARE[op](left, right)
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A parsed expression: its source text, the names it reads and its tree."""
+
+    text: str
+    tree: tuple = field(repr=False)
+    names: frozenset[str]
+
+    def evaluate(self, env: Mapping[str, Any]) -> Any:
+        try:
+            return _eval(self.tree, env)
+        except KeyError as exc:
+            raise SpaceError(f"{self.text!r} reads {exc.args[0]!r}, which has no value",
+                             expected="a parameter of the space") from None
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            return None  # a type mismatch (e.g. 'abc' * None) makes the expression undefined
+
+    def holds(self, env: Mapping[str, Any]) -> bool:
+        """True when the expression evaluates truthy (an undefined result does not hold)."""
+        return bool(self.evaluate(env))
+
+    def evaluate_columns(self, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        """Truth of the expression for each of n points given as columns; exact per-point
+        semantics are kept by falling back to :meth:`holds` where numpy cannot vectorise."""
+        try:
+            with np.errstate(all="ignore"):
+                out = _eval_columns(self.tree, columns)
+            out = np.asarray(out)
+            if out.shape == ():
+                return np.full(n, bool(out))
+            if out.dtype == bool:
+                return out
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError, _NotVectorisable):
+            pass
+        rows = ({name: columns[name][i] for name in self.names} for i in range(n))
+        return np.fromiter((self.holds(row) for row in rows), dtype=bool, count=n)
+
+
+def parse(text: str) -> Expression:
+    """Parse an expression once; errors name the column and what was expected."""
+    if not isinstance(text, str) or not text.strip():
+        raise SpaceError(f"empty or non-text expression {text!r}", expected="an expression")
+    parser = _Parser(text)
+    tree = parser.parse()
+    return Expression(text=text, tree=tree, names=frozenset(parser.names))
+
+
+def _eval(tree: tuple, env: Mapping[str, Any]) -> Any:
+    kind = tree[0]
+    if kind == "const":
+        return tree[1]
+    if kind == "name":
+        return env[tree[1]]
+    if kind == "and":
+        return bool(_eval(tree[1], env)) and bool(_eval(tree[2], env))
+    if kind == "or":
+        return bool(_eval(tree[1], env)) or bool(_eval(tree[2], env))
+    if kind == "implies":
+        return (not _eval(tree[1], env)) or bool(_eval(tree[2], env))
+    if kind == "not":
+        return not _eval(tree[1], env)
+    if kind == "compare":
+        values = [_eval(t, env) for t in tree[2]]
+        return all(_compare_one(op, values[i], values[i + 1]) for i, op in enumerate(tree[1]))
+    if kind == "arith":
+        left, right = _eval(tree[2], env), _eval(tree[3], env)
+        return _ARITH[tree[1]](left, right)
+    if kind == "neg":
+        return -_eval(tree[1], env)
+    if kind == "list":
+        return [_eval(t, env) for t in tree[1]]
+    if kind == "call":
+        return FUNCTIONS[tree[1]](*[_eval(t, env) for t in tree[2]])
+    raise AssertionError(kind)
+
+
+class _NotVectorisable(Exception):
+    pass
+
+
+def _eval_columns(tree: tuple, cols: Mapping[str, np.ndarray]) -> Any:
+    kind = tree[0]
+    if kind == "const":
+        if tree[1] is None:
+            raise _NotVectorisable
+        return tree[1]
+    if kind == "name":
+        column = cols[tree[1]]
+        if column.dtype == object:
+            raise _NotVectorisable  # nulls, strings, lists: per-point semantics
+        return column
+    if kind in ("and", "or", "implies"):
+        left = np.asarray(_eval_columns(tree[1], cols)).astype(bool)
+        right = np.asarray(_eval_columns(tree[2], cols)).astype(bool)
+        return {"and": left & right, "or": left | right, "implies": ~left | right}[kind]
+    if kind == "not":
+        return ~np.asarray(_eval_columns(tree[1], cols)).astype(bool)
+    if kind == "compare":
+        if any(op in ("in", "not in") for op in tree[1]):
+            raise _NotVectorisable
+        values = [_eval_columns(t, cols) for t in tree[2]]
+        result: Any = True
+        for i, op in enumerate(tree[1]):
+            result = result & _COMPARE[op](values[i], values[i + 1])
+        return result
+    if kind == "arith":
+        left, right = _eval_columns(tree[2], cols), _eval_columns(tree[3], cols)
+        if tree[1] in ("/", "//", "%") and np.any(np.asarray(right) == 0):
+            raise _NotVectorisable  # per point, division by zero makes the expression undefined
+        return _ARITH[tree[1]](left, right)
+    if kind == "neg":
+        return -_eval_columns(tree[1], cols)
+    raise _NotVectorisable
