@@ -56,7 +56,8 @@ class SpaceInput:
         """Parameter values of written documents (for coverage and --extend)."""
         points = []
         for doc in documents:
-            flat = flatten(doc)
+            flat = dict(doc) if self.format == "properties" and isinstance(doc, dict) \
+                else flatten(doc)
             if self.kind == "schema" and list(self.space.names) == ["value"]:
                 flat = {"value": doc}
             points.append(_typed_point(self.space, flat))

@@ -59,10 +59,12 @@ class ConfigSpace:
     format: str
 
     def document(self, point: dict[str, Any]) -> Any:
+        rendered = {k: v for k, v in self.space.render(point).items() if v is not MISSING}
+        if self.format == "properties":  # flat keys: the dotted key is the name itself
+            return dict(self.template) | rendered
         data = self.template
-        for path, value in self.space.render(point).items():
-            if value is not MISSING:
-                data = set_path(data, path, value)
+        for path, value in rendered.items():
+            data = set_path(data, path, value)
         return data
 
 
@@ -104,7 +106,7 @@ def _adjust(inferred: Dimension, spec: Any, source: str, place: str) -> Dimensio
 def infer_space(data: Any, fmt: str, *, overlay: dict[str, Any] | None = None,
                 source: str = "<config>", overlay_source: str = "<overlay>") -> ConfigSpace:
     """The space of variants of ``data`` (already typed: string formats coerced)."""
-    leaves = flatten(data)
+    leaves = dict(data) if fmt == "properties" and isinstance(data, dict) else flatten(data)
     if not leaves or leaves == {"": data}:
         raise SpaceError("the example configuration has no values to vary", source=source,
                          expected="a mapping of settings")

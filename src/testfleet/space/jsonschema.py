@@ -48,7 +48,7 @@ class _Converter:
         self.constraints: list[str] = []
 
     def fail(self, message: str, path: str, expected: str) -> SpaceError:
-        return SpaceError(message, source=self.source, place=path or "#", expected=expected)
+        return SpaceError(message, source=self.source, place="#" + path, expected=expected)
 
     def resolve(self, schema: Any, path: str, depth: int = 0) -> Mapping[str, Any]:
         if schema is True or schema == {}:

@@ -84,9 +84,9 @@ def random_points(space: Space, count: int, seed: int, *,
                     if len(found) == count:
                         break
         stale = stale + 1 if len(found) == before else 0
-        if stale >= 5:
+        if stale >= 5 and accepted:
             break  # five batches with nothing new: the valid space is exhausted
-        if drawn >= 100_000 and accepted / drawn < _MIN_ACCEPTANCE:
+        if (drawn >= 100_000 or stale >= 5) and accepted / drawn < _MIN_ACCEPTANCE:
             guided = _searched_points(space, count - len(found), rng, seen)
             return Points(found + guided, uniform=False)
     return Points(found)

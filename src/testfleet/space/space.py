@@ -93,7 +93,7 @@ class Space:
         """A constraint comparing a choice with a value it never takes is a typo (or YAML
         reading ``off`` as false): say so instead of silently never matching."""
         for value in constants:
-            if value is not None and not dim.contains(value):
+            if isinstance(value, str) and not dim.contains(value):
                 hint = " (YAML reads unquoted off/on/yes/no as booleans: quote them)" \
                     if any(isinstance(v, bool) for v in dim.values) else ""
                 raise SpaceError(f"a constraint compares {name} with {value!r}, which is not one "
@@ -245,9 +245,17 @@ class LevelOracle:
         self.solver = space.solver()
         self.values = [[level.value for level in space.levels(n)] for n in space.names]
         self._cache: dict[tuple[tuple[int, int], ...], bool] = {}
+        # only parameters that some constraint reads can make an assignment inconsistent
+        self._constrained = frozenset(self.solver.by_var)
+        self._satisfiable: bool | None = None
 
     def consistent(self, assignment: Mapping[int, int]) -> bool:
-        key = tuple(sorted((int(c), int(v)) for c, v in assignment.items()))
+        key = tuple(sorted((int(c), int(v)) for c, v in assignment.items()
+                           if c in self._constrained))
+        if not key:
+            if self._satisfiable is None:
+                self._satisfiable = self.solver.satisfiable()
+            return self._satisfiable
         answer = self._cache.get(key)
         if answer is None:
             fixed = {c: self.values[c][v] for c, v in key}

@@ -21,7 +21,9 @@ from testfleet.space.dimensions import Dimension, Level
 
 DEFAULT_CHARSET = string.ascii_letters + string.digits
 #: Characters that break naive quoting, escaping, paths and format strings.
-SPECIAL = "'\"\\;<>&%$`|*?{}[]\n\t/..:"
+SPECIAL = "'\"\\;<>&%$`|*?{}[]\n\t"
+#: The special-class representative: quoting, escaping, injection, traversal, format strings.
+SPECIAL_SAMPLE = "'\";<>&%s$`|../\\{}\n"
 NON_ASCII = "éü中文Жß😀"
 _PATTERN_TRIES = 200
 
@@ -97,17 +99,19 @@ class String(Dimension):
 
     def _build_levels(self) -> list[Level]:
         plain = (self.charset or DEFAULT_CHARSET)
-        candidates = [("empty", ""), ("ordinary", self._fit(plain[:8] or plain)),
+        ordinary_len = max(self.min_len, min(8, self.max_len - 1))  # shorter than the longest
+        ordinary = (plain * (ordinary_len // len(plain) + 1))[:ordinary_len]
+        candidates = [("empty", ""), ("ordinary", ordinary),
                       ("longest", (plain * (self.max_len // len(plain) + 1))[: self.max_len]),
-                      ("special", self._fit(SPECIAL)), ("non-ascii", self._fit(NON_ASCII))]
+                      ("special", self._fit(SPECIAL_SAMPLE)), ("non-ascii", self._fit(NON_ASCII))]
         if self._regex is not None:
             rnd = random.Random(0)
             generator = rstr.Rstr(rnd)
             found = [generator.xeger(self.pattern) for _ in range(_PATTERN_TRIES)]
             fitting = sorted({t for t in found if self.min_len <= len(t) <= self.max_len
                               and self._regex.fullmatch(t)}, key=lambda t: (len(t), t))
-            if fitting:
-                candidates += [("ordinary", fitting[0]), ("longest", fitting[-1])]
+            # the pattern's own strings, each under the class it really belongs to
+            candidates += [(_classify(t, self.max_len), t) for t in fitting]
         levels: list[Level] = []
         for label, value in candidates:
             if self.contains(value) and _classify(value, self.max_len) == label \
