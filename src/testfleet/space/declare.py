@@ -62,10 +62,10 @@ def dimension(spec: Any, *, source: str | None = None, place: str = "dimension")
     try:
         return _BUILDERS[kind](args, source, place)
     except SpaceError as exc:
-        if exc.source:
+        if exc.source or exc.place:
             raise
         raise SpaceError(exc.message, source=source, place=place, expected=exc.expected) from None
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise SpaceError(f"bad {kind} declaration: {exc}", source=source, place=place,
                          expected="keys " + ", ".join(sorted(_KEYS[kind]))) from None
 

@@ -149,22 +149,37 @@ class Int(Dimension):
     def cardinality(self) -> int:
         return self.count
 
-    def _grid(self, x: float) -> int:
-        k = round((x - self.min) / self.step)
-        return self.min + max(0, min(self.count - 1, k)) * self.step
+    def _interior(self) -> list[int]:
+        """Bin edges as exact integers: min, e1, e2, max. A value v in (min, max) is in
+        interior bin i (1-based) when e[i-1] < v <= e[i]. Log-width bins (sizes) fall back to
+        equal widths when a bin would hold no value of the grid."""
+        span = self.max - self.min
+        linear = [self.min + span * i // INTERIOR_BINS for i in range(INTERIOR_BINS + 1)]
+        if not self.log_bins:
+            return linear
+        floats = _bins_edges(float(self.min), float(self.max), INTERIOR_BINS, True)
+        edges = [self.min, *(int(e) for e in floats[1:-1]), self.max]
+        return edges if all(self._inside(edges, i) is not None for i in range(INTERIOR_BINS)) \
+            else linear
 
-    def _interior(self) -> np.ndarray:
-        return _bins_edges(float(self.min), float(self.max), INTERIOR_BINS, self.log_bins)
+    def _inside(self, edges: list[int], i: int) -> int | None:
+        """The grid value nearest the middle of interior bin i (0-based) that lies in it."""
+        lo, hi = edges[i], edges[i + 1]
+        first_k = (lo - self.min) // self.step + 1          # smallest k with value > lo
+        last_k = min((hi - self.min) // self.step, self.count - 2)  # value <= hi, below max
+        first_k = max(first_k, 1)
+        if first_k > last_k:
+            return None
+        target = _bin_middle(float(lo), float(hi), self.log_bins)
+        k = round((target - self.min) / self.step) if abs(target) < 2**52 else (first_k + last_k) // 2
+        return self.min + max(first_k, min(last_k, k)) * self.step
 
     def levels(self) -> list[Level]:
         if self.count <= EXACT_LEVELS:
             return [Level(self._label(self.min + k * self.step), self.min + k * self.step)
                     for k in range(self.count)]
         edges = self._interior()
-        # a middle strictly between the bounds, so the bounds stay classes of their own
-        mids = [min(max(self._grid(_bin_middle(edges[i], edges[i + 1], self.log_bins)),
-                        self.min + self.step), self.max - self.step)
-                for i in range(INTERIOR_BINS)]
+        mids = [self._inside(edges, i) for i in range(INTERIOR_BINS)]
         values = [self.min, *mids, self.max]
         labels = ["min", *(f"~{self._label(m)}" for m in mids), "max"]
         return [Level(label, value) for label, value in zip(labels, values, strict=True)]
@@ -173,19 +188,28 @@ class Int(Dimension):
         return str(value)
 
     def level_of(self, value: Any) -> int:
-        return int(self.level_of_many(np.array([value], dtype=object))[0])
+        if not self.contains(value):
+            return -1
+        if self.count <= EXACT_LEVELS:
+            return (value - self.min) // self.step
+        if value == self.min:
+            return 0
+        if value == self.max:
+            return INTERIOR_BINS + 1
+        edges = self._interior()
+        return next(i + 1 for i in range(INTERIOR_BINS) if value <= edges[i + 1])
 
     def level_of_many(self, values: Any) -> np.ndarray:
         arr = np.asarray(values)
-        if arr.dtype == object:
-            ok = np.fromiter((self.contains(v) for v in arr), dtype=bool, count=len(arr))
-            arr = np.where(ok, arr, self.min).astype(float)
-        else:
-            ok = (arr >= self.min) & (arr <= self.max) & ((arr - self.min) % self.step == 0)
+        exact = abs(self.min) < 2**53 and abs(self.max) < 2**53 and arr.dtype.kind in "iu"
+        if not exact:  # objects, floats or huge integers: exact Python comparisons
+            return np.fromiter((self.level_of(v) for v in arr.tolist()), dtype=np.int64,
+                               count=len(arr))
+        ok = (arr >= self.min) & (arr <= self.max) & ((arr - self.min) % self.step == 0)
         if self.count <= EXACT_LEVELS:
-            out = ((arr - self.min) // self.step).astype(np.int64)
+            out = (arr - self.min) // self.step
         else:
-            inner = np.searchsorted(self._interior()[1:-1], arr, side="left") + 1
+            inner = np.searchsorted(np.array(self._interior()[1:-1]), arr, side="left") + 1
             out = np.where(arr == self.min, 0, np.where(arr == self.max, INTERIOR_BINS + 1, inner))
         return np.where(ok, out, -1).astype(np.int64)
 
@@ -223,13 +247,16 @@ class Float(Dimension):
             raise SpaceError(f"empty {self.kind} range min={min} max={max} step={step}",
                              expected="min <= max and step > 0")
         self.min, self.max, self.step = float(min), float(max), step
+        if step:
+            # the grid's last value is the real maximum (as for Int), so max is always a value
+            self.count = math.floor((self.max - self.min) / step + 1e-9) + 1
+            self.max = float(f"{self.min + (self.count - 1) * step:.12g}")
         self.default = default
         self._check_default()
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         if self.step:
-            count = int((self.max - self.min) // self.step) + 1
-            return self.min + rng.integers(0, count, size=n) * self.step
+            return self.min + rng.integers(0, self.count, size=n) * self.step
         if self.min == self.max:
             return np.full(n, self.min)
         values = rng.uniform(self.min, self.max, size=n)
@@ -251,15 +278,30 @@ class Float(Dimension):
     def levels(self) -> list[Level]:
         if self.min == self.max:
             return [Level("only", self.min)]
+        if self.step and self.count <= EXACT_LEVELS:
+            grid = [self._snap(self.min + k * self.step) for k in range(self.count)]
+            return [Level(self._label(v), v) for v in grid]
         edges = self._interior()
-        mids = [self._snap(_bin_middle(edges[i], edges[i + 1], self.log_bins))
-                for i in range(INTERIOR_BINS)]
+        mids = []
+        for i in range(INTERIOR_BINS):
+            middle = _bin_middle(edges[i], edges[i + 1], self.log_bins)
+            snapped = self._snap(middle)  # a readable value, unless rounding leaves the bin
+            inner = edges[i] < snapped <= edges[i + 1] and self.min < snapped < self.max \
+                and self.contains(snapped)
+            if not inner and self.step:  # the grid value nearest the middle inside the bin
+                ks = range(math.floor((edges[i] - self.min) / self.step) + 1,
+                           math.floor((edges[i + 1] - self.min) / self.step + 1e-9) + 1)
+                inside = [self._snap(self.min + k * self.step) for k in ks
+                          if 0 < k < self.count - 1]
+                snapped = min(inside, key=lambda v: abs(v - middle)) if inside else snapped
+                inner = bool(inside)
+            mids.append(snapped if inner else middle)
         return [Level("min", self.min), *(Level(f"~{self._label(m)}", m) for m in mids),
                 Level("max", self.max)]
 
     def _snap(self, x: float) -> float:
         if self.step:
-            return self.min + round((x - self.min) / self.step) * self.step
+            return float(f"{self.min + round((x - self.min) / self.step) * self.step:.12g}")
         if abs(x) < 1e-9 * (self.max - self.min):
             return 0.0
         return float(f"{x:.6g}")
@@ -277,6 +319,8 @@ class Float(Dimension):
         arr = np.where(ok, arr, self.min).astype(float)
         if self.min == self.max:
             return np.where(ok, 0, -1)
+        if self.step and self.count <= EXACT_LEVELS:  # one level per grid value
+            return np.where(ok, np.rint((arr - self.min) / self.step), -1).astype(np.int64)
         inner = np.clip(np.searchsorted(self._interior()[1:-1], arr, side="left") + 1,
                         1, INTERIOR_BINS)
         out = np.where(arr == self.min, 0, np.where(arr == self.max, INTERIOR_BINS + 1, inner))
@@ -285,8 +329,10 @@ class Float(Dimension):
     def edges(self) -> list[tuple[str, Any]]:
         found: list[tuple[str, Any]] = [("min", self.min), ("max", self.max)]
         if self.min < self.max:
-            inside_lo = self.min + self.step if self.step else math.nextafter(self.min, self.max)
-            inside_hi = self.max - self.step if self.step else math.nextafter(self.max, self.min)
+            inside_lo = self._snap(self.min + self.step) if self.step \
+                else math.nextafter(self.min, self.max)
+            inside_hi = self._snap(self.max - self.step) if self.step \
+                else math.nextafter(self.max, self.min)
             found += [("just above min", inside_lo), ("just below max", inside_hi)]
         if self.contains(0.0):
             found.append(("zero", 0.0))
@@ -313,6 +359,8 @@ class Choice(Dimension):
         self._check_default()
 
     def _index(self, value: Any) -> int:
+        if isinstance(value, np.generic):
+            value = value.item()
         for i, known in enumerate(self.values):
             if type(known) is type(value) and known == value:  # True is not 1 here
                 return i
@@ -323,9 +371,11 @@ class Choice(Dimension):
         column = np.empty(len(self.values), dtype=object)
         column[:] = self.values
         out = column[picks]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.values):
-            return out.astype(float if any(isinstance(v, float) for v in self.values) else np.int64)
-        return out
+        if all(type(v) is int and abs(v) < 2**62 for v in self.values):
+            return out.astype(np.int64)
+        if all(type(v) is float for v in self.values):
+            return out.astype(float)
+        return out  # mixed types keep their own (1 stays an int beside 2.5)
 
     def contains(self, value: Any) -> bool:
         return self._index(value) >= 0
@@ -338,6 +388,18 @@ class Choice(Dimension):
 
     def level_of(self, value: Any) -> int:
         return self._index(value)
+
+    def level_of_many(self, values: Any) -> np.ndarray:
+        # one dict lookup per value: (type, value) keeps True apart from 1
+        if isinstance(values, np.ndarray) and values.dtype != object:
+            values = values.tolist()  # numpy scalars -> the Python values the choice holds
+        try:
+            index = {(type(v), v): i for i, v in enumerate(self.values)}
+            get = index.get
+            return np.fromiter((get((type(v), v), -1) for v in values), dtype=np.int64,
+                               count=len(values))
+        except TypeError:  # unhashable values (lists, dicts): compare one by one
+            return super().level_of_many(values)
 
     def to_dict(self) -> dict[str, Any]:
         return self._with_default({"type": self.kind, "values": list(self.values)})
@@ -361,7 +423,8 @@ def parse_size(text: Any, *, place: str | None = None) -> int:
     if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
         return int(text)
     number, unit = _split_unit(text)
-    if number is None or unit.lower() not in SIZE_UNITS | {"": 1}:
+    if number is None or unit.lower() not in SIZE_UNITS | {"": 1} \
+            or not math.isfinite(number * SIZE_UNITS.get(unit.lower(), 1)):
         raise SpaceError(f"not a size: {text!r}", place=place,
                          expected="bytes or a number with B, KB, MB, GB, TB (or KiB...)")
     return int(number * SIZE_UNITS.get(unit.lower(), 1))
@@ -372,7 +435,7 @@ def parse_duration(text: Any, *, place: str | None = None) -> float:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return float(text)
     number, unit = _split_unit(text)
-    if number is None or unit not in DURATION_UNITS | {"": 1}:
+    if number is None or unit not in DURATION_UNITS | {"": 1} or not math.isfinite(number):
         raise SpaceError(f"not a duration: {text!r}", place=place,
                          expected="seconds or a number with ns, us, ms, s, m, h, d")
     return number * DURATION_UNITS.get(unit, 1.0)

@@ -27,6 +27,7 @@ sampled points, which is what makes random generation fast).
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -91,6 +92,9 @@ class _Token:
 def _unit_value(number: str, unit: str, text: str, pos: int) -> float | int:
     base = float(number)
     key = unit.lower()
+    if not math.isfinite(base * SIZE_UNITS.get(key, 1)):
+        raise SpaceError(f"number {number}{unit} is too large in {text!r}",
+                         place=f"column {pos + 1}", expected="a finite number")
     if key in SIZE_UNITS:
         scaled = base * SIZE_UNITS[key]
         return int(scaled) if scaled == int(scaled) else scaled
@@ -118,7 +122,11 @@ def _tokenize(text: str) -> list[_Token]:
             if unit:
                 value: Any = _unit_value(number, unit, text, pos)
             else:
-                value = float(number) if any(c in number for c in ".eE") else int(number)
+                try:
+                    value = float(number) if any(c in number for c in ".eE") else int(number)
+                except ValueError:  # more digits than Python converts
+                    raise SpaceError(f"number too long in {text!r}", place=f"column {pos + 1}",
+                                     expected="a number of at most 4300 digits") from None
             tokens.append(_Token("number", token_text, value, pos))
         elif kind == "string":
             body = token_text[1:-1]
@@ -318,7 +326,8 @@ class Expression:
                 return out
         except (TypeError, ValueError, ZeroDivisionError, OverflowError, _NotVectorisable):
             pass
-        rows = ({name: columns[name][i] for name in self.names} for i in range(n))
+        plain = {name: columns[name].tolist() for name in self.names}  # Python values, exact
+        rows = ({name: plain[name][i] for name in self.names} for i in range(n))
         return np.fromiter((self.holds(row) for row in rows), dtype=bool, count=n)
 
 
@@ -327,7 +336,11 @@ def parse(text: str) -> Expression:
     if not isinstance(text, str) or not text.strip():
         raise SpaceError(f"empty or non-text expression {text!r}", expected="an expression")
     parser = _Parser(text)
-    tree = parser.parse()
+    try:
+        tree = parser.parse()
+    except RecursionError:
+        raise SpaceError(f"expression nested too deeply: {text[:40]!r}...",
+                         expected="fewer nested parentheses and operators") from None
     return Expression(text=text, tree=tree, names=frozenset(parser.names))
 
 
@@ -391,9 +404,20 @@ def _eval_columns(tree: tuple, cols: Mapping[str, np.ndarray]) -> Any:
         return result
     if kind == "arith":
         left, right = _eval_columns(tree[2], cols), _eval_columns(tree[3], cols)
+        kinds = {np.asarray(left).dtype.kind, np.asarray(right).dtype.kind}
+        if "b" in kinds:
+            raise _NotVectorisable  # numpy adds booleans like `or`; Python counts them
         if tree[1] in ("/", "//", "%") and np.any(np.asarray(right) == 0):
             raise _NotVectorisable  # per point, division by zero makes the expression undefined
-        return _ARITH[tree[1]](left, right)
+        result = _ARITH[tree[1]](left, right)
+        if kinds <= {"i", "u"} and tree[1] in ("+", "-", "*"):
+            wide = _ARITH[tree[1]](np.asarray(left, dtype=float), np.asarray(right, dtype=float))
+            if np.any(np.abs(wide) >= 2.0**62):
+                raise _NotVectorisable  # int64 would wrap; Python integers do not
+        return result
     if kind == "neg":
-        return -_eval_columns(tree[1], cols)
+        operand = _eval_columns(tree[1], cols)
+        if np.asarray(operand).dtype.kind == "b":
+            raise _NotVectorisable
+        return -operand
     raise _NotVectorisable

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -186,10 +187,10 @@ class Space:
         """(n, k) level index of each point's value; -1 where a value is outside its dimension
         or the point lacks the parameter. Constants named by constraints count as their level."""
         out = np.empty((len(points), len(self.names)), dtype=np.int64)
+        table = self._value_table(points)
         for j, name in enumerate(self.names):
             dim, levels = self.dimensions[name], self._levels[name]
-            column = np.empty(len(points), dtype=object)
-            column[:] = [p.get(name, MISSING) for p in points]
+            column = table[:, j]
             typed: np.ndarray = column
             if isinstance(dim, (Int, Float)):  # numeric bins are vectorised over typed arrays
                 try:
@@ -205,6 +206,29 @@ class Space:
                         if type(v) is type(constant) and v == constant]
                 out[hits, j] = index
         return out
+
+    def _value_table(self, points: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """(n, k) object array of the points' values, MISSING where a parameter is absent."""
+        names, n = self.names, len(points)
+        table = np.empty((n, len(names)), dtype=object)
+        if not n:
+            return table
+        getter = operator.itemgetter(*names)
+        try:  # one C-level call per point when every point has every parameter
+            rows = list(map(getter, points)) if len(names) > 1 else [(getter(p),) for p in points]
+        except KeyError:
+            rows = [tuple(p.get(name, MISSING) for name in names) for p in points]
+        scalar = all(type(v) in (int, float, str, bool) or v is None for v in rows[0])
+        if scalar:  # lists as values would make numpy add a dimension: fill by column then
+            try:
+                filled = np.array(rows, dtype=object)
+                if filled.shape == table.shape:
+                    return filled
+            except ValueError:
+                pass
+        for j in range(len(names)):
+            table[:, j] = [row[j] for row in rows]
+        return table
 
     # -- constraints -------------------------------------------------------------------------------
     def solver(self) -> Solver:

@@ -113,9 +113,9 @@ class String(Dimension):
             # the pattern's own strings, each under the class it really belongs to
             candidates += [(_classify(t, self.max_len), t) for t in fitting]
         levels: list[Level] = []
-        for label, value in candidates:
-            if self.contains(value) and _classify(value, self.max_len) == label \
-                    and all(level.label != label for level in levels):
+        for _, value in candidates:
+            label = _classify(value, self.max_len)  # the class it really is (charset "éü"...)
+            if self.contains(value) and all(level.label != label for level in levels):
                 levels.append(Level(label, value))
         order = ["empty", "ordinary", "longest", "special", "non-ascii"]
         return sorted(levels, key=lambda level: order.index(level.label))
@@ -141,6 +141,10 @@ class String(Dimension):
 
     def edges(self) -> list[tuple[str, Any]]:
         found = [(level.label, level.value) for level in self._levels]
+        plain = self.charset or DEFAULT_CHARSET
+        longest = (plain * (self.max_len // len(plain) + 1))[: self.max_len]
+        if self.contains(longest) and all(value != longest for _, value in found):
+            found.append(("longest", longest))
         shortest = self._fit("a") if self.charset is None or "a" in self.charset else None
         if self.min_len > 0 and shortest is not None and self.contains(shortest):
             found.append(("shortest", shortest))
