@@ -73,7 +73,14 @@ def measure_points(space: Space, points: Sequence[Mapping[str, Any]], strength: 
     flags = None if failed is None else np.asarray(failed, dtype=bool)[inside]
     t = min(strength, len(space))
     report = measure(space.level_counts(), kept, t, oracle=space.oracle())
-    matrix = pair_matrix(space.level_counts(), kept, oracle=space.oracle())
+    if t == 2:  # the pairs were just measured: only the diagonal (single values) is new
+        matrix = np.zeros((len(space), len(space)))
+        singles = measure(space.level_counts(), kept, 1, oracle=space.oracle())
+        for combo in [*report.combinations, *singles.combinations]:
+            a, b = combo.columns[0], combo.columns[-1]
+            matrix[a, b] = matrix[b, a] = combo.fraction
+    else:
+        matrix = pair_matrix(space.level_counts(), kept, oracle=space.oracle())
     result = SpaceCoverage(space, report, matrix, int((~inside).sum()), flags)
     result._rows = kept
     return result

@@ -1,0 +1,19 @@
+"""Configuration files in six formats (YAML, JSON, TOML, INI, XML, .properties), read and written so
+that values round-trip exactly; see :mod:`testfleet.configs.formats`."""
+
+from testfleet.configs.formats import (
+    FORMATS,
+    ConfigDocument,
+    coerce_scalars,
+    detect_format,
+    dump,
+    dumps,
+    flatten,
+    load,
+    loads,
+    set_path,
+    unflatten,
+)
+
+__all__ = ["FORMATS", "ConfigDocument", "coerce_scalars", "detect_format", "dump", "dumps",
+           "flatten", "load", "loads", "set_path", "unflatten"]
