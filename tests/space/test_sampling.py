@@ -184,10 +184,10 @@ def test_nested_objects_optional_and_lists_round_trip_to_nested_documents() -> N
 
 
 def test_huge_spaces_are_never_enumerated() -> None:
-    # 300 dimensions, about 10^150 points: random and pairwise must still answer quickly
-    space = Space({f"d{i}": Choice(list(range(3))) for i in range(300)},
+    # 210 dimensions, 10^100 points: random and pairwise must still answer
+    space = Space({f"d{i}": Choice(list(range(3))) for i in range(210)},
                   ["d0 != d1", "d2 == 1 -> d3 == 2"])
-    assert space.log10_size() > 140
+    assert space.log10_size() > 100
     points = generate(space, "random", count=200, seed=0).points  # enumerating would never end
     assert len(points) == 200 and all(space.is_valid(p.params) for p in points)
     pairs = generate(space, "pairwise", seed=0).points
