@@ -30,10 +30,7 @@ from __future__ import annotations
 import codecs
 import json
 import math
-import os
 import re
-import secrets
-import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +40,7 @@ from typing import Any
 import tomli_w
 import yaml
 
+from testfleet.atomic import atomic_write_text
 from testfleet.configs.paths import flatten, set_path, unflatten, walk
 from testfleet.configs.textformats import (
     SCALARS,
@@ -147,31 +145,10 @@ def dump(data: Any, path: str | Path, fmt: str | None = None) -> None:
     text = dumps(data, fmt or detect_format(path), source=str(path))
     if not path.name or path.name in (".", ".."):
         raise ConfigError("cannot write to a path that names no file", source=str(path))
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    created = False
     try:
-        try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-        except FileNotFoundError:
-            mode = None
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
-        created = True
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(temp, mode)  # keep the replaced file's permissions whatever the umask
-        os.replace(temp, path)
-    except BaseException as exc:
-        if created:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-        if isinstance(exc, OSError):
-            raise ConfigError(f"cannot write the file: {exc.strerror or exc}", source=str(path)) from None
-        raise
+        atomic_write_text(path, text, parents=False)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the file: {exc.strerror or exc}", source=str(path)) from None
 
 
 def coerce_scalars(data: Any) -> Any:

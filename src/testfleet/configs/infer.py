@@ -127,7 +127,11 @@ def infer_space(data: Any, fmt: str, *, overlay: dict[str, Any] | None = None,
             raise SpaceError(f"{path!r} is not a key of {source}{hint}", source=overlay_source,
                              place=place, expected="a key path of the example configuration")
         dims[path] = _adjust(dims[path], spec, overlay_source, place)
-    return ConfigSpace(Space(dims, overlay.get("constraints") or [], source=overlay_source
+    constraints = overlay.get("constraints") or []
+    if not isinstance(constraints, list) or not all(isinstance(c, str) for c in constraints):
+        raise SpaceError("'constraints' must be a list of expressions", source=overlay_source,
+                         place="constraints", expected="[\"cache.mode == 'off' -> ...\"]")
+    return ConfigSpace(Space(dims, constraints, source=overlay_source
                              if overlay else source), data, fmt)
 
 

@@ -20,15 +20,13 @@ from __future__ import annotations
 import html
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from testfleet.atomic import atomic_write_bytes, atomic_write_text
 from testfleet.errors import UsageError
-from testfleet.reporting.summary import atomic_write_text
 
 if TYPE_CHECKING:
     from plotly.graph_objects import Figure
@@ -256,23 +254,4 @@ def write_png(figure: Figure, path: str | os.PathLike[str], *, width: int | None
         raise UsageError(f"PNG export through {browser} failed: {exc}") from exc
     if not isinstance(image, bytes) or not image.startswith(_PNG_MAGIC):
         raise UsageError(f"PNG export through {browser} returned no PNG image")
-    _atomic_write_bytes(path, image)
-
-
-def _atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; an image is meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_bytes(path, image)

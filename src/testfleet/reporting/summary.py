@@ -8,12 +8,10 @@ leaves either the previous file or the new one, never half of one.
 from __future__ import annotations
 
 import datetime
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
+from testfleet.atomic import atomic_write_text  # noqa: F401  (re-exported: reports write through it)
 from testfleet.model import Outcome, Result
 
 # pytest's order of the words in its last line (``KNOWN_TYPES`` in _pytest/terminal.py, pytest 9);
@@ -32,10 +30,6 @@ NOT_TESTS = frozenset({"deselected", "warnings"})
 
 # pytest's exit codes (pytest.ExitCode).
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INTERNAL, EXIT_USAGE, EXIT_NO_TESTS = 0, 1, 2, 3, 4, 5
-
-# The process umask, read once, so atomically written reports get ordinary permissions.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def final_results(results: Iterable[Result]) -> list[Result]:
@@ -124,27 +118,3 @@ def exit_code_for(counts: Mapping[str, int], collect_errors: Sequence[Any] = (),
     if not any(n > 0 for w, n in counts.items() if w not in NOT_TESTS and w != "flaky"):
         return EXIT_NO_TESTS
     return EXIT_OK
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file and :func:`os.replace`.
-
-    Parent directories are created; a crash leaves the old file (or none), never half a file.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return target

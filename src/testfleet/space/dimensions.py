@@ -454,7 +454,33 @@ def _split_unit(text: Any) -> tuple[float | None, str]:
         return None, ""
 
 
-class Size(Int):
+class _WithUnits:
+    """Sizes and durations: declared, written back and labelled with units."""
+
+    kind: str
+    human: bool
+    min: Any
+    max: Any
+    default: Any
+
+    @staticmethod
+    def render_human(value: Any) -> Any:
+        raise NotImplementedError
+
+    def render(self, value: Any) -> Any:
+        return self.render_human(value) if self.human else value
+
+    def to_dict(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"type": self.kind, "min": self.render_human(self.min),
+                                "max": self.render_human(self.max)}
+        if not self.human:
+            spec["human"] = False
+        if self.default is not None:
+            spec["default"] = self.render_human(self.default)
+        return spec
+
+
+class Size(_WithUnits, Int):
     """A byte count declared with units: ``Size("1KB", "100MB")``; levels are log-width bins."""
 
     kind = "size"
@@ -471,9 +497,6 @@ class Size(Int):
                 return f"{value / SIZE_UNITS[unit.lower()]:.3g}{unit}"
         return f"{value}B"
 
-    def render(self, value: Any) -> Any:
-        return self.render_human(value) if self.human else value
-
     @staticmethod
     def render_human(value: int) -> str | int:
         for unit in ("TB", "GB", "MB", "KB"):
@@ -482,17 +505,8 @@ class Size(Int):
                 return f"{value // scale}{unit}"
         return f"{value}B"
 
-    def to_dict(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {"type": self.kind, "min": self.render_human(self.min),
-                                "max": self.render_human(self.max)}
-        if not self.human:
-            spec["human"] = False
-        if self.default is not None:
-            spec["default"] = self.render_human(self.default)
-        return spec
 
-
-class Duration(Float):
+class Duration(_WithUnits, Float):
     """Seconds declared with units: ``Duration("10ms", "30s")``; levels are log-width bins."""
 
     kind = "duration"
@@ -502,9 +516,6 @@ class Duration(Float):
         self.human = human
         super().__init__(parse_duration(min), parse_duration(max),
                          default=None if default is None else parse_duration(default))
-
-    def render(self, value: Any) -> Any:
-        return self.render_human(value) if self.human else value
 
     @staticmethod
     def render_human(seconds: float) -> str:
@@ -519,15 +530,6 @@ class Duration(Float):
             if value >= scale:
                 return f"{value / scale:.3g}{unit}"
         return f"{value * 1e6:.3g}us"
-
-    def to_dict(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {"type": self.kind, "min": self.render_human(self.min),
-                                "max": self.render_human(self.max)}
-        if not self.human:
-            spec["human"] = False
-        if self.default is not None:
-            spec["default"] = self.render_human(self.default)
-        return spec
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
