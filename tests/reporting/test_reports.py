@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from testfleet.model import Outcome, Result, Run
-from testfleet.reporting import summary as summary_mod
 from testfleet.reporting.json_report import write_json
 from testfleet.reporting.junit import mangle_nodeid, write_junit, xml_safe
 from testfleet.reporting.markdown import markdown_summary, write_markdown
