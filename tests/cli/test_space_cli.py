@@ -240,3 +240,22 @@ def test_show_describes_a_huge_space_without_enumerating_it(tmp_path: Path) -> N
     ran = run_cli(tmp_path, "space", "show", "space.yaml")
     assert ran.returncode == 0, ran.log
     assert "points: about 10^120.0" in ran.stdout
+
+
+def test_the_bundled_example_reaches_full_pairwise_coverage(tmp_path: Path) -> None:
+    config = Path(__file__).resolve().parents[2] / "examples" / "inventory" / "config"
+    args = (config / "service.yaml", "--overlay", config / "overlay.yaml")
+    fuzzed = run_cli(tmp_path, "space", "fuzz", *args, "-s", "pairwise", "-o", "pairs")
+    assert fuzzed.returncode == 0, fuzzed.log
+    measured = run_cli(tmp_path, "space", "coverage", *args, "--variants", "pairs", "--min", "1")
+    assert measured.returncode == 0, measured.log
+    assert "simple 2-way coverage: 100.0%" in measured.stdout
+    for doc in _documents(tmp_path / "pairs").values():
+        if doc["server"]["debug"]:
+            assert doc["server"]["threads"] <= 4
+    schema = json.loads((config / "service.schema.json").read_text())
+    schemed = run_cli(tmp_path, "space", "fuzz", config / "service.schema.json", "-s", "mixed",
+                      "-n", "40", "-o", "schema")
+    assert schemed.returncode == 0, schemed.log
+    for doc in _documents(tmp_path / "schema").values():
+        jsonschema.validate(doc, schema)
