@@ -354,16 +354,33 @@ def test_older_schema_is_migrated_step_by_step(path: Path,
             conn.execute(f"CREATE TABLE added_in_{version + 1} (x INTEGER)")
         return migrate
 
-    monkeypatch.setattr(store_db, "SCHEMA_VERSION", 3)
-    monkeypatch.setattr(store_db, "MIGRATIONS", {1: step(1), 2: step(2)})
+    current = store_db.SCHEMA_VERSION
+    monkeypatch.setattr(store_db, "SCHEMA_VERSION", current + 2)
+    monkeypatch.setattr(store_db, "MIGRATIONS", {current: step(current),
+                                                 current + 1: step(current + 1)})
     with pytest.raises(StoreError, match="needs migrating"):
         Store.open(path, read_only=True)
     with Store.open(path) as store:
         assert [r.run_id for r in store.list_runs()] == ["r1"]
-    assert steps == [1, 2]
+    assert steps == [current, current + 1]
     with duckdb.connect(str(path), read_only=True) as conn:
-        assert conn.execute("SELECT value FROM meta").fetchall() == [("3",)]
-        conn.execute("SELECT * FROM added_in_2, added_in_3")
+        assert conn.execute("SELECT value FROM meta").fetchall() == [(str(current + 2),)]
+        conn.execute(f"SELECT * FROM added_in_{current + 1}, added_in_{current + 2}")
+
+
+def test_a_version_1_store_gains_the_snapshot_and_spec_tables(path: Path) -> None:
+    with Store.open(path) as store:
+        store.begin_run(make_run("r1"))
+    v2_tables = ["snapshots", "snapshot_entries", "snapshot_chunks", "snapshot_tags",
+                 "snapshot_meta", "run_snapshots", "specs"]
+    with duckdb.connect(str(path)) as conn:  # what testfleet 0.1 (schema 1) wrote
+        for table in v2_tables:
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with Store.open(path) as store:
+        assert [r.run_id for r in store.list_runs()] == ["r1"]
+        for table in v2_tables:
+            assert store.query(f"SELECT count(*) FROM {table}") == [(0,)]
 
 
 def test_opening_in_the_other_mode_within_one_process_is_explained(path: Path) -> None:

@@ -34,12 +34,20 @@ from pydantic import BaseModel
 from testfleet.errors import StoreError
 from testfleet.model import FAILURE_OUTCOMES, Case, Result, Run, Variant
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema version this testfleet writes and reads (``meta.schema_version``)."""
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
-MIGRATIONS: dict[int, Migration] = {}
-"""``MIGRATIONS[v]`` upgrades a store from version ``v`` to ``v + 1`` (none yet)."""
+
+
+def _sql(name: str) -> str:
+    return resources.files("testfleet.store").joinpath(name).read_text(encoding="utf-8")
+
+
+MIGRATIONS: dict[int, Migration] = {
+    1: lambda conn: conn.execute(_sql("schema_v2.sql")),  # snapshots, run snapshots, specs
+}
+"""``MIGRATIONS[v]`` upgrades a store from version ``v`` to ``v + 1``."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _M = TypeVar("_M", bound=BaseModel)
@@ -191,8 +199,8 @@ class Store:
                 raise StoreError("is an empty DuckDB database, not a testfleet store",
                                  source=str(self.path))
             with self._transaction():
-                conn.execute(resources.files("testfleet.store").joinpath("schema.sql")
-                             .read_text(encoding="utf-8"))
+                conn.execute(_sql("schema.sql"))
+                conn.execute(_sql("schema_v2.sql"))
                 conn.execute("INSERT INTO meta VALUES ('schema_version', $1)",
                              [str(SCHEMA_VERSION)])
             return
@@ -276,6 +284,22 @@ class Store:
     def _query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with self._guard("read"):
             return self._db.execute(sql, params or []).fetchall()
+
+    # The snapshot index and the spec history (snapshots/, specs/) keep their SQL next to their
+    # logic and run it through these two: one transaction per write, errors as StoreError.
+    def write(self, action: str, statements: Sequence[tuple[str, list[Any]]],
+              ) -> list[tuple[Any, ...]]:
+        """Run statements in one transaction (all or nothing); the last one's rows."""
+        return self._write(action, statements)
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of one read-only statement."""
+        return self._query(sql, params)
+
+    def fetch_numpy(self, sql: str, params: list[Any] | None = None) -> dict[str, Any]:
+        """One statement's columns as numpy arrays (bulk reads for analysis)."""
+        with self._guard("read"):
+            return self._db.execute(sql, params or []).fetchnumpy()
 
     # -- writing ---------------------------------------------------------------------------
 
