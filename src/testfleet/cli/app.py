@@ -133,6 +133,10 @@ from testfleet.cli.space import app as space_app  # noqa: E402  (a sub-command g
 
 app.add_typer(space_app, name="space")
 
+from testfleet.cli.spec import app as spec_app  # noqa: E402
+
+app.add_typer(spec_app, name="spec")
+
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: split off pytest's arguments after ``--`` and map errors to exit codes."""

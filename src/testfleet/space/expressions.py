@@ -324,6 +324,9 @@ class Expression:
                 return np.full(n, bool(out))
             if out.dtype == bool:
                 return out
+            if out.dtype == object and out.shape == (n,) and all(
+                    isinstance(x, (bool, np.bool_)) for x in out):
+                return out.astype(bool)
         except (TypeError, ValueError, ZeroDivisionError, OverflowError, _NotVectorisable):
             pass
         plain = {name: columns[name].tolist() for name in self.names}  # Python values, exact
@@ -384,10 +387,9 @@ def _eval_columns(tree: tuple, cols: Mapping[str, np.ndarray]) -> Any:
             raise _NotVectorisable
         return tree[1]
     if kind == "name":
-        column = cols[tree[1]]
-        if column.dtype == object:
-            raise _NotVectorisable  # nulls, strings, lists: per-point semantics
-        return column
+        # object columns (strings, nulls) work elementwise with Python's own operators; where
+        # they can't (None > 3), numpy raises TypeError and the caller falls back per point
+        return cols[tree[1]]
     if kind in ("and", "or", "implies"):
         left = np.asarray(_eval_columns(tree[1], cols)).astype(bool)
         right = np.asarray(_eval_columns(tree[2], cols)).astype(bool)
