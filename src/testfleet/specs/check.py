@@ -46,6 +46,18 @@ class ResultTable:
     def __len__(self) -> int:
         return len(self.nodeid)
 
+    def nodeid_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct nodeids and each execution's index into them (computed once)."""
+        if getattr(self, "_nodeids", None) is None:
+            names, inverse = np.unique(self.nodeid.astype(str), return_inverse=True)
+            self._nodeids = (names, inverse.reshape(-1))
+        return self._nodeids
+
+    def outcome_strings(self) -> np.ndarray:
+        if getattr(self, "_outcomes", None) is None:
+            self._outcomes = self.outcome.astype(str)
+        return self._outcomes
+
     @classmethod
     def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> ResultTable:
         """A table from plain dicts (nodeid, params, outcome, duration, message, markers,
@@ -128,13 +140,13 @@ def when_mask(spec: Spec, table: ResultTable) -> np.ndarray:
     when = spec.when
     if not when.nodeids and not when.markers:
         return np.ones(len(table), dtype=bool)
-    names, inverse = np.unique(table.nodeid.astype(str), return_inverse=True)
+    names, inverse = table.nodeid_index()
     patterns = [re.compile(fnmatch.translate(p)) for p in when.nodeids]
     chosen = np.array([
         (not patterns or any(p.match(name) for p in patterns))
         and set(when.markers) <= table.markers.get(name, frozenset())
         for name in names], dtype=bool)
-    return chosen[inverse.reshape(-1)] if len(names) else np.zeros(len(table), dtype=bool)
+    return chosen[inverse] if len(names) else np.zeros(len(table), dtype=bool)
 
 
 def check(specs: Sequence[Spec], table: ResultTable, *, examples: int = 5) -> list[Verdict]:
@@ -151,7 +163,7 @@ def check_one(spec: Spec, table: ResultTable, *, examples: int = 5) -> Verdict:
     why = np.empty(len(rows), dtype=object)
     why[:] = ""
     if then.outcomes is not None:
-        wrong = ~np.isin(table.outcome[rows].astype(str), sorted(then.outcomes))
+        wrong = ~np.isin(table.outcome_strings()[rows], sorted(then.outcomes))
         why[wrong & ~bad] = f"outcome is not {then.outcome}"
         bad |= wrong
     if then.duration is not None:
