@@ -132,10 +132,26 @@ def workers_command(
 from testfleet.cli.space import app as space_app  # noqa: E402  (a sub-command group)
 
 app.add_typer(space_app, name="space")
+from testfleet.cli.snapshot import app as snapshot_app  # noqa: E402  (a sub-command group)
+
+app.add_typer(snapshot_app, name="snapshot")
 
 from testfleet.cli.spec import app as spec_app  # noqa: E402
 
 app.add_typer(spec_app, name="spec")
+
+
+@app.command("replay")
+def replay_command(
+    variant: Annotated[str, typer.Argument(help="A variant id (or a unique prefix) from a report or the store.")],
+    configs: Annotated[str | None, typer.Option("--configs", help="Where to restore the run's configuration snapshots (default: .testfleet/replay/VARIANT).")] = None,
+    run_again: Annotated[bool, typer.Option("--run/--no-run", help="Run the case again after restoring (default) or only restore.")] = True,
+    store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
+) -> None:
+    """Restore the configurations a recorded variant ran with, and run it again with the same seed."""
+    from testfleet.cli.replay import replay
+
+    raise typer.Exit(replay(variant, configs, run_again, store))
 
 
 def main(argv: list[str] | None = None) -> int:
