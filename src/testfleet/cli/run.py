@@ -141,7 +141,8 @@ def execute(request: RunRequest) -> int:
                        requirement_rules=settings.requirement_rules(),
                        strict_requirements=settings.strict_requirements)
         console = ConsoleReporter(verbosity=request.verbosity)
-        orchestrator = Orchestrator(backend, plan, run, StoreRecorder(store), console,
+        configs = {"settings": [source]} if source else {}
+        orchestrator = Orchestrator(backend, plan, run, StoreRecorder(store, configs), console,
                                     crash_text=getattr(backend, "crash_text", None))
         outcome = orchestrator.execute()
         console.stop()
@@ -189,15 +190,28 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
 
 
 class StoreRecorder:
-    """Feeds the orchestrator's results into the DuckDB store (the orchestrator's only writer)."""
+    """Feeds the orchestrator's results into the DuckDB store (the orchestrator's only writer).
 
-    def __init__(self, store: Any) -> None:
+    ``configs`` maps a role (``settings``, later ``space``, ``ruleset``, ``sut:<instance>``) to
+    the files a run used; each is saved as a snapshot and linked to the run, so ``testfleet
+    replay`` can restore exactly what the run saw.
+    """
+
+    def __init__(self, store: Any, configs: dict[str, list[Path]] | None = None) -> None:
         self.store = store
+        self.configs = configs or {}
 
     def begin_run(self, run: Any, cases: list[Any], variants: list[Any]) -> None:
         self.store.begin_run(run)
         self.store.add_cases(cases, run_id=run.run_id)
         self.store.add_variants(variants)
+        if self.configs:
+            from testfleet.snapshots.store import SnapshotStore
+
+            snapshots = SnapshotStore(self.store)
+            for role, paths in self.configs.items():
+                snapshot_id = snapshots.save(paths, meta={"role": role})
+                snapshots.record_run(run.run_id, role, snapshot_id)
 
     def append_results(self, results: list[Any]) -> None:
         self.store.append_results(results)
