@@ -207,3 +207,24 @@ def test_not_an_archive(other: SnapshotStore, tmp_path: Path):
         import_archive(other, junk)
     with pytest.raises(SnapshotError, match="no such file"):
         import_archive(other, tmp_path / "absent.tar")
+
+
+def test_members_are_one_chunk_each_and_import_groups_them_into_frames(
+        snaps: SnapshotStore, other: SnapshotStore, tmp_path: Path):
+    src = make_tree(tmp_path / "src")
+    sid = snaps.save(src)
+    export_archive(snaps, [sid], tmp_path / "a.tar")
+    manifest, members = read_archive(tmp_path / "a.tar")
+    for chunk in manifest["chunks"]:  # each member stands alone: one frame, one chunk
+        frame = members[f"chunks/{chunk['sha256']}"]
+        assert len(frame) == chunk["stored"]
+        raw = zstandard.ZstdDecompressor().decompress(frame)
+        assert len(raw) == chunk["size"] and hashlib.sha256(raw).hexdigest() == chunk["sha256"]
+    moved = import_archive(other, tmp_path / "a.tar")
+    assert moved.chunks == len(manifest["chunks"])
+    rows = other.chunk_rows(c["sha256"] for c in manifest["chunks"])
+    frames = {r.frame for r in rows.values()}
+    assert len(frames) < len(rows) / 10  # grouped as a save groups them
+    assert moved.stored == sum(stored for _, _, stored in frames) == packs(other)[0].stat().st_size
+    assert tree_state(other.restore(sid, tmp_path / "out")) == tree_state(src)
+    assert other.verify().problems == []

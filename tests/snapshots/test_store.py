@@ -254,13 +254,18 @@ def test_a_flipped_byte_in_a_pack_is_found_and_restore_refuses(snaps: SnapshotSt
     assert snaps.verify().problems == []
     [pack] = packs(snaps)
     big = next(e for e in snaps.entries(sid) if e.path == "conf/big.bin")
-    row = snaps.chunk_rows([big.chunks[3]])[big.chunks[3]]
+    rows = snaps.chunk_rows(c for e in snaps.entries(sid) for c in e.chunks)
+    in_frame = _frames(rows.values())
+    # a chunk in the middle of big.bin: its frame holds big.bin's chunks only
+    chunk = next(c for c in big.chunks[len(big.chunks) // 2:]
+                 if set(in_frame[rows[c].frame]) <= set(big.chunks))
+    row = rows[chunk]
     data = bytearray(pack.read_bytes())
     data[row.offset + row.stored // 2] ^= 0x01
     pack.write_bytes(bytes(data))
     problems = snaps.verify(sid[:6]).problems
     assert problems and all(p.snapshot_id == sid and p.path == "conf/big.bin" for p in problems)
-    assert big.chunks[3] in {p.chunk_id for p in problems}
+    assert {p.chunk_id for p in problems} == set(in_frame[row.frame])  # the whole frame
     with pytest.raises(DamageError, match=f"snapshot {sid[:12]} file 'conf/big.bin'"):
         snaps.restore(sid, tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -268,6 +273,139 @@ def test_a_flipped_byte_in_a_pack_is_found_and_restore_refuses(snaps: SnapshotSt
     with pytest.raises(DamageError):
         snaps.read_file(sid, "conf/big.bin")
     assert snaps.read_file(sid, "app.yaml").startswith(b"server:")  # the rest still reads
+
+
+def _frames(rows) -> dict[tuple[str, int, int], list[str]]:
+    """frame (pack, offset, stored) -> its chunk ids, in frame order."""
+    out: dict[tuple[str, int, int], list[str]] = {}
+    for row in sorted(rows, key=lambda r: (r.pack, r.offset, r.frame_offset)):
+        out.setdefault(row.frame, []).append(row.chunk_id)
+    return out
+
+
+def test_a_big_file_is_stored_in_frames_of_several_chunks(snaps: SnapshotStore, tmp_path: Path):
+    path = tmp_path / "big.conf"
+    lines = [f"[svc-{i}]\nport = {8000 + i % 50}\nhost = \"h{i * 7919 % 10007}.internal\"\n"
+             for i in range(150_000)]
+    path.write_text("".join(lines))  # ~6 MB of compressible config
+    sid = snaps.save(path)
+    [entry] = snaps.entries(sid)
+    rows = snaps.chunk_rows(entry.chunks)
+    frames = _frames(rows.values())
+    assert len(entry.chunks) > 100 and len(frames) < len(entry.chunks) / 20
+    # consecutive chunks of the file, back to back in their frame, frames in file order
+    ordered = [c for chunks in frames.values() for c in chunks]
+    assert ordered == list(dict.fromkeys(entry.chunks))
+    for chunks in frames.values():
+        at = 0
+        for c in chunks:
+            assert rows[c].frame_offset == at
+            at += rows[c].size
+        assert at >= 1 << 20 or chunks[-1] == entry.chunks[-1]  # ~1 MiB each, the last less
+    assert sum(stored for _, _, stored in frames) < entry.size / 3  # compressed as a whole
+    assert snaps.stored_size(sid) == sum(stored for _, _, stored in frames)
+    assert snaps.read_file(sid, "big.conf") == path.read_bytes()
+    out = snaps.restore(sid, tmp_path / "out")
+    assert (out / "big.conf").read_bytes() == path.read_bytes()
+    assert snaps.verify(sid).problems == []
+
+
+def test_a_flipped_byte_in_a_shared_frame_names_every_chunk_and_file_in_it(snaps: SnapshotStore,
+                                                                            tmp_path: Path):
+    src = make_tree(tmp_path / "src")
+    sid = snaps.save(src)
+    entries = [e for e in snaps.entries(sid) if e.kind == "file"]
+    rows = snaps.chunk_rows(c for e in entries for c in e.chunks)
+    frames = _frames(rows.values())
+    assert len(frames) < len(rows)
+    # the first frame: the small files before big.bin in file order, then big.bin's first MiB
+    first = min(frames, key=lambda f: f[1])
+    hit = set(frames[first])
+    files_hit = {e.path for e in entries if hit & set(e.chunks)}
+    assert {"app.yaml", "bin/run.sh", "conf/big.bin"} <= files_hit
+    [pack] = packs(snaps)
+    data = bytearray(pack.read_bytes())
+    data[first[1] + first[2] // 2] ^= 0x01
+    pack.write_bytes(bytes(data))
+    problems = snaps.verify().problems
+    assert {p.chunk_id for p in problems} == hit
+    assert {p.path for p in problems} == files_hit
+    assert all(p.snapshot_id == sid and p.reason for p in problems)
+    for path in files_hit:
+        with pytest.raises(DamageError, match=f"file '{path}'"):
+            snaps.read_file(sid, path)
+    for e in entries:  # files with no chunk in that frame still read
+        if e.path not in files_hit:
+            assert snaps.read_file(sid, e.path) == (src / e.path).read_bytes()
+    with pytest.raises(DamageError):
+        snaps.restore(sid, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_index_row_pointing_outside_its_frame_is_damage(snaps: SnapshotStore, tmp_path: Path):
+    src = make_tree(tmp_path / "src")
+    sid = snaps.save(src)
+    big = next(e for e in snaps.entries(sid) if e.path == "conf/big.bin")
+    chunk = big.chunks[5]
+    for sql, reason in [
+        ("UPDATE snapshot_chunks SET frame_offset = frame_offset + 1 WHERE chunk_id = $1",
+         "does not match its SHA-256"),
+        ("UPDATE snapshot_chunks SET frame_offset = 1073741824 WHERE chunk_id = $1",
+         "the index puts the chunk at"),
+        ('UPDATE snapshot_chunks SET "offset" = "offset" + 1 WHERE chunk_id = $1',
+         "not a valid zstd frame"),
+        ("UPDATE snapshot_chunks SET stored = 1099511627776 WHERE chunk_id = $1", "is truncated"),
+    ]:
+        before = snaps.chunk_rows([chunk])[chunk]
+        snaps.store.write("tamper", [(sql, [chunk])])
+        [problem] = snaps.verify(sid).problems
+        assert (problem.path, problem.chunk_id) == ("conf/big.bin", chunk)
+        assert reason in problem.reason
+        with pytest.raises(DamageError, match=reason):
+            snaps.read_file(sid, "conf/big.bin")
+        restore = ('UPDATE snapshot_chunks SET "offset" = $2, stored = $3, frame_offset = $4 '
+                   "WHERE chunk_id = $1")
+        snaps.store.write("untamper", [(restore, [chunk, before.offset, before.stored,
+                                                  before.frame_offset])])
+    assert snaps.verify(sid).problems == []
+
+
+def test_threads_reading_one_frame_decompress_it_once(snaps: SnapshotStore, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from testfleet.snapshots.chunks import PackReader
+
+    src = make_tree(tmp_path / "src")
+    sid = snaps.save(src)
+    rows = snaps.chunk_rows(c for e in snaps.entries(sid) for c in e.chunks)
+    calls = []
+    real = PackReader._decompress
+
+    def counted(self, row):
+        calls.append(row.frame)
+        return real(self, row)
+    monkeypatch.setattr(PackReader, "_decompress", counted)
+    with PackReader(snaps.packs_dir) as reader, ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(reader.read, list(rows.values()) * 3))
+    assert sorted(calls) == sorted(_frames(rows.values()))  # each frame once
+    assert [len(g) for g in got] == [r.size for r in rows.values()] * 3
+
+
+def test_gc_counts_frames_left_unused_inside_kept_packs(snaps: SnapshotStore, tmp_path: Path):
+    src = make_tree(tmp_path / "src")
+    sid = snaps.save(src)
+    entries = snaps.entries(sid)
+    rows = snaps.chunk_rows(c for e in entries for c in e.chunks)
+    big = set(next(e for e in entries if e.path == "conf/big.bin").chunks)
+    only_big = [f for f, chunks in _frames(rows.values()).items() if set(chunks) <= big]
+    assert only_big  # and the first frame is shared with the small files
+    snaps.store.write("forget big.bin", [(
+        "DELETE FROM snapshot_entries WHERE snapshot_id = $1 AND path = 'conf/big.bin'", [sid])])
+    done = snaps.gc()
+    assert done.chunk_rows == len(big) and done.packs == [] and done.kept_packs == 1
+    assert done.dead_bytes == sum(stored for _, _, stored in only_big)
+    assert snaps.read_file(sid, "app.yaml").startswith(b"server:")
 
 
 def test_a_deleted_pack_is_reported_missing(snaps: SnapshotStore, tmp_path: Path):

@@ -156,7 +156,7 @@ def show_command(ref: IdArg, store: StoreOpt = None) -> None:
         console.print(f"[bold]snapshot {info.snapshot_id}[/bold]")
         console.print(f"saved {_local(info.created_at)} from {escape(' '.join(info.roots))}")
         console.print(f"{info.files} files, {_size(info.size)}; stored "
-                      f"{_size(ss.stored_size(info.snapshot_id))} (compressed, each chunk once)")
+                      f"{_size(ss.stored_size(info.snapshot_id))} (compressed, each frame once)")
         console.print("tags: " + (escape(", ".join(info.tags)) or "-"))
         console.print("meta: " + (escape(", ".join(f"{k}={v}" for k, v in info.meta.items()))
                                   or "-"))

@@ -2,8 +2,9 @@
 
 A snapshot is an immutable copy of one file or a tree (files, directories, symlinks, modes). Its
 id is the SHA-256 of its sorted entries, so the same content always has the same id. File bytes
-are cut into content-defined chunks (FastCDC, ~16 KiB), each stored once, zstd-compressed, in
-pack files beside the store's DuckDB file; the index lives in the store's ``snapshot_*`` tables.
+are cut into content-defined chunks (FastCDC, ~16 KiB), each stored once, in zstd frames of ~1 MiB
+of consecutive chunks in pack files beside the store's DuckDB file; the index lives in the store's
+``snapshot_*`` tables.
 
 Modules, from the bottom up: :mod:`.tree` (entries, ids, the safety rules), :mod:`.chunks`
 (chunking, compression, packs), :mod:`.save` (preparing a save), :mod:`.restore`,

@@ -2,7 +2,8 @@
 
 Layout: ``manifest.json`` first (format, the snapshots with their ids, entries, tags, meta and
 creation times, and the chunk list: SHA-256, raw size, stored size), then one member per chunk,
-``chunks/<sha256>``, holding the chunk's zstd frame exactly as the pack stores it.
+``chunks/<sha256>``, holding that chunk alone as one zstd frame: export reads each chunk from its
+pack frame (checked) and compresses it on its own, so every member stands by itself.
 
 Import trusts nothing in the archive. It never extracts: members are read one by one into
 memory, only ``manifest.json`` and ``chunks/<64 hex digits>`` regular files are accepted, and
@@ -14,7 +15,8 @@ before anything is written it checks that
 * every file's chunks are all there (a truncated archive loses some) and its bytes hash to the
   file's SHA-256 (a manifest whose chunk lists were swapped keeps the snapshot id but not this).
 
-Then the new chunks go into one pack and every row into one transaction, as a save does.
+Then the new chunks go into one pack, grouped into ~1 MiB frames in archive order as a save
+groups a file's chunks, and every row into one transaction, as a save does.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ from testfleet.snapshots.chunks import (
     ChunkDamage,
     PackReader,
     PackWriter,
+    by_frame,
     check_frame,
-    groups,
+    compress_into,
+    compressor,
     pmap,
 )
 from testfleet.snapshots.save import Pending, clean_meta, clean_tags
@@ -94,25 +98,25 @@ def export_archive(ss: SnapshotStore, refs: list[str], out: str | os.PathLike[st
     order = list(user)
     with PackReader(ss.packs_dir) as reader:
         def run(group: list[str]) -> list[bytes]:
+            cctx = compressor()
             out_frames = []
             for c in group:
                 try:
-                    frame = reader.frame(rows[c])
-                    check_frame(c, frame, rows[c].size)  # never export damage silently
+                    raw = reader.view(rows[c])  # checked: never export damage silently
                 except ChunkDamage as exc:
                     sid, path = user[c]
                     raise DamageError(f"snapshot {sid[:12]} file {path!r}: {exc}") from None
-                out_frames.append(frame)
+                out_frames.append(cctx.compress(raw))
             return out_frames
-        frames = [f for part in pmap(run, groups(order, lambda c: rows[c].size)) for f in part]
+        frames = [f for part in pmap(run, by_frame(order, lambda c: rows[c])) for f in part]
     manifest = {
         "format": FORMAT, "version": VERSION,
         "snapshots": [{
             "snapshot_id": sid, "created_at": infos[sid].created_at.isoformat(),
             "roots": infos[sid].roots, "tags": list(infos[sid].tags), "meta": infos[sid].meta,
             "entries": [e.to_dict() for e in trees[sid]]} for sid in ids],
-        "chunks": [{"sha256": c, "size": rows[c].size, "stored": rows[c].stored,
-                    "compression": "zstd"} for c in order],
+        "chunks": [{"sha256": c, "size": rows[c].size, "stored": len(frame),
+                    "compression": "zstd"} for c, frame in zip(order, frames, strict=True)],
     }
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -152,16 +156,16 @@ def import_archive(ss: SnapshotStore, file: str | os.PathLike[str]) -> Moved:
         raise SnapshotError(f"not a snapshot archive ({exc})", source=where) from None
     with tar:
         snapshots, declared = _read_manifest(tar, where)
-        frames, raw = _read_chunks(tar, where, declared, snapshots)
+        raw = _read_chunks(tar, where, declared, snapshots)
     users = {c: (p.snapshot_id, e.path) for p in snapshots for e in p.entries for c in e.chunks}
     have, have_snaps = ss._existing(set(users), {p.snapshot_id for p in snapshots})
-    missing = [c for c in users if c not in frames and c not in have]
+    missing = [c for c in users if c not in raw and c not in have]
     if missing:
         sid, path = users[missing[0]]
         raise SnapshotError(f"snapshot {sid[:12]} file {path!r}: chunk {missing[0][:12]} is "
                             f"missing from the archive ({len(missing)} missing in all; truncated?)",
                             source=where)
-    stored = ss.chunk_rows(c for c in users if c not in frames)
+    stored = ss.chunk_rows(c for c in users if c not in raw)
     with PackReader(ss.packs_dir) as reader:
         for p in snapshots:
             for e in p.entries:
@@ -169,9 +173,10 @@ def import_archive(ss: SnapshotStore, file: str | os.PathLike[str]) -> Moved:
                     _check_file(p.snapshot_id, e, raw, stored, reader, where)
     pack = PackWriter(ss.packs_dir)
     try:
-        for c, frame in frames.items():
-            if c not in have and c in users:  # a listed chunk no file uses is not kept
-                pack.add(c, frame, declared[c][0])
+        # in archive order (export writes a file's chunks in file order); a listed chunk no
+        # file uses is not kept
+        compress_into(pack, {c: (data, 0, len(data)) for c, data in raw.items()
+                             if c not in have and c in users})
         for p in snapshots:
             p.new = p.snapshot_id not in have_snaps
         pack.commit()
@@ -272,10 +277,9 @@ def _read_manifest(tar: tarfile.TarFile, where: str,
 
 
 def _read_chunks(tar: tarfile.TarFile, where: str, declared: dict[str, tuple[int, int]],
-                 snapshots: list[Pending]) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    """Every chunk member, checked: id -> frame and id -> raw bytes."""
+                 snapshots: list[Pending]) -> dict[str, bytes]:
+    """Every chunk member, checked: id -> raw bytes, in archive order."""
     user = {c: (p.snapshot_id, e.path) for p in snapshots for e in p.entries for c in e.chunks}
-    frames: dict[str, bytes] = {}
     raw: dict[str, bytes] = {}
     after = MANIFEST
     while (member := _next(tar, where, after)) is not None:
@@ -287,7 +291,7 @@ def _read_chunks(tar: tarfile.TarFile, where: str, declared: dict[str, tuple[int
         c = match.group(1)
         if c not in declared:
             raise _refuse(member, where, "a chunk the manifest does not list")
-        if c in frames:
+        if c in raw:
             raise _refuse(member, where, "a chunk that appears twice")
         if member.size != declared[c][1]:
             raise _refuse(member, where, f"{member.size} bytes, the manifest says "
@@ -299,9 +303,8 @@ def _read_chunks(tar: tarfile.TarFile, where: str, declared: dict[str, tuple[int
             sid, path = user.get(c, ("?" * 12, "?"))
             raise SnapshotError(f"snapshot {sid[:12]} file {path!r}: {exc}", source=where,
                                 place=member.name) from None
-        frames[c] = frame
         after = member.name
-    return frames, raw
+    return raw
 
 
 def _check_file(sid: str, e: Entry, raw: dict[str, bytes], stored: dict[str, Any],

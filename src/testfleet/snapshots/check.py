@@ -3,12 +3,14 @@
 Approach:
 
 * ``verify`` reads every distinct chunk the chosen snapshots use exactly once (pack by pack, in
-  offset order, ~1 MiB per thread-pool task), decompresses it and checks its SHA-256 and size;
-  each bad chunk is then reported for every snapshot and file that uses it. It also recomputes
+  frame order, each frame decompressed once, ~1 MiB per thread-pool task never splitting a
+  frame's chunks) and checks its frame and SHA-256; each bad chunk is then reported for every
+  snapshot and file that uses it (a damaged frame: every chunk in it that they use). It also recomputes
   each snapshot's id from its entries (an index edited behind testfleet's back), checks the tree
   rules and that each file's chunks add up to its size.
 * ``gc`` keeps what a complete snapshot needs. Chunk rows no entry names are dropped (one
-  transaction); pack files that no chunk row names (a save that crashed between writing its pack
+  transaction; a frame whose chunks are all dropped stays in its pack as dead bytes while the
+  pack has other live frames); pack files that no chunk row names (a save that crashed between writing its pack
   and committing its index) and temporary files are deleted. It runs with the store open for
   writing, which DuckDB grants to one process at a time, so no save can be half-way through.
 """
@@ -26,7 +28,7 @@ from testfleet.snapshots.chunks import (
     ChunkDamage,
     ChunkRow,
     PackReader,
-    groups,
+    by_frame,
     pmap,
 )
 from testfleet.snapshots.tree import (
@@ -91,13 +93,14 @@ def verify(ss: SnapshotStore, sid: str | None = None) -> Checked:
     for row in rows.values():
         by_pack[row.pack].append(row)
     work = [g for pack in sorted(by_pack)
-            for g in groups(sorted(by_pack[pack], key=lambda r: r.offset), lambda r: r.size)]
+            for g in by_frame(sorted(by_pack[pack], key=lambda r: (r.offset, r.frame_offset)),
+                              lambda r: r)]
     with PackReader(ss.packs_dir) as reader:
         def run(group: list[ChunkRow]) -> list[tuple[str, str]]:
             out = []
             for row in group:
                 try:
-                    reader.read(row)
+                    reader.view(row)
                 except ChunkDamage as exc:
                     out.append((row.chunk_id, exc.reason))
             return out
@@ -126,7 +129,7 @@ class Collected:
     temp_files: list[tuple[str, int]] = field(default_factory=list)
     chunk_rows: int = 0
     kept_packs: int = 0
-    dead_bytes: int = 0  # bytes of dropped chunks still inside kept packs
+    dead_bytes: int = 0  # bytes of frames no chunk uses any more, still inside kept packs
 
     @property
     def freed(self) -> int:
@@ -136,9 +139,8 @@ class Collected:
 def collect(ss: SnapshotStore) -> Collected:
     """Remove packs, chunk rows and temporary files that no complete snapshot needs."""
     done = Collected()
-    dropped, live = ss.drop_unused_chunks()
-    done.chunk_rows = len(dropped)
-    done.dead_bytes = sum(stored for pack, stored in dropped if pack in live)
+    done.chunk_rows, dead, live = ss.drop_unused_chunks()
+    done.dead_bytes = sum(stored for pack, stored in dead if pack in live)
     done.kept_packs = len(live)
     if not ss.packs_dir.is_dir():
         return done

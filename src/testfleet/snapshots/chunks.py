@@ -5,17 +5,26 @@ Approach (the restic/borg/casync family, written for this store):
 * A file's bytes are cut with FastCDC (min 4 KiB, average 16 KiB, max 64 KiB): cut points depend
   on the content around them, so an edit moves only the cuts near it and near-identical files
   share nearly all their chunks. A chunk's id is the SHA-256 of its raw bytes.
-* The new chunks of one save are compressed (zstd level 3, one frame each, content size in the
-  frame header) and appended to ONE new pack file, ``<packs>/<pack-id>.pack``. The pack is written
-  under a temporary name, fsynced and renamed before any index row names it, so the index never
-  points at a pack that is not all there; a pack that no index row names (a crash between the
-  two) is an orphan that ``gc`` removes.
-* Hashing and compression release the GIL, so large saves and restores split their chunks into
-  ~1 MiB groups and run them on a small shared thread pool (compression of a large batch uses
-  zstandard's own multi-threaded batch API when present); small ones stay on the caller's
-  thread, where threads would cost more than they save.
-* Reading a chunk back always checks it: the frame must lie inside its pack, decompress to the
-  recorded size and hash to its id; anything else is a :class:`ChunkDamage` with the reason.
+* The new chunks of one save, in file order, are grouped into frames of about ``GROUP_BYTES``
+  (1 MiB) of consecutive raw bytes (a frame may run on from one file's last chunks into the
+  next file's first), each compressed as ONE zstd frame (level 3, content size and checksum in
+  the frame header and trailer) and appended to ONE new pack file, ``<packs>/<pack-id>.pack``.
+  Compressing 1 MiB at a time takes about half the CPU and half the bytes of a frame per chunk:
+  zstd sees the context. A chunk's index row names its frame (pack, offset and stored length,
+  shared by all the frame's chunks) and its place in the decompressed frame (``frame_offset``,
+  ``size``).
+* The pack is written under a temporary name, fsynced and renamed before any index row names
+  it, so the index never points at a pack that is not all there; a pack that no index row names
+  (a crash between the two) is an orphan that ``gc`` removes.
+* Hashing and compression release the GIL, so large saves and restores split their work into
+  ~1 MiB pieces (one frame each when compressing) and run them on a small shared thread pool;
+  small ones stay on the caller's thread, where threads would cost more than they save.
+* Reading a chunk back always checks it: the frame must lie inside its pack, be a valid zstd
+  frame (checksum included) that decompresses to the size its header declares, that size must
+  contain the chunk's ``[frame_offset, frame_offset + size)``, and the slice must hash to the
+  chunk id; anything else is a :class:`ChunkDamage` with the reason. A :class:`PackReader`
+  decompresses a frame once and keeps the last few (restore and verify read a frame's chunks one
+  after another); threads that want the same frame at once wait for one decompression.
 """
 
 from __future__ import annotations
@@ -25,11 +34,12 @@ import mmap
 import os
 import secrets
 import threading
-from array import array
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import closing
 from pathlib import Path
-from typing import Any, NamedTuple, Self, TypeVar
+from typing import NamedTuple, Self, TypeVar
 
 import zstandard
 from fastcdc import fastcdc
@@ -37,9 +47,10 @@ from fastcdc import fastcdc
 MIN_SIZE, AVG_SIZE, MAX_SIZE = 4 << 10, 16 << 10, 64 << 10
 LEVEL = 3
 MAX_CHUNK = 16 << 20  # largest chunk an imported archive may declare (ours are <= 64 KiB)
-GROUP_BYTES = 1 << 20  # bytes per thread-pool task: big enough to amortise the hand-off
+GROUP_BYTES = 1 << 20  # raw bytes per frame, and per thread-pool task
+MAX_FRAME = GROUP_BYTES + MAX_CHUNK  # no frame we write holds more (a group ends at >= 1 MiB)
+FRAME_CACHE = 16  # decompressed frames a PackReader keeps
 MMAP_FROM = 1 << 20  # files this large are mapped rather than read
-PARALLEL_FROM = 1 << 20  # new bytes from which compression runs on several threads
 PACK_SUFFIX = ".pack"
 TEMP_SUFFIX = ".tmp"
 
@@ -48,16 +59,25 @@ _R = TypeVar("_R")
 _local = threading.local()
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_WORKERS = max(2, min(8, os.cpu_count() or 2))
 
 
 class ChunkRow(NamedTuple):
-    """Where a chunk lives: ``snapshot_chunks`` as a tuple."""
+    """Where a chunk lives: ``snapshot_chunks`` as a tuple. ``offset`` and ``stored`` place its
+    zstd frame in the pack (the same for every chunk of the frame); ``frame_offset`` and
+    ``size`` place the chunk in the decompressed frame."""
 
     chunk_id: str
     pack: str
     offset: int
     stored: int
+    frame_offset: int
     size: int
+
+    @property
+    def frame(self) -> tuple[str, int, int]:
+        """The frame's identity: (pack, offset, stored)."""
+        return (self.pack, self.offset, self.stored)
 
 
 class ChunkDamage(Exception):
@@ -75,8 +95,7 @@ def _executor() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2)),
-                                       thread_name_prefix="testfleet-chunks")
+            _pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="testfleet-chunks")
         return _pool
 
 
@@ -102,6 +121,27 @@ def groups(items: Sequence[_T], size_of: Callable[[_T], int],
     return out
 
 
+def by_frame(items: Sequence[_T], row_of: Callable[[_T], ChunkRow],
+             target: int = GROUP_BYTES) -> list[list[_T]]:
+    """Consecutive items cut into thread-pool tasks of about ``target`` raw bytes, never between
+    two items whose chunks share a frame (so two threads rarely want the same frame)."""
+    out: list[list[_T]] = []
+    current: list[_T] = []
+    total = 0
+    last: tuple[str, int, int] | None = None
+    for item in items:
+        row = row_of(item)
+        if total >= target and row.frame != last:
+            out.append(current)
+            current, total = [], 0
+        current.append(item)
+        total += row.size
+        last = row.frame
+    if current:
+        out.append(current)
+    return out
+
+
 def pmap(fn: Callable[[_T], _R], work: Sequence[_T]) -> list[_R]:
     """``[fn(w) for w in work]``, on the shared pool when there is more than one piece."""
     if len(work) <= 1:
@@ -109,11 +149,41 @@ def pmap(fn: Callable[[_T], _R], work: Sequence[_T]) -> list[_R]:
     return list(_executor().map(fn, work))
 
 
+def pmap_ordered(fn: Callable[[_T], _R], work: Sequence[_T], ahead: int = 2 * _WORKERS,
+                 before: Callable[[_T], object] | None = None) -> Iterator[_R]:
+    """``fn(w)`` for each piece in order, on the shared pool with at most ``ahead`` pieces
+    submitted and not yet taken; ``before(w)`` runs on the caller's thread just before a piece
+    is submitted. When the iterator is closed early (or fails) it waits for the pieces still
+    running, so none of them outlives the caller's buffers."""
+    if len(work) <= 1:
+        for w in work:
+            if before is not None:
+                before(w)
+            yield fn(w)
+        return
+    pool = _executor()
+    running: deque[Future[_R]] = deque()
+    try:
+        for w in work:
+            if before is not None:
+                before(w)
+            running.append(pool.submit(fn, w))
+            if len(running) >= ahead:
+                yield running.popleft().result()
+        while running:
+            yield running.popleft().result()
+    finally:
+        for f in running:
+            f.cancel()
+        wait(running)
+
+
 def compressor() -> zstandard.ZstdCompressor:
     # one per thread: a ZstdCompressor must not be used by two threads at once
     c = getattr(_local, "cctx", None)
     if c is None:
-        c = _local.cctx = zstandard.ZstdCompressor(level=LEVEL)
+        c = _local.cctx = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True,
+                                                    write_content_size=True)
     return c
 
 
@@ -130,7 +200,8 @@ class Source:
     """A file's bytes for one save: read whole when small, memory-mapped when large.
 
     A mapped file is closed after hashing and mapped again only if it has new chunks to
-    compress, so a tree of many large files never holds many descriptors at once.
+    compress (and closed once its last frame is), so a tree of many large files never holds
+    many mappings at once.
     """
 
     def __init__(self, path: Path, size: int) -> None:
@@ -181,45 +252,67 @@ def sha256_file(data: bytes | mmap.mmap) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def compress_into(pack: PackWriter, pieces: dict[str, tuple[Source, int, int]]) -> None:
-    """Compress each new chunk (id -> source, offset, length) into ``pack``: the small files'
-    chunks together, then each mapped file's while it is mapped."""
-    batches: dict[int, list[tuple[str, Source, int, int]]] = {}
-    for chunk_id, (src, offset, length) in pieces.items():
-        key = id(src) if src.mapped else 0
-        batches.setdefault(key, []).append((chunk_id, src, offset, length))
-    for batch in batches.values():
-        for (chunk_id, _, _, length), frame in zip(batch, _compress(batch), strict=True):
-            pack.add(chunk_id, frame, length)
-        batch[0][1].close()
+# -- compressing into frames -----------------------------------------------------------------
+
+Piece = tuple[str, Source | bytes, int, int]  # chunk id, where its bytes are, offset, length
 
 
-def _compress(batch: list[tuple[str, Source, int, int]]) -> Sequence[bytes | memoryview]:
-    cctx = compressor()
-    if sum(p[3] for p in batch) >= PARALLEL_FROM and hasattr(cctx, "multi_compress_to_buffer"):
-        # zstandard's C backend compresses many inputs on its own threads, with no GIL hand-off
-        # per chunk: ~25% faster than the pool on 16 KiB chunks.
-        src = batch[0][1]
-        if src.mapped:  # one file: its chunks are segments of the mapping, nothing copied
-            segments = array("Q", [x for _, _, o, n in batch for x in (o, n)]).tobytes()
-            inputs: Any = zstandard.BufferWithSegments(src.data, segments)
+def compress_into(pack: PackWriter, pieces: dict[str, tuple[Source | bytes, int, int]]) -> None:
+    """Compress the new chunks (id -> source or raw bytes, offset, length), in the given order,
+    into frames of about ``GROUP_BYTES`` raw bytes appended to ``pack``. A mapped source is
+    mapped when its first frame is handed to the pool and closed once its last one is written."""
+    frames = groups([(c, *where) for c, where in pieces.items()], lambda p: p[3])
+    last_frame: dict[int, tuple[int, Source]] = {}
+    for i, frame in enumerate(frames):
+        for _, src, _, _ in frame:
+            if isinstance(src, Source):
+                last_frame[id(src)] = (i, src)
+    done_after: dict[int, list[Source]] = {}
+    for i, src in last_frame.values():
+        done_after.setdefault(i, []).append(src)
+
+    def open_sources(frame: list[Piece]) -> None:  # map on this thread, never two at once
+        for _, src, _, _ in frame:
+            if isinstance(src, Source):
+                _ = src.data
+
+    with closing(pmap_ordered(compress_frame, frames, before=open_sources)) as compressed:
+        for i, (frame, data) in enumerate(zip(frames, compressed, strict=True)):
+            pack.add_frame(data, [(c, n) for c, _, _, n in frame])
+            for src in done_after.get(i, ()):
+                src.close()
+
+
+def compress_frame(frame: Sequence[Piece]) -> bytes:
+    """One zstd frame of the pieces' bytes, one after another (one copy at most: none when they
+    are one stretch of one source)."""
+    runs: list[tuple[Source | bytes, int, int]] = []  # adjacent pieces of a source merged
+    for _, src, offset, length in frame:
+        if runs and runs[-1][0] is src and runs[-1][1] + runs[-1][2] == offset:
+            runs[-1] = (src, runs[-1][1], runs[-1][2] + length)
         else:
-            inputs = [bytes(memoryview(s.data)[o:o + n]) for _, s, o, n in batch]
-        out = cctx.multi_compress_to_buffer(inputs, threads=-1)
-        return [memoryview(out[i]) for i in range(len(out))]
+            runs.append((src, offset, length))
+    cctx = compressor()
+    if len(runs) == 1:
+        src, offset, length = runs[0]
+        with memoryview(_bytes_of(src)) as whole, whole[offset:offset + length] as part:
+            return cctx.compress(part)
+    buf = bytearray(sum(n for _, _, n in runs))
+    at = 0
+    for src, offset, length in runs:
+        with memoryview(_bytes_of(src)) as whole, whole[offset:offset + length] as part:
+            buf[at:at + length] = part
+        at += length
+    return cctx.compress(buf)
 
-    def run(group: list[tuple[str, Source, int, int]]) -> list[bytes]:
-        c = compressor()
-        frames = []
-        for _, s, offset, length in group:
-            with memoryview(s.data) as view:
-                frames.append(c.compress(view[offset:offset + length]))
-        return frames
-    return [f for part in pmap(run, groups(batch, lambda p: p[3])) for f in part]
+
+def _bytes_of(src: Source | bytes) -> bytes | mmap.mmap:
+    return src.data if isinstance(src, Source) else src
 
 
 def check_frame(chunk_id: str, frame: bytes, size: int) -> bytes:
-    """The raw bytes of a stored frame, or :class:`ChunkDamage` if they are not chunk_id's."""
+    """The raw bytes of a one-chunk frame (an archive member), or :class:`ChunkDamage` if they
+    are not chunk_id's."""
     try:
         declared = zstandard.frame_content_size(frame)
         if declared != size:
@@ -260,17 +353,22 @@ class PackWriter:
     def __contains__(self, chunk_id: str) -> bool:
         return chunk_id in self._ids
 
-    def add(self, chunk_id: str, frame: bytes | memoryview, size: int) -> None:
-        if chunk_id in self._ids:
+    def add_frame(self, frame: bytes | memoryview, chunks: Sequence[tuple[str, int]]) -> None:
+        """Append one zstd frame holding ``chunks`` ((id, raw size), in order) back to back."""
+        if not chunks:
             return
         if self._handle is None:
             self.packs_dir.mkdir(parents=True, exist_ok=True)
-            # closed by commit/discard; a 1 MiB buffer writes thousands of ~4 KiB frames in few
-            # system calls
+            # closed by commit/discard; buffered: many small saves write a few KiB
             self._handle = open(self._temp, "xb", buffering=1 << 20)  # noqa: SIM115
         self._handle.write(frame)
-        self.rows.append(ChunkRow(chunk_id, self.pack_id, self._offset, len(frame), size))
-        self._ids.add(chunk_id)
+        at = 0
+        for chunk_id, size in chunks:
+            if chunk_id not in self._ids:
+                self.rows.append(ChunkRow(chunk_id, self.pack_id, self._offset, len(frame), at,
+                                          size))
+                self._ids.add(chunk_id)
+            at += size
         self._offset += len(frame)
 
     @property
@@ -301,12 +399,18 @@ class PackWriter:
 
 
 class PackReader:
-    """Reads chunks back from their packs (each pack mapped once), checking every one."""
+    """Reads chunks back from their packs (each pack mapped once, each frame decompressed once
+    while it stays among the last ``FRAME_CACHE``), checking every one. Thread-safe."""
 
-    def __init__(self, packs_dir: Path) -> None:
+    def __init__(self, packs_dir: Path, cache: int = FRAME_CACHE) -> None:
         self.packs_dir = packs_dir
         self._maps: dict[str, mmap.mmap | None] = {}
         self._lock = threading.Lock()
+        self._cache = max(1, cache)
+        # frame -> its raw bytes, or the reason it cannot be read (a Future: others wait for
+        # the one thread decompressing it)
+        self._frames: OrderedDict[tuple[str, int, int], Future[bytes | str]] = OrderedDict()
+        self._frames_lock = threading.Lock()
 
     def _map(self, pack: str) -> mmap.mmap | None:
         with self._lock:
@@ -318,21 +422,72 @@ class PackReader:
                     self._maps[pack] = None
             return self._maps[pack]
 
-    def frame(self, row: ChunkRow) -> bytes:
+    def _decompress(self, row: ChunkRow) -> bytes | str:
+        """The raw bytes of the row's frame, or why they cannot be had."""
         data = self._map(row.pack)
         if data is None:
             path = self.packs_dir / f"{row.pack}{PACK_SUFFIX}"
-            reason = "is empty" if path.exists() else "is missing"
-            raise ChunkDamage(row.chunk_id, f"pack {row.pack} {reason}")
-        if row.offset < 0 or row.offset + row.stored > len(data):
-            raise ChunkDamage(row.chunk_id, f"pack {row.pack} is truncated")
-        return data[row.offset:row.offset + row.stored]
+            return f"pack {row.pack} {'is empty' if path.exists() else 'is missing'}"
+        if row.offset < 0 or row.stored <= 0 or row.offset + row.stored > len(data):
+            return f"pack {row.pack} is truncated"
+        frame = data[row.offset:row.offset + row.stored]
+        try:
+            declared = zstandard.frame_content_size(frame)
+            if declared < 0:
+                return "frame does not declare its size"
+            if declared > MAX_FRAME:
+                return f"frame declares {declared} bytes, more than a frame holds ({MAX_FRAME})"
+            raw = decompressor().decompress(frame, max_output_size=declared)
+        except zstandard.ZstdError as exc:
+            return f"not a valid zstd frame ({exc})"
+        if len(raw) != declared:
+            return f"frame decompresses to {len(raw)} bytes, its header says {declared}"
+        return raw
+
+    def _frame(self, row: ChunkRow) -> bytes | str:
+        key = row.frame
+        with self._frames_lock:
+            slot = self._frames.get(key)
+            mine = slot is None
+            if slot is None:
+                slot = self._frames[key] = Future()
+                while len(self._frames) > self._cache:
+                    self._frames.popitem(last=False)
+            else:
+                self._frames.move_to_end(key)
+        if mine:
+            try:
+                slot.set_result(self._decompress(row))
+            except BaseException as exc:
+                slot.set_exception(exc)
+                with self._frames_lock:
+                    if self._frames.get(key) is slot:
+                        del self._frames[key]  # not a verdict on the frame: try again later
+                raise
+        return slot.result()
+
+    def view(self, row: ChunkRow) -> memoryview:
+        """The raw bytes of a chunk (a read-only view into its decompressed frame), checked;
+        :class:`ChunkDamage` otherwise."""
+        raw = self._frame(row)
+        if isinstance(raw, str):
+            raise ChunkDamage(row.chunk_id, raw)
+        start, end = row.frame_offset, row.frame_offset + row.size
+        if start < 0 or row.size < 0 or end > len(raw):
+            raise ChunkDamage(row.chunk_id, f"frame holds {len(raw)} bytes, the index puts the "
+                                            f"chunk at [{start}, {end})")
+        data = memoryview(raw)[start:end]
+        if hashlib.sha256(data).hexdigest() != row.chunk_id:
+            raise ChunkDamage(row.chunk_id, "content does not match its SHA-256 (damaged)")
+        return data
 
     def read(self, row: ChunkRow) -> bytes:
         """The raw bytes of a chunk, checked; :class:`ChunkDamage` otherwise."""
-        return check_frame(row.chunk_id, self.frame(row), row.size)
+        return bytes(self.view(row))
 
     def close(self) -> None:
+        with self._frames_lock:
+            self._frames.clear()
         with self._lock:
             for data in self._maps.values():
                 if data is not None:

@@ -12,7 +12,8 @@ Approach:
   them), directories owner-writable until every entry is in; symlinks come last, then the
   directories get their modes, deepest first (a read-only directory would refuse its children).
 * A large file's chunks are decompressed, checked and ``pwrite``-n at their offsets by the
-  shared thread pool: no ordering is needed, and zstd and SHA-256 release the GIL.
+  shared thread pool, ~1 MiB per task and a frame's chunks in one task (the reader decompresses
+  each frame once): no ordering is needed, and zstd and SHA-256 release the GIL.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from testfleet.snapshots.chunks import ChunkDamage, ChunkRow, PackReader, groups, pmap
+from testfleet.snapshots.chunks import ChunkDamage, ChunkRow, PackReader, by_frame, pmap
 from testfleet.snapshots.tree import (
     DIR,
     FILE,
@@ -109,7 +110,7 @@ def _write_file(sid: str, e: Entry, rows: dict[str, ChunkRow], reader: PackReade
                               f"bytes, the index says {e.size}")
 
         try:
-            pmap(_writer(fd, reader), groups(work, lambda w: w[0].size))
+            pmap(_writer(fd, reader), by_frame(work, lambda w: w[0]))
         except ChunkDamage as exc:
             raise DamageError(f"snapshot {sid[:12]} file {e.path!r}: {exc}") from None
         os.fchmod(fd, e.mode)
@@ -120,10 +121,10 @@ def _write_file(sid: str, e: Entry, rows: dict[str, ChunkRow], reader: PackReade
 def _writer(fd: int, reader: PackReader) -> Callable[[list[tuple[ChunkRow, int]]], None]:
     def run(group: list[tuple[ChunkRow, int]]) -> None:
         for row, at in group:
-            data = reader.read(row)
+            data = reader.view(row)
             done = 0
             while done < len(data):  # pwrite may write less than asked
-                done += os.pwrite(fd, memoryview(data)[done:], at + done)
+                done += os.pwrite(fd, data[done:], at + done)
     return run
 
 

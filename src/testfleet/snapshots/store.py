@@ -7,8 +7,8 @@ Approach:
   ``snapshot_chunks``, ``snapshot_tags``, ``snapshot_meta``, ``run_snapshots``). All the SQL of
   snapshots is in this module.
 * A save (or a batch of saves, :meth:`SnapshotStore.save_many`) is: scan and hash every file, ONE
-  query for which chunks and snapshots the index already has, compress only the new chunks into
-  ONE new pack, write the pack (temp, fsync, rename), then ALL index rows in ONE transaction. A
+  query for which chunks and snapshots the index already has, compress only the new chunks (in
+  ~1 MiB frames of consecutive chunks) into ONE new pack, write the pack (temp, fsync, rename), then ALL index rows in ONE transaction. A
   crash before the commit leaves at most an orphan pack (``gc`` removes it), never a snapshot
   that lists without its data.
 * The snapshot id hashes the entries only (:func:`.tree.snapshot_id`), so saving the same content
@@ -69,10 +69,10 @@ _INSERT_ENTRIES = (
     "unnest($4::INTEGER[]), unnest($5::BIGINT[]), unnest($6::VARCHAR[]), unnest($7::VARCHAR[]), "
     "unnest($8::VARCHAR[])")
 _INSERT_CHUNKS = (
-    'INSERT INTO snapshot_chunks (chunk_id, pack, "offset", stored, size) '
+    'INSERT INTO snapshot_chunks (chunk_id, pack, "offset", stored, frame_offset, size) '
     "SELECT unnest(string_split($1, ',')), unnest(string_split($2, ',')), "
     "unnest(string_split($3, ','))::BIGINT, unnest(string_split($4, ','))::BIGINT, "
-    "unnest(string_split($5, ','))::BIGINT")
+    "unnest(string_split($5, ','))::BIGINT, unnest(string_split($6, ','))::BIGINT")
 _INSERT_TAGS = (
     "INSERT INTO snapshot_tags (snapshot_id, tag) SELECT unnest($1::VARCHAR[]), "
     "unnest($2::VARCHAR[])")
@@ -90,17 +90,23 @@ _ENTRIES = (
     "SELECT path, kind, mode, size, sha256, target, chunks::VARCHAR FROM snapshot_entries "
     "WHERE snapshot_id = $1 ORDER BY path")
 _CHUNK_ROWS = (
-    'SELECT chunk_id, pack, "offset", stored, size FROM snapshot_chunks '
+    'SELECT chunk_id, pack, "offset", stored, frame_offset, size FROM snapshot_chunks '
     "WHERE chunk_id IN (SELECT unnest(string_split($1, ',')))")
 _TREES = (
     "SELECT snapshot_id, path, kind, mode, size, sha256, target, chunks::VARCHAR "
     "FROM snapshot_entries {where} ORDER BY snapshot_id, path")
 _DROP_UNUSED = (
     "DELETE FROM snapshot_chunks WHERE chunk_id NOT IN "
-    "(SELECT DISTINCT unnest(chunks::VARCHAR[]) FROM snapshot_entries) RETURNING pack, stored")
+    '(SELECT DISTINCT unnest(chunks::VARCHAR[]) FROM snapshot_entries) RETURNING pack, "offset", '
+    "stored")
+_FRAMES_IN = (
+    'SELECT DISTINCT pack, "offset" FROM snapshot_chunks '
+    "WHERE pack IN (SELECT unnest($1::VARCHAR[]))")
+# a frame holds several chunks: its compressed bytes count once
 _STORED_SIZE = (
-    "SELECT coalesce(sum(stored), 0) FROM snapshot_chunks WHERE chunk_id IN ("
-    "SELECT DISTINCT unnest(chunks::VARCHAR[]) FROM snapshot_entries WHERE snapshot_id = $1)")
+    'SELECT coalesce(sum(stored), 0) FROM (SELECT DISTINCT pack, "offset", stored '
+    "FROM snapshot_chunks WHERE chunk_id IN ("
+    "SELECT DISTINCT unnest(chunks::VARCHAR[]) FROM snapshot_entries WHERE snapshot_id = $1))")
 
 
 def _us(value: datetime) -> int:
@@ -325,7 +331,8 @@ class SnapshotStore:
         return {r[0]: ChunkRow(*r) for r in rows}
 
     def stored_size(self, ref: str) -> int:
-        """Compressed bytes of the distinct chunks a snapshot uses (shared ones counted once)."""
+        """Compressed bytes of the distinct frames holding a snapshot's chunks (each counted
+        once, shared ones too)."""
         rows = self.store.query(_STORED_SIZE, [self.resolve(ref)])
         return int(rows[0][0])
 
@@ -390,11 +397,17 @@ class SnapshotStore:
         """Read and check every chunk of one snapshot, or of all (see :mod:`.check`)."""
         return verify(self, None if ref is None else self.resolve(ref))
 
-    def drop_unused_chunks(self) -> tuple[list[tuple[str, int]], set[str]]:
-        """Delete the chunk rows no entry names: their (pack, stored) and the packs still used."""
+    def drop_unused_chunks(self) -> tuple[int, list[tuple[str, int]], set[str]]:
+        """Delete the chunk rows no entry names. Returns how many, the (pack, stored) of each
+        frame left holding no chunk, and the packs still used."""
         dropped = self.store.write("collect unused chunks", [(_DROP_UNUSED, [])])
         live = {r[0] for r in self.store.query("SELECT DISTINCT pack FROM snapshot_chunks")}
-        return [(r[0], r[1]) for r in dropped], live
+        touched = sorted({r[0] for r in dropped} & live)
+        used = ({(r[0], r[1]) for r in self.store.query(_FRAMES_IN, [touched])} if touched
+                else set())
+        dead = {(pack, offset): stored for pack, offset, stored in dropped
+                if (pack, offset) not in used}
+        return len(dropped), [(pack, stored) for (pack, _), stored in dead.items()], live
 
     def gc(self) -> Collected:
         """Remove packs, chunk rows and temporary files no snapshot needs (see :mod:`.check`)."""

@@ -25,13 +25,15 @@ CREATE TABLE IF NOT EXISTS snapshot_entries (
     PRIMARY KEY (snapshot_id, path)
 );
 
--- content-defined chunks: id = SHA-256 of the raw bytes, stored zstd-compressed in a pack file
+-- content-defined chunks: id = SHA-256 of the raw bytes. Consecutive chunks of a save share
+-- one zstd frame (~1 MiB raw) in a pack file; a chunk is its slice of the decompressed frame.
 CREATE TABLE IF NOT EXISTS snapshot_chunks (
     chunk_id     VARCHAR PRIMARY KEY,
     pack         VARCHAR NOT NULL,
-    "offset"     BIGINT NOT NULL,
-    stored       BIGINT NOT NULL,     -- compressed length in the pack
-    size         BIGINT NOT NULL      -- raw length
+    "offset"     BIGINT NOT NULL,     -- the frame's position in the pack
+    stored       BIGINT NOT NULL,     -- the frame's compressed length (shared by its chunks)
+    frame_offset BIGINT NOT NULL,     -- the chunk's start in the decompressed frame
+    size         BIGINT NOT NULL      -- the chunk's raw length
 );
 
 CREATE TABLE IF NOT EXISTS snapshot_tags (
