@@ -69,7 +69,20 @@ def categorical(name: str, values: Sequence[Any] | np.ndarray, source: str = "pa
         empty = int(np.flatnonzero(uniques == "")[0])
         codes = np.where(codes > empty, codes - 1, codes)
         labels.pop(empty)
-    return Column(name, CATEGORICAL, codes, labels, source)
+    # natural order for reports: numbers by value (2 before 16), then text
+    order = sorted(range(len(labels)), key=lambda i: _natural(labels[i]))
+    rank = np.empty(len(labels), dtype=np.int64)
+    rank[order] = np.arange(len(labels))
+    codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1) if len(labels) else codes
+    return Column(name, CATEGORICAL, codes, [labels[i] for i in order], source)
+
+
+def _natural(value: Any) -> tuple[int, Any]:
+    if isinstance(value, bool):
+        return (0, int(value))
+    if isinstance(value, (int, float)):
+        return (1, value)
+    return (2, str(value))
 
 
 def numeric(name: str, values: Sequence[Any] | np.ndarray, source: str = "param") -> Column:

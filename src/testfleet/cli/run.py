@@ -100,6 +100,14 @@ def git_sha(folder: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def environment() -> dict[str, str]:
+    """Where the coordinator ran: failure analysis treats these as parameters across runs."""
+    import platform
+
+    return {"host": platform.node(), "python": platform.python_version(),
+            "os": f"{platform.system()} {platform.release()}"}
+
+
 def execute(request: RunRequest) -> int:
     cwd = Path.cwd()
     started_wall = time.monotonic()
@@ -131,7 +139,8 @@ def execute(request: RunRequest) -> int:
         seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**32)
         run = Run(run_id=f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}", started_at=datetime.now(UTC),
                   argv=request.argv, paths=request.paths, settings=settings.model_dump(mode="json", by_alias=True)
-                  | {"settings_file": str(source) if source else None}, seed=seed, git_sha=git_sha(cwd),
+                  | {"settings_file": str(source) if source else None, "environment": environment()},
+                  seed=seed, git_sha=git_sha(cwd),
                   backend=backend.name, workers=workers)
         plan = RunPlan(workers=workers, dist=settings.dist, timeout=settings.timeout, reruns=settings.reruns,
                        maxfail=settings.maxfail, restart_budget=settings.restart_budget(),

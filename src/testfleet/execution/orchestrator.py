@@ -143,7 +143,9 @@ class Orchestrator:
         nodeids = [item["nodeid"] for item in self.items]
         self.cases = [Case.from_nodeid(i["nodeid"], file=i["file"], line=i["line"], name=i["name"],
                                        markers=i["markers"]) for i in self.items]
-        self.variants = [Variant.of(case) for case in self.cases]
+        # a parametrized test's callspec is its baseline variant's parameters
+        self.variants = [Variant.of(case, item.get("params") or {})
+                         for case, item in zip(self.cases, self.items, strict=True)]
         selected = range(len(nodeids))
         if self.plan.only_last_failed:
             previously = [i for i, n in enumerate(nodeids) if n in self.plan.last_failed]

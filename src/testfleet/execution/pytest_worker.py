@@ -104,6 +104,7 @@ class WorkerPlugin:
                 "markers": sorted({m.name for m in item.iter_markers()}),
                 "keywords": sorted(str(k) for k in item.keywords),
                 "requires": _requires(item),
+                "params": _callspec_params(item),
             })
         return {"items": items, "deselected": self.deselected, "errors": self.collect_errors,
                 "skipped": self.collect_skipped, "warnings": self._take_warnings(),
@@ -326,6 +327,21 @@ class WorkerPlugin:
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.reports.append(report)
+
+
+def _callspec_params(item: pytest.Item) -> dict[str, Any]:
+    """A parametrized test's parameters, as the baseline variant's params: JSON scalars kept,
+    anything else by its repr (so failure analysis can group by them)."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return {}
+    out: dict[str, Any] = {}
+    for name, value in callspec.params.items():
+        if value is None or isinstance(value, (bool, int, float, str)):
+            out[name] = value if not isinstance(value, str) or len(value) <= 200 else value[:200]
+        else:
+            out[name] = repr(value)[:200]
+    return out
 
 
 def _requires(item: pytest.Item) -> dict[str, Any]:

@@ -1,0 +1,95 @@
+"""Loading what ``testfleet analyze`` and ``testfleet flaky`` work on, from the store.
+
+One bulk read per table (DuckDB to numpy), each variant's parameters parsed once:
+
+- :func:`load_frame`: the final executions of the chosen runs that passed or failed (skips and
+  xfails say nothing about failure) as an :class:`AnalysisFrame` — one column per variant
+  parameter, plus the environment: worker, run, and the host, Python and OS each run recorded;
+- :func:`load_rows`: every execution with its message and traceback, for failure clusters and
+  flakiness (passing ones too: they say which workers ran a test without failing).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from testfleet.analysis.frame import AnalysisFrame, categorical, infer_column
+from testfleet.model import FAILURE_OUTCOMES, Run
+from testfleet.store.db import Store
+
+_DECIDED = sorted({"passed", "xpassed", *FAILURE_OUTCOMES})
+ENVIRONMENT = ("host", "python", "os")
+
+
+def choose_runs(store: Store, ref: str, count: int) -> list[Run]:
+    """The run named by ``ref`` and the ``count - 1`` runs before it."""
+    anchor = store.get_run(ref)
+    if count <= 1:
+        return [anchor]
+    earlier = [r for r in store.list_runs(10_000) if r.started_at <= anchor.started_at]
+    return earlier[:count]
+
+
+def load_frame(store: Store, runs: Sequence[Run]) -> AnalysisFrame:
+    ids = [r.run_id for r in runs]
+    cols = store.fetch_numpy(
+        "SELECT run_id, variant_id, worker, outcome, duration FROM results "
+        "WHERE run_id IN (SELECT unnest($1::VARCHAR[])) AND final "
+        "AND outcome IN (SELECT unnest($2::VARCHAR[])) ORDER BY rowid", [ids, _DECIDED])
+    variant_ids = np.asarray(cols["variant_id"], dtype=object)
+    distinct, inverse = np.unique(variant_ids.astype(str), return_inverse=True)
+    inverse = inverse.reshape(-1)
+    params_of = {vid: json.loads(p) if isinstance(p, str) else (p or {}) for vid, p in store.query(
+        "SELECT variant_id, params FROM variants WHERE variant_id IN "
+        "(SELECT unnest($1::VARCHAR[]))", [list(map(str, distinct))])}
+    per_variant = [params_of.get(str(v), {}) for v in distinct]
+    names: list[str] = []
+    for params in per_variant:
+        names += [k for k in params if k not in names]
+    columns = []
+    for name in names:
+        values = np.empty(len(distinct), dtype=object)
+        values[:] = [p.get(name) for p in per_variant]
+        column = infer_column(name, values.tolist())
+        column.values = column.values[inverse]  # per variant -> per execution
+        columns.append(column)
+    run_of = np.asarray(cols["run_id"], dtype=object)
+    columns.append(categorical("worker", np.asarray(cols["worker"], dtype=object), "env"))
+    if len(runs) > 1:
+        columns.append(categorical("run", run_of, "env"))
+    environment = {r.run_id: (r.settings or {}).get("environment", {}) for r in runs}
+    for key in ENVIRONMENT:
+        by_run = {rid: env.get(key) for rid, env in environment.items()}
+        if any(v is not None for v in by_run.values()):
+            columns.append(categorical(key, [by_run.get(r) for r in run_of], "env"))
+    outcome = np.asarray(cols["outcome"], dtype=object).astype(str)
+    return AnalysisFrame(
+        failed=np.isin(outcome, sorted(FAILURE_OUTCOMES)), columns=columns,
+        outcomes={"duration": np.asarray(cols["duration"], dtype=float)},
+        variant_ids=variant_ids, params=[per_variant[i] for i in inverse])
+
+
+def load_rows(store: Store, runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Every execution of the runs (all attempts), with run facts, as dicts."""
+    sha = {r.run_id: r.git_sha for r in runs}
+    rows = store.query(
+        "SELECT run_id, variant_id, nodeid, attempt, worker, outcome, message, longrepr, "
+        "epoch(finished_at), final, flaky FROM results "
+        "WHERE run_id IN (SELECT unnest($1::VARCHAR[])) ORDER BY finished_at NULLS LAST, rowid",
+        [list(sha)])
+    from datetime import UTC, datetime
+
+    keys = ("run_id", "variant_id", "nodeid", "attempt", "worker", "outcome", "message",
+            "longrepr", "finished_at", "final", "flaky")
+    out = []
+    for row in rows:
+        item = dict(zip(keys, row, strict=True))
+        stamp = item["finished_at"]
+        item["finished_at"] = datetime.fromtimestamp(stamp, UTC) if stamp is not None else None
+        item["git_sha"] = sha[item["run_id"]]
+        out.append(item)
+    return out
