@@ -154,6 +154,41 @@ def replay_command(
     raise typer.Exit(replay(variant, configs, run_again, store))
 
 
+@app.command("analyze")
+def analyze_cmd(
+    ref: Annotated[str, typer.Argument(help="A run id, a unique prefix, or 'last'.")] = "last",
+    runs: Annotated[int, typer.Option("--runs", help="Analyse this run and the N-1 before it together.")] = 1,
+    fdr: Annotated[float, typer.Option("--fdr", help="False discovery rate for the tests (Benjamini–Hochberg).")] = 0.05,
+    next_count: Annotated[int, typer.Option("--next", help="Propose this many follow-up variants (one factor changed).")] = 0,
+    json_out: Annotated[str | None, typer.Option("--json", help="Write the analysis as JSON here.")] = None,
+    md: Annotated[str | None, typer.Option("--md", help="Write a Markdown summary here.")] = None,
+    html: Annotated[str | None, typer.Option("--html", help="Write plotly charts here.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the randomised tests and proposals.")] = 0,
+    store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
+) -> None:
+    """Why did it fail? Parameter impact, interactions, rules, failure clusters, flaky tests."""
+    from testfleet.cli.analyze import analyze_command
+
+    if not 0 < fdr < 1:
+        raise typer.BadParameter("must be between 0 and 1", param_hint="'--fdr'")
+    if runs < 1 or next_count < 0:
+        raise typer.BadParameter("must be positive", param_hint="'--runs' / '--next'")
+    raise typer.Exit(analyze_command(ref, runs, fdr, next_count, json_out, md, html, store, seed))
+
+
+@app.command("flaky")
+def flaky_cmd(
+    ref: Annotated[str, typer.Argument(help="The newest run to look at: an id, a prefix, or 'last'.")] = "last",
+    runs: Annotated[int, typer.Option("--runs", help="How many runs back to look.")] = 20,
+    json_out: Annotated[str | None, typer.Option("--json", help="Write the list as JSON here.")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
+) -> None:
+    """Flaky tests: reruns that passed, and variants whose outcome changed under the same code."""
+    from testfleet.cli.analyze import flaky_command
+
+    raise typer.Exit(flaky_command(ref, runs, json_out, store))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: split off pytest's arguments after ``--`` and map errors to exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)

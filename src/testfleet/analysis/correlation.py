@@ -1,0 +1,785 @@
+"""Which parameters go with failures: per-column tests, value combinations, readable rules,
+outcome sensitivity, and the next variants worth running.
+
+``analyze(frame)`` answers on an :class:`~testfleet.analysis.frame.AnalysisFrame`:
+
+* **Impacts** - one test per column of "failure is independent of this parameter":
+  categorical columns (unset is a value of its own) by Pearson's chi-square test of the
+  value x outcome table without Yates' correction; a 2 x 2 table with an expected count
+  below 5 by Fisher's exact test; a larger table where more than 20 % of the expected counts
+  are below 5 (or one below 1, Cochran's rule) by a seeded Monte-Carlo exact conditional test
+  (``MC_SAMPLES`` tables drawn with both margins fixed, as R's ``simulate.p.value``). Effect
+  size: Cramer's V (``sqrt(chi2 / n)`` for a two-column table). Numeric columns: Mann-Whitney U
+  of failed vs passed (normal approximation with tie and continuity correction, scipy's
+  asymptotic method) and, because U only sees shifts, a chi-square test over the quantile bins
+  (which also sees a failing middle band and unset values); the column's p-value is the
+  Bonferroni combination ``min(1, 2 min(p_U, p_bins))``. Effect size: |point-biserial r|.
+  Benjamini-Hochberg q-values over all tested columns; sorted by q, then effect.
+* **Values** - each value (or bin) of each tested column against the rest by a one-sided
+  Fisher exact test, BH over all values; a value is *elevated* when its column is significant
+  and its own q-value is within the FDR.
+* **Interactions** - 2- and 3-way value combinations that fail more often than each of their
+  parts (see :mod:`testfleet.analysis.interactions`).
+* **Rules** - elevated values (neighbouring numeric bins merged) and interactions, as
+  ``fails when cache=off and threads>8: 97% of 120 executions``. A numeric condition's bounds
+  are moved to the observed values that best separate failures (largest 2 x 2 chi-square among
+  the executions matching the rule's other conditions) - the bins only found the column. Rules
+  are ranked by the lower Wilson bound of their confidence (confidence and support at once);
+  a rule is kept only if the executions it matches beyond the rules kept before it still fail
+  ``LIFT`` times as often as the executions no kept rule matches, significantly so (one-sided
+  Fisher, Bonferroni over the candidates), so a rule implied by a stronger one (its
+  specialisation, or a part of an interaction) is dropped. Rules are descriptive: their bounds
+  were fitted, so their confidence is a little optimistic; the tests behind them are not.
+* **Sensitivity** - for every numeric outcome (duration, telemetry): Kruskal-Wallis over a
+  categorical column's values (effect: epsilon squared, ``H / (n - 1)``) or Spearman's rho for
+  a numeric column (effect: |rho|), BH within each outcome.
+
+Too little data gives a reason (``Analysis.not_enough_data``, a column's ``note``) rather than a
+finding: fewer than ``MIN_FAILURES`` failing or ``MIN_PASSES`` passing executions, a parameter
+with one value, a parameter with nearly one value per execution.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from testfleet.analysis.frame import CATEGORICAL, AnalysisFrame, Column
+from testfleet.analysis.interactions import (
+    MAX_LEVELS,
+    MIN_SUPPORT,
+    Candidate,
+    Condition,
+    Rule,
+    bh,
+    build_rules,
+    number,
+    p_floor,
+    p_greater,
+    search,
+    to_json,
+)
+
+MIN_FAILURES = 5     # failing executions needed before anything is blamed
+MIN_PASSES = 5       # passing executions needed to compare with
+MC_SAMPLES = 9999    # Monte-Carlo tables for sparse contingency tables
+MIN_OUTCOMES = 10    # executions with a value an outcome needs for its sensitivity ranking
+
+__all__ = ["Analysis", "Condition", "Impact", "Interaction", "Proposal", "Rule", "Sensitivity",
+           "ValueRate", "analyze", "next_variants"]
+
+
+# ----------------------------------------------------------------------------------- results
+
+@dataclass
+class ValueRate:
+    """Failures among the executions with one value (or bin) of a column."""
+
+    condition: Condition
+    count: int
+    failures: int
+    rate: float
+    p_value: float | None = None   # one-sided Fisher: this value fails more than the rest
+    q_value: float | None = None
+    elevated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.condition.text, "count": self.count, "failures": self.failures,
+                "rate": self.rate, "p_value": self.p_value, "q_value": self.q_value,
+                "elevated": self.elevated}
+
+
+@dataclass
+class Impact:
+    """One column's association with failure."""
+
+    column: str
+    kind: str
+    source: str
+    status: str                    # "tested" | "constant" | "too many values" | "not tested"
+    values: list[ValueRate]
+    test: str | None = None
+    statistic: float | None = None
+    p_value: float | None = None
+    q_value: float | None = None
+    effect: float | None = None
+    effect_name: str | None = None
+    significant: bool = False
+    note: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"column": self.column, "kind": self.kind, "source": self.source,
+                "status": self.status, "test": self.test, "statistic": to_json(self.statistic),
+                "p_value": to_json(self.p_value), "q_value": to_json(self.q_value),
+                "effect": to_json(self.effect), "effect_name": self.effect_name,
+                "significant": self.significant, "note": self.note,
+                "details": to_json(self.details), "values": [v.to_dict() for v in self.values]}
+
+
+@dataclass
+class Interaction:
+    """A value combination failing more often than each of its parts."""
+
+    conditions: list[Condition]
+    count: int
+    failures: int
+    rate: float
+    component_rate: float      # best failure rate among its proper sub-combinations
+    lift: float
+    p_value: float
+    q_value: float
+    significant: bool = True
+
+    @property
+    def text(self) -> str:
+        return " and ".join(c.text for c in self.conditions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "order": len(self.conditions),
+                "conditions": [c.to_dict() for c in self.conditions], "count": self.count,
+                "failures": self.failures, "rate": self.rate,
+                "component_rate": self.component_rate, "lift": to_json(self.lift),
+                "p_value": self.p_value, "q_value": self.q_value, "significant": self.significant}
+
+
+@dataclass
+class Sensitivity:
+    """How much one column moves one numeric outcome."""
+
+    outcome: str
+    column: str
+    kind: str
+    test: str                  # "kruskal-wallis" | "spearman"
+    statistic: float
+    p_value: float
+    effect: float              # epsilon squared | |rho|
+    effect_name: str
+    executions: int
+    rho: float | None = None   # Spearman's signed rho
+    q_value: float = 1.0
+    significant: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: to_json(getattr(self, k)) for k in (
+            "outcome", "column", "kind", "test", "statistic", "p_value", "q_value", "effect",
+            "effect_name", "rho", "executions", "significant")}
+
+
+@dataclass
+class Analysis:
+    executions: int
+    failures: int
+    fdr: float
+    not_enough_data: str | None
+    impacts: list[Impact]
+    interactions: list[Interaction]
+    rules: list[Rule]
+    sensitivity: dict[str, list[Sensitivity]]
+    tested_combinations: int = 0
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failures / self.executions if self.executions else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"executions": self.executions, "failures": self.failures,
+                "failure_rate": self.failure_rate, "fdr": self.fdr,
+                "not_enough_data": self.not_enough_data,
+                "impacts": [i.to_dict() for i in self.impacts],
+                "interactions": [i.to_dict() for i in self.interactions],
+                "rules": [r.to_dict() for r in self.rules],
+                "sensitivity": {k: [s.to_dict() for s in v] for k, v in self.sensitivity.items()},
+                "tested_combinations": self.tested_combinations, "notes": list(self.notes),
+                "timings": {k: round(v, 4) for k, v in self.timings.items()}}
+
+
+@dataclass
+class Proposal:
+    """A variant to run next: one parameter changed from an executed variant."""
+
+    params: dict[str, Any]
+    reason: str
+    based_on: str
+    changed: str
+    old: Any
+    new: Any
+    expect: str                # what the suspect rule predicts: "pass" | "fail"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": to_json(self.params), "reason": self.reason, "based_on": self.based_on,
+                "changed": self.changed, "old": to_json(self.old), "new": to_json(self.new),
+                "expect": self.expect}
+
+
+# ------------------------------------------------------------------------------- preparation
+
+@dataclass
+class _Ranks:
+    ranks: np.ndarray          # average ranks (1-based) of the finite values
+    ties: float                # sum of t^3 - t over tie groups
+    values: np.ndarray         # distinct values, ascending
+    cumulative: np.ndarray     # executions with a value <= each distinct value
+
+
+def _rank(x: np.ndarray) -> _Ranks:
+    """Average ranks; small-range integers by counting, anything else by one argsort."""
+    n = x.size
+    lo, hi = float(x.min()), float(x.max())
+    if (hi - lo <= (1 << 20) and np.array_equal(x[:256], np.round(x[:256]))
+            and np.array_equal(x, np.round(x))):
+        v = (x - lo).astype(np.intp)
+        counts = np.bincount(v)
+        cumulative = np.cumsum(counts)
+        ranks = (cumulative - (counts - 1) / 2.0)[v]
+        present = counts > 0
+        values, cumulative, counts = np.flatnonzero(present) + lo, cumulative[present], counts[present]
+    else:
+        order = np.argsort(x)
+        xs = x[order]
+        new = np.empty(n, dtype=bool)
+        new[0] = True
+        np.not_equal(xs[1:], xs[:-1], out=new[1:])
+        ranks = np.empty(n)
+        if new.all():                        # no ties
+            cumulative = np.arange(1, n + 1)
+            ranks[order] = cumulative
+            return _Ranks(ranks, 0.0, xs, cumulative)
+        starts = np.flatnonzero(new)
+        counts = np.diff(np.append(starts, n))
+        cumulative = starts + counts
+        ranks[order] = (cumulative - (counts - 1) / 2.0)[np.cumsum(new) - 1]
+        values = xs[starts]
+    counts = counts.astype(float)
+    return _Ranks(ranks, float(np.sum(counts ** 3 - counts)), values.astype(float), cumulative)
+
+
+@dataclass
+class _Prep:
+    column: Column
+    index: int
+    n: np.ndarray              # executions per value (categorical: code + 1, 0 = unset;
+    f: np.ndarray              # numeric: bins, then unset)
+    conditions: list[Condition]
+    status: str = "tested"
+    note: str | None = None
+    ranks: _Ranks | None = None
+    finite: np.ndarray | None = None     # numeric: rows with a value (None: all)
+    levels: np.ndarray | None = None     # uint8 level per execution, rare values lumped
+    size: int = 0
+    keep: np.ndarray | None = None       # value index of each level (lumped level excluded)
+    edges: np.ndarray | None = None      # numeric: bin edges
+
+
+def _prepare(column: Column, index: int, failing: np.ndarray, bins: int, total: int) -> _Prep:
+    name, source = column.name, column.source
+    if column.kind == CATEGORICAL:
+        shifted = column.values + 1
+        labels = column.labels or []
+        n = np.bincount(shifted, minlength=len(labels) + 1)
+        f = np.bincount(shifted[failing], minlength=len(labels) + 1)
+        conds = [Condition(name, "unset", source=source)] + [
+            Condition(name, "=", value=label, code=i, source=source) for i, label in enumerate(labels)]
+        prep = _Prep(column, index, n, f, conds)
+        present = np.flatnonzero(n)
+        if present.size <= 1:
+            prep.status = "constant"
+            prep.note = ("always unset" if not present.size or present[0] == 0
+                         else f"one value ({labels[present[0] - 1]}) in every execution")
+        elif present.size > max(MAX_LEVELS, total // 2):
+            prep.status = "too many values"
+            prep.note = f"{present.size:,} distinct values in {total:,} executions"
+        else:
+            order = present[np.argsort(-n[present], kind="stable")]
+            keep = order[:MAX_LEVELS] if order.size <= MAX_LEVELS else order[:MAX_LEVELS - 1]
+            lut = np.full(n.size, keep.size, dtype=np.uint8)
+            lut[keep] = np.arange(keep.size)
+            prep.levels, prep.keep = lut[shifted], keep
+            prep.size = keep.size + (order.size > keep.size)
+        return prep
+    x = np.asarray(column.values, dtype=float)
+    nan = np.isnan(x)
+    finite = None if not nan.any() else ~nan
+    xf = x if finite is None else x[finite]
+    if xf.size == 0 or xf.min() == xf.max():
+        edges = np.empty(0)
+        ranks = None
+    else:
+        ranks = _rank(xf)
+        if ranks.values.size <= bins:
+            edges = ranks.values[:-1]
+        else:
+            at = np.searchsorted(ranks.cumulative, np.arange(1, bins) * xf.size / bins)
+            edges = np.unique(ranks.values[np.minimum(at, ranks.values.size - 1)])
+            edges = edges[edges < ranks.values[-1]]
+    if edges.size <= 16:     # a compare per edge beats searchsorted's binary search
+        levels = np.zeros(x.size, dtype=np.uint8)
+        for edge in edges:
+            levels += (x > edge).view(np.uint8)
+    else:
+        levels = np.searchsorted(edges, x, side="left").astype(np.uint8)
+    if finite is not None:
+        levels[nan] = edges.size + 1
+    if ranks is not None:    # executions per bin from the cumulative counts
+        below = ranks.cumulative[np.searchsorted(ranks.values, edges)]
+        n = np.diff(np.concatenate([[0], below, [xf.size]]))
+        n = np.append(n, x.size - xf.size)
+    else:
+        n = np.bincount(levels, minlength=edges.size + 2)
+    f = np.bincount(levels[failing], minlength=edges.size + 2)
+    bounds = [None, *edges.tolist(), None]
+    conds = [Condition(name, "range", low=bounds[i], high=bounds[i + 1], source=source)
+             for i in range(edges.size + 1)] + [Condition(name, "unset", source=source)]
+    prep = _Prep(column, index, n, f, conds, ranks=ranks, finite=finite, edges=edges)
+    present = np.flatnonzero(n)
+    if present.size <= 1:
+        prep.status = "constant"
+        prep.note = "always unset" if xf.size == 0 else f"one value ({number(xf[0])}) in every execution"
+    else:
+        prep.levels, prep.keep, prep.size = levels, np.arange(n.size), n.size
+    return prep
+
+
+# ----------------------------------------------------------------------------------- impacts
+
+def _categorical_test(n: np.ndarray, f: np.ndarray, rng: np.random.Generator
+                      ) -> tuple[str, float, float, dict[str, Any]]:
+    present = n > 0
+    n, f = n[present], f[present]
+    total, fails = int(n.sum()), int(f.sum())
+    table = np.column_stack([f, n - f])
+    expected = np.outer(n, [fails, total - fails]) / total
+    chi2 = float(stats.chi2_contingency(table, correction=False).statistic)
+    details = {"chi2": chi2, "dof": int(n.size - 1), "min_expected": float(expected.min())}
+    if n.size == 2 and expected.min() < 5:
+        return "fisher exact", chi2, float(stats.fisher_exact(table).pvalue), details
+    if n.size > 2 and ((expected < 5).mean() > 0.2 or expected.min() < 1):
+        sims = rng.multivariate_hypergeometric(n.astype(np.int64), fails, size=MC_SAMPLES)
+        weight = 1 / expected[:, 0] + 1 / expected[:, 1]
+        simulated = ((sims - expected[:, 0]) ** 2 * weight).sum(axis=1)
+        p = (1 + np.count_nonzero(simulated >= chi2 * (1 - 1e-9))) / (MC_SAMPLES + 1)
+        details["samples"] = MC_SAMPLES
+        return "chi-square (monte-carlo)", chi2, float(p), details
+    return "chi-square", chi2, float(stats.chi2.sf(chi2, n.size - 1)), details
+
+
+def _mann_whitney(r: _Ranks, fail: np.ndarray) -> tuple[float, float, float]:
+    """U of the failing values, two-sided asymptotic p, rank-biserial correlation."""
+    n = r.ranks.size
+    n1 = int(fail.sum())
+    n2 = n - n1
+    u1 = float(r.ranks[fail].sum()) - n1 * (n1 + 1) / 2
+    mu = n1 * n2 / 2
+    sigma = math.sqrt(n1 * n2 / 12 * ((n + 1) - r.ties / (n * (n - 1))))
+    u = max(u1, n1 * n2 - u1)
+    p = 1.0 if sigma == 0 else min(1.0, 2 * float(stats.norm.sf((u - mu - 0.5) / sigma)))
+    return u1, p, 2 * u1 / (n1 * n2) - 1
+
+
+def _impact(prep: _Prep, failed: np.ndarray, rng: np.random.Generator, run: bool) -> Impact:
+    col = prep.column
+    values = [ValueRate(c, int(k), int(j), float(j / k)) for c, k, j in
+              zip(prep.conditions, prep.n, prep.f) if k > 0]
+    status = prep.status if prep.status != "tested" or run else "not tested"
+    impact = Impact(col.name, col.kind, col.source, status, values, note=prep.note)
+    if status != "tested":
+        return impact
+    test, chi2, p_bins, details = _categorical_test(prep.n, prep.f, rng)
+    total = int(prep.n.sum())
+    v = math.sqrt(chi2 / total)
+    if col.kind == CATEGORICAL:
+        impact.test, impact.statistic, impact.p_value = test, chi2, p_bins
+        impact.effect, impact.effect_name, impact.details = v, "cramers_v", details
+        return impact
+    details = {"bins_test": test, "p_bins": p_bins, "cramers_v_bins": v} | details
+    fail = failed if prep.finite is None else failed[prep.finite]
+    xf = col.values if prep.finite is None else col.values[prep.finite]
+    n1 = int(fail.sum())
+    if prep.ranks is None or n1 in (0, fail.size):
+        impact.test, impact.statistic, impact.p_value = f"{test} over bins", chi2, p_bins
+        impact.effect, impact.effect_name, impact.details = v, "cramers_v", details
+        return impact
+    u, p_u, rank_biserial = _mann_whitney(prep.ranks, fail)
+    n0 = fail.size - n1
+    mean1 = float(xf[fail].sum()) / n1
+    mean0 = (float(xf.sum()) - mean1 * n1) / n0
+    sd = float(xf.std())
+    r_pb = (mean1 - mean0) / sd * math.sqrt(n1 * n0) / fail.size if sd > 0 else 0.0
+    impact.test = f"mann-whitney u + {test} over bins (bonferroni)"
+    impact.statistic, impact.p_value = u, min(1.0, 2 * min(p_u, p_bins))
+    impact.effect, impact.effect_name = abs(r_pb), "point_biserial_abs"
+    impact.details = {"u": u, "p_mann_whitney": p_u, "rank_biserial": rank_biserial,
+                      "point_biserial": r_pb, "mean_failed": mean1, "mean_passed": mean0} | details
+    return impact
+
+
+def _value_tests(impacts: list[Impact], total: int, fails: int, fdr: float) -> None:
+    """One-sided Fisher per value of each tested column, BH over all of them (values whose
+    smallest attainable p-value is above ``fdr`` are left untested: Tarone's screen)."""
+    slots, n, f = [], [], []
+    for impact in impacts:
+        if impact.status != "tested":
+            continue
+        for vr in impact.values:
+            if vr.count >= MIN_SUPPORT:
+                slots.append((impact, vr))
+                n.append(vr.count)
+                f.append(vr.failures)
+    if not slots:
+        return
+    n_, f_ = np.array(n), np.array(f)
+    ok = p_floor(n_, fails, total) <= fdr
+    p = np.ones(n_.size)
+    p[ok] = p_greater(f_[ok], n_[ok], fails, total)
+    q = np.full(n_.size, np.nan)
+    q[ok] = bh(p[ok])
+    for (impact, vr), pi, qi, good in zip(slots, p, q, ok):
+        if not good:
+            continue
+        vr.p_value, vr.q_value = float(pi), float(qi)
+        vr.elevated = bool(impact.significant and qi <= fdr)
+
+
+# ------------------------------------------------------------------------------- sensitivity
+
+def _sensitivity(name: str, y: np.ndarray, preps: list[_Prep], fdr: float
+                 ) -> tuple[list[Sensitivity], str | None]:
+    valid = ~np.isnan(y)
+    nv = int(valid.sum())
+    all_valid = nv == y.size
+    if nv < MIN_OUTCOMES:
+        return [], f"{name}: only {nv} executions with a value"
+    yv = y if all_valid else y[valid]
+    if yv.min() == yv.max():
+        return [], f"{name}: the same value in every execution"
+    ry = _rank(yv)
+    correction = 1 - ry.ties / (nv ** 3 - nv)
+    out: list[Sensitivity] = []
+    for prep in preps:
+        col = prep.column
+        if prep.status != "tested":
+            continue
+        if col.kind == CATEGORICAL:
+            groups = col.values + 1 if all_valid else col.values[valid] + 1
+            counts = prep.n if all_valid else np.bincount(groups, minlength=prep.n.size)
+            sums = np.bincount(groups, weights=ry.ranks, minlength=counts.size)
+            present = counts > 0
+            k = int(present.sum())
+            if k < 2 or correction <= 0:
+                continue
+            h = (12 / (nv * (nv + 1)) * float(np.sum(sums[present] ** 2 / counts[present]))
+                 - 3 * (nv + 1)) / correction
+            out.append(Sensitivity(name, col.name, col.kind, "kruskal-wallis", h,
+                                   float(stats.chi2.sf(h, k - 1)), h / (nv - 1),
+                                   "epsilon_squared", nv))
+            continue
+        if prep.ranks is None:
+            continue
+        if all_valid and prep.finite is None:
+            rx, rys, n = prep.ranks.ranks, ry.ranks, nv
+        else:
+            both = valid if prep.finite is None else valid & prep.finite
+            n = int(both.sum())
+            if n < MIN_OUTCOMES:
+                continue
+            xs = col.values[both]
+            if xs.min() == xs.max():
+                continue
+            rx, rys = _rank(xs).ranks, _rank(y[both]).ranks
+        mid = n * ((n + 1) / 2) ** 2     # ranks average (n + 1) / 2
+        spread = (float(np.dot(rx, rx)) - mid) * (float(np.dot(rys, rys)) - mid)
+        if spread <= 0:
+            continue
+        rho = min(1.0, max(-1.0, (float(np.dot(rx, rys)) - mid) / math.sqrt(spread)))
+        t = rho * math.sqrt((n - 2) / max(1 - rho * rho, 1e-300))
+        out.append(Sensitivity(name, col.name, col.kind, "spearman", rho,
+                               float(2 * stats.t.sf(abs(t), n - 2)), abs(rho), "abs_rho", n,
+                               rho=rho))
+    q = bh(np.array([s.p_value for s in out]))
+    for s, qi in zip(out, q):
+        s.q_value, s.significant = float(qi), bool(qi <= fdr)
+    out.sort(key=lambda s: (s.q_value, -s.effect, s.column))
+    return out, None
+
+
+# ---------------------------------------------------------------------------------- analysis
+
+def _not_enough(total: int, fails: int) -> str | None:
+    if total == 0:
+        return "no executions"
+    if fails == 0:
+        return "no failing executions: nothing to explain"
+    if fails == total:
+        return "every execution failed: no passing executions to compare with"
+    if fails < MIN_FAILURES:
+        return (f"only {fails} failing execution{'s' if fails > 1 else ''} of {total:,}: "
+                f"at least {MIN_FAILURES} are needed before a parameter can be blamed")
+    if total - fails < MIN_PASSES:
+        return (f"only {total - fails} passing execution{'s' if total - fails > 1 else ''} "
+                f"of {total:,}: at least {MIN_PASSES} are needed to compare with")
+    return None
+
+
+def analyze(frame: AnalysisFrame, *, fdr: float = 0.05, bins: int = 5, max_order: int = 3,
+            seed: int = 0) -> Analysis:
+    """Impacts, interactions, rules and outcome sensitivity of ``frame`` (see the module)."""
+    if not 0 < fdr < 1:
+        raise ValueError(f"fdr must be between 0 and 1, not {fdr}")
+    if not 2 <= bins <= 250:
+        raise ValueError(f"bins must be between 2 and 250, not {bins}")
+    if max_order not in (1, 2, 3):
+        raise ValueError(f"max_order must be 1, 2 or 3, not {max_order}")
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    failed = np.asarray(frame.failed, dtype=bool)
+    total, fails = int(failed.size), int(failed.sum())
+    failing = np.flatnonzero(failed)
+    rng = np.random.default_rng(seed)
+    preps = [_prepare(c, i, failing, bins, total) for i, c in enumerate(frame.columns)]
+    reason = _not_enough(total, fails)
+    if reason is None and preps and all(p.status != "tested" for p in preps):
+        reason = "no parameter varies enough to be tested"
+    elif reason is None and not preps:
+        reason = "no parameters"
+    timings["prepare"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    impacts = [_impact(p, failed, rng, reason is None) for p in preps]
+    tested = [i for i in impacts if i.p_value is not None]
+    for impact, q in zip(tested, bh(np.array([i.p_value for i in tested]))):
+        impact.q_value, impact.significant = float(q), bool(q <= fdr)
+    if reason is None:
+        _value_tests(impacts, total, fails, fdr)
+    timings["impacts"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    interactions: list[Interaction] = []
+    tested_count, notes = 0, []
+    if reason is None and max_order >= 2:
+        usable = [p for p in preps if p.levels is not None]
+        by_index = {p.index: p for p in usable}
+        singles, testable = [], []
+        for p in preps:
+            if p.levels is None:
+                singles.append((np.zeros(1), np.zeros(1)))
+                testable.append(np.zeros(1, dtype=bool))
+                continue
+            lumped = np.full(p.n.size, p.keep.size)
+            lumped[p.keep] = np.arange(p.keep.size)
+            singles.append(tuple(np.bincount(lumped, weights=w, minlength=p.size)[:p.size]
+                                 .astype(np.int64) for w in (p.n, p.f)))
+            testable.append(np.arange(p.size) < p.keep.size)
+        order = {i.column: rank for rank, i in enumerate(
+            sorted(tested, key=lambda i: (i.q_value, -(i.effect or 0))))}
+        ranking = sorted(by_index, key=lambda c: order.get(frame.columns[c].name, len(order)))
+        implicated = {p.index for p, i in zip(preps, impacts) if i.significant and p.levels is not None}
+        found, tested_count, notes = search(
+            [p.levels if p.levels is not None else np.zeros(0, np.uint8) for p in preps],
+            [max(p.size, 1) for p in preps], testable, singles, failing, total,
+            columns=sorted(by_index), ranking=ranking, implicated=implicated, fdr=fdr,
+            max_order=max_order)
+        for combo in found:
+            conds = [preps[c].conditions[int(preps[c].keep[lv])]
+                     for c, lv in zip(combo.columns, combo.levels)]
+            interactions.append(Interaction(conds, combo.count, combo.failures, combo.rate,
+                                            combo.component_rate, combo.lift, combo.p_value,
+                                            combo.q_value))
+    timings["interactions"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    edges = {p.column.name: p.edges for p in preps if p.edges is not None}
+    candidates: list[Candidate] = [([v.condition], "value", v.q_value, v.count, v.failures)
+                                   for i in impacts for v in i.values if v.elevated]
+    candidates += [(i.conditions, "interaction", i.q_value, i.count, i.failures)
+                   for i in interactions]
+    rules = build_rules(frame, candidates, edges, fdr) if reason is None else []
+    timings["rules"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    sensitivity: dict[str, list[Sensitivity]] = {}
+    for name, y in frame.outcomes.items():
+        ranked, note = _sensitivity(name, np.asarray(y, dtype=float), preps, fdr)
+        sensitivity[name] = ranked
+        if note:
+            notes.append(f"sensitivity of {note}")
+    timings["sensitivity"] = time.perf_counter() - clock
+    impacts.sort(key=lambda i: (i.p_value is None, i.q_value if i.q_value is not None else 1.0,
+                                -(i.effect or 0.0), i.column))
+    return Analysis(total, fails, fdr, reason, impacts, interactions, rules, sensitivity,
+                    tested_count, notes, timings)
+
+
+# ------------------------------------------------------------------------------ next variants
+
+_UNSET = object()
+
+
+def _typed(frame: AnalysisFrame, column: str, row: int) -> Any:
+    return frame.params[row].get(column, _UNSET)
+
+
+def _donor(frame: AnalysisFrame, cond: Condition, col: Column, toward: str
+           ) -> tuple[Any, int] | None:
+    """A value for ``cond.column`` as some execution had it, and that execution's row: toward
+    "pass" one outside ``cond`` (categorical: the value failing least; numeric: the passing value
+    nearest the boundary), toward "fail" one inside it (numeric: nearest the boundary)."""
+    if cond.op == "unset" and toward == "fail":
+        return _UNSET, -1
+    values = col.values
+    inside = cond.mask(col)
+    if toward == "pass":
+        if col.kind == CATEGORICAL:
+            pool = ~inside & (values >= 0)
+            if not pool.any():
+                return None
+            shifted = values + 1
+            n = np.bincount(shifted, minlength=len(col.labels or []) + 1).astype(float)
+            f = np.bincount(shifted[frame.failed], minlength=n.size)
+            seen = np.bincount(shifted[pool], minlength=n.size) > 0
+            rate = np.where(seen, f / np.maximum(n, 1), np.inf)
+            best = np.flatnonzero(rate == rate.min())
+            code = int(best[np.argmax(n[best])]) - 1
+            return _typed_value(frame, col, values == code)
+        pool = ~inside & ~frame.failed & ~np.isnan(values)
+        if not pool.any():
+            return None
+        cand = values[pool]
+        if cond.op == "range" and cond.low is not None and (cand <= cond.low).any():
+            target = cand[cand <= cond.low].max()
+        elif cond.op == "range" and cond.high is not None and (cand > cond.high).any():
+            target = cand[cand > cond.high].min()
+        else:
+            uniq, counts = np.unique(cand, return_counts=True)
+            target = uniq[np.argmax(counts)]
+        return _typed_value(frame, col, values == target)
+    if cond.op == "=":
+        return _typed_value(frame, col, inside)
+    cand = values[inside]
+    if not cand.size:
+        return None
+    target = cand.min() if cond.low is not None else cand.max()
+    return _typed_value(frame, col, values == target)
+
+
+def _typed_value(frame: AnalysisFrame, col: Column, where: np.ndarray) -> tuple[Any, int] | None:
+    rows = np.flatnonzero(where)
+    for row in rows[:50]:
+        value = _typed(frame, col.name, int(row))
+        if value is not _UNSET:
+            return value, int(row)
+    return None
+
+
+def _executed(frame: AnalysisFrame, params: dict[str, Any], base: int, changed: str,
+              donor: int) -> bool:
+    """Whether ``params`` (``base``'s with ``changed`` taken from row ``donor``) ran already."""
+    mask = np.ones(len(frame), dtype=bool)
+    for col in frame.columns:
+        if col.source != "param":
+            continue
+        row = donor if col.name == changed else base
+        if row < 0:
+            value = -1 if col.kind == CATEGORICAL else np.nan
+        else:
+            value = col.values[row]
+        if col.kind != CATEGORICAL and np.isnan(value):
+            mask &= np.isnan(col.values)
+        else:
+            mask &= col.values == value
+        if not mask.any():
+            return False
+    return any(frame.params[int(r)] == params for r in np.flatnonzero(mask))
+
+
+def next_variants(frame: AnalysisFrame, analysis: Analysis, count: int = 5, seed: int = 0
+                  ) -> list[Proposal]:
+    """Variants that best confirm or refute the top rules, one parameter changed each.
+
+    For each rule, strongest first: a failing execution matching it with one condition undone
+    (expect a pass if the condition matters); a passing execution missing exactly one condition
+    with it applied (expect a failure); for a combination, a passing execution matching none of
+    it with one condition alone (expect a pass: the combination, not the value, is the cause).
+    When every such test has one proposal, they repeat on other executions (replications).
+    Values come from executed variants; nothing already executed or proposed is proposed.
+    """
+    if frame.params is None:
+        raise ValueError("next_variants needs the frame's per-execution params")
+    rng = np.random.default_rng(seed)
+    failed = np.asarray(frame.failed, dtype=bool)
+    everything = np.ones(len(frame), dtype=bool)
+    plans = []
+    for rule in analysis.rules:
+        conds = rule.conditions
+        masks = [c.mask(frame.column(c.column)) for c in conds]
+        settable = [i for i, c in enumerate(conds) if c.source == "param"]
+        for i in settable:
+            plans.append(("revert", rule, conds[i], failed & np.logical_and.reduce(masks)))
+        for i in settable:
+            near = np.logical_and.reduce([m for j, m in enumerate(masks) if j != i] or [everything])
+            plans.append(("complete", rule, conds[i], ~failed & near & ~masks[i]))
+        if len(conds) > 1:
+            none = ~np.logical_or.reduce(masks)
+            plans += [("alone", rule, conds[i], ~failed & none) for i in settable]
+    queues = []
+    for kind, rule, cond, rows in plans:
+        donor = _donor(frame, cond, frame.column(cond.column), "pass" if kind == "revert" else "fail")
+        if donor is not None:
+            queues.append((kind, rule, cond, donor, iter(rng.permutation(np.flatnonzero(rows)))))
+    proposals: list[Proposal] = []
+    proposed: set[str] = set()
+    while queues and len(proposals) < count:
+        for queue in list(queues):
+            proposal = _propose(frame, *queue, proposed)
+            if proposal is None:
+                queues.remove(queue)
+                continue
+            proposals.append(proposal)
+            if len(proposals) == count:
+                break
+    return proposals
+
+
+def _propose(frame: AnalysisFrame, kind: str, rule: Rule, cond: Condition,
+             donor: tuple[Any, int], rows, proposed: set[str], tries: int = 200
+             ) -> Proposal | None:
+    """The next new proposal from ``rows`` (an iterator of execution rows), or None."""
+    new, donor_row = donor
+    ids = frame.variant_ids
+    for row in itertools.islice(rows, tries):
+        row = int(row)
+        params = dict(frame.params[row])
+        old = params.get(cond.column, _UNSET)
+        if new is _UNSET:
+            params.pop(cond.column, None)
+        else:
+            params[cond.column] = new
+        key = repr(sorted(params.items(), key=lambda kv: kv[0]))
+        if old == new or key in proposed or _executed(frame, params, row, cond.column, donor_row):
+            continue
+        proposed.add(key)
+        based = str(ids[row]) if ids is not None and ids[row] else f"execution {row}"
+        return Proposal(params, _reason(kind, rule, cond, based, old, new), based, cond.column,
+                        None if old is _UNSET else old, None if new is _UNSET else new,
+                        "pass" if kind in ("revert", "alone") else "fail")
+    return None
+
+
+def _reason(kind: str, rule: Rule, cond: Condition, based: str, old: Any, new: Any) -> str:
+    shown = "unset" if new is _UNSET else f"{cond.column}={new}"
+    was = "unset" if old is _UNSET else f"{cond.column}={old}"
+    together = " and ".join(c.text for c in rule.conditions)
+    if kind == "revert":
+        return (f"tests whether {cond.text} is needed for the failure: {based} failed with "
+                f"{was}; the same variant with {shown}")
+    if kind == "alone":
+        return (f"tests whether {cond.text} alone causes failure (the rule says it takes "
+                f"{together}): {based} passed; the same variant with {shown}")
+    if len(rule.conditions) == 1:
+        return (f"tests whether {cond.text} alone causes failure: {based} passed with {was}; "
+                f"the same variant with {shown}")
+    return (f"tests whether {together} together cause failure: {based} passed without "
+            f"{cond.text}; the same variant with {shown}")

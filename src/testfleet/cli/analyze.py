@@ -1,0 +1,127 @@
+"""``testfleet analyze`` and ``testfleet flaky``: why runs failed, from the store.
+
+analyze: parameter impact (with false-discovery control), interactions and rules, sensitivity of
+durations, failure clusters, flaky tests, and with ``--next`` the follow-up variants worth
+running. Terminal tables always; ``--json``, ``--md``, ``--html`` (plotly) on request.
+Exit 0 (the analysis is information), 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from testfleet.errors import TestfleetError
+
+BAD_INPUT = 2
+
+
+def _fmt_p(value: Any) -> str:
+    return "-" if value is None else (f"{value:.1e}" if value < 1e-3 else f"{value:.3f}")
+
+
+def gather(store: str | None, ref: str, runs: int, fdr: float, want_next: int, seed: int
+           ) -> dict[str, Any]:
+    from testfleet.analysis.correlation import analyze, next_variants
+    from testfleet.analysis.dataset import choose_runs, load_frame, load_rows
+    from testfleet.analysis.failures import cluster_failures
+    from testfleet.analysis.flaky import flaky_tests
+    from testfleet.cli.history import _open
+
+    with _open(store) as db:
+        chosen = choose_runs(db, ref, runs)
+        frame = load_frame(db, chosen)
+        rows = load_rows(db, chosen)
+    analysis = analyze(frame, fdr=fdr, seed=seed)
+    proposals = next_variants(frame, analysis, count=want_next, seed=seed) if want_next else []
+    return {"runs": [r.run_id for r in chosen], "frame": frame, "analysis": analysis,
+            "clusters": cluster_failures(rows), "flaky": flaky_tests(rows),
+            "next": proposals, "next_asked": bool(want_next)}
+
+
+def to_json(found: dict[str, Any]) -> dict[str, Any]:
+    return {"runs": found["runs"], "analysis": found["analysis"].to_dict(),
+            "clusters": [c.to_dict() for c in found["clusters"]],
+            "flaky": [f.to_dict() for f in found["flaky"]],
+            "next": [p.to_dict() for p in found["next"]], "next_asked": found["next_asked"]}
+
+
+def analyze_command(ref: str, runs: int, fdr: float, want_next: int, json_out: str | None,
+                    md: str | None, html: str | None, store: str | None, seed: int) -> int:
+    try:
+        found = gather(store, ref, runs, fdr, want_next, seed)
+        data = to_json(found)
+        if json_out:
+            from testfleet.atomic import atomic_write_text
+            atomic_write_text(json_out, json.dumps(data, indent=2, default=str) + "\n")
+        if md:
+            from testfleet.atomic import atomic_write_text
+            from testfleet.reporting.analysis_report import to_markdown
+            atomic_write_text(md, to_markdown(data))
+        if html:
+            from testfleet.reporting.analysis_plot import (
+                analysis_figures,
+                write_analysis_html,
+            )
+            params, pairs = picture_subjects(data)
+            write_analysis_html(analysis_figures(found["frame"], params, pairs), Path(html))
+    except TestfleetError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return BAD_INPUT
+    from testfleet.reporting.analysis_report import print_analysis
+
+    print_analysis(Console(highlight=False), data)
+    return 0
+
+
+def picture_subjects(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The parameters worth a bar chart (significant first, at most 4) and the top pair."""
+    from testfleet.reporting.analysis_report import impact_rows, interaction_rows
+
+    impacts = impact_rows(data["analysis"])
+    params = [i["parameter"] for i in impacts if i["significant"]][:4] or \
+        [i["parameter"] for i in impacts if i["tested"]][:2]
+    pairs = []
+    for inter in interaction_rows(data["analysis"]):
+        names = inter["parameters"]
+        if len(names) >= 2:
+            pairs.append((names[0], names[1]))
+            break
+    return params, pairs
+
+
+def flaky_command(ref: str, runs: int, json_out: str | None, store: str | None) -> int:
+    from testfleet.analysis.dataset import choose_runs, load_rows
+    from testfleet.analysis.flaky import flaky_tests
+    from testfleet.cli.history import _open
+
+    try:
+        with _open(store) as db:
+            chosen = choose_runs(db, ref, runs)
+            found = flaky_tests(load_rows(db, chosen))
+        if json_out:
+            from testfleet.atomic import atomic_write_text
+            atomic_write_text(json_out, json.dumps({"runs": [r.run_id for r in chosen],
+                                                    "flaky": [f.to_dict() for f in found]},
+                                                   indent=2, default=str) + "\n")
+    except TestfleetError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return BAD_INPUT
+    console = Console(highlight=False)
+    if not found:
+        console.print(f"no flaky tests in the last {len(chosen)} run(s)")
+        return 0
+    table = Table("test", "flakiness", "95% CI", "failed/ran", "evidence", box=None,
+                  header_style="bold")
+    for f in found:
+        table.add_row(escape(f.nodeid), f"{f.score:.0%}", f"{f.low:.0%}–{f.high:.0%}",
+                      f"{f.failures}/{f.executions}", escape(f.evidence))
+    console.print(table)
+    console.print(f"{len(found)} flaky test(s) in the last {len(chosen)} run(s)")
+    return 0

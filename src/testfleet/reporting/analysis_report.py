@@ -1,0 +1,125 @@
+"""A failure analysis on the terminal and in Markdown, from its JSON form (``cli/analyze.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+
+def _p(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1e}" if value < 1e-3 else f"{value:.3f}"
+
+
+def impact_rows(analysis: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per parameter: the figures a reader compares."""
+    rows = []
+    for item in analysis["impacts"]:
+        worst = max((v for v in item["values"] if v.get("count")), default=None,
+                    key=lambda v: (v["rate"], v["count"]))
+        rows.append({
+            "parameter": item["column"], "source": item["source"], "kind": item["kind"],
+            "tested": item["status"] == "tested", "status": item["status"],
+            "test": item["test"] or item["status"], "p": item["p_value"], "q": item["q_value"],
+            "effect": item["effect"], "effect_name": item["effect_name"] or "",
+            "significant": item["significant"], "note": item.get("note") or "",
+            "worst": None if worst is None else
+            f"{worst['value']}: {worst['rate']:.0%} of {worst['count']}"})
+    return rows
+
+
+def interaction_rows(analysis: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"text": i["text"], "parameters": [c.get("column") for c in i["conditions"]],
+             "rate": i["rate"], "count": i["count"], "lift": i["lift"], "q": i["q_value"]}
+            for i in analysis["interactions"]]
+
+
+def print_analysis(console: Console, data: dict[str, Any]) -> None:
+    analysis = data["analysis"]
+    console.print(f"[bold]{analysis['executions']} executions, {analysis['failures']} failed"
+                  f"[/] ({analysis['failure_rate']:.1%}) in run(s) {', '.join(data['runs'])}; "
+                  f"false discovery rate {analysis['fdr']:.0%}")
+    if analysis["not_enough_data"]:
+        console.print(f"[yellow]not enough data:[/] {escape(analysis['not_enough_data'])}")
+    rows = impact_rows(analysis)
+    if rows and not analysis["not_enough_data"]:
+        table = Table("parameter", "test", "p", "q", "effect", "highest failure rate", "",
+                      box=None, header_style="bold", title="parameter impact")
+        for r in rows:
+            effect = "-" if r["effect"] is None else f"{r['effect_name']} {r['effect']:.2f}"
+            mark = "[bold red]significant[/]" if r["significant"] else escape(r["note"] or "")
+            table.add_row(escape(r["parameter"]) + (" (env)" if r["source"] == "env" else ""),
+                          escape(str(r["test"])), _p(r["p"]), _p(r["q"]), effect,
+                          escape(r["worst"] or "-"), mark)
+        console.print(table)
+    if analysis["rules"]:
+        console.print("[bold]rules[/]")
+        for rule in analysis["rules"]:
+            console.print(f"  {escape(rule['text'])}")
+    inters = interaction_rows(analysis)
+    if inters:
+        console.print(f"[bold]interactions[/] ({len(inters)} significant)")
+        for i in inters[:8]:
+            console.print(f"  {escape(i['text'])}: {i['rate']:.0%} of {i['count']} "
+                          f"(lift {i['lift']:.1f}, q {_p(i['q'])})")
+    for outcome, ranked in analysis["sensitivity"].items():
+        top = [s for s in ranked if s["significant"]][:5]
+        if top:
+            console.print(f"[bold]{escape(outcome)} depends on[/] " + ", ".join(
+                f"{escape(s['column'])} ({s['effect_name']} {s['effect']:.2f})" for s in top))
+    clusters = data["clusters"]
+    if clusters:
+        table = Table("failure", "count", "tests", "first seen", "last seen", "where", box=None,
+                      header_style="bold", title="failure clusters")
+        for c in clusters[:15]:
+            table.add_row(escape(f"{c['exception']}: {c['message']}"[:90]), str(c["count"]),
+                          str(len(c["tests"])), str(c["first_seen"] or "-")[:19],
+                          str(c["last_seen"] or "-")[:19], escape(c["environment"]))
+        console.print(table)
+    if data["flaky"]:
+        console.print("[bold]flaky[/]: " + ", ".join(
+            f"{escape(f['nodeid'])} ({f['score']:.0%}, {f['low']:.0%}–{f['high']:.0%})"
+            for f in data["flaky"][:5]))
+    if data.get("next_asked") and not data["next"]:
+        console.print("next variants: every one-factor change of the suspects has already run")
+    if data["next"]:
+        console.print("[bold]next variants to run[/]")
+        for p in data["next"]:
+            console.print(f"  {escape(p['reason'])}: {escape(str(p['params']))}")
+
+
+def to_markdown(data: dict[str, Any]) -> str:
+    analysis = data["analysis"]
+    lines = [f"## Failure analysis — {', '.join(data['runs'])}", "",
+             f"**{analysis['executions']} executions, {analysis['failures']} failed** "
+             f"({analysis['failure_rate']:.1%}); false discovery rate {analysis['fdr']:.0%}.", ""]
+    if analysis["not_enough_data"]:
+        lines += [f"> Not enough data: {analysis['not_enough_data']}", ""]
+    else:
+        lines += ["| parameter | test | q | effect | highest failure rate | |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for r in impact_rows(analysis):
+            effect = "-" if r["effect"] is None else f"{r['effect_name']} {r['effect']:.2f}"
+            lines.append(f"| `{r['parameter']}` | {r['test']} | {_p(r['q'])} | {effect} | "
+                         f"{r['worst'] or '-'} | {'**significant**' if r['significant'] else ''} |")
+        lines.append("")
+    if analysis["rules"]:
+        lines += ["### Rules", ""] + [f"- {rule['text']}" for rule in analysis["rules"]] + [""]
+    if data["clusters"]:
+        lines += ["### Failure clusters", "", "| failure | count | tests | where |",
+                  "| --- | --- | --- | --- |"]
+        lines += [f"| `{c['exception']}: {c['message'][:80]}` | {c['count']} | "
+                  f"{len(c['tests'])} | {c['environment']} |" for c in data["clusters"][:15]]
+        lines.append("")
+    if data["flaky"]:
+        lines += ["### Flaky tests", ""] + [
+            f"- `{f['nodeid']}`: {f['score']:.0%} ({f['low']:.0%}–{f['high']:.0%}), "
+            f"{f['evidence']}" for f in data["flaky"]] + [""]
+    if data["next"]:
+        lines += ["### Next variants", ""] + [f"- {p['reason']}: `{p['params']}`"
+                                              for p in data["next"]] + [""]
+    return "\n".join(lines)
