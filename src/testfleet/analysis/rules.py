@@ -1,0 +1,286 @@
+"""Conditions and rules: ``fails when cache=off and threads>8: 97% of 120 executions``.
+
+Elevated single values and significant combinations become rules; neighbouring numeric bins
+merge into one range whose bounds then move to where the failures start (``_refine``); a rule
+implied by a stronger one is dropped. (Split from ``interactions.py``, which finds the
+combinations.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from testfleet.analysis.frame import CATEGORICAL, AnalysisFrame, Column
+from testfleet.analysis.interactions import (
+    LIFT,
+    MAX_RULES,
+    MIN_SUPPORT,
+    p_greater,
+    wilson_low,
+)
+
+# ------------------------------------------------------------------------ conditions and rules
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    return repr(value)
+
+
+def number(value: float) -> str:
+    value = float(value)
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def _percent(rate: float) -> str:
+    return f"{rate:.0%}" if rate >= 0.01 or rate == 0 else f"{100 * rate:.2g}%"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One parameter condition: ``column=value``, ``column unset`` or ``low<column<=high``."""
+
+    column: str
+    op: str                     # "=" | "unset" | "range"
+    value: Any = None           # "=": the value
+    code: int | None = None     # "=": its categorical code
+    low: float | None = None    # "range": column > low (None: unbounded)
+    high: float | None = None   # "range": column <= high (None: unbounded)
+    source: str = "param"
+
+    @property
+    def text(self) -> str:
+        if self.op == "=":
+            return f"{self.column}={self.value}"
+        if self.op == "unset":
+            return f"{self.column} unset"
+        if self.low is not None and self.high is not None:
+            return f"{number(self.low)}<{self.column}<={number(self.high)}"
+        if self.low is not None:
+            return f"{self.column}>{number(self.low)}"
+        if self.high is not None:
+            return f"{self.column}<={number(self.high)}"
+        return f"{self.column} set"
+
+    def mask(self, column: Column) -> np.ndarray:
+        values = column.values
+        if self.op == "=":
+            return values == self.code
+        if self.op == "unset":
+            return values == -1 if column.kind == CATEGORICAL else np.isnan(values)
+        if self.low is None and self.high is None:
+            return ~np.isnan(values)
+        mask = values > self.low if self.low is not None else values <= self.high
+        if self.low is not None and self.high is not None:
+            mask &= values <= self.high
+        return mask
+
+    def key(self) -> tuple:
+        return (self.column, self.op, self.code, self.low, self.high)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"column": self.column, "op": self.op, "text": self.text,
+                               "source": self.source}
+        if self.op == "=":
+            out["value"] = to_json(self.value)
+        if self.op == "range":
+            out |= {"low": to_json(self.low), "high": to_json(self.high)}
+        return out
+
+
+@dataclass
+class Rule:
+    """``fails when <conditions>``: support = executions matching, confidence = their failure
+    rate, lift = confidence over the failure rate of the executions not matching."""
+
+    conditions: list[Condition]
+    support: int
+    failures: int
+    confidence: float
+    lift: float
+    q_value: float | None
+    source: str                # "value" | "interaction"
+
+    @property
+    def text(self) -> str:
+        return (f"fails when {' and '.join(c.text for c in self.conditions)}: "
+                f"{_percent(self.confidence)} of {self.support:,} executions")
+
+    def mask(self, frame: AnalysisFrame) -> np.ndarray:
+        mask = np.ones(len(frame), dtype=bool)
+        for c in self.conditions:
+            mask &= c.mask(frame.column(c.column))
+        return mask
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "conditions": [c.to_dict() for c in self.conditions],
+                "support": self.support, "failures": self.failures,
+                "confidence": self.confidence, "lift": to_json(self.lift),
+                "q_value": self.q_value, "source": self.source}
+
+
+#: a rule candidate: conditions, source ("value" | "interaction"), q-value, count, failures
+Candidate = tuple[list[Condition], str, float | None, int, int]
+
+
+def _refine(cond: Condition, x: np.ndarray, failed: np.ndarray, base: np.ndarray | None,
+            edges: np.ndarray) -> Condition:
+    """A numeric range's finite bounds moved to the observed values giving the largest 2 x 2
+    chi-square (failures inside vs outside) among the executions in ``base``, each bound within
+    the bins beside it (``edges``: the column's bin edges), by coordinate ascent. The bins
+    found the column; this finds where in them the failures start."""
+    sel = ~np.isnan(x) if base is None else base & ~np.isnan(x)
+    values, inverse = np.unique(x[sel], return_inverse=True)
+    if values.size < 2:
+        return cond
+    cn = np.concatenate([[0], np.cumsum(np.bincount(inverse))]).astype(float)
+    cf = np.concatenate([[0], np.cumsum(np.bincount(inverse, weights=failed[sel]))])
+    total, fails = cn[-1], cf[-1]
+    if fails in (0, total):
+        return cond
+
+    def score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        n_in, f_in = cn[b] - cn[a], cf[b] - cf[a]
+        n_out, f_out = total - n_in, fails - f_in
+        diff = f_in * n_out - f_out * n_in
+        denominator = n_in * n_out * fails * (total - fails)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            chi2 = np.where(denominator > 0, total * diff * diff / denominator, 0.0)
+        return np.where((diff > 0) & (b > a), chi2, -1.0)
+
+    def choices(bound: float | None) -> np.ndarray | None:
+        """Positions (values <= the bound) a bound may move to; None: unbounded side."""
+        if bound is None:
+            return None
+        below, above = edges[edges < bound], edges[edges > bound]
+        lo = below[-1] if below.size else -np.inf
+        hi = above[0] if above.size else np.inf
+        moves = values[(values >= lo) & (values < hi)]
+        return np.unique(np.searchsorted(values, np.append(moves, bound), side="right"))
+
+    lows, highs = choices(cond.low), choices(cond.high)
+    a = 0 if cond.low is None else int(np.searchsorted(values, cond.low, side="right"))
+    b = values.size if cond.high is None else int(np.searchsorted(values, cond.high, side="right"))
+    for _ in range(3):
+        before = (a, b)
+        if lows is not None:
+            a = int(lows[np.argmax(score(lows, np.full(lows.size, b)))])
+        if highs is not None:
+            b = int(highs[np.argmax(score(np.full(highs.size, a), highs))])
+        if (a, b) == before:
+            break
+    if b <= a or score(np.array([a]), np.array([b]))[0] < 0:
+        return cond
+    low = cond.low if cond.low is None or a == 0 else float(values[a - 1])
+    high = cond.high if cond.high is None else float(values[b - 1])
+    return Condition(cond.column, "range", low=low, high=high, source=cond.source)
+
+
+def _low(cond: Condition) -> float:
+    return -np.inf if cond.low is None else cond.low
+
+
+def _merge_bins(candidates: list[Candidate]) -> list[Candidate]:
+    """Candidates that differ only in neighbouring bins of one numeric condition, merged into
+    one range (``threads>8`` rather than three bins); counts add up, q is the smallest."""
+    groups: dict[tuple, list] = {}
+    out = []
+    for cand in candidates:
+        ranges = [c for c in cand[0] if c.op == "range"]
+        if len(ranges) != 1:
+            out.append(cand)
+            continue
+        others = tuple(sorted(c.key() for c in cand[0] if c.op != "range"))
+        groups.setdefault((cand[1], others, ranges[0].column), []).append(cand)
+    for group in groups.values():
+        group.sort(key=lambda cand: _low(next(c for c in cand[0] if c.op == "range")))
+        run = [group[0]]
+        for cand in [*group[1:], None]:
+            last = next(c for c in run[-1][0] if c.op == "range")
+            if cand is not None and next(c for c in cand[0] if c.op == "range").low == last.high:
+                run.append(cand)
+                continue
+            first = next(c for c in run[0][0] if c.op == "range")
+            merged = Condition(first.column, "range", low=first.low, high=last.high,
+                               source=first.source)
+            out.append(([merged if c.op == "range" else c for c in run[0][0]], run[0][1],
+                        min(r[2] for r in run), sum(r[3] for r in run), sum(r[4] for r in run)))
+            run = [cand]
+    return out
+
+
+def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[str, np.ndarray],
+                fdr: float) -> list[Rule]:
+    """Rules from elevated values and significant combinations, strongest first.
+
+    Neighbouring numeric bins are merged, numeric bounds refined (``_refine``), and candidates
+    ranked by the lower Wilson bound of their failure rate. A rule is kept when the executions
+    it matches beyond the rules kept before it still fail ``LIFT`` times as often as those no
+    kept rule matches, and that excess is significant (one-sided Fisher at ``fdr`` divided by
+    the number of candidates) - a rule implied by a stronger one adds nothing and is dropped.
+    """
+    candidates = _merge_bins(candidates)
+    if not candidates:
+        return []
+    prelim = wilson_low([c[4] for c in candidates], [c[3] for c in candidates])
+    chosen = [candidates[i] for i in np.argsort(-prelim, kind="stable")[:3 * MAX_RULES]]
+    failed = np.asarray(frame.failed, dtype=bool)
+    scored = []
+    seen: set[tuple] = set()
+    for conds, source, q, _, _ in chosen:
+        conds = list(conds)
+        masks = [c.mask(frame.column(c.column)) for c in conds]
+        for i, c in enumerate(conds):
+            if c.op == "range":
+                others = [m for j, m in enumerate(masks) if j != i]
+                base = np.logical_and.reduce(others) if others else None
+                conds[i] = _refine(c, frame.column(c.column).values, failed, base,
+                                   edges.get(c.column, np.empty(0)))
+                masks[i] = conds[i].mask(frame.column(c.column))
+        key = tuple(sorted(c.key() for c in conds))
+        if key in seen:
+            continue
+        seen.add(key)
+        mask = np.logical_and.reduce(masks)
+        support, fails = int(mask.sum()), int(failed[mask].sum())
+        if support:
+            scored.append((float(wilson_low(fails, support)), support, conds, source, q, mask, fails))
+    scored.sort(key=lambda s: (-s[0], -s[1]))
+    covered = np.zeros(len(frame), dtype=bool)
+    total_fail = int(failed.sum())
+    rules: list[Rule] = []
+    for _, support, conds, source, q, mask, fails in scored:
+        new = mask & ~covered
+        n_new, f_new = int(new.sum()), int(failed[new].sum())
+        rest = ~covered & ~mask
+        n_rest = int(rest.sum())
+        base_fails = int(failed[rest].sum())
+        base_rate = base_fails / n_rest if n_rest else 0.0
+        if n_new < MIN_SUPPORT or f_new < 3 or f_new / n_new < LIFT * base_rate:
+            continue
+        if float(p_greater(f_new, n_new, f_new + base_fails, n_new + n_rest)) > fdr / len(scored):
+            continue      # what it adds beyond the kept rules could be chance (Bonferroni)
+        covered |= mask
+        outside = (total_fail - fails) / max(len(frame) - support, 1)
+        rules.append(Rule(conds, support, fails, fails / support,
+                          fails / support / outside if outside > 0 else math.inf, q, source))
+        if len(rules) == MAX_RULES:
+            break
+    return rules
