@@ -1,0 +1,1 @@
+"""Telemetry: samplers of process and system metrics, Prometheus scraping, anomaly detection."""
