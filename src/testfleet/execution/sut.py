@@ -1,0 +1,403 @@
+"""SUT instances: each worker starts, watches and stops its own system under test.
+
+An instance is declared once in ``[tool.testfleet.sut]`` (:class:`SutSpec`) and started per worker
+(:class:`SutInstance`) on a free port of 127.0.0.1, with the instance's own configuration::
+
+    [tool.testfleet.sut]
+    command = "python inventory_service.py --port {port} --config {config}"
+    env = {LOG_LEVEL = "debug"}
+    config_template = "sut.yaml.tmpl"      # optional; str.format-style {key} of the config values
+    config = {cache = "lru", threads = 4}
+    ready = {http = "http://127.0.0.1:{port}/health"}   # or {tcp = "{port}"} or {log = "listening on .*"}
+    start_timeout = 10.0
+    stop_signal = "SIGTERM"
+    grace = 5.0
+
+Placeholders ``{port}``, ``{config}``, ``{instance}`` and ``{workdir}`` are filled in the command
+(each value shell-quoted, then the command is split with :func:`shlex.split`), in ``env`` values and
+in the ``ready`` target; any other braces are left as written (so ``python -c "print({})"`` or a
+regex ``\\d{3}`` survive). The process runs in its own session and process group, stdout and stderr
+appended to ``<workdir>/sut-<instance>.log``; stopping signals the whole group, waits ``grace``
+seconds, then SIGKILLs it. A start that fails (the process exits, or is not ready within
+``start_timeout``) raises :class:`~testfleet.errors.WorkerError` with the exit code and the last log
+lines, and leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Self
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from testfleet.configs.formats import detect_format, dumps
+from testfleet.errors import ConfigError, SettingsError, WorkerError
+
+__all__ = ["InstanceInfo", "SutInstance", "SutSpec"]
+
+TABLE = "[tool.testfleet.sut]"
+READY_KINDS = ("http", "tcp", "log")
+HOST = "127.0.0.1"
+_PLACEHOLDER = re.compile(r"\{(port|config|instance|workdir)\}")
+_POLL = 0.05
+_TEMPLATE_SUFFIXES = (".tmpl", ".tpl", ".template", ".in")
+
+
+def _signal_number(name: str) -> int:
+    text = name.strip().upper()
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    try:
+        return int(signal.Signals[text])
+    except KeyError:
+        raise ValueError(f"unknown signal {name!r} (expected a name such as SIGTERM, SIGINT)") from None
+
+
+class SutSpec(BaseModel):
+    """The ``[tool.testfleet.sut]`` table. Constructing it with bad values raises SettingsError."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    command: str
+    env: dict[str, str] = {}
+    config_template: str | None = None
+    config: dict[str, Any] = {}
+    #: where the config is written when there is no template (its suffix picks YAML/JSON/TOML...);
+    #: placeholders allowed; default ``sut-{instance}.yaml`` in the workdir.
+    config_file: str | None = None
+    ready: dict[str, str] | None = None
+    start_timeout: float = 10.0
+    stop_signal: str = "SIGTERM"
+    grace: float = 5.0
+    cwd: str | None = None
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _settings_error(exc) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> SutSpec:  # type: ignore[override]
+        if not isinstance(obj, dict):
+            raise SettingsError(f"{TABLE} expected a table, got {type(obj).__name__}")
+        return cls(**obj)
+
+    @field_validator("command")
+    @classmethod
+    def _check_command(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        try:
+            shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot be split into arguments: {exc}") from None
+        return value
+
+    @field_validator("ready")
+    @classmethod
+    def _check_ready(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        if len(value) != 1 or next(iter(value)) not in READY_KINDS:
+            raise ValueError("expected one of " + ", ".join(READY_KINDS) + " (exactly one)")
+        kind, target = next(iter(value.items()))
+        if not target.strip():
+            raise ValueError(f"{kind}: must not be empty")
+        if kind == "http" and not target.startswith(("http://", "https://")):
+            raise ValueError("http: expected a URL starting with http:// or https://")
+        if kind == "tcp":
+            port_text = _fill(target, {"port": "1"}).rpartition(":")[2]
+            if not port_text.isdigit():
+                raise ValueError("tcp: expected a port or host:port, such as \"{port}\"")
+        if kind == "log":
+            try:
+                re.compile(_fill(target, {"port": "1", "instance": "i", "config": "c", "workdir": "w"}))
+            except re.error as exc:
+                raise ValueError(f"log: not a regular expression: {exc}") from None
+        return value
+
+    @field_validator("start_timeout")
+    @classmethod
+    def _check_timeout(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be a number of seconds > 0")
+        return value
+
+    @field_validator("grace")
+    @classmethod
+    def _check_grace(cls, value: float) -> float:
+        if not value >= 0:
+            raise ValueError("must be a number of seconds >= 0")
+        return value
+
+    @field_validator("stop_signal")
+    @classmethod
+    def _check_signal(cls, value: str) -> str:
+        _signal_number(value)
+        return value
+
+    @field_validator("config_file")
+    @classmethod
+    def _check_config_file(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                detect_format(_fill(value, {"instance": "i"}))
+            except ConfigError as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+
+def _settings_error(exc: ValidationError) -> SettingsError:
+    problems: list[str] = []
+    first_key = None
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "(table)"
+        first_key = first_key or key
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(SutSpec.model_fields)
+            problems.append(f"{key}: unknown key (expected one of {allowed})")
+            continue
+        message = str(err["msg"])
+        message = message.removeprefix("Value error, ")
+        problems.append(f"{key}: {message}")
+    error = SettingsError(f"{TABLE} " + "; ".join(problems))
+    error.place = first_key
+    return error
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    """Replace only the known ``{name}`` placeholders present in ``values``; other braces stay."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class InstanceInfo:
+    instance: str
+    port: int
+    pid: int
+    base_url: str
+    config: dict
+    config_path: str | None
+    log_path: str
+    workdir: str
+
+
+class SutInstance:
+    """One SUT process owned by one worker. Use as a context manager, or start()/stop()."""
+
+    def __init__(self, spec: SutSpec, instance: str, workdir: Path, config: dict | None = None) -> None:
+        self.spec = spec
+        self.instance = instance
+        self.workdir = Path(workdir)
+        #: the instance's config values; given ones replace the spec's ``config`` entirely.
+        self.config: dict[str, Any] = dict(spec.config if config is None else config)
+        self.log_path = self.workdir / f"sut-{instance}.log"
+        self.info: InstanceInfo | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._log_offset = 0
+        self._reaped_group = True
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def exit_code(self) -> int | None:
+        """The exit status (negative: the signal) once the process ended; None while it runs."""
+        return self._proc.poll() if self._proc is not None else None
+
+    def tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines of the instance's log (every start appends to it)."""
+        return self._tail(lines, 0)
+
+    def _tail(self, lines: int, offset: int) -> str:
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
+        except OSError:
+            return ""
+        return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:]) if lines > 0 else ""
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> InstanceInfo:
+        if self.alive() and self.info is not None:
+            return self.info
+        self.stop()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        port = _free_port()
+        values = {"port": str(port), "instance": self.instance, "workdir": str(self.workdir)}
+        config_path = self._write_config(values)
+        values["config"] = config_path or ""
+        quoted = {key: shlex.quote(value) for key, value in values.items()}
+        argv = shlex.split(_fill(self.spec.command, quoted))
+        env = dict(os.environ)
+        env.update({key: _fill(value, values) for key, value in self.spec.env.items()})
+
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed by stop()
+        self._log_offset = self._log.tell()
+        try:
+            self._proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+                cwd=self.spec.cwd, env=env, start_new_session=True)
+        except OSError as exc:
+            self._close_log()
+            raise WorkerError(f"SUT instance {self.instance}: cannot start {argv[0]!r}: {exc}",
+                              place="tool.testfleet.sut.command") from None
+        self._reaped_group = False
+        self.info = InstanceInfo(instance=self.instance, port=port, pid=self._proc.pid,
+                                 base_url=f"http://{HOST}:{port}", config=dict(self.config),
+                                 config_path=config_path, log_path=str(self.log_path),
+                                 workdir=str(self.workdir))
+        self._wait_ready(values)
+        return self.info
+
+    def stop(self) -> int | None:
+        """Signal the process group, wait ``grace`` s, then SIGKILL it. Idempotent; the exit code."""
+        proc = self._proc
+        if proc is None:
+            return None
+        if not self._reaped_group:
+            if proc.poll() is None:
+                self._signal_group(_signal_number(self.spec.stop_signal))
+                try:
+                    proc.wait(timeout=self.spec.grace)
+                except subprocess.TimeoutExpired:
+                    pass
+            # whatever is left of the group (children that ignored the signal, or the leader itself)
+            self._signal_group(signal.SIGKILL)
+            proc.wait()
+            self._reaped_group = True
+        self._close_log()
+        return proc.returncode
+
+    def restart(self) -> InstanceInfo:
+        """A fresh start (a new port may be chosen), e.g. after the SUT crashed."""
+        self.stop()
+        return self.start()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _signal_group(self, signum: int) -> None:
+        assert self._proc is not None
+        try:
+            os.killpg(self._proc.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _write_config(self, values: dict[str, str]) -> str | None:
+        spec = self.spec
+        if spec.config_template is not None:
+            template = Path(spec.config_template)
+            if not template.is_absolute() and spec.cwd is not None:
+                template = Path(spec.cwd) / template
+            try:
+                text = template.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise SettingsError(f"{TABLE} config_template: cannot read {template}: {exc.strerror}") from None
+            try:
+                rendered = text.format_map({**values, **self.config})
+            except KeyError as exc:
+                raise SettingsError(f"{TABLE} config_template: {template} uses {{{exc.args[0]}}}, "
+                                    f"which is not among the config values") from None
+            except (ValueError, IndexError) as exc:
+                raise SettingsError(f"{TABLE} config_template: {template}: {exc}") from None
+            name = template.name
+            for suffix in _TEMPLATE_SUFFIXES:
+                if name.endswith(suffix) and len(name) > len(suffix):
+                    name = name[: -len(suffix)]
+                    break
+            target = self.workdir / f"sut-{self.instance}{''.join(Path(name).suffixes)}"
+            target.write_text(rendered, encoding="utf-8")
+            return str(target)
+        if not self.config and spec.config_file is None:
+            return None
+        target = self.workdir / _fill(spec.config_file or "sut-{instance}.yaml", values)
+        try:
+            text = dumps(self.config, detect_format(target), source=str(target))
+        except ConfigError as exc:
+            raise SettingsError(f"{TABLE} config: {exc.render()}") from None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        return str(target)
+
+    def _wait_ready(self, values: dict[str, str]) -> None:
+        assert self._proc is not None
+        ready = self.spec.ready
+        kind, target = next(iter(ready.items())) if ready else (None, "")
+        target = _fill(target, values)
+        pattern = re.compile(target, re.MULTILINE) if kind == "log" else None
+        deadline = time.monotonic() + self.spec.start_timeout
+        while True:
+            if self._proc.poll() is not None:
+                self._fail(f"exited with code {self._proc.returncode} before it was ready")
+            remaining = deadline - time.monotonic()
+            if self._probe(kind, target, pattern, max(0.05, min(1.0, remaining))):
+                # a process that dies while answering is not ready
+                if self._proc.poll() is None:
+                    return
+                continue
+            if remaining <= 0:
+                probe = f"{kind} {target}" if kind else "process"
+                self._fail(f"not ready after {self.spec.start_timeout:g} s (waiting on {probe})")
+            time.sleep(min(_POLL, max(remaining, 0.0)))
+
+    def _probe(self, kind: str | None, target: str, pattern: re.Pattern[str] | None, timeout: float) -> bool:
+        if kind is None:
+            return True
+        if kind == "http":
+            try:
+                response = httpx.get(target, timeout=timeout)
+            except httpx.HTTPError:
+                return False
+            return 200 <= response.status_code < 400
+        if kind == "tcp":
+            host, _, port = target.rpartition(":")
+            try:
+                with socket.create_connection((host or HOST, int(port)), timeout=timeout):
+                    return True
+            except OSError:
+                return False
+        assert pattern is not None
+        return pattern.search(self._tail(10**9, self._log_offset)) is not None
+
+    def _fail(self, what: str) -> None:
+        self.stop()
+        code = self.exit_code()
+        lines = self._tail(20, self._log_offset)
+        message = f"SUT instance {self.instance} {what}"
+        if "exited with code" not in what:
+            message += f"; killed (exit code {code})"
+        message += f"; log {self.log_path}, last lines:\n{lines}" if lines else f"; log {self.log_path} is empty"
+        raise WorkerError(message, place="tool.testfleet.sut")
