@@ -1,0 +1,170 @@
+"""Running an HTTP scenario (see :mod:`testfleet.adapters.http_scenarios`) against a SUT.
+
+Steps run in order and the run stops at the first failing step, since later steps depend on
+what earlier ones created or extracted. A refused connection, a timeout or any other transport
+error is a failing step with a message, never an exception.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import jsonschema
+
+if TYPE_CHECKING:
+    from testfleet.adapters.http_scenarios import Scenario, Step
+
+_SNIPPET = 200
+
+
+@dataclass
+class StepResult:
+    name: str
+    method: str
+    url: str
+    status: int | None  # None when no answer came
+    latency_ms: float | None
+    ok: bool
+    failures: list[str] = field(default_factory=list)
+    extracted: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ScenarioResult:
+    scenario: str  # the scenario's name
+    params: dict[str, Any]
+    ok: bool
+    steps: list[StepResult]
+    message: str  # the first failure, or "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_scenario(scenario: Scenario, base_url: str, params: dict[str, Any] | None = None, *,
+                 client: httpx.Client | None = None, timeout: float = 10.0) -> ScenarioResult:
+    """Run every step against ``base_url``; ``params`` overlay the space's baseline."""
+    values = {**scenario.baseline(), **(params or {})}
+    env = dict(values)
+    results: list[StepResult] = []
+    own = client is None
+    http = client if client is not None else httpx.Client(timeout=timeout)
+    try:
+        for index, step in enumerate(scenario.steps):
+            result = _run_step(http, step, index, base_url, env, timeout)
+            results.append(result)
+            if not result.ok:
+                message = (f"step {result.name!r} ({result.method} {result.url}): "
+                           + "; ".join(result.failures))
+                return ScenarioResult(scenario.name, values, False, results, message)
+            env.update(result.extracted)
+    finally:
+        if own:
+            http.close()
+    return ScenarioResult(scenario.name, values, True, results, "passed")
+
+
+def _run_step(http: httpx.Client, step: Step, index: int, base_url: str,
+              env: dict[str, Any], timeout: float) -> StepResult:
+    from testfleet.adapters.http_scenarios import render
+
+    request, place = step.request, f"steps[{index}] ({step.name})"
+    path = render(request.path, env, place=f"{place}.request.path", path=True)
+    url = base_url.rstrip("/") + path
+    kwargs: dict[str, Any] = {
+        "params": render(request.query, env, place=f"{place}.request.query") or None,
+        "headers": {k: _header(v) for k, v in
+                    render(request.headers, env, place=f"{place}.request.headers").items()},
+        "timeout": timeout,
+    }
+    if request.has_json:
+        kwargs["json"] = render(request.json, env, place=f"{place}.request.json")
+    elif request.body is not None:
+        kwargs["content"] = _header(render(request.body, env, place=f"{place}.request.body"))
+    contains = [str(render(c, env, place=f"{place}.expect.contains"))
+                for c in step.expect.contains]
+    result = StepResult(step.name, request.method, url, None, None, False)
+    started = time.perf_counter()
+    try:
+        response = http.request(request.method, url, **kwargs)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        reason = str(exc) or type(exc).__name__
+        result.failures.append(f"no response: {type(exc).__name__}: {reason}")
+        return result
+    result.latency_ms = (time.perf_counter() - started) * 1000
+    result.status = response.status_code
+    result.failures = _check(step, response, result.latency_ms, contains)
+    if not result.failures and step.extract:
+        result.extracted, problems = _extract(step, response)
+        result.failures += problems
+    result.ok = not result.failures
+    return result
+
+
+def _header(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _snippet(text: str) -> str:
+    return text if len(text) <= _SNIPPET else text[:_SNIPPET] + "..."
+
+
+def _check(step: Step, response: httpx.Response, latency_ms: float,
+           contains: list[str]) -> list[str]:
+    expect, failures = step.expect, []
+    status = response.status_code
+    if expect.status is not None and status not in expect.status:
+        failures.append(f"status {status}, expected one of {expect.status} "
+                        f"(body: {_snippet(response.text)!r})")
+    elif expect.status is None and status >= 400:
+        failures.append(f"status {status}, expected a status below 400 "
+                        f"(body: {_snippet(response.text)!r})")
+    if expect.max_latency_ms is not None and latency_ms > expect.max_latency_ms:
+        failures.append(f"latency {latency_ms:.3f} ms, expected at most "
+                        f"{expect.max_latency_ms:g} ms")
+    if expect.schema is not None:
+        failures += _schema_failures(expect.schema, response)
+    text = response.text
+    for needle in contains:
+        if needle not in text:
+            failures.append(f"body does not contain {needle!r} (body: {_snippet(text)!r})")
+    if expect.regex is not None and not expect.regex.search(text):
+        failures.append(f"body does not match regex {expect.regex.pattern!r} "
+                        f"(body: {_snippet(text)!r})")
+    return failures
+
+
+def _schema_failures(schema: Any, response: httpx.Response) -> list[str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return [(f"body is not JSON, expected one matching the schema "
+                 f"(body: {_snippet(response.text)!r})")]
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(body))
+    if error is None:
+        return []
+    return [f"body does not match the schema at {error.json_path}: {error.message}"]
+
+
+def _extract(step: Step, response: httpx.Response) -> tuple[dict[str, Any], list[str]]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}, [(f"cannot extract {', '.join(step.extract)}: the body is not JSON "
+                     f"(body: {_snippet(response.text)!r})")]
+    extracted, failures = {}, []
+    for name, expression in step.extract.items():
+        matches = expression.find(body)
+        if not matches:
+            failures.append(f"extract {name}: {step.extract_text[name]} matched nothing in "
+                            f"the body {_snippet(response.text)!r}")
+        else:
+            extracted[name] = matches[0].value
+    return extracted, failures
