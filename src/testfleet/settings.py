@@ -50,6 +50,26 @@ class Settings(BaseModel):
     strict_requirements: bool = False
     resources: dict[str, float] = Field(default_factory=dict, description="custom resources this machine offers")
     labels: dict[str, str] = Field(default_factory=dict, description="labels this machine offers")
+    sut: dict[str, Any] | None = Field(None, description="[tool.testfleet.sut]: the system under test "
+                                       "each worker starts (command, ready, config...)")
+
+    @field_validator("sut")
+    @classmethod
+    def _sut_is_a_spec(cls, table: dict[str, Any] | None) -> dict[str, Any] | None:
+        if table is not None:
+            from testfleet.execution.sut import SutSpec
+
+            try:
+                SutSpec.model_validate(table)
+            except TestfleetError as exc:
+                raise ValueError(exc.message) from None
+        return table
+
+    def sut_spec(self) -> Any:
+        """The validated ``[tool.testfleet.sut]`` (a SutSpec), or None."""
+        from testfleet.execution.sut import SutSpec
+
+        return None if self.sut is None else SutSpec.model_validate(self.sut)
 
     @field_validator("requirements")
     @classmethod
