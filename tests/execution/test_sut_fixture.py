@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import psutil
+
 from execution.conftest import make_suite, run_pytest, run_testfleet
 
 SERVICE = Path(__file__).resolve().parents[2] / "examples" / "inventory" / "inventory_service.py"
