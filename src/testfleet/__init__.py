@@ -1,4 +1,9 @@
-"""testfleet: run a pytest suite on a fleet of workers and explore what it never tried."""
+"""testfleet: run a pytest suite on a fleet of workers and explore what it never tried.
+
+PYTEST_DONT_REWRITE: testfleet is a pytest plugin (entry point ``pytest11``) that its workers
+import before pytest starts; pytest must not try to rewrite its asserts (it would warn that the
+package was already imported, in every run).
+"""
 
 from typing import Any
 
