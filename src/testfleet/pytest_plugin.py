@@ -5,11 +5,14 @@ Declare the system under test once in ``[tool.testfleet.sut]``; a test asks for
 ``config``, ``log_path``...). The fixture is session-scoped, and every testfleet (or
 pytest-xdist) worker has a session of its own, so each worker starts and owns one instance;
 under plain ``pytest`` the session has one. When a test that used the instance fails, the last
-lines of the instance's log are attached to its report.
+lines of the instance's log are attached to its report. When the instance dies during a test,
+that test gets an error saying the SUT crashed (exit code, last log lines) and the instance is
+restarted for the tests after it: the fixture's object is updated in place (new port, pid).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -50,6 +53,30 @@ def testfleet_instance(request: pytest.FixtureRequest,
     finally:
         request.config.stash[_INSTANCE_KEY] = None
         instance.stop()
+
+
+@pytest.fixture(autouse=True)
+def _testfleet_sut_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that used the instance: if the SUT died, say so as an error and restart it."""
+    yield
+    if "testfleet_instance" not in request.fixturenames:
+        return
+    instance = request.config.stash.get(_INSTANCE_KEY, None)
+    if instance is None or instance.alive():
+        return
+    code, log = instance.exit_code(), instance.tail()
+    info = request.getfixturevalue("testfleet_instance")
+    from testfleet.errors import TestfleetError
+
+    try:
+        fresh = instance.restart()
+        for field in dataclasses.fields(fresh):  # tests hold this object: update it in place
+            setattr(info, field.name, getattr(fresh, field.name))
+        after = f"restarted it on port {fresh.port} for the next tests"
+    except TestfleetError as exc:
+        after = f"it could not be restarted: {exc}"
+    pytest.fail(f"the system under test crashed during this test (exit code {code}); {after}\n"
+                f"last lines of its log:\n{log}", pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -97,3 +97,38 @@ def test_a_bad_sut_table_is_a_usage_error_naming_the_key(tmp_path: Path) -> None
     assert ran.returncode == 4
     assert "ready" in ran.stderr and "http, tcp, log" in ran.stderr
     assert "Traceback" not in ran.output
+
+
+CRASH = """
+
+import signal
+
+
+def test_a_kills_the_sut(testfleet_instance):
+    import time
+
+    os.kill(testfleet_instance.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(testfleet_instance.pid, 0)
+        except ProcessLookupError:
+            break
+        if Path(f"/proc/{testfleet_instance.pid}/stat").read_text().split()[2] == "Z":
+            break
+        time.sleep(0.01)
+
+
+def test_b_uses_it_after(testfleet_instance):
+    answer = httpx.get(testfleet_instance.base_url + "/health", timeout=5)
+    assert answer.status_code == 200
+"""
+
+
+def test_a_crashed_sut_is_an_error_and_is_restarted(tmp_path: Path) -> None:
+    project = _project(tmp_path, extra_tests=CRASH)
+    ran = run_pytest(project, "-p", "no:randomly", "-k", "kills or uses_it", "-q")
+    assert ran.returncode == 1, ran.log
+    assert "the system under test crashed during this test (exit code -9)" in ran.stdout
+    assert "restarted it on port" in ran.stdout
+    assert "2 passed, 8 deselected, 1 error" in ran.stdout  # the killer's teardown is the error
