@@ -11,7 +11,6 @@ One bulk read per table (DuckDB to numpy), each variant's parameters parsed once
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,9 +42,7 @@ def load_frame(store: Store, runs: Sequence[Run]) -> AnalysisFrame:
     variant_ids = np.asarray(cols["variant_id"], dtype=object)
     distinct, inverse = np.unique(variant_ids.astype(str), return_inverse=True)
     inverse = inverse.reshape(-1)
-    params_of = {vid: json.loads(p) if isinstance(p, str) else (p or {}) for vid, p in store.query(
-        "SELECT variant_id, params FROM variants WHERE variant_id IN "
-        "(SELECT unnest($1::VARCHAR[]))", [list(map(str, distinct))])}
+    params_of = store.variant_params(distinct.tolist())
     per_variant = [params_of.get(str(v), {}) for v in distinct]
     names: list[str] = []
     for params in per_variant:

@@ -89,11 +89,7 @@ def measure_points(space: Space, points: Sequence[Mapping[str, Any]], strength: 
 def points_of_run(store: Store, ref: str) -> tuple[list[dict[str, Any]], list[bool]]:
     """Each final result's variant parameters in a run, and whether it failed."""
     run = store.get_run(ref)
-    points, failed = [], []
-    cache: dict[str, dict[str, Any]] = {}
-    for result in store.results(run.run_id, final_only=True):
-        if result.variant_id not in cache:
-            cache[result.variant_id] = dict(store.get_variant(result.variant_id).params)
-        points.append(cache[result.variant_id])
-        failed.append(result.outcome in FAILURE_OUTCOMES)
-    return points, failed
+    results = store.results(run.run_id, final_only=True)
+    params = store.variant_params(sorted({r.variant_id for r in results}))
+    return ([params.get(r.variant_id, {}) for r in results],
+            [r.outcome in FAILURE_OUTCOMES for r in results])

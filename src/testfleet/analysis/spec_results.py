@@ -21,12 +21,7 @@ def load_results(store: Store, run_id: str) -> ResultTable:
         "FROM results r WHERE r.run_id = $1 AND r.final ORDER BY r.rowid", [run_id])
     variant_ids, inverse = np.unique(np.asarray(cols["variant_id"], dtype=object).astype(str),
                                      return_inverse=True)
-    params_of: dict[str, dict] = {}
-    if len(variant_ids):
-        rows = store.query(
-            "SELECT v.variant_id, v.params FROM variants v WHERE v.variant_id IN "
-            "(SELECT DISTINCT variant_id FROM results WHERE run_id = $1)", [run_id])
-        params_of = {vid: json.loads(p) if isinstance(p, str) else (p or {}) for vid, p in rows}
+    params_of = store.variant_params(variant_ids.tolist())
     markers: dict[str, frozenset[str]] = {}
     for nodeid, raw in store.query(
             "SELECT nodeid, any_value(keywords) FROM results WHERE run_id = $1 GROUP BY nodeid",

@@ -400,6 +400,13 @@ class Store:
                            "ORDER BY case_id, variant_id", [] if case_id is None else [case_id])
         return _rows(Variant, _VARIANT_COLS, rows)
 
+    def variant_params(self, variant_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The parameters of many variants at once, by id (ids not stored are left out)."""
+        rows = self._query("SELECT variant_id, params FROM variants "
+                           "WHERE variant_id IN (SELECT unnest($1::VARCHAR[]))",
+                           [list(map(str, variant_ids))])
+        return {vid: _decode("json", params) or {} for vid, params in rows}
+
     def get_variant(self, variant_id: str) -> Variant:
         """One variant by its id (what ``testfleet replay`` re-runs)."""
         rows = self._query(f"SELECT {_select_list(_VARIANT_COLS)} FROM variants "
