@@ -28,6 +28,7 @@ class SpaceCoverage:
     matrix: np.ndarray
     outside: int                 # executed points with a value outside the space
     failed: np.ndarray | None    # per kept row, when outcomes are known
+    rows: np.ndarray             # level indices of the executed points inside the space
 
     def to_dict(self, gap_limit: int = 100) -> dict[str, Any]:
         labels = [[level.label for level in self.space.levels(n)] for n in self.space.names]
@@ -44,15 +45,15 @@ class SpaceCoverage:
         pairs = sorted((float(self.matrix[a, b]), a, b) for a in range(len(names))
                         for b in range(a + 1, len(names)))
         has_failures = self.failed is not None and bool(self.failed.any())
-        if has_failures and len(self._rows) * len(pairs) <= 50_000_000:
+        if has_failures and len(self.rows) * len(pairs) <= 50_000_000:
             def hottest(pair: tuple[float, int, int]) -> float:
-                counts, failed = pair_counts(counts_of, self._rows, pair[1], pair[2],
+                counts, failed = pair_counts(counts_of, self.rows, pair[1], pair[2],
                                              failed=self.failed)
                 return -float(np.max(failed / np.maximum(counts, 1)))
             pairs.sort(key=hottest)
         details = []
         for _, a, b in pairs[:limit]:
-            counts, failed = pair_counts(counts_of, self._rows, a, b, failed=self.failed)
+            counts, failed = pair_counts(counts_of, self.rows, a, b, failed=self.failed)
             details.append({
                 "a": names[a], "b": names[b],
                 "a_labels": [level.label for level in self.space.levels(names[a])],
@@ -60,8 +61,6 @@ class SpaceCoverage:
                 "counts": counts.tolist(),
                 "failed": None if failed is None else failed.tolist()})
         return details
-
-    _rows: np.ndarray = None  # type: ignore[assignment]
 
 
 def measure_points(space: Space, points: Sequence[Mapping[str, Any]], strength: int = 2, *,
@@ -81,9 +80,7 @@ def measure_points(space: Space, points: Sequence[Mapping[str, Any]], strength: 
             matrix[a, b] = matrix[b, a] = combo.fraction
     else:
         matrix = pair_matrix(space.level_counts(), kept, oracle=space.oracle())
-    result = SpaceCoverage(space, report, matrix, int((~inside).sum()), flags)
-    result._rows = kept
-    return result
+    return SpaceCoverage(space, report, matrix, int((~inside).sum()), flags, kept)
 
 
 def points_of_run(store: Store, ref: str) -> tuple[list[dict[str, Any]], list[bool]]:

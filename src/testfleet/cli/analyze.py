@@ -22,10 +22,6 @@ from testfleet.errors import TestfleetError
 BAD_INPUT = 2
 
 
-def _fmt_p(value: Any) -> str:
-    return "-" if value is None else (f"{value:.1e}" if value < 1e-3 else f"{value:.3f}")
-
-
 def gather(store: str | None, ref: str, runs: int, fdr: float, want_next: int, seed: int
            ) -> dict[str, Any]:
     from testfleet.analysis.correlation import analyze, next_variants

@@ -18,9 +18,10 @@ from testfleet.store.db import Store
 BAD_INPUT = 2
 
 
-def _open(store: str | None) -> Store:
+def _open(store: str | None, *, read_only: bool = True) -> Store:
+    """The store named by ``--store``, else by the settings of the current directory."""
     settings, _ = load_settings([], {"store": store} if store else {}, cwd=Path.cwd())
-    return Store.open(settings.store, read_only=True)
+    return Store.open(settings.store, read_only=read_only)
 
 
 def list_runs(limit: int, store: str | None) -> int:

@@ -49,12 +49,13 @@ def replay(variant_ref: str, configs: str | None, run_again: bool, store: str | 
         with _open(store) as db:
             vid, nodeid, run_id, params = find_execution(db, variant_ref)
             run = db.get_run(run_id)
-            snapshots = SnapshotStore(db).run_snapshots(run_id)
+            snapshot_store = SnapshotStore(db)
+            snapshots = snapshot_store.run_snapshots(run_id)
             target = Path(configs or Path(".testfleet") / "replay" / vid)
             restored = []
             for role, snapshot_id in sorted(snapshots.items()):
                 dest = target / role.replace(":", "_")
-                SnapshotStore(db).restore(snapshot_id, dest)
+                snapshot_store.restore(snapshot_id, dest)
                 restored.append((role, snapshot_id, dest))
     except TestfleetError as exc:
         sys.stderr.write(f"ERROR: {exc}\n")

@@ -43,17 +43,14 @@ def check_command(
 ) -> None:
     """Evaluate each spec against a run: matching executions, verdict, violating examples."""
     from testfleet.analysis.spec_results import load_results, record_versions
+    from testfleet.cli.history import _open
     from testfleet.reporting import spec_report
-    from testfleet.settings import load_settings
     from testfleet.specs.check import HOLDS, UNTESTED, VIOLATED, check
     from testfleet.specs.language import load_specs
-    from testfleet.store.db import Store
 
     try:
         specs = load_specs(spec_file)
-        from pathlib import Path
-        settings, _ = load_settings([], {"store": store} if store else {}, cwd=Path.cwd())
-        with Store.open(settings.store) as db:
+        with _open(store, read_only=False) as db:  # spec versions are recorded
             run_id = db.get_run(run).run_id
             record_versions(db, specs)
             table = load_results(db, run_id)

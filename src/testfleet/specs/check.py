@@ -19,6 +19,7 @@ import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -46,17 +47,15 @@ class ResultTable:
     def __len__(self) -> int:
         return len(self.nodeid)
 
+    @cached_property
     def nodeid_index(self) -> tuple[np.ndarray, np.ndarray]:
         """Distinct nodeids and each execution's index into them (computed once)."""
-        if getattr(self, "_nodeids", None) is None:
-            names, inverse = np.unique(self.nodeid.astype(str), return_inverse=True)
-            self._nodeids = (names, inverse.reshape(-1))
-        return self._nodeids
+        names, inverse = np.unique(self.nodeid.astype(str), return_inverse=True)
+        return names, inverse.reshape(-1)
 
+    @cached_property
     def outcome_strings(self) -> np.ndarray:
-        if getattr(self, "_outcomes", None) is None:
-            self._outcomes = self.outcome.astype(str)
-        return self._outcomes
+        return self.outcome.astype(str)
 
     @classmethod
     def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> ResultTable:
@@ -140,7 +139,7 @@ def when_mask(spec: Spec, table: ResultTable) -> np.ndarray:
     when = spec.when
     if not when.nodeids and not when.markers:
         return np.ones(len(table), dtype=bool)
-    names, inverse = table.nodeid_index()
+    names, inverse = table.nodeid_index
     patterns = [re.compile(fnmatch.translate(p)) for p in when.nodeids]
     chosen = np.array([
         (not patterns or any(p.match(name) for p in patterns))
@@ -163,7 +162,7 @@ def check_one(spec: Spec, table: ResultTable, *, examples: int = 5) -> Verdict:
     why = np.empty(len(rows), dtype=object)
     why[:] = ""
     if then.outcomes is not None:
-        wrong = ~np.isin(table.outcome_strings()[rows], sorted(then.outcomes))
+        wrong = ~np.isin(table.outcome_strings[rows], sorted(then.outcomes))
         why[wrong & ~bad] = f"outcome is not {then.outcome}"
         bad |= wrong
     if then.duration is not None:
