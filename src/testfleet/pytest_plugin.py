@@ -64,12 +64,13 @@ def _testfleet_sut_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     instance = request.config.stash.get(_INSTANCE_KEY, None)
     if instance is None or instance.alive():
         return
-    code, log = instance.exit_code(), instance.tail()
+    log = instance.tail()
+    code = instance.stop()  # reaps it: the exit code is known even if it was still dying
     info = request.getfixturevalue("testfleet_instance")
     from testfleet.errors import TestfleetError
 
     try:
-        fresh = instance.restart()
+        fresh = instance.start()
         for field in dataclasses.fields(fresh):  # tests hold this object: update it in place
             setattr(info, field.name, getattr(fresh, field.name))
         after = f"restarted it on port {fresh.port} for the next tests"

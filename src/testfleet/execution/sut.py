@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any, Self
 
 import httpx
+import psutil
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from testfleet.configs.formats import detect_format, dumps
@@ -220,7 +221,14 @@ class SutInstance:
         return self._proc.pid if self._proc is not None else None
 
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        """Running: not reaped, and not a zombie either (a multi-threaded process whose main
+        thread has died is a zombie that waitpid cannot reap until its other threads end)."""
+        if self._proc is None or self._proc.poll() is not None:
+            return False
+        try:
+            return psutil.Process(self._proc.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
 
     def exit_code(self) -> int | None:
         """The exit status (negative: the signal) once the process ended; None while it runs."""
