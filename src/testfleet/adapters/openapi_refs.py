@@ -1,0 +1,171 @@
+"""Reading an OpenAPI 3 document (3.0 or 3.1, YAML or JSON) and inlining its local ``$ref``s.
+
+:func:`load_openapi` reads the file and hands it to :func:`check_document`, which checks what
+the scenario importer relies on (``openapi: 3.x``, a ``paths`` mapping whose keys start with
+``/``, path items holding only known methods and fields) and returns the document with every
+``$ref`` under ``paths`` replaced by what it points to. Only local references
+(``#/components/...``, any JSON pointer into the same document) are followed; a reference to
+another file or URL is refused, as is a cycle (a recursive schema cannot be inlined).
+
+Every error is an :class:`OpenApiError` (a :class:`ScenarioError`) naming the file, the place
+as a dotted pointer (``paths./items.post.requestBody``) and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import yaml
+
+from testfleet.adapters.http_scenarios import ScenarioError
+
+#: Operations a path item may hold (OpenAPI 3.0/3.1), and its other fields.
+OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+PATH_ITEM_FIELDS = ("summary", "description", "servers", "parameters", "$ref")
+_MAX_DEPTH = 200  # nesting deeper than this is a self-referencing YAML alias, not a document
+
+
+class OpenApiError(ScenarioError):
+    """An OpenAPI document that cannot be imported: unreadable, not 3.x, or a bad reference."""
+
+
+def place_of(*parts: Any) -> str:
+    """A dotted place such as ``paths./items.post`` from its parts (empty parts dropped)."""
+    return ".".join(str(p) for p in parts if p != "") or "(top level)"
+
+
+def load_openapi(path: str | Path) -> dict[str, Any]:
+    """Read an OpenAPI 3 document (YAML, or JSON for ``.json``), check it and inline the local
+    references under ``paths`` (see :func:`check_document`)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OpenApiError(f"cannot read the OpenAPI document: {exc}", source=source) from None
+    if source.lower().endswith(".json"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise OpenApiError(f"malformed JSON: {exc.msg}", source=source,
+                               place=f"line {exc.lineno}, column {exc.colno}",
+                               expected="a JSON object") from None
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise OpenApiError(f"malformed YAML: {problem}", source=source, place=where,
+                               expected="a YAML mapping") from None
+    return check_document(data, source=source)
+
+
+def check_document(doc: Any, *, source: str) -> dict[str, Any]:
+    """``doc`` with its ``paths`` checked and their local ``$ref``s inlined; OpenApiError
+    naming ``source`` and the place otherwise. Idempotent."""
+    if not isinstance(doc, dict):
+        raise OpenApiError(f"the document is a {type(doc).__name__}, not a mapping", source=source,
+                           place="(top level)", expected="openapi: 3.0.3 and paths: {...}")
+    version = doc.get("openapi")
+    if isinstance(version, bool) or not isinstance(version, (str, int, float)) \
+            or not str(version).startswith("3."):
+        hint = " (Swagger 2.0 documents need converting first)" if "swagger" in doc else ""
+        raise OpenApiError(f"unsupported openapi version {version!r}{hint}", source=source,
+                           place="openapi", expected="openapi: 3.0.x or 3.1.x")
+    paths = doc.get("paths")
+    if not isinstance(paths, dict):
+        raise OpenApiError("the document has no paths mapping" if paths is None else
+                           f"paths is a {type(paths).__name__}, not a mapping", source=source,
+                           place="paths", expected="paths: {/items: {get: {...}}}")
+    resolver = _Resolver(doc, source)
+    resolved: dict[str, Any] = {}
+    for key, item in paths.items():
+        where = place_of("paths", key)
+        if not isinstance(key, str) or not key.startswith("/"):
+            raise OpenApiError(f"path {key!r} does not start with '/'", source=source,
+                               place=where, expected="a path such as /items/{id}")
+        item = resolver.resolve(item, where)
+        if not isinstance(item, dict):
+            raise OpenApiError(f"a path item must be a mapping, not {type(item).__name__}",
+                               source=source, place=where, expected="get: {...}, post: {...}")
+        for field, value in item.items():
+            if field in OPERATIONS:
+                if not isinstance(value, dict):
+                    raise OpenApiError(f"operation {field} must be a mapping, not "
+                                       f"{type(value).__name__}", source=source,
+                                       place=place_of(where, field), expected="responses: {...}")
+            elif field not in PATH_ITEM_FIELDS and not str(field).startswith("x-"):
+                raise OpenApiError(f"unknown method or field {field!r}", source=source,
+                                   place=place_of(where, field),
+                                   expected=", ".join(OPERATIONS + PATH_ITEM_FIELDS) + ", x-*")
+        resolved[key] = item
+    return {**doc, "paths": resolved}
+
+
+class _Resolver:
+    """Inlines local references, each resolved once (and shared), refusing cycles."""
+
+    def __init__(self, root: dict[str, Any], source: str) -> None:
+        self.root = root
+        self.source = source
+        self.done: dict[str, Any] = {}
+
+    def fail(self, message: str, place: str, expected: str) -> OpenApiError:
+        return OpenApiError(message, source=self.source, place=place, expected=expected)
+
+    def resolve(self, node: Any, place: str, stack: tuple[str, ...] = (), depth: int = 0) -> Any:
+        if depth > _MAX_DEPTH:
+            raise self.fail(f"nested deeper than {_MAX_DEPTH} levels", place,
+                            "a document without self-referencing YAML aliases")
+        if isinstance(node, list):
+            return [self.resolve(v, f"{place}[{i}]", stack, depth + 1)
+                    for i, v in enumerate(node)]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" not in node:
+            return {k: self.resolve(v, place_of(place, k), stack, depth + 1)
+                    for k, v in node.items()}
+        ref = node["$ref"]
+        target = self._follow(ref, place, stack, depth)
+        siblings = {k: self.resolve(v, place_of(place, k), stack, depth + 1)
+                    for k, v in node.items() if k != "$ref"}
+        if siblings and isinstance(target, dict):
+            return {**target, **siblings}  # 3.1: summary/description (and schema keywords)
+        return target
+
+    def _follow(self, ref: Any, place: str, stack: tuple[str, ...], depth: int) -> Any:
+        expected = "a local reference such as #/components/schemas/Item"
+        where = place_of(place, "$ref")
+        if not isinstance(ref, str):
+            raise self.fail(f"$ref must be a string, not {ref!r}", where, expected)
+        if not ref.startswith("#"):
+            raise self.fail(f"external $ref {ref!r} is not supported (only references inside "
+                            "this document are)", where, expected)
+        if ref in stack:
+            chain = " -> ".join(stack[stack.index(ref):] + (ref,))
+            raise self.fail(f"cyclic $ref {ref!r} ({chain}): recursive definitions cannot be "
+                            "inlined", where, "definitions that do not refer back to themselves")
+        if ref in self.done:
+            return self.done[ref]
+        pointer = unquote(ref[1:])
+        if pointer and not pointer.startswith("/"):
+            raise self.fail(f"$ref {ref!r} is not a JSON pointer", where, expected)
+        node: Any = self.root
+        for part in pointer.split("/")[1:]:
+            part = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                raise self.fail(f"$ref {ref!r} points nowhere: no {part!r} there", where,
+                                "a pointer to an existing definition")
+        target_place = place_of(*(p.replace("~1", "/").replace("~0", "~")
+                                  for p in pointer.split("/")[1:]))
+        resolved = self.resolve(node, target_place, stack + (ref,), depth + 1)
+        self.done[ref] = resolved
+        return resolved
