@@ -12,8 +12,17 @@ from testfleet.model import Case, Outcome, Result, Run, Variant
 _SPACE_NAMES = ("Bool", "Choice", "Duration", "Float", "Int", "ListOf", "Object", "Optional",
                 "Permutation", "Size", "Space", "String", "Union")
 
-__all__ = ["Case", "Outcome", "Result", "Run", "Variant", "__version__", *_SPACE_NAMES]
+__all__ = ["Case", "Outcome", "Result", "Run", "Variant", "__version__", "metric", *_SPACE_NAMES]
 __version__ = "0.1.0"
+
+
+def metric(name: str, value: float) -> None:
+    """Report a custom metric for the running test: summarised per result (mean, max, p95,
+    delta), stored as a time series as ``custom.<name>``, watched for anomalies. Outside a
+    testfleet worker it only checks its arguments."""
+    from testfleet.telemetry.custom import metric as record
+
+    record(name, value)
 
 
 def __getattr__(name: str) -> Any:

@@ -110,6 +110,8 @@ class Result(BaseModel):
     phases: dict[str, dict[str, Any]] = Field(default_factory=dict)
     flaky: bool = False
     final: bool = True
+    #: per metric, its summary while this execution ran: mean, max, p95, delta, count
+    telemetry: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 
 class RunStatus(StrEnum):

@@ -1,91 +1,162 @@
-"""testfleet's pytest plugin (entry point ``pytest11``): the ``testfleet_instance`` fixture.
+"""testfleet's pytest plugin (entry point ``pytest11``): SUT instances and HTTP scenarios.
 
 Declare the system under test once in ``[tool.testfleet.sut]``; a test asks for
 ``testfleet_instance`` and gets its worker's running instance (``base_url``, ``port``, ``pid``,
-``config``, ``log_path``...). The fixture is session-scoped, and every testfleet (or
-pytest-xdist) worker has a session of its own, so each worker starts and owns one instance;
-under plain ``pytest`` the session has one. When a test that used the instance fails, the last
-lines of the instance's log are attached to its report. When the instance dies during a test,
-that test gets an error saying the SUT crashed (exit code, last log lines) and the instance is
-restarted for the tests after it: the fixture's object is updated in place (new port, pid).
+``config``, ``log_path``...). Every testfleet (or pytest-xdist) worker has a pytest session of its
+own and each session starts, on first use, one instance that lives until the session ends; under
+plain ``pytest`` the session has one.
+
+* When a test that used the instance fails, the last lines of the instance's log are attached to
+  its report.
+* When the instance dies during a test, that test gets an error saying the SUT crashed (exit code,
+  last log lines) and the instance is restarted for the tests after it: the object tests hold is
+  updated in place (new port, pid).
+* When the instance cannot start at all (the command fails, the ready probe never answers, its
+  port is taken), nothing the suite says about the SUT can be trusted: the session stops with
+  exit code 2 and the message (probe, last log lines), under testfleet and plain pytest alike.
+
+HTTP scenario files (``*.scenario.yaml``) are collected next to the tests, one item per file,
+and run against the worker's instance (or ``--testfleet-base-url``); see
+:mod:`testfleet.adapters.scenario_items`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-_INSTANCE_KEY = pytest.StashKey[Any]()
+_HOLDER_KEY = pytest.StashKey["_InstanceHolder"]()
+
+
+class _InstanceHolder:
+    """This session's SUT instance, started on first use and stopped when the session ends."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.instance: Any = None
+        self.info: Any = None
+
+    def get(self) -> Any:
+        if self.info is not None:
+            return self.info
+        from testfleet.errors import TestfleetError
+        from testfleet.execution.sut import SutInstance, draw_config
+        from testfleet.settings import load_settings
+
+        rootpath = self.config.rootpath
+        try:
+            settings, source = load_settings([], {}, cwd=rootpath)
+            spec = settings.sut_spec()
+        except TestfleetError as exc:
+            pytest.fail(f"testfleet_instance: {exc}", pytrace=False)
+        if spec is None:
+            pytest.fail("testfleet_instance needs a [tool.testfleet.sut] table (command, ready, ...) "
+                        f"in {source or rootpath / 'pyproject.toml'}", pytrace=False)
+        if spec.cwd is None:  # commands are relative to the settings file, like other paths
+            spec = spec.model_copy(update={"cwd": str(source.parent if source else rootpath)})
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        seed = int(os.environ.get("TESTFLEET_SEED", "0") or 0)
+        factory = getattr(self.config, "_tmp_path_factory", None)  # absent with -p no:tmpdir
+        workdir = factory.mktemp(f"sut-{worker}") if factory is not None else \
+            Path(tempfile.mkdtemp(prefix=f"testfleet-sut-{worker}-"))
+        try:
+            instance = SutInstance(spec, worker, workdir, config=draw_config(spec, worker, seed))
+            self.info = instance.start()
+        except TestfleetError as exc:
+            # nothing about the SUT can be tested: stop the session (exit 2), as for bad input
+            pytest.exit(f"the system under test did not start: {exc}", returncode=2)
+        self.instance = instance
+        return self.info
+
+    def check_alive(self) -> None:
+        """After a test: if the SUT died, restart it and fail (as an error) with what happened."""
+        instance = self.instance
+        if instance is None or instance.alive():
+            return
+        log = instance.tail()
+        code = instance.stop()  # reaps it: the exit code is known even if it was still dying
+        from testfleet.errors import TestfleetError
+
+        try:
+            fresh = instance.start()
+            for field in dataclasses.fields(fresh):  # tests hold this object: update it in place
+                setattr(self.info, field.name, getattr(fresh, field.name))
+            after = f"restarted it on port {fresh.port} for the next tests"
+        except TestfleetError as exc:
+            after = f"it could not be restarted: {exc}"
+        pytest.fail(f"the system under test crashed during this test (exit code {code}); {after}\n"
+                    f"last lines of its log:\n{log}", pytrace=False)
+
+    def stop(self) -> None:
+        if self.instance is not None:
+            self.instance.stop()
+            self.instance = None
+            self.info = None
+
+
+def holder(config: pytest.Config) -> _InstanceHolder:
+    found = config.stash.get(_HOLDER_KEY, None)
+    if found is None:
+        found = config.stash[_HOLDER_KEY] = _InstanceHolder(config)
+    return found
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("testfleet")
+    group.addoption("--testfleet-base-url", default=None, help="where HTTP scenarios send their "
+                    "requests when no [tool.testfleet.sut] is declared (e.g. http://127.0.0.1:8000)")
+    parser.addini("testfleet_base_url", "default for --testfleet-base-url", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "scenario: an HTTP scenario file (*.scenario.yaml) run by testfleet")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.name.endswith((".scenario.yaml", ".scenario.yml")):
+        from testfleet.adapters.scenario_items import ScenarioFile
+
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
 
 
 @pytest.fixture(scope="session")
-def testfleet_instance(request: pytest.FixtureRequest,
-                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def testfleet_instance(request: pytest.FixtureRequest) -> Iterator[Any]:
     """This worker's SUT instance, started from ``[tool.testfleet.sut]``."""
-    from testfleet.errors import TestfleetError
-    from testfleet.execution.sut import SutInstance
-    from testfleet.settings import load_settings
-
-    rootpath = request.config.rootpath
-    try:
-        settings, source = load_settings([], {}, cwd=rootpath)
-        spec = settings.sut_spec()
-    except TestfleetError as exc:
-        pytest.fail(f"testfleet_instance: {exc}", pytrace=False)
-    if spec is None:
-        pytest.fail("testfleet_instance needs a [tool.testfleet.sut] table (command, ready, ...) "
-                    f"in {source or rootpath / 'pyproject.toml'}", pytrace=False)
-    if spec.cwd is None:  # commands are relative to the settings file, like other paths
-        spec = spec.model_copy(update={"cwd": str(source.parent if source else rootpath)})
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    instance = SutInstance(spec, worker, tmp_path_factory.mktemp(f"sut-{worker}"))
-    try:
-        info = instance.start()
-    except TestfleetError as exc:
-        pytest.fail(f"the system under test did not start: {exc}", pytrace=False)
-    request.config.stash[_INSTANCE_KEY] = instance
-    try:
-        yield info
-    finally:
-        request.config.stash[_INSTANCE_KEY] = None
-        instance.stop()
+    yield holder(request.config).get()
 
 
 @pytest.fixture(autouse=True)
 def _testfleet_sut_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     """After a test that used the instance: if the SUT died, say so as an error and restart it."""
     yield
-    if "testfleet_instance" not in request.fixturenames:
-        return
-    instance = request.config.stash.get(_INSTANCE_KEY, None)
-    if instance is None or instance.alive():
-        return
-    log = instance.tail()
-    code = instance.stop()  # reaps it: the exit code is known even if it was still dying
-    info = request.getfixturevalue("testfleet_instance")
-    from testfleet.errors import TestfleetError
+    if "testfleet_instance" in request.fixturenames:
+        holder(request.config).check_alive()
 
-    try:
-        fresh = instance.start()
-        for field in dataclasses.fields(fresh):  # tests hold this object: update it in place
-            setattr(info, field.name, getattr(fresh, field.name))
-        after = f"restarted it on port {fresh.port} for the next tests"
-    except TestfleetError as exc:
-        after = f"it could not be restarted: {exc}"
-    pytest.fail(f"the system under test crashed during this test (exit code {code}); {after}\n"
-                f"last lines of its log:\n{log}", pytrace=False)
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    found = session.config.stash.get(_HOLDER_KEY, None)
+    if found is not None:
+        found.stop()
+
+
+def uses_instance(item: pytest.Item) -> bool:
+    return "testfleet_instance" in getattr(item, "fixturenames", ()) or getattr(item, "uses_instance", False)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
-    if report.failed and "testfleet_instance" in getattr(item, "fixturenames", ()):
-        instance = item.config.stash.get(_INSTANCE_KEY, None)
+    if report.failed and uses_instance(item):
+        instance = holder(item.config).instance
         if instance is not None:
             state = "running" if instance.alive() else f"exited with {instance.exit_code()}"
             report.sections.append((f"SUT log ({state}, last lines)", instance.tail()))

@@ -50,6 +50,10 @@ class Settings(BaseModel):
     strict_requirements: bool = False
     resources: dict[str, float] = Field(default_factory=dict, description="custom resources this machine offers")
     labels: dict[str, str] = Field(default_factory=dict, description="labels this machine offers")
+    telemetry_interval: float = Field(0.1, ge=0, description="seconds between telemetry samples in "
+                                      "each worker (0: no telemetry)")
+    metrics_interval: float = Field(1.0, gt=0, description="seconds between scrapes of the SUT's "
+                                    "Prometheus endpoint ([tool.testfleet.sut] metrics)")
     sut: dict[str, Any] | None = Field(None, description="[tool.testfleet.sut]: the system under test "
                                        "each worker starts (command, ready, config...)")
 

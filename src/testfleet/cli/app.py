@@ -53,6 +53,8 @@ def run(
     strict_requirements: Annotated[bool | None, typer.Option("--strict-requirements/--no-strict-requirements", help="A test no worker can satisfy is an error, not a skip. Setting: strict_requirements.")] = None,
     ray_pip: Annotated[list[str] | None, typer.Option("--ray-pip", help="A pip package for the Ray job's runtime_env (repeatable). Setting: ray_pip.")] = None,
     ray_env: Annotated[list[str] | None, typer.Option("--ray-env", help="KEY=VALUE for Ray workers' environment (repeatable). Setting: ray_env.")] = None,
+    telemetry_interval: Annotated[float | None, typer.Option("--telemetry-interval", help="Seconds between telemetry samples in each worker; 0 turns telemetry off (default 0.1). Setting: telemetry_interval.")] = None,
+    metrics_interval: Annotated[float | None, typer.Option("--metrics-interval", help="Seconds between scrapes of the SUT's Prometheus endpoint (default 1). Setting: metrics_interval.")] = None,
     quiet: Annotated[int, typer.Option("-q", "--quiet", count=True, help="Less output.")] = 0,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="One line per test.")] = 0,
 ) -> None:
@@ -68,7 +70,8 @@ def run(
             "store": store, "junitxml": junitxml, "json_report": json_report, "md": md,
             "start_method": start_method, "seed": seed, "backend": backend, "ray_address": ray_address,
             "strict_requirements": strict_requirements, "ray_pip": ray_pip or None,
-            "ray_env": _pairs(ray_env, "--ray-env"),
+            "ray_env": _pairs(ray_env, "--ray-env"), "telemetry_interval": telemetry_interval,
+            "metrics_interval": metrics_interval,
         },
         argv=list(sys.argv),
     )
@@ -129,16 +132,19 @@ def workers_command(
     raise typer.Exit(show_workers(backend, ray_address))
 
 
-from testfleet.cli.space import app as space_app  # noqa: E402  (a sub-command group)
+from testfleet.cli.space import app as space_app
 
 app.add_typer(space_app, name="space")
-from testfleet.cli.snapshot import app as snapshot_app  # noqa: E402  (a sub-command group)
+from testfleet.cli.snapshot import app as snapshot_app
 
 app.add_typer(snapshot_app, name="snapshot")
 
-from testfleet.cli.spec import app as spec_app  # noqa: E402
+from testfleet.cli.spec import app as spec_app
 
 app.add_typer(spec_app, name="spec")
+from testfleet.cli.scenarios import app as scenarios_app
+
+app.add_typer(scenarios_app, name="scenarios")
 
 
 @app.command("replay")
@@ -174,6 +180,21 @@ def analyze_cmd(
     if runs < 1 or next_count < 0:
         raise typer.BadParameter("must be positive", param_hint="'--runs' / '--next'")
     raise typer.Exit(analyze_command(ref, runs, fdr, next_count, json_out, md, html, store, seed))
+
+
+@app.command("telemetry")
+def telemetry_cmd(
+    ref: Annotated[str, typer.Argument(help="A run id, a unique prefix, or 'last'.")] = "last",
+    metric: Annotated[str | None, typer.Option("--metric", help="Only metrics matching this glob, e.g. 'sut.*'.")] = None,
+    by_worker: Annotated[bool, typer.Option("--by-worker", help="One row per metric and worker.")] = False,
+    html: Annotated[str | None, typer.Option("--html", help="Write plotly charts (one per metric) to this HTML file.")] = None,
+    png: Annotated[str | None, typer.Option("--png", help="Write the charts as PNG (needs chromium): FILE, FILE-1.png...")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
+) -> None:
+    """What the workers sampled during a run (SUT, worker, system, custom metrics) and the anomalies flagged."""
+    from testfleet.cli.telemetry import telemetry_command
+
+    raise typer.Exit(telemetry_command(ref, metric, by_worker, html, png, store))
 
 
 @app.command("flaky")

@@ -75,8 +75,18 @@ def keep_local_ray_on_loopback(address: str | None) -> None:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
-def make_backend(settings: Settings, pytest_args: list[str], workers: int, cwd: Path) -> Any:
+def worker_environment(settings: Settings, seed: int) -> dict[str, str]:
+    """What every worker is told through its environment: the run's seed (instances draw their
+    configs from it) and how often to sample telemetry (0: off)."""
+    return {"TESTFLEET_SEED": str(seed),
+            "TESTFLEET_TELEMETRY_INTERVAL": repr(float(settings.telemetry_interval)),
+            "TESTFLEET_METRICS_INTERVAL": repr(float(settings.metrics_interval))}
+
+
+def make_backend(settings: Settings, pytest_args: list[str], workers: int, cwd: Path,
+                 seed: int = 0) -> Any:
     """The backend the settings ask for; the Ray one only when Ray is installed."""
+    env = worker_environment(settings, seed)
     if settings.backend == "ray":
         keep_local_ray_on_loopback(settings.ray_address)
         try:
@@ -86,9 +96,9 @@ def make_backend(settings: Settings, pytest_args: list[str], workers: int, cwd: 
         store = Path(settings.store).resolve()
         excludes = [f"/{store.relative_to(cwd.resolve())}*"] if store.is_relative_to(cwd.resolve()) else []
         return RayBackend(pytest_args, workers=workers, address=settings.ray_address, cwd=cwd,
-                          pip=settings.ray_pip, env=settings.ray_env, excludes=excludes)
+                          pip=settings.ray_pip, env=env | settings.ray_env, excludes=excludes)
     return LocalBackend(pytest_args, workers=workers, start_method=settings.start_method, cwd=cwd,
-                        offers={"resources": settings.resources, "labels": settings.labels})
+                        offers={"resources": settings.resources, "labels": settings.labels}, env=env)
 
 
 def git_sha(folder: Path) -> str | None:
@@ -119,8 +129,9 @@ def execute(request: RunRequest) -> int:
     if missing:
         return _error(f"file or directory not found: {missing[0]}")
     workers = settings.worker_count()
+    seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**32)
     try:
-        backend = make_backend(settings, pytest_arguments(request, settings), workers, cwd)
+        backend = make_backend(settings, pytest_arguments(request, settings), workers, cwd, seed)
         backend.start()  # collection runs while the store opens
     except TestfleetError as exc:
         return _error(str(exc))
@@ -136,7 +147,6 @@ def execute(request: RunRequest) -> int:
         backend.close()
         return _error(str(exc))
     try:
-        seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**32)
         run = Run(run_id=f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}", started_at=datetime.now(UTC),
                   argv=request.argv, paths=request.paths, settings=settings.model_dump(mode="json", by_alias=True)
                   | {"settings_file": str(source) if source else None, "environment": environment()},
@@ -148,7 +158,8 @@ def execute(request: RunRequest) -> int:
                        failed_first=settings.failed_first, only_last_failed=request.last_failed,
                        continue_on_collection_errors="--continue-on-collection-errors" in request.pytest_extra,
                        requirement_rules=settings.requirement_rules(),
-                       strict_requirements=settings.strict_requirements)
+                       strict_requirements=settings.strict_requirements,
+                       monitor=_monitor(store, settings))
         console = ConsoleReporter(verbosity=request.verbosity)
         configs = {"settings": [source]} if source else {}
         orchestrator = Orchestrator(backend, plan, run, StoreRecorder(store, configs), console,
@@ -159,9 +170,42 @@ def execute(request: RunRequest) -> int:
             # pytest ended before collecting (a usage error, --collect-only, ...): show what it said.
             sys.stdout.write(outcome.collector_output)
             return outcome.collector_exit
+        if outcome.fatal is not None:
+            return _fatal(store, run, outcome, console, time.monotonic() - started_wall)
         return _finish(store, settings, run, outcome, console, time.monotonic() - started_wall)
     finally:
         store.close()
+
+
+def _monitor(store: Any, settings: Settings) -> Any:
+    """The anomaly watch, its baselines primed with earlier runs' results (none without telemetry)."""
+    if not settings.telemetry_interval:
+        return None
+    from testfleet.store.telemetry import TelemetryStore
+    from testfleet.telemetry.monitor import RunMonitor
+
+    monitor = RunMonitor()
+    monitor.prime(TelemetryStore(store).history())
+    return monitor
+
+
+def _fatal(store: Any, run: Any, outcome: Any, console: Any, wall: float) -> int:
+    """A worker's session could not go on (the SUT never started): the run is recorded as an
+    error, no report is written, the message is the one thing said."""
+    from testfleet.model import RunStatus
+
+    code, message = outcome.fatal
+    run.exit_code = code
+    run.duration = wall
+    run.finished_at = datetime.now(UTC)
+    run.status = RunStatus.error
+    run.counts = {}
+    store.finish_run(run)
+    sys.stderr.write(f"ERROR: {message}\n")
+    if console.verbosity >= 0:
+        console.console.print(f"[dim]run {run.run_id} stopped ({len(outcome.results)} results kept, "
+                              "recorded as an error)[/dim]")
+    return code
 
 
 def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any, wall: float) -> int:
@@ -190,7 +234,8 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
     if settings.md:
         written.append(str(write_markdown(settings.md, run, outcome.results, outcome.collect_errors)))
     console.finish(outcome.results, outcome.collect_errors, summary_line(counts, wall, run.flaky),
-                   exit_code not in (0, 5), outcome.not_run, outcome.warnings)
+                   exit_code not in (0, 5), outcome.not_run, outcome.warnings,
+                   anomalies=outcome.anomalies, run_id=run.run_id)
     if console.verbosity >= 0:
         for path in written:
             console.console.print(f"[dim]report: {path}[/dim]")
@@ -225,5 +270,16 @@ class StoreRecorder:
     def append_results(self, results: list[Any]) -> None:
         self.store.append_results(results)
 
+    def append_series(self, run_id: str, columns: dict[str, list[Any]]) -> None:
+        from testfleet.store.telemetry import TelemetryStore
 
-__all__ = ["RunRequest", "execute", "UsageError"]
+        TelemetryStore(self.store).append_series(run_id, columns["worker"], columns["t"],
+                                                 columns["metric"], columns["value"])
+
+    def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        from testfleet.store.telemetry import TelemetryStore
+
+        TelemetryStore(self.store).append_events(run_id, events)
+
+
+__all__ = ["RunRequest", "UsageError", "execute"]

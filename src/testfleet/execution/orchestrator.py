@@ -25,7 +25,13 @@ from typing import Any
 
 from testfleet.execution import protocol as P
 from testfleet.execution.backends.base import Backend, Event
-from testfleet.execution.plan import Listener, NullListener, Recorder, RunOutcome, RunPlan
+from testfleet.execution.plan import (
+    Listener,
+    NullListener,
+    Recorder,
+    RunOutcome,
+    RunPlan,
+)
 from testfleet.execution.resilience import RetryPolicy, describe_exit, lost_test_payload
 from testfleet.execution.scheduler import Scheduler
 from testfleet.model import FAILURE_OUTCOMES, Case, Outcome, Result, Run, Variant
@@ -86,6 +92,10 @@ class Orchestrator:
         self.worker_interrupted = False
         self.selected: list[int] = []
         self.gave_up = False
+        self.series: dict[str, list[Any]] = {"worker": [], "t": [], "metric": [], "value": []}
+        self.events: list[dict[str, Any]] = []
+        self.anomalies: list[dict[str, Any]] = []
+        self.fatal: tuple[int, str] | None = None
 
     # -- public -------------------------------------------------------------------------------
     def execute(self) -> RunOutcome:
@@ -113,6 +123,8 @@ class Orchestrator:
             except KeyboardInterrupt:
                 pass
         finally:
+            if self.plan.monitor is not None and self.final:
+                self._add_events(self.plan.monitor.finish())
             self._flush(force=True)
             output = self.backend.collector_output()
             self.backend.close()
@@ -291,6 +303,12 @@ class Orchestrator:
                 slot.running = (msg[1], time.monotonic())
             elif msg[0] == P.TEARDOWN:
                 self._record(msg[1], slot.worker_id, msg[2], late_teardown=True)
+            elif msg[0] == P.TELEMETRY:
+                self._add_series(slot.worker_id, msg[1])
+            elif msg[0] == P.FATAL:
+                if self.fatal is None:
+                    self.fatal = (int(msg[3]), str(msg[2]))
+                    self._stop_all()
             elif msg[0] == P.BYE:
                 slot.said_bye = True
                 reason = msg[2] if len(msg) > 2 else None
@@ -386,7 +404,10 @@ class Orchestrator:
             categories=payload.get("categories") or [outcome.value],
             fingerprint=payload.get("fingerprint"), file=item["file"], line=item["line"],
             keywords=item.get("keywords", []), phases=payload.get("phases", {}),
+            telemetry=payload.get("telemetry") or {},
         )
+        if payload.get("series"):
+            self._add_series(worker_id, payload["series"])
         if outcome in FAILURE_OUTCOMES and not late_teardown:
             self.failed_once.add(index)
             if not self.stopping and self.retry.should_retry(outcome, attempt, self.crashes.get(index, 0)):
@@ -400,6 +421,10 @@ class Orchestrator:
         self.buffer.append(result)
         if result.final and not late_teardown:
             self.final[index] = result
+            if self.plan.monitor is not None and result.telemetry and outcome is Outcome.passed:
+                self._add_events(self.plan.monitor.observe(
+                    case_id=case.case_id, variant_id=variant.variant_id, nodeid=result.nodeid,
+                    worker=worker_id, telemetry=result.telemetry, duration=result.duration))
             if outcome in FAILURE_OUTCOMES:
                 self.failures += 1
                 if self.plan.maxfail and self.failures >= self.plan.maxfail and not self.stopping:
@@ -498,12 +523,34 @@ class Orchestrator:
             self._check_timeouts()
 
     # -- bookkeeping --------------------------------------------------------------------------
+    def _add_series(self, worker_id: str, columns: dict[str, list[Any]]) -> None:
+        n = len(columns.get("t", ()))
+        self.series["worker"].extend([worker_id] * n)
+        for key in ("t", "metric", "value"):
+            self.series[key].extend(columns[key])
+
+    def _add_events(self, events: list[dict[str, Any]]) -> None:
+        now = time.time()
+        for event in events:
+            event.setdefault("t", now)
+        self.events.extend(events)
+        self.anomalies.extend(e for e in events if e.get("kind") in ("outlier", "leak"))
+
     def _flush(self, force: bool = False) -> None:
         now = time.monotonic()
-        if self.buffer and (force or len(self.buffer) >= STORE_FLUSH_ROWS
-                            or now - self.last_flush >= STORE_FLUSH_SECONDS):
-            self.recorder.append_results(self.buffer)
-            self.buffer = []
+        pending = len(self.buffer) + len(self.series["t"]) // 50 + len(self.events)
+        if pending and (force or len(self.buffer) >= STORE_FLUSH_ROWS
+                        or now - self.last_flush >= STORE_FLUSH_SECONDS):
+            # results first: a reader that sees a run's telemetry also sees its results
+            if self.buffer:
+                self.recorder.append_results(self.buffer)
+                self.buffer = []
+            if self.series["t"]:
+                self.recorder.append_series(self.run_info.run_id, self.series)
+                self.series = {"worker": [], "t": [], "metric": [], "value": []}
+            if self.events:
+                self.recorder.append_events(self.run_info.run_id, self.events)
+                self.events = []
             self.last_flush = now
 
     def _say(self, text: str) -> None:
@@ -519,7 +566,8 @@ class Orchestrator:
                           not_run=not_run, messages=self.messages,
                           interrupted=interrupted or self.gave_up or self.worker_interrupted,
                           warnings=self.warnings,
-                          collector_exit=collector_exit, collector_output=output)
+                          collector_exit=collector_exit, collector_output=output,
+                          anomalies=self.anomalies, fatal=self.fatal)
 
 
-__all__ = ["Orchestrator", "RunOutcome", "RunPlan", "Recorder", "Listener"]
+__all__ = ["Listener", "Orchestrator", "Recorder", "RunOutcome", "RunPlan"]

@@ -16,6 +16,10 @@ from testfleet.model import Case, Result, Run, Variant
 class Recorder(Protocol):
     def begin_run(self, run: Run, cases: list[Case], variants: list[Variant]) -> None: ...
     def append_results(self, results: list[Result]) -> None: ...
+    #: telemetry samples as columns: worker, t (epoch seconds), metric, value
+    def append_series(self, run_id: str, columns: dict[str, list[Any]]) -> None: ...
+    #: anomalies and other events (dicts: kind, case_id, metric, value, baseline, message...)
+    def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None: ...
 
 
 class Listener(Protocol):
@@ -49,6 +53,8 @@ class RunPlan:
     continue_on_collection_errors: bool = False
     requirement_rules: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     strict_requirements: bool = False
+    #: judges each result's telemetry (a telemetry.monitor.RunMonitor); None: no anomaly watch
+    monitor: Any = None
 
 
 @dataclass
@@ -62,3 +68,5 @@ class RunOutcome:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     collector_exit: int | None = None  # set when pytest ended before collecting (usage error, --co)
     collector_output: str = ""
+    anomalies: list[dict[str, Any]] = field(default_factory=list)
+    fatal: tuple[int, str] | None = None  # (exit code, message): a worker's session could not go on

@@ -15,6 +15,8 @@ worker -> coordinator
     (STARTED, index, wall_time)     began running item ``index`` (only when a timeout is set)
     (RESULT, index, payload)        item ``index`` ran; payload is a dict (see pytest_worker)
     (TEARDOWN, index, payload)      fixtures of item ``index`` torn down late (stopped early) failed
+    (TELEMETRY, series)             telemetry samples not yet shipped with a result (before BYE)
+    (FATAL, worker_id, message, code)  the session must stop (the SUT never started): exit ``code``
     (BYE, worker_id, reason)        leaving after SHUTDOWN/STOP, or because its own pytest session
                                     asked to stop (reason: pytest's shouldfail/shouldstop text)
 coordinator -> worker
@@ -33,6 +35,8 @@ STARTED = "started"
 RESULT = "result"
 TEARDOWN = "teardown"
 BYE = "bye"
+TELEMETRY = "telemetry"
+FATAL = "fatal"
 RUN = "run"
 FLUSH = "flush"
 SHUTDOWN = "shutdown"

@@ -230,6 +230,9 @@ class WorkerPlugin:
         os.environ[P.ENV_WORKER_ID] = worker_id
         os.environ["PYTEST_XDIST_WORKER"] = worker_id
         os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(self.worker_count)
+        from testfleet.execution.worker_telemetry import WorkerTelemetry
+
+        telemetry = WorkerTelemetry.from_environment(dict(os.environ))
         crash_file = open(self.rundir / f"{worker_id}.crash", "w")  # noqa: SIM115 - lives as long as the worker
         faulthandler.enable(file=crash_file, all_threads=True)
         conn = self.connect()
@@ -262,6 +265,8 @@ class WorkerPlugin:
         last_index: int | None = None
         fixtures_alive = False  # fixtures of ``last_index`` kept for the next item, or interrupted
         interrupted = False
+        if telemetry is not None:
+            telemetry.start()
         try:
             while True:
                 if not runnable() and not stop:
@@ -285,9 +290,20 @@ class WorkerPlugin:
                     conn.send((P.STARTED, index, time.time()))
                 self.reports = []
                 last_index, fixtures_alive = index, True
-                config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+                t0 = telemetry.begin() if telemetry is not None else 0.0
+                try:
+                    config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+                except pytest.exit.Exception as exc:
+                    # e.g. the SUT never became ready: nothing more can run, the run stops
+                    conn.send((P.FATAL, worker_id, str(exc.msg), exc.returncode))
+                    fixtures_alive = False
+                    raise
                 fixtures_alive = nextitem is not None
-                conn.send((P.RESULT, index, result_payload(config, self.reports, self._take_warnings())))
+                payload = result_payload(config, self.reports, self._take_warnings())
+                if telemetry is not None:
+                    payload["telemetry"] = telemetry.end(t0)
+                    payload["series"] = telemetry.take_series()
+                conn.send((P.RESULT, index, payload))
                 if session.shouldfail or session.shouldstop:
                     break
         except KeyboardInterrupt:
@@ -297,6 +313,9 @@ class WorkerPlugin:
                 self._teardown_early(config, conn, items[last_index], last_index)
             reason = "KeyboardInterrupt" if interrupted else (session.shouldfail or session.shouldstop)
             try:
+                if telemetry is not None:
+                    telemetry.close()
+                    conn.send((P.TELEMETRY, telemetry.take_series()))
                 conn.send((P.BYE, worker_id, str(reason) if reason else None))
                 conn.close()
             except OSError:

@@ -12,6 +12,8 @@ An instance is declared once in ``[tool.testfleet.sut]`` (:class:`SutSpec`) and 
     start_timeout = 10.0
     stop_signal = "SIGTERM"
     grace = 5.0
+    metrics = "http://127.0.0.1:{port}/metrics"        # optional: Prometheus text exposition
+    config_space = "sut.space.yaml"        # optional: draw each instance's config from a space
 
 Placeholders ``{port}``, ``{config}``, ``{instance}`` and ``{workdir}`` are filled in the command
 (each value shell-quoted, then the command is split with :func:`shlex.split`), in ``env`` values and
@@ -21,6 +23,15 @@ appended to ``<workdir>/sut-<instance>.log``; stopping signals the whole group, 
 seconds, then SIGKILLs it. A start that fails (the process exits, or is not ready within
 ``start_timeout``) raises :class:`~testfleet.errors.WorkerError` with the exit code and the last log
 lines, and leaves nothing running.
+
+Ports: ``{port}`` is a free port picked just before the start; if another process takes it in
+between (the SUT's log says the address is in use), the start is retried on a new port. A ready
+target on a *fixed* port that already answers before the SUT was started is refused: the probe
+would be talking to someone else's server.
+
+``config_space`` names a space file (dimensions + constraints, see ``testfleet space show``) or a
+JSON Schema; each instance draws its configuration from it, seeded by the run's seed and the
+instance name (so a run's instances, and a replay's, get the same configs), laid over ``config``.
 """
 
 from __future__ import annotations
@@ -38,147 +49,33 @@ from typing import IO, Any, Self
 
 import httpx
 import psutil
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from testfleet.configs.formats import detect_format, dumps
 from testfleet.errors import ConfigError, SettingsError, WorkerError
+from testfleet.execution.sut_spec import (
+    TABLE,
+    SutSpec,
+    _fill,
+    _signal_number,
+    draw_config,
+)
 
-__all__ = ["InstanceInfo", "SutInstance", "SutSpec"]
+__all__ = ["InstanceInfo", "SutInstance", "SutSpec", "active_instances", "draw_config"]
 
-TABLE = "[tool.testfleet.sut]"
-READY_KINDS = ("http", "tcp", "log")
 HOST = "127.0.0.1"
-_PLACEHOLDER = re.compile(r"\{(port|config|instance|workdir)\}")
 _POLL = 0.05
 _TEMPLATE_SUFFIXES = (".tmpl", ".tpl", ".template", ".in")
 
-
-def _signal_number(name: str) -> int:
-    text = name.strip().upper()
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    try:
-        return int(signal.Signals[text])
-    except KeyError:
-        raise ValueError(f"unknown signal {name!r} (expected a name such as SIGTERM, SIGINT)") from None
+_ACTIVE: dict[int, SutInstance] = {}
 
 
-class SutSpec(BaseModel):
-    """The ``[tool.testfleet.sut]`` table. Constructing it with bad values raises SettingsError."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    command: str
-    env: dict[str, str] = {}
-    config_template: str | None = None
-    config: dict[str, Any] = {}
-    #: where the config is written when there is no template (its suffix picks YAML/JSON/TOML...);
-    #: placeholders allowed; default ``sut-{instance}.yaml`` in the workdir.
-    config_file: str | None = None
-    ready: dict[str, str] | None = None
-    start_timeout: float = 10.0
-    stop_signal: str = "SIGTERM"
-    grace: float = 5.0
-    cwd: str | None = None
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise _settings_error(exc) from None
-
-    @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any) -> SutSpec:  # type: ignore[override]
-        if not isinstance(obj, dict):
-            raise SettingsError(f"{TABLE} expected a table, got {type(obj).__name__}")
-        return cls(**obj)
-
-    @field_validator("command")
-    @classmethod
-    def _check_command(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        try:
-            shlex.split(value)
-        except ValueError as exc:
-            raise ValueError(f"cannot be split into arguments: {exc}") from None
-        return value
-
-    @field_validator("ready")
-    @classmethod
-    def _check_ready(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        if value is None:
-            return None
-        if len(value) != 1 or next(iter(value)) not in READY_KINDS:
-            raise ValueError("expected one of " + ", ".join(READY_KINDS) + " (exactly one)")
-        kind, target = next(iter(value.items()))
-        if not target.strip():
-            raise ValueError(f"{kind}: must not be empty")
-        if kind == "http" and not target.startswith(("http://", "https://")):
-            raise ValueError("http: expected a URL starting with http:// or https://")
-        if kind == "tcp":
-            port_text = _fill(target, {"port": "1"}).rpartition(":")[2]
-            if not port_text.isdigit():
-                raise ValueError("tcp: expected a port or host:port, such as \"{port}\"")
-        if kind == "log":
-            try:
-                re.compile(_fill(target, {"port": "1", "instance": "i", "config": "c", "workdir": "w"}))
-            except re.error as exc:
-                raise ValueError(f"log: not a regular expression: {exc}") from None
-        return value
-
-    @field_validator("start_timeout")
-    @classmethod
-    def _check_timeout(cls, value: float) -> float:
-        if not value > 0:
-            raise ValueError("must be a number of seconds > 0")
-        return value
-
-    @field_validator("grace")
-    @classmethod
-    def _check_grace(cls, value: float) -> float:
-        if not value >= 0:
-            raise ValueError("must be a number of seconds >= 0")
-        return value
-
-    @field_validator("stop_signal")
-    @classmethod
-    def _check_signal(cls, value: str) -> str:
-        _signal_number(value)
-        return value
-
-    @field_validator("config_file")
-    @classmethod
-    def _check_config_file(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                detect_format(_fill(value, {"instance": "i"}))
-            except ConfigError as exc:
-                raise ValueError(exc.message) from None
-        return value
+def active_instances() -> list[SutInstance]:
+    """The instances this process has started and not stopped (for the telemetry sampler)."""
+    return list(_ACTIVE.values())
 
 
-def _settings_error(exc: ValidationError) -> SettingsError:
-    problems: list[str] = []
-    first_key = None
-    for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"]) or "(table)"
-        first_key = first_key or key
-        if err["type"] == "extra_forbidden":
-            allowed = ", ".join(SutSpec.model_fields)
-            problems.append(f"{key}: unknown key (expected one of {allowed})")
-            continue
-        message = str(err["msg"])
-        message = message.removeprefix("Value error, ")
-        problems.append(f"{key}: {message}")
-    error = SettingsError(f"{TABLE} " + "; ".join(problems))
-    error.place = first_key
-    return error
-
-
-def _fill(text: str, values: dict[str, str]) -> str:
-    """Replace only the known ``{name}`` placeholders present in ``values``; other braces stay."""
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+_IN_USE = re.compile(r"address already in use|EADDRINUSE|errno 98", re.IGNORECASE)
+_PORT_RETRIES = 3
 
 
 def _free_port() -> int:
@@ -214,6 +111,7 @@ class SutInstance:
         self._log: IO[bytes] | None = None
         self._log_offset = 0
         self._reaped_group = True
+        self._values: dict[str, str] = {}
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -248,15 +146,34 @@ class SutInstance:
         return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:]) if lines > 0 else ""
 
     # -- lifecycle -----------------------------------------------------------------------------
+    def metrics_url(self) -> str | None:
+        """The Prometheus endpoint of the running instance, or None."""
+        if self.spec.metrics is None or self.info is None:
+            return None
+        return _fill(self.spec.metrics, self._values)
+
     def start(self) -> InstanceInfo:
         if self.alive() and self.info is not None:
             return self.info
+        for attempt in range(_PORT_RETRIES):
+            try:
+                return self._start_once()
+            except WorkerError as exc:
+                # the free port we picked was taken before the SUT bound it: try another
+                if attempt + 1 == _PORT_RETRIES or "{port}" not in self.spec.command \
+                        or not _IN_USE.search(str(exc)):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> InstanceInfo:
         self.stop()
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self._refuse_taken_ready_port()
         port = _free_port()
         values = {"port": str(port), "instance": self.instance, "workdir": str(self.workdir)}
         config_path = self._write_config(values)
         values["config"] = config_path or ""
+        self._values = values
         quoted = {key: shlex.quote(value) for key, value in values.items()}
         argv = shlex.split(_fill(self.spec.command, quoted))
         env = dict(os.environ)
@@ -277,11 +194,13 @@ class SutInstance:
                                  base_url=f"http://{HOST}:{port}", config=dict(self.config),
                                  config_path=config_path, log_path=str(self.log_path),
                                  workdir=str(self.workdir))
+        _ACTIVE[id(self)] = self
         self._wait_ready(values)
         return self.info
 
     def stop(self) -> int | None:
         """Signal the process group, wait ``grace`` s, then SIGKILL it. Idempotent; the exit code."""
+        _ACTIVE.pop(id(self), None)
         proc = self._proc
         if proc is None:
             return None
@@ -360,6 +279,29 @@ class SutInstance:
         target.write_text(text, encoding="utf-8")
         return str(target)
 
+    def _refuse_taken_ready_port(self) -> None:
+        """A ready probe on a fixed port that something already answers would pass at once."""
+        ready = self.spec.ready or {}
+        kind, target = next(iter(ready.items()), (None, ""))
+        if kind not in ("http", "tcp") or "{port}" in target:
+            return
+        filled = _fill(target, {"instance": self.instance, "workdir": str(self.workdir)})
+        if kind == "http":
+            parsed = httpx.URL(filled)
+            host, port = parsed.host or HOST, parsed.port or (443 if parsed.scheme == "https" else 80)
+        else:
+            host_text, _, port_text = filled.rpartition(":")
+            host, port = host_text or HOST, int(port_text)
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                pass
+        except OSError:
+            return
+        raise WorkerError(f"SUT instance {self.instance}: port {port} is already taken by another "
+                          f"process, so the ready probe ({kind} {filled}) cannot tell our SUT from "
+                          "it; use {port} in command and ready so each instance gets a free port",
+                          place="tool.testfleet.sut.ready")
+
     def _wait_ready(self, values: dict[str, str]) -> None:
         assert self._proc is not None
         ready = self.spec.ready
@@ -409,3 +351,5 @@ class SutInstance:
             message += f"; killed (exit code {code})"
         message += f"; log {self.log_path}, last lines:\n{lines}" if lines else f"; log {self.log_path} is empty"
         raise WorkerError(message, place="tool.testfleet.sut")
+
+

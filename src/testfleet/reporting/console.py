@@ -121,10 +121,11 @@ class ConsoleReporter:
 
     # -- the end ------------------------------------------------------------------------------
     def finish(self, results: Iterable[Result], collect_errors: list[dict], summary: str,
-               failed: bool, messages_not_run: list[str], warnings: list[dict] | None = None) -> None:
+               failed: bool, messages_not_run: list[str], warnings: list[dict] | None = None,
+               anomalies: list[dict] | None = None, run_id: str = "") -> None:
         self.stop()
         final = [r for r in results if r.final]
-        rule = lambda title, style="": Rule(title, characters="=", style=style)  # noqa: E731
+        rule = lambda title, style="": Rule(title, characters="=", style=style)
         if collect_errors:
             self.console.print(rule("ERRORS"))
             for error in collect_errors:
@@ -141,6 +142,8 @@ class ConsoleReporter:
                     self._section(result)
         if warnings and self.verbosity >= 0:
             self._warnings_summary(warnings)
+        if anomalies and self.verbosity >= 0:
+            self._anomalies(anomalies, run_id)
         if messages_not_run and self.verbosity >= 0:
             self.console.print(f"[yellow]{len(messages_not_run)} test(s) not run (stopped early)[/yellow]")
         lines = self._short_summary(final, collect_errors)
@@ -153,6 +156,19 @@ class ConsoleReporter:
             self.console.print(Text(summary, style=style))
         else:
             self.console.print(rule(summary, style))
+
+    def _anomalies(self, anomalies: list[dict], run_id: str, shown: int = 20) -> None:
+        """What the telemetry watch flagged: outlying executions and probable leaks."""
+        self.console.print(Rule("telemetry anomalies", characters="=", style="yellow"))
+        for event in anomalies[:shown]:
+            variant = f" [dim](variant {event['variant_id']})[/dim]" if event.get("variant_id") else ""
+            self.console.print(Text.assemble((f"{event['kind'].upper():8} ", "yellow"),
+                                             f"{event.get('nodeid') or event.get('case_id')}: ",
+                                             event.get("message", "")) + Text.from_markup(variant),
+                               soft_wrap=True)
+        more = len(anomalies) - shown
+        hint = f"testfleet telemetry {run_id or 'last'}"
+        self.console.print(f"[dim]{f'... and {more} more; ' if more > 0 else ''}details: {hint}[/dim]")
 
     def _warnings_summary(self, warnings: list[dict]) -> None:
         """pytest's "warnings summary": each distinct warning once, with the tests that raised it."""

@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from testfleet.errors import StoreError
 from testfleet.model import FAILURE_OUTCOMES, Case, Result, Run, Variant
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema version this testfleet writes and reads (``meta.schema_version``)."""
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
@@ -46,6 +46,7 @@ def _sql(name: str) -> str:
 
 MIGRATIONS: dict[int, Migration] = {
     1: lambda conn: conn.execute(_sql("schema_v2.sql")),  # snapshots, run snapshots, specs
+    2: lambda conn: conn.execute(_sql("schema_v3.sql")),  # telemetry, events
 }
 """``MIGRATIONS[v]`` upgrades a store from version ``v`` to ``v + 1``."""
 
@@ -70,7 +71,7 @@ _RESULT_COLS = [("run_id", "VARCHAR"), ("variant_id", "VARCHAR"), ("case_id", "V
                 ("longrepr", "VARCHAR"), ("stdout", "VARCHAR"), ("stderr", "VARCHAR"),
                 ("log", "VARCHAR"), ("categories", "json"), ("fingerprint", "VARCHAR"),
                 ("file", "VARCHAR"), ("line", "BIGINT"), ("keywords", "json"), ("phases", "json"),
-                ("flaky", "BOOLEAN"), ("final", "BOOLEAN")]
+                ("flaky", "BOOLEAN"), ("final", "BOOLEAN"), ("telemetry", "json")]
 _RUN_UPDATE = ["finished_at", "status", "exit_code", "counts", "flaky", "duration", "collected",
                "deselected"]
 
@@ -201,6 +202,7 @@ class Store:
             with self._transaction():
                 conn.execute(_sql("schema.sql"))
                 conn.execute(_sql("schema_v2.sql"))
+                conn.execute(_sql("schema_v3.sql"))
                 conn.execute("INSERT INTO meta VALUES ('schema_version', $1)",
                              [str(SCHEMA_VERSION)])
             return
