@@ -54,6 +54,10 @@ class Settings(BaseModel):
                                       "each worker (0: no telemetry)")
     metrics_interval: float = Field(1.0, gt=0, description="seconds between scrapes of the SUT's "
                                     "Prometheus endpoint ([tool.testfleet.sut] metrics)")
+    anomaly_threshold: float = Field(4.0, gt=0, description="robust z-score above which an "
+                                     "execution's metric is flagged as an anomaly")
+    anomaly_min_history: int = Field(8, ge=2, description="executions of a case (this run and "
+                                     "earlier ones) before its metrics are judged")
     sut: dict[str, Any] | None = Field(None, description="[tool.testfleet.sut]: the system under test "
                                        "each worker starts (command, ready, config...)")
 

@@ -1,68 +1,20 @@
-"""Fixtures: the inventory service as a real subprocess, and items created through its API."""
+"""Fixtures: the inventory service (a real subprocess per worker, from ``[tool.testfleet.sut]``)
+and items created through its API."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-SERVICE = Path(__file__).resolve().parent.parent / "inventory_service.py"
-START_TIMEOUT_S = 10.0
-
-
-def _read_port(proc: subprocess.Popen[str], timeout: float) -> int:
-    """Read the port from the service's first stdout line, giving up after ``timeout``."""
-    line: list[str] = []
-    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    reader.join(timeout)
-    if not line or not line[0].strip().isdigit():
-        raise RuntimeError(f"inventory service did not print its port (exit code {proc.poll()})")
-    return int(line[0])
-
-
-def _wait_healthy(base_url: str, proc: subprocess.Popen[str], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"inventory service exited with code {proc.returncode}")
-        try:
-            if httpx.get(f"{base_url}/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.02)
-    raise RuntimeError(f"inventory service at {base_url} was not healthy within {timeout}s")
-
 
 @pytest.fixture(scope="session")
-def base_url() -> Iterator[str]:
-    """Start the service on a free port of 127.0.0.1 for the whole session, then stop it."""
-    proc = subprocess.Popen(
-        [sys.executable, str(SERVICE), "--host", "127.0.0.1", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{_read_port(proc, START_TIMEOUT_S)}"
-        _wait_healthy(url, proc, START_TIMEOUT_S)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+def base_url(testfleet_instance: Any) -> str:
+    """This worker's inventory service: started by testfleet from ``[tool.testfleet.sut]`` in
+    pyproject.toml on a free port of 127.0.0.1 (one per worker; one under plain pytest)."""
+    return str(testfleet_instance.base_url)
 
 
 @pytest.fixture(scope="session")

@@ -81,7 +81,7 @@ class ScenarioItem(pytest.Item):
             if not result.ok:
                 raise ScenarioFailure(result.message)
             return
-        from testfleet.adapters.scenario_run import run_batch
+        from testfleet.adapters.scenario_async import run_batch
 
         batch = run_batch(scenario, base_url, self.params,
                           on_latency=lambda ms: custom.metric(LATENCY_METRIC, ms))

@@ -55,6 +55,8 @@ def run(
     ray_env: Annotated[list[str] | None, typer.Option("--ray-env", help="KEY=VALUE for Ray workers' environment (repeatable). Setting: ray_env.")] = None,
     telemetry_interval: Annotated[float | None, typer.Option("--telemetry-interval", help="Seconds between telemetry samples in each worker; 0 turns telemetry off (default 0.1). Setting: telemetry_interval.")] = None,
     metrics_interval: Annotated[float | None, typer.Option("--metrics-interval", help="Seconds between scrapes of the SUT's Prometheus endpoint (default 1). Setting: metrics_interval.")] = None,
+    anomaly_threshold: Annotated[float | None, typer.Option("--anomaly-threshold", help="Robust z-score above which a result's metric is an anomaly (default 4). Setting: anomaly_threshold.")] = None,
+    anomaly_min_history: Annotated[int | None, typer.Option("--anomaly-min-history", help="Executions of a case needed before its metrics are judged (default 8). Setting: anomaly_min_history.")] = None,
     quiet: Annotated[int, typer.Option("-q", "--quiet", count=True, help="Less output.")] = 0,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="One line per test.")] = 0,
 ) -> None:
@@ -71,7 +73,8 @@ def run(
             "start_method": start_method, "seed": seed, "backend": backend, "ray_address": ray_address,
             "strict_requirements": strict_requirements, "ray_pip": ray_pip or None,
             "ray_env": _pairs(ray_env, "--ray-env"), "telemetry_interval": telemetry_interval,
-            "metrics_interval": metrics_interval,
+            "metrics_interval": metrics_interval, "anomaly_threshold": anomaly_threshold,
+            "anomaly_min_history": anomaly_min_history,
         },
         argv=list(sys.argv),
     )

@@ -184,7 +184,7 @@ def _monitor(store: Any, settings: Settings) -> Any:
     from testfleet.store.telemetry import TelemetryStore
     from testfleet.telemetry.monitor import RunMonitor
 
-    monitor = RunMonitor()
+    monitor = RunMonitor(threshold=settings.anomaly_threshold, min_history=settings.anomaly_min_history)
     monitor.prime(TelemetryStore(store).history())
     return monitor
 

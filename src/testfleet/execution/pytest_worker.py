@@ -408,6 +408,10 @@ def result_payload(config: pytest.Config, reports: list[pytest.TestReport],
             text = rep.longreprtext
             phase["longrepr"] = text
             if rep.failed:
+                # sections plugins add beside the captured output (the SUT's log) stay with it
+                extra = "".join(f"\n\n{'-' * 8} {title} {'-' * 8}\n{content}" for title, content
+                                in rep.sections if not title.startswith("Captured "))
+                text += extra
                 longreprs.append(text if rep.when == "call" else f"[{rep.when}] {text}")
                 if when is None:
                     when, message, fingerprint = rep.when, _crash_message(rep), _fingerprint(rep)
