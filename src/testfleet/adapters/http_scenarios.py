@@ -16,6 +16,15 @@ latency bound, substring, regular expression) and may extract values from the JS
       - request: {method: GET, path: "/items/{item_id}"}
         expect: {status: [200], contains: "widget"}
 
+Two optional top-level keys say how a batch runs the scenario
+(:func:`testfleet.adapters.scenario_async.run_batch`)::
+
+    repeat: 200        # executions of the whole step sequence in one run (int >= 1, default 1)
+    concurrency: 50    # executions in flight at once (int >= 1, default 1)
+
+Every execution gets the same parameters and its own extracted values; a failing execution
+does not stop the others.
+
 Templating: ``{name}`` in a string is replaced by a parameter or an extracted value; a string
 that is exactly one placeholder keeps the value's type (``"{qty}"`` is the int 42 in a JSON
 body); ``{{`` and ``}}`` write literal braces; a brace not followed by a name and ``}`` is kept
@@ -23,7 +32,9 @@ as written (so ``\\d{2,3}`` in a regex needs no escaping). Values placed in a pa
 percent-encoded. Placeholders are checked when the file is loaded: every one must name a
 parameter or a value extracted by an earlier step.
 
-This module loads and validates; :mod:`testfleet.adapters.scenario_run` runs.
+This module loads and validates; :mod:`testfleet.adapters.scenario_run` runs one execution
+synchronously, :mod:`testfleet.adapters.scenario_async` runs them on an asyncio ``httpx``
+client, one at a time or in concurrent batches.
 """
 
 from __future__ import annotations
@@ -45,7 +56,7 @@ from testfleet.space.expressions import MISSING
 from testfleet.space.space import Space
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-_TOP_KEYS = {"name", "description", "params", "constraints", "steps"}
+_TOP_KEYS = {"name", "description", "params", "constraints", "steps", "repeat", "concurrency"}
 _STEP_KEYS = {"name", "request", "expect", "extract"}
 _REQUEST_KEYS = {"method", "path", "query", "headers", "json", "body"}
 _EXPECT_KEYS = {"status", "schema", "max_latency_ms", "contains", "regex"}
@@ -172,6 +183,8 @@ class Scenario:
     path: Path
     params: Space | None
     steps: list[Step]
+    repeat: int = 1  # executions of the step sequence in one run
+    concurrency: int = 1  # executions in flight at once
 
     def baseline(self) -> dict[str, Any]:
         return self.params.baseline() if self.params is not None else {}
@@ -254,7 +267,19 @@ def scenario_from_dict(data: Any, *, source: str, path: Path | None = None) -> S
                                   f"steps[{index}].extract.{extracted}", "a new name")
             known.add(extracted)
         steps.append(step)
-    return Scenario(name=name, path=path or Path(source), params=space, steps=steps)
+    repeat = _count(data, "repeat", reader)
+    concurrency = _count(data, "concurrency", reader)
+    return Scenario(name=name, path=path or Path(source), params=space, steps=steps,
+                    repeat=repeat, concurrency=concurrency)
+
+
+def _count(data: dict[str, Any], key: str, reader: _Reader) -> int:
+    """An optional positive integer setting (``repeat``, ``concurrency``); 1 when absent."""
+    value = data.get(key, 1)
+    if type(value) is not int or value < 1:
+        raise reader.fail(f"{key} must be an integer >= 1, not {value!r}", key,
+                          f"{key}: 10")
+    return value
 
 
 def _space(params: Any, constraints: Any, reader: _Reader) -> Space | None:
@@ -391,12 +416,17 @@ def _check_placeholders(step: Step, raw: dict[str, Any], place: str, known: set[
                     + (", ".join(sorted(known)) or "(none defined)"))
 
 
-from testfleet.adapters.scenario_run import (  # the runner builds on the model
+from testfleet.adapters.scenario_async import (  # the runners build on the model
+    BatchResult,
+    run_batch,
+    run_scenario_async,
+)
+from testfleet.adapters.scenario_run import (
     ScenarioResult,
     StepResult,
     run_scenario,
 )
 
-__all__ = ["METHODS", "Expect", "Request", "Scenario", "ScenarioError", "ScenarioResult", "Step",
-           "StepResult", "load_scenario", "placeholders", "render", "run_scenario",
-           "scenario_from_dict"]
+__all__ = ["METHODS", "BatchResult", "Expect", "Request", "Scenario", "ScenarioError",
+           "ScenarioResult", "Step", "StepResult", "load_scenario", "placeholders", "render",
+           "run_batch", "run_scenario", "run_scenario_async", "scenario_from_dict"]

@@ -3,11 +3,16 @@
 Steps run in order and the run stops at the first failing step, since later steps depend on
 what earlier ones created or extracted. A refused connection, a timeout or any other transport
 error is a failing step with a message, never an exception.
+
+One execution is the I/O-free generator :func:`execute`; :func:`run_scenario` drives it with a
+synchronous ``httpx.Client`` here, :mod:`testfleet.adapters.scenario_async` with an
+``httpx.AsyncClient``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,28 +52,67 @@ class ScenarioResult:
 def run_scenario(scenario: Scenario, base_url: str, params: dict[str, Any] | None = None, *,
                  client: httpx.Client | None = None, timeout: float = 10.0) -> ScenarioResult:
     """Run every step against ``base_url``; ``params`` overlay the space's baseline."""
-    values = {**scenario.baseline(), **(params or {})}
-    env = dict(values)
-    results: list[StepResult] = []
     own = client is None
     http = client if client is not None else httpx.Client(timeout=timeout)
+    execution = execute(scenario, base_url, params, timeout)
     try:
-        for index, step in enumerate(scenario.steps):
-            result = _run_step(http, step, index, base_url, env, timeout)
-            results.append(result)
-            if not result.ok:
-                message = (f"step {result.name!r} ({result.method} {result.url}): "
-                           + "; ".join(result.failures))
-                return ScenarioResult(scenario.name, values, False, results, message)
-            env.update(result.extracted)
+        call = next(execution)
+        while True:
+            started = time.perf_counter()
+            try:
+                answer: httpx.Response | Exception = http.request(call.method, call.url,
+                                                                  **call.kwargs)
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                answer = exc
+            call = execution.send(Answer(answer, (time.perf_counter() - started) * 1000))
+    except StopIteration as done:
+        return done.value
     finally:
         if own:
             http.close()
+
+
+@dataclass
+class Call:
+    """One request an execution wants sent: ``http.request(method, url, **kwargs)``."""
+
+    method: str
+    url: str
+    kwargs: dict[str, Any]
+
+
+@dataclass
+class Answer:
+    """What came back for a :class:`Call`: the response or the transport error, and the time."""
+
+    response: httpx.Response | Exception
+    latency_ms: float
+
+
+def execute(scenario: Scenario, base_url: str, params: dict[str, Any] | None,
+            timeout: float) -> Generator[Call, Answer, ScenarioResult]:
+    """One execution of the scenario as a generator, free of any I/O: it yields the request of
+    each step, is sent the :class:`Answer`, checks and extracts, and returns the result. The
+    synchronous and the asyncio runners both drive it, so they cannot differ in what they check
+    or say. Steps stop at the first failing one."""
+    values = {**scenario.baseline(), **(params or {})}
+    env = dict(values)
+    results: list[StepResult] = []
+    for index, step in enumerate(scenario.steps):
+        call, contains = _prepare(step, index, base_url, env, timeout)
+        answer = yield call
+        result = _judge(step, call, contains, answer)
+        results.append(result)
+        if not result.ok:
+            message = (f"step {result.name!r} ({result.method} {result.url}): "
+                       + "; ".join(result.failures))
+            return ScenarioResult(scenario.name, values, False, results, message)
+        env.update(result.extracted)
     return ScenarioResult(scenario.name, values, True, results, "passed")
 
 
-def _run_step(http: httpx.Client, step: Step, index: int, base_url: str,
-              env: dict[str, Any], timeout: float) -> StepResult:
+def _prepare(step: Step, index: int, base_url: str, env: dict[str, Any],
+             timeout: float) -> tuple[Call, list[str]]:
     from testfleet.adapters.http_scenarios import render
 
     request, place = step.request, f"steps[{index}] ({step.name})"
@@ -86,18 +130,18 @@ def _run_step(http: httpx.Client, step: Step, index: int, base_url: str,
         kwargs["content"] = _header(render(request.body, env, place=f"{place}.request.body"))
     contains = [str(render(c, env, place=f"{place}.expect.contains"))
                 for c in step.expect.contains]
-    result = StepResult(step.name, request.method, url, None, None, False)
-    started = time.perf_counter()
-    try:
-        response = http.request(request.method, url, **kwargs)
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        result.latency_ms = (time.perf_counter() - started) * 1000
-        reason = str(exc) or type(exc).__name__
-        result.failures.append(f"no response: {type(exc).__name__}: {reason}")
+    return Call(request.method, url, kwargs), contains
+
+
+def _judge(step: Step, call: Call, contains: list[str], answer: Answer) -> StepResult:
+    result = StepResult(step.name, call.method, call.url, None, answer.latency_ms, False)
+    response = answer.response
+    if isinstance(response, Exception):
+        reason = str(response) or type(response).__name__
+        result.failures.append(f"no response: {type(response).__name__}: {reason}")
         return result
-    result.latency_ms = (time.perf_counter() - started) * 1000
     result.status = response.status_code
-    result.failures = _check(step, response, result.latency_ms, contains)
+    result.failures = _check(step, response, answer.latency_ms, contains)
     if not result.failures and step.extract:
         result.extracted, problems = _extract(step, response)
         result.failures += problems
