@@ -34,7 +34,7 @@ def telemetry_command(ref: str, metric: str | None, by_worker: bool, html: str |
         with _open(store) as db:
             run = db.get_run(ref)
             tele = TelemetryStore(db)
-            stats = tele.stats(run.run_id, pattern=metric)
+            stats = tele.stats(run.run_id, pattern=metric, by_worker=by_worker)
             anomalies = tele.events(run.run_id, kinds=("outlier", "leak"))
             series = tele.series(run.run_id, pattern=metric) if (html or png) else {}
         if not stats:
@@ -61,18 +61,8 @@ def _print_stats(console: Console, run_id: str, stats: list, by_worker: bool) ->
     for column in ("metric", *(["worker"] if by_worker else []), "samples", "mean", "max", "p95",
                    "first", "last"):
         table.add_column(column, justify="left" if column in ("metric", "worker") else "right")
-    if by_worker:
-        rows = [(s.metric, s.worker, s.samples, s.mean, s.max, s.p95, s.first, s.last) for s in stats]
-    else:
-        rows = []
-        metrics: dict[str, list] = {}
-        for s in stats:
-            metrics.setdefault(s.metric, []).append(s)
-        for name, group in metrics.items():
-            n = sum(s.samples for s in group)
-            mean = sum(s.mean * s.samples for s in group) / n
-            rows.append((name, n, mean, max(s.max for s in group), max(s.p95 for s in group),
-                         group[0].first, group[-1].last))
+    rows = [((s.metric, s.worker) if by_worker else (s.metric,))
+            + (s.samples, s.mean, s.max, s.p95, s.first, s.last) for s in stats]
     for row in rows:
         head = [escape(str(x)) for x in row[: 2 if by_worker else 1]]
         rest = row[len(head):]

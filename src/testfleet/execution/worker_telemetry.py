@@ -148,6 +148,10 @@ class WorkerTelemetry:
         samples = self.sampler.window(t0 - 3 * self.interval, t1)
         inside = [s for s in samples if t0 <= s.t <= t1]
         before = [s for s in samples if s.t < t0]
+        if not inside and active_instances() and not (before and "sut.rss_mb" in before[-1].values):
+            # a short test that started the SUT itself: the last sample predates the SUT, so
+            # read once now rather than give the result no sut.* summary
+            inside = [self.sampler.sample_once()]
         return ([before[-1]] if before else []) + inside
 
     # -- series ------------------------------------------------------------------------------

@@ -68,13 +68,15 @@ class TelemetryStore:
              [m or "" for m in cols["message"]], data])])
 
     # -- reading ---------------------------------------------------------------------------
-    def stats(self, run_id: str, *, pattern: str | None = None) -> list[MetricStats]:
-        """Per metric and worker: samples, mean, max, p95, first and last value."""
+    def stats(self, run_id: str, *, pattern: str | None = None, by_worker: bool = True,
+              ) -> list[MetricStats]:
+        """Per metric (and worker): samples, mean, max, p95, first and last value in time."""
         where, params = _where(run_id, pattern)
+        worker = "worker" if by_worker else "''"
         rows = self.store.query(
-            "SELECT metric, worker, count(*), avg(value), max(value), "
+            f"SELECT metric, {worker} AS w, count(*), avg(value), max(value), "
             "quantile_cont(value, 0.95), arg_min(value, t), arg_max(value, t) "
-            f"FROM telemetry {where} GROUP BY metric, worker ORDER BY metric, worker", params)
+            f"FROM telemetry {where} GROUP BY metric, w ORDER BY metric, w", params)
         return [MetricStats(str(m), str(w), int(n), float(a), float(x), float(p), float(f), float(last))
                 for m, w, n, a, x, p, f, last in rows]
 
@@ -88,7 +90,7 @@ class TelemetryStore:
         t0, t1 = float(span[0][0]), float(span[0][1])
         width = max((t1 - t0) / max(max_points, 1), 1e-6)
         data = self.store.fetch_numpy(
-            f"SELECT metric, worker, floor((t - {t0!r}) / {width!r}) AS b, avg(t) AS t, avg(value) AS v "
+            f"SELECT metric, worker, least(floor((t - {t0!r}) / {width!r}), {max(max_points, 1) - 1}) AS b, avg(t) AS t, avg(value) AS v "
             f"FROM telemetry {where} GROUP BY metric, worker, b ORDER BY metric, worker, b", params)
         out: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         metrics, workers = data["metric"], data["worker"]
@@ -140,5 +142,4 @@ def _floats(values: list[Any]) -> list[float | None]:
 def _where(run_id: str, pattern: str | None) -> tuple[str, list[Any]]:
     if not pattern:
         return "WHERE run_id = $1", [run_id]
-    like = pattern.replace("*", "%").replace("?", "_")
-    return "WHERE run_id = $1 AND metric LIKE $2", [run_id, like]
+    return "WHERE run_id = $1 AND metric GLOB $2", [run_id, pattern]  # the same globs as fnmatch

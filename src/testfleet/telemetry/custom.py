@@ -31,7 +31,7 @@ _sink: CustomMetrics | None = None
 
 
 def metric_name(name: str) -> str:
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str) or not name.strip() or name.strip() in ("custom.", *OWN_PREFIXES):
         raise ValueError(f"metric name must be a non-empty string, got {name!r}")
     return name if name.startswith(("custom.", *OWN_PREFIXES)) else f"custom.{name}"
 
@@ -98,7 +98,7 @@ class CustomMetrics:
             uniq, inverse = np.unique(keys, return_inverse=True)
             sums = np.bincount(inverse, weights=v)
             counts = np.bincount(inverse)
-            last_t = np.zeros(len(uniq))
+            last_t = np.full(len(uniq), -np.inf)
             np.maximum.at(last_t, inverse, t)
             rows.extend((float(ts), name, float(s / c)) for ts, s, c in zip(last_t, sums, counts, strict=True))
         return rows
