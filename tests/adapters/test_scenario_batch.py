@@ -4,6 +4,7 @@ the bundled stdlib inventory service, and its ASGI variant under uvicorn."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import subprocess
 import sys
@@ -235,3 +236,39 @@ def test_a_batch_against_the_asgi_example_under_uvicorn(tmp_path, asgi_url):
     assert result.executions == 300 and result.requests == 600
     assert 1 < result.peak_in_flight <= 100
     assert httpx.put(f"{asgi_url}/items/1").status_code == 501
+
+
+ENGINE_CASE = """
+    params:
+      qty: {type: int, min: 1, max: 9, default: 3}
+    steps:
+      - name: create
+        request: {method: POST, path: /items, query: {verbose: true},
+                  json: {name: "w\u00e9", quantity: "{qty}", price: 1.5}}
+        expect: {status: [201], schema: {type: object, required: [id], properties: {name: {const: "w\u00e9"}}},
+                 contains: ["quantity"]}
+        extract: {item_id: "$.id"}
+      - name: fetch
+        request: {method: GET, path: "/items/{item_id}"}
+        expect: {status: [200], regex: '"quantity": ?3'}
+      - name: wrong on purpose
+        request: {method: GET, path: /items/99999999}
+        expect: {status: [200]}
+"""
+
+
+@pytest.mark.parametrize("engine", ["httpx", "aiohttp"])
+def test_both_engines_send_the_same_requests_and_judge_alike(tmp_path, base_url, engine):
+    pytest.importorskip("aiohttp")
+    loaded = scenario(tmp_path, ENGINE_CASE)
+    result = run_batch(loaded, base_url, repeat=4, concurrency=2, engine=engine)
+    assert (result.executions, result.failed, result.requests) == (4, 4, 12)
+    reference = run_scenario(loaded, base_url).message  # the synchronous httpx runner
+    strip = lambda text: re.sub(r"/items/\d+", "/items/N", text)  # noqa: E731 - ids differ
+    assert strip(result.failures[0].message) == strip(reference)
+    assert "step 'wrong on purpose'" in reference and "status 404" in reference
+
+
+def test_an_unknown_engine_is_a_scenario_error(tmp_path, base_url):
+    with pytest.raises(ScenarioError, match="engine"):
+        run_batch(scenario(tmp_path, HEALTH), base_url, engine="curl")

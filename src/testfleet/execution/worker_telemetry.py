@@ -1,17 +1,18 @@
-"""Telemetry inside a worker: a background sampler while variants run, a summary per result.
+"""Telemetry inside a worker: a sampler process while variants run, a summary per result.
 
 One :class:`WorkerTelemetry` lives in each worker process (created by the worker plugin when the
-run's ``telemetry_interval`` is > 0). Its :class:`~testfleet.telemetry.sampler.Sampler` thread reads,
-every interval:
+run's ``telemetry_interval`` is > 0). It starts a
+:class:`~testfleet.telemetry.sampler_process.SamplerProcess` (a child process, so sampling never
+competes for the worker's GIL) that reads, every interval:
 
 * the worker process itself (``worker.*``) and the machine (``system.*``);
-* the SUT instances this process started (``sut.*``: the instance's whole process tree), found
-  through :func:`testfleet.execution.sut.active_instances`, so a restarted SUT (new pid) is
-  followed without anyone telling the sampler;
+* the SUT instances this process started (``sut.*``: the instance's whole process tree); before
+  and after each test the worker tells the child which pids are current
+  (:func:`testfleet.execution.sut.active_instances`), so a restarted SUT is followed;
 * the SUT's Prometheus endpoint (``prom.*``) when ``[tool.testfleet.sut] metrics`` names one,
   scraped every ``metrics_interval`` seconds (a scrape costs far more than a psutil read).
 
-Around each test :meth:`begin` and :meth:`end` cut the window out of the sampler: the result's
+Around each test :meth:`begin` and :meth:`end` cut the window out of the samples: the result's
 summary is computed over the samples inside the window plus the last one before it (the state the
 test started from), so a test shorter than the interval still gets a summary at no extra cost;
 custom metrics reported during the test (``testfleet.metric``) are summarised from every value.
@@ -27,80 +28,19 @@ from typing import Any
 
 from testfleet.execution.sut import active_instances
 from testfleet.telemetry import custom
-from testfleet.telemetry.prometheus import PrometheusProbe
-from testfleet.telemetry.sampler import (
-    ProcessProbe,
-    Sample,
-    Sampler,
-    SystemProbe,
-    summarize,
-    worker_probe,
-)
+from testfleet.telemetry.sampler import ProcessProbe, Sample, summarize
+from testfleet.telemetry.sampler_process import SamplerProcess
 
 __all__ = ["WorkerTelemetry"]
 
 ENV_INTERVAL = "TESTFLEET_TELEMETRY_INTERVAL"
 
 
-class _SutProbe:
-    """``sut.*`` of the SUT instances of this process, following restarts (new pids)."""
-
-    def __init__(self) -> None:
-        self._probes: dict[int, ProcessProbe] = {}
-
-    def __call__(self) -> dict[str, float]:
-        instances = [inst for inst in active_instances() if inst.pid is not None]
-        pids = {inst.pid for inst in instances}
-        for pid in list(self._probes):
-            if pid not in pids:
-                del self._probes[pid]
-        out: dict[str, float] = {}
-        for inst in instances:
-            assert inst.pid is not None
-            probe = self._probes.get(inst.pid)
-            if probe is None:
-                probe = self._probes[inst.pid] = ProcessProbe(inst.pid, "sut")
-            for name, value in probe().items():  # several instances in one process: summed
-                out[name] = out.get(name, 0.0) + value
-        return out
-
-
-class _MetricsProbe:
-    """``prom.*`` from the instances' ``/metrics``, at most every ``every`` seconds."""
-
-    def __init__(self, every: float) -> None:
-        self.every = every
-        self._probes: dict[str, PrometheusProbe] = {}
-        self._next = 0.0
-
-    def __call__(self) -> dict[str, float]:
-        now = time.monotonic()
-        if now < self._next:
-            return {}
-        self._next = now + self.every
-        out: dict[str, float] = {}
-        urls = {url for inst in active_instances() if (url := inst.metrics_url()) is not None}
-        for url in list(self._probes):
-            if url not in urls:
-                self._probes.pop(url).close()
-        for url in sorted(urls):
-            probe = self._probes.get(url)
-            if probe is None:
-                probe = self._probes[url] = PrometheusProbe(url, timeout=max(0.2, min(2.0, self.every)))
-            out.update(probe())
-        return out
-
-    def close(self) -> None:
-        for probe in self._probes.values():
-            probe.close()
-        self._probes.clear()
-
-
 class WorkerTelemetry:
     def __init__(self, interval: float = 0.1, *, metrics_interval: float = 1.0) -> None:
         self.interval = interval
-        self._metrics = _MetricsProbe(metrics_interval)
-        self.sampler = Sampler([worker_probe(), SystemProbe(), _SutProbe(), self._metrics], interval)
+        self.metrics_interval = metrics_interval
+        self.sampler: SamplerProcess | None = None
         self.custom = custom.CustomMetrics()
         self._wall_offset = time.time() - time.monotonic()
         self._shipped_until = -math.inf
@@ -122,17 +62,26 @@ class WorkerTelemetry:
 
     def start(self) -> WorkerTelemetry:
         self._previous_sink = custom.install(self.custom)
-        self.sampler.start()
+        self.sampler = SamplerProcess(self.interval, metrics_interval=self.metrics_interval)
         return self
 
     def close(self) -> None:
-        self.sampler.stop()
-        self._metrics.close()
+        if self.sampler is not None:
+            self.sampler.stop()
         custom.install(self._previous_sink)
+
+    def _watch(self) -> list:
+        """Tell the sampler process which SUT processes to read (instances start and restart)."""
+        instances = [inst for inst in active_instances() if inst.pid is not None]
+        if self.sampler is not None:
+            self.sampler.watch([inst.pid for inst in instances],
+                               [url for inst in instances if (url := inst.metrics_url()) is not None])
+        return instances
 
     # -- per test ----------------------------------------------------------------------------
     def begin(self) -> float:
         self.custom.take()  # values reported between tests belong to no test
+        self._watch()
         return time.monotonic()
 
     def end(self, t0: float) -> dict[str, dict[str, float]]:
@@ -145,13 +94,19 @@ class WorkerTelemetry:
         return summary
 
     def _window_with_start(self, t0: float, t1: float) -> list[Sample]:
+        assert self.sampler is not None
         samples = self.sampler.window(t0 - 3 * self.interval, t1)
         inside = [s for s in samples if t0 <= s.t <= t1]
         before = [s for s in samples if s.t < t0]
-        if not inside and active_instances() and not (before and "sut.rss_mb" in before[-1].values):
-            # a short test that started the SUT itself: the last sample predates the SUT, so
-            # read once now rather than give the result no sut.* summary
-            inside = [self.sampler.sample_once()]
+        instances = self._watch()
+        if not any("sut.rss_mb" in s.values for s in ([*before[-1:], *inside])) and instances:
+            # a short test that started the SUT itself: no sample has seen the SUT yet, so
+            # read it once here rather than give the result no sut.* summary
+            values: dict[str, float] = {}
+            for inst in instances:
+                assert inst.pid is not None
+                values.update(ProcessProbe(inst.pid, "sut").read())
+            inside = [*inside, Sample(time.monotonic(), values)]
         return ([before[-1]] if before else []) + inside
 
     # -- series ------------------------------------------------------------------------------
@@ -161,7 +116,8 @@ class WorkerTelemetry:
         metric: list[str] = []
         value: list[float] = []
         newest = self._shipped_until
-        for sample in self.sampler.window(self._shipped_until, math.inf):
+        samples = self.sampler.window(self._shipped_until, math.inf) if self.sampler else []
+        for sample in samples:
             if sample.t <= self._shipped_until:
                 continue
             newest = max(newest, sample.t)
@@ -181,7 +137,7 @@ class WorkerTelemetry:
 
     @property
     def overhead(self) -> float:
-        return self.sampler.overhead
+        return self.sampler.overhead if self.sampler is not None else 0.0
 
 
 def _float(text: str | None, default: float) -> float:

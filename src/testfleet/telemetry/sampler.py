@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
-import numpy as np
 import psutil
 
 __all__ = ["ProcessProbe", "Sample", "Sampler", "SystemProbe", "summarize", "worker_probe"]
@@ -321,6 +320,8 @@ def summarize(samples: Sequence[Sample]) -> dict[str, dict[str, float]]:
             out[name] = {"mean": math.fsum(values) / len(values), "max": ordered[-1], "p95": p95,
                          "delta": values[-1] - values[0], "count": float(len(values))}
             continue
+        import numpy as np  # only for long windows: the sampler process stays light
+
         arr = np.asarray(values, dtype=float)
         out[name] = {
             "mean": float(arr.mean()),
