@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inventory_service import Inventory, parse_json_body, route
+from inventory_service import Inventory, metrics_text, parse_json_body, route
 
 SERVED = {"GET", "POST", "PATCH", "DELETE"}
 Scope = dict[str, Any]
@@ -52,6 +52,13 @@ def make_app(inventory: Inventory | None = None) -> Callable[[Scope, Receive, Se
                 return
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
+        if method == "GET" and scope["path"] == "/metrics":
+            data = metrics_text(inv)
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/plain; version=0.0.4"),
+                                    (b"content-length", str(len(data)).encode())]})
+            await send({"type": "http.response.body", "body": data})
+            return
         if method in SERVED:
             body_bytes = b"".join(chunks)
             status, body = route(inv, method, scope["path"], scope["query_string"].decode("latin-1"),

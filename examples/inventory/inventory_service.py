@@ -13,6 +13,7 @@ Endpoints::
     PATCH  /items/{id} {any of name, quantity, price} -> 200 item | 404 | 422
     DELETE /items/{id}                   -> 204 | 404
     POST   /orders  {item_id, quantity}  -> 201 order | 404 | 409 (insufficient stock) | 422
+    GET    /metrics                      -> 200 Prometheus text: requests by method and status, items, stock
 
 Validation errors answer 422 with ``{"error": "validation", "details": [...]}``.
 Data lives in memory, guarded by one lock.
@@ -95,6 +96,15 @@ class Inventory:
         self._items: dict[int, Item] = {}
         self._next_item_id = 1
         self._next_order_id = 1
+        self.answered: dict[tuple[str, int], int] = {}
+
+    def count(self, method: str, status: int) -> None:
+        with self._lock:
+            self.answered[method, status] = self.answered.get((method, status), 0) + 1
+
+    def totals(self) -> tuple[int, int]:
+        with self._lock:
+            return len(self._items), sum(item.quantity for item in self._items.values())
 
     def create(self, fields: dict[str, Any]) -> Item:
         with self._lock:
@@ -179,8 +189,31 @@ def parse_json_body(data: bytes) -> Any:
         raise _validation(["body is not valid JSON"]) from None
 
 
+def metrics_text(inv: Inventory) -> bytes:
+    """``GET /metrics``: Prometheus text exposition (what ``[tool.testfleet.sut] metrics`` scrapes)."""
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+    registry = CollectorRegistry()
+    requests = Gauge("inventory_requests", "requests answered, by method and status",
+                     ["method", "status"], registry=registry)
+    for (method, status), count in sorted(inv.answered.items()):
+        requests.labels(method, str(status)).set(count)
+    items, stock = inv.totals()
+    Gauge("inventory_items", "items in the store", registry=registry).set(items)
+    Gauge("inventory_stock_units", "units in stock, all items", registry=registry).set(stock)
+    return generate_latest(registry)
+
+
 def route(inv: Inventory, method: str, path: str, query: str,
           json_body: Callable[[], Any]) -> tuple[int, Any]:
+    """Answer one request and count it (for ``/metrics``)."""
+    status, body = _route(inv, method, path, query, json_body)
+    inv.count(method, status)
+    return status, body
+
+
+def _route(inv: Inventory, method: str, path: str, query: str,
+           json_body: Callable[[], Any]) -> tuple[int, Any]:
     """Answer one request: ``(status, JSON body or None)``. ``json_body()`` reads and parses the
     request body, only for the endpoints that take one. Shared by both servers (this stdlib
     one and ``inventory_asgi.py``)."""
@@ -238,6 +271,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
+        if method == "GET" and url.path == "/metrics":
+            data = metrics_text(self.inventory)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         self._send(*route(self.inventory, method, url.path, url.query, self._json_body))
 
     def do_GET(self) -> None:

@@ -60,7 +60,10 @@ def _print_stats(console: Console, run_id: str, stats: list, by_worker: bool) ->
     table = Table(title=f"telemetry of run {run_id}", title_justify="left")
     for column in ("metric", *(["worker"] if by_worker else []), "samples", "mean", "max", "p95",
                    "first", "last"):
-        table.add_column(column, justify="left" if column in ("metric", "worker") else "right")
+        if column == "metric":  # full names: they are what --metric and the charts use
+            table.add_column(column, overflow="fold", min_width=24)
+        else:
+            table.add_column(column, justify="left" if column == "worker" else "right")
     rows = [((s.metric, s.worker) if by_worker else (s.metric,))
             + (s.samples, s.mean, s.max, s.p95, s.first, s.last) for s in stats]
     for row in rows:
