@@ -7,12 +7,13 @@ package was already imported, in every run).
 
 from typing import Any
 
-from testfleet.model import Case, Outcome, Result, Run, Variant
+_MODEL_NAMES = ("Case", "Outcome", "Result", "Run", "Variant")
 
 _SPACE_NAMES = ("Bool", "Choice", "Duration", "Float", "Int", "ListOf", "Object", "Optional",
                 "Permutation", "Size", "Space", "String", "Union")
 
-__all__ = ["Case", "Outcome", "Result", "Run", "Variant", "__version__", "metric", *_SPACE_NAMES]
+__all__ = ["Case", "Outcome", "Result", "Run", "Variant", "__version__", "explore", "metric",
+           *_SPACE_NAMES]
 __version__ = "0.1.0"
 
 
@@ -30,4 +31,10 @@ def __getattr__(name: str) -> Any:
     if name in _SPACE_NAMES:
         import testfleet.space as space
         return getattr(space, name)
+    if name in _MODEL_NAMES:  # pydantic: not for processes that only sample telemetry
+        import testfleet.model as model
+        return getattr(model, name)
+    if name == "explore":
+        from testfleet.explore import explore
+        return explore
     raise AttributeError(f"module 'testfleet' has no attribute {name!r}")

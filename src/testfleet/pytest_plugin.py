@@ -118,6 +118,28 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario: an HTTP scenario file (*.scenario.yaml) run by testfleet")
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``@testfleet.explore`` tests run as ``test[baseline]`` with the space's baseline values;
+    exploration runs the same item with other values (see testfleet.explore)."""
+    from testfleet.explore import BASELINE_ID, space_of
+
+    space = space_of(metafunc.function)
+    if space is None:
+        return
+    missing = [name for name in space.names if name not in metafunc.fixturenames]
+    if missing:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: @testfleet.explore declares "
+                                f"{', '.join(missing)}, which the test does not take as arguments")
+    values = space.baseline()
+    replayed = os.environ.get("TESTFLEET_REPLAY_PARAMS")
+    if replayed:  # `testfleet replay VARIANT`: the same item, with the variant's values
+        import json
+
+        values.update({k: v for k, v in json.loads(replayed).items() if k in space.dimensions})
+    metafunc.parametrize(space.names, [tuple(values[name] for name in space.names)],
+                         ids=[BASELINE_ID])
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.name.endswith((".scenario.yaml", ".scenario.yml")):
         from testfleet.adapters.scenario_items import ScenarioFile

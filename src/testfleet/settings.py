@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from testfleet.errors import SettingsError, TestfleetError
 
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
-PATH_KEYS = ("store", "junitxml", "json", "md")
+PATH_KEYS = ("store", "junitxml", "json", "md", "ruleset")
 
 
 class Settings(BaseModel):
@@ -54,6 +54,10 @@ class Settings(BaseModel):
                                       "each worker (0: no telemetry)")
     metrics_interval: float = Field(1.0, gt=0, description="seconds between scrapes of the SUT's "
                                     "Prometheus endpoint ([tool.testfleet.sut] metrics)")
+    explore: str | None = Field(None, min_length=1, description="after the baseline, explore "
+                                "variants for this many executions (500) or this long (2m)")
+    ruleset: str | None = Field(None, min_length=1, description="mutation rules (YAML/JSON) that "
+                                "exploration applies when their trigger holds")
     anomaly_threshold: float = Field(4.0, gt=0, description="robust z-score above which an "
                                      "execution's metric is flagged as an anomaly")
     anomaly_min_history: int = Field(8, ge=2, description="executions of a case (this run and "

@@ -53,6 +53,8 @@ def run(
     strict_requirements: Annotated[bool | None, typer.Option("--strict-requirements/--no-strict-requirements", help="A test no worker can satisfy is an error, not a skip. Setting: strict_requirements.")] = None,
     ray_pip: Annotated[list[str] | None, typer.Option("--ray-pip", help="A pip package for the Ray job's runtime_env (repeatable). Setting: ray_pip.")] = None,
     ray_env: Annotated[list[str] | None, typer.Option("--ray-env", help="KEY=VALUE for Ray workers' environment (repeatable). Setting: ray_env.")] = None,
+    explore: Annotated[str | None, typer.Option("--explore", help="After the baseline, explore the @testfleet.explore spaces: a number of executions (500) or a time (2m). Setting: explore.")] = None,
+    ruleset: Annotated[str | None, typer.Option("--ruleset", help="Mutation rules (YAML/JSON) exploration applies when their trigger holds; edits apply during the run. Setting: ruleset.")] = None,
     telemetry_interval: Annotated[float | None, typer.Option("--telemetry-interval", help="Seconds between telemetry samples in each worker; 0 turns telemetry off (default 0.1). Setting: telemetry_interval.")] = None,
     metrics_interval: Annotated[float | None, typer.Option("--metrics-interval", help="Seconds between scrapes of the SUT's Prometheus endpoint (default 1). Setting: metrics_interval.")] = None,
     anomaly_threshold: Annotated[float | None, typer.Option("--anomaly-threshold", help="Robust z-score above which a result's metric is an anomaly (default 4). Setting: anomaly_threshold.")] = None,
@@ -74,7 +76,8 @@ def run(
             "strict_requirements": strict_requirements, "ray_pip": ray_pip or None,
             "ray_env": _pairs(ray_env, "--ray-env"), "telemetry_interval": telemetry_interval,
             "metrics_interval": metrics_interval, "anomaly_threshold": anomaly_threshold,
-            "anomaly_min_history": anomaly_min_history,
+            "anomaly_min_history": anomaly_min_history, "explore": explore,
+            "ruleset": ruleset,
         },
         argv=list(sys.argv),
     )
@@ -148,6 +151,9 @@ app.add_typer(spec_app, name="spec")
 from testfleet.cli.scenarios import app as scenarios_app
 
 app.add_typer(scenarios_app, name="scenarios")
+from testfleet.cli.rules import app as rules_app  # noqa: E402
+
+app.add_typer(rules_app, name="rules")
 
 
 @app.command("replay")

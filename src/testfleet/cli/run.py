@@ -123,6 +123,14 @@ def execute(request: RunRequest) -> int:
     started_wall = time.monotonic()
     try:
         settings, source = load_settings(request.paths, request.overrides, cwd=cwd)
+        if settings.explore:
+            from testfleet.execution.explorer import Budget
+
+            Budget.parse(settings.explore)  # a bad budget is a usage error before anything runs
+        if settings.ruleset:
+            from testfleet.mutation.rules import load_ruleset
+
+            load_ruleset(settings.ruleset)  # a bad ruleset too
     except TestfleetError as exc:
         return _error(str(exc))
     missing = missing_paths(request.paths, cwd)
@@ -159,9 +167,12 @@ def execute(request: RunRequest) -> int:
                        continue_on_collection_errors="--continue-on-collection-errors" in request.pytest_extra,
                        requirement_rules=settings.requirement_rules(),
                        strict_requirements=settings.strict_requirements,
-                       monitor=_monitor(store, settings))
+                       monitor=_monitor(store, settings),
+                       explorer=_explorer(store, settings, seed))
         console = ConsoleReporter(verbosity=request.verbosity)
         configs = {"settings": [source]} if source else {}
+        if settings.ruleset:  # the ruleset's version at the start, kept with the run
+            configs["ruleset"] = [Path(settings.ruleset)]
         orchestrator = Orchestrator(backend, plan, run, StoreRecorder(store, configs), console,
                                     crash_text=getattr(backend, "crash_text", None))
         outcome = orchestrator.execute()
@@ -187,6 +198,18 @@ def _monitor(store: Any, settings: Settings) -> Any:
     monitor = RunMonitor(threshold=settings.anomaly_threshold, min_history=settings.anomaly_min_history)
     monitor.prime(TelemetryStore(store).history())
     return monitor
+
+
+def _explorer(store: Any, settings: Settings, seed: int) -> Any:
+    """``--explore``: the budget, the variants that already ran, the past failures to replay."""
+    if not settings.explore:
+        return None
+    from testfleet.execution.explorer import Budget, Explorer
+    from testfleet.store.exploration import failing_variants, known_variants
+
+    return Explorer(Budget.parse(settings.explore), seed, known=known_variants(store),
+                    replay=failing_variants(store), ruleset_path=settings.ruleset,
+                    batch_size=2 * settings.worker_count())
 
 
 def _fatal(store: Any, run: Any, outcome: Any, console: Any, wall: float) -> int:
@@ -235,7 +258,7 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
         written.append(str(write_markdown(settings.md, run, outcome.results, outcome.collect_errors)))
     console.finish(outcome.results, outcome.collect_errors, summary_line(counts, wall, run.flaky),
                    exit_code not in (0, 5), outcome.not_run, outcome.warnings,
-                   anomalies=outcome.anomalies, run_id=run.run_id)
+                   anomalies=outcome.anomalies, run_id=run.run_id, exploration=outcome.exploration)
     if console.verbosity >= 0:
         for path in written:
             console.console.print(f"[dim]report: {path}[/dim]")
@@ -269,6 +292,9 @@ class StoreRecorder:
 
     def append_results(self, results: list[Any]) -> None:
         self.store.append_results(results)
+
+    def add_variants(self, variants: list[Any]) -> None:
+        self.store.add_variants(variants)
 
     def append_series(self, run_id: str, columns: dict[str, list[Any]]) -> None:
         from testfleet.store.telemetry import TelemetryStore

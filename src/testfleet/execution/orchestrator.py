@@ -96,6 +96,13 @@ class Orchestrator:
         self.events: list[dict[str, Any]] = []
         self.anomalies: list[dict[str, Any]] = []
         self.fatal: tuple[int, str] | None = None
+        self.explorer = plan.explorer
+        self.variant_map: dict[int, tuple[int, dict[str, Any]]] = {}  # explored index -> (item, params)
+        self.min_job: Any = None  # the failing variant being minimised (execution.minimizing)
+        self.min_index: dict[int, Any] = {}
+        self.min_fingerprints: set[str | None] = set()
+        self.minimized: list[dict[str, Any]] = []
+        self.final_by_variant: dict[str, bool] = {}  # variant id -> failed, for minimisation
 
     # -- public -------------------------------------------------------------------------------
     def execute(self) -> RunOutcome:
@@ -188,6 +195,15 @@ class Orchestrator:
         self.scheduler = Scheduler(nodeids, workers=self.plan.workers, dist=self.plan.dist,
                                    history=self.plan.history, failed=self.plan.last_failed,
                                    failed_first=self.plan.failed_first, order=self.selected, pools=pools)
+        if self.explorer is not None:
+            explorable = [i for i in self.selected if self.items[i].get("space")]
+            selected_items = [self.items[i] if i in set(explorable) else {**self.items[i], "space": None}
+                              for i in range(len(self.items))]
+            if not self.explorer.register(selected_items, self.cases, self.variants):
+                self._say("--explore: no selected test declares a space (@testfleet.explore); "
+                          "only the baseline runs")
+            else:
+                self.listener.on_exploring(self.explorer.budget.describe())
         if not self.backend.workers_collect:  # workers come from the collected session
             for _ in range(self.plan.workers):
                 self._spawn()
@@ -274,6 +290,12 @@ class Orchestrator:
                     self._give_up()
                 return
             if not self.stopping and self.scheduler is not None and self.scheduler.empty \
+                    and self.explorer is not None and self._explore_more(2 * len(live)):
+                self._feed_all()
+                continue
+            if self.explorer is not None and self._minimizing(live):
+                continue
+            if not self.stopping and self.scheduler is not None and self.scheduler.empty \
                     and not any(s.outstanding for s in live):
                 self.stopping = True
                 for slot in live:
@@ -340,6 +362,8 @@ class Orchestrator:
         if self.stopping or not slot.ready or slot.gone or self.scheduler is None:
             return
         alive = sum(1 for s in self.slots.values() if s.ready and not s.gone and s.pool == slot.pool)
+        if slot.pool == "" and self.scheduler.pool_empty("") and self.explorer is not None:
+            self._explore_more(2 * max(alive, 1))
         batch: list[int] = []
         while len(slot.outstanding) + len(batch) < 2:
             more = self.scheduler.next_batch(slot.worker_id, alive=alive, pool=slot.pool)
@@ -352,7 +376,8 @@ class Orchestrator:
             slot.outstanding.extend(batch)
             slot.last_batch = len(batch)
             slot.flushed = False
-            self.backend.send(slot.worker_id, (P.RUN, batch, bool(self.plan.timeout)))
+            explored = {i: self.variant_map[i] for i in batch if i in self.variant_map}
+            self.backend.send(slot.worker_id, (P.RUN, batch, bool(self.plan.timeout), explored))
             if not self.plan.timeout:
                 self.listener.on_running(slot.worker_id, self.items[slot.outstanding[0]]["nodeid"])
         if self.scheduler.pool_empty(slot.pool) and len(slot.outstanding) >= 1 and not slot.flushed:
@@ -421,10 +446,18 @@ class Orchestrator:
         self.buffer.append(result)
         if result.final and not late_teardown:
             self.final[index] = result
+            self.final_by_variant[variant.variant_id] = outcome.is_failure
+            anomalies: list[dict[str, Any]] = []
             if self.plan.monitor is not None and result.telemetry and outcome is Outcome.passed:
-                self._add_events(self.plan.monitor.observe(
+                anomalies = self.plan.monitor.observe(
                     case_id=case.case_id, variant_id=variant.variant_id, nodeid=result.nodeid,
-                    worker=worker_id, telemetry=result.telemetry, duration=result.duration))
+                    worker=worker_id, telemetry=result.telemetry, duration=result.duration)
+                self._add_events(anomalies)
+            if index in self.min_index:
+                self.min_index.pop(index).answer(outcome.is_failure)
+            elif self.explorer is not None:
+                base = self.variant_map.get(index, (index, None))[0]
+                self.explorer.observe(base, variant, result, anomalies)
             if outcome in FAILURE_OUTCOMES:
                 self.failures += 1
                 if self.plan.maxfail and self.failures >= self.plan.maxfail and not self.stopping:
@@ -500,6 +533,8 @@ class Orchestrator:
         if self.stopping:
             return
         self.stopping = True
+        if self.min_job is not None:
+            self.min_job.stop()
         if self.scheduler is not None:
             self.not_run.extend(self.scheduler.cancel())
         for slot in self.slots.values():
@@ -523,6 +558,63 @@ class Orchestrator:
             self._check_timeouts()
 
     # -- bookkeeping --------------------------------------------------------------------------
+    def _minimizing(self, live: list[_Slot]) -> bool:
+        """Drive minimisation once exploration is spent: True while a job has work in flight."""
+        if self.stopping or self.explorer.active:
+            return False
+        job = self.min_job
+        if job is None:
+            for found in self.explorer.found:
+                if found.get("fingerprint") not in self.min_fingerprints:
+                    self.min_fingerprints.add(found.get("fingerprint"))
+                    job = self.min_job = self.explorer.minimize_job(found, self.plan.minimize_budget).start()
+                    break
+            if job is None:
+                return False
+        if job.done:
+            event = job.to_event()
+            self.minimized.append(event)
+            self._add_events([event])
+            self.min_job = None
+            return True
+        params = job.pending(timeout=0.05)
+        if params is not None:
+            variant = Variant.of(self.cases[job.base], params, origin="minimize", parent_id=job.variant_id)
+            known = self.final_by_variant.get(variant.variant_id)
+            if known is not None:  # this run already ran that exact variant: reuse its outcome
+                job.answer(known)
+                return True
+            index = self._add_variant(job.base, variant)
+            self.min_index[index] = job
+            self.recorder.add_variants([variant])
+            self._feed_all()
+        return True
+
+    def _add_variant(self, base: int, variant: Variant) -> int:
+        [index] = self.scheduler.extend(1, like=base)
+        self.items.append({**self.items[base], "params": variant.params, "explored": True})
+        self.cases.append(self.cases[base])
+        self.variants.append(variant)
+        self.variant_map[index] = (base, variant.params)
+        self.total += 1
+        return index
+
+    def _explore_more(self, count: int) -> int:
+        """Queue up to ``count`` explored variants (best mutation scores first)."""
+        if self.stopping or self.explorer is None or not self.explorer.active:
+            return 0
+        taken = self.explorer.take()  # its own batch size: the stream must not depend on timing
+        if self.explorer.provenance:  # why each variant was proposed: rule, trigger values, parent
+            self._add_events(self.explorer.provenance)
+            self.explorer.provenance = []
+        new_variants = []
+        for proposal, variant in taken:
+            self._add_variant(proposal.base, variant)
+            new_variants.append(variant)
+        if new_variants:
+            self.recorder.add_variants(new_variants)
+        return len(new_variants)
+
     def _add_series(self, worker_id: str, columns: dict[str, list[Any]]) -> None:
         n = len(columns.get("t", ()))
         self.series["worker"].extend([worker_id] * n)
@@ -567,7 +659,11 @@ class Orchestrator:
                           interrupted=interrupted or self.gave_up or self.worker_interrupted,
                           warnings=self.warnings,
                           collector_exit=collector_exit, collector_output=output,
-                          anomalies=self.anomalies, fatal=self.fatal)
+                          anomalies=self.anomalies, fatal=self.fatal,
+                          exploration=None if self.explorer is None else
+                          {**self.explorer.summary(), "minimized": self.minimized,
+                           "variants": {v.variant_id: {"origin": v.origin, "params": v.params}
+                                        for i, v in enumerate(self.variants) if i in self.variant_map}})
 
 
 __all__ = ["Listener", "Orchestrator", "Recorder", "RunOutcome", "RunPlan"]

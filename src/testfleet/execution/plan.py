@@ -18,6 +18,8 @@ class Recorder(Protocol):
     def append_results(self, results: list[Result]) -> None: ...
     #: telemetry samples as columns: worker, t (epoch seconds), metric, value
     def append_series(self, run_id: str, columns: dict[str, list[Any]]) -> None: ...
+    #: variants created during the run (explored ones)
+    def add_variants(self, variants: list[Variant]) -> None: ...
     #: anomalies and other events (dicts: kind, case_id, metric, value, baseline, message...)
     def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None: ...
 
@@ -27,6 +29,7 @@ class Listener(Protocol):
     def on_running(self, worker_id: str, nodeid: str | None) -> None: ...
     def on_result(self, result: Result, done: int, total: int) -> None: ...
     def on_message(self, text: str) -> None: ...
+    def on_exploring(self, budget: str) -> None: ...
 
 
 class NullListener:
@@ -34,6 +37,7 @@ class NullListener:
     def on_running(self, worker_id: str, nodeid: str | None) -> None: ...
     def on_result(self, result: Result, done: int, total: int) -> None: ...
     def on_message(self, text: str) -> None: ...
+    def on_exploring(self, budget: str) -> None: ...
 
 
 @dataclass
@@ -55,6 +59,9 @@ class RunPlan:
     strict_requirements: bool = False
     #: judges each result's telemetry (a telemetry.monitor.RunMonitor); None: no anomaly watch
     monitor: Any = None
+    #: proposes explored variants once the baseline is dispatched (an execution.explorer.Explorer)
+    explorer: Any = None
+    minimize_budget: int = 40  # executions spent minimising each distinct failure exploration found
 
 
 @dataclass
@@ -69,4 +76,5 @@ class RunOutcome:
     collector_exit: int | None = None  # set when pytest ended before collecting (usage error, --co)
     collector_output: str = ""
     anomalies: list[dict[str, Any]] = field(default_factory=list)
-    fatal: tuple[int, str] | None = None  # (exit code, message): a worker's session could not go on
+    fatal: tuple[int, str] | None = None
+    exploration: dict[str, Any] | None = None  # what --explore did and found  # (exit code, message): a worker's session could not go on

@@ -105,6 +105,7 @@ class WorkerPlugin:
                 "keywords": sorted(str(k) for k in item.keywords),
                 "requires": _requires(item),
                 "params": _callspec_params(item),
+                "space": _space_declaration(item),
             })
         return {"items": items, "deselected": self.deselected, "errors": self.collect_errors,
                 "skipped": self.collect_skipped, "warnings": self._take_warnings(),
@@ -240,6 +241,8 @@ class WorkerPlugin:
         items = session.items
         config = session.config
         queue: deque[int] = deque()
+        # explored variants: indices past the collected items, each (item index, its params)
+        variants: dict[int, tuple[int, dict[str, Any]]] = {}
         flush = stop = shutdown = False
         report_start = False
 
@@ -251,6 +254,8 @@ class WorkerPlugin:
                 flush = False
                 if len(msg) > 2:
                     report_start = bool(msg[2])
+                if len(msg) > 3 and msg[3]:
+                    variants.update(msg[3])
             elif tag == P.FLUSH:
                 flush = True
             elif tag == P.SHUTDOWN:
@@ -263,6 +268,7 @@ class WorkerPlugin:
             return len(queue) >= 2 or (bool(queue) and flush)
 
         last_index: int | None = None
+        last_item: pytest.Item | None = None
         fixtures_alive = False  # fixtures of ``last_index`` kept for the next item, or interrupted
         interrupted = False
         if telemetry is not None:
@@ -284,13 +290,20 @@ class WorkerPlugin:
                 if not runnable():
                     continue
                 index = queue.popleft()
-                item = items[index]
-                nextitem = items[queue[0]] if queue else None
+                base, params = variants.pop(index, (index, None))
+                item = items[base]
+                nextitem = items[variants.get(queue[0], (queue[0],))[0]] if queue else None
+                if nextitem is item:
+                    # the same item again (another variant): its own fixtures must be torn down
+                    # and set up afresh, its module's and class's kept; pytest keeps whatever is
+                    # in nextitem's chain, so name the parent
+                    nextitem = item.parent
                 if report_start:
                     conn.send((P.STARTED, index, time.time()))
                 self.reports = []
-                last_index, fixtures_alive = index, True
+                last_index, last_item, fixtures_alive = index, item, True
                 t0 = telemetry.begin() if telemetry is not None else 0.0
+                saved = _with_params(item, params)
                 try:
                     config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
                 except pytest.exit.Exception as exc:
@@ -298,6 +311,9 @@ class WorkerPlugin:
                     conn.send((P.FATAL, worker_id, str(exc.msg), exc.returncode))
                     fixtures_alive = False
                     raise
+                finally:
+                    if saved is not None:
+                        item.callspec.params.update(saved)
                 fixtures_alive = nextitem is not None
                 payload = result_payload(config, self.reports, self._take_warnings())
                 if telemetry is not None:
@@ -309,8 +325,8 @@ class WorkerPlugin:
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            if fixtures_alive and last_index is not None:
-                self._teardown_early(config, conn, items[last_index], last_index)
+            if fixtures_alive and last_index is not None and last_item is not None:
+                self._teardown_early(config, conn, last_item, last_index)
             reason = "KeyboardInterrupt" if interrupted else (session.shouldfail or session.shouldstop)
             try:
                 if telemetry is not None:
@@ -361,6 +377,32 @@ def _callspec_params(item: pytest.Item) -> dict[str, Any]:
         else:
             out[name] = repr(value)[:200]
     return out
+
+
+def _space_declaration(item: pytest.Item) -> dict[str, Any] | None:
+    """The ``@testfleet.explore`` space of the test, as data the coordinator can rebuild."""
+    function = getattr(item, "function", None)
+    if function is None:
+        return None
+    from testfleet.explore import space_of
+
+    space = space_of(function)
+    if space is None:
+        return None
+    from testfleet.space.declare import space_to_dict
+
+    return space_to_dict(space)
+
+
+def _with_params(item: pytest.Item, params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Give a parametrized item other values for its parameters (a variant); returns the old
+    ones to put back. pytest reads a direct parameter from ``callspec.params`` at setup."""
+    callspec = getattr(item, "callspec", None)
+    if not params or callspec is None:
+        return None
+    saved = dict(callspec.params)
+    callspec.params.update({k: v for k, v in params.items() if k in callspec.params})
+    return saved
 
 
 def _requires(item: pytest.Item) -> dict[str, Any]:

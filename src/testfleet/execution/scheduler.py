@@ -138,6 +138,18 @@ class Scheduler:
             self.queues.setdefault(pool, deque()).appendleft(Unit(mine, estimate, False, pool))
             self.remaining[pool] = self.remaining.get(pool, 0.0) + estimate
 
+    def extend(self, count: int, *, like: int) -> list[int]:
+        """Append ``count`` new items shaped like item ``like`` (explored variants of its case);
+        they go at the end of its pool's queue. Returns their indices."""
+        start = len(self.pools)
+        pool, estimate = self.pools[like], self.estimates[like]
+        indices = list(range(start, start + count))
+        self.pools.extend([pool] * count)
+        self.estimates.extend([estimate] * count)
+        self.queues.setdefault(pool, deque()).append(Unit(indices, estimate * count, False, pool))
+        self.remaining[pool] = self.remaining.get(pool, 0.0) + estimate * count
+        return indices
+
     def cancel(self) -> list[int]:
         """Drop everything still queued (``-x``); returns what was dropped."""
         dropped = [i for q in self.queues.values() for u in q for i in u.indices] + [i for i, _ in self.reruns]

@@ -28,7 +28,13 @@ from typing import Any
 
 from testfleet.execution.sut import active_instances
 from testfleet.telemetry import custom
-from testfleet.telemetry.sampler import ProcessProbe, Sample, summarize
+from testfleet.telemetry.sampler import (
+    ProcessProbe,
+    Sample,
+    SystemProbe,
+    summarize,
+    worker_probe,
+)
 from testfleet.telemetry.sampler_process import SamplerProcess
 
 __all__ = ["WorkerTelemetry"]
@@ -41,6 +47,7 @@ class WorkerTelemetry:
         self.interval = interval
         self.metrics_interval = metrics_interval
         self.sampler: SamplerProcess | None = None
+        self._here: tuple[Any, Any] | None = None  # in-process probes, until the first sample
         self.custom = custom.CustomMetrics()
         self._wall_offset = time.time() - time.monotonic()
         self._shipped_until = -math.inf
@@ -93,13 +100,25 @@ class WorkerTelemetry:
         self._custom_rows.extend(custom.CustomMetrics.buckets(reported, self.interval))
         return summary
 
+    def _read_here(self, instances: list) -> dict[str, float]:
+        if self._here is None:
+            self._here = (worker_probe(), SystemProbe())
+        values = {**self._here[0](), **self._here[1]()}
+        for inst in instances:
+            values.update(ProcessProbe(inst.pid, "sut").read())
+        return values
+
     def _window_with_start(self, t0: float, t1: float) -> list[Sample]:
         assert self.sampler is not None
         samples = self.sampler.window(t0 - 3 * self.interval, t1)
         inside = [s for s in samples if t0 <= s.t <= t1]
         before = [s for s in samples if s.t < t0]
         instances = self._watch()
-        if not any("sut.rss_mb" in s.values for s in ([*before[-1:], *inside])) and instances:
+        if not before and not inside:
+            # the sampler process has not sent its first sample yet (it starts with the worker):
+            # read here once rather than leave the result without telemetry
+            inside = [Sample(time.monotonic(), self._read_here(instances))]
+        elif not any("sut.rss_mb" in s.values for s in ([*before[-1:], *inside])) and instances:
             # a short test that started the SUT itself: no sample has seen the SUT yet, so
             # read it once here rather than give the result no sut.* summary
             values: dict[str, float] = {}

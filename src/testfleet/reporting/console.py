@@ -47,6 +47,7 @@ class ConsoleReporter:
         self.column = 0
         self.live: Live | None = None
         self.lock = threading.Lock()
+        self.exploring = False  # the total grows as variants are proposed: no 100 % mid-run
 
     # -- listener -----------------------------------------------------------------------------
     def on_collected(self, total: int, deselected: int, workers: int) -> None:
@@ -90,11 +91,15 @@ class ConsoleReporter:
                 self.column = 0
         self.console.print(f"[yellow]{escape(text)}[/yellow]")
 
+    def on_exploring(self, budget: str) -> None:
+        self.exploring = True
+        self.on_message(f"exploring after the baseline: budget {budget}")
+
     def _letter(self, letter: str, done: int, total: int) -> None:
         with self.lock:
             sys.stdout.write(letter)
             self.column += 1
-            if self.column >= 70 or done == total:
+            if self.column >= 70 or (done == total and not self.exploring):
                 sys.stdout.write(" " * (70 - self.column) + f" [{100 * done // max(total, 1):3d}%]\n")
                 self.column = 0
             sys.stdout.flush()
@@ -122,7 +127,8 @@ class ConsoleReporter:
     # -- the end ------------------------------------------------------------------------------
     def finish(self, results: Iterable[Result], collect_errors: list[dict], summary: str,
                failed: bool, messages_not_run: list[str], warnings: list[dict] | None = None,
-               anomalies: list[dict] | None = None, run_id: str = "") -> None:
+               anomalies: list[dict] | None = None, run_id: str = "",
+               exploration: dict | None = None) -> None:
         self.stop()
         final = [r for r in results if r.final]
         rule = lambda title, style="": Rule(title, characters="=", style=style)
@@ -131,8 +137,13 @@ class ConsoleReporter:
             for error in collect_errors:
                 self.console.print(Rule(f"ERROR collecting {error['nodeid']}", characters="_", style="red"))
                 self.console.print(Text(error["longrepr"]))
-        errors = [r for r in final if r.outcome is Outcome.error or "error" in r.categories]
-        failures = [r for r in final if r.outcome in FAILURE_OUTCOMES and r.outcome is not Outcome.error]
+        from testfleet.reporting.exploration import explored_failures, label, print_exploration
+
+        failing = [r for r in final if r.outcome in FAILURE_OUTCOMES or "error" in r.categories]
+        plain, grouped = explored_failures(failing, exploration)
+        errors = [r for r in plain if r.outcome is Outcome.error or "error" in r.categories]
+        failures = [r for r in plain if r.outcome in FAILURE_OUTCOMES and r.outcome is not Outcome.error]
+        variants = (exploration or {}).get("variants", {})
         if self.verbosity >= 0:
             for title, group in (("ERRORS", errors), ("FAILURES", failures)):
                 if not group:
@@ -140,13 +151,31 @@ class ConsoleReporter:
                 self.console.print(rule(title))
                 for result in group:
                     self._section(result)
+            if grouped:
+                self.console.print(rule("EXPLORED FAILURES"))
+                for result, count, minimal in grouped:
+                    params = variants[result.variant_id]["params"]
+                    self._section(result, f" {label(params)}")
+                    more = f"{count} failing variant{'s' if count != 1 else ''} like this one"
+                    if minimal:
+                        more += f"; {minimal['message']}"
+                    self.console.print(Text(more, style="cyan"))
+            if exploration:
+                print_exploration(self.console, exploration)
         if warnings and self.verbosity >= 0:
             self._warnings_summary(warnings)
         if anomalies and self.verbosity >= 0:
             self._anomalies(anomalies, run_id)
         if messages_not_run and self.verbosity >= 0:
             self.console.print(f"[yellow]{len(messages_not_run)} test(s) not run (stopped early)[/yellow]")
-        lines = self._short_summary(final, collect_errors)
+        lines = self._short_summary([r for r in final if r in plain or r.outcome not in FAILURE_OUTCOMES],
+                                    collect_errors)
+        for result, count, minimal in grouped:
+            params = minimal["minimal_params"] if minimal else variants[result.variant_id]["params"]
+            lines.append(f"[red]FAILED[/red] {escape(result.nodeid)} {escape(label(params))}"
+                         f" - {escape(result.message.strip().splitlines()[0] if result.message.strip() else '')}"
+                         f" [dim]({count} failing variant{'s' if count != 1 else ''}"
+                         f"{', minimal' if minimal else ''})[/dim]")
         if lines:
             self.console.print(rule("short test summary info"))
             for line in lines:
@@ -186,8 +215,8 @@ class ConsoleReporter:
             self.console.print(Text("  " + text + "\n"))
         self.console.print("-- Docs: https://docs.pytest.org/en/stable/how-to/capture-warnings.html")
 
-    def _section(self, result: Result) -> None:
-        name = result.nodeid.split("::", 1)[-1].replace("::", ".")
+    def _section(self, result: Result, suffix: str = "") -> None:
+        name = result.nodeid.split("::", 1)[-1].replace("::", ".") + suffix
         if result.outcome is Outcome.error or (result.when in ("setup", "teardown")):
             name = f"ERROR at {result.when or 'setup'} of {name}"
         self.console.print(Rule(name, characters="_", style="red"))

@@ -12,11 +12,13 @@ Grammar, loosest binding first::
     sum      := product ( ("+" | "-") product )*
     product  := unary ( ("*" | "/" | "//" | "%") unary )*
     unary    := "-" unary | atom
-    atom     := NUMBER[unit] | STRING | true | false | null | NAME | `quoted name`
+    atom     := NUMBER[unit | "%"] | STRING | true | false | null | NAME | `quoted name`
               | NAME "(" args ")" | "[" items "]" | "(" expr ")"
 
 Names may contain dots (``db.pool_size``); anything else goes in backticks. Numbers may carry a
 size unit (``64MB``, KB = 1024 bytes) or a duration unit (``250ms``, seconds as the base).
+A number written with ``%`` right after it and no operand following (``cpu > 80%``) is that
+number itself (a percentage as its metric counts it); ``7 % 3`` stays the remainder.
 Functions: ``len min max abs present``. An ordered comparison with ``null`` is false (as in SQL),
 never an error, so constraints over optional parameters read naturally.
 
@@ -230,8 +232,20 @@ class _Parser:
     def product(self) -> tuple:
         left = self.unary()
         while self.peek("*", "/", "//", "%"):
+            if self._percent_sign():
+                self.take()  # ``80%``: the number itself
+                continue
             left = ("arith", self.take().text, left, self.unary())
         return left
+
+    def _percent_sign(self) -> bool:
+        """A ``%`` glued to the number before it and followed by no operand is a unit."""
+        sign, before, after = self.tokens[self.i], self.tokens[self.i - 1], self.tokens[self.i + 1]
+        if sign.text != "%" or before.kind != "number" or before.pos + len(before.text) != sign.pos:
+            return False
+        starts_operand = after.kind in ("number", "string", "const", "name") or (
+            after.kind == "op" and after.text in ("(", "[", "-", "+", "!", "not"))
+        return not starts_operand
 
     def unary(self) -> tuple:
         if self.peek("-"):

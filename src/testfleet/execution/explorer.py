@@ -1,0 +1,453 @@
+"""Exploration: after the baseline, propose scored variants of the explorable cases until the
+budget (``--explore 500`` executions or ``--explore 2m``) is spent.
+
+Approach. A case is explorable when its test declared a space (``@testfleet.explore``; the
+collected item carries the declaration). The coordinator keeps one priority queue of proposals;
+each has a *mutation score* and the highest run first:
+
+=================================  ======================================================
+source (``origin``)                score
+=================================  ======================================================
+``replay`` (failed in a past run)  10 — like Hypothesis's example database, first of all
+``mutation`` (near a failure)      4 + 1 when the parent was also anomalous
+``anomaly`` (near an anomaly)      3 + the anomaly's robust z / 10 (capped at 2)
+``rule:NAME`` (its trigger held)   2 + priority / 2 + 2 × its yield − 0.1 × its fruitless runs
+``edge`` (a boundary value)        2
+``pairwise`` (uncovered pairs)     1.5 + the share of the space's level pairs it adds
+``random``                         1
+=================================  ======================================================
+
+Proposals are generated lazily per case, in rounds (edges, then a pairwise covering array that
+extends what already ran, then random points in chunks), so a large space costs nothing up
+front. Every proposal is a :class:`~testfleet.model.Variant` of its case with a stable id: the
+explorer never proposes an id it has dispatched or that the store says already ran (``known``),
+except replays. Every random choice is seeded from the run seed and the case id.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from testfleet.errors import UsageError
+from testfleet.model import Case, Result, Variant, stable_id
+from testfleet.space.space import Space
+
+__all__ = ["Budget", "Explorer", "Proposal"]
+
+SCORES = {"replay": 10.0, "mutation": 4.0, "anomaly": 3.0, "rule": 2.0, "edge": 2.0,
+          "pairwise": 1.5, "random": 1.0}
+_RANDOM_CHUNK = 16
+_NEIGHBOURS = 3  # values tried per parameter around a failing or anomalous variant
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """``--explore``: a number of executions, or a time (``90s``, ``2m``, ``1h30m``)."""
+
+    executions: int | None = None
+    seconds: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Budget:
+        value = str(text).strip().lower()
+        if value.isdigit():
+            if int(value) < 1:
+                raise UsageError(f"--explore {text}: expected at least 1 execution",
+                                 place="--explore", expected="a count such as 500, or a time such as 2m")
+            return cls(executions=int(value))
+        match = _DURATION.fullmatch(value)
+        if value and match and any(match.groups()):
+            h, m, s = (float(g) if g else 0.0 for g in match.groups())
+            seconds = h * 3600 + m * 60 + s
+            if seconds > 0:
+                return cls(seconds=seconds)
+        raise UsageError(f"--explore {text!r} is neither a number of executions nor a time",
+                         place="--explore", expected="a count such as 500, or a time such as 90s, 2m, 1h30m")
+
+    def describe(self) -> str:
+        if self.executions is not None:
+            return f"{self.executions} executions"
+        return f"{self.seconds:g} s"
+
+
+@dataclass(order=True)
+class Proposal:
+    sort_key: tuple[float, int] = field(init=False, repr=False)
+    score: float
+    base: int  # the index of the case's collected item
+    params: dict[str, Any] = field(compare=False)
+    origin: str = field(compare=False)
+    parent_id: str | None = field(default=None, compare=False)
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False)
+    order: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        self.sort_key = (-self.score, self.order)
+
+
+@dataclass
+class _CaseState:
+    base: int
+    case: Case
+    space: Space
+    fixed: dict[str, Any]  # parametrize arguments that are not explored
+    baseline: dict[str, Any]
+    rng: np.random.Generator
+    seed: int
+    rounds: Any = None  # the generator of this case's next proposals
+    ran: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Explorer:
+    def __init__(self, budget: Budget, seed: int, *, known: set[str] | None = None,
+                 replay: Sequence[tuple[str, dict[str, Any]]] = (),
+                 ruleset_path: str | None = None, batch_size: int = 4) -> None:
+        self.budget = budget
+        self.batch_size = max(1, batch_size)
+        self.pending: dict[str, int] = {}  # dispatched variant id -> dispatch order, until observed
+        self.waiting: set[int] = set()  # explorable cases whose baseline result is not in yet
+        self.inbox: list[tuple[int, tuple[Any, ...]]] = []
+        self._sequence = itertools.count()
+        self.ruleset_path = ruleset_path
+        self.ruleset: Any = None
+        self._ruleset_stamp: tuple[float, int] | None = None
+        self._checked_at = 0.0
+        self.rule_stats: dict[str, list[int]] = {}  # rule name -> [executions, failures]
+        self.ruleset_versions: list[str] = []
+        self.provenance: list[dict[str, Any]] = []  # one event per dispatched variant
+        self.seed = seed
+        self.known = set(known or ())
+        self.replay = list(replay)
+        self.cases: dict[int, _CaseState] = {}
+        self.queue: list[Proposal] = []
+        self.dispatched: set[str] = set()
+        self.spent = 0
+        self.started_at: float | None = None
+        self.found: list[dict[str, Any]] = []  # failures exploration found
+        self.by_origin: dict[str, list[int]] = {}  # origin family -> [executions, failures]
+        self._order = itertools.count()
+        self._origin_of: dict[str, tuple[str, str | None]] = {}
+        if ruleset_path is not None:
+            self.reload_ruleset(force=True)
+
+    # -- the ruleset ---------------------------------------------------------------------------
+    def reload_ruleset(self, *, force: bool = False) -> bool:
+        """Read the ruleset again if its file changed (checked at most twice a second): an edit
+        during a run applies to the proposals made after it. A file that became invalid keeps
+        the last good version (and says so once per version)."""
+        if self.ruleset_path is None:
+            return False
+        now = time.monotonic()
+        if not force and now - self._checked_at < 0.5:
+            return False
+        self._checked_at = now
+        import os
+
+        from testfleet.mutation.rules import load_ruleset
+
+        try:
+            stat = os.stat(self.ruleset_path)
+        except OSError:
+            return False
+        stamp = (stat.st_mtime, stat.st_size)
+        if not force and stamp == self._ruleset_stamp:
+            return False
+        self._ruleset_stamp = stamp
+        try:
+            ruleset = load_ruleset(self.ruleset_path)
+        except UsageError:
+            if force:
+                raise
+            return False
+        changed = self.ruleset is None or ruleset.version != self.ruleset.version
+        self.ruleset = ruleset
+        if changed:
+            self.ruleset_versions.append(ruleset.version)
+        return changed
+
+    # -- setup -------------------------------------------------------------------------------
+    def register(self, items: Sequence[dict[str, Any]], cases: Sequence[Case],
+                 variants: Sequence[Variant]) -> int:
+        """Find the explorable cases among the collected items; returns how many there are."""
+        from testfleet.space.declare import space_from_dict
+
+        by_nodeid = {}
+        for index, item in enumerate(items):
+            declared = item.get("space")
+            if not declared:
+                continue
+            space = space_from_dict(declared, source=item["nodeid"])
+            params = dict(item.get("params") or {})
+            case = cases[index]
+            case_seed = int(stable_id("explore", self.seed, case.case_id)[:8], 16)
+            state = _CaseState(index, case, space, {k: v for k, v in params.items() if k not in space.dimensions},
+                               {k: params.get(k, v) for k, v in space.baseline().items()},
+                               np.random.default_rng(case_seed), case_seed)
+            state.ran.append(dict(state.baseline))
+            state.rounds = self._rounds(state)
+            self.cases[index] = state
+            self.waiting.add(index)
+            self.dispatched.add(variants[index].variant_id)
+            by_nodeid[item["nodeid"]] = state
+        for nodeid, params in self.replay:
+            state = by_nodeid.get(nodeid)
+            if state is not None:
+                self._push(state, params, "replay", None, {"reason": "failed in an earlier run"},
+                           force=True)
+        return len(self.cases)
+
+    # -- budget ------------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return bool(self.cases) and not self.exhausted
+
+    @property
+    def exhausted(self) -> bool:
+        if self.budget.executions is not None:
+            return self.spent >= self.budget.executions
+        return self.started_at is not None and time.monotonic() - self.started_at >= (self.budget.seconds or 0)
+
+    # -- proposals ---------------------------------------------------------------------------
+    def take(self, count: int | None = None) -> list[tuple[Proposal, Variant]]:
+        """The next batch of proposals, best first, each a new variant, counted against the
+        budget; empty while the previous batch (or a baseline) is still running.
+
+        Batches keep the stream reproducible: feedback is applied only once a whole batch is
+        back, in the order it was dispatched, so which worker finished first changes nothing;
+        the same seed and the same outcomes give the same variants (telemetry-triggered rules
+        depend on what was measured, as they should)."""
+        if self.pending or self.waiting:
+            return []
+        for _seq, args in sorted(self.inbox, key=lambda entry: entry[0]):
+            self._apply(*args)
+        self.inbox = []
+        count = self.batch_size if count is None else min(count, self.batch_size)
+        out: list[tuple[Proposal, Variant]] = []
+        if self.started_at is None:
+            self.started_at = time.monotonic()
+            self._refill()  # edges (and the rules that always apply)
+            self._refill()  # the pairwise covering array: both bounded, scored against each other
+        stalled = 0
+        while len(out) < count and not self.exhausted:
+            # the next round (edges, then pairwise, then random chunks) joins the queue once the
+            # best waiting proposal scores no better than a random point
+            if (not self.queue or self.queue[0].score <= SCORES["random"]) and not self._refill() \
+                    and not self.queue:
+                stalled += 1
+                if stalled > 2:
+                    break
+                continue
+            proposal = heapq.heappop(self.queue)
+            if proposal.origin.startswith("rule:"):  # its rule's yield may have changed since
+                fresh = self._rule_score(proposal.provenance["rule"], proposal.provenance["priority"])
+                if fresh < proposal.score - 1e-9 and self.queue and fresh < self.queue[0].score:
+                    proposal.score, proposal.sort_key = fresh, (-fresh, proposal.order)
+                    heapq.heappush(self.queue, proposal)
+                    continue
+            state = self.cases[proposal.base]
+            variant = Variant.of(state.case, {**state.fixed, **proposal.params},
+                                 origin=proposal.origin, parent_id=proposal.parent_id)
+            forced = proposal.origin == "replay"
+            if variant.variant_id in self.dispatched or (variant.variant_id in self.known and not forced):
+                continue
+            self.dispatched.add(variant.variant_id)
+            self.pending[variant.variant_id] = next(self._sequence)
+            self._origin_of[variant.variant_id] = (proposal.origin, proposal.parent_id)
+            self.provenance.append({
+                "kind": "variant", "case_id": state.case.case_id, "variant_id": variant.variant_id,
+                "nodeid": state.case.nodeid, "score": proposal.score,
+                "message": f"{proposal.origin} (score {proposal.score:.2f})",
+                "origin": proposal.origin, "parent_id": proposal.parent_id,
+                "seed": state.seed, **proposal.provenance})
+            state.ran.append(dict(proposal.params))
+            self.spent += 1
+            out.append((proposal, variant))
+        return out
+
+    def _refill(self) -> bool:
+        """Ask every case's generator for its next round; False when all are exhausted."""
+        grew = False
+        for state in self.cases.values():
+            if state.rounds is None:
+                continue
+            try:
+                next(state.rounds)
+                grew = True
+            except StopIteration:
+                state.rounds = None
+        return grew or bool(self.queue)
+
+    def _rounds(self, state: _CaseState) -> Any:
+        from testfleet.space.sampling import covering_points, edge_points, random_points
+
+        self._rules(state, state.baseline, None, None, None, always_only=True)
+        for point in edge_points(state.space).points:
+            self._push(state, point.params, "edge", None, {"edge": point.origin})
+        yield
+        if len(state.space) >= 2:
+            total_pairs = _pair_count(state.space)
+            for point in covering_points(state.space, 2, state.seed, existing=state.ran).points:
+                self._push(state, point.params, "pairwise", None, {}, bonus=1.0 / max(total_pairs, 1))
+            yield
+        chunk = 0
+        while True:
+            chunk += 1
+            points = random_points(state.space, _RANDOM_CHUNK, state.seed + chunk).points
+            if not points:
+                return
+            for point in points:
+                self._push(state, point.params, "random", None, {})
+            yield
+
+    def _push(self, state: _CaseState, params: dict[str, Any], origin: str, parent: str | None,
+              provenance: dict[str, Any], *, bonus: float = 0.0, force: bool = False,
+              score: float | None = None) -> None:
+        clean = {k: v for k, v in params.items() if k in state.space.dimensions and type(v).__name__ != "_Missing"}
+        if not force and state.space.violations({**state.baseline, **clean}):
+            return
+        family = origin.split(":", 1)[0]
+        value = (SCORES.get(family, 1.0) if score is None else score) + bonus
+        heapq.heappush(self.queue, Proposal(value, state.base, clean, origin, parent, provenance,
+                                            order=next(self._order)))
+
+    # -- feedback ----------------------------------------------------------------------------
+    def observe(self, base: int, variant: Variant, result: Result,
+                anomalies: Sequence[dict[str, Any]] = ()) -> None:
+        """A final result of an explorable case; its feedback waits for the batch (see take)."""
+        if base not in self.cases:
+            return
+        if variant.origin == "baseline":
+            self.waiting.discard(base)
+            seq = -len(self.cases) - 1 + base  # baselines first, in collection order
+        else:
+            seq = self.pending.pop(variant.variant_id, None)
+            if seq is None:
+                return
+        self.inbox.append((seq, (base, variant, result, list(anomalies))))
+
+    def _apply(self, base: int, variant: Variant, result: Result,
+               anomalies: Sequence[dict[str, Any]]) -> None:
+        """Mutate around failures and anomalies, fire the rules whose trigger holds."""
+        state = self.cases[base]
+        family = (variant.origin or "baseline").split(":", 1)[0]
+        failed = result.outcome.is_failure
+        if variant.origin != "baseline":
+            counts = self.by_origin.setdefault(family, [0, 0])
+            counts[0] += 1
+            counts[1] += int(failed)
+            if family == "rule":
+                stats = self.rule_stats.setdefault(variant.origin.split(":", 1)[1], [0, 0])
+                stats[0] += 1
+                stats[1] += int(failed)
+        params = {k: v for k, v in variant.params.items() if k in state.space.dimensions}
+        self.reload_ruleset()
+        self._rules(state, params, variant.variant_id, result.telemetry, result.duration)
+        if failed:
+            if variant.origin != "baseline":
+                self.found.append({"base": base, "nodeid": result.nodeid,
+                                   "variant_id": variant.variant_id,
+                                   "params": params, "origin": variant.origin,
+                                   "message": result.message, "fingerprint": result.fingerprint})
+            self._neighbours(state, params, "mutation", variant.variant_id,
+                             {"parent_outcome": result.outcome.value, "message": result.message[:200]},
+                             bonus=1.0 if anomalies else 0.0)
+        elif anomalies:
+            z = max((abs(a.get("score") or 0.0) for a in anomalies), default=0.0)
+            self._neighbours(state, params, "anomaly", variant.variant_id,
+                             {"anomalies": [a.get("message", "") for a in anomalies][:3]},
+                             bonus=min(2.0, z / 10.0))
+
+    def _rules(self, state: _CaseState, params: dict[str, Any], parent: str | None,
+               summary: dict[str, Any] | None, duration: float | None, *,
+               always_only: bool = False) -> None:
+        """Proposals of the rules that apply to the case and whose trigger holds now."""
+        if self.ruleset is None:
+            return
+        from testfleet.mutation.operators import propose
+
+        for rule in self.ruleset.for_case(state.case.nodeid):
+            dim = state.space.dimensions.get(rule.target_parameter)
+            if dim is None:
+                continue
+            if rule.trigger is not None:
+                if always_only or not rule.trigger.holds(summary or {}, duration):
+                    continue
+                seen = rule.trigger.values(summary or {}, duration)
+            else:
+                seen = {}
+            score = self._rule_score(rule.mutation_name, rule.priority)
+            current = params.get(rule.target_parameter, state.baseline.get(rule.target_parameter))
+            for value in propose(rule, dim, current, state.rng, count=4):
+                self._push(state, {**params, rule.target_parameter: value}, rule.origin, parent,
+                           {"rule": rule.mutation_name, "priority": rule.priority,
+                            "trigger": rule.trigger_condition,
+                            "trigger_values": seen, "ruleset_version": self.ruleset.version},
+                           score=score)
+
+    def _rule_score(self, name: str, priority: float) -> float:
+        """A rule that finds failures climbs; one that keeps firing without finding any sinks,
+        so an always-true trigger cannot starve the other sources."""
+        runs, fails = self.rule_stats.get(name, [0, 0])
+        return max(0.5, SCORES["rule"] + 0.5 * priority + 2.0 * (fails / runs if runs else 0.0)
+                   - 0.1 * (runs - fails))
+
+    def _neighbours(self, state: _CaseState, params: dict[str, Any], origin: str, parent: str,
+                    provenance: dict[str, Any], *, bonus: float) -> None:
+        rng = state.rng
+        for name, dim in state.space.dimensions.items():
+            current = params.get(name, state.baseline.get(name))
+            candidates = list(dim.sample(rng, _NEIGHBOURS))
+            base_value = state.baseline.get(name)
+            if _numeric(current) and _numeric(base_value) and current != base_value:
+                halfway = (current + base_value) / 2
+                candidates.append(type(current)(round(halfway)) if isinstance(current, int) else halfway)
+            for value in candidates:
+                value = value.item() if hasattr(value, "item") else value
+                if isinstance(value, np.ndarray):
+                    value = value.tolist()
+                if value == current or not dim.contains(value):
+                    continue
+                self._push(state, {**params, name: value}, origin, parent,
+                           {**provenance, "changed": name}, bonus=bonus)
+
+    def minimize_job(self, found: dict[str, Any], max_tests: int) -> Any:
+        """A minimisation job for one failing variant exploration found."""
+        from testfleet.execution.minimizing import MinimizeJob
+
+        state = self.cases[found["base"]]
+        return MinimizeJob(base=state.base, case_id=state.case.case_id, nodeid=found["nodeid"],
+                           variant_id=found["variant_id"], fingerprint=found.get("fingerprint"),
+                           baseline=dict(state.baseline), failing=dict(found["params"]),
+                           fixed=dict(state.fixed), space=state.space, max_tests=max_tests)
+
+    def summary(self) -> dict[str, Any]:
+        for _seq, args in sorted(self.inbox, key=lambda entry: entry[0]):  # the last batch
+            self._apply(*args)
+        self.inbox = []
+        return {"budget": self.budget.describe(), "executions": self.spent,
+                "cases": len(self.cases), "found": [{k: v for k, v in f.items() if k != "base"}
+                                                    for f in self.found],
+                "by_origin": {k: {"executions": v[0], "failures": v[1]}
+                              for k, v in sorted(self.by_origin.items())},
+                "rules": {k: {"executions": v[0], "failures": v[1]}
+                          for k, v in sorted(self.rule_stats.items())},
+                "ruleset_versions": self.ruleset_versions}
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _pair_count(space: Space) -> int:
+    counts = space.level_counts()
+    return sum(a * b for a, b in itertools.combinations(counts, 2))

@@ -1,0 +1,343 @@
+"""Minimise a failing variant: the smallest set of parameter changes from the baseline that
+still fails, each change moved as close to the baseline as it can go.
+
+The search runs in two phases, both assuming the failure is monotone (more change, more
+failure), as delta debugging does:
+
+1. **Which parameters.** The changes between ``baseline`` and ``failing`` (a key whose value
+   differs, or that only one side has: an absent key is :data:`MISSING`) are reduced with
+   Zeller's *ddmin* (split into n parts, try each part, then each complement, then double n)
+   to a 1-minimal set: applying any proper subset to the baseline passes.
+2. **How far.** Each remaining change is then moved toward its baseline value, one parameter
+   at a time, in the order the parameters first appear:
+
+   - numbers (int / float, not bool; sizes and durations too) are bisected between the baseline
+     value (passes) and the failing value (fails). Integers, and floats declared with a step,
+     stay on their dimension's grid (``min + k * step``); other floats stop when the interval
+     is below ``tolerance`` (default ``max(1e-9, 1e-6 * |range|)``, the dimension's range or
+     else the distance between the two values). The result is the failing value nearest the
+     baseline: one step (or less than ``tolerance``) further toward it passes.
+   - orders (a :class:`Permutation`, or a list holding the baseline's items in another order)
+     are repaired greedily: position by position, the item the baseline has there is swapped
+     back into place, and the swap is kept while the test still fails; passes repeat until no
+     swap is kept.
+   - other lists longer than the baseline's are shortened by ddmin over their elements, never
+     below the baseline's length (nor below one element).
+
+Every candidate is ``{**baseline, **changes}`` with a change to MISSING removing the key. With a
+``space``, candidates outside it (``space.is_valid``) count as passing and are not executed.
+``still_fails`` answers True (fails), False (passes) or None (could not tell: counted, and
+treated as passing). The baseline is assumed to pass and ``failing`` to fail; neither is run.
+Answers are cached by a canonical JSON key, so no candidate runs twice. When ``max_tests``
+executions are spent the search stops and returns the smallest failing candidate found so far
+with ``complete=False``. Pure and deterministic: the same inputs and answers give the same
+candidates in the same order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from testfleet.space.composite import Optional, Permutation
+from testfleet.space.dimensions import Dimension, Float, Int
+from testfleet.space.expressions import MISSING
+from testfleet.space.space import Space
+
+ABSENT = "<absent>"
+
+__all__ = ["ABSENT", "Minimized", "canonical_key", "changed", "ddmin", "minimize"]
+
+
+@dataclass(frozen=True)
+class Minimized:
+    """The outcome of :func:`minimize`."""
+
+    params: dict[str, Any]
+    """The minimal failing parameters (a full point: baseline plus the minimal changes)."""
+    changes: dict[str, tuple[Any, Any]]
+    """name -> (baseline value, minimal value); MISSING where the key is absent."""
+    executions: int
+    """How many times ``still_fails`` was called."""
+    complete: bool
+    """False when ``max_tests`` ran out before the search finished."""
+    steps: list[tuple[dict[str, Any], bool | None]] = field(default_factory=list)
+    """Every executed candidate with its answer, in order (provenance)."""
+    undecided: int = 0
+    """How many answers were None (flaky, crashed), treated as passes."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "params": dict(self.params),
+            "changes": {name: [_shown(old), _shown(new)]
+                        for name, (old, new) in self.changes.items()},
+            "executions": self.executions,
+            "complete": self.complete,
+            "undecided": self.undecided,
+            "steps": [{"params": dict(c), "outcome": o} for c, o in self.steps],
+        }
+
+
+def _shown(value: Any) -> Any:
+    return ABSENT if value is MISSING else value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return repr(value)
+
+
+def canonical_key(params: dict[str, Any]) -> str:
+    """A stable text for a point: equal points (key order aside) give equal keys."""
+    return json.dumps(params, sort_keys=True, default=_json_default)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is MISSING or b is MISSING:
+        return a is b
+    return json.dumps(a, sort_keys=True, default=_json_default) \
+        == json.dumps(b, sort_keys=True, default=_json_default)
+
+
+def changed(baseline: dict[str, Any], params: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """name -> (baseline value, value in params) for every key that differs; MISSING marks a
+    key present on one side only. Baseline keys come first, in their order."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for name in [*baseline, *(k for k in params if k not in baseline)]:
+        old, new = baseline.get(name, MISSING), params.get(name, MISSING)
+        if not _same(old, new):
+            out[name] = (old, new)
+    return out
+
+
+def _apply(baseline: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(baseline)
+    for name, value in changes.items():
+        if value is MISSING:
+            out.pop(name, None)
+        else:
+            out[name] = value
+    return out
+
+
+def _split(items: list[Any], n: int) -> list[list[Any]]:
+    size, extra = divmod(len(items), n)
+    chunks, start = [], 0
+    for i in range(n):
+        end = start + size + (1 if i < extra else 0)
+        chunks.append(items[start:end])
+        start = end
+    return [c for c in chunks if c]
+
+
+def ddmin(items: Sequence[Any], fails: Callable[[list[Any]], bool]) -> list[Any]:
+    """Zeller's ddmin: a 1-minimal sublist of ``items`` (order kept) for which ``fails`` holds,
+    assuming it holds for ``items`` and not for the empty list."""
+    current, n = list(items), 2
+    while len(current) >= 2:
+        chunks = _split(current, n)
+        reduced = next((c for c in chunks if fails(c)), None)
+        if reduced is not None:
+            current, n = reduced, 2
+            continue
+        if len(chunks) > 2:  # with two chunks the complements are the chunks again
+            for i in range(len(chunks)):
+                complement = [x for j, c in enumerate(chunks) if j != i for x in c]
+                if fails(complement):
+                    reduced = complement
+                    break
+        if reduced is not None:
+            current, n = reduced, max(n - 1, 2)
+            continue
+        if n >= len(current):
+            break
+        n = min(2 * n, len(current))
+    return current
+
+
+class _OutOfBudget(Exception):
+    pass
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) \
+        and not isinstance(value, (bool, np.bool_))
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _is_reordering(a: Any, b: Any) -> bool:
+    if not isinstance(a, list) or not isinstance(b, list) or len(a) != len(b):
+        return False
+    keys = sorted(canonical_key({"v": x}) for x in a)
+    return keys == sorted(canonical_key({"v": x}) for x in b)
+
+
+class _Search:
+    def __init__(self, baseline: dict[str, Any], failing: dict[str, Any],
+                 still_fails: Callable[[dict[str, Any]], bool | None], space: Space | None,
+                 max_tests: int, tolerance: float | None) -> None:
+        self.baseline, self.still_fails, self.space = baseline, still_fails, space
+        self.max_tests, self.tolerance = max_tests, tolerance
+        self.changes = {name: new for name, (_, new) in changed(baseline, failing).items()}
+        self.best = _apply(baseline, self.changes)
+        self.cache: dict[str, bool] = {canonical_key(baseline): False,
+                                       canonical_key(self.best): True}
+        self.steps: list[tuple[dict[str, Any], bool | None]] = []
+        self.executions = self.undecided = 0
+
+    # -- the one place a candidate is judged -------------------------------------------------
+    def fails(self, changes: dict[str, Any]) -> bool:
+        """Whether baseline + changes fails. Every search step accepts a failing candidate at
+        once, so the last failing candidate is always the best one found."""
+        candidate = _apply(self.baseline, changes)
+        key = canonical_key(candidate)
+        if key not in self.cache:
+            if self.space is not None and not self.space.is_valid(candidate):
+                self.cache[key] = False
+            else:
+                if self.executions >= self.max_tests:
+                    raise _OutOfBudget
+                self.executions += 1
+                outcome = self.still_fails(dict(candidate))
+                if outcome is None:
+                    self.undecided += 1
+                self.steps.append((candidate, outcome))
+                self.cache[key] = bool(outcome)
+        if self.cache[key]:
+            self.best = candidate
+            self.changes = dict(changes)
+        return self.cache[key]
+
+    def with_value(self, name: str, value: Any) -> bool:
+        return self.fails({**self.changes, name: value})
+
+    # -- phases --------------------------------------------------------------------------------
+    def run(self) -> None:
+        every = dict(self.changes)
+        names = ddmin(list(every), lambda keep: self.fails({k: every[k] for k in keep}))
+        self.changes = {k: every[k] for k in names}
+        for name in list(self.changes):
+            old, new = self.baseline.get(name, MISSING), self.changes[name]
+            dim = self._dimension(name)
+            if _is_number(old) and _is_number(new):
+                self._numeric(name, _plain(old), _plain(new), dim)
+            elif _is_reordering(old, new):
+                self._reorder(name, list(old))
+            elif isinstance(new, list) and not isinstance(dim, Permutation):
+                self._shorten(name, len(old) if isinstance(old, list) else 1)
+
+    def _dimension(self, name: str) -> Dimension | None:
+        dim = self.space.dimensions.get(name) if self.space is not None else None
+        while isinstance(dim, Optional):
+            dim = dim.inner
+        return dim
+
+    def _numeric(self, name: str, old: Any, new: Any, dim: Dimension | None) -> None:
+        if isinstance(dim, Int):
+            self._grid(name, old, new, dim.min, dim.step, exact=True)
+        elif isinstance(dim, Float) and dim.step:
+            self._grid(name, old, new, dim.min, dim.step, exact=False)
+        elif isinstance(dim, Float):
+            self._bisect(name, float(old), float(new), dim.max - dim.min)
+        elif isinstance(old, int) and isinstance(new, int):
+            self._grid(name, old, new, old, 1, exact=True)
+        else:
+            self._bisect(name, float(old), float(new), abs(new - old))
+
+    def _grid(self, name: str, old: Any, new: Any, anchor: Any, step: Any, *, exact: bool) -> None:
+        """Binary search over the grid values strictly between old and new, nearest first."""
+        ints = exact and all(isinstance(x, int) for x in (old, new, anchor, step))
+        if ints:
+            p_old, p_new = Fraction(old - anchor, step), Fraction(new - anchor, step)
+            eps: Any = 0
+        else:
+            p_old, p_new = (old - anchor) / step, (new - anchor) / step
+            eps = 1e-9 * max(1.0, abs(p_old), abs(p_new))
+        if new > old:
+            first, direction = math.floor(p_old + eps) + 1, 1
+            count = max(0, math.ceil(p_new - eps) - first)
+        else:
+            first, direction = math.ceil(p_old - eps) - 1, -1
+            count = max(0, first - math.floor(p_new + eps))
+
+        def value(j: int) -> Any:
+            if j == count:
+                return new
+            k = first + direction * j
+            if ints:
+                return anchor + k * step
+            return float(f"{anchor + k * step:.12g}")
+
+        lo, hi = -1, count  # lo: baseline side (passes); hi: failing side (fails)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.with_value(name, value(mid)):
+                hi = mid
+            else:
+                lo = mid
+
+    def _bisect(self, name: str, old: float, new: float, span: float) -> None:
+        tol = self.tolerance if self.tolerance is not None else max(1e-9, 1e-6 * abs(span))
+        lo, hi = old, new
+        while abs(hi - lo) > tol:
+            mid = lo + (hi - lo) / 2
+            if mid in (lo, hi):
+                break
+            if self.with_value(name, mid):
+                hi = mid
+            else:
+                lo = mid
+
+    def _reorder(self, name: str, target: list[Any]) -> None:
+        """Swap baseline items back into place while the test still fails."""
+        kept = True
+        while kept:
+            kept = False
+            for i in range(len(target)):
+                current = list(self.changes[name])
+                if _same(current[i], target[i]):
+                    continue
+                j = next((j for j in range(len(current))
+                          if j != i and _same(current[j], target[i])
+                          and not _same(current[j], target[j])), None)
+                if j is None:
+                    continue
+                current[i], current[j] = current[j], current[i]
+                if self.with_value(name, current):
+                    kept = True
+
+    def _shorten(self, name: str, shortest: int) -> None:
+        items = list(self.changes[name])
+        if len(items) <= max(shortest, 1):
+            return
+        ddmin(list(range(len(items))), lambda keep: len(keep) >= shortest
+              and self.with_value(name, [items[i] for i in keep]))
+
+
+def minimize(baseline: dict[str, Any], failing: dict[str, Any],
+             still_fails: Callable[[dict[str, Any]], bool | None], *,
+             space: Space | None = None, max_tests: int = 200,
+             tolerance: float | None = None) -> Minimized:
+    """The smallest variant of ``failing`` (fewest changes from ``baseline``, each as near the
+    baseline as it fails) for which ``still_fails`` still answers True. See the module text."""
+    search = _Search(baseline, failing, still_fails, space, max_tests, tolerance)
+    complete = True
+    try:
+        search.run()
+    except _OutOfBudget:
+        complete = False
+    return Minimized(params=search.best, changes=changed(baseline, search.best),
+                     executions=search.executions, complete=complete, steps=search.steps,
+                     undecided=search.undecided)

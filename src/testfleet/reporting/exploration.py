@@ -1,0 +1,59 @@
+"""What ``--explore`` found, for the console: failing explored variants grouped by case and
+failure (one section each, not one per variant), the minimal failing change of each, and a
+table of the proposal sources with their yield."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.rule import Rule
+from rich.table import Table
+
+from testfleet.model import Result
+
+__all__ = ["explored_failures", "label", "print_exploration"]
+
+
+def label(params: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + "}"
+
+
+def explored_failures(final: list[Result], exploration: dict[str, Any] | None,
+                      ) -> tuple[list[Result], list[tuple[Result, int, dict[str, Any] | None]]]:
+    """(failures of baseline variants, [(first failure of a group, group size, minimised)])."""
+    variants = (exploration or {}).get("variants", {})
+    minimized = {(m.get("nodeid"), m.get("fingerprint")): m for m in (exploration or {}).get("minimized", [])}
+    plain: list[Result] = []
+    groups: dict[tuple[str, str | None], list[Result]] = {}
+    for result in final:
+        if result.variant_id in variants:
+            groups.setdefault((result.nodeid, result.fingerprint), []).append(result)
+        else:
+            plain.append(result)
+    grouped = [(results[0], len(results), minimized.get(key)) for key, results in groups.items()]
+    return plain, grouped
+
+
+def print_exploration(console: Console, exploration: dict[str, Any]) -> None:
+    variants = exploration.get("variants", {})
+    by_origin = exploration.get("by_origin", {})
+    console.print(Rule("exploration", characters="=", style="cyan"))
+    console.print(f"{exploration['executions']} explored executions of {exploration['cases']} "
+                  f"case{'s' if exploration['cases'] != 1 else ''} (budget {exploration['budget']}); "
+                  f"{len(exploration.get('found', []))} failing variants")
+    if by_origin:
+        table = Table(show_edge=False, box=None, padding=(0, 2))
+        for column in ("source", "executions", "failures", "yield"):
+            table.add_column(column, justify="left" if column == "source" else "right")
+        for origin, counts in by_origin.items():
+            n, f = counts["executions"], counts["failures"]
+            table.add_row(origin, str(n), str(f), f"{f / n:.0%}" if n else "-")
+        console.print(table)
+    for item in exploration.get("minimized", []):
+        console.print(f"[cyan]MINIMAL[/cyan] {escape(item.get('nodeid') or '')}: "
+                      f"{escape(item.get('message', ''))} [dim](variant {item.get('variant_id')}, "
+                      f"{item.get('executions', 0)} executions)[/dim]", soft_wrap=True)
+    if variants:
+        console.print("[dim]replay one: testfleet replay VARIANT · all of them: testfleet analyze last[/dim]")

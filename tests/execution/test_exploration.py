@@ -1,0 +1,162 @@
+"""``@testfleet.explore`` and ``testfleet run --explore``, end to end in real processes: the
+baseline under plain pytest, an exact execution budget, a planted failure found and minimised,
+rules whose trigger fired recorded as the variant's origin with their provenance, replay of an
+explored variant, past failures replayed first, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from execution.conftest import make_suite, run_cli, run_pytest, run_testfleet
+from testfleet.store.db import Store
+from testfleet.store.telemetry import TelemetryStore
+
+SUITE = """
+import testfleet
+from testfleet import Float, Int, Permutation
+
+
+@testfleet.explore(size=Int(100, 1000, step=100), jitter=Float(0, 500),
+                   order=Permutation(["a", "b", "c"]))
+def test_upload(size, jitter, order):
+    assert size % 100 == 0 and 0 <= jitter <= 500 and sorted(order) == ["a", "b", "c"]
+    assert not (size >= 800 and order[0] == "c"), "too big when c goes first"
+
+
+def test_plain():
+    pass
+"""
+
+RULES = """
+rules:
+  - mutation_name: BiggerWhenWorking
+    target_parameter: size
+    variation_type: range
+    min_value: 100
+    max_value: 1000
+    step_size: 100
+    trigger_condition: "worker.rss_mb > 1"
+    priority: 1
+"""
+
+
+def _project(tmp_path: Path, suite: str = SUITE) -> Path:
+    return make_suite(tmp_path / "p", {"tests/test_e.py": suite, "rules.yaml": RULES})
+
+
+def _variants(store: Path, run_ref: str = "last") -> list[tuple[str, str, dict, str]]:
+    with Store.open(store, read_only=True) as db:
+        run_id = db.get_run(run_ref).run_id
+        rows = db.query("SELECT v.origin, r.outcome, v.params::VARCHAR, v.variant_id FROM results r "
+                        "JOIN variants v USING (variant_id) WHERE r.run_id = $1 AND r.final "
+                        "AND r.nodeid LIKE '%test_upload%' ORDER BY r.rowid", [run_id])
+    return [(o, out, json.loads(p), vid) for o, out, p, vid in rows]
+
+
+def test_plain_pytest_runs_the_baseline_once(tmp_path: Path) -> None:
+    ran = run_pytest(_project(tmp_path), "-v")
+    assert ran.returncode == 0, ran.log
+    assert "test_upload[baseline] PASSED" in ran.stdout and "2 passed" in ran.stdout
+
+
+@pytest.fixture(scope="module")
+def explored(tmp_path_factory: pytest.TempPathFactory):
+    project = _project(tmp_path_factory.mktemp("explore"))
+    return project, run_testfleet(project, "--explore", "40", "--seed", "7", "--ruleset", "rules.yaml")
+
+
+def test_the_budget_is_spent_exactly_and_the_failure_is_found(explored) -> None:
+    _project, ran = explored
+    assert ran.returncode == 1, ran.log  # exploration found a failing variant
+    variants = _variants(ran.store)
+    explored_ones = [v for v in variants if v[0] not in ("baseline", "minimize")]
+    assert len(explored_ones) == 40
+    assert len({v[3] for v in variants}) == len(variants)  # never the same variant twice
+    assert any(out == "failed" for _o, out, _p, _v in explored_ones)
+    for _origin, outcome, params, _vid in explored_ones:  # the outcome follows the planted rule
+        expected = "failed" if params["size"] >= 800 and params["order"][0] == "c" else "passed"
+        assert outcome == expected, params
+
+
+def test_the_failure_is_minimised_and_shown_once(explored) -> None:
+    _project, ran = explored
+    assert "EXPLORED FAILURES" in ran.stdout
+    assert "minimal failing change: size=800, order=['c', 'a', 'b']" in ran.stdout
+    assert ran.stdout.count("AssertionError: too big when c goes first\n") <= 2  # grouped, not 1 per variant
+    with Store.open(ran.store, read_only=True) as db:
+        events = TelemetryStore(db).events(db.get_run("last").run_id, kinds=("minimized",))
+    assert len(events) == 1
+    assert events[0]["minimal_params"]["size"] == 800 and events[0]["complete"]
+    assert "jitter" not in events[0]["changes"]  # jitter never mattered
+
+
+def test_rules_that_fired_are_the_origin_with_their_provenance(explored) -> None:
+    _project, ran = explored
+    variants = _variants(ran.store)
+    fired = [v for v in variants if v[0] == "rule:BiggerWhenWorking"]
+    assert fired
+    with Store.open(ran.store, read_only=True) as db:
+        events = TelemetryStore(db).events(db.get_run("last").run_id, kinds=("variant",))
+    provenance = {e["variant_id"]: e for e in events}
+    first = provenance[fired[0][3]]
+    assert first["rule"] == "BiggerWhenWorking" and first["trigger"] == "worker.rss_mb > 1"
+    assert first["trigger_values"]["worker.rss_mb"] > 1 and first["ruleset_version"]
+    assert "rule" in ran.stdout  # the source table of the summary
+
+
+def test_the_same_seed_proposes_the_same_variants(explored, tmp_path: Path) -> None:
+    project, ran = explored
+    again = run_testfleet(_project(tmp_path), "--explore", "40", "--seed", "7", "--ruleset", "rules.yaml")
+    first = [(o, p) for o, _out, p, _v in _variants(ran.store, ran.run().run_id)]
+    second = [(o, p) for o, _out, p, _v in _variants(again.store)]
+    assert sorted(map(json.dumps, first)) == sorted(map(json.dumps, second))
+
+
+def test_an_explored_variant_replays_exactly(explored) -> None:
+    project, ran = explored
+    failing = next(v for v in _variants(ran.store) if v[1] == "failed" and v[0] != "baseline")
+    replayed = run_cli(project, "replay", failing[3][:12], "--store", ran.store)
+    assert replayed.returncode == 1, replayed.log
+    assert json.dumps(failing[2]["order"]) in replayed.stdout and "1 failed" in replayed.stdout
+
+
+def test_past_failures_are_replayed_first_and_known_variants_not_rerun(explored, tmp_path: Path) -> None:
+    project, ran = explored
+    with Store.open(ran.store, read_only=True) as db:  # every earlier run in this store
+        rows = db.query("SELECT r.variant_id, r.outcome, v.origin FROM results r "
+                        "JOIN variants v USING (variant_id) WHERE r.final")
+    before = {vid for vid, _o, _g in rows}
+    failed_before = {vid for vid, outcome, origin in rows if outcome == "failed" and origin != "baseline"}
+    nxt = run_testfleet(project, "--explore", "10", "--seed", "8", store=ran.store)
+    assert nxt.returncode == 1, nxt.log
+    with Store.open(ran.store, read_only=True) as db:
+        run_id = db.get_run("last").run_id
+        why = {e["variant_id"]: e["origin"] for e in TelemetryStore(db).events(run_id, kinds=("variant",))}
+    replayed = {vid for vid, origin in why.items() if origin == "replay"}
+    fresh = {vid for vid, origin in why.items() if origin != "replay"}
+    assert replayed and replayed <= failed_before
+    first = [e for e in why.values()][: len(replayed)]
+    assert set(first) == {"replay"}  # replays go first
+    assert not fresh & before  # a known variant is never proposed again
+
+
+def test_bad_budgets_and_rulesets_are_usage_errors(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    ran = run_testfleet(project, "--explore", "soon")
+    assert ran.returncode == 4 and "--explore" in ran.stderr and "2m" in ran.stderr
+    (project / "bad.yaml").write_text("rules:\n  - mutation_name: X\n    target_parameter: size\n"
+                                      "    variation_type: range\n    min_value: 9\n    max_value: 1\n")
+    ran = run_testfleet(project, "--explore", "5", "--ruleset", "bad.yaml")
+    assert ran.returncode == 4 and "bad.yaml" in ran.stderr and "max_value" in ran.stderr
+    assert "Traceback" not in ran.output
+
+
+def test_a_time_budget_stops_proposing(tmp_path: Path) -> None:
+    ran = run_testfleet(_project(tmp_path, SUITE.replace('"too big when c goes first"', '"x"')
+                                 .replace("assert not (size >= 800", "assert not (size >= 9999")),
+                        "--explore", "2s")
+    assert ran.returncode == 0, ran.log
+    assert "exploration" in ran.stdout and "budget 2 s" in ran.stdout
