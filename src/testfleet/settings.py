@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from testfleet.errors import SettingsError, TestfleetError
 
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
-PATH_KEYS = ("store", "junitxml", "json", "md", "ruleset")
+PATH_KEYS = ("store", "junitxml", "json", "md", "ruleset", "ruleset_b")
 
 
 class Settings(BaseModel):
@@ -58,6 +58,9 @@ class Settings(BaseModel):
                                 "variants for this many executions (500) or this long (2m)")
     ruleset: str | None = Field(None, min_length=1, description="mutation rules (YAML/JSON) that "
                                 "exploration applies when their trigger holds")
+    ruleset_b: str | None = Field(None, min_length=1, description="a second ruleset to A/B test "
+                                  "against `ruleset`: the budget is split between them")
+    ab: float = Field(50.0, gt=0, lt=100, description="percent of the exploration budget for ruleset_b")
     anomaly_threshold: float = Field(4.0, gt=0, description="robust z-score above which an "
                                      "execution's metric is flagged as an anomaly")
     anomaly_min_history: int = Field(8, ge=2, description="executions of a case (this run and "

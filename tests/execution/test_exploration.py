@@ -160,3 +160,45 @@ def test_a_time_budget_stops_proposing(tmp_path: Path) -> None:
                         "--explore", "2s")
     assert ran.returncode == 0, ran.log
     assert "exploration" in ran.stdout and "budget 2 s" in ran.stdout
+
+
+LIST_SCENARIO = """
+name: list pages
+params:
+  limit: {type: int, min: 1, max: 600, default: 50}
+  offset: {type: int, min: 0, max: 100, default: 0}
+steps:
+  - request: {method: GET, path: /items, query: {limit: "{limit}", offset: "{offset}"}}
+    expect: {status: [200]}
+"""
+
+
+def test_a_scenario_space_is_explored_and_its_failure_minimised(tmp_path: Path) -> None:
+    import sys
+
+    service = Path(__file__).resolve().parents[2] / "examples" / "inventory" / "inventory_service.py"
+    project = make_suite(tmp_path / "p", {
+        "pyproject.toml": "[tool.testfleet.sut]\n"
+                          f"command = {json.dumps(sys.executable + ' ' + str(service) + ' --port {port}')}\n"
+                          "ready = {http = \"http://127.0.0.1:{port}/health\"}\nstart_timeout = 20.0\n",
+        "tests/list.scenario.yaml": LIST_SCENARIO})
+    ran = run_testfleet(project, "--explore", "25", "--seed", "3")
+    assert ran.returncode == 1, ran.log  # the service refuses limit > 500: 422, not 200
+    assert "minimal failing change: limit=501" in ran.stdout
+
+
+def test_two_rulesets_are_compared(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    (project / "other.yaml").write_text(RULES.replace("BiggerWhenWorking", "ShuffleWhenWorking")
+                                        .replace("target_parameter: size", "target_parameter: order")
+                                        .replace("variation_type: range", "variation_type: shuffle")
+                                        .replace("    min_value: 100\n    max_value: 1000\n    step_size: 100\n", ""))
+    ran = run_testfleet(project, "--explore", "30", "--ruleset", "rules.yaml", "--ruleset-b", "other.yaml",
+                        "--ab", "50")
+    assert ran.returncode in (0, 1), ran.log
+    assert "ruleset A (rules.yaml)" in ran.stdout and "ruleset B (other.yaml)" in ran.stdout
+    assert "A/B:" in ran.stdout and "Fisher p=" in ran.stdout
+    origins = {v[0].rpartition("@")[2] for v in _variants(ran.store) if "@" in v[0]}
+    assert origins == {"A", "B"}
+    bad = run_testfleet(project, "--ruleset-b", "other.yaml")
+    assert bad.returncode == 4 and "--explore" in bad.stderr

@@ -16,6 +16,8 @@ to :meth:`ScenarioItem.with_params` (the exploration engine's variants).
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,9 @@ class ScenarioItem(pytest.Item):
         super().__init__(**kwargs)
         self.scenario = scenario
         self.params: dict[str, Any] = {}
+        replayed = os.environ.get("TESTFLEET_REPLAY_PARAMS")  # `testfleet replay VARIANT`
+        if replayed and scenario.params is not None:
+            self.params = {k: v for k, v in json.loads(replayed).items() if k in scenario.params.dimensions}
         self.add_marker("scenario")
 
     def _base_url(self) -> str:

@@ -55,6 +55,8 @@ def run(
     ray_env: Annotated[list[str] | None, typer.Option("--ray-env", help="KEY=VALUE for Ray workers' environment (repeatable). Setting: ray_env.")] = None,
     explore: Annotated[str | None, typer.Option("--explore", help="After the baseline, explore the @testfleet.explore spaces: a number of executions (500) or a time (2m). Setting: explore.")] = None,
     ruleset: Annotated[str | None, typer.Option("--ruleset", help="Mutation rules (YAML/JSON) exploration applies when their trigger holds; edits apply during the run. Setting: ruleset.")] = None,
+    ruleset_b: Annotated[str | None, typer.Option("--ruleset-b", help="A/B test a second ruleset against --ruleset: the exploration budget is split and the summary says which found more distinct failures per execution. Setting: ruleset_b.")] = None,
+    ab: Annotated[float | None, typer.Option("--ab", help="Percent of the exploration budget for --ruleset-b (default 50). Setting: ab.")] = None,
     telemetry_interval: Annotated[float | None, typer.Option("--telemetry-interval", help="Seconds between telemetry samples in each worker; 0 turns telemetry off (default 0.1). Setting: telemetry_interval.")] = None,
     metrics_interval: Annotated[float | None, typer.Option("--metrics-interval", help="Seconds between scrapes of the SUT's Prometheus endpoint (default 1). Setting: metrics_interval.")] = None,
     anomaly_threshold: Annotated[float | None, typer.Option("--anomaly-threshold", help="Robust z-score above which a result's metric is an anomaly (default 4). Setting: anomaly_threshold.")] = None,
@@ -77,7 +79,7 @@ def run(
             "ray_env": _pairs(ray_env, "--ray-env"), "telemetry_interval": telemetry_interval,
             "metrics_interval": metrics_interval, "anomaly_threshold": anomaly_threshold,
             "anomaly_min_history": anomaly_min_history, "explore": explore,
-            "ruleset": ruleset,
+            "ruleset": ruleset, "ruleset_b": ruleset_b, "ab": ab,
         },
         argv=list(sys.argv),
     )

@@ -127,10 +127,14 @@ def execute(request: RunRequest) -> int:
             from testfleet.execution.explorer import Budget
 
             Budget.parse(settings.explore)  # a bad budget is a usage error before anything runs
-        if settings.ruleset:
-            from testfleet.mutation.rules import load_ruleset
+        for ruleset in (settings.ruleset, settings.ruleset_b):
+            if ruleset:
+                from testfleet.mutation.rules import load_ruleset
 
-            load_ruleset(settings.ruleset)  # a bad ruleset too
+                load_ruleset(ruleset)  # a bad ruleset too
+        if settings.ruleset_b and not settings.explore:
+            raise UsageError("--ruleset-b compares two rulesets during exploration: it needs "
+                             "--explore", place="--ruleset-b")
     except TestfleetError as exc:
         return _error(str(exc))
     missing = missing_paths(request.paths, cwd)
@@ -171,8 +175,10 @@ def execute(request: RunRequest) -> int:
                        explorer=_explorer(store, settings, seed))
         console = ConsoleReporter(verbosity=request.verbosity)
         configs = {"settings": [source]} if source else {}
-        if settings.ruleset:  # the ruleset's version at the start, kept with the run
+        if settings.ruleset:  # the rulesets' versions at the start, kept with the run
             configs["ruleset"] = [Path(settings.ruleset)]
+        if settings.ruleset_b:
+            configs["ruleset_b"] = [Path(settings.ruleset_b)]
         orchestrator = Orchestrator(backend, plan, run, StoreRecorder(store, configs), console,
                                     crash_text=getattr(backend, "crash_text", None))
         outcome = orchestrator.execute()
@@ -207,9 +213,14 @@ def _explorer(store: Any, settings: Settings, seed: int) -> Any:
     from testfleet.execution.explorer import Budget, Explorer
     from testfleet.store.exploration import failing_variants, known_variants
 
-    return Explorer(Budget.parse(settings.explore), seed, known=known_variants(store),
-                    replay=failing_variants(store), ruleset_path=settings.ruleset,
-                    batch_size=2 * settings.worker_count())
+    common = {"known": known_variants(store), "replay": failing_variants(store),
+              "batch_size": 2 * settings.worker_count()}
+    if settings.ruleset_b:
+        from testfleet.execution.explorer_ab import ABExplorer
+
+        return ABExplorer(Budget.parse(settings.explore), seed, ruleset_a=settings.ruleset,
+                          ruleset_b=settings.ruleset_b, share_b=settings.ab, **common)
+    return Explorer(Budget.parse(settings.explore), seed, ruleset_path=settings.ruleset, **common)
 
 
 def _fatal(store: Any, run: Any, outcome: Any, console: Any, wall: float) -> int:

@@ -434,7 +434,8 @@ class Explorer:
         for _seq, args in sorted(self.inbox, key=lambda entry: entry[0]):  # the last batch
             self._apply(*args)
         self.inbox = []
-        return {"budget": self.budget.describe(), "executions": self.spent,
+        coverage = {state.case.nodeid: _pair_coverage(state) for state in self.cases.values()}
+        return {"budget": self.budget.describe(), "executions": self.spent, "coverage": coverage,
                 "cases": len(self.cases), "found": [{k: v for k, v in f.items() if k != "base"}
                                                     for f in self.found],
                 "by_origin": {k: {"executions": v[0], "failures": v[1]}
@@ -442,6 +443,24 @@ class Explorer:
                 "rules": {k: {"executions": v[0], "failures": v[1]}
                           for k, v in sorted(self.rule_stats.items())},
                 "ruleset_versions": self.ruleset_versions}
+
+
+def _pair_coverage(state: _CaseState) -> dict[str, float]:
+    """Pairwise coverage of the case's space by the baseline alone, and by all that ran."""
+    from testfleet.space.coverage import measure
+
+    space = state.space
+    if len(space) < 2:
+        return {}
+    rows = space.levels_of(state.ran)
+    rows = rows[(rows >= 0).all(axis=1)]
+    if not len(rows):
+        return {}
+    levels = space.level_counts()
+    oracle = space.oracle()
+    before = measure(levels, rows[:1], 2, oracle=oracle).simple
+    after = measure(levels, rows, 2, oracle=oracle).simple
+    return {"before": before, "after": after}
 
 
 def _numeric(value: Any) -> bool:

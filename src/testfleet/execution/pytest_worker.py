@@ -312,7 +312,9 @@ class WorkerPlugin:
                     fixtures_alive = False
                     raise
                 finally:
-                    if saved is not None:
+                    if saved is not None and "__scenario__" in saved:
+                        item.params = saved["__scenario__"]
+                    elif saved is not None:
                         item.callspec.params.update(saved)
                 fixtures_alive = nextitem is not None
                 payload = result_payload(config, self.reports, self._take_warnings())
@@ -381,12 +383,16 @@ def _callspec_params(item: pytest.Item) -> dict[str, Any]:
 
 def _space_declaration(item: pytest.Item) -> dict[str, Any] | None:
     """The ``@testfleet.explore`` space of the test, as data the coordinator can rebuild."""
+    scenario = getattr(item, "scenario", None)  # an HTTP scenario's params are its space
     function = getattr(item, "function", None)
-    if function is None:
-        return None
-    from testfleet.explore import space_of
+    if scenario is not None:
+        space = scenario.params
+    elif function is not None:
+        from testfleet.explore import space_of
 
-    space = space_of(function)
+        space = space_of(function)
+    else:
+        return None
     if space is None:
         return None
     from testfleet.space.declare import space_to_dict
@@ -397,6 +403,10 @@ def _space_declaration(item: pytest.Item) -> dict[str, Any] | None:
 def _with_params(item: pytest.Item, params: dict[str, Any] | None) -> dict[str, Any] | None:
     """Give a parametrized item other values for its parameters (a variant); returns the old
     ones to put back. pytest reads a direct parameter from ``callspec.params`` at setup."""
+    if params and hasattr(item, "scenario"):  # a scenario item reads its own params
+        saved_params = dict(item.params)
+        item.params = dict(params)
+        return {"__scenario__": saved_params}
     callspec = getattr(item, "callspec", None)
     if not params or callspec is None:
         return None

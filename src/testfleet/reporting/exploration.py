@@ -51,6 +51,21 @@ def print_exploration(console: Console, exploration: dict[str, Any]) -> None:
             n, f = counts["executions"], counts["failures"]
             table.add_row(origin, str(n), str(f), f"{f / n:.0%}" if n else "-")
         console.print(table)
+    rules = exploration.get("rules", {})
+    if rules:
+        fired = ", ".join(f"{name} {c['failures']}/{c['executions']}" for name, c in rules.items())
+        console.print(f"rules that fired (failures/executions): {escape(fired)}")
+    for nodeid, cov in exploration.get("coverage", {}).items():
+        if cov:
+            console.print(f"pairwise coverage of {escape(nodeid)}: {cov['before']:.0%} (baseline) "
+                          f"-> {cov['after']:.0%}")
+    ab = exploration.get("ab")
+    if ab:
+        for name, arm in ab["arms"].items():
+            console.print(f"ruleset {name} ({escape(str(arm['ruleset']))}): {arm['distinct_failures']} "
+                          f"distinct failures in {arm['executions']} executions "
+                          f"({arm['per_execution']:.3f} per execution)")
+        console.print(f"[bold]A/B:[/bold] {escape(ab['verdict'])}")
     for item in exploration.get("minimized", []):
         console.print(f"[cyan]MINIMAL[/cyan] {escape(item.get('nodeid') or '')}: "
                       f"{escape(item.get('message', ''))} [dim](variant {item.get('variant_id')}, "

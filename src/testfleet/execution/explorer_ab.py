@@ -1,0 +1,149 @@
+"""A/B test of two rulesets: ``--ruleset A.yaml --ruleset-b B.yaml --ab 50``.
+
+The budget is split between two explorers, arm A with ruleset A and arm B with ruleset B
+(``--ab`` is B's share in percent); everything else is the same (the seed, the sources, the
+scores), and they share one set of dispatched variants, so neither runs what the other already
+ran. Batches go to the arm furthest behind its share. The comparison is what a ruleset is for:
+*distinct* failures (by fingerprint) found per execution. Fisher's exact test on (executions that
+revealed a new distinct failure, the other executions) of each arm says whether the difference
+is more than chance; with few failures it says so (p near 1) rather than naming a winner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from scipy import stats
+
+from testfleet.execution.explorer import Budget, Explorer, Proposal
+from testfleet.model import Case, Result, Variant
+
+__all__ = ["ABExplorer"]
+
+
+class ABExplorer:
+    def __init__(self, budget: Budget, seed: int, *, ruleset_a: str | None, ruleset_b: str,
+                 share_b: float, **common: Any) -> None:
+        if not 0 < share_b < 100:
+            raise ValueError("share_b must be between 0 and 100 (exclusive)")
+        self.budget = budget
+        self.share_b = share_b / 100.0
+        self.arms = {
+            "A": Explorer(_part(budget, 1 - self.share_b), seed, ruleset_path=ruleset_a, **common),
+            "B": Explorer(_part(budget, self.share_b), seed, ruleset_path=ruleset_b, **common),
+        }
+        shared = self.arms["A"].dispatched
+        self.arms["B"].dispatched = shared  # one set: neither arm reruns the other's variants
+        self.fingerprints: dict[str, set[str | None]] = {"A": set(), "B": set()}
+        self.new_failures = {"A": 0, "B": 0}
+        self._seen: set[str | None] = set()
+        self.provenance: list[dict[str, Any]] = []
+
+    # -- the explorer interface the orchestrator uses ----------------------------------------
+    def register(self, items: Sequence[dict[str, Any]], cases: Sequence[Case],
+                 variants: Sequence[Variant]) -> int:
+        count = self.arms["A"].register(items, cases, variants)
+        self.arms["B"].register(items, cases, variants)
+        return count
+
+    @property
+    def active(self) -> bool:
+        return any(arm.active for arm in self.arms.values())
+
+    @property
+    def exhausted(self) -> bool:
+        return not self.active
+
+    @property
+    def found(self) -> list[dict[str, Any]]:
+        return self.arms["A"].found + self.arms["B"].found
+
+    @property
+    def cases(self) -> dict[int, Any]:
+        return self.arms["A"].cases
+
+    def take(self, count: int | None = None) -> list[tuple[Proposal, Variant]]:
+        live = [name for name, arm in self.arms.items() if arm.active]
+        if not live:
+            return []
+        spent = {name: self.arms[name].spent for name in live}
+        total = sum(arm.spent for arm in self.arms.values()) or 1
+        share = {"A": 1 - self.share_b, "B": self.share_b}
+        name = min(live, key=lambda n: (spent[n] / total - share[n], n))
+        taken = self.arms[name].take(count)
+        if not taken:  # that arm waits on its batch: the other may go on
+            other = [n for n in live if n != name]
+            if other:
+                name = other[0]
+                taken = self.arms[name].take(count)
+        for event in self.arms[name].provenance:
+            event["arm"] = name
+        self.provenance.extend(self.arms[name].provenance)
+        self.arms[name].provenance = []
+        return [(p, v.model_copy(update={"origin": f"{v.origin}@{name}"})) for p, v in taken]
+
+    def observe(self, base: int, variant: Variant, result: Result,
+                anomalies: Sequence[dict[str, Any]] = ()) -> None:
+        origin, _, arm = variant.origin.rpartition("@")
+        if variant.origin == "baseline":
+            for each in self.arms.values():
+                each.observe(base, variant, result, anomalies)
+            return
+        if arm not in self.arms:
+            return
+        plain = variant.model_copy(update={"origin": origin})
+        self.arms[arm].observe(base, plain, result, anomalies)
+        if result.outcome.is_failure:
+            self.fingerprints[arm].add(result.fingerprint)
+            if result.fingerprint not in self._seen:
+                self._seen.add(result.fingerprint)
+                self.new_failures[arm] += 1
+
+    def minimize_job(self, found: dict[str, Any], max_tests: int) -> Any:
+        return self.arms["A"].minimize_job(found, max_tests)
+
+    def summary(self) -> dict[str, Any]:
+        a, b = self.arms["A"].summary(), self.arms["B"].summary()
+        merged = dict(a)
+        merged["budget"] = self.budget.describe()
+        merged["executions"] = a["executions"] + b["executions"]
+        merged["found"] = a["found"] + b["found"]
+        merged["by_origin"] = _merge(a["by_origin"], b["by_origin"])
+        merged["rules"] = {**{f"{k} (A)": v for k, v in a["rules"].items()},
+                           **{f"{k} (B)": v for k, v in b["rules"].items()}}
+        merged["ab"] = self.comparison()
+        return merged
+
+    def comparison(self) -> dict[str, Any]:
+        arms = {}
+        for name, arm in self.arms.items():
+            n = arm.spent
+            arms[name] = {"ruleset": arm.ruleset_path, "versions": arm.ruleset_versions,
+                          "executions": n, "distinct_failures": len(self.fingerprints[name]),
+                          "new_distinct_failures": self.new_failures[name],
+                          "per_execution": len(self.fingerprints[name]) / n if n else 0.0}
+        table = [[arms[x]["distinct_failures"], max(arms[x]["executions"] - arms[x]["distinct_failures"], 0)]
+                 for x in ("A", "B")]
+        p = float(stats.fisher_exact(table)[1]) if any(sum(row) for row in table) else 1.0
+        rate_a, rate_b = arms["A"]["per_execution"], arms["B"]["per_execution"]
+        better = "A" if rate_a > rate_b else "B" if rate_b > rate_a else None
+        return {"arms": arms, "p_value": p, "better": better if p < 0.05 else None,
+                "verdict": (f"ruleset {better} found more distinct failures per execution "
+                            f"(Fisher p={p:.3g})" if better and p < 0.05 else
+                            f"no significant difference (Fisher p={p:.3g})")}
+
+
+def _part(budget: Budget, share: float) -> Budget:
+    if budget.executions is not None:
+        return Budget(executions=max(1, round(budget.executions * share)))
+    return Budget(seconds=budget.seconds)  # time: both arms explore for the whole time, interleaved
+
+
+def _merge(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    out = {k: dict(v) for k, v in a.items()}
+    for k, v in b.items():
+        slot = out.setdefault(k, {"executions": 0, "failures": 0})
+        slot["executions"] += v["executions"]
+        slot["failures"] += v["failures"]
+    return out

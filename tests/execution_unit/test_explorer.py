@@ -1,0 +1,80 @@
+"""The explorer's pure parts: budgets, the scheduler growing with explored variants, and the
+batch contract that makes a seed's variant stream independent of which worker finished first."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from testfleet.errors import UsageError
+from testfleet.execution.explorer import Budget, Explorer
+from testfleet.execution.scheduler import Scheduler
+from testfleet.model import Case, Outcome, Result, Variant
+from testfleet.space import Int, Permutation, Space
+from testfleet.space.declare import space_to_dict
+
+
+@pytest.mark.parametrize(("text", "budget"), [
+    ("500", Budget(executions=500)), ("90s", Budget(seconds=90)), ("2m", Budget(seconds=120)),
+    ("1h30m", Budget(seconds=5400)), ("1.5m", Budget(seconds=90)), (" 3 ", Budget(executions=3))])
+def test_budgets_parse(text: str, budget: Budget) -> None:
+    assert Budget.parse(text) == budget
+
+
+@given(st.text(max_size=12))
+def test_any_budget_text_parses_or_is_a_usage_error(text: str) -> None:
+    try:
+        budget = Budget.parse(text)
+    except UsageError as exc:
+        assert "--explore" in str(exc)
+    else:
+        assert (budget.executions or 0) >= 1 or (budget.seconds or 0) > 0
+
+
+def test_the_scheduler_appends_explored_items_in_their_pool() -> None:
+    scheduler = Scheduler(["a", "b"], workers=2)
+    while scheduler.next_batch("gw0", alive=2):
+        pass
+    assert scheduler.empty
+    assert scheduler.extend(3, like=1) == [2, 3, 4]
+    assert sorted(scheduler.next_batch("gw0", alive=2)) == [2, 3, 4] and scheduler.empty
+
+
+def _explorer(seed: int) -> tuple[Explorer, Case, Variant]:
+    space = Space({"n": Int(0, 50), "order": Permutation(["x", "y", "z"])})
+    case = Case.from_nodeid("t.py::test[baseline]")
+    baseline = Variant.of(case, space.baseline())
+    explorer = Explorer(Budget(executions=30), seed, batch_size=4)
+    items = [{"nodeid": case.nodeid, "params": space.baseline(), "space": space_to_dict(space)}]
+    assert explorer.register(items, [case], [baseline]) == 1
+    return explorer, case, baseline
+
+
+def _result(variant: Variant, failed: bool) -> Result:
+    return Result(run_id="r", variant_id=variant.variant_id, case_id=variant.case_id, nodeid="t.py::test",
+                  outcome=Outcome.failed if failed else Outcome.passed, fingerprint="t.py:1:E")
+
+
+def _drive(seed: int, reverse: bool) -> list[tuple[str, dict]]:
+    explorer, _case, baseline = _explorer(seed)
+    assert explorer.take() == []  # nothing before the baseline's result
+    explorer.observe(0, baseline, _result(baseline, False))
+    stream = []
+    while explorer.active:
+        batch = explorer.take()
+        assert batch and len(batch) <= 4
+        assert explorer.take() == []  # the next batch waits for this one
+        stream += [(v.origin, v.params) for _p, v in batch]
+        answers = [(v, v.params["n"] > 40) for _p, v in batch]
+        for variant, failed in reversed(answers) if reverse else answers:  # any arrival order
+            explorer.observe(0, variant, _result(variant, failed))
+    return stream
+
+
+def test_the_same_seed_and_outcomes_give_the_same_stream_whatever_the_arrival_order() -> None:
+    first, second = _drive(5, reverse=False), _drive(5, reverse=True)
+    assert first == second and len(first) == 30
+    assert len({repr(sorted(p.items())) for _o, p in first}) == 30  # no variant twice
+    assert any(origin == "mutation" for origin, _p in first)  # failures were mutated around
+    assert _drive(6, reverse=False) != first
