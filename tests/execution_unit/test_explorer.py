@@ -78,3 +78,38 @@ def test_the_same_seed_and_outcomes_give_the_same_stream_whatever_the_arrival_or
     assert len({repr(sorted(p.items())) for _o, p in first}) == 30  # no variant twice
     assert any(origin == "mutation" for origin, _p in first)  # failures were mutated around
     assert _drive(6, reverse=False) != first
+
+
+RULE = """
+rules:
+  - mutation_name: {name}
+    target_parameter: n
+    variation_type: set
+    values: [{value}]
+"""
+
+
+def test_an_edited_ruleset_applies_to_the_next_proposals(tmp_path) -> None:
+    import os
+
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULE.format(name="Seven", value=7))
+    space = Space({"n": Int(0, 50), "order": Permutation(["x", "y", "z"])})
+    case = Case.from_nodeid("t.py::test[baseline]")
+    baseline = Variant.of(case, space.baseline())
+    explorer = Explorer(Budget(executions=40), 1, batch_size=4, ruleset_path=str(path))
+    explorer.register([{"nodeid": case.nodeid, "params": space.baseline(),
+                        "space": space_to_dict(space)}], [case], [baseline])
+    explorer.observe(0, baseline, _result(baseline, False))
+    first = explorer.take()
+    assert any(v.origin == "rule:Seven" and v.params["n"] == 7 for _p, v in first)
+    version = explorer.ruleset.version
+    path.write_text(RULE.format(name="Eleven", value=11))
+    os.utime(path, (1, 1))  # a different stamp even within the clock's resolution
+    explorer._checked_at = 0.0  # the twice-a-second check is due
+    for _p, variant in first:
+        explorer.observe(0, variant, _result(variant, False))
+    second = explorer.take()
+    assert explorer.ruleset.version != version and explorer.ruleset_versions == [version, explorer.ruleset.version]
+    assert any(v.origin == "rule:Eleven" and v.params["n"] == 11 for _p, v in second)
+    assert not any(v.origin == "rule:Seven" for _p, v in second[len(second):])

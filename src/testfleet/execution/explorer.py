@@ -47,7 +47,7 @@ SCORES = {"replay": 10.0, "mutation": 4.0, "anomaly": 3.0, "rule": 2.0, "edge": 
           "pairwise": 1.5, "random": 1.0}
 _RANDOM_CHUNK = 16
 _NEIGHBOURS = 3  # values tried per parameter around a failing or anomalous variant
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Budget:
     @classmethod
     def parse(cls, text: str) -> Budget:
         value = str(text).strip().lower()
-        if value.isdigit():
+        if value.isascii() and value.isdigit():  # not '²', which isdigit() accepts
             if int(value) < 1:
                 raise UsageError(f"--explore {text}: expected at least 1 execution",
                                  place="--explore", expected="a count such as 500, or a time such as 2m")
