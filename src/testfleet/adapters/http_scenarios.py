@@ -11,7 +11,7 @@ latency bound, substring, regular expression) and may extract values from the JS
     steps:
       - name: create
         request: {method: POST, path: /items, json: {name: widget, quantity: "{qty}", price: 1}}
-        expect: {status: [201], schema: {type: object, required: [id]}}
+        expect: {status: [201], schema: {type: object, required: [id]}}   # or classes: [2xx, 404]
         extract: {item_id: "$.id"}
       - request: {method: GET, path: "/items/{item_id}"}
         expect: {status: [200], contains: "widget"}
@@ -362,11 +362,11 @@ def _expect(raw: Any, place: str, reader: _Reader) -> Expect:
     expect = Expect()
     if "status" in raw:
         status = raw["status"]
-        if (not isinstance(status, list) or not status
-                or not all(type(s) is int and 100 <= s <= 599 for s in status)):
-            raise reader.fail(f"status must be a non-empty list of HTTP status codes, not "
-                              f"{status!r}", f"{place}.status", "status: [200, 201]")
-        expect.status = list(status)
+        codes = _status_codes(status)
+        if codes is None:
+            raise reader.fail(f"status must be a non-empty list of HTTP status codes or classes, "
+                              f"not {status!r}", f"{place}.status", "status: [200, 201] or [2xx, 404]")
+        expect.status = codes
     if "schema" in raw:
         schema = raw["schema"]
         if not isinstance(schema, (dict, bool)):
@@ -398,6 +398,22 @@ def _expect(raw: Any, place: str, reader: _Reader) -> Expect:
         except re.error as exc:
             raise reader.fail(f"bad regular expression: {exc}", f"{place}.regex") from None
     return expect
+
+
+def _status_codes(status: Any) -> list[int] | None:
+    """``[200, 201]``, or classes ``[2xx, 4xx]`` (each 100 codes), or a mix; None when invalid."""
+    if not isinstance(status, list) or not status:
+        return None
+    codes: list[int] = []
+    for entry in status:
+        if type(entry) is int and 100 <= entry <= 599:
+            codes.append(entry)
+        elif isinstance(entry, str) and re.fullmatch(r"[1-5][xX]{2}", entry):
+            base = int(entry[0]) * 100
+            codes.extend(range(base, base + 100))
+        else:
+            return None
+    return sorted(set(codes))
 
 
 def _check_placeholders(step: Step, raw: dict[str, Any], place: str, known: set[str],

@@ -164,7 +164,7 @@ def _check(step: Step, response: httpx.Response, latency_ms: float,
     expect, failures = step.expect, []
     status = response.status_code
     if expect.status is not None and status not in expect.status:
-        failures.append(f"status {status}, expected one of {expect.status} "
+        failures.append(f"status {status}, expected one of {_statuses(expect.status)} "
                         f"(body: {_snippet(response.text)!r})")
     elif expect.status is None and status >= 400:
         failures.append(f"status {status}, expected a status below 400 "
@@ -182,6 +182,18 @@ def _check(step: Step, response: httpx.Response, latency_ms: float,
         failures.append(f"body does not match regex {expect.regex.pattern!r} "
                         f"(body: {_snippet(text)!r})")
     return failures
+
+
+def _statuses(codes: list[int]) -> str:
+    """``[200, 201]`` as written; a whole class of 100 codes as ``2xx``."""
+    parts: list[str] = []
+    have = set(codes)
+    for cls in range(1, 6):
+        block = set(range(cls * 100, cls * 100 + 100))
+        if block <= have:
+            parts.append(f"{cls}xx")
+            have -= block
+    return "[" + ", ".join(parts + [str(c) for c in sorted(have)]) + "]"
 
 
 def _schema_failures(schema: Any, response: httpx.Response) -> list[str]:
