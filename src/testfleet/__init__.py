@@ -35,6 +35,6 @@ def __getattr__(name: str) -> Any:
         import testfleet.model as model
         return getattr(model, name)
     if name == "explore":
-        from testfleet.explore import explore
+        from testfleet.explorable import explore
         return explore
     raise AttributeError(f"module 'testfleet' has no attribute {name!r}")

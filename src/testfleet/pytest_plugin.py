@@ -41,6 +41,27 @@ class _InstanceHolder:
         self.config = config
         self.instance: Any = None
         self.info: Any = None
+        self.base_config: dict[str, Any] = {}
+        self.pending: dict[str, Any] = {}
+
+    def configure(self, sut_params: dict[str, Any]) -> None:
+        """Before a variant runs: give the instance the variant's ``sut.*`` config values (or
+        the instance's own config back), restarting it when that changes anything."""
+        if self.instance is None:
+            self.pending = sut_params  # the first start uses them
+            return
+        wanted = _with_sut_params(self.base_config, sut_params)
+        if wanted == self.instance.config:
+            return
+        self.instance.config = wanted
+        from testfleet.errors import TestfleetError
+
+        try:
+            fresh = self.instance.restart()
+        except TestfleetError as exc:
+            pytest.exit(f"the system under test did not start with config {wanted}: {exc}", returncode=2)
+        for field in dataclasses.fields(fresh):  # tests hold this object: update it in place
+            setattr(self.info, field.name, getattr(fresh, field.name))
 
     def get(self) -> Any:
         if self.info is not None:
@@ -66,7 +87,14 @@ class _InstanceHolder:
         workdir = factory.mktemp(f"sut-{worker}") if factory is not None else \
             Path(tempfile.mkdtemp(prefix=f"testfleet-sut-{worker}-"))
         try:
-            instance = SutInstance(spec, worker, workdir, config=draw_config(spec, worker, seed))
+            self.base_config = draw_config(spec, worker, seed)
+            config = _with_sut_params(self.base_config, self.pending)
+            replayed = os.environ.get("TESTFLEET_REPLAY_PARAMS")  # a replayed variant's SUT config
+            if replayed:
+                import json
+
+                config = _with_sut_params(config, json.loads(replayed))
+            instance = SutInstance(spec, worker, workdir, config=config)
             self.info = instance.start()
         except TestfleetError as exc:
             # nothing about the SUT can be tested: stop the session (exit 2), as for bad input
@@ -100,6 +128,28 @@ class _InstanceHolder:
             self.info = None
 
 
+def _with_sut_params(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with the ``sut.a.b`` values of ``params`` set at ``a.b`` (nested dicts copied)."""
+    out = json_copy(base)
+    for name, value in params.items():
+        if not name.startswith("sut."):
+            continue
+        *parents, leaf = name[4:].split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def json_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_copy(v) for v in value]
+    return value
+
+
 def holder(config: pytest.Config) -> _InstanceHolder:
     found = config.stash.get(_HOLDER_KEY, None)
     if found is None:
@@ -121,7 +171,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``@testfleet.explore`` tests run as ``test[baseline]`` with the space's baseline values;
     exploration runs the same item with other values (see testfleet.explore)."""
-    from testfleet.explore import BASELINE_ID, space_of
+    from testfleet.explorable import BASELINE_ID, space_of
 
     space = space_of(metafunc.function)
     if space is None:

@@ -27,10 +27,12 @@ def rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def test_range_proposes_the_values_nearest_the_current_first() -> None:
+def test_range_proposes_the_far_end_halfway_the_near_end_then_nearest_first() -> None:
     r = rule("range", min_value=100, max_value=1000, step_size=100)
-    assert propose(r, None, 420, rng(), 4) == [400, 500, 300, 600]
-    assert propose(r, Int(100, 1000, 100), 100, rng(), 3) == [200, 300, 400]
+    # from 420 (nearest step 400): the far end 1000, halfway 700, the near end 100, then 400, 500...
+    assert propose(r, None, 420, rng(), 6) == [1000, 700, 100, 400, 500, 300]
+    assert propose(r, None, 900, rng(), 3) == [100, 500, 1000]
+    assert propose(r, Int(100, 1000, 100), 100, rng(), 3) == [1000, 500, 200]  # never 100 itself
     assert propose(r, Int(0, 250), 0, rng(), 10) == [100, 200]  # only what the dimension holds
 
 

@@ -9,7 +9,8 @@ each has a *mutation score* and the highest run first:
 source (``origin``)                score
 =================================  ======================================================
 ``replay`` (failed in a past run)  10 — like Hypothesis's example database, first of all
-``mutation`` (near a failure)      4 + 1 when the parent was also anomalous
+``mutation`` (near a failure)      4 + 1 when the parent was also anomalous − 0.5 per earlier
+                                   failure with the same fingerprint (at least 0.5)
 ``anomaly`` (near an anomaly)      3 + the anomaly's robust z / 10 (capped at 2)
 ``rule:NAME`` (its trigger held)   2 + priority / 2 + 2 × its yield − 0.1 × its fruitless runs
 ``edge`` (a boundary value)        2
@@ -134,6 +135,7 @@ class Explorer:
         self.spent = 0
         self.started_at: float | None = None
         self.found: list[dict[str, Any]] = []  # failures exploration found
+        self.failures_seen: dict[str | None, int] = {}  # fingerprint -> failing executions
         self.by_origin: dict[str, list[int]] = {}  # origin family -> [executions, failures]
         self._order = itertools.count()
         self._origin_of: dict[str, tuple[str, str | None]] = {}
@@ -358,9 +360,13 @@ class Explorer:
                                    "variant_id": variant.variant_id,
                                    "params": params, "origin": variant.origin,
                                    "message": result.message, "fingerprint": result.fingerprint})
+            # a failure already seen many times is known: its neighbours sink (the minimiser
+            # will map it), so the other sources keep looking for new ones
+            seen = self.failures_seen[result.fingerprint] = self.failures_seen.get(result.fingerprint, 0) + 1
+            bonus = (1.0 if anomalies else 0.0) - 0.5 * (seen - 1)
             self._neighbours(state, params, "mutation", variant.variant_id,
                              {"parent_outcome": result.outcome.value, "message": result.message[:200]},
-                             bonus=1.0 if anomalies else 0.0)
+                             bonus=max(bonus, 0.5 - SCORES["mutation"]))
         elif anomalies:
             z = max((abs(a.get("score") or 0.0) for a in anomalies), default=0.0)
             self._neighbours(state, params, "anomaly", variant.variant_id,

@@ -305,6 +305,7 @@ class WorkerPlugin:
                 t0 = telemetry.begin() if telemetry is not None else 0.0
                 saved = _with_params(item, params)
                 try:
+                    _configure_instance(item, params)
                     config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
                 except pytest.exit.Exception as exc:
                     # e.g. the SUT never became ready: nothing more can run, the run stops
@@ -385,19 +386,60 @@ def _space_declaration(item: pytest.Item) -> dict[str, Any] | None:
     """The ``@testfleet.explore`` space of the test, as data the coordinator can rebuild."""
     scenario = getattr(item, "scenario", None)  # an HTTP scenario's params are its space
     function = getattr(item, "function", None)
+    space = None
     if scenario is not None:
         space = scenario.params
     elif function is not None:
-        from testfleet.explore import space_of
+        from testfleet.explorable import space_of
 
         space = space_of(function)
-    else:
+    sut_space = _sut_space(item) if ("testfleet_instance" in getattr(item, "fixturenames", ())
+                                     or scenario is not None) else None
+    if sut_space is not None:  # the instance's config is explored too: dimensions sut.<key>
+        from testfleet.space.space import Space
+
+        dims = {**(space.dimensions if space is not None else {}),
+                **{f"sut.{name}": dim for name, dim in sut_space.dimensions.items()}}
+        texts = [c.text for c in (space.constraints if space is not None else [])]
+        space = Space(dims, texts)
+    if space is None:
         return None
     if space is None:
         return None
     from testfleet.space.declare import space_to_dict
 
     return space_to_dict(space)
+
+
+_SUT_SPACE: dict[str, Any] = {}
+
+
+def _sut_space(item: pytest.Item) -> Any:
+    """The space of ``[tool.testfleet.sut] config_space``, read once per process (None: none)."""
+    if "space" not in _SUT_SPACE:
+        _SUT_SPACE["space"] = None
+        try:
+            from testfleet.configs.fuzz import load_input
+            from testfleet.settings import load_settings
+
+            settings, source = load_settings([], {}, cwd=item.config.rootpath)
+            spec = settings.sut_spec()
+            if spec is not None and spec.config_space:
+                base = Path(spec.cwd) if spec.cwd else (source.parent if source else item.config.rootpath)
+                path = Path(spec.config_space)
+                _SUT_SPACE["space"] = load_input(path if path.is_absolute() else base / path).space
+        except Exception:  # noqa: BLE001 - the instance itself reports a bad SUT table
+            _SUT_SPACE["space"] = None
+    return _SUT_SPACE["space"]
+
+
+def _configure_instance(item: pytest.Item, params: dict[str, Any] | None) -> None:
+    """A variant's ``sut.*`` values reach the worker's instance (restarted when they change)."""
+    if "testfleet_instance" not in getattr(item, "fixturenames", ()) and not hasattr(item, "scenario"):
+        return
+    from testfleet.pytest_plugin import holder
+
+    holder(item.config).configure({k: v for k, v in (params or {}).items() if k.startswith("sut.")})
 
 
 def _with_params(item: pytest.Item, params: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -12,9 +12,11 @@ competes for the worker's GIL) that reads, every interval:
 * the SUT's Prometheus endpoint (``prom.*``) when ``[tool.testfleet.sut] metrics`` names one,
   scraped every ``metrics_interval`` seconds (a scrape costs far more than a psutil read).
 
-Around each test :meth:`begin` and :meth:`end` cut the window out of the samples: the result's
-summary is computed over the samples inside the window plus the last one before it (the state the
-test started from), so a test shorter than the interval still gets a summary at no extra cost;
+Around each test :meth:`begin` and :meth:`end` cut the window out of the samples. A sample's CPU %
+covers the time since the sample before it, so the edges matter: :meth:`begin` asks the child for
+a sample at the test's start (unless one is fresh), and a test of 50 ms or more waits for one taken
+at its end (a ~1 ms round trip); its summary is the samples inside that window. A shorter test
+gets the samples inside its window plus the last one before it, at no extra cost;
 custom metrics reported during the test (``testfleet.metric``) are summarised from every value.
 :meth:`take_series` hands over the new samples as columns (wall-clock seconds, metric, value) to
 ship with the result; the coordinator writes them to the store.
@@ -40,6 +42,7 @@ from testfleet.telemetry.sampler_process import SamplerProcess
 __all__ = ["WorkerTelemetry"]
 
 ENV_INTERVAL = "TESTFLEET_TELEMETRY_INTERVAL"
+MARK_AT_END = 0.05  # tests at least this long get a sample at their end (a ~1 ms round trip)
 
 
 class WorkerTelemetry:
@@ -48,6 +51,7 @@ class WorkerTelemetry:
         self.metrics_interval = metrics_interval
         self.sampler: SamplerProcess | None = None
         self._here: tuple[Any, Any] | None = None  # in-process probes, until the first sample
+        self._start_mark: int | None = None
         self.custom = custom.CustomMetrics()
         self._wall_offset = time.time() - time.monotonic()
         self._shipped_until = -math.inf
@@ -89,6 +93,8 @@ class WorkerTelemetry:
     def begin(self) -> float:
         self.custom.take()  # values reported between tests belong to no test
         self._watch()
+        if self.sampler is not None:
+            self._start_mark = self.sampler.mark()  # rates start here (skipped if one is fresh)
         return time.monotonic()
 
     def end(self, t0: float) -> dict[str, dict[str, float]]:
@@ -110,9 +116,20 @@ class WorkerTelemetry:
 
     def _window_with_start(self, t0: float, t1: float) -> list[Sample]:
         assert self.sampler is not None
+        if t1 - t0 >= MARK_AT_END:
+            # long enough to pay a round trip (~1 ms): a sample taken now closes the window, so
+            # the CPU of the test's last moments is the test's, not the next one's
+            closing = self.sampler.mark(reply=True)
+            t1 = closing.t if closing is not None else t1
         samples = self.sampler.window(t0 - 3 * self.interval, t1)
         inside = [s for s in samples if t0 <= s.t <= t1]
         before = [s for s in samples if s.t < t0]
+        if t1 - t0 >= MARK_AT_END:
+            start = self.sampler.marked(self._start_mark) if self._start_mark else None
+            if start is not None:  # its rates describe the time before the test started
+                inside = [s for s in inside if s.t != start.t]
+            if inside:
+                before = []
         instances = self._watch()
         if not before and not inside:
             # the sampler process has not sent its first sample yet (it starts with the worker):

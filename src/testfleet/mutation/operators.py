@@ -184,15 +184,19 @@ def _range(ctx: _Context) -> Iterator[Any]:
     n = math.floor((hi - lo) / step + 1e-9) + 1
     base = ctx.base()
     k0 = 0 if base is None else min(max(round((base - lo) / step), 0), n - 1)
-    for distance in range(n):
-        for k in ((k0 + distance, k0 - distance) if distance else (k0,)):
-            if 0 <= k < n:
-                value = lo + k * step
-                if isinstance(value, float) and ctx.integral and value.is_integer():
-                    value = int(value)
-                elif isinstance(value, float) or isinstance(ctx.numeric, Float):
-                    value = float(f"{value:.12g}")
-                yield value
+    # a triggered rule is a hint that the far side of the range matters: its far end and the
+    # point halfway to it come first, then the near end, then every value nearest-first
+    far, near = (n - 1, 0) if k0 <= (n - 1) - k0 else (0, n - 1)
+    first = [far, (k0 + far) // 2, near]
+    nearest = [k for d in range(n) for k in ((k0 + d, k0 - d) if d else (k0,))]
+    for k in dict.fromkeys(first + nearest):
+        if 0 <= k < n:
+            value = lo + k * step
+            if isinstance(value, float) and ctx.integral and value.is_integer():
+                value = int(value)
+            elif isinstance(value, float) or isinstance(ctx.numeric, Float):
+                value = float(f"{value:.12g}")
+            yield value
 
 
 def _set(ctx: _Context) -> Iterator[Any]:

@@ -7,8 +7,10 @@ at 10 samples/s, with the thread itself using 6 % of a core). In a process of it
 probes cost only their CPU time.
 
 Protocol (JSON lines): the parent writes ``{"sut": [pid, ...], "metrics": [url, ...]}`` to the
-child's stdin whenever the SUT instances change; the child writes ``[t, {metric: value}]`` to its
-stdout each interval, ``t`` being ``time.monotonic()`` (CLOCK_MONOTONIC: one clock for every
+child's stdin whenever the SUT instances change, and ``{"mark": n, "reply": bool}`` at a test's
+edges (the child samples at once, so a rate such as CPU % starts or ends with the test; with
+``reply`` the sample comes back tagged ``n`` and the parent waits for it); the child writes
+``[t, {metric: value}]`` to its stdout each interval, ``t`` being ``time.monotonic()`` (CLOCK_MONOTONIC: one clock for every
 process on the machine, so samples line up with the parent's test windows). The child exits when
 its stdin closes or its parent is gone. :class:`SamplerProcess` is the parent's side and offers
 the reading surface of :class:`~testfleet.telemetry.sampler.Sampler` (``window``, ``samples``,
@@ -46,6 +48,9 @@ class SamplerProcess:
         self.interval = interval
         self._buffer: deque[Sample] = deque(maxlen=capacity)
         self._lock = threading.Lock()
+        self._mark_ready = threading.Condition(self._lock)
+        self._marked: dict[int, Sample] = {}
+        self._next_mark = 0
         self._targets: tuple[tuple[int, ...], tuple[str, ...]] = ((), ())
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "testfleet.telemetry.sampler_process", "--interval", repr(interval),
@@ -58,11 +63,41 @@ class SamplerProcess:
     def _read(self, stream: IO[str]) -> None:
         for line in stream:
             try:
-                t, values = json.loads(line)
+                t, values, *mark = json.loads(line)
             except (ValueError, TypeError):
                 continue
             with self._lock:
                 self._buffer.append(Sample(float(t), values))
+                if mark:
+                    self._marked[int(mark[0])] = Sample(float(t), values)
+                    self._mark_ready.notify_all()
+                    if len(self._marked) > 64:  # start marks nobody waits for: keep the last
+                        for old in sorted(self._marked)[:-64]:
+                            del self._marked[old]
+
+    def mark(self, *, reply: bool = False, timeout: float = 0.25) -> Sample | int | None:
+        """Ask for a sample now (a test starts or ends). With ``reply``, wait for it (at most
+        ``timeout``) and return it: the sample that closes the test's window; without, return
+        the mark's number (:meth:`marked` gives its sample once it is in, if it was taken)."""
+        if self._proc.stdin is None:
+            return None
+        with self._lock:
+            self._next_mark += 1
+            number = self._next_mark
+        try:
+            self._proc.stdin.write(json.dumps({"mark": number, "reply": reply}) + "\n")
+            self._proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            return None
+        if not reply:
+            return number
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while number not in self._marked:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._mark_ready.wait(left):
+                    return None
+            return self._marked.pop(number)
 
     def watch(self, pids: list[int], urls: list[str]) -> None:
         """Tell the child which SUT processes and metrics endpoints to read (sent on change)."""
@@ -90,6 +125,10 @@ class SamplerProcess:
     def samples(self) -> list[Sample]:
         with self._lock:
             return list(self._buffer)
+
+    def marked(self, number: int) -> Sample | None:
+        with self._lock:
+            return self._marked.get(number)
 
     @property
     def running(self) -> bool:
@@ -133,6 +172,31 @@ def _child(interval: float, worker_pid: int, metrics_interval: float) -> int:
     pending = b""
     out = sys.stdout
     next_tick = time.monotonic()
+    last_sample = -math.inf
+
+    def sample(mark: int | None) -> bool:  # a mark's number tags its sample
+        nonlocal next_scrape, last_sample
+        now = time.monotonic()
+        values: dict[str, float] = {}
+        values.update(worker())
+        values.update(system())
+        for probe in sut.values():
+            for name, value in probe().items():
+                values[name] = values.get(name, 0.0) + value
+        if scrapers and now >= next_scrape and mark is None:
+            next_scrape = now + metrics_interval
+            for probe in scrapers.values():
+                values.update(probe())
+        clean = {k: v for k, v in values.items() if math.isfinite(v)}
+        last_sample = time.monotonic()
+        line = [last_sample, clean] if mark is None else [last_sample, clean, mark]
+        try:
+            out.write(json.dumps(line, separators=(",", ":")) + "\n")
+            out.flush()
+        except (BrokenPipeError, OSError):
+            return False
+        return True
+
     while True:
         timeout = max(0.0, next_tick - time.monotonic())
         lines: list[bytes] = []
@@ -141,11 +205,14 @@ def _child(interval: float, worker_pid: int, metrics_interval: float) -> int:
             if not chunk:
                 return 0  # the parent closed our stdin: done
             *lines, pending = (pending + chunk).split(b"\n")
-        for line in lines[-1:]:  # only the latest wish counts
+        wishes, marks = [], []
+        for line in lines:
             try:
-                wanted = json.loads(line)
+                message = json.loads(line)
             except ValueError:
                 continue
+            (marks if "mark" in message else wishes).append(message)
+        for wanted in wishes[-1:]:  # only the latest wish counts
             pids = {int(p) for p in wanted.get("sut", [])}
             sut = {pid: sut.get(pid) or ProcessProbe(pid, "sut", rescan=_RESCAN) for pid in pids}
             urls = set(wanted.get("metrics", []))
@@ -158,26 +225,23 @@ def _child(interval: float, worker_pid: int, metrics_interval: float) -> int:
                 )
 
                 scrapers[url] = PrometheusProbe(url, timeout=max(0.2, min(2.0, metrics_interval)))
+        for message in marks:
+            # a test's edge: read now, so rates (CPU %) start or end with the test; a start mark
+            # is skipped when a sample is fresh anyway (fast suites must not make us spin)
+            due = message.get("reply") or time.monotonic() - last_sample >= interval / 4
+            if due and not sample(int(message["mark"])):
+                return 0
+        now = time.monotonic()
+        if now >= next_tick and now - last_sample < interval / 4:
+            # a mark was just read: a tick now would measure CPU % over a millisecond or two,
+            # which the clock's resolution turns into noise (hundreds of %); wait a little
+            next_tick = last_sample + interval / 4
         now = time.monotonic()
         if now < next_tick:
             continue
         if not psutil.pid_exists(worker_pid):
             return 0
-        values: dict[str, float] = {}
-        values.update(worker())
-        values.update(system())
-        for probe in sut.values():
-            for name, value in probe().items():
-                values[name] = values.get(name, 0.0) + value
-        if scrapers and now >= next_scrape:
-            next_scrape = now + metrics_interval
-            for probe in scrapers.values():
-                values.update(probe())
-        clean = {k: v for k, v in values.items() if math.isfinite(v)}
-        try:
-            out.write(json.dumps([time.monotonic(), clean], separators=(",", ":")) + "\n")
-            out.flush()
-        except (BrokenPipeError, OSError):
+        if not sample(None):
             return 0
         next_tick += interval
         if next_tick < time.monotonic():  # fell behind: skip missed ticks rather than burst

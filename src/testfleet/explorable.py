@@ -1,4 +1,5 @@
-"""``@testfleet.explore``: declare what may vary in a pytest test.
+"""``@testfleet.explore``: declare what may vary in a pytest test (the module is ``explorable`` so
+that importing it never shadows the ``testfleet.explore`` decorator with a module).
 
 ::
 
