@@ -17,14 +17,22 @@ Endpoints::
 
 Validation errors answer 422 with ``{"error": "validation", "details": [...]}``.
 Data lives in memory, guarded by one lock.
+
+Started with ``--defects`` (or ``INVENTORY_DEFECTS=1`` in its environment) it also carries three
+planted defects for ``bench/exploration.py``; see "Planted defects" at the end of this file. They
+are off by default: without the flag the service answers exactly as listed above.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import sys
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -97,6 +105,7 @@ class Inventory:
         self._next_item_id = 1
         self._next_order_id = 1
         self.answered: dict[tuple[str, int], int] = {}
+        self.defects: PlantedDefects | None = None  # set only with --defects (see the end)
 
     def count(self, method: str, status: int) -> None:
         with self._lock:
@@ -207,7 +216,8 @@ def metrics_text(inv: Inventory) -> bytes:
 def route(inv: Inventory, method: str, path: str, query: str,
           json_body: Callable[[], Any]) -> tuple[int, Any]:
     """Answer one request and count it (for ``/metrics``)."""
-    status, body = _route(inv, method, path, query, json_body)
+    planted = None if inv.defects is None else inv.defects.answer(inv, method, path, json_body)
+    status, body = planted if planted is not None else _route(inv, method, path, query, json_body)
     inv.count(method, status)
     return status, body
 
@@ -293,6 +303,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -301,8 +314,11 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-def make_server(host: str, port: int) -> ThreadingHTTPServer:
-    handler = type("InventoryHandler", (Handler,), {"inventory": Inventory()})
+def make_server(host: str, port: int, *, defects: bool = False) -> ThreadingHTTPServer:
+    inventory = Inventory()
+    if defects:
+        inventory.defects = PlantedDefects().start()
+    handler = type("InventoryHandler", (Handler,), {"inventory": inventory})
     return Server((host, port), handler)
 
 
@@ -310,8 +326,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    parser.add_argument("--defects", action="store_true",
+                        default=os.environ.get("INVENTORY_DEFECTS", "") not in ("", "0"),
+                        help="plant the defects bench/exploration.py looks for (also: INVENTORY_DEFECTS=1)")
     args = parser.parse_args(argv)
-    server = make_server(args.host, args.port)
+    server = make_server(args.host, args.port, defects=args.defects)
     print(server.server_address[1], flush=True)
     try:
         server.serve_forever()
@@ -320,6 +339,110 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.server_close()
     return 0
+
+
+# =============================================================================================
+# Planted defects, for bench/exploration.py. OFF unless the service starts with --defects or
+# INVENTORY_DEFECTS=1 (then Inventory.defects is set and route() asks it first). Each answers
+# 500 with {"error": "defect:NAME"} under one condition that exploration has to find:
+#
+# 1. defect:payload-under-load -- POST /uploads {"payload": "..."} of >= UPLOAD_LIMIT characters
+#    fails while the service process's own CPU use over the last CPU_WINDOW seconds (measured
+#    with time.process_time, all threads) is at least BUSY_CORES cores. Load comes from
+#    POST /load {"percent": 0..100, "seconds": s}: LOAD_THREADS background threads hash a
+#    buffer (hashlib releases the GIL) `percent` % of every 10 ms for `s` seconds, so the CPU is
+#    really spent, and telemetry (sut.cpu_percent) sees it as well.
+# 2. defect:order -- PATCH /items/{id} right after DELETE /items/{id} of the same item (no other
+#    request in between) answers 500 instead of 404.
+# 3. defect:config-pair -- PUT /config {"cache": "off"|"lru"|"lfu", "threads": int} with
+#    cache == "lfu" and threads >= LFU_MAX_THREADS answers 500 (any other pair: 200).
+# =============================================================================================
+
+UPLOAD_LIMIT = 900
+BUSY_CORES = 1.5
+CPU_WINDOW = 0.08
+LOAD_THREADS = 2
+LFU_MAX_THREADS = 12
+_HASHED = b"\x00" * (1 << 20)
+
+
+def _defect(name: str, **details: Any) -> tuple[int, Any]:
+    return 500, {"error": f"defect:{name}", **details}
+
+
+class PlantedDefects:
+    """The three defects above, and what they need: a CPU monitor and a load generator."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._samples: deque[tuple[float, float]] = deque(maxlen=200)  # (monotonic, process CPU s)
+        self._just_deleted: int | None = None
+
+    def start(self) -> PlantedDefects:
+        threading.Thread(target=self._monitor, name="cpu-monitor", daemon=True).start()
+        return self
+
+    def _monitor(self) -> None:
+        while True:
+            self._samples.append((time.monotonic(), time.process_time()))
+            time.sleep(0.005)
+
+    def cpu_cores(self, window: float = CPU_WINDOW) -> float:
+        """This process's CPU use over the last ``window`` seconds, in cores (1.0 = one busy core)."""
+        now_wall, now_cpu = time.monotonic(), time.process_time()
+        then = next(((w, c) for w, c in reversed(self._samples) if now_wall - w >= window), None)
+        if then is None:
+            return 0.0
+        return (now_cpu - then[1]) / (now_wall - then[0])
+
+    @staticmethod
+    def _burn(percent: float, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while (start := time.monotonic()) < end:
+            busy_until = start + 0.010 * percent / 100
+            while time.monotonic() < busy_until:
+                hashlib.sha256(_HASHED).digest()
+            rest = start + 0.010 - time.monotonic()
+            if rest > 0:
+                time.sleep(rest)
+
+    def answer(self, inv: Inventory, method: str, path: str,
+               json_body: Callable[[], Any]) -> tuple[int, Any] | None:
+        """A planted answer, or None to let the service answer as usual."""
+        parts = [p for p in path.split("/") if p]
+        with self._lock:
+            just_deleted, self._just_deleted = self._just_deleted, None
+        try:
+            match method, parts:
+                case "POST", ["load"]:
+                    body = json_body() or {}
+                    percent = max(0.0, min(100.0, float(body.get("percent", 0))))
+                    seconds = max(0.0, min(5.0, float(body.get("seconds", 0.1))))
+                    for _ in range(LOAD_THREADS if percent > 0 else 0):
+                        threading.Thread(target=self._burn, args=(percent, seconds), daemon=True).start()
+                    return 202, {"percent": percent, "seconds": seconds}
+                case "POST", ["uploads"]:
+                    payload = (json_body() or {}).get("payload", "")
+                    cores = self.cpu_cores()
+                    if len(payload) >= UPLOAD_LIMIT and cores >= BUSY_CORES:
+                        return _defect("payload-under-load", size=len(payload), cpu_cores=round(cores, 2))
+                    return 201, {"size": len(payload), "cpu_cores": round(cores, 2)}
+                case "PUT", ["config"]:
+                    body = json_body() or {}
+                    if body.get("cache") == "lfu" and int(body.get("threads", 1)) >= LFU_MAX_THREADS:
+                        return _defect("config-pair", cache=body["cache"], threads=body["threads"])
+                    return 200, {"cache": body.get("cache"), "threads": body.get("threads")}
+                case "DELETE", ["items", item_id] if item_id.isdigit():
+                    status, answer = _route(inv, method, path, "", json_body)
+                    if status == 204:
+                        with self._lock:
+                            self._just_deleted = int(item_id)
+                    return status, answer
+                case "PATCH", ["items", item_id] if item_id.isdigit() and int(item_id) == just_deleted:
+                    return _defect("order", item=int(item_id))
+        except (TypeError, ValueError, AttributeError) as exc:
+            return _validation([str(exc)]).status, {"error": "validation", "details": [str(exc)]}
+        return None
 
 
 if __name__ == "__main__":
