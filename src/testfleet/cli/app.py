@@ -156,6 +156,9 @@ app.add_typer(scenarios_app, name="scenarios")
 from testfleet.cli.rules import app as rules_app  # noqa: E402
 
 app.add_typer(rules_app, name="rules")
+from testfleet.cli.generate import app as generate_app  # noqa: E402
+
+app.add_typer(generate_app, name="generate")
 
 
 @app.command("replay")

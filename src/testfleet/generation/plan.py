@@ -221,7 +221,8 @@ def write_plan(entries: Sequence[PlanEntry], out: str | Path, *, force: bool = F
             name = f"{number:04d}-{entry.request.method.lower()}-{slug}.scenario.yaml"
             (staging / name).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
             manifest.append({"file": name, "origin": entry.origin, "endpoint": entry.request.endpoint,
-                             "source": entry.request.source, "note": entry.note})
+                             "source": entry.request.source, "note": entry.note,
+                             "request": entry.request.to_dict()})
         counts = Counter(e.origin for e in entries)
         (staging / MANIFEST).write_text(json.dumps({"count": len(entries), "origins": counts,
                                                     "entries": manifest}, indent=2) + "\n")
