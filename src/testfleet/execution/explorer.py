@@ -14,7 +14,7 @@ source (``origin``)                score
 ``anomaly`` (near an anomaly)      3 + the anomaly's robust z / 10 (capped at 2)
 ``rule:NAME`` (its trigger held)   2 + priority / 2 + 2 × its yield − 0.1 × its fruitless runs
 ``edge`` (a boundary value)        2
-``pairwise`` (uncovered pairs)     1.5 + the share of the space's level pairs it adds
+``pairwise`` (uncovered pairs)     1.5, alternating with as many random points
 ``random``                         1
 =================================  ======================================================
 
@@ -297,9 +297,15 @@ class Explorer:
             self._push(state, point.params, "edge", None, {"edge": point.origin})
         yield
         if len(state.space) >= 2:
-            total_pairs = _pair_count(state.space)
-            for point in covering_points(state.space, 2, state.seed, existing=state.ran).points:
-                self._push(state, point.params, "pairwise", None, {}, bonus=1.0 / max(total_pairs, 1))
+            # uncovered pairs and random points alternate (each a little less urgent than the one
+            # before): pairs reach every combination of two levels, random points reach the
+            # conjunctions of three and more and the values between levels that pairs never do
+            rows = covering_points(state.space, 2, state.seed, existing=state.ran).points
+            for i, point in enumerate(rows):
+                self._push(state, point.params, "pairwise", None, {}, bonus=-0.001 * i)
+            for i, point in enumerate(random_points(state.space, len(rows), state.seed + 10**6).points):
+                self._push(state, point.params, "random", None, {},
+                           score=SCORES["pairwise"] - 0.001 * i - 0.0005)
             yield
         chunk = 0
         while True:
