@@ -25,6 +25,7 @@ from typing import Any
 
 from testfleet.execution import protocol as P
 from testfleet.execution.backends.base import Backend, Event
+from testfleet.execution.orchestrator_explore import ExplorationMixin
 from testfleet.execution.plan import (
     Listener,
     NullListener,
@@ -57,7 +58,7 @@ class _Slot:
     kill_deadline: float | None = None
 
 
-class Orchestrator:
+class Orchestrator(ExplorationMixin):
     def __init__(self, backend: Backend, plan: RunPlan, run: Run, recorder: Recorder,
                  listener: Listener | None = None, crash_text: Callable[[str], str] | None = None) -> None:
         self.backend = backend
@@ -558,76 +559,6 @@ class Orchestrator:
             self._check_timeouts()
 
     # -- bookkeeping --------------------------------------------------------------------------
-    def _minimizing(self, live: list[_Slot]) -> bool:
-        """Drive minimisation once exploration is spent: True while a job has work in flight."""
-        if self.stopping or self.explorer.active:
-            return False
-        job = self.min_job
-        if job is None:
-            for found in self.explorer.found:
-                if found.get("fingerprint") not in self.min_fingerprints:
-                    self.min_fingerprints.add(found.get("fingerprint"))
-                    job = self.min_job = self.explorer.minimize_job(found, self.plan.minimize_budget).start()
-                    break
-            if job is None:
-                return False
-        if job.done:
-            event = job.to_event()
-            self.minimized.append(event)
-            self._add_events([event])
-            self.min_job = None
-            return True
-        params = job.pending(timeout=0.05)
-        if params is not None:
-            variant = Variant.of(self.cases[job.base], params, origin="minimize", parent_id=job.variant_id)
-            known = self.final_by_variant.get(variant.variant_id)
-            if known is not None:  # this run already ran that exact variant: reuse its outcome
-                job.answer(known)
-                return True
-            index = self._add_variant(job.base, variant)
-            self.min_index[index] = job
-            self.recorder.add_variants([variant])
-            self._feed_all()
-        return True
-
-    def _add_variant(self, base: int, variant: Variant) -> int:
-        [index] = self.scheduler.extend(1, like=base)
-        self.items.append({**self.items[base], "params": variant.params, "explored": True})
-        self.cases.append(self.cases[base])
-        self.variants.append(variant)
-        self.variant_map[index] = (base, variant.params)
-        self.total += 1
-        return index
-
-    def _explore_more(self, count: int) -> int:
-        """Queue up to ``count`` explored variants (best mutation scores first)."""
-        if self.stopping or self.explorer is None or not self.explorer.active:
-            return 0
-        taken = self.explorer.take()  # its own batch size: the stream must not depend on timing
-        if self.explorer.provenance:  # why each variant was proposed: rule, trigger values, parent
-            self._add_events(self.explorer.provenance)
-            self.explorer.provenance = []
-        new_variants = []
-        for proposal, variant in taken:
-            self._add_variant(proposal.base, variant)
-            new_variants.append(variant)
-        if new_variants:
-            self.recorder.add_variants(new_variants)
-        return len(new_variants)
-
-    def _add_series(self, worker_id: str, columns: dict[str, list[Any]]) -> None:
-        n = len(columns.get("t", ()))
-        self.series["worker"].extend([worker_id] * n)
-        for key in ("t", "metric", "value"):
-            self.series[key].extend(columns[key])
-
-    def _add_events(self, events: list[dict[str, Any]]) -> None:
-        now = time.time()
-        for event in events:
-            event.setdefault("t", now)
-        self.events.extend(events)
-        self.anomalies.extend(e for e in events if e.get("kind") in ("outlier", "leak"))
-
     def _flush(self, force: bool = False) -> None:
         now = time.monotonic()
         pending = len(self.buffer) + len(self.series["t"]) // 50 + len(self.events)
