@@ -29,84 +29,27 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
-import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from testfleet.errors import UsageError
 from testfleet.model import Case, Result, Variant, stable_id
-from testfleet.space.space import Space
 
 __all__ = ["Budget", "Explorer", "Proposal"]
 
-SCORES = {"replay": 10.0, "mutation": 4.0, "anomaly": 3.0, "rule": 2.0, "edge": 2.0,
-          "pairwise": 1.5, "random": 1.0}
-_RANDOM_CHUNK = 16
-_NEIGHBOURS = 3  # values tried per parameter around a failing or anomalous variant
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", re.ASCII)
-
-
-@dataclass(frozen=True)
-class Budget:
-    """``--explore``: a number of executions, or a time (``90s``, ``2m``, ``1h30m``)."""
-
-    executions: int | None = None
-    seconds: float | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Budget:
-        value = str(text).strip().lower()
-        if value.isascii() and value.isdigit():  # not '²', which isdigit() accepts
-            if int(value) < 1:
-                raise UsageError(f"--explore {text}: expected at least 1 execution",
-                                 place="--explore", expected="a count such as 500, or a time such as 2m")
-            return cls(executions=int(value))
-        match = _DURATION.fullmatch(value)
-        if value and match and any(match.groups()):
-            h, m, s = (float(g) if g else 0.0 for g in match.groups())
-            seconds = h * 3600 + m * 60 + s
-            if seconds > 0:
-                return cls(seconds=seconds)
-        raise UsageError(f"--explore {text!r} is neither a number of executions nor a time",
-                         place="--explore", expected="a count such as 500, or a time such as 90s, 2m, 1h30m")
-
-    def describe(self) -> str:
-        if self.executions is not None:
-            return f"{self.executions} executions"
-        return f"{self.seconds:g} s"
-
-
-@dataclass(order=True)
-class Proposal:
-    sort_key: tuple[float, int] = field(init=False, repr=False)
-    score: float
-    base: int  # the index of the case's collected item
-    params: dict[str, Any] = field(compare=False)
-    origin: str = field(compare=False)
-    parent_id: str | None = field(default=None, compare=False)
-    provenance: dict[str, Any] = field(default_factory=dict, compare=False)
-    order: int = field(default=0, compare=False)
-
-    def __post_init__(self) -> None:
-        self.sort_key = (-self.score, self.order)
-
-
-@dataclass
-class _CaseState:
-    base: int
-    case: Case
-    space: Space
-    fixed: dict[str, Any]  # parametrize arguments that are not explored
-    baseline: dict[str, Any]
-    rng: np.random.Generator
-    seed: int
-    rounds: Any = None  # the generator of this case's next proposals
-    ran: list[dict[str, Any]] = field(default_factory=list)
+from testfleet.execution.proposals import (
+    _NEIGHBOURS,
+    _RANDOM_CHUNK,
+    SCORES,
+    Budget,
+    Proposal,
+    _CaseState,
+    _numeric,
+    _pair_coverage,
+)
 
 
 class Explorer:
@@ -455,30 +398,3 @@ class Explorer:
                 "rules": {k: {"executions": v[0], "failures": v[1]}
                           for k, v in sorted(self.rule_stats.items())},
                 "ruleset_versions": self.ruleset_versions}
-
-
-def _pair_coverage(state: _CaseState) -> dict[str, float]:
-    """Pairwise coverage of the case's space by the baseline alone, and by all that ran."""
-    from testfleet.space.coverage import measure
-
-    space = state.space
-    if len(space) < 2:
-        return {}
-    rows = space.levels_of(state.ran)
-    rows = rows[(rows >= 0).all(axis=1)]
-    if not len(rows):
-        return {}
-    levels = space.level_counts()
-    oracle = space.oracle()
-    before = measure(levels, rows[:1], 2, oracle=oracle).simple
-    after = measure(levels, rows, 2, oracle=oracle).simple
-    return {"before": before, "after": after}
-
-
-def _numeric(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _pair_count(space: Space) -> int:
-    counts = space.level_counts()
-    return sum(a * b for a, b in itertools.combinations(counts, 2))
