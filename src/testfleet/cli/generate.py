@@ -85,7 +85,7 @@ def learn_cmd(
     min_samples: Annotated[int, typer.Option("--min-samples", help="Endpoints with fewer samples are not modelled.")] = 5,
     redact: Annotated[list[str] | None, typer.Option("--redact", help="More fields to redact (name or dotted path; repeatable).")] = None,
     base_model: Annotated[str | None, typer.Option("--base-model", help="llm: a local model path or name (default: a tiny model trained from scratch).")] = None,
-    epochs: Annotated[int, typer.Option("--epochs", help="llm: passes over the traffic.")] = 3,
+    epochs: Annotated[int, typer.Option("--epochs", help="llm: passes over the traffic (about 300 steps for the example).")] = 15,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Learn a generative model of requests, per endpoint, from captured traffic."""
@@ -102,8 +102,8 @@ def learn_cmd(
         elif generator == "llm":
             from testfleet.generation.llm import LLMGenerator
 
-            llm = LLMGenerator()
-            trained = llm.train(report.requests, base_model=base_model, out_dir=out, epochs=epochs, seed=seed)
+            trained = LLMGenerator().train(report.requests, base_model=base_model, out_dir=out,
+                                           epochs=epochs, seed=seed)
             console.print(f"trained {escape(str(trained))} -> {escape(out)}")
         else:
             raise typer.BadParameter("statistical or llm", param_hint="'--generator'")
@@ -111,14 +111,38 @@ def learn_cmd(
         raise _fail(exc) from None
 
 
+def _validator(schemas: Any, production: list[Any]) -> Any:
+    """A request -> reason-or-None check against ``schemas`` (or what ``production`` implies)."""
+    from testfleet.generation.validate import _Checker
+
+    if schemas is None:
+        from testfleet.generation.infer import infer_endpoint_schemas
+
+        schemas = infer_endpoint_schemas(production)
+    checker = _Checker(schemas)
+
+    def check(request: Any) -> str | None:
+        found = checker.check(0, request)
+        return None if found.valid else f"{found.error} at {found.path}"
+
+    return check
+
+
 def _generator(model: str | None, openai: str | None, openai_model: str | None, mode: str) -> Any:
-    """A function (n, weights, seed) -> (requests, validity report) for the model asked for."""
+    """A function (n, weights, seed, schemas, production) -> a result with ``requests`` and
+    ``validity_rate``, for the model asked for."""
     if openai:
         from testfleet.generation.openai_gen import OpenAIGenerator
 
         client = OpenAIGenerator(openai, openai_model or "default")
-        return lambda n, weights, seed, schemas=None, examples=(): client.generate(
-            n, seed=seed, schemas=schemas, examples=examples)
+
+        def ask(n: int, weights: Any, seed: int, schemas: Any = None, production: Any = ()) -> Any:
+            rare = sorted(weights, key=weights.get, reverse=True)[:5] if weights else []
+            return client.generate(n, seed, examples=list(production)[:20],
+                                   coverage_goals=[f"requests to {e}" for e in rare],
+                                   validate=_validator(schemas, list(production)))
+
+        return ask
     if model is None:
         raise typer.BadParameter("a model file (--model) or an endpoint (--openai)", param_hint="'--model'")
     path = Path(model)
@@ -126,14 +150,15 @@ def _generator(model: str | None, openai: str | None, openai_model: str | None, 
         from testfleet.generation.llm import LLMGenerator
 
         llm = LLMGenerator.load(path)
-        return lambda n, weights, seed, schemas=None, examples=(): llm.generate(n, seed)
+        return lambda n, weights, seed, schemas=None, production=(): llm.generate(
+            n, seed, validate=_validator(schemas, list(production)) if (schemas or production) else None)
     from testfleet.generation.statistical import load_model
     from testfleet.generation.validate import generate_valid
 
     stat = load_model(path)
     learned = _feedback(path)
 
-    def run(n: int, weights: dict[str, float] | None, seed: int, schemas: Any = None, examples: Any = ()) -> Any:
+    def run(n: int, weights: dict[str, float] | None, seed: int, schemas: Any = None, production: Any = ()) -> Any:
         combined: dict[Any, float] = dict(learned)
         for endpoint, w in (weights or {}).items():
             if endpoint in stat.endpoints:
@@ -141,6 +166,13 @@ def _generator(model: str | None, openai: str | None, openai_model: str | None, 
         return generate_valid(stat, n, seed, schemas=schemas, mode=mode, weights=combined or None)
 
     return run
+
+
+def _validity(result: Any) -> str:
+    text = f"validity {result.validity_rate:.1%}"
+    if hasattr(result, "regenerated"):
+        return text + f", {result.regenerated} regenerated, {len(result.dropped)} left out"
+    return text + f", {len(getattr(result, 'rejected', []))} rejected"
 
 
 @app.command("sample")
@@ -157,8 +189,7 @@ def sample_cmd(
         result = _generator(model, None, None, mode)(count, None, seed, schemas)
         for request in result.requests:
             sys.stdout.write(json.dumps(request.to_dict(), default=str) + "\n")
-        notes.print(f"[dim]{result.count} requests, validity {result.validity_rate:.1%} before "
-                    f"{result.regenerated} regenerated, {len(result.dropped)} left out[/dim]")
+        notes.print(f"[dim]{len(result.requests)} requests, {_validity(result)}[/dim]")
     except TestfleetError as exc:
         raise _fail(exc) from None
 
@@ -199,7 +230,7 @@ def plan_cmd(
 
         def produce(n: int, weights: dict[str, float] | None) -> list[Any]:
             assert generate is not None
-            result = generate(n, weights, seed, schemas, report.requests[:20])
+            result = generate(n, weights, seed, schemas, report.requests)
             validity.append(result)
             return list(result.requests)
 
@@ -210,8 +241,7 @@ def plan_cmd(
         console.print(f"plan of {len(entries)} scenarios -> {escape(str(written))}: "
                       + ", ".join(f"{n} {origin}" for origin, n in sorted(counts.items())))
         for result in validity:
-            console.print(f"generated requests: validity {result.validity_rate:.1%}, "
-                          f"{result.regenerated} regenerated, {len(result.dropped)} left out")
+            console.print(f"generated requests: {_validity(result)}")
     except TestfleetError as exc:
         raise _fail(exc) from None
 
@@ -296,7 +326,7 @@ def retrain_cmd(
             from testfleet.generation.llm import LLMGenerator
 
             llm = LLMGenerator.load(path)
-            llm.retrain(requests, weight=max(1, round(weight)))
+            llm.retrain(requests, weight=max(1, round(weight)))  # saved in place
             console.print(f"fine-tuned {escape(model)} with {len(requests)} failure-revealing requests")
             return
         _write_feedback(path, requests, weight)

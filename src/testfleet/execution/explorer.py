@@ -11,7 +11,8 @@ source (``origin``)                score
 ``replay`` (failed in a past run)  10 — like Hypothesis's example database, first of all
 ``mutation`` (near a failure)      4 + 1 when the parent was also anomalous − 0.5 per earlier
                                    failure with the same fingerprint (at least 0.5)
-``anomaly`` (near an anomaly)      3 + the anomaly's robust z / 10 (capped at 2)
+``anomaly`` (near an anomaly)      3 + robust z / 20 (at most 1) − 0.5 per earlier anomaly of the
+                                   same metrics (at least 0.5)
 ``rule:NAME`` (its trigger held)   2 + priority / 2 + 2 × its yield − 0.1 × its fruitless runs
 ``edge`` (a boundary value)        2
 ``pairwise`` (uncovered pairs)     1.5, alternating with as many random points
@@ -79,6 +80,7 @@ class Explorer:
         self.started_at: float | None = None
         self.found: list[dict[str, Any]] = []  # failures exploration found
         self.failures_seen: dict[str | None, int] = {}  # fingerprint -> failing executions
+        self.anomalies_seen: dict[tuple[str, ...], int] = {}  # anomalous metrics -> times
         self.by_origin: dict[str, list[int]] = {}  # origin family -> [executions, failures]
         self._order = itertools.count()
         self._origin_of: dict[str, tuple[str, str | None]] = {}
@@ -317,10 +319,15 @@ class Explorer:
                              {"parent_outcome": result.outcome.value, "message": result.message[:200]},
                              bonus=max(bonus, 0.5 - SCORES["mutation"]))
         elif anomalies:
+            # an explored parameter moves its metrics by design (a bigger payload, more memory):
+            # the same metric's anomalies again and again are its new normal, so they sink
             z = max((abs(a.get("score") or 0.0) for a in anomalies), default=0.0)
+            metrics = tuple(sorted({str(a.get("metric")) for a in anomalies}))
+            seen = self.anomalies_seen[metrics] = self.anomalies_seen.get(metrics, 0) + 1
+            bonus = min(1.0, z / 20.0) - 0.5 * (seen - 1)
             self._neighbours(state, params, "anomaly", variant.variant_id,
                              {"anomalies": [a.get("message", "") for a in anomalies][:3]},
-                             bonus=min(2.0, z / 10.0))
+                             bonus=max(bonus, 0.5 - SCORES["anomaly"]))
 
     def _rules(self, state: _CaseState, params: dict[str, Any], parent: str | None,
                summary: dict[str, Any] | None, duration: float | None, *,
