@@ -14,7 +14,7 @@ source (``origin``)                score
 ``anomaly`` (near an anomaly)      3 + robust z / 20 (at most 1) − 0.5 per earlier anomaly of the
                                    same metrics (at least 0.5)
 ``rule:NAME`` (its trigger held)   2 + priority / 2 + 2 × its yield − 0.1 × its fruitless runs
-``edge`` (a boundary value)        2
+``edge`` (a boundary value)        1.5, taking turns with pairs and random points
 ``pairwise`` (uncovered pairs)     1.5, alternating with as many random points
 ``random``                         1
 =================================  ======================================================
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -39,11 +40,20 @@ import numpy as np
 from testfleet.errors import UsageError
 from testfleet.model import Case, Result, Variant, stable_id
 
-__all__ = ["Budget", "Explorer", "Proposal"]
+__all__ = ["Budget", "Explorer", "Proposal", "failure_key"]
+
+
+def failure_key(result: Result) -> str:
+    """Which failure this is: where it raised and its message with numbers blanked (one
+    assertion line can report different defects)."""
+    first = (result.message or "").strip().splitlines()[0] if (result.message or "").strip() else ""
+    return f"{result.fingerprint}|{re.sub(r'[0-9]+', 'N', first)[:120]}"
 
 from testfleet.execution.proposals import (
     _NEIGHBOURS,
     _RANDOM_CHUNK,
+    COVERAGE_SHARE,
+    COVERAGE_SOURCES,
     SCORES,
     Budget,
     Proposal,
@@ -74,12 +84,14 @@ class Explorer:
         self.known = set(known or ())
         self.replay = list(replay)
         self.cases: dict[int, _CaseState] = {}
-        self.queue: list[Proposal] = []
+        self.queue: list[Proposal] = []  # guided: replays, mutations, anomalies, rules
+        self.cover: list[Proposal] = []  # coverage: edges, uncovered pairs, random points
+        self.cover_spent = 0
         self.dispatched: set[str] = set()
         self.spent = 0
         self.started_at: float | None = None
         self.found: list[dict[str, Any]] = []  # failures exploration found
-        self.failures_seen: dict[str | None, int] = {}  # fingerprint -> failing executions
+        self.failures_seen: dict[str, int] = {}  # failure_key -> failing executions
         self.anomalies_seen: dict[tuple[str, ...], int] = {}  # anomalous metrics -> times
         self.by_origin: dict[str, list[int]] = {}  # origin family -> [executions, failures]
         self._order = itertools.count()
@@ -186,21 +198,24 @@ class Explorer:
             self._refill()  # the pairwise covering array: both bounded, scored against each other
         stalled = 0
         while len(out) < count and not self.exhausted:
-            # the next round (edges, then pairwise, then random chunks) joins the queue once the
-            # best waiting proposal scores no better than a random point
-            if (not self.queue or self.queue[0].score <= SCORES["random"]) and not self._refill() \
-                    and not self.queue:
+            # coverage sources (edges, pairs, random points) refill once their best waiting
+            # proposal scores no better than a random point
+            if (not self.cover or self.cover[0].score <= SCORES["random"]) and not self._refill() \
+                    and not self.cover and not self.queue:
                 stalled += 1
                 if stalled > 2:
                     break
                 continue
-            proposal = heapq.heappop(self.queue)
-            if proposal.origin.startswith("rule:"):  # its rule's yield may have changed since
-                fresh = self._rule_score(proposal.provenance["rule"], proposal.provenance["priority"])
-                if fresh < proposal.score - 1e-9 and self.queue and fresh < self.queue[0].score:
-                    proposal.score, proposal.sort_key = fresh, (-fresh, proposal.order)
-                    heapq.heappush(self.queue, proposal)
-                    continue
+            heap = self._next_heap()
+            proposal = heapq.heappop(heap)
+            fresh = self._fresh_score(proposal)  # its source may have lost its promise since
+            if fresh is not None and fresh < proposal.score - 1e-9 and heap \
+                    and fresh < heap[0].score:
+                proposal.score, proposal.sort_key = fresh, (-fresh, proposal.order)
+                heapq.heappush(heap, proposal)
+                continue
+            if proposal.origin.split(":", 1)[0] in COVERAGE_SOURCES:
+                self.cover_spent += 1
             state = self.cases[proposal.base]
             variant = Variant.of(state.case, {**state.fixed, **proposal.params},
                                  origin=proposal.origin, parent_id=proposal.parent_id)
@@ -221,6 +236,20 @@ class Explorer:
             out.append((proposal, variant))
         return out
 
+    def _next_heap(self) -> list[Proposal]:
+        """Guided proposals (replays, mutations near failures and anomalies, fired rules) go by
+        score, but coverage keeps a share of the budget: a guess that keeps scoring high must not
+        starve the plain search that finds what no signal points to."""
+        if self.queue and self.queue[0].origin == "replay":
+            return self.queue
+        if not self.queue:
+            return self.cover
+        if not self.cover:
+            return self.queue
+        if self.cover_spent < COVERAGE_SHARE * (self.spent + 1):
+            return self.cover
+        return self.queue if self.queue[0].score >= self.cover[0].score else self.cover
+
     def _refill(self) -> bool:
         """Ask every case's generator for its next round; False when all are exhausted."""
         grew = False
@@ -232,19 +261,20 @@ class Explorer:
                 grew = True
             except StopIteration:
                 state.rounds = None
-        return grew or bool(self.queue)
+        return grew or bool(self.queue) or bool(self.cover)
 
     def _rounds(self, state: _CaseState) -> Any:
         from testfleet.space.sampling import covering_points, edge_points, random_points
 
         self._rules(state, state.baseline, None, None, None, always_only=True)
-        for point in edge_points(state.space).points:
-            self._push(state, point.params, "edge", None, {"edge": point.origin})
+        # edges, uncovered pairs and random points take turns (each a little less urgent than
+        # the one before): one-factor boundaries, every two-level combination, and the
+        # conjunctions of three and more and values between levels that pairs never reach
+        for i, point in enumerate(edge_points(state.space).points):
+            self._push(state, point.params, "edge", None, {"edge": point.origin},
+                       score=SCORES["pairwise"] - 0.001 * i + 0.0003)
         yield
         if len(state.space) >= 2:
-            # uncovered pairs and random points alternate (each a little less urgent than the one
-            # before): pairs reach every combination of two levels, random points reach the
-            # conjunctions of three and more and the values between levels that pairs never do
             rows = covering_points(state.space, 2, state.seed, existing=state.ran).points
             for i, point in enumerate(rows):
                 self._push(state, point.params, "pairwise", None, {}, bonus=-0.001 * i)
@@ -270,7 +300,8 @@ class Explorer:
             return
         family = origin.split(":", 1)[0]
         value = (SCORES.get(family, 1.0) if score is None else score) + bonus
-        heapq.heappush(self.queue, Proposal(value, state.base, clean, origin, parent, provenance,
+        heap = self.cover if family in COVERAGE_SOURCES else self.queue
+        heapq.heappush(heap, Proposal(value, state.base, clean, origin, parent, provenance,
                                             order=next(self._order)))
 
     # -- feedback ----------------------------------------------------------------------------
@@ -313,11 +344,12 @@ class Explorer:
                                    "message": result.message, "fingerprint": result.fingerprint})
             # a failure already seen many times is known: its neighbours sink (the minimiser
             # will map it), so the other sources keep looking for new ones
-            seen = self.failures_seen[result.fingerprint] = self.failures_seen.get(result.fingerprint, 0) + 1
-            bonus = (1.0 if anomalies else 0.0) - 0.5 * (seen - 1)
+            key = failure_key(result)
+            self.failures_seen[key] = self.failures_seen.get(key, 0) + 1
             self._neighbours(state, params, "mutation", variant.variant_id,
-                             {"parent_outcome": result.outcome.value, "message": result.message[:200]},
-                             bonus=max(bonus, 0.5 - SCORES["mutation"]))
+                             {"parent_outcome": result.outcome.value, "message": result.message[:200],
+                              "failure": key, "anomalous": bool(anomalies)},
+                             score=self._mutation_score(key, bool(anomalies)))
         elif anomalies:
             # an explored parameter moves its metrics by design (a bigger payload, more memory):
             # the same metric's anomalies again and again are its new normal, so they sink
@@ -356,6 +388,18 @@ class Explorer:
                             "trigger_values": seen, "ruleset_version": self.ruleset.version},
                            score=score)
 
+    def _mutation_score(self, key: str, anomalous: bool) -> float:
+        seen = self.failures_seen.get(key, 1)
+        return max(0.5, SCORES["mutation"] + (1.0 if anomalous else 0.0) - 0.5 * (seen - 1))
+
+    def _fresh_score(self, proposal: Proposal) -> float | None:
+        """The score a queued proposal would get now (None: scores of its kind never change)."""
+        if proposal.origin.startswith("rule:"):
+            return self._rule_score(proposal.provenance["rule"], proposal.provenance["priority"])
+        if proposal.origin == "mutation" and "failure" in proposal.provenance:
+            return self._mutation_score(proposal.provenance["failure"], proposal.provenance["anomalous"])
+        return None
+
     def _rule_score(self, name: str, priority: float) -> float:
         """A rule that finds failures climbs; one that keeps firing without finding any sinks,
         so an always-true trigger cannot starve the other sources."""
@@ -364,7 +408,7 @@ class Explorer:
                    - 0.1 * (runs - fails))
 
     def _neighbours(self, state: _CaseState, params: dict[str, Any], origin: str, parent: str,
-                    provenance: dict[str, Any], *, bonus: float) -> None:
+                    provenance: dict[str, Any], *, bonus: float = 0.0, score: float | None = None) -> None:
         rng = state.rng
         for name, dim in state.space.dimensions.items():
             current = params.get(name, state.baseline.get(name))
@@ -380,7 +424,7 @@ class Explorer:
                 if value == current or not dim.contains(value):
                     continue
                 self._push(state, {**params, name: value}, origin, parent,
-                           {**provenance, "changed": name}, bonus=bonus)
+                           {**provenance, "changed": name}, bonus=bonus, score=score)
 
     def minimize_job(self, found: dict[str, Any], max_tests: int) -> Any:
         """A minimisation job for one failing variant exploration found."""
