@@ -279,15 +279,8 @@ class Sampler:
     # --- reading ---------------------------------------------------------------------------
     def window(self, t0: float, t1: float) -> list[Sample]:
         """Samples with ``t0 <= t <= t1``, oldest first."""
-        out: list[Sample] = []
         with self._lock:
-            for sample in reversed(self._buffer):
-                if sample.t < t0:
-                    break
-                if sample.t <= t1:
-                    out.append(sample)
-        out.reverse()
-        return out
+            return window_of(self._buffer, t0, t1)
 
     def samples(self) -> list[Sample]:
         with self._lock:
@@ -296,6 +289,19 @@ class Sampler:
     def __len__(self) -> int:
         with self._lock:
             return len(self._buffer)
+
+
+def window_of(buffer: Sequence[Sample], t0: float, t1: float) -> list[Sample]:
+    """The samples of a time-ordered buffer with ``t0 <= t <= t1``, oldest first, read from the
+    newest end (test windows are recent, buffers long)."""
+    out: list[Sample] = []
+    for sample in reversed(buffer):
+        if sample.t < t0:
+            break
+        if sample.t <= t1:
+            out.append(sample)
+    out.reverse()
+    return out
 
 
 def summarize(samples: Sequence[Sample]) -> dict[str, dict[str, float]]:

@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import psutil
 
-from testfleet.telemetry.sampler import ProcessProbe, Sample, SystemProbe
+from testfleet.telemetry.sampler import ProcessProbe, Sample, SystemProbe, window_of
 
 __all__ = ["SamplerProcess"]
 
@@ -112,15 +112,8 @@ class SamplerProcess:
             pass
 
     def window(self, t0: float, t1: float) -> list[Sample]:
-        out: list[Sample] = []
         with self._lock:
-            for sample in reversed(self._buffer):
-                if sample.t < t0:
-                    break
-                if sample.t <= t1:
-                    out.append(sample)
-        out.reverse()
-        return out
+            return window_of(self._buffer, t0, t1)
 
     def samples(self) -> list[Sample]:
         with self._lock:
