@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import tempfile
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -48,19 +45,6 @@ steps:
     expect: {status: [200], regex: "\\"quantity\\":\\\\s*\\\\d+", contains: ["{name}"]}
     extract: {got_qty: "$.quantity", got_name: "$.name"}
 """
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, str(SERVICE), "--port", "0", "--host", "127.0.0.1"],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline().strip())
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def write(tmp_path: Path, text: str, name: str = "case.scenario.yaml") -> Path:

@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,19 +39,6 @@ EXAMPLE = ROOT / "examples" / "inventory" / "openapi.yaml"
 SERVICE = ROOT / "examples" / "inventory" / "inventory_service.py"
 OPERATIONS = {"health", "create-item", "list-items", "get-item", "update-item", "delete-item",
               "create-order"}
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, str(SERVICE), "--port", "0", "--host", "127.0.0.1"],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline().strip())
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import subprocess
-import sys
 import tempfile
 import textwrap
 import threading
@@ -20,6 +18,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.conftest import serve
 from testfleet.adapters.http_scenarios import (
     BatchResult,
     Scenario,
@@ -49,27 +48,12 @@ steps:
 HEALTH = "steps: [{name: ping, request: {method: GET, path: /health}, expect: {status: [200]}}]\n"
 
 
-def _serve(script: Path) -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, str(script), "--port", "0", "--host", "127.0.0.1"],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline().strip())
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    yield from _serve(EXAMPLE / "inventory_service.py")
 
 
 @pytest.fixture(scope="module")
 def asgi_url() -> Iterator[str]:
     pytest.importorskip("uvicorn")
-    yield from _serve(EXAMPLE / "inventory_asgi.py")
+    yield from serve(EXAMPLE / "inventory_asgi.py")
 
 
 def scenario(tmp_path: Path, text: str, name: str = "case.scenario.yaml") -> Scenario:
@@ -264,7 +248,7 @@ def test_both_engines_send_the_same_requests_and_judge_alike(tmp_path, base_url,
     result = run_batch(loaded, base_url, repeat=4, concurrency=2, engine=engine)
     assert (result.executions, result.failed, result.requests) == (4, 4, 12)
     reference = run_scenario(loaded, base_url).message  # the synchronous httpx runner
-    strip = lambda text: re.sub(r"/items/\d+", "/items/N", text)  # noqa: E731 - ids differ
+    strip = lambda text: re.sub(r"/items/\d+", "/items/N", text)
     assert strip(result.failures[0].message) == strip(reference)
     assert "step 'wrong on purpose'" in reference and "status 404" in reference
 
