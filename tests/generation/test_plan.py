@@ -28,7 +28,8 @@ def _capture() -> list[CapturedRequest]:
     return out
 
 
-def _generated(n: int, weights: dict[str, float] | None) -> list[CapturedRequest]:
+def _generated(n: int, weights: dict | None) -> list[CapturedRequest]:
+    weights = {k: w for k, w in (weights or {}).items() if isinstance(k, str)}  # endpoint shares
     endpoints = sorted(weights) if weights else ["GET /items/{id}"]
     picks = [endpoints[i % len(endpoints)] for i in range(n)]
     if weights:  # deterministic: as many of each as its weight says
@@ -94,3 +95,20 @@ def test_nothing_is_written_when_a_request_cannot_become_a_scenario(tmp_path: Pa
     with pytest.raises(UsageError):
         write_plan(plan, tmp_path / "plan")
     assert not (tmp_path / "plan").exists() and not list(tmp_path.iterdir())
+
+
+def test_coverage_targeting_weights_rare_values_of_categorical_fields() -> None:
+    capture = _capture()
+    for i, request in enumerate(capture):
+        if request.body:
+            request.body["colour"] = "red" if i % 10 else "teal"  # teal is rare
+    seen: list[dict] = []
+
+    def recording(n: int, weights: dict | None) -> list[CapturedRequest]:
+        seen.append(dict(weights or {}))
+        return _generated(n, weights)
+
+    build_plan(capture, count=20, dynamic=0.5, seed=1, generate=recording, target_coverage=True)
+    [weights] = seen
+    assert weights[("POST /items", "body.colour", "teal")] > 1
+    assert ("POST /items", "body.colour", "red") not in weights  # the common value is the yardstick

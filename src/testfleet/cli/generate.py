@@ -137,9 +137,10 @@ def _generator(model: str | None, openai: str | None, openai_model: str | None, 
         client = OpenAIGenerator(openai, openai_model or "default")
 
         def ask(n: int, weights: Any, seed: int, schemas: Any = None, production: Any = ()) -> Any:
-            rare = sorted(weights, key=weights.get, reverse=True)[:5] if weights else []
-            return client.generate(n, seed, examples=list(production)[:20],
-                                   coverage_goals=[f"requests to {e}" for e in rare],
+            ranked = sorted((weights or {}).items(), key=lambda kv: -kv[1])
+            goals = [f"requests to {k}" for k, _w in ranked if isinstance(k, str)][:3]
+            goals += [f"{k[1]} = {k[2]!r} in {k[0]}" for k, _w in ranked if isinstance(k, tuple)][:5]
+            return client.generate(n, seed, examples=list(production)[:20], coverage_goals=goals,
                                    validate=_validator(schemas, list(production)))
 
         return ask
@@ -160,9 +161,11 @@ def _generator(model: str | None, openai: str | None, openai_model: str | None, 
 
     def run(n: int, weights: dict[str, float] | None, seed: int, schemas: Any = None, production: Any = ()) -> Any:
         combined: dict[Any, float] = dict(learned)
-        for endpoint, w in (weights or {}).items():
-            if endpoint in stat.endpoints:
-                combined[endpoint] = combined.get(endpoint, 1.0) * w * len(stat.endpoints)
+        for key, w in (weights or {}).items():
+            if isinstance(key, str) and key in stat.endpoints:  # a share: relative to 1/len
+                combined[key] = combined.get(key, 1.0) * w * len(stat.endpoints)
+            elif isinstance(key, tuple) and key[0] in stat.endpoints:  # a value's factor
+                combined[key] = combined.get(key, 1.0) * w
         return generate_valid(stat, n, seed, schemas=schemas, mode=mode, weights=combined or None)
 
     return run

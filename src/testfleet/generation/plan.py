@@ -6,8 +6,9 @@ each), which ``testfleet run`` then collects like any scenarios:
 
 * **generated** — the given share of ``count``, from the model (statistical, llm or openai);
   with coverage targeting, each endpoint's share of the generated requests is proportional to
-  its rarity (``1 / (1 + times seen in production and past runs)``), so what production rarely
-  exercises is tested most;
+  its rarity (``1 / (1 + times seen in production)``), and within a categorical field each value
+  is weighted by how much rarer it is than the field's most common one, so what production
+  rarely exercises is tested most;
 * **mutated** — a third of the rest: production requests with one change each, seeded: a number
   pushed to an edge (0, negative, huge, doubled), a string emptied or made very long or non-ASCII,
   a body field dropped, an unknown field added, a query value changed — and their order shuffled;
@@ -42,7 +43,9 @@ __all__ = ["PlanEntry", "build_plan", "mutate", "parse_share", "write_plan"]
 NO_SERVER_ERROR = ["1xx", "2xx", "3xx", "4xx"]
 MANIFEST = "plan.json"
 _SKIP_HEADERS = {"host", "content-length", "connection", "cookie", "authorization", "accept-encoding"}
-Generate = Callable[[int, dict[str, float] | None], list[CapturedRequest]]
+Generate = Callable[[int, dict[Any, float] | None], list[CapturedRequest]]
+_CATEGORIES = 20  # a field with more distinct values is not categorical
+_MAX_VALUE_WEIGHT = 10.0
 
 
 @dataclass
@@ -94,12 +97,30 @@ def build_plan(production: Sequence[CapturedRequest], *, count: int, dynamic: fl
     return [entries[int(i)] for i in order]
 
 
-def _rarity(production: Sequence[CapturedRequest], past: Counter[str] | None) -> dict[str, float]:
+def _rarity(production: Sequence[CapturedRequest], past: Counter[str] | None) -> dict[Any, float]:
+    """Endpoint shares proportional to rarity, and, per categorical field (at most
+    ``_CATEGORIES`` distinct values), each value weighted by how much rarer it is than the
+    field's most common value (capped at ``_MAX_VALUE_WEIGHT``)."""
+    from testfleet.generation.drift import field_values
+
     seen = Counter(req.endpoint for req in production)
     seen.update(past or {})
-    weights = {endpoint: 1.0 / (1 + n) for endpoint, n in seen.items()}
+    weights: dict[Any, float] = {endpoint: 1.0 / (1 + n) for endpoint, n in seen.items()}
     total = sum(weights.values())
-    return {endpoint: w / total for endpoint, w in weights.items()}
+    weights = {endpoint: w / total for endpoint, w in weights.items()}
+    values: dict[tuple[str, str], Counter[Any]] = {}
+    for req in production:
+        for name, found in field_values(req).items():
+            for value in found:
+                if isinstance(value, (str, bool)) and value != REDACTED:
+                    values.setdefault((req.endpoint, name), Counter())[value] += 1
+    for (endpoint, name), counts in values.items():
+        if 1 < len(counts) <= _CATEGORIES:
+            top = max(counts.values())
+            for value, n in counts.items():
+                if n < top:
+                    weights[(endpoint, name, value)] = min(_MAX_VALUE_WEIGHT, top / n)
+    return weights
 
 
 # -- mutation of production requests ---------------------------------------------------------------
