@@ -70,6 +70,10 @@ def test_learn_sample_plan_run_and_feed_back(tmp_path: Path) -> None:
     ran = run_testfleet(project, "plan")
     assert ran.returncode == 1, ran.log  # a mutated quantity past 10**6 makes the SUT answer 500
     assert "status 500" in ran.stdout
+    again = run_cli(project, "generate", "plan", "--traffic", TRAFFIC / "requests.jsonl", "--model", model,
+                    "--count", "10", "--target-coverage", "--store", ran.store, "-o", "plan2")
+    assert again.returncode == 0, again.log  # what the first plan ran counts as covered
+    assert "counted 60 executions of earlier plans as covered" in again.stdout
     fed = run_cli(project, "generate", "retrain", model, "--plan", "plan", "--store", ran.store)
     assert fed.returncode == 0, fed.log
     feedback = json.loads(Path(str(model) + ".feedback.json").read_text())

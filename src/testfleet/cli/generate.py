@@ -20,6 +20,7 @@ Exit codes: 0 done, 1 drift over the threshold, 2 bad input.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -220,6 +221,7 @@ def plan_cmd(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace a directory that is not an earlier plan.")] = False,
     redact: Annotated[list[str] | None, typer.Option("--redact")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="With --target-coverage: the store whose earlier plan runs count as covered (default: from settings, when it exists).")] = None,
 ) -> None:
     """Write HTTP scenario files mixing production, generated and mutated requests."""
     from testfleet.generation.plan import build_plan, parse_share, write_plan
@@ -237,8 +239,10 @@ def plan_cmd(
             validity.append(result)
             return list(result.requests)
 
+        past = _past_coverage(store) if target_coverage else None
         entries = build_plan(report.requests, count=count, dynamic=share if generate else 0.0, seed=seed,
-                             generate=produce if generate else None, target_coverage=target_coverage)
+                             generate=produce if generate else None, target_coverage=target_coverage,
+                             past=past)
         written = write_plan(entries, out, force=force)
         counts = Counter(e.origin for e in entries)
         console.print(f"plan of {len(entries)} scenarios -> {escape(str(written))}: "
@@ -247,6 +251,30 @@ def plan_cmd(
             console.print(f"generated requests: {_validity(result)}")
     except TestfleetError as exc:
         raise _fail(exc) from None
+
+
+_PLAN_ITEM = re.compile(r"::plan \d+: (\S+) (\S+) \(")
+
+
+def _past_coverage(store: str | None) -> Counter[str]:
+    """How often each endpoint ran in earlier plans (their scenarios' names say it)."""
+    from testfleet.cli.history import _open
+    from testfleet.errors import StoreError
+
+    try:
+        with _open(store) as db:
+            rows = db.query("SELECT nodeid, count(*) FROM results WHERE final AND nodeid LIKE '%::plan %' "
+                            "GROUP BY nodeid")
+    except StoreError:
+        return Counter()  # no store yet: nothing ran before
+    past: Counter[str] = Counter()
+    for nodeid, n in rows:
+        found = _PLAN_ITEM.search(nodeid)
+        if found:
+            past[f"{found.group(1)} {found.group(2)}"] += int(n)
+    if past:
+        console.print(f"counted {sum(past.values())} executions of earlier plans as covered")
+    return past
 
 
 @app.command("drift")
