@@ -111,3 +111,20 @@ def test_drift_against_the_same_and_a_shifted_capture(tmp_path: Path) -> None:
     assert any(f["field"] == "body.quantity" and f["drifting"] for f in report["capture"]["fields"])
     after = run_cli(tmp_path, "generate", "drift", model, "--against", shifted, "--generated", "0")
     assert after.returncode == 0, after.log  # the retrained model knows the new production
+
+
+def test_a_json_schema_of_one_endpoint_constrains_what_is_kept(tmp_path: Path) -> None:
+    model = tmp_path / "model.json"
+    assert run_cli(tmp_path, "generate", "learn", TRAFFIC / "requests.jsonl", "-o", model).returncode == 0
+    (tmp_path / "item.json").write_text(json.dumps({
+        "type": "object", "required": ["name", "quantity", "price"],
+        "properties": {"quantity": {"type": "integer", "maximum": 5}}}))
+    sample = run_cli(tmp_path, "generate", "sample", model, "-n", "300", "--schema", "POST /items=item.json")
+    assert sample.returncode == 0, sample.log
+    posts = [json.loads(line) for line in sample.stdout.splitlines()]
+    posts = [r for r in posts if r["method"] == "POST" and r["template"] == "/items"]
+    assert posts and all(r["body"]["quantity"] <= 5 for r in posts)
+    assert "left out" in sample.stderr
+    (tmp_path / "bad.json").write_text('{"type": "nonsense"}')
+    bad = run_cli(tmp_path, "generate", "sample", model, "--schema", "POST /items=bad.json")
+    assert bad.returncode == 2 and "not a valid JSON Schema" in bad.stderr and "Traceback" not in bad.output

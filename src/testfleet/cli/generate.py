@@ -114,13 +114,11 @@ def learn_cmd(
 
 def _validator(schemas: Any, production: list[Any]) -> Any:
     """A request -> reason-or-None check against ``schemas`` (or what ``production`` implies)."""
+    from testfleet.generation.infer import infer_endpoint_schemas
     from testfleet.generation.validate import _Checker
 
-    if schemas is None:
-        from testfleet.generation.infer import infer_endpoint_schemas
-
-        schemas = infer_endpoint_schemas(production)
-    checker = _Checker(schemas)
+    # what production implies, with the schemas the user gave taking precedence
+    checker = _Checker({**infer_endpoint_schemas(production), **(schemas or {})})
 
     def check(request: Any) -> str | None:
         found = checker.check(0, request)
@@ -167,7 +165,8 @@ def _generator(model: str | None, openai: str | None, openai_model: str | None, 
                 combined[key] = combined.get(key, 1.0) * w * len(stat.endpoints)
             elif isinstance(key, tuple) and key[0] in stat.endpoints:  # a value's factor
                 combined[key] = combined.get(key, 1.0) * w
-        return generate_valid(stat, n, seed, schemas=schemas, mode=mode, weights=combined or None)
+        given = None if schemas is None else {**stat.schemas, **schemas}  # the user's take precedence
+        return generate_valid(stat, n, seed, schemas=given, mode=mode, weights=combined or None)
 
     return run
 
@@ -185,7 +184,7 @@ def sample_cmd(
     count: Annotated[int, typer.Option("-n", "--count")] = 10,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     mode: Annotated[str, typer.Option("--mode", help="realistic or explore.")] = "realistic",
-    schema: Annotated[str | None, typer.Option("--schema", help="An OpenAPI document to validate against.")] = None,
+    schema: Annotated[list[str] | None, typer.Option("--schema", help="An OpenAPI document, or 'METHOD /path=body.schema.json' (a JSON Schema of that endpoint's body); repeatable.")] = None,
 ) -> None:
     """Print generated requests (JSON lines) and how many were valid."""
     try:
@@ -198,12 +197,34 @@ def sample_cmd(
         raise _fail(exc) from None
 
 
-def _schemas(schema: str | None) -> Any:
-    if schema is None:
+def _schemas(given: list[str] | None) -> Any:
+    """Schemas requests must satisfy: OpenAPI documents, and JSON Schemas of one endpoint's body
+    (``'POST /items=item.schema.json'``), merged; None when none is given."""
+    if not given:
         return None
+    from testfleet.errors import UsageError
     from testfleet.generation.validate import schemas_from_openapi
 
-    return schemas_from_openapi(schema)
+    merged: dict[str, Any] = {}
+    for entry in given:
+        endpoint, sep, path = entry.partition("=")
+        if sep and " /" in endpoint:
+            try:
+                body = json.loads(Path(path).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise UsageError(f"cannot read the JSON Schema {path}: {exc}", place="--schema",
+                                 expected="'METHOD /path=FILE' with FILE a JSON Schema") from None
+            from jsonschema import Draft202012Validator, SchemaError
+
+            try:
+                Draft202012Validator.check_schema(body)
+            except SchemaError as exc:
+                raise UsageError(f"{path} is not a valid JSON Schema: {exc.message}", place="--schema",
+                                 expected="a JSON Schema (draft 2020-12)") from None
+            merged[endpoint.strip()] = body  # a bare schema is the body's (validate._Checker)
+        else:
+            merged.update(schemas_from_openapi(entry))
+    return merged
 
 
 @app.command("plan")
@@ -216,7 +237,7 @@ def plan_cmd(
     target_coverage: Annotated[bool, typer.Option("--target-coverage", help="Give endpoints rare in production (and past runs) more of the generated share.")] = False,
     openai: Annotated[str | None, typer.Option("--openai", help="Generate through an OpenAI-compatible endpoint (base URL).")] = None,
     openai_model: Annotated[str | None, typer.Option("--openai-model")] = None,
-    schema: Annotated[str | None, typer.Option("--schema", help="An OpenAPI document generated requests must satisfy.")] = None,
+    schema: Annotated[list[str] | None, typer.Option("--schema", help="An OpenAPI document, or 'METHOD /path=body.schema.json' (a JSON Schema of that endpoint's body); repeatable.")] = None,
     mode: Annotated[str, typer.Option("--mode", help="realistic or explore.")] = "realistic",
     seed: Annotated[int, typer.Option("--seed")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace a directory that is not an earlier plan.")] = False,
