@@ -128,3 +128,30 @@ def test_a_json_schema_of_one_endpoint_constrains_what_is_kept(tmp_path: Path) -
     (tmp_path / "bad.json").write_text('{"type": "nonsense"}')
     bad = run_cli(tmp_path, "generate", "sample", model, "--schema", "POST /items=bad.json")
     assert bad.returncode == 2 and "not a valid JSON Schema" in bad.stderr and "Traceback" not in bad.output
+
+
+def test_a_plan_from_an_openai_compatible_endpoint(tmp_path: Path) -> None:
+    import threading
+
+    from generation.test_openai_gen import FakeOpenAI
+
+    server = FakeOpenAI()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        for _ in range(4):  # what the model answers: two good requests, then garbage
+            server.reply_lines('POST /items {"name":"llm bolt","quantity":2,"price":1.5}',
+                               "GET /items ?limit=5", "I am sorry, I cannot do that")
+        plan = run_cli(tmp_path, "generate", "plan", "--traffic", TRAFFIC / "requests.jsonl",
+                       "--openai", server.base_url, "--openai-model", "fake", "--count", "10",
+                       "--dynamic", "20%", "--target-coverage", "-o", "plan")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert plan.returncode == 0, plan.log
+    assert "2 generated" in plan.stdout and "rejected" in plan.stdout
+    prompt = json.dumps(server.received[0])
+    assert "requests to" in prompt or "POST /items" in prompt  # coverage goals and examples went out
+    generated = [e for e in json.loads((tmp_path / "plan" / "plan.json").read_text())["entries"]
+                 if e["origin"] == "generated"]
+    assert {e["endpoint"] for e in generated} <= {"POST /items", "GET /items"}
