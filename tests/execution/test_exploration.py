@@ -6,6 +6,7 @@ explored variant, past failures replayed first, and bad input."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,8 @@ def test_the_budget_is_spent_exactly_and_the_failure_is_found(explored) -> None:
 def test_the_failure_is_minimised_and_shown_once(explored) -> None:
     _project, ran = explored
     assert "EXPLORED FAILURES" in ran.stdout
-    assert "minimal failing change: size=800, order=['c', 'a', 'b']" in ran.stdout
+    # 800 is the smallest failing size; c must come first (either order of a and b is minimal)
+    assert re.search(r"minimal failing change: size=800, order=\['c', '[ab]', '[ab]'\]", ran.stdout)
     assert ran.stdout.count("AssertionError: too big when c goes first\n") <= 2  # grouped, not 1 per variant
     with Store.open(ran.store, read_only=True) as db:
         events = TelemetryStore(db).events(db.get_run("last").run_id, kinds=("minimized",))
@@ -108,7 +110,7 @@ def test_rules_that_fired_are_the_origin_with_their_provenance(explored) -> None
 
 
 def test_the_same_seed_proposes_the_same_variants(explored, tmp_path: Path) -> None:
-    project, ran = explored
+    _unused, ran = explored
     again = run_testfleet(_project(tmp_path), "--explore", "40", "--seed", "7", "--ruleset", "rules.yaml")
     first = [(o, p) for o, _out, p, _v in _variants(ran.store, ran.run().run_id)]
     second = [(o, p) for o, _out, p, _v in _variants(again.store)]

@@ -14,7 +14,8 @@ source (``origin``)                score
 ``anomaly`` (near an anomaly)      3 + robust z / 20 (at most 1) − 0.5 per earlier anomaly of the
                                    same metrics (at least 0.5)
 ``rule:NAME`` (its trigger held)   2 + priority / 2 + 2 × its yield − 0.1 × its fruitless runs
-``edge`` (a boundary value)        1.5, taking turns with pairs and random points
+``edge`` (a boundary value)        1.5, taking turns with pairs, random points and ``order``
+                                   (orders putting every item right after every other)
 ``pairwise`` (uncovered pairs)     1.5, alternating with as many random points
 ``random``                         1
 =================================  ======================================================
@@ -264,6 +265,8 @@ class Explorer:
         return grew or bool(self.queue) or bool(self.cover)
 
     def _rounds(self, state: _CaseState) -> Any:
+        from testfleet.space.composite import Permutation
+        from testfleet.space.orders import adjacent_pair_orders
         from testfleet.space.sampling import covering_points, edge_points, random_points
 
         self._rules(state, state.baseline, None, None, None, always_only=True)
@@ -272,7 +275,13 @@ class Explorer:
         # conjunctions of three and more and values between levels that pairs never reach
         for i, point in enumerate(edge_points(state.space).points):
             self._push(state, point.params, "edge", None, {"edge": point.origin},
-                       score=SCORES["pairwise"] - 0.001 * i + 0.0003)
+                       score=SCORES["pairwise"] - 0.001 * i - 0.0007)
+        for name, dim in state.space.dimensions.items():  # orders: every item right after every other
+            if isinstance(dim, Permutation):
+                for i, order in enumerate(adjacent_pair_orders(dim.items, state.seed)):
+                    self._push(state, {**state.baseline, name: order}, "order", None,
+                               {"covers": "adjacent pairs of " + name},
+                               score=SCORES["pairwise"] - 0.001 * i + 0.0006)
         yield
         if len(state.space) >= 2:
             rows = covering_points(state.space, 2, state.seed, existing=state.ran).points

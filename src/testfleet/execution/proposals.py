@@ -18,8 +18,8 @@ __all__ = ["SCORES", "Budget", "Proposal"]
 
 SCORES = {"replay": 10.0, "mutation": 4.0, "anomaly": 3.0, "rule": 2.0, "edge": 2.0,
           "pairwise": 1.5, "random": 1.0}
-COVERAGE_SOURCES = frozenset({"edge", "pairwise", "random"})
-COVERAGE_SHARE = 0.4  # of the explored executions, at least this share goes to coverage sources
+COVERAGE_SOURCES = frozenset({"edge", "order", "pairwise", "random"})
+COVERAGE_SHARE = 0.5  # of the explored executions, at least this share goes to coverage sources
 _RANDOM_CHUNK = 16
 _NEIGHBOURS = 3  # values tried per parameter around a failing or anomalous variant
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", re.ASCII)
