@@ -17,13 +17,12 @@ The request is what httpx would send: query values and headers rendered the same
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from testfleet.adapters.scenario_run import Answer, Call, ScenarioResult, execute
+from testfleet.adapters.scenario_run import Call, ScenarioResult, drive_async
 
 __all__ = ["available", "open_session", "run_execution"]
 
@@ -131,15 +130,5 @@ def _as_httpx_error(exc: BaseException) -> Exception:
 async def run_execution(session: Any, scenario: Any, base_url: str, params: dict[str, Any] | None,
                         timeout: float, on_latency: Callable[[float], None] | None) -> ScenarioResult:
     """One execution of the scenario on the aiohttp session (the httpx runner's twin)."""
-    execution = execute(scenario, base_url, params, timeout)
-    try:
-        call = next(execution)
-        while True:
-            started = time.perf_counter()
-            response = await _send(session, call)
-            latency_ms = (time.perf_counter() - started) * 1000
-            if on_latency is not None:
-                on_latency(latency_ms)
-            call = execution.send(Answer(response, latency_ms))
-    except StopIteration as done:
-        return done.value
+    return await drive_async(scenario, base_url, params, timeout,
+                             lambda call: _send(session, call), on_latency)

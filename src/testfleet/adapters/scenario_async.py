@@ -30,7 +30,7 @@ import httpx
 import numpy as np
 
 from testfleet.adapters.scenario_aiohttp import open_session, run_execution
-from testfleet.adapters.scenario_run import Answer, ScenarioResult, execute
+from testfleet.adapters.scenario_run import Call, ScenarioResult, drive_async
 
 if TYPE_CHECKING:
     from testfleet.adapters.http_scenarios import Scenario
@@ -53,22 +53,13 @@ async def run_scenario_async(scenario: Scenario, base_url: str,
                              on_latency: Callable[[float], None] | None = None) -> ScenarioResult:
     """Run every step against ``base_url`` on ``client`` (left open); ``params`` overlay the
     space's baseline. ``on_latency(ms)`` is called after each request, answered or not."""
-    execution = execute(scenario, base_url, params, timeout)
-    try:
-        call = next(execution)
-        while True:
-            started = time.perf_counter()
-            try:
-                answer: httpx.Response | Exception = await client.request(
-                    call.method, call.url, **call.kwargs)
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                answer = exc
-            latency_ms = (time.perf_counter() - started) * 1000
-            if on_latency is not None:
-                on_latency(latency_ms)
-            call = execution.send(Answer(answer, latency_ms))
-    except StopIteration as done:
-        return done.value
+    async def send(call: Call) -> httpx.Response | Exception:
+        try:
+            return await client.request(call.method, call.url, **call.kwargs)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            return exc
+
+    return await drive_async(scenario, base_url, params, timeout, send, on_latency)
 
 
 @dataclass

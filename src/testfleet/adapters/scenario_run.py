@@ -12,7 +12,7 @@ synchronous ``httpx.Client`` here, :mod:`testfleet.adapters.scenario_async` with
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +109,26 @@ def execute(scenario: Scenario, base_url: str, params: dict[str, Any] | None,
             return ScenarioResult(scenario.name, values, False, results, message)
         env.update(result.extracted)
     return ScenarioResult(scenario.name, values, True, results, "passed")
+
+
+async def drive_async(scenario: Scenario, base_url: str, params: dict[str, Any] | None,
+                      timeout: float, send: Callable[[Call], Awaitable[Any]],
+                      on_latency: Callable[[float], None] | None = None) -> ScenarioResult:
+    """One execution on asyncio: each request of :func:`execute` goes through ``send`` (which
+    answers a response or the transport error, never raises one), timed; ``on_latency(ms)`` is
+    called after each. Both async engines (httpx, aiohttp) are this loop with their own send."""
+    execution = execute(scenario, base_url, params, timeout)
+    try:
+        call = next(execution)
+        while True:
+            started = time.perf_counter()
+            response = await send(call)
+            latency_ms = (time.perf_counter() - started) * 1000
+            if on_latency is not None:
+                on_latency(latency_ms)
+            call = execution.send(Answer(response, latency_ms))
+    except StopIteration as done:
+        return done.value
 
 
 def _prepare(step: Step, index: int, base_url: str, env: dict[str, Any],
