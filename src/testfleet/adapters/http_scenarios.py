@@ -50,6 +50,7 @@ import jsonschema
 import yaml
 from jsonpath_ng import parse as parse_jsonpath
 
+from testfleet.configs.formats import yaml_problem
 from testfleet.errors import SpaceError, TestfleetError, UsageError
 from testfleet.space.declare import dimension
 from testfleet.space.expressions import MISSING
@@ -238,9 +239,7 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem, where = yaml_problem(exc)
         raise reader.fail(f"malformed YAML: {problem}", where, "a YAML mapping") from None
     return scenario_from_dict(data, source=source, path=path)
 

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 import yaml
 
 from testfleet.adapters.http_scenarios import ScenarioError
+from testfleet.configs.formats import yaml_problem
 
 #: Operations a path item may hold (OpenAPI 3.0/3.1), and its other fields.
 OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -56,9 +57,7 @@ def load_openapi(path: str | Path) -> dict[str, Any]:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            problem, where = yaml_problem(exc)
             raise OpenApiError(f"malformed YAML: {problem}", source=source, place=where,
                                expected="a YAML mapping") from None
     return check_document(data, source=source)

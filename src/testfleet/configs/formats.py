@@ -210,6 +210,13 @@ class _YamlDumper(yaml.SafeDumper):
         return '"' if _UNICODE_BREAKS.search(value) else super().choose_scalar_style()
 
 
+def yaml_problem(exc: yaml.YAMLError) -> tuple[str, str | None]:
+    """PyYAML's complaint and where: ``(problem, "line L, column C" or None)``."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+    return getattr(exc, "problem", None) or str(exc).splitlines()[0], where
+
+
 def _read_yaml(text: str, source: str) -> Any:
     try:
         return yaml.load(text, Loader=_YamlLoader)
