@@ -63,6 +63,9 @@ class ScenarioItem(pytest.Item):
 
         if given:
             return str(given).rstrip("/")
+        running = holder(config).info
+        if running is not None:  # the instance is up: the settings were read when it started
+            return str(running.base_url)
         try:
             settings, _source = load_settings([], {}, cwd=config.rootpath)
             declared = settings.sut is not None
