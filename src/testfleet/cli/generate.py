@@ -115,10 +115,10 @@ def learn_cmd(
 def _validator(schemas: Any, production: list[Any]) -> Any:
     """A request -> reason-or-None check against ``schemas`` (or what ``production`` implies)."""
     from testfleet.generation.infer import infer_endpoint_schemas
-    from testfleet.generation.validate import _Checker
+    from testfleet.generation.validate import RequestChecker
 
     # what production implies, with the schemas the user gave taking precedence
-    checker = _Checker({**infer_endpoint_schemas(production), **(schemas or {})})
+    checker = RequestChecker({**infer_endpoint_schemas(production), **(schemas or {})})
 
     def check(request: Any) -> str | None:
         found = checker.check(0, request)
@@ -221,7 +221,7 @@ def _schemas(given: list[str] | None) -> Any:
             except SchemaError as exc:
                 raise UsageError(f"{path} is not a valid JSON Schema: {exc.message}", place="--schema",
                                  expected="a JSON Schema (draft 2020-12)") from None
-            merged[endpoint.strip()] = body  # a bare schema is the body's (validate._Checker)
+            merged[endpoint.strip()] = body  # a bare schema is the body's (validate.RequestChecker)
         else:
             merged.update(schemas_from_openapi(entry))
     return merged

@@ -31,7 +31,7 @@ from testfleet.generation.infer import EndpointSchema, request_document
 from testfleet.generation.records import CapturedRequest
 from testfleet.generation.statistical import GenerationError, StatisticalModel
 
-__all__ = ["GenerationResult", "RequestCheck", "ValidationReport", "generate_valid",
+__all__ = ["GenerationResult", "RequestCheck", "RequestChecker", "ValidationReport", "generate_valid",
            "schemas_from_openapi", "validate"]
 
 log = logging.getLogger("testfleet.generation")
@@ -73,7 +73,10 @@ class ValidationReport:
                 "invalid": [c.__dict__ for c in self.invalid]}
 
 
-class _Checker:
+class RequestChecker:
+    """Checks requests against per-endpoint schemas (compiled once). A schema given as a bare
+    dict is the endpoint's body schema; one with a ``body`` key is a serialised EndpointSchema."""
+
     def __init__(self, schemas: Mapping[str, EndpointSchema | dict[str, Any]]) -> None:
         self.schemas: dict[str, EndpointSchema] = {}
         self.validators: dict[str, Draft202012Validator] = {}
@@ -103,7 +106,7 @@ def validate(requests: list[CapturedRequest], schemas: Mapping[str, EndpointSche
              ) -> ValidationReport:
     """Each request checked against its endpoint's schema (``{endpoint: EndpointSchema}``, or
     ``{endpoint: body JSON Schema}``)."""
-    checker = _Checker(schemas)
+    checker = RequestChecker(schemas)
     return ValidationReport([checker.check(i, r) for i, r in enumerate(requests)])
 
 
@@ -135,7 +138,7 @@ def generate_valid(model: StatisticalModel, n: int, seed: int, *,
     regenerated (same endpoint) up to ``retries`` times, then left out and logged."""
     if retries < 0:
         raise GenerationError(f"retries is {retries}", expected="a count >= 0")
-    checker = _Checker(model.schemas if schemas is None else schemas)
+    checker = RequestChecker(model.schemas if schemas is None else schemas)
     requests: list[CapturedRequest | None] = list(model.generate(n, seed, **options))
     first = ValidationReport([checker.check(i, r) for i, r in enumerate(requests)])  # type: ignore[arg-type]
     failing = {c.index: c for c in first.invalid}
