@@ -11,6 +11,7 @@ import time
 import psutil
 import pytest
 
+from telemetry.conftest import wait_until
 from testfleet.telemetry.sampler import (
     ProcessProbe,
     Sample,
@@ -28,17 +29,6 @@ PARENT = (
     "print(child.pid, flush=True)\n"
     "time.sleep(60)\n"
 )
-
-
-def wait_until(predicate, timeout: float = 20.0, step: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(step)
 
 
 @pytest.fixture

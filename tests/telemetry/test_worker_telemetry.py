@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 import testfleet
+from telemetry.conftest import wait_until as poll_until
 from testfleet.execution.sut import SutInstance, SutSpec
 from testfleet.execution.worker_telemetry import WorkerTelemetry
 
@@ -35,14 +36,7 @@ while True:
 
 
 def wait_until(predicate, timeout: float = 15.0, step: float = 0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(step)
+    return poll_until(predicate, timeout, step)
 
 
 def inventory(tmp_path: Path) -> SutInstance:
