@@ -96,7 +96,6 @@ class Explorer:
         self.anomalies_seen: dict[tuple[str, ...], int] = {}  # anomalous metrics -> times
         self.by_origin: dict[str, list[int]] = {}  # origin family -> [executions, failures]
         self._order = itertools.count()
-        self._origin_of: dict[str, tuple[str, str | None]] = {}
         if ruleset_path is not None:
             self.reload_ruleset(force=True)
 
@@ -225,7 +224,6 @@ class Explorer:
                 continue
             self.dispatched.add(variant.variant_id)
             self.pending[variant.variant_id] = next(self._sequence)
-            self._origin_of[variant.variant_id] = (proposal.origin, proposal.parent_id)
             self.provenance.append({
                 "kind": "variant", "case_id": state.case.case_id, "variant_id": variant.variant_id,
                 "nodeid": state.case.nodeid, "score": proposal.score,
