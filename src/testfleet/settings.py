@@ -56,6 +56,9 @@ class Settings(BaseModel):
                                     "Prometheus endpoint ([tool.testfleet.sut] metrics)")
     explore: str | None = Field(None, min_length=1, description="after the baseline, explore "
                                 "variants for this many executions (500) or this long (2m)")
+    explore_per_case: int | None = Field(None, ge=1, description="explored executions one case may "
+                                         "take at most (default: twice its fair share of an "
+                                         "--explore count when several cases explore)")
     ruleset: str | None = Field(None, min_length=1, description="mutation rules (YAML/JSON) that "
                                 "exploration applies when their trigger holds")
     ruleset_b: str | None = Field(None, min_length=1, description="a second ruleset to A/B test "

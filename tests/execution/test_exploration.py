@@ -106,6 +106,8 @@ def test_rules_that_fired_are_the_origin_with_their_provenance(explored) -> None
     first = provenance[fired[0][3]]
     assert first["rule"] == "BiggerWhenWorking" and first["trigger"] == "worker.rss_mb > 1"
     assert first["trigger_values"]["worker.rss_mb"] > 1 and first["ruleset_version"]
+    # proposed by the mutation engine of the worker that ran the parent, from its telemetry
+    assert re.fullmatch(r"gw\d+", first["proposed_by"]) and first["parent_id"]
     assert "rule" in ran.stdout  # the source table of the summary
 
 
@@ -182,11 +184,56 @@ def test_a_scenario_space_is_explored_and_its_failure_minimised(tmp_path: Path) 
     project = make_suite(tmp_path / "p", {
         "pyproject.toml": "[tool.testfleet.sut]\n"
                           f"command = {json.dumps(sys.executable + ' ' + str(service) + ' --port {port}')}\n"
-                          "ready = {http = \"http://127.0.0.1:{port}/health\"}\nstart_timeout = 20.0\n",
+                          "ready = {http = \"http://127.0.0.1:{port}/health\"}\nstart_timeout = 20.0\n"
+                          "config = {cache = \"lru\", threads = 3}\n",
         "tests/list.scenario.yaml": LIST_SCENARIO})
     ran = run_testfleet(project, "--explore", "25", "--seed", "3")
     assert ran.returncode == 1, ran.log  # the service refuses limit > 500: 422, not 200
     assert "minimal failing change: limit=501" in ran.stdout
+    # the instance config each failing variant ran against is part of its provenance, as a snapshot
+    assert re.search(r"instance gw\d config \{cache='lru', threads=3\} \(snapshot [0-9a-f]{12}\)", ran.stdout)
+    from testfleet.snapshots.store import SnapshotStore
+
+    with Store.open(ran.store, read_only=True) as db:
+        run_id = db.get_run("last").run_id
+        events = TelemetryStore(db).events(run_id, kinds=("instance", "minimized"))
+        instances = [e for e in events if e["kind"] == "instance"]
+        assert instances and all(e["config"] == {"cache": "lru", "threads": 3} for e in instances)
+        snapshots = SnapshotStore(db)
+        [saved] = {e["snapshot"] for e in instances}
+        name = instances[0]["instance"]
+        assert json.loads(snapshots.read_file(saved, f"{name}.json")) == {"cache": "lru", "threads": 3}
+        assert saved in snapshots.run_snapshots(run_id).values()
+        [minimized] = [e for e in events if e["kind"] == "minimized"]
+        assert minimized["instance_snapshot"]["snapshot"] == saved
+
+
+TWO_CASES = """
+import testfleet
+from testfleet import Int
+
+
+@testfleet.explore(a=Int(0, 1000))
+def test_one(a):
+    pass
+
+
+@testfleet.explore(b=Int(0, 1000))
+def test_two(b):
+    pass
+"""
+
+
+def test_each_case_stays_within_its_budget(tmp_path: Path) -> None:
+    project = make_suite(tmp_path / "p", {"tests/test_two.py": TWO_CASES})
+    ran = run_testfleet(project, "--explore", "40", "--explore-per-case", "6", "--seed", "2")
+    assert ran.returncode == 0, ran.log
+    with Store.open(ran.store, read_only=True) as db:
+        rows = db.query("SELECT r.nodeid, count(*) FROM results r JOIN variants v USING (variant_id) "
+                        "WHERE r.final AND v.origin <> 'baseline' GROUP BY r.nodeid ORDER BY 1")
+    # both cases got their 6 and the run stopped there, short of the 40 executions
+    assert [(n.rsplit("::", 1)[1].split("[")[0], c) for n, c in rows] == [("test_one", 6), ("test_two", 6)]
+    assert "12 explored executions of 2 cases" in ran.stdout
 
 
 def test_two_rulesets_are_compared(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from testfleet.errors import UsageError
 from testfleet.execution.explorer import Budget, Explorer
 from testfleet.execution.scheduler import Scheduler
 from testfleet.model import Case, Outcome, Result, Variant
+from testfleet.mutation.engine import Execution, MutationEngine
 from testfleet.space import Int, Permutation, Space
 from testfleet.space.declare import space_to_dict
 
@@ -41,8 +42,11 @@ def test_the_scheduler_appends_explored_items_in_their_pool() -> None:
     assert sorted(scheduler.next_batch("gw0", alive=2)) == [2, 3, 4] and scheduler.empty
 
 
+SPACE = Space({"n": Int(0, 50), "order": Permutation(["x", "y", "z"])})
+
+
 def _explorer(seed: int) -> tuple[Explorer, Case, Variant]:
-    space = Space({"n": Int(0, 50), "order": Permutation(["x", "y", "z"])})
+    space = SPACE
     case = Case.from_nodeid("t.py::test[baseline]")
     baseline = Variant.of(case, space.baseline())
     explorer = Explorer(Budget(executions=30), seed, batch_size=4)
@@ -56,10 +60,30 @@ def _result(variant: Variant, failed: bool) -> Result:
                   outcome=Outcome.failed if failed else Outcome.passed, fingerprint="t.py:1:E")
 
 
+class _Worker:
+    """What a worker does with an explorable execution: its mutation engine proposes from the
+    outcome and the task the coordinator sent (here with the telemetry a test gives)."""
+
+    def __init__(self, explorer: Explorer, space: Space) -> None:
+        self.explorer, self.space, self.engine = explorer, space, MutationEngine()
+        self.proposed: list[dict] = []
+
+    def run(self, variant: Variant, failed: bool, telemetry: dict | None = None) -> None:
+        for key, document in self.explorer.ruleset_updates():
+            self.engine.set_ruleset(key, document)
+        task = self.explorer.task(0, variant, baseline=variant.origin == "baseline")
+        result = _result(variant, failed)
+        proposals = self.engine.propose(result.nodeid, self.space, task, Execution(
+            failed=failed, fingerprint=result.fingerprint, telemetry=telemetry or {}))
+        self.proposed += proposals
+        self.explorer.observe(0, variant, result, (), proposals)
+
+
 def _drive(seed: int, reverse: bool) -> list[tuple[str, dict]]:
     explorer, _case, baseline = _explorer(seed)
+    worker = _Worker(explorer, SPACE)
     assert explorer.take() == []  # nothing before the baseline's result
-    explorer.observe(0, baseline, _result(baseline, False))
+    worker.run(baseline, False)
     stream = []
     while explorer.active:
         batch = explorer.take()
@@ -68,7 +92,7 @@ def _drive(seed: int, reverse: bool) -> list[tuple[str, dict]]:
         stream += [(v.origin, v.params) for _p, v in batch]
         answers = [(v, v.params["n"] > 40) for _p, v in batch]
         for variant, failed in reversed(answers) if reverse else answers:  # any arrival order
-            explorer.observe(0, variant, _result(variant, failed))
+            worker.run(variant, failed)
     return stream
 
 
@@ -100,7 +124,8 @@ def test_an_edited_ruleset_applies_to_the_next_proposals(tmp_path) -> None:
     explorer = Explorer(Budget(executions=40), 1, batch_size=4, ruleset_path=str(path))
     explorer.register([{"nodeid": case.nodeid, "params": space.baseline(),
                         "space": space_to_dict(space)}], [case], [baseline])
-    explorer.observe(0, baseline, _result(baseline, False))
+    worker = _Worker(explorer, space)
+    worker.run(baseline, False)
     first = explorer.take()
     assert any(v.origin == "rule:Seven" and v.params["n"] == 7 for _p, v in first)
     version = explorer.ruleset.version
@@ -108,8 +133,13 @@ def test_an_edited_ruleset_applies_to_the_next_proposals(tmp_path) -> None:
     os.utime(path, (1, 1))  # a different stamp even within the clock's resolution
     explorer._checked_at = 0.0  # the twice-a-second check is due
     for _p, variant in first:
-        explorer.observe(0, variant, _result(variant, False))
-    second = explorer.take()
+        worker.run(variant, False)
+    second = explorer.take()  # the edit is read here and sent to the workers with this batch
     assert explorer.ruleset.version != version and explorer.ruleset_versions == [version, explorer.ruleset.version]
-    assert any(v.origin == "rule:Eleven" and v.params["n"] == 11 for _p, v in second)
-    assert not any(v.origin == "rule:Seven" for _p, v in second[len(second):])
+    worker.proposed = []
+    for _p, variant in second:
+        worker.run(variant, False)
+    after_edit = [p["origin"] for p in worker.proposed]
+    assert "rule:Eleven" in after_edit and "rule:Seven" not in after_edit
+    third = explorer.take()
+    assert any(v.origin == "rule:Eleven" and v.params["n"] == 11 for _p, v in third)

@@ -54,6 +54,7 @@ def run(
     ray_pip: Annotated[list[str] | None, typer.Option("--ray-pip", help="A pip package for the Ray job's runtime_env (repeatable). Setting: ray_pip.")] = None,
     ray_env: Annotated[list[str] | None, typer.Option("--ray-env", help="KEY=VALUE for Ray workers' environment (repeatable). Setting: ray_env.")] = None,
     explore: Annotated[str | None, typer.Option("--explore", help="After the baseline, explore the @testfleet.explore spaces: a number of executions (500) or a time (2m). Setting: explore.")] = None,
+    explore_per_case: Annotated[int | None, typer.Option("--explore-per-case", help="Explored executions one case may take at most (default: twice its fair share of an --explore count when several cases explore). Setting: explore_per_case.")] = None,
     ruleset: Annotated[str | None, typer.Option("--ruleset", help="Mutation rules (YAML/JSON) exploration applies when their trigger holds; edits apply during the run. Setting: ruleset.")] = None,
     ruleset_b: Annotated[str | None, typer.Option("--ruleset-b", help="A/B test a second ruleset against --ruleset: the exploration budget is split and the summary says which found more distinct failures per execution. Setting: ruleset_b.")] = None,
     ab: Annotated[float | None, typer.Option("--ab", help="Percent of the exploration budget for --ruleset-b (default 50). Setting: ab.")] = None,
@@ -79,7 +80,7 @@ def run(
             "ray_env": _pairs(ray_env, "--ray-env"), "telemetry_interval": telemetry_interval,
             "metrics_interval": metrics_interval, "anomaly_threshold": anomaly_threshold,
             "anomaly_min_history": anomaly_min_history, "explore": explore,
-            "ruleset": ruleset, "ruleset_b": ruleset_b, "ab": ab,
+            "ruleset": ruleset, "ruleset_b": ruleset_b, "ab": ab, "explore_per_case": explore_per_case,
         },
         argv=list(sys.argv),
     )

@@ -214,7 +214,7 @@ def _explorer(store: Any, settings: Settings, seed: int) -> Any:
     from testfleet.store.exploration import failing_variants, known_variants
 
     common = {"known": known_variants(store), "replay": failing_variants(store),
-              "batch_size": 2 * settings.worker_count()}
+              "batch_size": 2 * settings.worker_count(), "per_case": settings.explore_per_case}
     if settings.ruleset_b:
         from testfleet.execution.explorer_ab import ABExplorer
 
@@ -317,6 +317,25 @@ class StoreRecorder:
         from testfleet.store.telemetry import TelemetryStore
 
         TelemetryStore(self.store).append_events(run_id, events)
+
+    def snapshot_config(self, run_id: str, instance: str, config: dict[str, Any]) -> str:
+        """Save an instance's config (``<instance>.json``) as a snapshot linked to the run; the
+        same content is stored once and keeps its id."""
+        import hashlib
+        import json
+        import tempfile
+
+        from testfleet.snapshots.store import SnapshotStore
+
+        text = json.dumps(config, sort_keys=True, indent=2, default=str) + "\n"
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        snapshots = SnapshotStore(self.store)
+        with tempfile.TemporaryDirectory(prefix="testfleet-sut-") as tmp:
+            path = Path(tmp) / f"{instance}.json"
+            path.write_text(text)
+            snapshot_id = snapshots.save([path], meta={"role": "sut", "instance": instance})
+        snapshots.record_run(run_id, f"sut:{digest}", snapshot_id)
+        return snapshot_id
 
 
 __all__ = ["RunRequest", "UsageError", "execute"]

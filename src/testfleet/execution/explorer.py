@@ -1,73 +1,73 @@
 """Exploration: after the baseline, propose scored variants of the explorable cases until the
 budget (``--explore 500`` executions or ``--explore 2m``) is spent.
 
-Approach. A case is explorable when its test declared a space (``@testfleet.explore``; the
-collected item carries the declaration). The coordinator keeps one priority queue of proposals;
-each has a *mutation score* and the highest run first:
+Approach. A case is explorable when its test declared a space (``@testfleet.explore``, a
+scenario's params, the SUT's config space; the collected item carries the declaration). Two kinds
+of sources feed the coordinator's two priority queues; each proposal has a *mutation score* and
+the highest run first:
+
+* **guided** (queue ``queue``), proposed by the workers' mutation engines
+  (:mod:`testfleet.mutation.engine`) right after an execution, from its outcome and its fresh
+  telemetry, within the case's budget (``room``, sent with the task): rules whose trigger held,
+  neighbours of a failure, neighbours of an anomaly. The coordinator re-scores them with what the
+  whole fleet has seen and again whenever they are popped (:meth:`Explorer._fresh_score`), plus
+  ``replay`` of past failures, first of all.
+* **coverage** (heap ``cover``), generated here per case in rounds: edges, orders putting every
+  item right after every other, a pairwise covering array that extends what already ran, random
+  points in chunks. Half of the budget is kept for them (``COVERAGE_SHARE``), so a guess that
+  keeps scoring high cannot starve the plain search.
 
 =================================  ======================================================
 source (``origin``)                score
 =================================  ======================================================
-``replay`` (failed in a past run)  10 — like Hypothesis's example database, first of all
-``mutation`` (near a failure)      4 + 1 when the parent was also anomalous − 0.5 per earlier
-                                   failure with the same fingerprint (at least 0.5)
+``replay`` (failed in a past run)  10 — like Hypothesis's example database
+``mutation`` (near a failure)      4 + 1 when it was also anomalous − 0.5 per earlier
+                                   failure with the same key (at least 0.5)
 ``anomaly`` (near an anomaly)      3 + robust z / 20 (at most 1) − 0.5 per earlier anomaly of the
                                    same metrics (at least 0.5)
 ``rule:NAME`` (its trigger held)   2 + priority / 2 + 2 × its yield − 0.1 × its fruitless runs
-``edge`` (a boundary value)        1.5, taking turns with pairs, random points and ``order``
-                                   (orders putting every item right after every other)
-``pairwise`` (uncovered pairs)     1.5, alternating with as many random points
+``edge``, ``order``, ``pairwise``  about 1.5, taking turns
 ``random``                         1
 =================================  ======================================================
 
-Proposals are generated lazily per case, in rounds (edges, then a pairwise covering array that
-extends what already ran, then random points in chunks), so a large space costs nothing up
-front. Every proposal is a :class:`~testfleet.model.Variant` of its case with a stable id: the
-explorer never proposes an id it has dispatched or that the store says already ran (``known``),
-except replays. Every random choice is seeded from the run seed and the case id.
+Every proposal is a :class:`~testfleet.model.Variant` of its case with a stable id: the explorer
+never proposes an id it has dispatched or that the store says already ran (``known``), except
+replays. A case gets at most ``per_case`` explored executions (by default, with two or more
+explorable cases and a number of executions, twice its fair share). Every random choice is seeded
+from the run seed and the case id (the engine's from the case seed and the parent variant's id).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from testfleet.errors import UsageError
-from testfleet.model import Case, Result, Variant, stable_id
-
-__all__ = ["Budget", "Explorer", "Proposal", "failure_key"]
-
-
-def failure_key(result: Result) -> str:
-    """Which failure this is: where it raised and its message with numbers blanked (one
-    assertion line can report different defects)."""
-    first = (result.message or "").strip().splitlines()[0] if (result.message or "").strip() else ""
-    return f"{result.fingerprint}|{re.sub(r'[0-9]+', 'N', first)[:120]}"
-
 from testfleet.execution.proposals import (
-    _NEIGHBOURS,
     _RANDOM_CHUNK,
     COVERAGE_SHARE,
     COVERAGE_SOURCES,
+    MAX_ROOM,
     SCORES,
     Budget,
     Proposal,
     _CaseState,
-    _numeric,
     _pair_coverage,
 )
+from testfleet.model import Case, Result, Variant, stable_id
+from testfleet.mutation.engine import ExploreTask, failure_key
+
+__all__ = ["Budget", "Explorer", "Proposal", "failure_key"]
 
 
 class Explorer:
     def __init__(self, budget: Budget, seed: int, *, known: set[str] | None = None,
                  replay: Sequence[tuple[str, dict[str, Any]]] = (),
-                 ruleset_path: str | None = None, batch_size: int = 4) -> None:
+                 ruleset_path: str | None = None, batch_size: int = 4,
+                 per_case: int | None = None) -> None:
         self.budget = budget
         self.batch_size = max(1, batch_size)
         self.pending: dict[str, int] = {}  # dispatched variant id -> dispatch order, until observed
@@ -96,6 +96,9 @@ class Explorer:
         self.anomalies_seen: dict[tuple[str, ...], int] = {}  # anomalous metrics -> times
         self.by_origin: dict[str, list[int]] = {}  # origin family -> [executions, failures]
         self._order = itertools.count()
+        self.per_case = per_case  # explored executions one case may take (None: the budget's)
+        self.case_spent: dict[int, int] = {}
+        self._ruleset_sent: str | None = None
         if ruleset_path is not None:
             self.reload_ruleset(force=True)
 
@@ -134,6 +137,34 @@ class Explorer:
             self.ruleset_versions.append(ruleset.version)
         return changed
 
+    def ruleset_updates(self) -> list[tuple[str, dict[str, Any]]]:
+        """The ruleset versions the workers have not been sent yet: ``(key, document)``."""
+        if self.ruleset is None or self.ruleset_path is None or self._ruleset_sent == self.ruleset.version:
+            return []
+        self._ruleset_sent = self.ruleset.version
+        return [(self.ruleset_path, self.ruleset.to_dict())]
+
+    def rulesets(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every ruleset's current version (for a worker that just joined)."""
+        if self.ruleset is None or self.ruleset_path is None:
+            return []
+        return [(self.ruleset_path, self.ruleset.to_dict())]
+
+    def task(self, base: int, variant: Variant, reference: dict[str, list[float]] | None = None,
+             *, baseline: bool = False, origin: str = "") -> ExploreTask | None:
+        """What the worker's mutation engine needs with this execution of case ``base``: its
+        seed and baseline, the rulesets, the case's telemetry reference, and the room its budget
+        leaves (None: not an explorable case)."""
+        state = self.cases.get(base)
+        if state is None:
+            return None
+        room = MAX_ROOM if self.per_case is None else max(0, min(MAX_ROOM, self.per_case - self.case_spent.get(base, 0)))
+        keys = (self.ruleset_path,) if self.ruleset is not None and self.ruleset_path else ()
+        dims = {k: v for k, v in variant.params.items() if k in state.space.dimensions}
+        return ExploreTask(variant_id=variant.variant_id, case_seed=state.seed, baseline=dict(state.baseline),
+                           params={**state.baseline, **dims}, room=room, rulesets=keys,
+                           reference=dict(reference or {}))
+
     # -- setup -------------------------------------------------------------------------------
     def register(self, items: Sequence[dict[str, Any]], cases: Sequence[Case],
                  variants: Sequence[Variant]) -> int:
@@ -151,13 +182,16 @@ class Explorer:
             case_seed = int(stable_id("explore", self.seed, case.case_id)[:8], 16)
             state = _CaseState(index, case, space, {k: v for k, v in params.items() if k not in space.dimensions},
                                {k: params.get(k, v) for k, v in space.baseline().items()},
-                               np.random.default_rng(case_seed), case_seed)
+                               case_seed)
             state.ran.append(dict(state.baseline))
             state.rounds = self._rounds(state)
             self.cases[index] = state
             self.waiting.add(index)
             self.dispatched.add(variants[index].variant_id)
             by_nodeid[item["nodeid"]] = state
+        if self.per_case is None and self.budget.executions is not None and len(self.cases) > 1:
+            # no case may take more than twice its fair share of the executions
+            self.per_case = max(8, -(-2 * self.budget.executions // len(self.cases)))
         for nodeid, params in self.replay:
             state = by_nodeid.get(nodeid)
             if state is not None:
@@ -172,6 +206,9 @@ class Explorer:
 
     @property
     def exhausted(self) -> bool:
+        if self.per_case is not None and self.cases and all(
+                self.case_spent.get(base, 0) >= self.per_case for base in self.cases):
+            return True
         if self.budget.executions is not None:
             return self.spent >= self.budget.executions
         return self.started_at is not None and time.monotonic() - self.started_at >= (self.budget.seconds or 0)
@@ -217,6 +254,9 @@ class Explorer:
             if proposal.origin.split(":", 1)[0] in COVERAGE_SOURCES:
                 self.cover_spent += 1
             state = self.cases[proposal.base]
+            if self.per_case is not None and self.case_spent.get(state.base, 0) >= self.per_case:
+                state.rounds = None  # this case's budget is spent: nothing more of it
+                continue
             variant = Variant.of(state.case, {**state.fixed, **proposal.params},
                                  origin=proposal.origin, parent_id=proposal.parent_id)
             forced = proposal.origin == "replay"
@@ -231,6 +271,7 @@ class Explorer:
                 "origin": proposal.origin, "parent_id": proposal.parent_id,
                 "seed": state.seed, **proposal.provenance})
             state.ran.append(dict(proposal.params))
+            self.case_spent[state.base] = self.case_spent.get(state.base, 0) + 1
             self.spent += 1
             out.append((proposal, variant))
         return out
@@ -267,7 +308,6 @@ class Explorer:
         from testfleet.space.orders import adjacent_pair_orders
         from testfleet.space.sampling import covering_points, edge_points, random_points
 
-        self._rules(state, state.baseline, None, None, None, always_only=True)
         # edges, uncovered pairs and random points take turns (each a little less urgent than
         # the one before): one-factor boundaries, every two-level combination, and the
         # conjunctions of three and more and values between levels that pairs never reach
@@ -313,8 +353,10 @@ class Explorer:
 
     # -- feedback ----------------------------------------------------------------------------
     def observe(self, base: int, variant: Variant, result: Result,
-                anomalies: Sequence[dict[str, Any]] = ()) -> None:
-        """A final result of an explorable case; its feedback waits for the batch (see take)."""
+                anomalies: Sequence[dict[str, Any]] = (),
+                proposals: Sequence[dict[str, Any]] = ()) -> None:
+        """A final result of an explorable case with the proposals its worker's mutation engine
+        made after it; they wait for the batch (see take)."""
         if base not in self.cases:
             return
         if variant.origin == "baseline":
@@ -324,11 +366,11 @@ class Explorer:
             seq = self.pending.pop(variant.variant_id, None)
             if seq is None:
                 return
-        self.inbox.append((seq, (base, variant, result, list(anomalies))))
+        self.inbox.append((seq, (base, variant, result, list(anomalies), list(proposals))))
 
     def _apply(self, base: int, variant: Variant, result: Result,
-               anomalies: Sequence[dict[str, Any]]) -> None:
-        """Mutate around failures and anomalies, fire the rules whose trigger holds."""
+               anomalies: Sequence[dict[str, Any]], proposals: Sequence[dict[str, Any]]) -> None:
+        """Count the outcome, then queue the worker's proposals, re-scored with the fleet's view."""
         state = self.cases[base]
         family = (variant.origin or "baseline").split(":", 1)[0]
         failed = result.outcome.is_failure
@@ -342,7 +384,6 @@ class Explorer:
                 stats[1] += int(failed)
         params = {k: v for k, v in variant.params.items() if k in state.space.dimensions}
         self.reload_ruleset()
-        self._rules(state, params, variant.variant_id, result.telemetry, result.duration)
         if failed:
             if variant.origin != "baseline":
                 self.found.append({"base": base, "nodeid": result.nodeid,
@@ -351,60 +392,40 @@ class Explorer:
                                    "message": result.message, "fingerprint": result.fingerprint})
             # a failure already seen many times is known: its neighbours sink (the minimiser
             # will map it), so the other sources keep looking for new ones
-            key = failure_key(result)
+            key = failure_key(result.fingerprint, result.message)
             self.failures_seen[key] = self.failures_seen.get(key, 0) + 1
-            self._neighbours(state, params, "mutation", variant.variant_id,
-                             {"parent_outcome": result.outcome.value, "message": result.message[:200],
-                              "failure": key, "anomalous": bool(anomalies)},
-                             score=self._mutation_score(key, bool(anomalies)))
-        elif anomalies:
-            # an explored parameter moves its metrics by design (a bigger payload, more memory):
-            # the same metric's anomalies again and again are its new normal, so they sink
-            z = max((abs(a.get("score") or 0.0) for a in anomalies), default=0.0)
-            metrics = tuple(sorted({str(a.get("metric")) for a in anomalies}))
-            seen = self.anomalies_seen[metrics] = self.anomalies_seen.get(metrics, 0) + 1
-            bonus = min(1.0, z / 20.0) - 0.5 * (seen - 1)
-            self._neighbours(state, params, "anomaly", variant.variant_id,
-                             {"anomalies": [a.get("message", "") for a in anomalies][:3]},
-                             bonus=max(bonus, 0.5 - SCORES["anomaly"]))
-
-    def _rules(self, state: _CaseState, params: dict[str, Any], parent: str | None,
-               summary: dict[str, Any] | None, duration: float | None, *,
-               always_only: bool = False) -> None:
-        """Proposals of the rules that apply to the case and whose trigger holds now."""
-        if self.ruleset is None:
-            return
-        from testfleet.mutation.operators import propose
-
-        for rule in self.ruleset.for_case(state.case.nodeid):
-            dim = state.space.dimensions.get(rule.target_parameter)
-            if dim is None:
-                continue
-            if rule.trigger is not None:
-                if always_only or not rule.trigger.holds(summary or {}, duration):
-                    continue
-                seen = rule.trigger.values(summary or {}, duration)
-            else:
-                seen = {}
-            score = self._rule_score(rule.mutation_name, rule.priority)
-            current = params.get(rule.target_parameter, state.baseline.get(rule.target_parameter))
-            for value in propose(rule, dim, current, state.rng, count=4):
-                self._push(state, {**params, rule.target_parameter: value}, rule.origin, parent,
-                           {"rule": rule.mutation_name, "priority": rule.priority,
-                            "trigger": rule.trigger_condition,
-                            "trigger_values": seen, "ruleset_version": self.ruleset.version},
-                           score=score)
+        # an explored parameter moves its metrics by design (a bigger payload, more memory): the
+        # same metrics' anomalies again and again are its new normal, so their neighbours sink
+        anomalous = {tuple(p["provenance"].get("metrics") or ()) for p in proposals if p.get("origin") == "anomaly"}
+        for metrics in anomalous:
+            self.anomalies_seen[metrics] = self.anomalies_seen.get(metrics, 0) + 1
+        for p in proposals:
+            if p.get("ruleset") not in (None, self.ruleset_path):
+                continue  # another arm's rules (A/B)
+            provenance = {**p.get("provenance", {}), "proposed_by": result.worker}
+            proposal = Proposal(float(p["score"]), base, dict(p["params"]), str(p["origin"]),
+                                variant.variant_id, provenance)
+            fresh = self._fresh_score(proposal)
+            self._push(state, proposal.params, proposal.origin, variant.variant_id, provenance,
+                       score=proposal.score if fresh is None else fresh)
 
     def _mutation_score(self, key: str, anomalous: bool) -> float:
         seen = self.failures_seen.get(key, 1)
         return max(0.5, SCORES["mutation"] + (1.0 if anomalous else 0.0) - 0.5 * (seen - 1))
 
+    def _anomaly_score(self, metrics: Sequence[str], z: float) -> float:
+        seen = self.anomalies_seen.get(tuple(metrics), 1)
+        return max(0.5, SCORES["anomaly"] + min(1.0, z / 20.0) - 0.5 * (seen - 1))
+
     def _fresh_score(self, proposal: Proposal) -> float | None:
         """The score a queued proposal would get now (None: scores of its kind never change)."""
+        provenance = proposal.provenance
         if proposal.origin.startswith("rule:"):
-            return self._rule_score(proposal.provenance["rule"], proposal.provenance["priority"])
-        if proposal.origin == "mutation" and "failure" in proposal.provenance:
-            return self._mutation_score(proposal.provenance["failure"], proposal.provenance["anomalous"])
+            return self._rule_score(provenance["rule"], provenance["priority"])
+        if proposal.origin == "mutation" and "failure" in provenance:
+            return self._mutation_score(provenance["failure"], bool(provenance.get("anomalous")))
+        if proposal.origin == "anomaly" and "metrics" in provenance:
+            return self._anomaly_score(provenance["metrics"], float(provenance.get("z") or 0.0))
         return None
 
     def _rule_score(self, name: str, priority: float) -> float:
@@ -413,25 +434,6 @@ class Explorer:
         runs, fails = self.rule_stats.get(name, [0, 0])
         return max(0.5, SCORES["rule"] + 0.5 * priority + 2.0 * (fails / runs if runs else 0.0)
                    - 0.1 * (runs - fails))
-
-    def _neighbours(self, state: _CaseState, params: dict[str, Any], origin: str, parent: str,
-                    provenance: dict[str, Any], *, bonus: float = 0.0, score: float | None = None) -> None:
-        rng = state.rng
-        for name, dim in state.space.dimensions.items():
-            current = params.get(name, state.baseline.get(name))
-            candidates = list(dim.sample(rng, _NEIGHBOURS))
-            base_value = state.baseline.get(name)
-            if _numeric(current) and _numeric(base_value) and current != base_value:
-                halfway = (current + base_value) / 2
-                candidates.append(type(current)(round(halfway)) if isinstance(current, int) else halfway)
-            for value in candidates:
-                value = value.item() if hasattr(value, "item") else value
-                if isinstance(value, np.ndarray):
-                    value = value.tolist()
-                if value == current or not dim.contains(value):
-                    continue
-                self._push(state, {**params, name: value}, origin, parent,
-                           {**provenance, "changed": name}, bonus=bonus, score=score)
 
     def minimize_job(self, found: dict[str, Any], max_tests: int) -> Any:
         """A minimisation job for one failing variant exploration found."""

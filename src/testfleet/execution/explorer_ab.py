@@ -12,6 +12,7 @@ is more than chance; with few failures it says so (p near 1) rather than naming 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from scipy import stats
@@ -83,17 +84,37 @@ class ABExplorer:
         self.arms[name].provenance = []
         return [(p, v.model_copy(update={"origin": f"{v.origin}@{name}"})) for p, v in taken]
 
+    def task(self, base: int, variant: Variant, reference: dict[str, list[float]] | None = None,
+             *, baseline: bool = False, origin: str = "") -> Any:
+        """A baseline serves both arms (both rulesets apply); a variant its own arm."""
+        arm = origin.rpartition("@")[2]
+        if baseline or arm not in self.arms:
+            task = self.arms["A"].task(base, variant, reference)
+            if task is None:
+                return None
+            keys = tuple(dict.fromkeys(k for each in self.arms.values()
+                                       for k in (each.task(base, variant) or task).rulesets))
+            return replace(task, rulesets=keys)
+        return self.arms[arm].task(base, variant, reference)
+
+    def ruleset_updates(self) -> list[tuple[str, dict[str, Any]]]:
+        return [u for arm in self.arms.values() for u in arm.ruleset_updates()]
+
+    def rulesets(self) -> list[tuple[str, dict[str, Any]]]:
+        return [r for arm in self.arms.values() for r in arm.rulesets()]
+
     def observe(self, base: int, variant: Variant, result: Result,
-                anomalies: Sequence[dict[str, Any]] = ()) -> None:
+                anomalies: Sequence[dict[str, Any]] = (),
+                proposals: Sequence[dict[str, Any]] = ()) -> None:
         origin, _, arm = variant.origin.rpartition("@")
         if variant.origin == "baseline":
-            for each in self.arms.values():
-                each.observe(base, variant, result, anomalies)
+            for each in self.arms.values():  # each arm keeps the proposals of its own rules
+                each.observe(base, variant, result, anomalies, proposals)
             return
         if arm not in self.arms:
             return
         plain = variant.model_copy(update={"origin": origin})
-        self.arms[arm].observe(base, plain, result, anomalies)
+        self.arms[arm].observe(base, plain, result, anomalies, proposals)
         if result.outcome.is_failure:
             self.fingerprints[arm].add(result.fingerprint)
             if result.fingerprint not in self._seen:

@@ -99,6 +99,9 @@ class Orchestrator(ExplorationMixin):
         self.fatal: tuple[int, str] | None = None
         self.explorer = plan.explorer
         self.variant_map: dict[int, tuple[int, dict[str, Any]]] = {}  # explored index -> (item, params)
+        self.tasks: dict[int, Any] = {}  # index -> the ExploreTask its worker's mutation engine gets
+        self.instance_snapshots: dict[str, dict[str, Any]] = {}  # failing explored variant -> its SUT config
+        self.config_snapshots: dict[str, str] = {}  # an instance config (JSON) -> its snapshot id
         self.min_job: Any = None  # the failing variant being minimised (execution.minimizing)
         self.min_index: dict[int, Any] = {}
         self.min_fingerprints: set[str | None] = set()
@@ -205,6 +208,9 @@ class Orchestrator(ExplorationMixin):
                           "only the baseline runs")
             else:
                 self.listener.on_exploring(self.explorer.budget.describe())
+                for base in self.explorer.cases:
+                    self.tasks[base] = self.explorer.task(base, self.variants[base], self._reference(base),
+                                                          baseline=True)
         if not self.backend.workers_collect:  # workers come from the collected session
             for _ in range(self.plan.workers):
                 self._spawn()
@@ -354,7 +360,11 @@ class Orchestrator(ExplorationMixin):
         slot.ready = True
         if self.stopping:
             self.backend.send(worker_id, (P.STOP,))
-        elif self.scheduler is not None:
+            return
+        if self.explorer is not None:  # the rulesets its mutation engine applies
+            for key, document in self.explorer.rulesets():
+                self.backend.send(worker_id, (P.RULESET, key, document))
+        if self.scheduler is not None:
             self._feed(slot)
 
     def _feed(self, slot: _Slot) -> None:
@@ -377,7 +387,8 @@ class Orchestrator(ExplorationMixin):
             slot.outstanding.extend(batch)
             slot.last_batch = len(batch)
             slot.flushed = False
-            explored = {i: self.variant_map[i] for i in batch if i in self.variant_map}
+            explored = {i: (*self.variant_map.get(i, (i, None)), self.tasks.get(i))
+                        for i in batch if i in self.variant_map or i in self.tasks}
             self.backend.send(slot.worker_id, (P.RUN, batch, bool(self.plan.timeout), explored))
             if not self.plan.timeout:
                 self.listener.on_running(slot.worker_id, self.items[slot.outstanding[0]]["nodeid"])
@@ -454,11 +465,13 @@ class Orchestrator(ExplorationMixin):
                     case_id=case.case_id, variant_id=variant.variant_id, nodeid=result.nodeid,
                     worker=worker_id, telemetry=result.telemetry, duration=result.duration)
                 self._add_events(anomalies)
+            if self.tasks.pop(index, None) is not None and outcome.is_failure and payload.get("instance"):
+                self._snapshot_instance(index, payload["instance"])
             if index in self.min_index:
                 self.min_index.pop(index).answer(outcome.is_failure)
             elif self.explorer is not None:
                 base = self.variant_map.get(index, (index, None))[0]
-                self.explorer.observe(base, variant, result, anomalies)
+                self.explorer.observe(base, variant, result, anomalies, payload.get("proposals") or ())
             if outcome in FAILURE_OUTCOMES:
                 self.failures += 1
                 if self.plan.maxfail and self.failures >= self.plan.maxfail and not self.stopping:
@@ -593,7 +606,8 @@ class Orchestrator(ExplorationMixin):
                           anomalies=self.anomalies, fatal=self.fatal,
                           exploration=None if self.explorer is None else
                           {**self.explorer.summary(), "minimized": self.minimized,
-                           "variants": {v.variant_id: {"origin": v.origin, "params": v.params}
+                           "variants": {v.variant_id: {"origin": v.origin, "params": v.params,
+                                                       "instance": self.instance_snapshots.get(v.variant_id)}
                                         for i, v in enumerate(self.variants) if i in self.variant_map}})
 
 

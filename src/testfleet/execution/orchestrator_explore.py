@@ -9,9 +9,11 @@ scheduler, recorder, plan).
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+from testfleet.execution import protocol as P
 from testfleet.model import Variant
 
 
@@ -35,6 +37,12 @@ class ExplorationMixin:
     plan: Any
     stopping: bool
     total: int
+    tasks: dict[int, Any]
+    instance_snapshots: dict[str, dict[str, Any]]
+    config_snapshots: dict[str, str]
+    run_info: Any
+    slots: dict[str, Any]
+    backend: Any
 
 
     def _minimizing(self, live: list[Any]) -> bool:
@@ -52,6 +60,7 @@ class ExplorationMixin:
                 return False
         if job.done:
             event = job.to_event()
+            event["instance_snapshot"] = self.instance_snapshots.get(job.variant_id)
             self.minimized.append(event)
             self._add_events([event])
             self.min_job = None
@@ -86,13 +95,44 @@ class ExplorationMixin:
         if self.explorer.provenance:  # why each variant was proposed: rule, trigger values, parent
             self._add_events(self.explorer.provenance)
             self.explorer.provenance = []
+        for key, document in self.explorer.ruleset_updates():  # an edited ruleset, before its tasks
+            for worker_id, slot in self.slots.items():
+                if slot.ready and not slot.gone:
+                    self.backend.send(worker_id, (P.RULESET, key, document))
         new_variants = []
         for proposal, variant in taken:
-            self._add_variant(proposal.base, variant)
+            index = self._add_variant(proposal.base, variant)
+            self.tasks[index] = self.explorer.task(proposal.base, variant, self._reference(proposal.base),
+                                                   origin=variant.origin)
             new_variants.append(variant)
         if new_variants:
             self.recorder.add_variants(new_variants)
         return len(new_variants)
+
+    def _snapshot_instance(self, index: int, instance: dict[str, Any]) -> None:
+        """A failing explorable execution's SUT config, kept as a snapshot (once per distinct
+        config) and named in an ``instance`` event: part of the failure's provenance."""
+        variant, case = self.variants[index], self.cases[index]
+        key = json.dumps(instance, sort_keys=True, default=str)
+        snapshot_id = self.config_snapshots.get(key)
+        if snapshot_id is None:
+            try:
+                snapshot_id = self.recorder.snapshot_config(self.run_info.run_id, str(instance["name"]),
+                                                            dict(instance["config"]))
+            except Exception as exc:  # noqa: BLE001 - the run goes on; the config stays in the event
+                self._say(f"could not snapshot the config of instance {instance['name']}: {exc}")
+                snapshot_id = ""
+            self.config_snapshots[key] = snapshot_id
+        info = {"instance": instance["name"], "config": instance["config"], "snapshot": snapshot_id}
+        self.instance_snapshots[variant.variant_id] = info
+        self._add_events([{"kind": "instance", "case_id": case.case_id, "variant_id": variant.variant_id,
+                           "nodeid": self.items[index]["nodeid"], **info,
+                           "message": f"instance {instance['name']} config snapshot {snapshot_id[:12]}"}])
+
+    def _reference(self, base: int) -> dict[str, list[float]]:
+        """The case's telemetry baselines, for the nearness of an execution to an anomaly."""
+        monitor = self.plan.monitor
+        return {} if monitor is None else monitor.reference(self.cases[base].case_id)
 
     def _add_series(self, worker_id: str, columns: dict[str, list[Any]]) -> None:
         n = len(columns.get("t", ()))

@@ -3,25 +3,22 @@ each source (see :mod:`testfleet.execution.explorer` for how they are used)."""
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from testfleet.errors import UsageError
 from testfleet.model import Case
+from testfleet.mutation.engine import BASE_SCORES
 from testfleet.space.space import Space
 
 __all__ = ["SCORES", "Budget", "Proposal"]
 
-SCORES = {"replay": 10.0, "mutation": 4.0, "anomaly": 3.0, "rule": 2.0, "edge": 2.0,
-          "pairwise": 1.5, "random": 1.0}
+SCORES = {"replay": 10.0, **BASE_SCORES, "edge": 2.0, "pairwise": 1.5, "random": 1.0}
 COVERAGE_SOURCES = frozenset({"edge", "order", "pairwise", "random"})
 COVERAGE_SHARE = 0.5  # of the explored executions, at least this share goes to coverage sources
 _RANDOM_CHUNK = 16
-_NEIGHBOURS = 3  # values tried per parameter around a failing or anomalous variant
+MAX_ROOM = 32  # proposals one execution may send back at most (less when the case's budget is low)
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", re.ASCII)
 
 
@@ -77,7 +74,6 @@ class _CaseState:
     space: Space
     fixed: dict[str, Any]  # parametrize arguments that are not explored
     baseline: dict[str, Any]
-    rng: np.random.Generator
     seed: int
     rounds: Any = None  # the generator of this case's next proposals
     ran: list[dict[str, Any]] = field(default_factory=list)
@@ -100,7 +96,3 @@ def _pair_coverage(state: _CaseState) -> dict[str, float]:
     before = measure(levels, rows[:1], 2, oracle=oracle).simple
     after = measure(levels, rows, 2, oracle=oracle).simple
     return {"before": before, "after": after}
-
-
-def _numeric(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

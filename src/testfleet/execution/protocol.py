@@ -13,14 +13,20 @@ coordinator -> collector (fork zygote only)
 worker -> coordinator
     (HELLO, worker_id, pid)         connected and ready for work
     (STARTED, index, wall_time)     began running item ``index`` (only when a timeout is set)
-    (RESULT, index, payload)        item ``index`` ran; payload is a dict (see pytest_worker)
+    (RESULT, index, payload)        item ``index`` ran; payload is a dict (see pytest_worker), with
+                                    the mutation engine's ``proposals`` for an explorable item
     (TEARDOWN, index, payload)      fixtures of item ``index`` torn down late (stopped early) failed
     (TELEMETRY, series)             telemetry samples not yet shipped with a result (before BYE)
     (FATAL, worker_id, message, code)  the session must stop (the SUT never started): exit ``code``
     (BYE, worker_id, reason)        leaving after SHUTDOWN/STOP, or because its own pytest session
                                     asked to stop (reason: pytest's shouldfail/shouldstop text)
 coordinator -> worker
-    (RUN, [index, ...])             queue these items (indices into the collected list)
+    (RUN, [index, ...], report_start, explored)
+                                    queue these items (indices into the collected list, then the
+                                    explored variants'); ``explored`` maps an index to (item index,
+                                    its params or None, its ExploreTask or None)
+    (RULESET, key, document)        a ruleset version for the worker's mutation engine (at HELLO,
+                                    and again whenever the file changes during the run)
     (FLUSH,)                        no more work for now: run the last queued item too
     (STOP,)                         drop the queue, tear fixtures down and exit (``-x``)
     (SHUTDOWN,)                     run what is queued, then exit
@@ -38,6 +44,7 @@ BYE = "bye"
 TELEMETRY = "telemetry"
 FATAL = "fatal"
 RUN = "run"
+RULESET = "ruleset"
 FLUSH = "flush"
 SHUTDOWN = "shutdown"
 

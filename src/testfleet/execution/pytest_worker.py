@@ -241,8 +241,10 @@ class WorkerPlugin:
         items = session.items
         config = session.config
         queue: deque[int] = deque()
-        # explored variants: indices past the collected items, each (item index, its params)
-        variants: dict[int, tuple[int, dict[str, Any]]] = {}
+        # explorable executions: explored variants (indices past the collected items) and the
+        # baselines of explorable cases, each (item index, its params or None, its ExploreTask)
+        variants: dict[int, tuple[int, dict[str, Any] | None, Any]] = {}
+        engine = _Engine()
         flush = stop = shutdown = False
         report_start = False
 
@@ -256,6 +258,8 @@ class WorkerPlugin:
                     report_start = bool(msg[2])
                 if len(msg) > 3 and msg[3]:
                     variants.update(msg[3])
+            elif tag == P.RULESET:
+                engine.get().set_ruleset(msg[1], msg[2])
             elif tag == P.FLUSH:
                 flush = True
             elif tag == P.SHUTDOWN:
@@ -290,7 +294,7 @@ class WorkerPlugin:
                 if not runnable():
                     continue
                 index = queue.popleft()
-                base, params = variants.pop(index, (index, None))
+                base, params, task = variants.pop(index, (index, None, None))
                 item = items[base]
                 nextitem = items[variants.get(queue[0], (queue[0],))[0]] if queue else None
                 if nextitem is item:
@@ -322,6 +326,8 @@ class WorkerPlugin:
                 if telemetry is not None:
                     payload["telemetry"] = telemetry.end(t0)
                     payload["series"] = telemetry.take_series()
+                if task is not None:  # the mutation engine proposes, next to the fresh telemetry
+                    engine.after(item, base, task, payload)
                 conn.send((P.RESULT, index, payload))
                 if session.shouldfail or session.shouldstop:
                     break
@@ -380,6 +386,49 @@ def _callspec_params(item: pytest.Item) -> dict[str, Any]:
         else:
             out[name] = repr(value)[:200]
     return out
+
+
+class _Engine:
+    """The worker's mutation engine, made on first use (only an exploring run needs one)."""
+
+    def __init__(self) -> None:
+        self._engine: Any = None
+
+    def get(self) -> Any:
+        if self._engine is None:
+            from testfleet.mutation.engine import MutationEngine
+
+            self._engine = MutationEngine()
+        return self._engine
+
+    def after(self, item: pytest.Item, base: int, task: Any, payload: dict[str, Any]) -> None:
+        """Add the engine's proposals after this execution, and the instance's config then."""
+        from testfleet.model import Outcome
+        from testfleet.mutation.engine import Execution
+
+        engine = self.get()
+        space = engine.space(base, lambda: _space_declaration(item), item.nodeid)
+        if space is None:
+            return
+        execution = Execution(failed=Outcome(payload["outcome"]).is_failure,
+                              fingerprint=payload.get("fingerprint"), message=payload.get("message", ""),
+                              telemetry=payload.get("telemetry") or {}, duration=payload.get("duration"))
+        payload["proposals"] = engine.propose(item.nodeid, space, task, execution)
+        instance = _instance_config(item)
+        if instance is not None:
+            payload["instance"] = instance
+
+
+def _instance_config(item: pytest.Item) -> dict[str, Any] | None:
+    """The name and config of the SUT instance the item ran against (None: it used none)."""
+    if "testfleet_instance" not in getattr(item, "fixturenames", ()) and not hasattr(item, "scenario"):
+        return None
+    from testfleet.pytest_plugin import holder
+
+    instance = holder(item.config).instance
+    if instance is None:
+        return None
+    return {"name": instance.instance, "config": dict(instance.config)}
 
 
 def _space_declaration(item: pytest.Item) -> dict[str, Any] | None:

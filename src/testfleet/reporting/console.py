@@ -159,6 +159,10 @@ class ConsoleReporter:
                     more = f"{count} failing variant{'s' if count != 1 else ''} like this one"
                     if minimal:
                         more += f"; {minimal['message']}"
+                    instance = variants[result.variant_id].get("instance")
+                    if instance:
+                        more += (f"\ninstance {instance['instance']} config {label(instance['config'])}"
+                                 + (f" (snapshot {instance['snapshot'][:12]})" if instance["snapshot"] else ""))
                     self.console.print(Text(more, style="cyan"))
             if exploration:
                 print_exploration(self.console, exploration)

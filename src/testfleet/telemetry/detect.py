@@ -318,6 +318,10 @@ class Detector:
             self._baselines[key] = bl
         return bl
 
+    def baselines_of(self, case_id: str) -> dict[str, RobustBaseline]:
+        """The case's baselines so far, by metric."""
+        return {metric: bl for (case, metric), bl in self._baselines.items() if case == case_id}
+
     def executions(self, case_id: str) -> int:
         return self._count.get(case_id, 0)
 

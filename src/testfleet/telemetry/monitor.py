@@ -98,6 +98,19 @@ class RunMonitor:
         self.anomalies.extend(events)
         return events
 
+    def reference(self, case_id: str) -> dict[str, list[float]]:
+        """The case's baselines as plain data, ``metric -> [median, sigma, threshold]``, for the
+        metrics with enough history to be judged: what a worker's mutation engine scores the
+        nearness of its execution to an anomaly against."""
+        out: dict[str, list[float]] = {}
+        for metric, baseline in sorted(self.detector.baselines_of(case_id).items()):
+            if len(baseline) < baseline.min_history:
+                continue
+            median, sigma = baseline.center_spread()
+            if math.isfinite(median) and math.isfinite(sigma):
+                out[metric] = [median, sigma, baseline.threshold]
+        return out
+
     def finish(self) -> list[dict[str, Any]]:
         """Leak trends over this run's executions of each case (call once, at the end)."""
         events = []
