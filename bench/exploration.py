@@ -65,7 +65,7 @@ def _load(name: str, path: Path) -> Any:
     return module
 
 
-from testfleet.explorable import space_of  # noqa: E402
+from testfleet.explorable import space_of
 
 SUITE_MODULE = _load("exploration_suite_defects", SUITE / "tests" / "test_defects.py")  # imports httpx
 _VS_XDIST = _load("vs_xdist", BENCH / "vs_xdist.py")
@@ -106,17 +106,22 @@ def run_explore(seed: int, budget: int, interval: float | None, work: Path) -> d
 
     with Store.open(store, read_only=True) as db:
         run_id = db.get_run("last").run_id
-        rows = db.query("SELECT r.outcome, r.message FROM results r JOIN variants v USING (variant_id) "
+        rows = db.query("SELECT r.outcome, r.message, v.origin FROM results r JOIN variants v USING (variant_id) "
                         "WHERE r.run_id = $1 AND r.final AND v.origin NOT IN ('baseline', 'minimize') "
                         "ORDER BY r.rowid", [run_id])
     found: dict[str, int | None] = dict.fromkeys(DEFECTS)
-    for index, (outcome, message) in enumerate(rows, start=1):
+    for index, (outcome, message, origin) in enumerate(rows, start=1):
         if outcome != "failed":
             continue
         for defect in DEFECTS:
             if found[defect] is None and f"defect:{defect}" in (message or ""):
                 found[defect] = index
+                FOUND_BY.setdefault(defect, []).append(origin)
     return found
+
+
+#: which source proposed explore's first failing execution of each defect, one entry per seed
+FOUND_BY: dict[str, list[str]] = {}
 
 
 def run_random(seed: int, budget: int, url: str) -> dict[str, int | None]:
@@ -243,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         print(row)
     print("targets: random/explore >= 5 on payload-under-load; explore never worse than "
           "Hypothesis (hyp/explore >= 1) on order and config-pair")
+    for defect, origins in FOUND_BY.items():
+        counts = {o: origins.count(o) for o in sorted(set(origins), key=lambda o: -origins.count(o))}
+        print(f"explore found {defect} first through: " + ", ".join(f"{o} {n}" for o, n in counts.items()))
+        lines.append(json.dumps(ctx | {"figure": "found_by", "defect": defect, "origins": counts}))
     print("wall seconds: " + ", ".join(f"{m} {walls[m]:.0f}" for m in methods))
     lines.append(json.dumps(ctx | {"figure": "wall_s", **{m: round(walls[m], 1) for m in methods}}))
     publish(lines, RESULTS, save=not args.no_save)
