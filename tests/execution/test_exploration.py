@@ -292,6 +292,9 @@ def test_an_edited_ruleset_reaches_the_workers_during_the_run(tmp_path: Path) ->
     with Store.open(ran.store, read_only=True) as db:
         run_id = db.get_run("last").run_id
         events = TelemetryStore(db).events(run_id, kinds=("variant",))
+        kept = TelemetryStore(db).events(run_id, kinds=("ruleset",))
+    # both versions are kept in the store, whole
+    assert [e["document"]["rules"][0]["mutation_name"] for e in kept] == ["First", "Second"]
     second = [e for e in events if e["origin"] == "rule:Second"]
     # proposed by a worker's engine after the edit, with the new version, never with the old
     assert second and all(re.fullmatch(r"gw\d+", e["proposed_by"]) for e in second)

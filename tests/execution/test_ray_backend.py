@@ -49,6 +49,7 @@ from execution.conftest import (
     run_testfleet,
 )
 from testfleet.store.db import Store
+from testfleet.store.telemetry import TelemetryStore
 
 pytest.importorskip("ray", reason="the Ray backend's tests need Ray: pip install 'testfleet[test]'")
 
@@ -450,3 +451,41 @@ def test_outcome_counts_equal_the_local_backends_on_the_example_suite(cluster: C
     ray_final = {r.nodeid: r.outcome for r in on_ray.results(final_only=True)}
     local_final = {r.nodeid: r.outcome for r in local.results(final_only=True)}
     assert ray_final == local_final
+
+
+EXPLORED = """
+import testfleet
+from testfleet import Int
+
+
+@testfleet.explore(size=Int(0, 1000, step=100))
+def test_size(size):
+    assert size < 900, "too big"
+"""
+RULES = """
+rules:
+  - mutation_name: Bigger
+    target_parameter: size
+    variation_type: set
+    values: [900]
+    trigger_condition: "worker.rss_mb > 1"
+"""
+
+
+def test_exploration_on_ray_proposes_from_the_actors_engines(cluster: Cluster, tmp_path: Path) -> None:
+    # the ruleset reaches the actors as a message (no file on the nodes); their engines propose
+    root = make_suite(tmp_path / "suite", {"tests/test_x.py": EXPLORED, "rules.yaml": RULES})
+    ran = run_testfleet(root, "tests", "--backend", "ray", "--ray-address", cluster.address,
+                        "--explore", "8", "--ruleset", "rules.yaml", env=cluster.env)
+    assert ran.returncode == 1 and "too big" in ran.stdout, ran.log
+    with Store.open(ran.store, read_only=True) as store:
+        run_id = store.get_run("last").run_id
+        workers = {w for (w,) in store.query("SELECT DISTINCT worker FROM results WHERE run_id = $1", [run_id])}
+        rows = store.query("SELECT v.origin FROM results r JOIN variants v USING (variant_id) "
+                           "WHERE r.run_id = $1 AND r.final AND v.origin NOT IN ('baseline', 'minimize')",
+                           [run_id])
+        events = TelemetryStore(store).events(run_id, kinds=("variant",))
+    assert len(rows) == 8  # the budget, exactly
+    fired = [e for e in events if e["origin"] == "rule:Bigger"]
+    assert fired and fired[0]["trigger_values"]["worker.rss_mb"] > 1
+    assert fired[0]["proposed_by"] in workers  # an actor that ran the parent proposed it

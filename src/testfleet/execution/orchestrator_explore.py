@@ -99,6 +99,10 @@ class ExplorationMixin:
             for worker_id, slot in self.slots.items():
                 if slot.ready and not slot.gone:
                     self.backend.send(worker_id, (P.RULESET, key, document))
+            # every version the run used is kept in the store, whole, next to the variants it made
+            self._add_events([{"kind": "ruleset", "case_id": "", "variant_id": None, "nodeid": "",
+                               "path": key, "version": document.get("version"), "document": document,
+                               "message": f"ruleset {key} version {document.get('version')}"}])
         new_variants = []
         for proposal, variant in taken:
             index = self._add_variant(proposal.base, variant)
