@@ -205,6 +205,12 @@ class Explorer:
         return bool(self.cases) and not self.exhausted
 
     @property
+    def settled(self) -> bool:
+        """Spent, and every explored variant's final result is in (minimisation may start: it
+        must not rerun a variant that is still running, it reuses its outcome)."""
+        return not self.active and not self.pending
+
+    @property
     def exhausted(self) -> bool:
         if self.per_case is not None and self.cases and all(
                 self.case_spent.get(base, 0) >= self.per_case for base in self.cases):

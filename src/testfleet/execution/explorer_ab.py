@@ -57,6 +57,10 @@ class ABExplorer:
         return not self.active
 
     @property
+    def settled(self) -> bool:
+        return all(arm.settled for arm in self.arms.values())
+
+    @property
     def found(self) -> list[dict[str, Any]]:
         return self.arms["A"].found + self.arms["B"].found
 

@@ -46,8 +46,9 @@ class ExplorationMixin:
 
 
     def _minimizing(self, live: list[Any]) -> bool:
-        """Drive minimisation once exploration is spent: True while a job has work in flight."""
-        if self.stopping or self.explorer.active:
+        """Drive minimisation once exploration is spent and settled: True while a job has work
+        in flight."""
+        if self.stopping or not self.explorer.settled:
             return False
         job = self.min_job
         if job is None:
