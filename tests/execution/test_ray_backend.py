@@ -443,7 +443,7 @@ def test_outcome_counts_equal_the_local_backends_on_the_example_suite(cluster: C
                            env=cluster.env, store=tmp_path / "ray.duckdb")
     local = run_testfleet(tmp_path, "inventory", "--backend", "local", env=cluster.env,
                           store=tmp_path / "local.duckdb")
-    expected = {"passed": 66, "skipped": 1, "xfailed": 1}  # 64 tests and 2 HTTP scenarios
+    expected = {"passed": 67, "skipped": 1, "xfailed": 1}  # 65 tests and 2 HTTP scenarios
     assert local.returncode == 0 and outcome_counts(local.output) == expected, local.log
     assert on_ray.returncode == 0, on_ray.log
     assert outcome_counts(on_ray.output) == outcome_counts(local.output), on_ray.log

@@ -8,6 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+import testfleet
+from testfleet import Int, Permutation
+
 pytestmark = pytest.mark.orders
 
 
@@ -78,3 +81,28 @@ class TestConcurrentOrders:
             assert client.post("/orders", json={"item_id": item["id"], "quantity": 1}).status_code == 201
         assert client.get(f"/items/{item['id']}").json()["quantity"] == 0
         assert client.post("/orders", json={"item_id": item["id"], "quantity": 1}).status_code == 409
+
+
+@testfleet.explore(quantity=Int(1, 100_000, default=4), stock=Int(0, 1000, default=10),
+                   order=Permutation(["order", "restock", "read"]))
+def test_stock_is_what_was_ordered_and_restocked(client: httpx.Client, make_item: Any, quantity: int,
+                                                 stock: int, order: list[str]) -> None:
+    """Explorable: under plain pytest it runs once with the defaults; ``testfleet run --explore 50
+    --ruleset rules.yaml`` varies the quantity, the stock and the order of operations (the rules
+    QuantityBoundaries, QuantityScale and OperationOrder apply to it)."""
+    it = make_item(quantity=stock)
+    expected = stock
+    for op in order:
+        if op == "order":
+            response = client.post("/orders", json={"item_id": it["id"], "quantity": quantity})
+            if quantity <= expected:
+                assert response.status_code == 201 and response.json()["remaining"] == expected - quantity
+                expected -= quantity
+            else:
+                assert response.status_code == 409 and response.json()["available"] == expected
+        elif op == "restock":
+            response = client.patch(f"/items/{it['id']}", json={"quantity": expected + 5})
+            assert response.status_code == 200
+            expected += 5
+        else:
+            assert client.get(f"/items/{it['id']}").json()["quantity"] == expected
