@@ -50,8 +50,8 @@ import jsonschema
 import yaml
 from jsonpath_ng import parse as parse_jsonpath
 
-from testfleet.configs.formats import yaml_problem
-from testfleet.errors import SpaceError, TestfleetError, UsageError
+from testfleet.configs.formats import read_text, yaml_problem
+from testfleet.errors import ConfigError, SpaceError, TestfleetError, UsageError
 from testfleet.space.declare import dimension
 from testfleet.space.expressions import MISSING
 from testfleet.space.space import Space
@@ -233,9 +233,9 @@ def load_scenario(path: str | Path) -> Scenario:
     source = str(path)
     reader = _Reader(source)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise reader.fail(f"cannot read the scenario: {exc}", None) from None
+        text = read_text(path)
+    except ConfigError as exc:
+        raise reader.fail(f"cannot read the scenario: {exc.message}", exc.place, exc.expected) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

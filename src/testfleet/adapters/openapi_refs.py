@@ -21,7 +21,8 @@ from urllib.parse import unquote
 import yaml
 
 from testfleet.adapters.http_scenarios import ScenarioError
-from testfleet.configs.formats import yaml_problem
+from testfleet.configs.formats import read_text, yaml_problem
+from testfleet.errors import ConfigError
 
 #: Operations a path item may hold (OpenAPI 3.0/3.1), and its other fields.
 OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -43,9 +44,10 @@ def load_openapi(path: str | Path) -> dict[str, Any]:
     references under ``paths`` (see :func:`check_document`)."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OpenApiError(f"cannot read the OpenAPI document: {exc}", source=source) from None
+        text = read_text(path)
+    except ConfigError as exc:
+        raise OpenApiError(f"cannot read the OpenAPI document: {exc.message}", source=source,
+                           place=exc.place, expected=exc.expected) from None
     if source.lower().endswith(".json"):
         try:
             data = json.loads(text)

@@ -120,22 +120,29 @@ def dumps(data: Any, fmt: str, *, source: str = "<data>") -> str:
     return text
 
 
-def load(path: str | Path) -> ConfigDocument:
-    """Read a configuration file (UTF-8, a BOM allowed) in the format its suffix names."""
+def read_text(path: str | Path) -> str:
+    """A user's file as text (UTF-8, a BOM allowed); a ConfigError naming the file, and the line
+    and byte of the first bad byte, when it cannot be read or is not UTF-8."""
     path = Path(path)
-    fmt = detect_format(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read the file: {exc.strerror or exc}", source=str(path)) from None
     skip = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = raw[skip:].decode("utf-8")
+        return raw[skip:].decode("utf-8")
     except UnicodeDecodeError as exc:
         at = exc.start + skip
         line = raw.count(b"\n", 0, at) + 1
         raise ConfigError("the file is not valid UTF-8", source=str(path),
                           place=f"line {line}, byte {at + 1}", expected="UTF-8 text") from None
+
+
+def load(path: str | Path) -> ConfigDocument:
+    """Read a configuration file (UTF-8, a BOM allowed) in the format its suffix names."""
+    path = Path(path)
+    fmt = detect_format(path)
+    text = read_text(path)
     return ConfigDocument(loads(text, fmt, source=str(path)), fmt, path)
 
 

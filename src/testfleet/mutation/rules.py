@@ -27,7 +27,6 @@ canonical JSON, so any edit gives a new version.
 
 from __future__ import annotations
 
-import codecs
 import fnmatch
 import hashlib
 import json
@@ -157,19 +156,14 @@ class Ruleset:
 
 def load_ruleset(path: str | Path) -> Ruleset:
     """Read and check a ruleset file (``.json`` as JSON, anything else as YAML)."""
+    from testfleet.configs.formats import read_text
+
     path = Path(path)
     source = str(path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise RulesetError(f"cannot read the file: {exc.strerror or exc}", source=source) from None
-    raw = raw.removeprefix(codecs.BOM_UTF8)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise RulesetError("the file is not valid UTF-8", source=source, place=f"line {line}",
-                           expected="UTF-8 text") from None
+        text = read_text(path)
+    except ConfigError as exc:
+        raise RulesetError(exc.message, source=source, place=exc.place, expected=exc.expected) from None
     return loads_ruleset(text, "json" if path.suffix.lower() == ".json" else "yaml", source=source)
 
 
