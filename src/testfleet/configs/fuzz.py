@@ -12,13 +12,11 @@ nothing half-written and a previous fuzz output is replaced whole.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testfleet.atomic import atomic_directory
 from testfleet.configs.formats import FORMATS, coerce_scalars, dumps, load
 from testfleet.configs.infer import STRING_FORMATS, ConfigSpace, infer_from_file
 from testfleet.configs.paths import flatten
@@ -125,9 +123,7 @@ def write_variants(source: SpaceInput, result: Points, out: str | Path, *, strat
                                                and not (out / MANIFEST).is_file())):
         raise UsageError(f"{out} exists and is not an earlier fuzz output", source=str(out),
                          expected="a new or empty directory (or one `space fuzz` wrote)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as staging:
         entries = []
         width = max(4, len(str(len(result.points))))
         for i, point in enumerate(result.points):
@@ -144,16 +140,6 @@ def write_variants(source: SpaceInput, result: Points, out: str | Path, *, strat
                     "variants": entries}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False,
                                                    default=str), encoding="utf-8")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            os.replace(out, old)
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 

@@ -556,14 +556,15 @@ class LLMGenerator:
         target = Path(out_dir) if out_dir is not None else self.out_dir
         if target is None:
             raise LLMError("no directory to save the model to", expected="save(out_dir)")
-        import shutil
+        from testfleet.atomic import atomic_directory
 
         _check_target(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.with_name(target.name + ".saving")
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir()
+        with atomic_directory(target) as staging:
+            self._save_into(staging)
+        self.out_dir = target
+        return target
+
+    def _save_into(self, staging: Path) -> None:
         self.model.save_pretrained(str(staging / "adapter"))
         self.tokenizer.save_pretrained(str(staging / "tokenizer"))
         if self.manifest.get("base") == "scratch":
@@ -573,17 +574,6 @@ class LLMGenerator:
             "".join(json.dumps({"line": line, "weight": k}) + "\n" for line, k in self.feedback),
             "utf-8")
         (staging / "manifest.json").write_text(json.dumps(self.manifest, indent=2) + "\n", "utf-8")
-        if target.exists():
-            old = target.with_name(target.name + ".old")
-            if old.exists():
-                shutil.rmtree(old)
-            target.rename(old)
-            staging.rename(target)
-            shutil.rmtree(old)
-        else:
-            staging.rename(target)
-        self.out_dir = target
-        return target
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | None = None) -> LLMGenerator:

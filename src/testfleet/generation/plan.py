@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from testfleet.atomic import atomic_directory
 from testfleet.errors import UsageError
 from testfleet.generation.records import REDACTED, CapturedRequest
 
@@ -231,9 +230,7 @@ def write_plan(entries: Sequence[PlanEntry], out: str | Path, *, force: bool = F
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file() and not force:
         raise UsageError(f"{out} exists and is not an earlier plan", source=str(out),
                          expected="a new or empty directory (or one `generate plan` wrote)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as staging:
         manifest = []
         for number, entry in enumerate(entries, 1):
             data = scenario_of(entry, number)
@@ -247,10 +244,4 @@ def write_plan(entries: Sequence[PlanEntry], out: str | Path, *, force: bool = F
         counts = Counter(e.origin for e in entries)
         (staging / MANIFEST).write_text(json.dumps({"count": len(entries), "origins": counts,
                                                     "entries": manifest}, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
