@@ -319,22 +319,19 @@ class StoreRecorder:
         TelemetryStore(self.store).append_events(run_id, events)
 
     def snapshot_config(self, run_id: str, instance: str, config: dict[str, Any]) -> str:
-        """Save an instance's config (``<instance>.json``) as a snapshot linked to the run; the
-        same content is stored once and keeps its id."""
-        import hashlib
+        """Save an instance's config (``<instance>.json``) as a snapshot linked to the run as
+        ``sut:<snapshot id>``; the same content is stored once and keeps its id."""
         import json
         import tempfile
 
         from testfleet.snapshots.store import SnapshotStore
 
-        text = json.dumps(config, sort_keys=True, indent=2, default=str) + "\n"
-        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         snapshots = SnapshotStore(self.store)
         with tempfile.TemporaryDirectory(prefix="testfleet-sut-") as tmp:
             path = Path(tmp) / f"{instance}.json"
-            path.write_text(text)
+            path.write_text(json.dumps(config, sort_keys=True, indent=2, default=str) + "\n")
             snapshot_id = snapshots.save([path], meta={"role": "sut", "instance": instance})
-        snapshots.record_run(run_id, f"sut:{digest}", snapshot_id)
+        snapshots.record_run(run_id, f"sut:{snapshot_id[:12]}", snapshot_id)
         return snapshot_id
 
 

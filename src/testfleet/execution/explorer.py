@@ -144,11 +144,13 @@ class Explorer:
         self._ruleset_sent = self.ruleset.version
         return [(self.ruleset_path, self.ruleset.to_dict())]
 
+    def ruleset_keys(self) -> tuple[str, ...]:
+        """The keys of the rulesets a worker's engine applies (the ruleset's path)."""
+        return (self.ruleset_path,) if self.ruleset is not None and self.ruleset_path else ()
+
     def rulesets(self) -> list[tuple[str, dict[str, Any]]]:
         """Every ruleset's current version (for a worker that just joined)."""
-        if self.ruleset is None or self.ruleset_path is None:
-            return []
-        return [(self.ruleset_path, self.ruleset.to_dict())]
+        return [(key, self.ruleset.to_dict()) for key in self.ruleset_keys()]
 
     def task(self, base: int, variant: Variant, reference: dict[str, list[float]] | None = None,
              *, baseline: bool = False, origin: str = "") -> ExploreTask | None:
@@ -159,10 +161,10 @@ class Explorer:
         if state is None:
             return None
         room = MAX_ROOM if self.per_case is None else max(0, min(MAX_ROOM, self.per_case - self.case_spent.get(base, 0)))
-        keys = (self.ruleset_path,) if self.ruleset is not None and self.ruleset_path else ()
         dims = {k: v for k, v in variant.params.items() if k in state.space.dimensions}
         return ExploreTask(variant_id=variant.variant_id, case_seed=state.seed, baseline=dict(state.baseline),
-                           params={**state.baseline, **dims}, room=room, rulesets=keys,
+                           params={**state.baseline, **dims}, room=room,
+                           rulesets=self.ruleset_keys(),
                            reference=dict(reference or {}))
 
     # -- setup -------------------------------------------------------------------------------
@@ -251,7 +253,7 @@ class Explorer:
                 continue
             heap = self._next_heap()
             proposal = heapq.heappop(heap)
-            fresh = self._fresh_score(proposal)  # its source may have lost its promise since
+            fresh = self._fresh_score(proposal.origin, proposal.provenance)  # its source may have lost its promise since
             if fresh is not None and fresh < proposal.score - 1e-9 and heap \
                     and fresh < heap[0].score:
                 proposal.score, proposal.sort_key = fresh, (-fresh, proposal.order)
@@ -409,11 +411,9 @@ class Explorer:
             if p.get("ruleset") not in (None, self.ruleset_path):
                 continue  # another arm's rules (A/B)
             provenance = {**p.get("provenance", {}), "proposed_by": result.worker}
-            proposal = Proposal(float(p["score"]), base, dict(p["params"]), str(p["origin"]),
-                                variant.variant_id, provenance)
-            fresh = self._fresh_score(proposal)
-            self._push(state, proposal.params, proposal.origin, variant.variant_id, provenance,
-                       score=proposal.score if fresh is None else fresh)
+            fresh = self._fresh_score(p["origin"], provenance)
+            self._push(state, dict(p["params"]), str(p["origin"]), variant.variant_id, provenance,
+                       score=float(p["score"]) if fresh is None else fresh)
 
     def _mutation_score(self, key: str, anomalous: bool) -> float:
         seen = self.failures_seen.get(key, 1)
@@ -423,14 +423,13 @@ class Explorer:
         seen = self.anomalies_seen.get(tuple(metrics), 1)
         return max(0.5, SCORES["anomaly"] + min(1.0, z / 20.0) - 0.5 * (seen - 1))
 
-    def _fresh_score(self, proposal: Proposal) -> float | None:
-        """The score a queued proposal would get now (None: scores of its kind never change)."""
-        provenance = proposal.provenance
-        if proposal.origin.startswith("rule:"):
+    def _fresh_score(self, origin: str, provenance: dict[str, Any]) -> float | None:
+        """The score a proposal would get now (None: scores of its kind never change)."""
+        if origin.startswith("rule:"):
             return self._rule_score(provenance["rule"], provenance["priority"])
-        if proposal.origin == "mutation" and "failure" in provenance:
+        if origin == "mutation" and "failure" in provenance:
             return self._mutation_score(provenance["failure"], bool(provenance.get("anomalous")))
-        if proposal.origin == "anomaly" and "metrics" in provenance:
+        if origin == "anomaly" and "metrics" in provenance:
             return self._anomaly_score(provenance["metrics"], float(provenance.get("z") or 0.0))
         return None
 

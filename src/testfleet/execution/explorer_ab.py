@@ -96,9 +96,8 @@ class ABExplorer:
             task = self.arms["A"].task(base, variant, reference)
             if task is None:
                 return None
-            keys = tuple(dict.fromkeys(k for each in self.arms.values()
-                                       for k in (each.task(base, variant) or task).rulesets))
-            return replace(task, rulesets=keys)
+            keys = dict.fromkeys(key for arm in self.arms.values() for key in arm.ruleset_keys())
+            return replace(task, rulesets=tuple(keys))
         return self.arms[arm].task(base, variant, reference)
 
     def ruleset_updates(self) -> list[tuple[str, dict[str, Any]]]:
