@@ -349,7 +349,7 @@ def retrain_cmd(
     model: Annotated[str, typer.Argument(help="The model the plan was generated from.")],
     plan: Annotated[str, typer.Option("--plan", help="The plan directory (`generate plan -o`).")],
     run: Annotated[str, typer.Option("--run", help="The run that executed the plan: an id or 'last'.")] = "last",
-    weight: Annotated[float, typer.Option("--weight", help="How much more likely a failing request's values become.")] = 3.0,
+    weight: Annotated[float, typer.Option("--weight", min=0.0, help="How much more likely a failing request's values become.")] = 3.0,
     store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
 ) -> None:
     """Feed the plan's failing requests back into the model (statistical: weights; llm: fine-tune)."""
@@ -392,7 +392,7 @@ def _write_feedback(model: Path, requests: list[Any], weight: float) -> None:
     """Endpoints and categorical values of failing requests become more likely next time."""
     from testfleet.atomic import atomic_write_text
     from testfleet.generation.drift import field_values
-    from testfleet.generation.statistical import GenerationError, load_model
+    from testfleet.generation.statistical import load_model
 
     stat = load_model(model)
     old = json.loads(_feedback_path(model).read_text()) if _feedback_path(model).is_file() else {}
@@ -400,16 +400,13 @@ def _write_feedback(model: Path, requests: list[Any], weight: float) -> None:
     values: dict[tuple[str, str, str], float] = {(v["endpoint"], v["field"], v["value"]): v["weight"]
                                                  for v in old.get("values", [])}
     for request in requests:
-        if request.endpoint in stat.endpoints:
-            endpoints[request.endpoint] = endpoints.get(request.endpoint, 1.0) * weight
+        if request.endpoint not in stat.endpoints:
+            continue  # only what the model can draw can be weighted
+        endpoints[request.endpoint] = endpoints.get(request.endpoint, 1.0) * weight
         for name, found in field_values(request).items():
             for value in found:
-                if isinstance(value, (str, bool, int)) and not isinstance(value, float):
+                if isinstance(value, (str, bool, int)):
                     key = (request.endpoint, name, value)
-                    try:  # only values the model can draw can be weighted
-                        stat.generate(1, 0, weights={key: weight})
-                    except GenerationError:
-                        continue
                     values[key] = values.get(key, 1.0) * weight
     atomic_write_text(_feedback_path(model), json.dumps({
         "endpoints": endpoints,
