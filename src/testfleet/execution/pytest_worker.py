@@ -453,8 +453,6 @@ def _space_declaration(item: pytest.Item) -> dict[str, Any] | None:
         space = Space(dims, texts)
     if space is None:
         return None
-    if space is None:
-        return None
     from testfleet.space.declare import space_to_dict
 
     return space_to_dict(space)
