@@ -28,6 +28,7 @@ from testfleet.configs import (
     dumps,
     load,
     loads,
+    set_path,
     unflatten,
 )
 from testfleet.errors import ConfigError
@@ -501,3 +502,42 @@ def test_load_accepts_a_byte_order_mark_and_crlf(tmp_path: Path) -> None:
     ini = tmp_path / "conf.ini"
     ini.write_bytes(b"[s]\r\na = 1\r\nb = x\r\n  y\r\n")
     assert load(ini).data == {"s": {"a": "1", "b": "x\ny"}}
+
+
+# ---------------------------------------------------------------- depth guards (issue 15, item 12)
+
+def test_xml_900_elements_deep_is_refused_naming_file_and_level(tmp_path: Path) -> None:
+    path = tmp_path / "deep.xml"
+    path.write_text("<a>" * 900 + "x" + "</a>" * 900, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert info.value.source == str(path) and "nests more than 100 levels" in info.value.message
+    assert "level 101" in (info.value.place or "")
+
+
+def test_toml_dotted_key_3000_levels_deep_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text(".".join(["k"] * 3000) + " = 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert info.value.source == str(path) and info.value.place.startswith("k.k.k")
+
+
+def test_key_path_of_more_than_100_parts_is_refused() -> None:
+    with pytest.raises(ConfigError, match="more than 100 levels"):
+        set_path({}, ".".join(["k"] * 3000), 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 160), st.sampled_from(["json", "yaml", "toml", "xml"]))
+def test_nesting_up_to_the_limit_is_read_and_deeper_is_one_config_error(depth: int, fmt: str) -> None:
+    data: Any = "x"
+    for _ in range(depth):
+        data = {"k": data}
+    text = dumps({"root": data} if fmt == "xml" else data, fmt)
+    try:
+        back = loads(text, fmt)
+    except ConfigError as exc:
+        assert depth + (fmt == "xml") > 100 and "100 levels" in str(exc)
+    else:
+        assert depth + (fmt == "xml") <= 100 and back == ({"root": data} if fmt == "xml" else data)

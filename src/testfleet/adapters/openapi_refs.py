@@ -5,7 +5,9 @@ the scenario importer relies on (``openapi: 3.x``, a ``paths`` mapping whose key
 ``/``, path items holding only known methods and fields) and returns the document with every
 ``$ref`` under ``paths`` replaced by what it points to. Only local references
 (``#/components/...``, any JSON pointer into the same document) are followed; a reference to
-another file or URL is refused, as is a cycle (a recursive schema cannot be inlined).
+another file or URL is refused, as is a cycle (a recursive schema cannot be inlined), and so is
+a place whose inlined form would exceed ``MAX_INLINED_NODES`` nodes (definitions that each use
+the next more than once grow exponentially with the depth).
 
 Every error is an :class:`OpenApiError` (a :class:`ScenarioError`) naming the file, the place
 as a dotted pointer (``paths./items.post.requestBody``) and what was expected.
@@ -28,6 +30,10 @@ from testfleet.errors import ConfigError
 OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 PATH_ITEM_FIELDS = ("summary", "description", "servers", "parameters", "$ref")
 _MAX_DEPTH = 200  # nesting deeper than this is a self-referencing YAML alias, not a document
+#: Most nodes one inlined place may hold. References are resolved once and shared, but every
+#: later step (schemas, templates, the scenario file) walks the inlined tree: 20 levels of two
+#: definitions each using the next twice is 2**20 nodes.
+MAX_INLINED_NODES = 100_000
 
 
 class OpenApiError(ScenarioError):
@@ -113,32 +119,52 @@ class _Resolver:
     def __init__(self, root: dict[str, Any], source: str) -> None:
         self.root = root
         self.source = source
-        self.done: dict[str, Any] = {}
+        self.done: dict[str, tuple[Any, int]] = {}
 
     def fail(self, message: str, place: str, expected: str) -> OpenApiError:
         return OpenApiError(message, source=self.source, place=place, expected=expected)
 
     def resolve(self, node: Any, place: str, stack: tuple[str, ...] = (), depth: int = 0) -> Any:
+        return self._resolve(node, place, stack, depth)[0]
+
+    def _resolve(self, node: Any, place: str, stack: tuple[str, ...],
+                 depth: int) -> tuple[Any, int]:
+        """The node inlined and how many nodes its inlined form has (shared definitions count
+        once per use: that is what every later step walks and what the scenario file holds)."""
         if depth > _MAX_DEPTH:
             raise self.fail(f"nested deeper than {_MAX_DEPTH} levels", place,
                             "a document without self-referencing YAML aliases")
         if isinstance(node, list):
-            return [self.resolve(v, f"{place}[{i}]", stack, depth + 1)
-                    for i, v in enumerate(node)]
+            pairs = [self._resolve(v, f"{place}[{i}]", stack, depth + 1)
+                     for i, v in enumerate(node)]
+            return self._sized([v for v, _ in pairs], 1 + sum(n for _, n in pairs), place)
         if not isinstance(node, dict):
-            return node
+            return node, 1
         if "$ref" not in node:
-            return {k: self.resolve(v, place_of(place, k), stack, depth + 1)
-                    for k, v in node.items()}
+            items = {k: self._resolve(v, place_of(place, k), stack, depth + 1)
+                     for k, v in node.items()}
+            return self._sized({k: v for k, (v, _) in items.items()},
+                               1 + sum(n for _, n in items.values()), place)
         ref = node["$ref"]
-        target = self._follow(ref, place, stack, depth)
-        siblings = {k: self.resolve(v, place_of(place, k), stack, depth + 1)
+        target, size = self._follow(ref, place, stack, depth)
+        siblings = {k: self._resolve(v, place_of(place, k), stack, depth + 1)
                     for k, v in node.items() if k != "$ref"}
         if siblings and isinstance(target, dict):
-            return {**target, **siblings}  # 3.1: summary/description (and schema keywords)
-        return target
+            # 3.1: summary/description (and schema keywords) beside the $ref
+            merged = {**target, **{k: v for k, (v, _) in siblings.items()}}
+            return self._sized(merged, size + sum(n for _, n in siblings.values()), place)
+        return target, size
 
-    def _follow(self, ref: Any, place: str, stack: tuple[str, ...], depth: int) -> Any:
+    def _sized(self, value: Any, size: int, place: str) -> tuple[Any, int]:
+        if size > MAX_INLINED_NODES:
+            raise self.fail(f"inlining the $refs here makes more than {MAX_INLINED_NODES:,} "
+                            "nodes (definitions that each use the next several times double "
+                            "at every level)", place,
+                            "definitions that expand to a reasonable size once inlined")
+        return value, size
+
+    def _follow(self, ref: Any, place: str, stack: tuple[str, ...],
+                depth: int) -> tuple[Any, int]:
         expected = "a local reference such as #/components/schemas/Item"
         where = place_of(place, "$ref")
         if not isinstance(ref, str):
@@ -151,7 +177,7 @@ class _Resolver:
             raise self.fail(f"cyclic $ref {ref!r} ({chain}): recursive definitions cannot be "
                             "inlined", where, "definitions that do not refer back to themselves")
         if ref in self.done:
-            return self.done[ref]
+            return self.done[ref]  # resolved once and shared: linear time, whatever the reuse
         pointer = unquote(ref[1:])
         if pointer and not pointer.startswith("/"):
             raise self.fail(f"$ref {ref!r} is not a JSON pointer", where, expected)
@@ -167,6 +193,6 @@ class _Resolver:
                                 "a pointer to an existing definition")
         target_place = place_of(*(p.replace("~1", "/").replace("~0", "~")
                                   for p in pointer.split("/")[1:]))
-        resolved = self.resolve(node, target_place, stack + (ref,), depth + 1)
+        resolved = self._resolve(node, target_place, stack + (ref,), depth + 1)
         self.done[ref] = resolved
         return resolved

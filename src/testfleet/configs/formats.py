@@ -41,7 +41,7 @@ import tomli_w
 import yaml
 
 from testfleet.atomic import atomic_write_text
-from testfleet.configs.paths import flatten, set_path, unflatten, walk
+from testfleet.configs.paths import MAX_DEPTH, check_depth, flatten, set_path, unflatten, walk
 from testfleet.configs.textformats import (
     SCALARS,
     line_col,
@@ -91,13 +91,16 @@ def loads(text: str, fmt: str, *, source: str = "<string>") -> Any:
     if not isinstance(text, str):
         raise ConfigError(f"expected text, got {type(text).__name__}", source=source)
     try:
-        return reader(text, source)
+        data = reader(text, source)
     except ConfigError:
         raise
     except RecursionError:
-        raise ConfigError(f"{fmt} nested too deeply to read", source=source) from None
+        raise ConfigError(f"{fmt} nested too deeply to read", source=source,
+                          expected=f"at most {MAX_DEPTH} levels of nesting") from None
     except Exception as exc:  # noqa: BLE001 - a parser's own exception never escapes
         raise ConfigError(f"invalid {fmt}: {exc}", source=source) from None
+    check_depth(data, source)  # the readers of XML and TOML build any depth; nothing else walks it
+    return data
 
 
 def dumps(data: Any, fmt: str, *, source: str = "<data>") -> str:

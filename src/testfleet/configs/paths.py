@@ -22,7 +22,12 @@ from typing import Any
 
 from testfleet.errors import ConfigError
 
-__all__ = ["flatten", "format_path", "parse_path", "set_path", "unflatten", "walk"]
+__all__ = ["MAX_DEPTH", "check_depth", "flatten", "format_path", "parse_path", "set_path",
+           "unflatten", "walk"]
+
+#: Deepest nesting of a document, and most parts of a key path, that are read: the recursive
+#: walks here (and a user's config) never need more, and deeper input would exhaust the stack.
+MAX_DEPTH = 100
 
 Part = str | int
 _SPECIAL = frozenset(".[]")
@@ -85,7 +90,26 @@ def parse_path(path: str) -> list[Part]:
                 raise _bad_path(path, end, "an empty key or a stray ']'")
             parts.append(path[pos:end])
             pos = end
+        if len(parts) > MAX_DEPTH:
+            raise _bad_path(path, pos, f"more than {MAX_DEPTH} levels")
     return parts
+
+
+def check_depth(data: Any, source: str) -> None:
+    """ConfigError naming ``source`` and where, when ``data`` nests more than MAX_DEPTH levels
+    (checked with an explicit stack: the data may be too deep to recurse into)."""
+    todo: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    while todo:
+        node, parts = todo.pop()
+        if len(parts) > MAX_DEPTH:
+            shown = format_path(parts[:3])
+            raise ConfigError(f"the document nests more than {MAX_DEPTH} levels deep",
+                              source=source, place=f"{shown}... (level {MAX_DEPTH + 1})",
+                              expected=f"at most {MAX_DEPTH} levels of nesting")
+        if isinstance(node, dict):
+            todo.extend((value, (*parts, key)) for key, value in node.items())
+        elif isinstance(node, list):
+            todo.extend((value, (*parts, index)) for index, value in enumerate(node))
 
 
 def _bad_path(path: str, pos: int, what: str) -> ConfigError:

@@ -19,7 +19,12 @@ Names may contain dots (``db.pool_size``); anything else goes in backticks. Numb
 size unit (``64MB``, KB = 1024 bytes) or a duration unit (``250ms``, seconds as the base).
 A number written with ``%`` right after it and no operand following (``cpu > 80%``) is that
 number itself (a percentage as its metric counts it); ``7 % 3`` stays the remainder.
-Functions: ``len min max abs present``. An ordered comparison with ``null`` is false (as in SQL),
+Functions: ``len min max abs present``.
+
+Limits, so that no input can exhaust the stack: an expression is at most ``MAX_LENGTH``
+characters, brackets, ``not`` and unary minus nest at most ``MAX_NESTING`` levels, and the tree
+is at most ``MAX_DEPTH`` operations deep. Chains of ``and`` / ``or`` are one flat node each, so
+thousands of terms cost no depth; a chain of 1,000 ``+`` is refused (split it, or sum a list). An ordered comparison with ``null`` is false (as in SQL),
 never an error, so constraints over optional parameters read naturally.
 
 The parser builds a tuple tree once; :meth:`Expression.evaluate` walks it for one point and
@@ -29,6 +34,7 @@ sampled points, which is what makes random generation fast).
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import re
@@ -42,6 +48,10 @@ from testfleet.errors import SpaceError
 
 SIZE_UNITS = {"b": 1, "kb": 1024, "kib": 1024, "mb": 1024**2, "mib": 1024**2, "gb": 1024**3,
               "gib": 1024**3, "tb": 1024**4, "tib": 1024**4}
+#: Longest expression text, deepest bracket / not / unary-minus nesting and deepest tree read.
+MAX_LENGTH = 100_000
+MAX_NESTING = 50
+MAX_DEPTH = 100
 DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0,
                   "h": 3600.0, "d": 86400.0}
 
@@ -156,6 +166,15 @@ class _Parser:
         self.tokens = _tokenize(text)
         self.i = 0
         self.names: set[str] = set()
+        self.nesting = 0
+
+    def enter(self, token: _Token) -> None:
+        """One more level of brackets, ``not`` or unary minus; refused past MAX_NESTING."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise SpaceError(f"expression nested more than {MAX_NESTING} levels deep",
+                             place=f"column {token.pos + 1}",
+                             expected=f"at most {MAX_NESTING} nested brackets, 'not' or '-'")
 
     def peek(self, *ops: str) -> bool:
         token = self.tokens[self.i]
@@ -190,23 +209,25 @@ class _Parser:
         return left
 
     def or_(self) -> tuple:
-        left = self.and_()
+        terms = [self.and_()]
         while self.peek("or", "||"):
             self.take()
-            left = ("or", left, self.and_())
-        return left
+            terms.append(self.and_())
+        return terms[0] if len(terms) == 1 else ("or", *terms)  # flat: no depth per term
 
     def and_(self) -> tuple:
-        left = self.not_()
+        terms = [self.not_()]
         while self.peek("and", "&&"):
             self.take()
-            left = ("and", left, self.not_())
-        return left
+            terms.append(self.not_())
+        return terms[0] if len(terms) == 1 else ("and", *terms)
 
     def not_(self) -> tuple:
         if self.peek("not", "!"):
-            self.take()
-            return ("not", self.not_())
+            self.enter(self.take())
+            inner = self.not_()
+            self.nesting -= 1
+            return ("not", inner)
         return self.compare()
 
     def compare(self) -> tuple:
@@ -248,12 +269,12 @@ class _Parser:
         return not starts_operand
 
     def unary(self) -> tuple:
-        if self.peek("-"):
-            self.take()
-            return ("neg", self.unary())
-        if self.peek("+"):
-            self.take()
-            return self.unary()
+        if self.peek("-", "+"):
+            token = self.take()
+            self.enter(token)
+            inner = self.unary()
+            self.nesting -= 1
+            return ("neg", inner) if token.text == "-" else inner
         return self.atom()
 
     def atom(self) -> tuple:
@@ -266,17 +287,23 @@ class _Parser:
                     raise SpaceError(f"unknown function {token.value!r} in {self.text!r}",
                                      place=f"column {token.pos + 1}",
                                      expected="one of " + ", ".join(sorted(FUNCTIONS)))
-                self.take()
+                self.enter(self.take())
                 args = self.items(")")
+                self.nesting -= 1
                 return ("call", token.value, args)
             self.names.add(token.value)
             return ("name", token.value)
         if token.kind == "op" and token.text == "(":
+            self.enter(token)
             inner = self.implies()
             self.expect(")")
+            self.nesting -= 1
             return inner
         if token.kind == "op" and token.text == "[":
-            return ("list", self.items("]"))
+            self.enter(token)
+            items = self.items("]")
+            self.nesting -= 1
+            return ("list", items)
         self.fail(token, "a value, a name or '('")
         raise AssertionError  # unreachable: fail raises
 
@@ -352,13 +379,37 @@ def parse(text: str) -> Expression:
     """Parse an expression once; errors name the column and what was expected."""
     if not isinstance(text, str) or not text.strip():
         raise SpaceError(f"empty or non-text expression {text!r}", expected="an expression")
+    if len(text) > MAX_LENGTH:
+        raise SpaceError(f"expression of {len(text)} characters is too long: {text[:40]!r}...",
+                         expected=f"at most {MAX_LENGTH} characters")
     parser = _Parser(text)
     try:
         tree = parser.parse()
-    except RecursionError:
+    except RecursionError:  # not expected within MAX_NESTING; kept so no traceback escapes
         raise SpaceError(f"expression nested too deeply: {text[:40]!r}...",
                          expected="fewer nested parentheses and operators") from None
+    depth = tree_depth(tree)
+    if depth > MAX_DEPTH:
+        raise SpaceError(f"expression is {depth} operations deep (a long chain of '+', '*', "
+                         f"'->' or comparisons?): {text[:40]!r}...",
+                         expected=f"at most {MAX_DEPTH} levels: split it into several "
+                                  "constraints or shorter chains")
     return Expression(text=text, tree=tree, names=frozenset(parser.names))
+
+
+def tree_depth(tree: tuple) -> int:
+    """Depth of a parsed tree, walked with an explicit stack (it may be too deep to recurse)."""
+    deepest, todo = 0, [(tree, 1)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        for child in node[1:]:
+            if isinstance(child, tuple) and child and isinstance(child[0], str):
+                todo.append((child, depth + 1))
+            elif isinstance(child, tuple):  # operands of compare / items of list and call
+                todo.extend((item, depth + 1) for item in child
+                            if isinstance(item, tuple) and item and isinstance(item[0], str))
+    return deepest
 
 
 def _eval(tree: tuple, env: Mapping[str, Any]) -> Any:
@@ -368,9 +419,9 @@ def _eval(tree: tuple, env: Mapping[str, Any]) -> Any:
     if kind == "name":
         return env[tree[1]]
     if kind == "and":
-        return bool(_eval(tree[1], env)) and bool(_eval(tree[2], env))
+        return all(bool(_eval(term, env)) for term in tree[1:])
     if kind == "or":
-        return bool(_eval(tree[1], env)) or bool(_eval(tree[2], env))
+        return any(bool(_eval(term, env)) for term in tree[1:])
     if kind == "implies":
         return (not _eval(tree[1], env)) or bool(_eval(tree[2], env))
     if kind == "not":
@@ -404,10 +455,13 @@ def _eval_columns(tree: tuple, cols: Mapping[str, np.ndarray]) -> Any:
         # object columns (strings, nulls) work elementwise with Python's own operators; where
         # they can't (None > 3), numpy raises TypeError and the caller falls back per point
         return cols[tree[1]]
-    if kind in ("and", "or", "implies"):
+    if kind in ("and", "or"):
+        terms = [np.asarray(_eval_columns(term, cols)).astype(bool) for term in tree[1:]]
+        return functools.reduce(operator.and_ if kind == "and" else operator.or_, terms)
+    if kind == "implies":
         left = np.asarray(_eval_columns(tree[1], cols)).astype(bool)
         right = np.asarray(_eval_columns(tree[2], cols)).astype(bool)
-        return {"and": left & right, "or": left | right, "implies": ~left | right}[kind]
+        return ~left | right
     if kind == "not":
         return ~np.asarray(_eval_columns(tree[1], cols)).astype(bool)
     if kind == "compare":

@@ -26,6 +26,7 @@ import numpy as np
 
 from testfleet.space.expressions import MISSING
 from testfleet.specs.language import Spec
+from testfleet.specs.patterns import compile_pattern
 
 HOLDS, VIOLATED, UNTESTED = "holds", "violated", "untested"
 
@@ -191,7 +192,7 @@ def check_one(spec: Spec, table: ResultTable, *, examples: int = 5) -> Verdict:
                     then.message is None and then.duration is None:
                 return Verdict(spec, UNTESTED, len(rows), 0, [], note)
     if then.message is not None:
-        pattern = re.compile(then.message)
+        pattern = compile_pattern(then.message)  # RE2: linear time whatever the pattern
         for i in np.flatnonzero(~bad):
             if not pattern.search(str(table.message[rows[i]])):
                 bad[i] = True

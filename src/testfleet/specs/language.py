@@ -35,6 +35,7 @@ from typing import Any
 
 from testfleet.errors import SpaceError, UsageError
 from testfleet.space.expressions import Expression, parse
+from testfleet.specs.patterns import PatternError, compile_pattern
 
 
 class SpecError(UsageError):
@@ -211,8 +212,8 @@ def _then(value: Any, source: str | None, place: str) -> Then:
     message = value.get("message")
     if message is not None:
         try:
-            re.compile(message)
-        except (re.error, TypeError) as exc:
+            compile_pattern(message)
+        except PatternError as exc:
             raise _fail(f"bad message pattern {message!r}: {exc}", source, f"{place}.message",
                         "a regular expression") from None
     duration = None
