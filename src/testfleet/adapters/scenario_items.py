@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from testfleet.adapters.http_scenarios import Scenario, ScenarioError, load_scenario
+from testfleet.adapters.http_scenarios import Scenario, load_scenario
+from testfleet.errors import TestfleetError
 from testfleet.telemetry import custom
 
 LATENCY_METRIC = "http.latency_ms"
@@ -37,7 +38,7 @@ class ScenarioFile(pytest.File):
     def collect(self) -> list[pytest.Item]:
         try:
             scenario = load_scenario(self.path)
-        except ScenarioError as exc:
+        except TestfleetError as exc:  # a ScenarioError, or a bad constraint's SpaceError
             raise self.CollectError(str(exc)) from None
         name = scenario.name or self.path.name.split(".scenario.")[0]
         return [ScenarioItem.from_parent(self, name=name, scenario=scenario)]
