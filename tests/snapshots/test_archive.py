@@ -44,19 +44,22 @@ def write_archive(path: Path, manifest: dict, members: dict[str, bytes],
 
 
 def handmade(path: Path, files: dict[str, bytes], links: dict[str, str] | None = None,
-             extra: list[tarfile.TarInfo] = ()) -> Path:
+             extra: list[tarfile.TarInfo] = (), *, mode: int = 0o644,
+             dirs: dict[str, int] | None = None, tags: tuple[str, ...] = ("evil",)) -> Path:
     """An archive built by hand, ids and hashes all correct: only the tree itself is bad."""
     entries, members, chunks = [], {}, []
+    for name, dir_mode in (dirs or {}).items():
+        entries.append(Entry(name, "dir", dir_mode))
     for name, data in files.items():
         digest = hashlib.sha256(data).hexdigest()
         frame = zstandard.ZstdCompressor().compress(data)
         members[f"chunks/{digest}"] = frame
         chunks.append({"sha256": digest, "size": len(data), "stored": len(frame)})
-        entries.append(Entry(name, "file", 0o644, len(data), digest, None, (digest,)))
+        entries.append(Entry(name, "file", mode, len(data), digest, None, (digest,)))
     for name, target in (links or {}).items():
         entries.append(Entry(name, "symlink", 0o777, target=target))
     snap = {"snapshot_id": snapshot_id(entries), "created_at": "2024-05-01T12:00:00+00:00",
-            "roots": ["x"], "tags": ["evil"], "meta": {},
+            "roots": ["x"], "tags": list(tags), "meta": {},
             "entries": [e.to_dict() for e in entries]}
     manifest = {"format": "testfleet-snapshots", "version": 1, "snapshots": [snap],
                 "chunks": chunks}
@@ -228,3 +231,22 @@ def test_members_are_one_chunk_each_and_import_groups_them_into_frames(
     assert moved.stored == sum(stored for _, _, stored in frames) == packs(other)[0].stat().st_size
     assert tree_state(other.restore(sid, tmp_path / "out")) == tree_state(src)
     assert other.verify().problems == []
+
+
+def test_restore_never_sets_setuid_setgid_or_sticky_from_an_archive(other: SnapshotStore,
+                                                                     tmp_path: Path):
+    archive = handmade(tmp_path / "suid.tar", {"d/run": b"#!/bin/sh\n"}, mode=0o7777,
+                       dirs={"d": 0o3777})
+    [sid] = import_archive(other, archive).snapshots
+    dest = other.restore(sid, tmp_path / "out")
+    file_mode, dir_mode = (dest / "d" / "run").stat().st_mode, (dest / "d").stat().st_mode
+    assert file_mode & 0o7777 == 0o777 and dir_mode & 0o7777 == 0o777  # rwx kept, s/t bits not
+
+
+@pytest.mark.parametrize("tag", ["red\x1b[31m", "two\nlines", "bell\x07", "rtl\u202e"])
+def test_import_refuses_tags_with_control_characters(other: SnapshotStore, tmp_path: Path,
+                                                     tag: str):
+    archive = handmade(tmp_path / "tag.tar", {"a.conf": b"a = 1\n"}, tags=(tag,))
+    with pytest.raises(SnapshotError, match="control character U\\+"):
+        import_archive(other, archive)
+    assert other.list() == []

@@ -108,3 +108,15 @@ def test_bad_input_exits_2_with_one_message(tmp_path: Path):
     junk.write_bytes(b"not a tar")
     assert "not a snapshot archive" in _bad(run_cli(tmp_path, "snapshot", "import", junk,
                                                     "--store", store))
+
+
+def test_tags_with_control_characters_exit_2_with_one_message(tmp_path: Path):
+    store = tmp_path / "a.duckdb"
+    (tmp_path / "a.conf").write_text("a = 1\n")
+    line = _bad(run_cli(tmp_path, "snapshot", "save", tmp_path / "a.conf", "--tag",
+                        "x\x1b]0;pwned\x07", "--store", store))
+    assert "control character U+001B" in line and "\x1b" not in line
+    sid = _ok(run_cli(tmp_path, "snapshot", "save", tmp_path / "a.conf", "--store",
+                      store)).strip()
+    assert "control character" in _bad(run_cli(tmp_path, "snapshot", "tag", sid[:12],
+                                               "ok\r", "--store", store))

@@ -1,4 +1,8 @@
-"""Restoring a snapshot: exact bytes and modes, symlinks recreated, all or nothing.
+"""Restoring a snapshot: exact bytes and permission bits, symlinks recreated, all or nothing.
+
+The setuid, setgid and sticky bits are never restored (as tar does for a non-root user): an
+imported archive could otherwise plant a ``-rwsrwxrwx`` program. A snapshot keeps them in its
+entries (they are part of its id); only the restored files lack them.
 
 Approach:
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +48,8 @@ def _umask() -> int:
 
 
 _DEFAULT_DIR_MODE = 0o777 & ~_umask()
+#: The mode bits a restore sets: read/write/execute for all; never S_ISUID, S_ISGID, S_ISVTX.
+PERMISSION_BITS = stat.S_IRWXU | stat.S_IRWXG | stat.S_IRWXO
 
 
 def check_dest(dest: Path) -> None:
@@ -79,7 +86,7 @@ def write_tree(sid: str, entries: list[Entry], rows: dict[str, ChunkRow], reader
             path.parent.mkdir(parents=True, exist_ok=True)  # parents an archive left implicit
             if e.kind == DIR:
                 os.mkdir(path, 0o700)
-                dirs.append((path, e.mode))
+                dirs.append((path, e.mode & PERMISSION_BITS))
             else:
                 _write_file(sid, e, rows, reader, path)
         for e in entries:
@@ -113,7 +120,7 @@ def _write_file(sid: str, e: Entry, rows: dict[str, ChunkRow], reader: PackReade
             pmap(_writer(fd, reader), by_frame(work, lambda w: w[0]))
         except ChunkDamage as exc:
             raise DamageError(f"snapshot {sid[:12]} file {e.path!r}: {exc}") from None
-        os.fchmod(fd, e.mode)
+        os.fchmod(fd, e.mode & PERMISSION_BITS)  # never setuid, setgid or sticky
     finally:
         os.close(fd)
 

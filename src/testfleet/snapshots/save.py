@@ -12,6 +12,7 @@ between is refused (its snapshot would mix two versions), as tar and borg warn.
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,8 +59,19 @@ def clean_tags(tags: Iterable[str]) -> set[str]:
     for tag in tags:
         if not isinstance(tag, str) or not tag.strip():
             raise SnapshotError(f"bad tag {tag!r}", expected="a non-empty text")
+        _refuse_control("tag", tag)
         out.add(tag.strip())
     return out
+
+
+def _refuse_control(what: str, text: str) -> None:
+    """Tags and metadata keys are printed as they are: a control character (an escape
+    sequence, a line break) would reach the terminal, so it is refused."""
+    bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if bad is not None:
+        raise SnapshotError(f"bad {what} {text!r}: it holds the control character "
+                            f"U+{ord(bad):04X}", expected="printable text (no escapes, tabs "
+                                                          "or line breaks)")
 
 
 def clean_meta(meta: dict[str, str] | None) -> dict[str, str]:
@@ -67,6 +79,7 @@ def clean_meta(meta: dict[str, str] | None) -> dict[str, str]:
     for key, value in (meta or {}).items():
         if not isinstance(key, str) or not key.strip():
             raise SnapshotError(f"bad metadata key {key!r}", expected="a non-empty text")
+        _refuse_control("metadata key", key)
         out[key.strip()] = str(value)
     return out
 
