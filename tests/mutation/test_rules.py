@@ -266,3 +266,37 @@ def test_cli_schema_prints_the_published_schema() -> None:
     printed = json.loads(result.output)
     jsonschema.Draft202012Validator.check_schema(printed)
     assert printed == schema()
+
+
+# ---------------------------------------------------------------- one rule on its own (issue 15)
+
+def test_cli_validate_accepts_the_source_documents_single_rule_object(tmp_path: Path) -> None:
+    path = tmp_path / "rule.json"
+    path.write_text(json.dumps(SOURCE_RULE, indent=2), encoding="utf-8")
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"ok: {path} (1 rule")
+
+
+@pytest.mark.parametrize("form", ["single", "list", "object"])
+def test_single_rule_list_and_rules_object_give_the_same_rule(form: str) -> None:
+    data = {"single": dict(SOURCE_RULE), "list": [dict(SOURCE_RULE)],
+            "object": {"rules": [dict(SOURCE_RULE)]}}[form]
+    jsonschema.validate(data, schema())  # the published schema accepts all three forms
+    [rule] = ruleset_from_data(data, source="r.json")
+    assert (rule.mutation_name, rule.min_value, rule.max_value, rule.trigger_condition) == (
+        "InputSizeVariation", 100, 1000, "CPU_load > 80%")
+
+
+def test_a_single_rule_in_yaml_names_its_field_and_line() -> None:
+    text = ("mutation_name: Alone\ntarget_parameter: x\nvariation_type: range\n"
+            "min_value: 5\nmax_value: 1\n")
+    with pytest.raises(RulesetError) as caught:
+        loads_ruleset(text, source="one.yaml")
+    assert caught.value.place == "rule 1 (Alone) field max_value, line 5"
+
+
+def test_a_single_rule_missing_a_field_names_it_not_rules() -> None:
+    with pytest.raises(RulesetError) as caught:
+        ruleset_from_data({"mutation_name": "A", "variation_type": "shuffle"}, source="r.json")
+    assert "missing required field target_parameter" in str(caught.value)

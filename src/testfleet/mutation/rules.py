@@ -1,7 +1,8 @@
 """Mutation rulesets: which parameter of which cases to vary, how, and when.
 
-A ruleset file (YAML, or JSON when its suffix is ``.json``) is either a list of rules or
-``{name?, version?, description?, rules: [...]}``. A rule has the source document's form::
+A ruleset file (YAML, or JSON when its suffix is ``.json``) is a list of rules,
+``{name?, version?, description?, rules: [...]}``, or one rule on its own (a mapping with rule
+fields and no ``rules``, as the source document shows one). A rule has the source document's form::
 
     - mutation_name: InputSizeVariation        # required, unique in the file
       target_parameter: payload_size           # required; dotted for nested (cache.size)
@@ -186,9 +187,10 @@ def loads_ruleset(text: str, fmt: str = "yaml", *, source: str = "<string>") -> 
 
 def ruleset_from_data(data: Any, *, source: str = "<data>", text: str | None = None) -> Ruleset:
     """A ruleset from already-parsed data; ``text`` (YAML) lets errors name lines."""
-    where = _Where(data, source, text)
-    check_schema(data, where)
-    rules_data = data if isinstance(data, list) else data["rules"]
+    single = is_single_rule(data)
+    where = _Where([data] if single else data, source, text, single=single)
+    check_schema([data] if single else data, where)
+    rules_data = data if isinstance(data, list) else [data] if single else data["rules"]
     rules: list[Rule] = []
     seen: dict[str, int] = {}
     for i, spec in enumerate(rules_data):
@@ -200,11 +202,18 @@ def ruleset_from_data(data: Any, *, source: str = "<data>", text: str | None = N
                                expected=_HINTS["mutation_name"])
         seen[rule.mutation_name] = i
         rules.append(rule)
-    meta = data if isinstance(data, dict) else {}
+    meta = data if isinstance(data, dict) and not single else {}
     version = meta.get("version")
     return Ruleset(rules=tuple(rules), version=str(version) if version is not None
                    else content_version(data), name=meta.get("name"), source=source,
                    description=meta.get("description", ""))
+
+
+def is_single_rule(data: Any) -> bool:
+    """Whether ``data`` is one rule written on its own, as the source document shows it (a
+    mapping with rule fields and no ``rules`` list), rather than a ruleset."""
+    return isinstance(data, dict) and "rules" not in data and any(
+        key in data for key in ("mutation_name", "target_parameter", "variation_type"))
 
 
 def content_version(data: Any) -> str:

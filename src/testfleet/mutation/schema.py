@@ -55,8 +55,9 @@ def _validator() -> jsonschema.Draft202012Validator:
 class Where:
     """Names places in a ruleset: rule index and name, field, and the YAML line when known."""
 
-    def __init__(self, data: Any, source: str, text: str | None) -> None:
+    def __init__(self, data: Any, source: str, text: str | None, *, single: bool = False) -> None:
         self.data, self.source, self.text = data, source, text
+        self.single = single  # data is [the file's one rule]: the YAML document is that rule
         self._nodes: Any = False
 
     def _rules(self) -> list[Any]:
@@ -88,7 +89,9 @@ class Where:
             except Exception:  # noqa: BLE001 - lines are a courtesy, never a new error
                 self._nodes = None
         node = self._nodes
-        if isinstance(node, yaml.MappingNode):
+        if self.single and isinstance(node, yaml.MappingNode):
+            node = yaml.SequenceNode("tag:yaml.org,2002:seq", [node])
+        elif isinstance(node, yaml.MappingNode):
             node = _child(node, "rules")
         if index is None or not isinstance(node, yaml.SequenceNode):
             return None
@@ -163,7 +166,7 @@ def check_schema(data: Any, where: Where) -> None:
     else:
         message = short(error.message, 160)
     if index is None and fld is None:
-        expected = "a list of rules, or {name, version, rules: [...]}"
+        expected = "one rule, a list of rules, or {name, version, rules: [...]}"
     else:
         expected = HINTS.get(fld or "", None)
     raise RulesetError(message, source=where.source, place=where.place(index, fld),
