@@ -97,3 +97,39 @@ def test_any_text_parses_or_is_a_space_error(text: str) -> None:
 def test_depth_limit_is_what_the_message_says() -> None:
     ok = " + ".join(["a"] * (MAX_DEPTH - 2)) + " > 0"
     assert parse(ok).holds({"a": 1})
+
+
+# ---------------------------------------------------------------- names holding '-' (issue 15, 18)
+
+REDIS = {"io-threads": Int(1, 8), "io-threads-do-reads": Int(0, 1), "maxmemory": Int(0, 9),
+         "maxmemory-policy": Int(0, 3)}
+
+
+def test_dashed_names_unquoted_are_explained_with_the_backtick_fix() -> None:
+    with pytest.raises(SpaceError) as info:
+        Space(REDIS, ["io-threads == 1 -> io-threads-do-reads == 0"], source="redis.yaml")
+    message = info.value.message
+    assert "`io-threads`" in message and "`io-threads-do-reads`" in message
+    assert "'-' is subtraction" in message and "which is not a parameter" not in message
+
+
+def test_an_exact_parameter_name_is_never_offered_as_its_own_correction() -> None:
+    with pytest.raises(SpaceError) as info:
+        Space(REDIS, ["maxmemory-policy == 1 -> maxmemory > 0"], source="redis.yaml")
+    assert "did you mean" not in info.value.message and "`maxmemory-policy`" in info.value.message
+
+
+def test_dashed_names_in_backticks_work() -> None:
+    space = Space(REDIS, ["`io-threads` == 1 -> `io-threads-do-reads` == 0"])
+    assert space.constraints[0].names == {"io-threads", "io-threads-do-reads"}
+
+
+def test_unknown_name_lists_every_parameter_or_says_how_many_more() -> None:
+    few = {f"p{i}": Int(0, 1) for i in range(5)}
+    with pytest.raises(SpaceError) as info:
+        Space(few, ["q > 0"])
+    assert info.value.expected == "one of p0, p1, p2, p3, p4"
+    many = {f"p{i}": Int(0, 1) for i in range(30)}
+    with pytest.raises(SpaceError) as info:
+        Space(many, ["q > 0"])
+    assert info.value.expected.endswith("p19 (and 10 more)")

@@ -31,6 +31,28 @@ from testfleet.space.dimensions import Choice, Dimension, Float, Int, Level
 from testfleet.space.expressions import MISSING, parse
 
 
+def unknown_names_message(text: str, unknown: list[str], names: list[str]) -> str:
+    """Why a constraint's names are not parameters, with the fix: a parameter whose name holds
+    ``-`` (``io-threads``) reads as a subtraction unless written in backticks."""
+    dashed = [n for n in names if "-" in n and n in text and f"`{n}`" not in text]
+    if dashed:
+        quoted = ", ".join(f"`{n}`" for n in dashed)
+        what = "a name" if len(unknown) == 1 else "names"
+        return (f"constraint {text!r} reads {', '.join(map(repr, unknown))} as {what}, because "
+                f"'-' is subtraction: write parameters whose names hold '-' in backticks: "
+                f"{quoted}")
+    name = unknown[0]
+    close = [c for c in difflib.get_close_matches(name, names, n=1) if c != name]
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"constraint {text!r} names {name!r}, which is not a parameter{hint}"
+
+
+def names_expected(names: list[str], shown: int = 20) -> str:
+    """'one of a, b, c' listing every parameter, or the first ``shown`` and how many more."""
+    more = f" (and {len(names) - shown} more)" if len(names) > shown else ""
+    return "one of " + ", ".join(names[:shown]) + more
+
+
 class Space:
     """Typed dimensions plus constraints. ``Space(threads=Int(1, 64), constraints=[...])``."""
 
@@ -67,12 +89,11 @@ class Space:
             raise SpaceError(exc.message, source=self.source,
                              place=f"{place}{', ' + exc.place if exc.place else ''}",
                              expected=exc.expected) from None
-        for name in sorted(expression.names - set(self.dimensions)):
-            close = difflib.get_close_matches(name, self.names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise SpaceError(f"constraint {text!r} names {name!r}, which is not a parameter{hint}",
+        unknown = expression.names - set(self.dimensions)
+        if unknown:
+            raise SpaceError(unknown_names_message(text, sorted(unknown), self.names),
                              source=self.source, place=place,
-                             expected="one of " + ", ".join(self.names[:12]))
+                             expected=names_expected(self.names))
         return Constraint(text, expression)
 
     def _build_levels(self) -> dict[str, list[Level]]:
