@@ -300,8 +300,9 @@ def test_coerce_scalars_recurses_and_leaves_other_values() -> None:
 # -- bad input ---------------------------------------------------------------------------------
 
 SAMPLE = {"server": {"port": 8080, "name": "a b", "tags": ["x", "y"]}}
-SAMPLES = {fmt: dumps(SAMPLE if fmt != "ini" else {"server": {"port": 8080, "name": "a b"}}, fmt)
-           for fmt in FORMATS}
+FLAT_SAMPLES = {"ini": {"server": {"port": 8080, "name": "a b"}},
+                "directives": {"port": 8080, "name": "a b", "tags": ["x", "y"]}}
+SAMPLES = {fmt: dumps(FLAT_SAMPLES.get(fmt, SAMPLE), fmt) for fmt in FORMATS}
 SYNTAX = "{}[]<>=:\"'#;!\\/\n\t -.,@&?01aeflnrstu%*|>"
 
 
@@ -340,7 +341,7 @@ MALFORMED = [
     ("properties", "a=1\nb=\\u12zz\n", 2),
 ]
 SUFFIX = {"yaml": ".yml", "json": ".json", "toml": ".toml", "ini": ".ini", "xml": ".xml",
-          "properties": ".properties"}
+          "properties": ".properties", "directives": ".conf"}
 
 
 @pytest.mark.parametrize(("fmt", "text", "line"), MALFORMED)

@@ -340,3 +340,14 @@ def test_applying_the_changes_to_flatten_old_gives_flatten_new(a: dict[str, Any]
     assert _typed(_apply(flatten(a), changes)) == _typed(flatten(b))
     assert diff_documents(a, a) == [] and diff_documents(a, copy.deepcopy(a)) == []
     assert (changes == []) == (_typed(flatten(a)) == _typed(flatten(b)))
+
+
+def test_redis_conf_directives_are_diffed_key_by_key() -> None:
+    old = "# redis\nport 6379\nmaxmemory 100mb\nsave 3600 1\nsave 300 100\nappendonly no\n"
+    new = "# redis\nport 6380\nmaxmemory 100mb\nsave 3600 1\nappendonly yes\nio-threads 4\n"
+    found = diff_file("redis.conf", old, new)
+    assert (found.status, found.kind) == ("changed", "semantic")
+    assert found.changes == [Change("appendonly", "changed", "no", "yes"),
+                             Change("io-threads", "added", new=4),
+                             Change("port", "changed", 6379, 6380),
+                             Change("save", "changed", ["3600 1", "300 100"], "3600 1")]

@@ -1,4 +1,5 @@
-"""Configuration files in six formats (YAML, JSON, TOML, INI, XML, .properties), read and written so
+"""Configuration files in seven formats (YAML, JSON, TOML, INI, XML, .properties, and the
+``key value`` directives of redis.conf / sshd_config / postgresql.conf), read and written so
 that values round-trip exactly; see :mod:`testfleet.configs.formats`."""
 
 from testfleet.configs.formats import (

@@ -1,4 +1,4 @@
-"""Read and write configuration files in six formats, so that values round-trip exactly.
+"""Read and write configuration files in seven formats, so that values round-trip exactly.
 
 Approach: each format is one reader and one writer around the well-kept library for it
 (PyYAML's safe loader and dumper, ``json``, ``tomllib``/``tomli_w``, and for the formats that hold
@@ -15,7 +15,11 @@ back exactly. :func:`dump` writes a temporary file beside the target and renames
   keeps NaN/inf. JSON refuses NaN/inf and non-string keys. TOML needs a table at the top, has no
   null (refused, naming the key), keeps NaN/inf, dates and times. YAML and JSON refuse duplicate
   keys, as TOML does, rather than keep the last one silently.
-- **ini**, **properties**, **xml** hold text. Writers take str, int, float, bool and None, and
+- **directives** (:mod:`testfleet.configs.directives`): redis.conf, sshd_config and
+  postgresql.conf's ``key value`` lines, ``{key: str or [str, ...]}``. A ``.conf`` file is read
+  as INI when it has a ``[section]`` header and as directives otherwise; ``sshd_config`` and
+  ``ssh_config`` are directives whatever their suffix.
+- **ini**, **properties**, **xml**, **directives** hold text. Writers take str, int, float, bool and None, and
   :func:`coerce_scalars` reads numbers and booleans back: a string becomes a number only when
   writing the number gives the string again (``"8080"``, ``"-1.5"``; not ``"007"``, ``"1.50"``,
   ``"+5"``, ``"nan"``), and ``true``/``false`` in any case a bool. So
@@ -41,6 +45,7 @@ import tomli_w
 import yaml
 
 from testfleet.atomic import atomic_write_text
+from testfleet.configs.directives import looks_like_directives, read_directives, write_directives
 from testfleet.configs.paths import MAX_DEPTH, check_depth, flatten, set_path, unflatten, walk
 from testfleet.configs.textformats import (
     SCALARS,
@@ -59,9 +64,13 @@ from testfleet.errors import ConfigError
 __all__ = ["FORMATS", "ConfigDocument", "coerce_scalars", "detect_format", "dump", "dumps",
            "flatten", "load", "loads", "set_path", "unflatten"]
 
-FORMATS = ("yaml", "json", "toml", "ini", "xml", "properties")
+FORMATS = ("yaml", "json", "toml", "ini", "xml", "properties", "directives")
+#: The formats that hold only text: :func:`coerce_scalars` reads their numbers and booleans.
+STRING_FORMATS = ("ini", "properties", "xml", "directives")
 _SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml", ".ini": "ini",
              ".cfg": "ini", ".conf": "ini", ".xml": "xml", ".properties": "properties"}
+#: Files named so hold directives whatever their suffix.
+_DIRECTIVE_NAMES = ("sshd_config", "ssh_config")
 _UNICODE_BREAKS = re.compile("[\x85\u2028\u2029]")
 _NUMBER = re.compile(r"-?[0-9][0-9.e+-]*", re.ASCII)
 
@@ -75,13 +84,26 @@ class ConfigDocument:
     path: Path
 
 
-def detect_format(path: str | Path) -> str:
-    """The format a file's suffix names (``.yml`` -> ``"yaml"``, ``.cfg`` -> ``"ini"``, ...)."""
-    suffix = Path(path).suffix.lower()
+def detect_format(path: str | Path, text: str | None = None, data: Any = None) -> str:
+    """The format a file's name says (``.yml`` -> ``"yaml"``, ``.cfg`` -> ``"ini"``, ...).
+
+    A ``.conf`` file is INI or directives: given its ``text``, directives unless it has a
+    ``[section]`` header; given the ``data`` to write, directives unless every value is a
+    mapping (a section); given neither, INI."""
+    path = Path(path)
+    if path.name in _DIRECTIVE_NAMES:
+        return "directives"
+    suffix = path.suffix.lower()
+    if suffix == ".conf":
+        if text is not None:
+            return "directives" if looks_like_directives(text) else "ini"
+        if isinstance(data, dict) and data and not all(isinstance(v, dict) for v in data.values()):
+            return "directives"
     if suffix not in _SUFFIXES:
         what = f"the suffix {suffix!r}" if suffix else "a name without a suffix"
         raise ConfigError(f"cannot tell the configuration format from {what}", source=str(path),
-                          expected="one of " + ", ".join(_SUFFIXES))
+                          expected="one of " + ", ".join(_SUFFIXES) + ", or a file named "
+                                   + " or ".join(_DIRECTIVE_NAMES))
     return _SUFFIXES[suffix]
 
 
@@ -144,15 +166,16 @@ def read_text(path: str | Path) -> str:
 def load(path: str | Path) -> ConfigDocument:
     """Read a configuration file (UTF-8, a BOM allowed) in the format its suffix names."""
     path = Path(path)
-    fmt = detect_format(path)
+    detect_format(path)  # an unknown suffix is refused before the file is read
     text = read_text(path)
+    fmt = detect_format(path, text)
     return ConfigDocument(loads(text, fmt, source=str(path)), fmt, path)
 
 
 def dump(data: Any, path: str | Path, fmt: str | None = None) -> None:
     """Write ``data`` to ``path`` atomically: the whole new file or, on any error, no change."""
     path = Path(path)
-    text = dumps(data, fmt or detect_format(path), source=str(path))
+    text = dumps(data, fmt or detect_format(path, data=data), source=str(path))
     if not path.name or path.name in (".", ".."):
         raise ConfigError("cannot write to a path that names no file", source=str(path))
     try:
@@ -329,6 +352,6 @@ def _write_toml(data: Any, source: str) -> str:
 
 
 _READERS = {"yaml": _read_yaml, "json": _read_json, "toml": _read_toml, "ini": read_ini,
-            "xml": read_xml, "properties": read_properties}
+            "xml": read_xml, "properties": read_properties, "directives": read_directives}
 _WRITERS = {"yaml": _write_yaml, "json": _write_json, "toml": _write_toml, "ini": write_ini,
-            "xml": write_xml, "properties": write_properties}
+            "xml": write_xml, "properties": write_properties, "directives": write_directives}

@@ -30,7 +30,7 @@ from testfleet.space.space import Space
 
 MANIFEST = "manifest.json"
 _EXTENSIONS = {"yaml": "yaml", "json": "json", "toml": "toml", "ini": "ini", "xml": "xml",
-               "properties": "properties"}
+               "properties": "properties", "directives": "conf"}
 
 
 @dataclass

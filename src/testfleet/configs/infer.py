@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testfleet.configs.formats import coerce_scalars, load
+from testfleet.configs.formats import STRING_FORMATS, coerce_scalars, load
 from testfleet.configs.paths import flatten, set_path
 from testfleet.errors import SpaceError
 from testfleet.space.declare import dimension
@@ -47,7 +47,6 @@ from testfleet.space.space import Space
 
 _SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|B)\s*$", re.IGNORECASE)
 _DURATION = re.compile(r"^\s*\d+(\.\d+)?\s*(ns|us|ms|s|m|h|d)\s*$")
-STRING_FORMATS = ("ini", "properties", "xml")
 
 
 @dataclass

@@ -32,13 +32,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from testfleet.configs.formats import coerce_scalars, detect_format, loads
+from testfleet.configs.formats import STRING_FORMATS, coerce_scalars, detect_format, loads
 from testfleet.configs.paths import format_path
 from testfleet.errors import ConfigError
 
 __all__ = ["Change", "FileDiff", "TreeDiff", "diff_documents", "diff_trees"]
 
 _NAMES = {"yaml": "YAML", "json": "JSON", "toml": "TOML", "ini": "INI", "xml": "XML",
+          "directives": "key-value directive",
           "properties": ".properties"}
 _MARKS = {"added": "+", "removed": "-", "changed": "~", "mode": "m"}
 _DETAILED = ("semantic", "text", "binary")
@@ -244,7 +245,7 @@ def _content_diff(path: str, old: bytes, new: bytes) -> tuple[str, list[Change],
     old_text, new_text = texts
     note = ""
     try:
-        fmt: str | None = detect_format(path)
+        fmt: str | None = detect_format(path, new_text)  # a .conf: INI or directives
     except ConfigError:
         fmt = None
     if fmt is not None:
@@ -253,7 +254,7 @@ def _content_diff(path: str, old: bytes, new: bytes) -> tuple[str, list[Change],
             try:
                 data = loads(text, fmt, source=path)
                 data = {} if data is None and fmt == "yaml" else data  # an empty YAML file: no keys
-                docs.append(coerce_scalars(data) if fmt in ("ini", "xml", "properties") else data)
+                docs.append(coerce_scalars(data) if fmt in STRING_FORMATS else data)
             except ConfigError as exc:
                 bad.append((side, (f"{exc.place}: " if exc.place else "") + exc.message))
         if bad:
