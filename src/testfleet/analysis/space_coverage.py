@@ -1,7 +1,9 @@
 """Coverage of a space by the variants that were run: binning, CCM measures, pictures' data.
 
 Executed points come from a fuzz manifest, a directory of configuration files, or a run in the
-store (its variants' parameters, with pass/fail from its results). Each value is binned into its
+store (its variants' parameters, with pass/fail from its results; a run's ``sut.<name>``
+parameters are matched to a config space's ``<name>``, and a run sharing no name with the space
+is refused rather than counted as all outside). Each value is binned into its
 dimension's level (``Space.levels_of``); points with a value outside the space are counted and
 left out. The measures are :func:`testfleet.space.coverage.measure`'s; this module adds the
 names, level labels and the per-pair detail (runs and failures per value pair) the plots show.
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from testfleet.errors import UsageError
 from testfleet.model import FAILURE_OUTCOMES
 from testfleet.space.coverage import CoverageReport, measure, pair_counts, pair_matrix
 from testfleet.space.space import Space
@@ -83,10 +86,49 @@ def measure_points(space: Space, points: Sequence[Mapping[str, Any]], strength: 
     return SpaceCoverage(space, report, matrix, int((~inside).sum()), flags, kept)
 
 
-def points_of_run(store: Store, ref: str) -> tuple[list[dict[str, Any]], list[bool]]:
-    """Each final result's variant parameters in a run, and whether it failed."""
+def points_of_run(store: Store, ref: str, space: Space | None = None
+                  ) -> tuple[list[dict[str, Any]], list[bool]]:
+    """Each final result's variant parameters in a run, and whether it failed. Given the
+    ``space``, names are matched to it (see :func:`match_names`)."""
     run = store.get_run(ref)
     results = store.results(run.run_id, final_only=True)
     params = store.variant_params(sorted({r.variant_id for r in results}))
-    return ([params.get(r.variant_id, {}) for r in results],
-            [r.outcome in FAILURE_OUTCOMES for r in results])
+    points = [params.get(r.variant_id, {}) for r in results]
+    if space is not None:
+        points = match_names(space, points, source=f"run {run.run_id}")
+    return points, [r.outcome in FAILURE_OUTCOMES for r in results]
+
+
+def match_names(space: Space, points: list[dict[str, Any]], *,
+                source: str) -> list[dict[str, Any]]:
+    """``points`` with their names made the space's. A run records a SUT configuration's
+    parameters as ``sut.<name>`` while the config's own space names them ``<name>``: the
+    prefix (``sut.``, or any first part) that makes the most names the space's is stripped,
+    or added. UsageError saying what the run and the space name when no name matches."""
+    wanted = set(space.names)
+    seen = {key for point in points for key in point}
+    if not seen or seen & wanted == seen:
+        return points
+    prefixes = {key.split(".", 1)[0] + "." for key in seen if "." in key} | {"sut."}
+    best, best_hits = None, len(seen & wanted)
+    for prefix in sorted(prefixes):
+        stripped = len({k.removeprefix(prefix) for k in seen if k.startswith(prefix)} & wanted)
+        added = len({prefix + k for k in seen} & wanted)
+        for hits, how in ((stripped, ("strip", prefix)), (added, ("add", prefix))):
+            if hits > best_hits:
+                best, best_hits = how, hits
+    if best_hits == 0:
+        ours = ", ".join(sorted(seen)[:6]) + (f" (and {len(seen) - 6} more)" if len(seen) > 6
+                                              else "")
+        theirs = ", ".join(space.names[:6]) + (f" (and {len(space.names) - 6} more)"
+                                               if len(space.names) > 6 else "")
+        raise UsageError(f"none of the parameters of {source} ({ours}) is a parameter of the "
+                         f"space ({theirs})", source=space.source, expected="the space the run "
+                         "explored, e.g. the SUT's config_space for its sut.* parameters")
+    if best is None:
+        return points
+    kind, prefix = best
+    if kind == "strip":
+        return [{k.removeprefix(prefix): v for k, v in point.items() if k.startswith(prefix)}
+                for point in points]
+    return [{prefix + k: v for k, v in point.items()} for point in points]

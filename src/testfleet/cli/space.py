@@ -128,7 +128,7 @@ def coverage_command(
         else:
             from testfleet.cli.history import _open
             with _open(store) as db:
-                points, failed = points_of_run(db, run)  # type: ignore[arg-type]
+                points, failed = points_of_run(db, run, source.space)  # type: ignore[arg-type]
         result = measure_points(source.space, points, strength, failed=failed)
         data = result.to_dict(gap_limit=max(gaps, 100))
         _print(result, data, gaps)
