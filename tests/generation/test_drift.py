@@ -72,3 +72,21 @@ def test_model_training_profile_against_a_new_capture(tmp_path):
             r.body["price"] = round(r.body["price"] * 3, 2)
     report = drift(stored, newer)
     assert (report.fields[0].endpoint, report.fields[0].field) == ("POST /items", "body.price")
+
+
+def test_presence_drift_alone_is_named_not_blamed_on_the_endpoint_mix():
+    # every PSI stays below the threshold; only how often the optional 'rush' appears moves
+    report = drift(orders(2000, 1, rush=0.1), orders(2000, 2, rush=0.6))
+    assert report.drifting and not report.drifting_fields and not report.endpoint_mix_drifting
+    [reason] = report.reasons()
+    assert reason.startswith("POST /orders body.rush present in 10% then 60%")
+    assert "endpoint mix" not in reason
+
+
+def test_reasons_name_fields_with_their_psi_and_the_mix_only_when_it_drifts():
+    report = drift(orders(2000, 1), orders(2000, 2, shift=15))
+    assert report.reasons()[0].startswith("POST /orders body.amount (PSI ")
+    assert not any("endpoint mix" in r for r in report.reasons())
+    ref = orders(500, 1) + [CapturedRequest("GET", "/health", "/health")] * 20
+    mixed = orders(500, 1) + [CapturedRequest("GET", "/health", "/health")] * 1500
+    assert drift(ref, mixed).reasons()[-1].startswith("the endpoint mix (PSI ")

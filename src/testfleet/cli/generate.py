@@ -329,12 +329,10 @@ def drift_cmd(
             atomic_write_text(json_out, json.dumps({"capture": capture.to_dict(), "generated":
                                                     gen_report.to_dict() if gen_report else None},
                                                    indent=2, default=str) + "\n")
-        drifting = capture.drifting
-        names = ", ".join(f"{f.endpoint} {f.field}" for f in capture.drifting_fields[:10])
-        if not drifting:
+        if not capture.drifting:
             console.print(f"no drift past PSI {threshold} (max {capture.max_psi:.3f})")
             return
-        console.print(f"[yellow]drifting:[/yellow] {escape(names) or 'the endpoint mix'}")
+        console.print(f"[yellow]drifting:[/yellow] {escape('; '.join(capture.reasons()))}")
         if retrain:
             fresh = learn(report.requests, min_samples=stat.min_samples)
             fresh.save(model)

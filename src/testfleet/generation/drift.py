@@ -229,6 +229,16 @@ class DriftReport:
         return bool(self.drifting_fields or self.endpoint_mix_drifting
                     or any(p.drifting for p in self.presence))
 
+    def reasons(self, limit: int = 10) -> list[str]:
+        """Why the report says drifting, most telling first: the drifting fields (their PSI),
+        the optional fields whose presence rate moved, and the endpoint mix."""
+        out = [f"{f.endpoint} {f.field} (PSI {f.psi:.3f})" for f in self.drifting_fields]
+        out += [f"{p.endpoint} {p.field} present in {p.reference_rate:.0%} then "
+                f"{p.other_rate:.0%} of requests" for p in self.presence if p.drifting]
+        if self.endpoint_mix_drifting:
+            out.append(f"the endpoint mix (PSI {self.endpoint_psi:.3f})")
+        return out[:limit] + ([f"and {len(out) - limit} more"] if len(out) > limit else [])
+
     @property
     def max_psi(self) -> float:
         return max((f.psi for f in self.fields), default=0.0)
