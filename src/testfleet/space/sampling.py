@@ -16,9 +16,9 @@ generated again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -42,13 +42,30 @@ class Point:
 
 
 @dataclass
-class Points:
+class Points(Sequence[dict[str, Any]]):
+    """Generated points: a sequence of parameter dicts (``for params in generate(...)``,
+    ``points[0]``); ``.points`` holds each with its origin (``edge``, ``pairwise``...)."""
+
     points: list[Point]
     uniform: bool = True
     impossible: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.points)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (point.params for point in self.points)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [point.params for point in self.points[index]]
+        return self.points[index].params
 
 
 def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
