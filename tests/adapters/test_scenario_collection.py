@@ -28,3 +28,23 @@ def test_bad_constraint_in_a_scenario_is_one_line_not_a_traceback(tmp_path: Path
     assert ran.returncode == 2, out
     assert "bad.scenario.yaml [constraints[0]" in out
     assert "space.py" not in out and "Traceback" not in out and "raise SpaceError" not in out
+
+
+def test_scenario_regex_runs_in_linear_time_and_refuses_backreferences() -> None:
+    import threading
+
+    from testfleet.adapters.http_scenarios import ScenarioError, scenario_from_dict
+
+    scenario = scenario_from_dict({"steps": [{"request": {"path": "/"},
+                                              "expect": {"regex": "(a+)+$"}}]}, source="s.yaml")
+    pattern = scenario.steps[0].expect.regex
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(pattern.search("a" * 40 + "!")),
+                              daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert out == [None], "the regex was still running after 20 s (backtracking engine?)"
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict({"steps": [{"request": {"path": "/"},
+                                       "expect": {"regex": r"(a)\1"}}]}, source="s.yaml")
+    assert info.value.place == "steps[0].expect.regex" and "backreferences" in str(info.value)

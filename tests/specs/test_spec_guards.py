@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from testfleet.specs import VIOLATED, ResultTable, SpecError, check, specs
-from testfleet.specs.patterns import PatternError, compile_pattern
+from testfleet.patterns import PatternError, compile_pattern
 
 
 def _table(message: str) -> ResultTable:

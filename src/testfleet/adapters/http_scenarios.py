@@ -51,6 +51,7 @@ import yaml
 from jsonpath_ng import parse as parse_jsonpath
 
 from testfleet.configs.formats import read_text, yaml_problem
+from testfleet.patterns import Pattern, PatternError, compile_pattern
 from testfleet.errors import ConfigError, SpaceError, TestfleetError, UsageError
 from testfleet.space.declare import dimension
 from testfleet.space.expressions import MISSING
@@ -166,7 +167,7 @@ class Expect:
     schema: dict[str, Any] | None = None
     max_latency_ms: float | None = None
     contains: list[str] = field(default_factory=list)
-    regex: re.Pattern[str] | None = None
+    regex: Pattern | None = None
 
 
 @dataclass
@@ -393,8 +394,8 @@ def _expect(raw: Any, place: str, reader: _Reader) -> Expect:
         if not isinstance(pattern, str):
             raise reader.fail("regex must be a string", f"{place}.regex")
         try:
-            expect.regex = re.compile(pattern)
-        except re.error as exc:
+            expect.regex = compile_pattern(pattern)  # RE2: linear time on any response body
+        except PatternError as exc:
             raise reader.fail(f"bad regular expression: {exc}", f"{place}.regex") from None
     return expect
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from testfleet.space.expressions import MISSING
 from testfleet.specs.language import Spec
-from testfleet.specs.patterns import compile_pattern
+from testfleet.patterns import compile_pattern
 
 HOLDS, VIOLATED, UNTESTED = "holds", "violated", "untested"
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from testfleet.errors import SpaceError, UsageError
 from testfleet.space.expressions import Expression, parse
-from testfleet.specs.patterns import PatternError, compile_pattern
+from testfleet.patterns import PatternError, compile_pattern
 
 
 class SpecError(UsageError):

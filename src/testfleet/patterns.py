@@ -1,4 +1,4 @@
-"""User regular expressions (a spec's ``message`` pattern), run in linear time.
+"""User regular expressions (a spec's ``message``, a scenario's ``regex``), run in linear time.
 
 Python's ``re`` backtracks: ``(a+)+$`` against 41 characters ran for minutes. User patterns are
 compiled with RE2 (``google-re2``), whose matching time grows linearly with the text whatever the
@@ -17,6 +17,8 @@ _OPTIONS.log_errors = False  # RE2 would also print its complaint to stderr
 
 
 class Pattern(Protocol):
+    pattern: str
+
     def search(self, text: str) -> Any: ...
 
 
