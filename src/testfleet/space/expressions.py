@@ -34,7 +34,6 @@ sampled points, which is what makes random generation fast).
 
 from __future__ import annotations
 
-import functools
 import math
 import operator
 import re
@@ -79,9 +78,9 @@ _TOKEN = re.compile(r"""
 
 _KEYWORDS = {"true": True, "True": True, "false": False, "False": False, "null": None,
              "None": None}
-_COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
             ">": operator.gt, ">=": operator.ge}
-_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
           "//": operator.floordiv, "%": operator.mod}
 
 
@@ -234,7 +233,7 @@ class _Parser:
         operands = [self.sum()]
         ops: list[str] = []
         while True:
-            if self.peek(*_COMPARE, "in"):
+            if self.peek(*COMPARE, "in"):
                 ops.append(self.take().text)
             elif self.peek("not") and self.tokens[self.i + 1].text == "in":
                 self.i += 2
@@ -327,10 +326,10 @@ def _compare_one(op: str, left: Any, right: Any) -> bool:
     if op == "not in":
         return left not in right
     if op in ("==", "!="):
-        return _COMPARE[op](left, right)
+        return COMPARE[op](left, right)
     if left is None or right is None or left is MISSING or right is MISSING:
         return False  # an ordered comparison with null is false, as in SQL
-    return _COMPARE[op](left, right)
+    return COMPARE[op](left, right)
 
 
 @dataclass(frozen=True)
@@ -357,9 +356,11 @@ class Expression:
     def evaluate_columns(self, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray:
         """Truth of the expression for each of n points given as columns; exact per-point
         semantics are kept by falling back to :meth:`holds` where numpy cannot vectorise."""
+        from testfleet.space.columns import NotVectorisable, eval_columns  # it imports this
+
         try:
             with np.errstate(all="ignore"):
-                out = _eval_columns(self.tree, columns)
+                out = eval_columns(self.tree, columns)
             out = np.asarray(out)
             if out.shape == ():
                 return np.full(n, bool(out))
@@ -368,7 +369,7 @@ class Expression:
             if out.dtype == object and out.shape == (n,) and all(
                     isinstance(x, (bool, np.bool_)) for x in out):
                 return out.astype(bool)
-        except (TypeError, ValueError, ZeroDivisionError, OverflowError, _NotVectorisable):
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError, NotVectorisable):
             pass
         plain = {name: columns[name].tolist() for name in self.names}  # Python values, exact
         rows = ({name: plain[name][i] for name in self.names} for i in range(n))
@@ -431,7 +432,7 @@ def _eval(tree: tuple, env: Mapping[str, Any]) -> Any:
         return all(_compare_one(op, values[i], values[i + 1]) for i, op in enumerate(tree[1]))
     if kind == "arith":
         left, right = _eval(tree[2], env), _eval(tree[3], env)
-        return _ARITH[tree[1]](left, right)
+        return ARITH[tree[1]](left, right)
     if kind == "neg":
         return -_eval(tree[1], env)
     if kind == "list":
@@ -439,55 +440,3 @@ def _eval(tree: tuple, env: Mapping[str, Any]) -> Any:
     if kind == "call":
         return FUNCTIONS[tree[1]](*[_eval(t, env) for t in tree[2]])
     raise AssertionError(kind)
-
-
-class _NotVectorisable(Exception):
-    pass
-
-
-def _eval_columns(tree: tuple, cols: Mapping[str, np.ndarray]) -> Any:
-    kind = tree[0]
-    if kind == "const":
-        if tree[1] is None:
-            raise _NotVectorisable
-        return tree[1]
-    if kind == "name":
-        # object columns (strings, nulls) work elementwise with Python's own operators; where
-        # they can't (None > 3), numpy raises TypeError and the caller falls back per point
-        return cols[tree[1]]
-    if kind in ("and", "or"):
-        terms = [np.asarray(_eval_columns(term, cols)).astype(bool) for term in tree[1:]]
-        return functools.reduce(operator.and_ if kind == "and" else operator.or_, terms)
-    if kind == "implies":
-        left = np.asarray(_eval_columns(tree[1], cols)).astype(bool)
-        right = np.asarray(_eval_columns(tree[2], cols)).astype(bool)
-        return ~left | right
-    if kind == "not":
-        return ~np.asarray(_eval_columns(tree[1], cols)).astype(bool)
-    if kind == "compare":
-        if any(op in ("in", "not in") for op in tree[1]):
-            raise _NotVectorisable
-        values = [_eval_columns(t, cols) for t in tree[2]]
-        result: Any = True
-        for i, op in enumerate(tree[1]):
-            result = result & _COMPARE[op](values[i], values[i + 1])
-        return result
-    if kind == "arith":
-        left, right = _eval_columns(tree[2], cols), _eval_columns(tree[3], cols)
-        kinds = {np.asarray(left).dtype.kind, np.asarray(right).dtype.kind}
-        if "b" in kinds:
-            raise _NotVectorisable  # numpy adds booleans like `or`; Python counts them
-        if tree[1] in ("/", "//", "%") and np.any(np.asarray(right) == 0):
-            raise _NotVectorisable  # per point, division by zero makes the expression undefined
-        result = _ARITH[tree[1]](left, right)
-        if kinds <= {"i", "u"} and tree[1] in ("+", "-", "*"):
-            wide = _ARITH[tree[1]](np.asarray(left, dtype=float), np.asarray(right, dtype=float))
-            if np.any(np.abs(wide) >= 2.0**62):
-                raise _NotVectorisable  # int64 would wrap; Python integers do not
-        return result
-    if kind == "neg":
-        operand = _eval_columns(tree[1], cols)
-        if np.asarray(operand).dtype.kind == "b":
-            raise _NotVectorisable
-        return -operand
-    raise _NotVectorisable
