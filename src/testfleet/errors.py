@@ -36,6 +36,13 @@ class UsageError(TestfleetError):
     """A bad flag, path or setting: the user must change the command or the configuration."""
 
 
+class OutputError(UsageError):
+    """A file or folder testfleet was asked to write cannot be written: the path is a directory
+    (or a file where a folder is wanted), its folder is missing or read-only, or the disk is full.
+    Raised before any work where the path can be checked up front (:func:`atomic.check_output`),
+    else by the writer, which leaves nothing half-written."""
+
+
 class SettingsError(UsageError):
     """A malformed ``[tool.testfleet]`` table or ``testfleet.toml``."""
 

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from testfleet.errors import SettingsError, TestfleetError
 
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
+MAX_SEED = 2**63 - 1
+"""Seeds are stored as DuckDB BIGINT and fed to numpy, which refuses negative ones."""
 PATH_KEYS = ("store", "junitxml", "json", "md", "ruleset", "ruleset_b")
 
 
@@ -39,7 +41,7 @@ class Settings(BaseModel):
     md: str | None = Field(None, min_length=1)
     start_method: Literal["auto", "fork", "spawn"] = "auto"
     failed_first: bool = True
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="the run's seed (0 .. 2**63-1)")
     pytest_args: list[str] = Field(default_factory=list, description="extra arguments for pytest")
     backend: Literal["local", "ray"] = "local"
     ray_address: str | None = Field(None, min_length=1, description="'auto' or ray://host:port; none: start Ray here")
@@ -102,6 +104,19 @@ class Settings(BaseModel):
             except TestfleetError as exc:
                 raise ValueError(str(exc)) from None
         return rules
+
+    @field_validator("explore")
+    @classmethod
+    def _explore_is_a_budget(cls, value: str | None) -> str | None:
+        if value is not None:
+            from testfleet.execution.proposals import Budget
+
+            try:
+                Budget.parse(value)
+            except TestfleetError:
+                raise ValueError("expected a number of executions such as 500, or a time such "
+                                 f"as 90s, 2m, 1h30m; got {value!r}") from None
+        return value
 
     @field_validator("workers")
     @classmethod
@@ -182,7 +197,7 @@ def load_settings(paths: list[str] | None = None, overrides: dict[str, Any] | No
         settings = Settings.model_validate(values, strict=True)  # a file's "3" is not 3
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise SettingsError(first["msg"], source=str(source), place=_place(source, first["loc"]),
+        raise SettingsError(_message(first), source=str(source), place=_place(source, first["loc"]),
                             expected=None) from None
     for key, value in (overrides or {}).items():
         if value is None:
@@ -191,10 +206,17 @@ def load_settings(paths: list[str] | None = None, overrides: dict[str, Any] | No
             setattr(settings, key, value)
         except ValidationError as exc:
             flag = "--" + ("json" if key == "json_report" else key.replace("_", "-"))
-            raise SettingsError(f"invalid value {value!r}: {exc.errors()[0]['msg']}", place=flag) from None
+            raise SettingsError(f"invalid value {value!r}: {_message(exc.errors()[0])}",
+                                place=flag) from None
     if settings.store == DEFAULT_STORE:
         settings.store = str(cwd / DEFAULT_STORE)
     return settings, source
+
+
+def _message(error: Any) -> str:
+    """pydantic's message without its "Value error, " prefix (ours are whole sentences)."""
+    text = str(error["msg"])
+    return text.removeprefix("Value error, ")
 
 
 def _common_ancestor(paths: list[Path]) -> Path | None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from testfleet.atomic import check_outputs
 from testfleet.errors import StoreError, TestfleetError, UsageError
 from testfleet.execution.backends.local import LocalBackend
 from testfleet.settings import Settings, load_settings
@@ -123,10 +124,10 @@ def execute(request: RunRequest) -> int:
     started_wall = time.monotonic()
     try:
         settings, source = load_settings(request.paths, request.overrides, cwd=cwd)
-        if settings.explore:
-            from testfleet.execution.explorer import Budget
-
-            Budget.parse(settings.explore)  # a bad budget is a usage error before anything runs
+        # Report paths are checked before any test runs: a directory or an unwritable folder
+        # is a usage error (4), never "tests failed" after the whole run.
+        check_outputs(("--junitxml", settings.junitxml), ("--json", settings.json_report),
+                      ("--md", settings.md))
         for ruleset in (settings.ruleset, settings.ruleset_b):
             if ruleset:
                 from testfleet.mutation.rules import load_ruleset

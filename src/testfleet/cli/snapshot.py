@@ -57,10 +57,18 @@ def _snapshots(store: str | None, *, write: bool) -> Iterator[SnapshotStore]:
 
 
 def _run(store: str | None, write: bool, work: Callable[[SnapshotStore], int]) -> None:
-    """Open the snapshots, do ``work``, turn testfleet errors into one message and exit code."""
+    """Open the snapshots, do ``work``, turn testfleet errors into one message and exit code (a
+    full disk or a read-only folder under the store too: nothing half-written is kept)."""
+    from testfleet.atomic import WRITE_ERRNOS, output_error
+
     try:
         with _snapshots(store, write=write) as ss:
-            code = work(ss)
+            try:
+                code = work(ss)
+            except OSError as exc:
+                if exc.errno not in WRITE_ERRNOS:
+                    raise
+                raise output_error(exc.filename or ss.root, exc) from None
     except TestfleetError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code)
@@ -237,7 +245,13 @@ def export_command(
     store: StoreOpt = None,
 ) -> None:
     """Write snapshots and their chunks into one archive for `snapshot import`."""
+    from testfleet.atomic import check_output
     from testfleet.snapshots.archive import export_archive
+
+    try:
+        check_output(out, "--output")
+    except TestfleetError as exc:
+        raise _fail(exc) from None
 
     def work(ss: SnapshotStore) -> int:
         moved = export_archive(ss, refs, out)

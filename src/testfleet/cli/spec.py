@@ -43,12 +43,14 @@ def check_command(
 ) -> None:
     """Evaluate each spec against a run: matching executions, verdict, violating examples."""
     from testfleet.analysis.spec_results import load_results, record_versions
+    from testfleet.atomic import check_outputs
     from testfleet.cli.history import _open
     from testfleet.reporting import spec_report
     from testfleet.specs.check import HOLDS, UNTESTED, VIOLATED, check
     from testfleet.specs.language import load_specs
 
     try:
+        check_outputs(("--json", json_out), ("--md", md), ("--junitxml", junitxml))
         specs = load_specs(spec_file)
         with _open(store, read_only=False) as db:  # spec versions are recorded
             run_id = db.get_run(run).run_id
