@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:  # bad flags and arguments (typer's click errors)
         exc.show()
         return usage_exit
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
         return 2
     except TestfleetError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

@@ -11,8 +11,10 @@ import importlib.util
 import os
 import random
 import secrets
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from testfleet.atomic import check_outputs
-from testfleet.errors import StoreError, TestfleetError, UsageError
+from testfleet.errors import OutputError, StoreError, TestfleetError, UsageError
 from testfleet.execution.backends.local import LocalBackend
 from testfleet.settings import Settings, load_settings
 
 USAGE = 4
+INTERRUPTED = 2
+INTERNAL = 3
 
 
 @dataclass
@@ -119,7 +123,28 @@ def environment() -> dict[str, str]:
             "os": f"{platform.system()} {platform.release()}"}
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM stops a run the way Ctrl-C does: workers stopped, the run closed as interrupted,
+    reports written, exit 2."""
+    raise KeyboardInterrupt
+
+
 def execute(request: RunRequest) -> int:
+    """Run the request; SIGTERM is handled as an interrupt while it runs."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _execute(request)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _execute(request: RunRequest) -> int:
     cwd = Path.cwd()
     started_wall = time.monotonic()
     try:
@@ -159,6 +184,7 @@ def execute(request: RunRequest) -> int:
     except StoreError as exc:
         backend.close()
         return _error(str(exc))
+    run = None
     try:
         run = Run(run_id=f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}", started_at=datetime.now(UTC),
                   argv=request.argv, paths=request.paths, settings=settings.model_dump(mode="json", by_alias=True)
@@ -191,8 +217,30 @@ def execute(request: RunRequest) -> int:
         if outcome.fatal is not None:
             return _fatal(store, run, outcome, console, time.monotonic() - started_wall)
         return _finish(store, settings, run, outcome, console, time.monotonic() - started_wall)
+    except (StoreError, OutputError) as exc:  # a full disk, a store that went away: abort
+        sys.stderr.write(f"ERROR: {exc}\n")
+        _close_aborted(store, run, INTERNAL)
+        return INTERNAL
+    except BaseException:
+        _close_aborted(store, run, INTERRUPTED)
+        raise
     finally:
         store.close()
+
+
+def _close_aborted(store: Any, run: Any, code: int) -> None:
+    """Close a run that ends outside the orchestrator's own path as interrupted, counted from
+    the results stored so far; when even that cannot be written (the disk is full) the next
+    open of the store does it (store/liveness.py)."""
+    if run is None:
+        return
+    from testfleet.store.liveness import as_interrupted
+
+    try:
+        closed = as_interrupted(store, store.get_run(run.run_id, settle=False))
+        store.finish_run(closed.model_copy(update={"exit_code": code}))
+    except TestfleetError:
+        pass
 
 
 def _monitor(store: Any, settings: Settings) -> Any:
