@@ -5,6 +5,18 @@ current directory) upwards, the first ``testfleet.toml`` (its top level is the t
 ``pyproject.toml`` that has a ``[tool.testfleet]`` table wins. Paths in a settings file are relative
 to that file's directory; paths given as flags are relative to the current directory. A flag
 overrides a setting. Every problem is a :class:`SettingsError` naming the file and the key.
+
+The default store is ``<rootdir>/.testfleet/testfleet.duckdb``, the same for every command, so
+that ``testfleet runs`` (or ``show``, ``analyze``, ``telemetry``...) run from a project's folder
+finds what ``testfleet run`` wrote there, wherever the run was started from. The rootdir
+(:func:`find_rootdir`), looking from the common ancestor of the paths given (readers give none:
+the current directory) upwards:
+
+1. the folder of the testfleet settings file found as above;
+2. else the nearest folder with a pytest configuration file, as pytest finds its rootdir:
+   ``pytest.ini`` or ``.pytest.ini``, ``pyproject.toml`` with ``[tool.pytest.ini_options]``,
+   ``tox.ini`` with ``[pytest]``, ``setup.cfg`` with ``[tool:pytest]``;
+3. else the current directory.
 """
 
 from __future__ import annotations
@@ -165,6 +177,54 @@ def find_settings_file(start: Path) -> tuple[Path | None, dict[str, Any]]:
     return None, {}
 
 
+def _has_pytest_config(folder: Path) -> bool:
+    """Whether ``folder`` holds a file pytest takes as its configuration (and rootdir)."""
+    if (folder / "pytest.ini").is_file() or (folder / ".pytest.ini").is_file():
+        return True
+    pyproject = folder / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            with pyproject.open("rb") as handle:
+                if "ini_options" in tomllib.load(handle).get("tool", {}).get("pytest", {}):
+                    return True
+        except (OSError, tomllib.TOMLDecodeError):
+            pass  # pytest itself reports a broken pyproject.toml
+    for name, section in (("tox.ini", "[pytest]"), ("setup.cfg", "[tool:pytest]")):
+        try:
+            text = (folder / name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if any(line.strip() == section for line in text.splitlines()):
+            return True
+    return False
+
+
+def find_rootdir(anchor: Path, source: Path | None, cwd: Path) -> Path:
+    """The folder the default store lives in (see the module doc): the settings file's folder,
+    else the nearest folder from ``anchor`` upwards with a pytest configuration, else ``cwd``."""
+    if source is not None:
+        return source.parent
+    start = anchor.resolve()
+    for folder in [start, *start.parents] if start.is_dir() else [*start.parents]:
+        if _has_pytest_config(folder):
+            return folder
+    return cwd
+
+
+def check_store_folder(store: str | Path, place: str = "--store") -> None:
+    """Refuse a store whose folder does not exist, rather than creating folders anywhere a typo
+    points; only the default ``.testfleet`` folder itself is created (in an existing folder)."""
+    path = Path(store).expanduser()
+    folder = path.parent
+    if folder.is_dir() or path.exists():
+        return
+    if folder.name == ".testfleet" and folder.parent.is_dir():
+        return
+    raise SettingsError(f"the folder {folder} does not exist", source=str(path), place=place,
+                        expected="an existing folder; only the default .testfleet folder is "
+                                 "created")
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
@@ -208,8 +268,8 @@ def load_settings(paths: list[str] | None = None, overrides: dict[str, Any] | No
             flag = "--" + ("json" if key == "json_report" else key.replace("_", "-"))
             raise SettingsError(f"invalid value {value!r}: {_message(exc.errors()[0])}",
                                 place=flag) from None
-    if settings.store == DEFAULT_STORE:
-        settings.store = str(cwd / DEFAULT_STORE)
+    if "store" not in values and (overrides or {}).get("store") is None:
+        settings.store = str(find_rootdir(anchor, source, cwd) / DEFAULT_STORE)
     return settings, source
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from testfleet.atomic import check_outputs
 from testfleet.errors import OutputError, StoreError, TestfleetError, UsageError
 from testfleet.execution.backends.local import LocalBackend
-from testfleet.settings import Settings, load_settings
+from testfleet.settings import Settings, check_store_folder, load_settings
 
 USAGE = 4
 INTERRUPTED = 2
@@ -153,6 +153,7 @@ def _execute(request: RunRequest) -> int:
         # is a usage error (4), never "tests failed" after the whole run.
         check_outputs(("--junitxml", settings.junitxml), ("--json", settings.json_report),
                       ("--md", settings.md))
+        check_store_folder(settings.store)
         for ruleset in (settings.ruleset, settings.ruleset_b):
             if ruleset:
                 from testfleet.mutation.rules import load_ruleset

@@ -47,11 +47,13 @@ def _fail(exc: TestfleetError) -> typer.Exit:
 
 @contextmanager
 def _snapshots(store: str | None, *, write: bool) -> Iterator[SnapshotStore]:
-    from testfleet.settings import load_settings
+    from testfleet.settings import check_store_folder, load_settings
     from testfleet.snapshots.store import SnapshotStore
     from testfleet.store.db import Store
 
     settings, _ = load_settings([], {"store": store} if store else {}, cwd=Path.cwd())
+    if write:
+        check_store_folder(settings.store)
     with Store.open(settings.store, read_only=not write) as db:
         yield SnapshotStore(db)
 
