@@ -154,7 +154,7 @@ def _bound(value: Any, source: str | None, place: str, *, seconds: bool = False)
                         "min <= max")
         return bound
     if seconds:
-        raise _fail(f"bad duration bound {value!r}", source, place,
+        raise _fail(f"bad bound {value!r} for a duration", source, place,
                     "seconds, 0 or more: a number (a maximum) or {min: .., max: ..}")
     raise _fail(f"bad bound {value!r}", source, place, "a number (a maximum) or {min: .., max: ..}")
 
