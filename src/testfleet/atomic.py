@@ -59,7 +59,7 @@ def output_error(path: str | os.PathLike[str], exc: OSError, *, place: str | Non
     """The one message for ``path`` that could not be written because of ``exc``."""
     reason = _REASONS.get(exc.errno or 0, exc.strerror or str(exc))
     return OutputError(f"cannot write here: {reason}; nothing was written", source=str(path),
-                       place=place)
+                       place=place, errno=exc.errno, strerror=exc.strerror or str(exc))
 
 
 def check_output(path: str | os.PathLike[str], place: str | None = None, *,
@@ -137,7 +137,7 @@ def atomic_open(path: str | os.PathLike[str], *, parents: bool = True) -> Iterat
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise output_error(target, exc) from None
         raise
 
@@ -180,7 +180,8 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(staging, target)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError) and _is_a_write_error(exc, staging, target):
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError) \
+                and _is_a_write_error(exc, staging, target):
             raise output_error(target, exc) from None
         raise
 

@@ -68,7 +68,7 @@ def _run(store: str | None, write: bool, work: Callable[[SnapshotStore], int]) -
             try:
                 code = work(ss)
             except OSError as exc:
-                if exc.errno not in WRITE_ERRNOS:
+                if isinstance(exc, TestfleetError) or exc.errno not in WRITE_ERRNOS:
                     raise
                 raise output_error(exc.filename or ss.root, exc) from None
     except TestfleetError as exc:
