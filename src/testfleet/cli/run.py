@@ -235,11 +235,13 @@ def _close_aborted(store: Any, run: Any, code: int) -> None:
     open of the store does it (store/liveness.py)."""
     if run is None:
         return
+    from testfleet.model import RunStatus
     from testfleet.store.liveness import as_interrupted
 
     try:
-        closed = as_interrupted(store, store.get_run(run.run_id, settle=False))
-        store.finish_run(closed.model_copy(update={"exit_code": code}))
+        recorded = store.get_run(run.run_id, settle=False)
+        if recorded.status == RunStatus.running:  # not one already finished (a report failed)
+            store.finish_run(as_interrupted(store, recorded).model_copy(update={"exit_code": code}))
     except TestfleetError:
         pass
 
