@@ -149,3 +149,21 @@ def test_check_output_accepts_a_new_file_in_a_new_folder_and_refuses_a_directory
     with pytest.raises(OutputError, match="exists and is not a folder"):
         check_output(tmp_path / "f", folder=True)
     assert sorted(tmp_path.iterdir()) == [tmp_path / "f"]  # the probe file is gone
+
+
+@pytest.mark.slow
+def test_a_run_whose_store_fills_the_disk_stops_with_exit_3_and_reads_as_interrupted(
+        tmp_path: Path, full_disk: Path) -> None:
+    root = make_suite(tmp_path / "p", {"tests/test_loud.py": """
+        import pytest
+
+        @pytest.mark.parametrize("i", range(60))
+        def test_loud(i):
+            print("x" * 100_000)  # kept in the store: 6 MB into a 512 KiB disk
+            assert False
+        """})
+    ran = run_testfleet(root, "-q", store=full_disk / "s.duckdb", workers=1)
+    _one_clear_error(ran, 3, "No space left on device")
+    shown = run_cli(root, "show", "last", "--store", full_disk / "s.duckdb")
+    assert shown.returncode == 0 and "interrupted" in shown.stdout, shown.log
+    assert "running" not in shown.stdout
