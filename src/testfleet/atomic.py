@@ -74,7 +74,7 @@ def check_output(path: str | os.PathLike[str], place: str | None = None, *,
                           place=place, expected="a path ending in a name")
     if folder and target.exists() and not target.is_dir():
         raise OutputError("exists and is not a folder", source=str(path), place=place,
-                          expected="a folder (it is replaced whole) or a new name")
+                          expected="a folder or a new name")
     if not folder and target.is_dir():
         raise OutputError("is a directory", source=str(path), place=place,
                           expected=f"a file name, e.g. {target / 'report'}")

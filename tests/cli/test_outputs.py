@@ -73,12 +73,16 @@ def test_run_refuses_a_report_in_a_folder_that_takes_no_file(tmp_path: Path) -> 
     ["space", "fuzz", "space.yaml", "-s", "edge", "-o", "specs.yaml"],
     ["space", "fuzz", "space.yaml", "-s", "edge", "-o", "/proc/x"],
     ["snapshot", "export", "whatever", "-o", "a_dir"],
+    ["snapshot", "restore", "whatever", "specs.yaml/x"],
+    ["replay", "whatever", "--configs", "specs.yaml"],
+    ["scenarios", "from-openapi", str(REPO / "examples" / "inventory" / "openapi.yaml"), "-o",
+     "specs.yaml"],
     ["generate", "learn", str(TRAFFIC), "-o", "a_dir"],
     ["generate", "drift", "model.json", "--against", str(TRAFFIC), "--json", "a_dir"],
 ], ids=lambda a: " ".join(a[:2] + a[-2:-1]))
 def test_every_command_refuses_an_output_it_cannot_write_with_one_message(
         project: Path, args: list[str]) -> None:
-    needs_store = args[0] in ("analyze", "flaky", "telemetry", "spec", "space", "snapshot")
+    needs_store = args[0] in ("analyze", "flaky", "telemetry", "spec", "space", "snapshot", "replay")
     extra = ["--store", str(project / "s.duckdb")] if needs_store and args[1] != "fuzz" else []
     ran = run_cli(project, *args, *extra)
     _one_clear_error(ran, 2, args[-1])

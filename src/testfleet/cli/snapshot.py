@@ -232,6 +232,13 @@ def restore_command(
     store: StoreOpt = None,
 ) -> None:
     """Write a snapshot's files back, exact bytes and modes, all or nothing."""
+    from testfleet.atomic import check_output
+
+    try:
+        check_output(dest, "DEST", folder=True)
+    except TestfleetError as exc:
+        raise _fail(exc) from None
+
     def work(ss: SnapshotStore) -> int:
         info = ss.info(ref)
         out = ss.restore(info.snapshot_id, dest)
