@@ -189,7 +189,10 @@ class Store:
             if not read_only:  # runs whose coordinator died are closed (store/liveness.py)
                 from testfleet.store.liveness import close_orphans
 
-                close_orphans(store)
+                try:
+                    close_orphans(store)
+                except StoreError:
+                    pass  # a full disk: readers still show them interrupted; the next open retries
         except BaseException:
             store.close()
             raise
