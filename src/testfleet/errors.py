@@ -36,6 +36,24 @@ class UsageError(TestfleetError):
     """A bad flag, path or setting: the user must change the command or the configuration."""
 
 
+class OutputError(UsageError, OSError):
+    """A file or folder testfleet was asked to write cannot be written: the path is a directory
+    (or a file where a folder is wanted), its folder is missing or read-only, or the disk is full.
+    Raised before any work where the path can be checked up front (:func:`atomic.check_output`),
+    else by the writer, which leaves nothing half-written. It is an ``OSError`` too (with the
+    cause's ``errno`` and ``strerror``), so code that handles a failed write still does."""
+
+    def __init__(self, message: str, *, errno: int | None = None, strerror: str | None = None,
+                 **where: str | None) -> None:
+        super().__init__(message, **where)
+        self.errno = errno
+        self.strerror = strerror
+        self.filename = where.get("source")
+
+    def __str__(self) -> str:
+        return self.render()
+
+
 class SettingsError(UsageError):
     """A malformed ``[tool.testfleet]`` table or ``testfleet.toml``."""
 

@@ -5,6 +5,18 @@ current directory) upwards, the first ``testfleet.toml`` (its top level is the t
 ``pyproject.toml`` that has a ``[tool.testfleet]`` table wins. Paths in a settings file are relative
 to that file's directory; paths given as flags are relative to the current directory. A flag
 overrides a setting. Every problem is a :class:`SettingsError` naming the file and the key.
+
+The default store is ``<rootdir>/.testfleet/testfleet.duckdb``, the same for every command, so
+that ``testfleet runs`` (or ``show``, ``analyze``, ``telemetry``...) run from a project's folder
+finds what ``testfleet run`` wrote there, wherever the run was started from. The rootdir
+(:func:`find_rootdir`), looking from the common ancestor of the paths given (readers give none:
+the current directory) upwards:
+
+1. the folder of the testfleet settings file found as above;
+2. else the nearest folder with a pytest configuration file, as pytest finds its rootdir:
+   ``pytest.ini`` or ``.pytest.ini``, ``pyproject.toml`` with ``[tool.pytest.ini_options]``,
+   ``tox.ini`` with ``[pytest]``, ``setup.cfg`` with ``[tool:pytest]``;
+3. else the current directory.
 """
 
 from __future__ import annotations
@@ -19,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from testfleet.errors import SettingsError, TestfleetError
 
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
+MAX_SEED = 2**63 - 1
+"""Seeds are stored as DuckDB BIGINT and fed to numpy, which refuses negative ones."""
 PATH_KEYS = ("store", "junitxml", "json", "md", "ruleset", "ruleset_b")
 
 
@@ -39,7 +53,7 @@ class Settings(BaseModel):
     md: str | None = Field(None, min_length=1)
     start_method: Literal["auto", "fork", "spawn"] = "auto"
     failed_first: bool = True
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="the run's seed (0 .. 2**63-1)")
     pytest_args: list[str] = Field(default_factory=list, description="extra arguments for pytest")
     backend: Literal["local", "ray"] = "local"
     ray_address: str | None = Field(None, min_length=1, description="'auto' or ray://host:port; none: start Ray here")
@@ -103,6 +117,19 @@ class Settings(BaseModel):
                 raise ValueError(str(exc)) from None
         return rules
 
+    @field_validator("explore")
+    @classmethod
+    def _explore_is_a_budget(cls, value: str | None) -> str | None:
+        if value is not None:
+            from testfleet.execution.proposals import Budget
+
+            try:
+                Budget.parse(value)
+            except TestfleetError:
+                raise ValueError("expected a number of executions such as 500, or a time such "
+                                 f"as 90s, 2m, 1h30m; got {value!r}") from None
+        return value
+
     @field_validator("workers")
     @classmethod
     def _positive_workers(cls, value: int | str) -> int | str:
@@ -150,6 +177,54 @@ def find_settings_file(start: Path) -> tuple[Path | None, dict[str, Any]]:
     return None, {}
 
 
+def _has_pytest_config(folder: Path) -> bool:
+    """Whether ``folder`` holds a file pytest takes as its configuration (and rootdir)."""
+    if (folder / "pytest.ini").is_file() or (folder / ".pytest.ini").is_file():
+        return True
+    pyproject = folder / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            with pyproject.open("rb") as handle:
+                if "ini_options" in tomllib.load(handle).get("tool", {}).get("pytest", {}):
+                    return True
+        except (OSError, tomllib.TOMLDecodeError):
+            pass  # pytest itself reports a broken pyproject.toml
+    for name, section in (("tox.ini", "[pytest]"), ("setup.cfg", "[tool:pytest]")):
+        try:
+            text = (folder / name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if any(line.strip() == section for line in text.splitlines()):
+            return True
+    return False
+
+
+def find_rootdir(anchor: Path, source: Path | None, cwd: Path) -> Path:
+    """The folder the default store lives in (see the module doc): the settings file's folder,
+    else the nearest folder from ``anchor`` upwards with a pytest configuration, else ``cwd``."""
+    if source is not None:
+        return source.parent
+    start = anchor.resolve()
+    for folder in [start, *start.parents] if start.is_dir() else [*start.parents]:
+        if _has_pytest_config(folder):
+            return folder
+    return cwd
+
+
+def check_store_folder(store: str | Path, place: str = "--store") -> None:
+    """Refuse a store whose folder does not exist, rather than creating folders anywhere a typo
+    points; only the default ``.testfleet`` folder itself is created (in an existing folder)."""
+    path = Path(store).expanduser()
+    folder = path.parent
+    if folder.is_dir() or path.exists():
+        return
+    if folder.name == ".testfleet" and folder.parent.is_dir():
+        return
+    raise SettingsError(f"the folder {folder} does not exist", source=str(path), place=place,
+                        expected="an existing folder; only the default .testfleet folder is "
+                                 "created")
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
@@ -182,7 +257,7 @@ def load_settings(paths: list[str] | None = None, overrides: dict[str, Any] | No
         settings = Settings.model_validate(values, strict=True)  # a file's "3" is not 3
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise SettingsError(first["msg"], source=str(source), place=_place(source, first["loc"]),
+        raise SettingsError(_message(first), source=str(source), place=_place(source, first["loc"]),
                             expected=None) from None
     for key, value in (overrides or {}).items():
         if value is None:
@@ -191,10 +266,17 @@ def load_settings(paths: list[str] | None = None, overrides: dict[str, Any] | No
             setattr(settings, key, value)
         except ValidationError as exc:
             flag = "--" + ("json" if key == "json_report" else key.replace("_", "-"))
-            raise SettingsError(f"invalid value {value!r}: {exc.errors()[0]['msg']}", place=flag) from None
-    if settings.store == DEFAULT_STORE:
-        settings.store = str(cwd / DEFAULT_STORE)
+            raise SettingsError(f"invalid value {value!r}: {_message(exc.errors()[0])}",
+                                place=flag) from None
+    if "store" not in values and (overrides or {}).get("store") is None:
+        settings.store = str(find_rootdir(anchor, source, cwd) / DEFAULT_STORE)
     return settings, source
+
+
+def _message(error: Any) -> str:
+    """pydantic's message without its "Value error, " prefix (ours are whole sentences)."""
+    text = str(error["msg"])
+    return text.removeprefix("Value error, ")
 
 
 def _common_ancestor(paths: list[Path]) -> Path | None:

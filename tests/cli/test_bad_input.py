@@ -185,8 +185,8 @@ def _is_valid(key: str, value: Any) -> bool:
         return is_int and value >= 0
     if key == "failed_first":
         return isinstance(value, bool)
-    if key == "seed":
-        return is_int
+    if key == "seed":  # stored as BIGINT and given to numpy, which refuses a negative seed
+        return is_int and 0 <= value <= 2**63 - 1
     if key == "pytest_args":
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     return False  # an unknown key

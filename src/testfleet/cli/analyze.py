@@ -50,7 +50,10 @@ def to_json(found: dict[str, Any]) -> dict[str, Any]:
 
 def analyze_command(ref: str, runs: int, fdr: float, want_next: int, json_out: str | None,
                     md: str | None, html: str | None, store: str | None, seed: int) -> int:
+    from testfleet.atomic import check_outputs
+
     try:
+        check_outputs(("--json", json_out), ("--md", md), ("--html", html))
         found = gather(store, ref, runs, fdr, want_next, seed)
         data = to_json(found)
         if json_out:
@@ -97,7 +100,10 @@ def flaky_command(ref: str, runs: int, json_out: str | None, store: str | None) 
     from testfleet.analysis.flaky import flaky_tests
     from testfleet.cli.history import _open
 
+    from testfleet.atomic import check_outputs
+
     try:
+        check_outputs(("--json", json_out))
         with _open(store) as db:
             chosen = choose_runs(db, ref, runs)
             found = flaky_tests(load_rows(db, chosen))

@@ -12,7 +12,12 @@ from typing import Annotated
 
 import typer
 
+from testfleet.atomic import WRITE_ERRNOS, output_error
 from testfleet.errors import TestfleetError
+from testfleet.settings import MAX_SEED
+
+MAX_ROWS = 2**31 - 1
+"""The largest count a listing or a generator takes (DuckDB's LIMIT and numpy both accept it)."""
 
 app = typer.Typer(
     name="testfleet",
@@ -47,7 +52,7 @@ def run(
     json_report: Annotated[str | None, typer.Option("--json", help="Write a JSON report (pytest-json-report layout). Setting: json.")] = None,
     md: Annotated[str | None, typer.Option("--md", help="Write a Markdown summary (also to $GITHUB_STEP_SUMMARY). Setting: md.")] = None,
     start_method: Annotated[str | None, typer.Option("--start-method", help="auto | fork | spawn: fork collects once for all workers. Setting: start_method.")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the run (recorded; reproduces random choices). Setting: seed.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the run, 0 .. 2**63-1 (recorded; reproduces random choices). Setting: seed.")] = None,
     backend: Annotated[str | None, typer.Option("--backend", help="local | ray: where workers run. Setting: backend.")] = None,
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="Join a running Ray cluster: 'auto' or ray://host:port (default: start Ray here). Setting: ray_address.")] = None,
     strict_requirements: Annotated[bool | None, typer.Option("--strict-requirements/--no-strict-requirements", help="A test no worker can satisfy is an error, not a skip. Setting: strict_requirements.")] = None,
@@ -110,7 +115,7 @@ def _workers(value: str | None) -> int | str | None:
 
 @app.command("runs")
 def runs_command(
-    limit: Annotated[int, typer.Option("--limit", "-l", help="How many runs to list.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-l", min=1, max=MAX_ROWS, help="How many runs to list.")] = 20,
     store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
 ) -> None:
     """List the runs in the store, newest first."""
@@ -178,13 +183,13 @@ def replay_command(
 @app.command("analyze")
 def analyze_cmd(
     ref: Annotated[str, typer.Argument(help="A run id, a unique prefix, or 'last'.")] = "last",
-    runs: Annotated[int, typer.Option("--runs", help="Analyse this run and the N-1 before it together.")] = 1,
+    runs: Annotated[int, typer.Option("--runs", min=1, max=MAX_ROWS, help="Analyse this run and the N-1 before it together.")] = 1,
     fdr: Annotated[float, typer.Option("--fdr", help="False discovery rate for the tests (Benjamini–Hochberg).")] = 0.05,
-    next_count: Annotated[int, typer.Option("--next", help="Propose this many follow-up variants (one factor changed).")] = 0,
+    next_count: Annotated[int, typer.Option("--next", min=0, max=MAX_ROWS, help="Propose this many follow-up variants (one factor changed).")] = 0,
     json_out: Annotated[str | None, typer.Option("--json", help="Write the analysis as JSON here.")] = None,
     md: Annotated[str | None, typer.Option("--md", help="Write a Markdown summary here.")] = None,
     html: Annotated[str | None, typer.Option("--html", help="Write plotly charts here.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the randomised tests and proposals.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the randomised tests and proposals.")] = 0,
     store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
 ) -> None:
     """Why did it fail? Parameter impact, interactions, rules, failure clusters, flaky tests."""
@@ -192,8 +197,6 @@ def analyze_cmd(
 
     if not 0 < fdr < 1:
         raise typer.BadParameter("must be between 0 and 1", param_hint="'--fdr'")
-    if runs < 1 or next_count < 0:
-        raise typer.BadParameter("must be positive", param_hint="'--runs' / '--next'")
     raise typer.Exit(analyze_command(ref, runs, fdr, next_count, json_out, md, html, store, seed))
 
 
@@ -215,7 +218,7 @@ def telemetry_cmd(
 @app.command("flaky")
 def flaky_cmd(
     ref: Annotated[str, typer.Argument(help="The newest run to look at: an id, a prefix, or 'last'.")] = "last",
-    runs: Annotated[int, typer.Option("--runs", help="How many runs back to look.")] = 20,
+    runs: Annotated[int, typer.Option("--runs", min=1, max=MAX_ROWS, help="How many runs back to look.")] = 20,
     json_out: Annotated[str | None, typer.Option("--json", help="Write the list as JSON here.")] = None,
     store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
 ) -> None:
@@ -241,10 +244,16 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:  # bad flags and arguments (typer's click errors)
         exc.show()
         return usage_exit
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
         return 2
     except TestfleetError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
+        return usage_exit
+    except OSError as exc:  # a writer outside atomic.py met a full disk or a read-only folder
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        print(f"ERROR: {output_error(exc.filename or '.', exc)}", file=sys.stderr)
         return usage_exit
     return result if isinstance(result, int) else 0
 

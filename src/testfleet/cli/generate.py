@@ -31,6 +31,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from testfleet.errors import TestfleetError
+from testfleet.settings import MAX_SEED
+
+MAX_COUNT = 10_000_000
+"""The most requests one command generates (each is held in memory)."""
 
 app = typer.Typer(help="Test data learned from production traffic: learn, sample, plan, drift, retrain.",
                   no_args_is_help=True, add_completion=False, rich_markup_mode=None)
@@ -87,10 +91,13 @@ def learn_cmd(
     redact: Annotated[list[str] | None, typer.Option("--redact", help="More fields to redact (name or dotted path; repeatable).")] = None,
     base_model: Annotated[str | None, typer.Option("--base-model", help="llm: a local model path or name (default: a tiny model trained from scratch).")] = None,
     epochs: Annotated[int, typer.Option("--epochs", help="llm: passes over the traffic (about 300 steps for the example).")] = 15,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED)] = 0,
 ) -> None:
     """Learn a generative model of requests, per endpoint, from captured traffic."""
+    from testfleet.atomic import check_output
+
     try:
+        check_output(out, "--out", folder=generator == "llm")
         report = _ingest(traffic, redact)
         if generator == "statistical":
             from testfleet.generation.statistical import learn
@@ -181,8 +188,8 @@ def _validity(result: Any) -> str:
 @app.command("sample")
 def sample_cmd(
     model: Annotated[str, typer.Argument(help="A model from `generate learn`.")],
-    count: Annotated[int, typer.Option("-n", "--count")] = 10,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    count: Annotated[int, typer.Option("-n", "--count", min=1, max=MAX_COUNT, help="How many requests.")] = 10,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED)] = 0,
     mode: Annotated[str, typer.Option("--mode", help="realistic or explore.")] = "realistic",
     schema: Annotated[list[str] | None, typer.Option("--schema", help="An OpenAPI document, or 'METHOD /path=body.schema.json' (a JSON Schema of that endpoint's body); repeatable.")] = None,
 ) -> None:
@@ -232,22 +239,24 @@ def plan_cmd(
     traffic: Annotated[list[str], typer.Option("--traffic", help="Production captures (repeatable).")],
     out: Annotated[str, typer.Option("-o", "--out", help="Directory for the scenario files.")],
     model: Annotated[str | None, typer.Option("--model", help="A model from `generate learn`.")] = None,
-    count: Annotated[int, typer.Option("--count", help="Requests in the plan.")] = 100,
+    count: Annotated[int, typer.Option("--count", min=1, max=MAX_COUNT, help="Requests in the plan.")] = 100,
     dynamic: Annotated[str, typer.Option("--dynamic", help="Share of generated requests, e.g. 30%.")] = "30%",
     target_coverage: Annotated[bool, typer.Option("--target-coverage", help="Give endpoints rare in production (and past runs) more of the generated share.")] = False,
     openai: Annotated[str | None, typer.Option("--openai", help="Generate through an OpenAI-compatible endpoint (base URL).")] = None,
     openai_model: Annotated[str | None, typer.Option("--openai-model")] = None,
     schema: Annotated[list[str] | None, typer.Option("--schema", help="An OpenAPI document, or 'METHOD /path=body.schema.json' (a JSON Schema of that endpoint's body); repeatable.")] = None,
     mode: Annotated[str, typer.Option("--mode", help="realistic or explore.")] = "realistic",
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED)] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace a directory that is not an earlier plan.")] = False,
     redact: Annotated[list[str] | None, typer.Option("--redact")] = None,
     store: Annotated[str | None, typer.Option("--store", help="With --target-coverage: the store whose earlier plan runs count as covered (default: from settings, when it exists).")] = None,
 ) -> None:
     """Write HTTP scenario files mixing production, generated and mutated requests."""
+    from testfleet.atomic import check_output
     from testfleet.generation.plan import build_plan, parse_share, write_plan
 
     try:
+        check_output(out, "--out", folder=True)
         share = parse_share(dynamic)
         report = _ingest(traffic, redact)
         schemas = _schemas(schema)
@@ -303,16 +312,19 @@ def drift_cmd(
     model: Annotated[str, typer.Argument(help="A statistical model from `generate learn`.")],
     against: Annotated[list[str], typer.Option("--against", help="A new production capture (repeatable).")],
     threshold: Annotated[float, typer.Option("--threshold", help="PSI above which a field drifts.")] = 0.1,
-    generated: Annotated[int, typer.Option("--generated", help="Also compare this many generated requests with the capture (0: off).")] = 2000,
+    generated: Annotated[int, typer.Option("--generated", min=0, max=MAX_COUNT, help="Also compare this many generated requests with the capture (0: off).")] = 2000,
     retrain: Annotated[bool, typer.Option("--retrain", help="Past the threshold, learn the model again from the new capture.")] = False,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED)] = 0,
     json_out: Annotated[str | None, typer.Option("--json", help="Write the drift report as JSON.")] = None,
 ) -> None:
     """Has production moved away from what the model learned (or generates)? Exit 1 if so."""
     from testfleet.generation.drift import drift
+    from testfleet.atomic import check_output
     from testfleet.generation.statistical import learn, load_model
 
     try:
+        if json_out:
+            check_output(json_out, "--json")
         stat = load_model(model)
         report = _ingest(against, None)
         capture = drift(stat.training, report.requests, threshold_psi=threshold)

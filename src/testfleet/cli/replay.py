@@ -44,8 +44,12 @@ def replay(variant_ref: str, configs: str | None, run_again: bool, store: str | 
     from testfleet.cli.history import _open
     from testfleet.snapshots.store import SnapshotStore
 
+    from testfleet.atomic import check_output
+
     console = Console(highlight=False)
     try:
+        if configs:
+            check_output(configs, "--configs", folder=True)
         with _open(store) as db:
             vid, nodeid, run_id, params = find_execution(db, variant_ref)
             run = db.get_run(run_id)

@@ -11,19 +11,24 @@ import importlib.util
 import os
 import random
 import secrets
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from testfleet.errors import StoreError, TestfleetError, UsageError
+from testfleet.atomic import check_outputs
+from testfleet.errors import OutputError, StoreError, TestfleetError, UsageError
 from testfleet.execution.backends.local import LocalBackend
-from testfleet.settings import Settings, load_settings
+from testfleet.settings import Settings, check_store_folder, load_settings
 
 USAGE = 4
+INTERRUPTED = 2
+INTERNAL = 3
 
 
 @dataclass
@@ -118,15 +123,37 @@ def environment() -> dict[str, str]:
             "os": f"{platform.system()} {platform.release()}"}
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM stops a run the way Ctrl-C does: workers stopped, the run closed as interrupted,
+    reports written, exit 2."""
+    raise KeyboardInterrupt
+
+
 def execute(request: RunRequest) -> int:
+    """Run the request; SIGTERM is handled as an interrupt while it runs."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _execute(request)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _execute(request: RunRequest) -> int:
     cwd = Path.cwd()
     started_wall = time.monotonic()
     try:
         settings, source = load_settings(request.paths, request.overrides, cwd=cwd)
-        if settings.explore:
-            from testfleet.execution.explorer import Budget
-
-            Budget.parse(settings.explore)  # a bad budget is a usage error before anything runs
+        # Report paths are checked before any test runs: a directory or an unwritable folder
+        # is a usage error (4), never "tests failed" after the whole run.
+        check_outputs(("--junitxml", settings.junitxml), ("--json", settings.json_report),
+                      ("--md", settings.md))
+        check_store_folder(settings.store)
         for ruleset in (settings.ruleset, settings.ruleset_b):
             if ruleset:
                 from testfleet.mutation.rules import load_ruleset
@@ -158,6 +185,7 @@ def execute(request: RunRequest) -> int:
     except StoreError as exc:
         backend.close()
         return _error(str(exc))
+    run = None
     try:
         run = Run(run_id=f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}", started_at=datetime.now(UTC),
                   argv=request.argv, paths=request.paths, settings=settings.model_dump(mode="json", by_alias=True)
@@ -190,8 +218,32 @@ def execute(request: RunRequest) -> int:
         if outcome.fatal is not None:
             return _fatal(store, run, outcome, console, time.monotonic() - started_wall)
         return _finish(store, settings, run, outcome, console, time.monotonic() - started_wall)
+    except (StoreError, OutputError) as exc:  # a full disk, a store that went away: abort
+        sys.stderr.write(f"ERROR: {exc}\n")
+        _close_aborted(store, run, INTERNAL)
+        return INTERNAL
+    except BaseException:
+        _close_aborted(store, run, INTERRUPTED)
+        raise
     finally:
         store.close()
+
+
+def _close_aborted(store: Any, run: Any, code: int) -> None:
+    """Close a run that ends outside the orchestrator's own path as interrupted, counted from
+    the results stored so far; when even that cannot be written (the disk is full) the next
+    open of the store does it (store/liveness.py)."""
+    if run is None:
+        return
+    from testfleet.model import RunStatus
+    from testfleet.store.liveness import as_interrupted
+
+    try:
+        recorded = store.get_run(run.run_id, settle=False)
+        if recorded.status == RunStatus.running:  # not one already finished (a report failed)
+            store.finish_run(as_interrupted(store, recorded).model_copy(update={"exit_code": code}))
+    except TestfleetError:
+        pass
 
 
 def _monitor(store: Any, settings: Settings) -> Any:

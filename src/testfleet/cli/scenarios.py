@@ -37,7 +37,10 @@ def from_openapi_command(
         write_scenarios,
     )
 
+    from testfleet.atomic import check_output
+
     try:
+        check_output(out, "--out", folder=True)
         files = scenarios_from_openapi(load_openapi(spec), source=spec)
         if not files:
             sys.stderr.write(f"ERROR: {spec} [paths]: no operations to import (expected at "

@@ -47,20 +47,30 @@ def _fail(exc: TestfleetError) -> typer.Exit:
 
 @contextmanager
 def _snapshots(store: str | None, *, write: bool) -> Iterator[SnapshotStore]:
-    from testfleet.settings import load_settings
+    from testfleet.settings import check_store_folder, load_settings
     from testfleet.snapshots.store import SnapshotStore
     from testfleet.store.db import Store
 
     settings, _ = load_settings([], {"store": store} if store else {}, cwd=Path.cwd())
+    if write:
+        check_store_folder(settings.store)
     with Store.open(settings.store, read_only=not write) as db:
         yield SnapshotStore(db)
 
 
 def _run(store: str | None, write: bool, work: Callable[[SnapshotStore], int]) -> None:
-    """Open the snapshots, do ``work``, turn testfleet errors into one message and exit code."""
+    """Open the snapshots, do ``work``, turn testfleet errors into one message and exit code (a
+    full disk or a read-only folder under the store too: nothing half-written is kept)."""
+    from testfleet.atomic import WRITE_ERRNOS, output_error
+
     try:
         with _snapshots(store, write=write) as ss:
-            code = work(ss)
+            try:
+                code = work(ss)
+            except OSError as exc:
+                if isinstance(exc, TestfleetError) or exc.errno not in WRITE_ERRNOS:
+                    raise
+                raise output_error(exc.filename or ss.root, exc) from None
     except TestfleetError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code)
@@ -222,6 +232,13 @@ def restore_command(
     store: StoreOpt = None,
 ) -> None:
     """Write a snapshot's files back, exact bytes and modes, all or nothing."""
+    from testfleet.atomic import check_output
+
+    try:
+        check_output(dest, "DEST", folder=True)
+    except TestfleetError as exc:
+        raise _fail(exc) from None
+
     def work(ss: SnapshotStore) -> int:
         info = ss.info(ref)
         out = ss.restore(info.snapshot_id, dest)
@@ -237,7 +254,13 @@ def export_command(
     store: StoreOpt = None,
 ) -> None:
     """Write snapshots and their chunks into one archive for `snapshot import`."""
+    from testfleet.atomic import check_output
     from testfleet.snapshots.archive import export_archive
+
+    try:
+        check_output(out, "--output")
+    except TestfleetError as exc:
+        raise _fail(exc) from None
 
     def work(ss: SnapshotStore) -> int:
         moved = export_archive(ss, refs, out)

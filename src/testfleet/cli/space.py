@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from testfleet.errors import TestfleetError, UnsatisfiableError
+from testfleet.settings import MAX_SEED
 
 app = typer.Typer(help="Parameter spaces: show one, fuzz configurations from it, measure coverage.",
                   no_args_is_help=True, add_completion=False, rich_markup_mode=None)
@@ -70,20 +71,22 @@ def fuzz_command(
     path: InputArg,
     out: Annotated[str, typer.Option("--out", "-o", help="Directory for the variant files and manifest.json.")],
     strategy: Annotated[str, typer.Option("--strategy", "-s", help="random | edge | pairwise | t-way | mixed")] = "mixed",
-    count: Annotated[int | None, typer.Option("--count", "-n", help="How many variants (required for random and mixed; caps the others).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Same seed, same variants.")] = 0,
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1, max=10_000_000, help="How many variants (required for random and mixed; caps the others).")] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Same seed, same variants.")] = 0,
     strength: Annotated[int, typer.Option("--strength", "-t", help="t for t-way covering arrays (2..4).")] = 2,
     fmt: Annotated[str | None, typer.Option("--format", "-f", help="yaml | json | toml | ini | xml | properties (default: the input's own).")] = None,
     overlay: OverlayOpt = None,
     extend: Annotated[str | None, typer.Option("--extend", help="Variants already run (a manifest or a directory of configs): cover what they don't.")] = None,
 ) -> None:
     """Write one configuration file per generated variant, plus a manifest."""
+    from testfleet.atomic import check_output
     from testfleet.configs.fuzz import fuzz
 
     console = Console(highlight=False, stderr=True)
     if strategy in ("random", "mixed") and count is None:
         raise typer.BadParameter(f"--strategy {strategy} needs --count", param_hint="'--count'")
     try:
+        check_output(out, "--out", folder=True)
         _, result, written = fuzz(path, strategy=strategy, count=count, seed=seed, out=out,
                                        strength=strength, fmt=fmt, overlay=overlay,
                                        extend=extend)
@@ -110,17 +113,19 @@ def coverage_command(
     html: Annotated[str | None, typer.Option("--html", help="Write heatmaps and the completeness curve (plotly) here.")] = None,
     png: Annotated[str | None, typer.Option("--png", help="Write the pairwise heatmap as PNG here (needs Chromium).")] = None,
     json_out: Annotated[str | None, typer.Option("--json", help="Write the measures, combinations and gaps as JSON here.")] = None,
-    minimum: Annotated[float | None, typer.Option("--min", help="Exit 1 when simple t-way coverage is below this fraction.")] = None,
+    minimum: Annotated[float | None, typer.Option("--min", min=0.0, max=1.0, help="Exit 1 when simple t-way coverage is below this fraction (0..1).")] = None,
     store: Annotated[str | None, typer.Option("--store", help="DuckDB file for --run (default: from settings).")] = None,
 ) -> None:
     """NIST CCM coverage of a space by the variants that ran, the gaps, and heatmaps."""
     from testfleet.analysis.space_coverage import measure_points, points_of_run
+    from testfleet.atomic import check_outputs
     from testfleet.configs.fuzz import load_input, load_points
 
     if (variants is None) == (run is None):
         raise typer.BadParameter("give exactly one of --variants and --run",
                                  param_hint="'--variants' / '--run'")
     try:
+        check_outputs(("--html", html), ("--png", png), ("--json", json_out))
         source = load_input(path, overlay)
         failed = None
         if variants is not None:

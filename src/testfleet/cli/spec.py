@@ -7,14 +7,17 @@ Exit codes (DESIGN.md): 0 every spec holds (or is untested), 1 a spec is violate
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from testfleet.errors import TestfleetError
+from testfleet.errors import StoreError, TestfleetError
+
+if TYPE_CHECKING:
+    from testfleet.store.db import Store
 
 app = typer.Typer(help="Behaviour specifications: check them against a run, lint them.",
                   no_args_is_help=True, add_completion=False, rich_markup_mode=None)
@@ -30,6 +33,21 @@ def _error(exc: TestfleetError) -> int:
     return BAD_INPUT
 
 
+def _open_to_record(store: str | None) -> Store:
+    """The store, for writing when it can be (spec versions are recorded), else read-only (a
+    read-only file or folder: the check still runs). A missing store is "no store here": a
+    check never creates one."""
+    from testfleet.cli.history import _open
+
+    _open(store).close()  # exists, and is a testfleet store
+    try:
+        return _open(store, read_only=False)
+    except StoreError as exc:
+        if "in use by another process" in exc.message:
+            raise
+        return _open(store)
+
+
 @app.command("check")
 def check_command(
     spec_file: SpecArg,
@@ -42,17 +60,22 @@ def check_command(
     store: StoreOpt = None,
 ) -> None:
     """Evaluate each spec against a run: matching executions, verdict, violating examples."""
+    note = None
     from testfleet.analysis.spec_results import load_results, record_versions
-    from testfleet.cli.history import _open
+    from testfleet.atomic import check_outputs
     from testfleet.reporting import spec_report
     from testfleet.specs.check import HOLDS, UNTESTED, VIOLATED, check
     from testfleet.specs.language import load_specs
 
     try:
+        check_outputs(("--json", json_out), ("--md", md), ("--junitxml", junitxml))
         specs = load_specs(spec_file)
-        with _open(store, read_only=False) as db:  # spec versions are recorded
+        with _open_to_record(store) as db:
             run_id = db.get_run(run).run_id
-            record_versions(db, specs)
+            if db.read_only:
+                note = "note: the store is read-only here; spec versions were not recorded"
+            else:
+                record_versions(db, specs)
             table = load_results(db, run_id)
         verdicts = check(specs, table, examples=examples)
         if json_out:
@@ -77,6 +100,8 @@ def check_command(
                           f"{escape(e.nodeid)} — {escape(e.why)}"
                           + (f": {escape(e.message)}" if e.message else ""))
     console.print(f"{spec_report.summary(verdicts)} (run {run_id}, {len(table)} executions)")
+    if note:
+        sys.stderr.write(note + "\n")
     failing = any(v.status == VIOLATED for v in verdicts) or (
         strict and any(v.status == UNTESTED for v in verdicts))
     raise typer.Exit(NOT_MET if failing else 0)

@@ -29,8 +29,11 @@ def telemetry_command(ref: str, metric: str | None, by_worker: bool, html: str |
     from testfleet.cli.history import _open
     from testfleet.store.telemetry import TelemetryStore
 
+    from testfleet.atomic import check_outputs
+
     console = Console(highlight=False, soft_wrap=True)
     try:
+        check_outputs(("--html", html), ("--png", png))
         with _open(store) as db:
             run = db.get_run(ref)
             tele = TelemetryStore(db)

@@ -27,13 +27,12 @@ import json
 import os
 import re
 import tarfile
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+from testfleet.atomic import atomic_open
 from testfleet.snapshots.chunks import (
     MAX_CHUNK,
     ChunkDamage,
@@ -118,22 +117,12 @@ def export_archive(ss: SnapshotStore, refs: list[str], out: str | os.PathLike[st
         "chunks": [{"sha256": c, "size": rows[c].size, "stored": len(frame),
                     "compression": "zstd"} for c, frame in zip(order, frames, strict=True)],
     }
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                now = time.time()
-                _add(tar, MANIFEST, json.dumps(manifest, indent=1).encode(), now)
-                for c, frame in zip(order, frames, strict=True):
-                    _add(tar, f"chunks/{c}", frame, now)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(out) as handle:  # a full disk leaves no half archive
+        with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            now = time.time()
+            _add(tar, MANIFEST, json.dumps(manifest, indent=1).encode(), now)
+            for c, frame in zip(order, frames, strict=True):
+                _add(tar, f"chunks/{c}", frame, now)
     return Moved(ids, len(order), sum(len(f) for f in frames))
 
 

@@ -389,8 +389,11 @@ class PackWriter:
     def discard(self) -> None:
         """Remove the pack (the index write that should have named it failed)."""
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()
+            except OSError:
+                pass  # a full disk fails the flush too; the file goes all the same
         for path in (self._temp, self.final):
             try:
                 path.unlink()

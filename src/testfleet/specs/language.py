@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ OUTCOME_WORDS: dict[str, frozenset[str]] = {
                                             "xfailed", "xpassed")},
 }
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+_VERSION = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18}){0,3}")
 
 
 @dataclass(frozen=True)
@@ -136,16 +138,25 @@ def _strings(value: Any, source: str | None, place: str) -> tuple[str, ...]:
                 "a pattern or a list of patterns")
 
 
-def _bound(value: Any, source: str | None, place: str) -> Bound:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+def _bound(value: Any, source: str | None, place: str, *, seconds: bool = False) -> Bound:
+    """A bound of a metric, or of a duration (``seconds``: a number of seconds, 0 or more)."""
+    def fits(v: Any) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+            return False
+        return not seconds or 0 <= v < math.inf
+
+    if fits(value):
         return Bound(max=float(value))
     if isinstance(value, Mapping) and value and set(value) <= {"min", "max"} and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
+            fits(v) for v in value.values()):
         bound = Bound(min=value.get("min"), max=value.get("max"))
         if bound.min is not None and bound.max is not None and bound.min > bound.max:
             raise _fail(f"min {bound.min} is above max {bound.max}", source, place,
                         "min <= max")
         return bound
+    if seconds:
+        raise _fail(f"bad bound {value!r} for a duration", source, place,
+                    "seconds, 0 or more: a number (a maximum) or {min: .., max: ..}")
     raise _fail(f"bad bound {value!r}", source, place, "a number (a maximum) or {min: .., max: ..}")
 
 
@@ -164,8 +175,11 @@ def spec_from_dict(data: Any, *, source: str | None = None, place: str = "spec")
                     "letters, digits, '_', '.', ':', '-'")
     place = f"{place} ({spec_id})"
     version = data.get("version", 1)
-    if isinstance(version, bool) or not isinstance(version, (int, str)) or str(version) == "":
-        raise _fail(f"version {version!r}", source, f"{place}.version", "a number or a string")
+    if isinstance(version, bool) or not (
+            (isinstance(version, int) and version >= 0)
+            or (isinstance(version, str) and _VERSION.fullmatch(version))):
+        raise _fail(f"version {version!r} is not a version number", source, f"{place}.version",
+                    "a whole number such as 2, or dotted numbers such as '1.2'")
     given = None
     if data.get("given") is not None:
         try:
@@ -218,10 +232,14 @@ def _then(value: Any, source: str | None, place: str) -> Then:
                         "a regular expression") from None
     duration = None
     if "duration" in value:
-        duration = _bound(value["duration"], source, f"{place}.duration")
+        duration = _bound(value["duration"], source, f"{place}.duration", seconds=True)
     elif "max_duration" in value or "min_duration" in value:
+        for key in ("max_duration", "min_duration"):
+            if key in value:  # each is named where it is wrong
+                _bound(value[key], source, f"{place}.{key}", seconds=True)
         duration = _bound({k.split("_")[0]: v for k, v in value.items()
-                           if k in ("max_duration", "min_duration")}, source, place)
+                           if k in ("max_duration", "min_duration")}, source, place,
+                          seconds=True)
     metrics = value.get("metrics") or {}
     if not isinstance(metrics, Mapping):
         raise _fail("metrics must be a mapping", source, f"{place}.metrics",

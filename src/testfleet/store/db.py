@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from testfleet.errors import StoreError
 from testfleet.model import FAILURE_OUTCOMES, Case, Result, Run, Variant
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The schema version this testfleet writes and reads (``meta.schema_version``)."""
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
@@ -47,6 +47,7 @@ def _sql(name: str) -> str:
 MIGRATIONS: dict[int, Migration] = {
     1: lambda conn: conn.execute(_sql("schema_v2.sql")),  # snapshots, run snapshots, specs
     2: lambda conn: conn.execute(_sql("schema_v3.sql")),  # telemetry, events
+    3: lambda conn: conn.execute(_sql("schema_v4.sql")),  # each run's coordinator
 }
 """``MIGRATIONS[v]`` upgrades a store from version ``v`` to ``v + 1``."""
 
@@ -185,6 +186,13 @@ class Store:
         try:
             with store._guard("open"):
                 store._prepare()
+            if not read_only:  # runs whose coordinator died are closed (store/liveness.py)
+                from testfleet.store.liveness import close_orphans
+
+                try:
+                    close_orphans(store)
+                except StoreError:
+                    pass  # a full disk: readers still show them interrupted; the next open retries
         except BaseException:
             store.close()
             raise
@@ -203,6 +211,7 @@ class Store:
                 conn.execute(_sql("schema.sql"))
                 conn.execute(_sql("schema_v2.sql"))
                 conn.execute(_sql("schema_v3.sql"))
+                conn.execute(_sql("schema_v4.sql"))
                 conn.execute("INSERT INTO meta VALUES ('schema_version', $1)",
                              [str(SCHEMA_VERSION)])
             return
@@ -306,9 +315,15 @@ class Store:
     # -- writing ---------------------------------------------------------------------------
 
     def begin_run(self, run: Run) -> None:
-        """Record a new run (its id must be new)."""
+        """Record a new run (its id must be new), begun by this process: its pid, host and start
+        time tell a later reader whether the run still has a coordinator (store/liveness.py)."""
+        from testfleet.store.liveness import this_coordinator
+
         self._write(f"record run {run.run_id}",
-                    [(_insert_sql("runs", _RUN_COLS), _columns([run], _RUN_COLS))])
+                    [(_insert_sql("runs", _RUN_COLS), _columns([run], _RUN_COLS)),
+                     ("UPDATE runs SET coordinator_pid = $1, coordinator_host = $2, "
+                      "coordinator_started = $3 WHERE run_id = $4",
+                      [*this_coordinator(), run.run_id])])
 
     def finish_run(self, run: Run) -> None:
         """Update a recorded run's end: finished_at, status, exit code, counts, totals."""
@@ -351,25 +366,38 @@ class Store:
     # -- reading ---------------------------------------------------------------------------
 
     def list_runs(self, limit: int = 20) -> list[Run]:
-        """The ``limit`` newest runs, newest first."""
+        """The ``limit`` newest runs, newest first (a run whose coordinator died reads as
+        interrupted, even in a read-only store)."""
+        from testfleet.store.liveness import settle
+
+        if limit < 1:
+            raise StoreError(f"cannot list {limit} runs", source=str(self.path),
+                             expected="a limit of 1 or more")
         rows = self._query(f"SELECT {_select_list(_RUN_COLS)} FROM runs "
                            "ORDER BY started_at DESC, run_id DESC LIMIT $1", [limit])
-        return _rows(Run, _RUN_COLS, rows)
+        return settle(self, _rows(Run, _RUN_COLS, rows))
 
-    def get_run(self, ref: str) -> Run:
-        """The run named by ``ref``: a full run id, a unique prefix of one, or ``'last'``."""
+    def get_run(self, ref: str, *, settle: bool = True) -> Run:
+        """The run named by ``ref``: a full run id, a unique prefix of one, or ``'last'``. With
+        ``settle``, a run whose coordinator died reads as interrupted (store/liveness.py)."""
+        from testfleet.store import liveness
+
+        def found(rows: list[tuple[Any, ...]]) -> Run:
+            run = _rows(Run, _RUN_COLS, rows)[0]
+            return liveness.settle(self, [run])[0] if settle else run
+
         select = f"SELECT {_select_list(_RUN_COLS)} FROM runs"
         if ref == "last":
             rows = self._query(f"{select} ORDER BY started_at DESC, run_id DESC LIMIT 1")
             if not rows:
                 raise StoreError("no runs recorded yet", source=str(self.path))
-            return _rows(Run, _RUN_COLS, rows)[0]
+            return found(rows)
         rows = self._query(f"{select} WHERE run_id = $1", [ref])
         if not rows and ref:
             rows = self._query(f"{select} WHERE starts_with(run_id, $1) "
                                "ORDER BY started_at DESC, run_id LIMIT 6", [ref])
         if len(rows) == 1:
-            return _rows(Run, _RUN_COLS, rows)[0]
+            return found(rows)
         expected = "a run id, a unique prefix of one, or 'last' (see `testfleet runs`)"
         if not rows:
             raise StoreError(f"no run {ref!r}", source=str(self.path), expected=expected)
