@@ -19,6 +19,7 @@ batches.
 
 from __future__ import annotations
 
+import enum
 import faulthandler
 import os
 import signal
@@ -375,14 +376,21 @@ class WorkerPlugin:
 
 def _callspec_params(item: pytest.Item) -> dict[str, Any]:
     """A parametrized test's parameters, as the baseline variant's params: JSON scalars kept,
-    anything else by its repr (so failure analysis can group by them)."""
+    anything else by its repr (so failure analysis can group by them).
+
+    Only values of exactly a builtin type are kept as they are: a subclass (an ``IntEnum`` or
+    ``StrEnum`` member defined in the test module, numpy's scalars) would be pickled as a
+    reference to a module the coordinator cannot import. An enum member becomes ``Class.NAME``.
+    """
     callspec = getattr(item, "callspec", None)
     if callspec is None:
         return {}
     out: dict[str, Any] = {}
     for name, value in callspec.params.items():
-        if value is None or isinstance(value, (bool, int, float, str)):
-            out[name] = value if not isinstance(value, str) or len(value) <= 200 else value[:200]
+        if value is None or type(value) in (bool, int, float, str):
+            out[name] = value if type(value) is not str or len(value) <= 200 else value[:200]
+        elif isinstance(value, enum.Enum):
+            out[name] = f"{type(value).__name__}.{value.name}"[:200]
         else:
             out[name] = repr(value)[:200]
     return out
