@@ -206,6 +206,8 @@ class Orchestrator(ExplorationMixin):
                                 self.variants + [v for _, v in skipped_modules])
         if self.collect_errors and not self.plan.continue_on_collection_errors:
             return False
+        if payload.get("terminal") and hasattr(self.listener, "on_terminal"):  # -r, -q as pytest saw them
+            self.listener.on_terminal(payload["terminal"])
         self.listener.on_collected(self.total + len(unmet), self.run_info.deselected, self.plan.workers)
         if unmet:
             word = "errors" if self.plan.strict_requirements else "skipped"

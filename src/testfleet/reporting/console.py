@@ -24,12 +24,12 @@ from rich.table import Table
 from rich.text import Text
 
 from testfleet.model import FAILURE_OUTCOMES, Outcome, Result
+from testfleet.reporting.short_summary import DEFAULT_REPORTCHARS, summary_lines
 
 LETTERS = {"passed": ".", "failed": "F", "error": "E", "skipped": "s", "xfailed": "x", "xpassed": "X",
            "timeout": "T", "crashed": "C"}
 STYLES = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow", "xfailed": "yellow",
           "xpassed": "yellow", "timeout": "red", "crashed": "red", "flaky": "yellow", "rerun": "yellow"}
-SUMMARY_PREFIX = {"failed": "FAILED", "error": "ERROR", "timeout": "TIMEOUT", "crashed": "CRASHED"}
 
 
 class ConsoleReporter:
@@ -38,7 +38,9 @@ class ConsoleReporter:
     def __init__(self, verbosity: int = 0, console: Console | None = None, live: bool | None = None) -> None:
         self.console = console or Console(highlight=False, soft_wrap=False)
         self.verbosity = verbosity
+        self.live_asked = live
         self.use_live = self.console.is_terminal and verbosity >= 0 if live is None else live
+        self.reportchars = DEFAULT_REPORTCHARS
         self.counts: Counter[str] = Counter()
         self.running: dict[str, str | None] = {}
         self.total = 0
@@ -50,6 +52,13 @@ class ConsoleReporter:
         self.exploring = False  # the total grows as variants are proposed: no 100 % mid-run
 
     # -- listener -----------------------------------------------------------------------------
+    def on_terminal(self, options: dict) -> None:
+        """pytest's own view of the terminal options (``addopts`` included): ``-r``, ``-q``/``-v``."""
+        self.reportchars = str(options.get("reportchars", self.reportchars))
+        self.verbosity = int(options.get("verbosity", self.verbosity))
+        if self.live_asked is None:
+            self.use_live = self.console.is_terminal and self.verbosity >= 0
+
     def on_collected(self, total: int, deselected: int, workers: int) -> None:
         self.total = total
         self.started = time.monotonic()
@@ -80,7 +89,7 @@ class ConsoleReporter:
             pct = f"[{100 * done // max(total, 1):3d}%]"
             self.console.print(f"[dim]\\[{result.worker}] {pct}[/dim] [{style}]{word}[/{style}] "
                                f"{escape(result.nodeid)}" + (" [yellow](flaky)[/yellow]" if result.flaky else ""))
-        elif self.live is None and self.verbosity == 0:
+        elif self.live is None and self.verbosity <= 0:  # pytest prints letters under -q too
             self._letter(LETTERS.get(result.outcome.value, "?") if result.final else "R", done, total)
 
     def on_message(self, text: str) -> None:
@@ -135,7 +144,7 @@ class ConsoleReporter:
         if collect_errors:
             self.console.print(rule("ERRORS"))
             for error in collect_errors:
-                self.console.print(Rule(f"ERROR collecting {error['nodeid']}", characters="_", style="red"))
+                self.console.print(Rule(Text(f"ERROR collecting {error['nodeid']}"), characters="_", style="red"))
                 self.console.print(Text(error["longrepr"]))
         from testfleet.reporting.exploration import explored_failures, label, print_exploration
 
@@ -144,13 +153,13 @@ class ConsoleReporter:
         errors = [r for r in plain if r.outcome is Outcome.error or "error" in r.categories]
         failures = [r for r in plain if r.outcome in FAILURE_OUTCOMES and r.outcome is not Outcome.error]
         variants = (exploration or {}).get("variants", {})
+        for title, group in (("ERRORS", errors), ("FAILURES", failures)):  # pytest shows them under -q too
+            if not group:
+                continue
+            self.console.print(rule(title))
+            for result in group:
+                self._section(result)
         if self.verbosity >= 0:
-            for title, group in (("ERRORS", errors), ("FAILURES", failures)):
-                if not group:
-                    continue
-                self.console.print(rule(title))
-                for result in group:
-                    self._section(result)
             if grouped:
                 self.console.print(rule("EXPLORED FAILURES"))
                 for result, count, minimal in grouped:
@@ -172,8 +181,8 @@ class ConsoleReporter:
             self._anomalies(anomalies, run_id)
         if messages_not_run and self.verbosity >= 0:
             self.console.print(f"[yellow]{len(messages_not_run)} test(s) not run (stopped early)[/yellow]")
-        lines = self._short_summary([r for r in final if r in plain or r.outcome not in FAILURE_OUTCOMES],
-                                    collect_errors)
+        lines = summary_lines([r for r in final if r in plain or r.outcome not in FAILURE_OUTCOMES],
+                              collect_errors, self.reportchars)
         for result, count, minimal in grouped:
             params = minimal["minimal_params"] if minimal else variants[result.variant_id]["params"]
             lines.append(f"[red]FAILED[/red] {escape(result.nodeid)} {escape(label(params))}"
@@ -185,9 +194,9 @@ class ConsoleReporter:
             for line in lines:
                 self.console.print(line, soft_wrap=True)
         style = "red" if failed else ("yellow" if not final else "green")
-        if self.verbosity < 0:
+        if self.verbosity == -1:  # pytest -q: the bare line; -qq: none
             self.console.print(Text(summary, style=style))
-        else:
+        elif self.verbosity >= 0:
             self.console.print(rule(summary, style))
 
     def _anomalies(self, anomalies: list[dict], run_id: str, shown: int = 20) -> None:
@@ -220,25 +229,24 @@ class ConsoleReporter:
         self.console.print("-- Docs: https://docs.pytest.org/en/stable/how-to/capture-warnings.html")
 
     def _section(self, result: Result, suffix: str = "") -> None:
+        """One test's part of FAILURES/ERRORS: each failed subtest's own section first, as pytest
+        reports them, then the test's (when the test itself failed)."""
         name = result.nodeid.split("::", 1)[-1].replace("::", ".") + suffix
+        subtests = [sub for sub in (result.phases.get("call") or {}).get("subtests", ())
+                    if sub.get("outcome") == "failed"]
+        for sub in subtests:
+            self._block(f"{name} {sub.get('description', '')}", sub.get("longrepr") or sub.get("message", ""),
+                        sub.get("stdout", ""), sub.get("stderr", ""), sub.get("log", ""))
+        if subtests and not result.longrepr:
+            return  # only subtests failed; the test itself passed
         if result.outcome is Outcome.error or (result.when in ("setup", "teardown")):
             name = f"ERROR at {result.when or 'setup'} of {name}"
-        self.console.print(Rule(name, characters="_", style="red"))
-        self.console.print(Text(result.longrepr or result.message))
-        for title, text in (("stdout", result.stdout), ("stderr", result.stderr), ("log", result.log)):
-            if text:
-                self.console.print(Rule(f"Captured {title}", characters="-"))
-                self.console.print(Text(text.rstrip("\n")))
+        self._block(name, result.longrepr or result.message, result.stdout, result.stderr, result.log)
 
-    @staticmethod
-    def _short_summary(final: list[Result], collect_errors: list[dict]) -> list[str]:
-        lines = [f"[red]ERROR[/red] {escape(e['nodeid'])}" for e in collect_errors]
-        for result in final:
-            prefix = SUMMARY_PREFIX.get(result.outcome.value)
-            if prefix:
-                message = result.message.strip().splitlines()[0] if result.message.strip() else ""
-                lines.append(f"[red]{prefix}[/red] {escape(result.nodeid)}"
-                             + (f" - {escape(message)}" if message else ""))
-            if result.flaky:
-                lines.append(f"[yellow]FLAKY[/yellow] {escape(result.nodeid)} - passed on attempt {result.attempt}")
-        return lines
+    def _block(self, title: str, text: str, stdout: str, stderr: str, log: str) -> None:
+        self.console.print(Rule(Text(title), characters="_", style="red"))  # "[x] (i=1)" is no markup
+        self.console.print(Text(text))
+        for stream, captured in (("stdout", stdout), ("stderr", stderr), ("log", log)):
+            if captured:
+                self.console.print(Rule(f"Captured {stream}", characters="-"))
+                self.console.print(Text(captured.rstrip("\n")))
