@@ -173,3 +173,25 @@ def test_subtests_are_in_the_json_junit_and_markdown_reports(tmp_path: Path) -> 
     assert [f.get("message") for f in case.findall("failure")] == ["AssertionError: 2 == 2"]
     markdown = (root / "s.md").read_text()
     assert "test_numbers [number] (i=1)" in markdown and "subtests passed" in markdown
+
+
+def test_huge_captured_output_is_clipped_on_the_console_and_kept_whole_in_store_and_reports(
+        tmp_path: Path) -> None:
+    lines = 40_000  # 3.2 MB of stdout from one failing test
+    root = make_suite(tmp_path / "suite", {"tests/test_loud.py": f"""
+        def test_loud():
+            for i in range({lines}):
+                print(f"line {{i:06d}} " + "x" * 67)
+            assert False, "too loud"
+    """})
+    fleet = run_testfleet(root, "--json", "r.json", "--junitxml", "j.xml")
+    assert fleet.returncode == 1, fleet.log
+    assert len(fleet.stdout) < 100_000, fleet.stdout[:2000]
+    assert "line 000000" in fleet.stdout and f"line {lines - 1:06d}" in fleet.stdout  # head and tail
+    assert "not shown" in fleet.stdout and "FAILED tests/test_loud.py::test_loud - AssertionError: too loud" \
+        in fleet.stdout
+    [stored] = fleet.results()
+    assert stored.stdout.count("\n") == lines and f"line {lines - 1:06d}" in stored.stdout
+    [test] = json.loads((root / "r.json").read_text())["tests"]
+    assert test["call"]["stdout"] == stored.stdout
+    assert ET.parse(root / "j.xml").getroot().find(".//system-out").text.count("\n") >= lines

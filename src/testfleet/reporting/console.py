@@ -32,6 +32,28 @@ STYLES = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow
           "xpassed": "yellow", "timeout": "red", "crashed": "red", "flaky": "yellow", "rerun": "yellow"}
 
 
+# What one traceback or captured stream may show on the console (pytest prints captured output
+# whole, and a test printing 8 MB made the report take half a minute): the first and last lines.
+CLIP_LINES = 200
+CLIP_CHARS = 20_000
+
+
+def clip(text: str, max_lines: int = CLIP_LINES, max_chars: int = CLIP_CHARS) -> str:
+    """``text`` whole when it is short, else its head and tail around a line that says how much
+    is left out and where the whole text is."""
+    if len(text) <= max_chars and text.count("\n") < max_lines:
+        return text
+    half_chars, half_lines = max_chars // 2, max_lines // 2
+    head = text[:half_chars].split("\n")[:half_lines]
+    tail = text[-half_chars:].split("\n")[-half_lines:]
+    shown = sum(len(line) + 1 for line in head + tail)
+    hidden_lines = max(text.count("\n") + 1 - len(head) - len(tail), 0)
+    lines = f" ({hidden_lines:,} lines)" if hidden_lines else ""
+    note = (f"... {len(text) - shown:,} characters{lines} not shown; the whole text is in "
+            "the store (testfleet show) and the JSON/JUnit reports; -vv prints it all ...")
+    return "\n".join([*head, note, *tail])
+
+
 class ConsoleReporter:
     """The run's :class:`~testfleet.execution.orchestrator.Listener` for humans."""
 
@@ -245,8 +267,17 @@ class ConsoleReporter:
 
     def _block(self, title: str, text: str, stdout: str, stderr: str, log: str) -> None:
         self.console.print(Rule(Text(title), characters="_", style="red"))  # "[x] (i=1)" is no markup
-        self.console.print(Text(text))
+        self._text(text)
         for stream, captured in (("stdout", stdout), ("stderr", stderr), ("log", log)):
             if captured:
                 self.console.print(Rule(f"Captured {stream}", characters="-"))
-                self.console.print(Text(captured.rstrip("\n")))
+                self._text(captured.rstrip("\n"))
+
+    def _text(self, text: str) -> None:
+        """A traceback or captured output: clipped unless ``-vv`` (the store and the reports keep
+        it whole); whole text goes out as it is, not through rich, which would lay out megabytes."""
+        if self.verbosity >= 2:
+            self.console.file.write(text + "\n")
+            self.console.file.flush()
+        else:
+            self.console.print(Text(clip(text)))
