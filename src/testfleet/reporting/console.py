@@ -25,6 +25,7 @@ from rich.text import Text
 
 from testfleet.model import FAILURE_OUTCOMES, Outcome, Result
 from testfleet.reporting.short_summary import DEFAULT_REPORTCHARS, summary_lines
+from testfleet.reporting.variant_names import params_label, variant_name
 
 LETTERS = {"passed": ".", "failed": "F", "error": "E", "skipped": "s", "xfailed": "x", "xpassed": "X",
            "timeout": "T", "crashed": "C"}
@@ -72,6 +73,7 @@ class ConsoleReporter:
         self.live: Live | None = None
         self.lock = threading.Lock()
         self.exploring = False  # the total grows as variants are proposed: no 100 % mid-run
+        self.shown_percent = 0  # never printed smaller later, though the total grows while exploring
 
     # -- listener -----------------------------------------------------------------------------
     def on_terminal(self, options: dict) -> None:
@@ -108,7 +110,7 @@ class ConsoleReporter:
             word = result.outcome.value.upper()
         if self.verbosity > 0:
             style = STYLES.get(result.outcome.value, "")
-            pct = f"[{100 * done // max(total, 1):3d}%]"
+            pct = f"[{self._percent(done, total):3d}%]"
             self.console.print(f"[dim]\\[{result.worker}] {pct}[/dim] [{style}]{word}[/{style}] "
                                f"{escape(result.nodeid)}" + (" [yellow](flaky)[/yellow]" if result.flaky else ""))
         elif self.live is None and self.verbosity <= 0:  # pytest prints letters under -q too
@@ -131,9 +133,18 @@ class ConsoleReporter:
             sys.stdout.write(letter)
             self.column += 1
             if self.column >= 70 or (done == total and not self.exploring):
-                sys.stdout.write(" " * (70 - self.column) + f" [{100 * done // max(total, 1):3d}%]\n")
+                sys.stdout.write(" " * (70 - self.column) + f" [{self._percent(done, total):3d}%]\n")
                 self.column = 0
             sys.stdout.flush()
+
+    def _percent(self, done: int, total: int) -> int:
+        """Done as a percentage that never goes back: exploration adds to the total as it runs, so
+        done/total can fall (99 % then 98 %); and 100 % only when nothing is left."""
+        percent = 100 * done // max(total, 1)
+        if done < total or self.exploring:
+            percent = min(percent, 99)
+        self.shown_percent = max(self.shown_percent, percent)
+        return self.shown_percent
 
     def _panel(self) -> Group:
         elapsed = time.monotonic() - self.started
@@ -151,8 +162,9 @@ class ConsoleReporter:
         if self.live is not None:
             self.live.stop()
             self.live = None
-        if self.column:
-            sys.stdout.write("\n")
+        if self.column:  # an exploring run's last line: its total is only known now
+            end = " " * (70 - self.column) + f" [{max(self.shown_percent, 100 * self.done // max(self.total, 1)):3d}%]"
+            sys.stdout.write((end if self.exploring and self.done >= self.total else "") + "\n")
             self.column = 0
 
     # -- the end ------------------------------------------------------------------------------
@@ -168,7 +180,7 @@ class ConsoleReporter:
             for error in collect_errors:
                 self.console.print(Rule(Text(f"ERROR collecting {error['nodeid']}"), characters="_", style="red"))
                 self.console.print(Text(error["longrepr"]))
-        from testfleet.reporting.exploration import explored_failures, label, print_exploration
+        from testfleet.reporting.exploration import explored_failures, print_exploration
 
         failing = [r for r in final if r.outcome in FAILURE_OUTCOMES or "error" in r.categories]
         plain, grouped = explored_failures(failing, exploration)
@@ -185,14 +197,14 @@ class ConsoleReporter:
             if grouped:
                 self.console.print(rule("EXPLORED FAILURES"))
                 for result, count, minimal in grouped:
-                    params = variants[result.variant_id]["params"]
-                    self._section(result, f" {label(params)}")
+                    variant = variants[result.variant_id]
+                    self._section(result, nodeid=variant_name(result.nodeid, variant["params"], variant.get("origin")))
                     more = f"{count} failing variant{'s' if count != 1 else ''} like this one"
                     if minimal:
                         more += f"; {minimal['message']}"
                     instance = variants[result.variant_id].get("instance")
                     if instance:
-                        more += (f"\ninstance {instance['instance']} config {label(instance['config'])}"
+                        more += (f"\ninstance {instance['instance']} config {{{params_label(instance['config'])}}}"
                                  + (f" (snapshot {instance['snapshot'][:12]})" if instance["snapshot"] else ""))
                     self.console.print(Text(more, style="cyan"))
             if exploration:
@@ -206,8 +218,10 @@ class ConsoleReporter:
         lines = summary_lines([r for r in final if r in plain or r.outcome not in FAILURE_OUTCOMES],
                               collect_errors, self.reportchars)
         for result, count, minimal in grouped:
-            params = minimal["minimal_params"] if minimal else variants[result.variant_id]["params"]
-            lines.append(f"[red]FAILED[/red] {escape(result.nodeid)} {escape(label(params))}"
+            variant = variants[result.variant_id]
+            name = (variant_name(result.nodeid, minimal["minimal_params"], "minimal") if minimal
+                    else variant_name(result.nodeid, variant["params"], variant.get("origin")))
+            lines.append(f"[red]FAILED[/red] {escape(name)}"
                          f" - {escape(result.message.strip().splitlines()[0] if result.message.strip() else '')}"
                          f" [dim]({count} failing variant{'s' if count != 1 else ''}"
                          f"{', minimal' if minimal else ''})[/dim]")
@@ -250,10 +264,11 @@ class ConsoleReporter:
             self.console.print(Text("  " + text + "\n"))
         self.console.print("-- Docs: https://docs.pytest.org/en/stable/how-to/capture-warnings.html")
 
-    def _section(self, result: Result, suffix: str = "") -> None:
+    def _section(self, result: Result, nodeid: str | None = None) -> None:
         """One test's part of FAILURES/ERRORS: each failed subtest's own section first, as pytest
-        reports them, then the test's (when the test itself failed)."""
-        name = result.nodeid.split("::", 1)[-1].replace("::", ".") + suffix
+        reports them, then the test's (when the test itself failed). ``nodeid``: the name to show
+        (an explored variant's, with its values)."""
+        name = (nodeid or result.nodeid).split("::", 1)[-1].replace("::", ".")
         subtests = [sub for sub in (result.phases.get("call") or {}).get("subtests", ())
                     if sub.get("outcome") == "failed"]
         for sub in subtests:
