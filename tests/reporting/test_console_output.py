@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,3 +93,33 @@ def test_show_names_each_explored_failure_by_its_values(tmp_path: Path) -> None:
         size = int(re.search(r"test_size\[[^\]]*size=(\d+)", line).group(1))
         assert size >= 50_000, line
     assert "[baseline]" not in ran.stdout.split("EXPLORED FAILURES")[-1].split("exploration")[0], ran.log
+
+
+def test_piped_command_output_is_not_cut_at_80_columns(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from testfleet.model import Run
+    from testfleet.store.db import Store
+
+    store = tmp_path / "s.duckdb"
+    counts = {"failed": 12, "passed": 3456, "skipped": 78, "xfailed": 9, "xpassed": 10, "error": 11,
+              "subtests passed": 21039, "timeout": 2, "crashed": 1}
+    with Store.open(store) as db:
+        run = Run(run_id="20240101-000000-abcd", started_at=datetime.now(UTC), counts=counts, duration=1.0)
+        db.begin_run(run)
+        db.finish_run(run)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.run([sys.executable, "-m", "testfleet", "runs", "--store", str(store)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "21039 subtests passed, 1 crashed, 2 timeout in 1.00s" in proc.stdout, proc.stdout
+    assert "…" not in proc.stdout
+
+
+def test_a_set_columns_still_wins_for_piped_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    from testfleet.reporting.consoles import make_console
+
+    monkeypatch.setenv("COLUMNS", "100")
+    assert make_console(file=io.StringIO()).width == 100
+    monkeypatch.delenv("COLUMNS")
+    assert make_console(file=io.StringIO()).width > 1000  # pytest's own stdout is no terminal

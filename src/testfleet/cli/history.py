@@ -6,7 +6,6 @@ import json
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -16,6 +15,7 @@ from testfleet.reporting.summary import summary_line
 from testfleet.reporting.variant_names import variant_name
 from testfleet.settings import load_settings
 from testfleet.store.db import Store
+from testfleet.reporting.consoles import make_console
 
 BAD_INPUT = 2
 
@@ -27,7 +27,7 @@ def _open(store: str | None, *, read_only: bool = True) -> Store:
 
 
 def list_runs(limit: int, store: str | None) -> int:
-    console = Console(highlight=False)
+    console = make_console()
     try:
         with _open(store) as db:
             runs = db.list_runs(limit)
@@ -51,7 +51,7 @@ def _explored_variants(db: Store, run_id: str) -> dict[str, tuple[str, dict]]:
 
 
 def show_run(ref: str, store: str | None) -> int:
-    console = Console(highlight=False)
+    console = make_console()
     try:
         with _open(store) as db:
             run = db.get_run(ref)

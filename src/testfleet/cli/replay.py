@@ -15,10 +15,10 @@ import os
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 
 from testfleet.errors import StoreError, TestfleetError
+from testfleet.reporting.consoles import make_console
 
 BAD_INPUT = 2
 
@@ -44,7 +44,7 @@ def replay(variant_ref: str, configs: str | None, run_again: bool, store: str | 
     from testfleet.cli.history import _open
     from testfleet.snapshots.store import SnapshotStore
 
-    console = Console(highlight=False)
+    console = make_console()
     try:
         with _open(store) as db:
             vid, nodeid, run_id, params = find_execution(db, variant_ref)

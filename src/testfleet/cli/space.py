@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from testfleet.errors import TestfleetError, UnsatisfiableError
+from testfleet.reporting.consoles import make_console
 
 app = typer.Typer(help="Parameter spaces: show one, fuzz configurations from it, measure coverage.",
                   no_args_is_help=True, add_completion=False, rich_markup_mode=None)
@@ -44,7 +44,7 @@ def show_command(path: InputArg, overlay: OverlayOpt = None) -> None:
     """List a space's dimensions, levels, size and constraints."""
     from testfleet.configs.fuzz import load_input
 
-    console = Console(highlight=False)
+    console = make_console()
     try:
         source = load_input(path, overlay)
         source.space.check_satisfiable()
@@ -80,7 +80,7 @@ def fuzz_command(
     """Write one configuration file per generated variant, plus a manifest."""
     from testfleet.configs.fuzz import fuzz
 
-    console = Console(highlight=False, stderr=True)
+    console = make_console(stderr=True)
     if strategy in ("random", "mixed") and count is None:
         raise typer.BadParameter(f"--strategy {strategy} needs --count", param_hint="'--count'")
     try:
@@ -154,7 +154,7 @@ def coverage_command(
 
 
 def _print(result, data: dict, gaps: int) -> None:  # type: ignore[no-untyped-def]
-    console = Console(highlight=False)
+    console = make_console()
     report = result.report
     t = report.strength
     console.print(f"{report.rows} variants, {len(result.space)} dimensions, t = {t}"

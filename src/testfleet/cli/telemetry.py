@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from testfleet.errors import TestfleetError, UsageError
+from testfleet.reporting.consoles import make_console
 
 BAD_INPUT = 2
 
@@ -29,7 +30,7 @@ def telemetry_command(ref: str, metric: str | None, by_worker: bool, html: str |
     from testfleet.cli.history import _open
     from testfleet.store.telemetry import TelemetryStore
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console(soft_wrap=True)
     try:
         with _open(store) as db:
             run = db.get_run(ref)

@@ -19,7 +19,11 @@ SHOWN_PARAMS = 8
 def abbreviate(value: Any, width: int = VALUE_WIDTH) -> str:
     """``repr(value)``, cut to ``width`` characters with ``…`` when longer; a float with at most
     six significant digits (``33.4482``, not ``33.448240737149305``)."""
-    text = format(value, ".6g") if type(value) is float else repr(value)
+    if type(value) is float:
+        text = format(value, ".6g")
+        text = text + ".0" if text.lstrip("-").isdigit() else text  # 0.0 stays a float
+    else:
+        text = repr(value)
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
