@@ -115,7 +115,12 @@ class _TolerantUnpickler(pickle.Unpickler):
 def receive(conn: Any) -> Any:
     """One message from ``conn`` (a ``multiprocessing`` connection), read as ``conn.recv()``
     does, except that a class that cannot be imported raises :class:`UnreadableMessage`."""
-    unpickler = _TolerantUnpickler(conn.recv_bytes())
+    data = conn.recv_bytes()
+    try:
+        return pickle.loads(data)  # the usual case, at C speed
+    except (ImportError, AttributeError):
+        pass
+    unpickler = _TolerantUnpickler(data)
     message = unpickler.load()
     if unpickler.missing:
         raise UnreadableMessage(message, unpickler.missing, unpickler.reason)
