@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from testfleet.errors import TestfleetError
+from testfleet.reporting.consoles import make_console
 
 BAD_INPUT = 2
 
@@ -75,7 +75,7 @@ def analyze_command(ref: str, runs: int, fdr: float, want_next: int, json_out: s
         return BAD_INPUT
     from testfleet.reporting.analysis_report import print_analysis
 
-    print_analysis(Console(highlight=False), data)
+    print_analysis(make_console(), data)
     return 0
 
 
@@ -115,7 +115,7 @@ def flaky_command(ref: str, runs: int, json_out: str | None, store: str | None) 
     except TestfleetError as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
         return BAD_INPUT
-    console = Console(highlight=False)
+    console = make_console()
     if not found:
         console.print(f"no flaky tests in the last {len(chosen)} run(s)")
         return 0

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from testfleet.errors import TestfleetError
@@ -35,14 +34,15 @@ from testfleet.settings import MAX_SEED
 
 MAX_COUNT = 10_000_000
 """The most requests one command generates (each is held in memory)."""
+from testfleet.reporting.consoles import make_console
 
 app = typer.Typer(help="Test data learned from production traffic: learn, sample, plan, drift, retrain.",
                   no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 
 BAD_INPUT = 2
 DRIFTING = 1
-console = Console(highlight=False, soft_wrap=True)
-notes = Console(highlight=False, soft_wrap=True, stderr=True)  # beside JSON lines on stdout
+console = make_console(soft_wrap=True)
+notes = make_console(soft_wrap=True, stderr=True)  # beside JSON lines on stdout
 
 
 def _fail(exc: Exception) -> typer.Exit:

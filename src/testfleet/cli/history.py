@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from testfleet.errors import TestfleetError
 from testfleet.model import FAILURE_OUTCOMES
 from testfleet.reporting.summary import summary_line
+from testfleet.reporting.variant_names import variant_name
 from testfleet.settings import load_settings
 from testfleet.store.db import Store
+from testfleet.reporting.consoles import make_console
 
 BAD_INPUT = 2
 
@@ -25,7 +27,7 @@ def _open(store: str | None, *, read_only: bool = True) -> Store:
 
 
 def list_runs(limit: int, store: str | None) -> int:
-    console = Console(highlight=False)
+    console = make_console()
     try:
         with _open(store) as db:
             runs = db.list_runs(limit)
@@ -40,12 +42,21 @@ def list_runs(limit: int, store: str | None) -> int:
     return 0
 
 
+def _explored_variants(db: Store, run_id: str) -> dict[str, tuple[str, dict]]:
+    """Origin and parameters of the run's variants that are not a test's baseline."""
+    rows = db.query("SELECT DISTINCT v.variant_id, v.origin, v.params::VARCHAR FROM results r "
+                    "JOIN variants v USING (variant_id) WHERE r.run_id = $1 AND v.origin <> 'baseline'",
+                    [run_id])
+    return {variant_id: (origin, json.loads(params) if params else {}) for variant_id, origin, params in rows}
+
+
 def show_run(ref: str, store: str | None) -> int:
-    console = Console(highlight=False)
+    console = make_console()
     try:
         with _open(store) as db:
             run = db.get_run(ref)
             results = db.results(run.run_id)
+            variants = _explored_variants(db, run.run_id)
     except TestfleetError as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
         return BAD_INPUT
@@ -60,7 +71,9 @@ def show_run(ref: str, store: str | None) -> int:
         console.print("\n[bold red]failures[/bold red]")
         for r in failures:
             message = r.message.strip().splitlines()[0] if r.message.strip() else ""
-            console.print(f"  {r.outcome.value.upper():8} {escape(r.nodeid)}" + (f" - {escape(message)}" if message else "")
+            origin, params = variants.get(r.variant_id, ("baseline", {}))
+            name = variant_name(r.nodeid, params, origin) if r.variant_id in variants else r.nodeid
+            console.print(f"  {r.outcome.value.upper():8} {escape(name)}" + (f" - {escape(message)}" if message else "")
                           + f"  [dim]({r.worker}, attempt {r.attempt})[/dim]")
     flaky = [r for r in final if r.flaky]
     if flaky:

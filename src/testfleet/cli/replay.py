@@ -15,10 +15,10 @@ import os
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 
 from testfleet.errors import StoreError, TestfleetError
+from testfleet.reporting.consoles import make_console
 
 BAD_INPUT = 2
 
@@ -46,7 +46,7 @@ def replay(variant_ref: str, configs: str | None, run_again: bool, store: str | 
 
     from testfleet.atomic import check_output
 
-    console = Console(highlight=False)
+    console = make_console()
     try:
         if configs:
             check_output(configs, "--configs", folder=True)

@@ -10,11 +10,11 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from testfleet.errors import TestfleetError
+from testfleet.reporting.consoles import make_console
 
 app = typer.Typer(help="Mutation rulesets: check them, list their rules, print their JSON Schema.",
                   no_args_is_help=True, add_completion=False, rich_markup_mode=None)
@@ -77,7 +77,7 @@ def show_command(path: FileArg) -> None:
     except TestfleetError as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
         raise typer.Exit(BAD_INPUT) from None
-    console = Console(highlight=False, width=max(Console().width, 140))
+    console = make_console(min_width=140)
     table = Table("name", "target", "type", "range/values", "trigger", "priority", "applies_to",
                   box=None, header_style="bold")
     for rule in ruleset:

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from testfleet.errors import TestfleetError
+from testfleet.reporting.consoles import make_console
 
 if TYPE_CHECKING:
     from testfleet.snapshots.store import SnapshotStore
@@ -140,7 +140,7 @@ def list_command(
 
     def work(ss: SnapshotStore) -> int:
         found = ss.list(tags=tag or [], meta=pairs, since=start, until=stop)
-        console = Console(highlight=False)
+        console = make_console()
         if not found:
             console.print("no snapshots match")
             return 0
@@ -162,7 +162,7 @@ def show_command(ref: IdArg, store: StoreOpt = None) -> None:
     def work(ss: SnapshotStore) -> int:
         info = ss.info(ref)
         entries = ss.entries(info.snapshot_id)
-        console = Console(highlight=False)
+        console = make_console()
         console.print(f"[bold]snapshot {info.snapshot_id}[/bold]")
         console.print(f"saved {_local(info.created_at)} from {escape(' '.join(info.roots))}")
         console.print(f"{info.files} files, {_size(info.size)}; stored "

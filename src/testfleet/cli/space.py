@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from testfleet.errors import TestfleetError, UnsatisfiableError
 from testfleet.settings import MAX_SEED
+from testfleet.reporting.consoles import make_console
 
 app = typer.Typer(help="Parameter spaces: show one, fuzz configurations from it, measure coverage.",
                   no_args_is_help=True, add_completion=False, rich_markup_mode=None)
@@ -45,7 +45,7 @@ def show_command(path: InputArg, overlay: OverlayOpt = None) -> None:
     """List a space's dimensions, levels, size and constraints."""
     from testfleet.configs.fuzz import load_input
 
-    console = Console(highlight=False)
+    console = make_console()
     try:
         source = load_input(path, overlay)
         source.space.check_satisfiable()
@@ -82,7 +82,7 @@ def fuzz_command(
     from testfleet.atomic import check_output
     from testfleet.configs.fuzz import fuzz
 
-    console = Console(highlight=False, stderr=True)
+    console = make_console(stderr=True)
     if strategy in ("random", "mixed") and count is None:
         raise typer.BadParameter(f"--strategy {strategy} needs --count", param_hint="'--count'")
     try:
@@ -159,7 +159,7 @@ def coverage_command(
 
 
 def _print(result, data: dict, gaps: int) -> None:  # type: ignore[no-untyped-def]
-    console = Console(highlight=False)
+    console = make_console()
     report = result.report
     t = report.strength
     console.print(f"{report.rows} variants, {len(result.space)} dimensions, t = {t}"

@@ -10,11 +10,11 @@ import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from testfleet.errors import StoreError, TestfleetError
+from testfleet.reporting.consoles import make_console
 
 if TYPE_CHECKING:
     from testfleet.store.db import Store
@@ -86,7 +86,7 @@ def check_command(
             spec_report.write_junit(junitxml, verdicts, run_id, spec_file)
     except TestfleetError as exc:
         raise typer.Exit(_error(exc)) from None
-    console = Console(highlight=False)
+    console = make_console()
     style = {HOLDS: "green", VIOLATED: "bold red", UNTESTED: "yellow"}
     table_out = Table("spec", "verdict", "matching", "violations", "then", box=None,
                       header_style="bold")
@@ -126,7 +126,7 @@ def lint_command(
         findings = lint(specs, space_obj)
     except TestfleetError as exc:
         raise typer.Exit(_error(exc)) from None
-    console = Console(highlight=False)
+    console = make_console()
     for finding in findings:
         console.print(f"[bold red]{finding.kind}[/]: {escape(finding.message)}")
     console.print(f"{len(specs)} specs, {len(findings)} problems")
@@ -147,7 +147,7 @@ def history_command(
             found = versions(db, spec_id)
     except TestfleetError as exc:
         raise typer.Exit(_error(exc)) from None
-    console = Console(highlight=False)
+    console = make_console()
     if not found:
         console.print(f"no recorded versions of {escape(spec_id)}")
         raise typer.Exit(BAD_INPUT)

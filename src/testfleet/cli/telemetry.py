@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from testfleet.errors import TestfleetError, UsageError
+from testfleet.reporting.consoles import make_console
 
 BAD_INPUT = 2
 
@@ -31,7 +32,7 @@ def telemetry_command(ref: str, metric: str | None, by_worker: bool, html: str |
 
     from testfleet.atomic import check_outputs
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console(soft_wrap=True)
     try:
         check_outputs(("--html", html), ("--png", png))
         with _open(store) as db:

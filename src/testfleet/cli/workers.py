@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from testfleet.errors import TestfleetError
 from testfleet.execution.capabilities import Capabilities, detect, format_memory
 from testfleet.settings import load_settings
+from testfleet.reporting.consoles import make_console
 
 BAD_INPUT = 2
 
@@ -35,7 +35,7 @@ def show_workers(backend: str | None, ray_address: str | None) -> int:
         table.add_row(escape(caps.hostname), escape(caps.cpu_model or "-"), str(caps.cpus),
                       format_memory(caps.memory), escape(gpus), escape(caps.os), caps.python,
                       escape(_pairs(caps.resources)), escape(_pairs(caps.labels)))
-    Console(highlight=False).print(table)
+    make_console().print(table)
     return 0
 
 

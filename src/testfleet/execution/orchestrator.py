@@ -122,6 +122,10 @@ class Orchestrator(ExplorationMixin):
                 collector_exit = self._collector_exit
             elif self._plan(payload):
                 self._loop()
+        except P.UnreadableMessage as exc:  # an internal error, pytest's exit 3, naming the test
+            self.fatal = (3, self._unreadable(exc))
+            if not self.cases:  # failed while reading the collection: the run still gets its row
+                self.recorder.begin_run(self.run_info, [], [])
         except KeyboardInterrupt:
             interrupted = True
             self._say("interrupted: stopping workers")
@@ -140,6 +144,19 @@ class Orchestrator(ExplorationMixin):
             output = self.backend.collector_output()
             self.backend.close()
         return self._outcome(interrupted=interrupted, collector_exit=collector_exit, output=output)
+
+    def _unreadable(self, exc: P.UnreadableMessage) -> str:
+        """Which test's data the coordinator could not read, and why."""
+        msg = exc.message
+        tests: list[str] = []
+        if isinstance(msg, tuple) and msg and msg[0] == P.COLLECTED:
+            tests = [str(item.get("nodeid")) for item in msg[1].get("items", ()) if P.holds_stand_in(item)]
+        elif isinstance(msg, tuple) and len(msg) > 1 and isinstance(msg[1], int) and msg[1] < len(self.items):
+            tests = [str(self.items[msg[1]]["nodeid"])]
+        where = f" for {', '.join(tests[:3])}" + (f" and {len(tests) - 3} more" if len(tests) > 3 else "") \
+            if tests else ""
+        return (f"internal error: a worker sent data{where} that the coordinator cannot read: it refers to "
+                f"{', '.join(exc.missing)}, which cannot be imported outside the test session ({exc.reason})")
 
     # -- collection and plan ------------------------------------------------------------------
     def _await_collection(self) -> dict[str, Any] | None:
@@ -189,6 +206,8 @@ class Orchestrator(ExplorationMixin):
                                 self.variants + [v for _, v in skipped_modules])
         if self.collect_errors and not self.plan.continue_on_collection_errors:
             return False
+        if payload.get("terminal") and hasattr(self.listener, "on_terminal"):  # -r, -q as pytest saw them
+            self.listener.on_terminal(payload["terminal"])
         self.listener.on_collected(self.total + len(unmet), self.run_info.deselected, self.plan.workers)
         if unmet:
             word = "errors" if self.plan.strict_requirements else "skipped"

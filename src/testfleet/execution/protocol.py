@@ -30,7 +30,17 @@ coordinator -> worker
     (FLUSH,)                        no more work for now: run the last queued item too
     (STOP,)                         drop the queue, tear fixtures down and exit (``-x``)
     (SHUTDOWN,)                     run what is queued, then exit
+
+The coordinator reads with :func:`receive`: a message that names a class it cannot import (a
+value whose class is defined in a test module) raises :class:`UnreadableMessage`, which names
+the class, rather than a bare ``ModuleNotFoundError`` from deep inside the backend.
 """
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
 
 COLLECTED = "collected"
 EXITED = "exited"
@@ -51,3 +61,78 @@ SHUTDOWN = "shutdown"
 ENV_ADDRESS = "TESTFLEET_COORDINATOR"
 ENV_AUTHKEY = "TESTFLEET_AUTHKEY"
 ENV_WORKER_ID = "TESTFLEET_WORKER"
+
+
+class UnreadableMessage(Exception):
+    """A worker's message refers to classes the coordinator cannot import.
+
+    ``message`` is the message as read, each such object replaced by a stand-in whose repr names
+    its class, so the coordinator can say which test carried it.
+    """
+
+    def __init__(self, message: Any, missing: list[str], reason: str) -> None:
+        self.message = message
+        self.missing = missing
+        self.reason = reason
+        super().__init__(f"cannot import {', '.join(missing)} ({reason})")
+
+
+class _StandIn:
+    """What an object of a class that cannot be imported here becomes."""
+
+    qualname = "?"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _StandIn:
+        return object.__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"<{self.qualname}, not importable by the coordinator>"
+
+
+class _TolerantUnpickler(pickle.Unpickler):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data))
+        self.missing: list[str] = []
+        self.reason = ""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return super().find_class(module, name)
+        except (ImportError, AttributeError) as exc:
+            qualname = f"{module}.{name}"
+            if qualname not in self.missing:
+                self.missing.append(qualname)
+            self.reason = self.reason or f"{type(exc).__name__}: {exc}"
+            return type(name, (_StandIn,), {"qualname": qualname})
+
+
+def receive(conn: Any) -> Any:
+    """One message from ``conn`` (a ``multiprocessing`` connection), read as ``conn.recv()``
+    does, except that a class that cannot be imported raises :class:`UnreadableMessage`."""
+    data = conn.recv_bytes()
+    try:
+        return pickle.loads(data)  # the usual case, at C speed
+    except (ImportError, AttributeError):
+        pass
+    unpickler = _TolerantUnpickler(data)
+    message = unpickler.load()
+    if unpickler.missing:
+        raise UnreadableMessage(message, unpickler.missing, unpickler.reason)
+    return message
+
+
+def holds_stand_in(value: Any) -> bool:
+    """Whether ``value`` (plain data: dicts, lists, tuples) holds a stand-in for a missing class."""
+    if isinstance(value, _StandIn):
+        return True
+    if isinstance(value, dict):
+        return any(holds_stand_in(k) or holds_stand_in(v) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(holds_stand_in(v) for v in value)
+    return False

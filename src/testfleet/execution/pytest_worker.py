@@ -19,6 +19,7 @@ batches.
 
 from __future__ import annotations
 
+import enum
 import faulthandler
 import os
 import signal
@@ -109,7 +110,8 @@ class WorkerPlugin:
             })
         return {"items": items, "deselected": self.deselected, "errors": self.collect_errors,
                 "skipped": self.collect_skipped, "warnings": self._take_warnings(),
-                "rootdir": str(session.config.rootpath), "pid": os.getpid()}
+                "rootdir": str(session.config.rootpath), "pid": os.getpid(),
+                "terminal": _terminal_options(session.config)}
 
     # -- the loop -----------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
@@ -375,14 +377,21 @@ class WorkerPlugin:
 
 def _callspec_params(item: pytest.Item) -> dict[str, Any]:
     """A parametrized test's parameters, as the baseline variant's params: JSON scalars kept,
-    anything else by its repr (so failure analysis can group by them)."""
+    anything else by its repr (so failure analysis can group by them).
+
+    Only values of exactly a builtin type are kept as they are: a subclass (an ``IntEnum`` or
+    ``StrEnum`` member defined in the test module, numpy's scalars) would be pickled as a
+    reference to a module the coordinator cannot import. An enum member becomes ``Class.NAME``.
+    """
     callspec = getattr(item, "callspec", None)
     if callspec is None:
         return {}
     out: dict[str, Any] = {}
     for name, value in callspec.params.items():
-        if value is None or isinstance(value, (bool, int, float, str)):
-            out[name] = value if not isinstance(value, str) or len(value) <= 200 else value[:200]
+        if value is None or type(value) in (bool, int, float, str):
+            out[name] = value if type(value) is not str or len(value) <= 200 else value[:200]
+        elif isinstance(value, enum.Enum):
+            out[name] = f"{type(value).__name__}.{value.name}"[:200]
         else:
             out[name] = repr(value)[:200]
     return out
@@ -531,6 +540,51 @@ def _fingerprint(report: pytest.TestReport) -> str | None:
     return f"{Path(str(crash.path)).name}:{crash.lineno}:{exc_type}"
 
 
+def _terminal_options(config: pytest.Config) -> dict[str, Any]:
+    """How pytest's own terminal would report (``-r`` characters, ``-q``/``-v`` from the command
+    line or ``addopts``), so that the coordinator's console prints what pytest would."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    return {"reportchars": str(getattr(reporter, "reportchars", "fE")),
+            "verbosity": int(getattr(config.option, "verbose", 0) or 0)}
+
+
+def _is_subtest(report: pytest.TestReport) -> bool:
+    """A subtest's report: pytest's own ``subtests`` (pytest >= 9) or the pytest-subtests plugin."""
+    return callable(getattr(report, "_sub_test_description", None)) and hasattr(report, "context")
+
+
+def _skip_place(config: pytest.Config, report: pytest.TestReport) -> list[Any]:
+    """Where a skip happened and why, folded the way pytest's ``-rs`` summary folds them: the
+    path relative to the invocation folder, the line (None for a ``skip`` mark on the test)."""
+    fspath, lineno, reason = report.longrepr  # type: ignore[misc]
+    try:
+        path = os.path.relpath(fspath, config.invocation_params.dir)
+    except ValueError:  # another drive (Windows)
+        path = str(fspath)
+    keywords = getattr(report, "keywords", {})
+    if report.when == "setup" and "skip" in keywords and "pytestmark" not in keywords:
+        lineno = None
+    return [path, lineno, str(reason)]
+
+
+def _subtest_entry(config: pytest.Config, rep: pytest.TestReport, category: str, word: str) -> dict[str, Any]:
+    """One subtest: its description (``[msg] (i=1)``), outcome, pytest's summary word and, when
+    it did not pass, its message, traceback and captured output."""
+    entry: dict[str, Any] = {"description": rep._sub_test_description(), "outcome": rep.outcome,  # type: ignore[attr-defined]
+                             "category": category, "word": word, "duration": rep.duration}
+    if rep.failed or rep.skipped:
+        entry["message"] = _crash_message(rep)
+        entry["longrepr"] = rep.longreprtext
+        entry["fingerprint"] = _fingerprint(rep)
+        if rep.skipped and isinstance(rep.longrepr, tuple) and len(rep.longrepr) == 3:
+            entry["skip"] = _skip_place(config, rep)
+        for title, content in rep.sections:
+            for stream in ("stdout", "stderr", "log"):
+                if title.startswith(f"Captured {stream}"):
+                    entry[stream] = entry.get(stream, "") + content
+    return entry
+
+
 def result_payload(config: pytest.Config, reports: list[pytest.TestReport],
                    warnings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything the coordinator needs about one item's run, as plain data (cheap to pickle)."""
@@ -540,15 +594,25 @@ def result_payload(config: pytest.Config, reports: list[pytest.TestReport],
     message = ""
     when = None
     fingerprint = None
+    subtests: list[dict[str, Any]] = []
     for rep in reports:
-        category, _letter, _word = config.hook.pytest_report_teststatus(report=rep, config=config)
+        category, _letter, word = config.hook.pytest_report_teststatus(report=rep, config=config)
         if category:
             categories.append(category)
+        word = str(word[0] if isinstance(word, tuple) else word)
+        if _is_subtest(rep):  # its own entry; the item's message and traceback stay the test's own
+            subtests.append(_subtest_entry(config, rep, category, word))
+            continue
         phase: dict[str, Any] = {"outcome": rep.outcome, "duration": rep.duration}
+        if category:  # what pytest's short summary shows for this report
+            phase.update(category=category, word=word)
+        if rep.skipped and isinstance(rep.longrepr, tuple) and len(rep.longrepr) == 3:
+            phase["skip"] = _skip_place(config, rep)
         if rep.failed or (rep.skipped and rep.longrepr is not None):
             text = rep.longreprtext
             phase["longrepr"] = text
             if rep.failed:
+                phase["message"] = _crash_message(rep)
                 # sections plugins add beside the captured output (the SUT's log) stay with it
                 extra = "".join(f"\n\n{'-' * 8} {title} {'-' * 8}\n{content}" for title, content
                                 in rep.sections if not title.startswith("Captured "))
@@ -562,17 +626,24 @@ def result_payload(config: pytest.Config, reports: list[pytest.TestReport],
     outcome = next((o for o in OUTCOME_PRIORITY if o in categories), None)
     if outcome is None:  # a plugin's own category: fall back on the report outcomes
         outcome = "failed" if any(r.failed for r in reports) else "passed"
+    failed_subtest = next((sub for sub in subtests if sub["outcome"] == "failed"), None)
+    if failed_subtest is not None and not longreprs:  # only subtests failed: say the first
+        when, message, fingerprint = "call", failed_subtest["message"], failed_subtest.get("fingerprint")
+    elif failed_subtest is not None and fingerprint is None:  # "contains 1 failed subtest"
+        fingerprint = failed_subtest.get("fingerprint")
+    if subtests:
+        phases.setdefault("call", {"outcome": "passed", "duration": 0.0})["subtests"] = subtests
     if not message:
         for rep in reports:
-            if rep.skipped:
+            if rep.skipped and not _is_subtest(rep):
                 message = getattr(rep, "wasxfail", "") or _crash_message(rep)
                 when = rep.when
                 break
-    last = reports[-1] if reports else None
+    last = next((r for r in reversed(reports) if not _is_subtest(r)), None)
     return {
         "outcome": outcome,
         "categories": categories,
-        "duration": sum(r.duration for r in reports),
+        "duration": sum(r.duration for r in reports if not _is_subtest(r)),  # subtests ran in call
         "start": reports[0].start if reports else time.time(),
         "stop": last.stop if last else time.time(),
         "when": when,

@@ -24,12 +24,35 @@ from rich.table import Table
 from rich.text import Text
 
 from testfleet.model import FAILURE_OUTCOMES, Outcome, Result
+from testfleet.reporting.short_summary import DEFAULT_REPORTCHARS, summary_lines
+from testfleet.reporting.variant_names import params_label, variant_name
 
 LETTERS = {"passed": ".", "failed": "F", "error": "E", "skipped": "s", "xfailed": "x", "xpassed": "X",
            "timeout": "T", "crashed": "C"}
 STYLES = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow", "xfailed": "yellow",
           "xpassed": "yellow", "timeout": "red", "crashed": "red", "flaky": "yellow", "rerun": "yellow"}
-SUMMARY_PREFIX = {"failed": "FAILED", "error": "ERROR", "timeout": "TIMEOUT", "crashed": "CRASHED"}
+
+
+# What one traceback or captured stream may show on the console (pytest prints captured output
+# whole, and a test printing 8 MB made the report take half a minute): the first and last lines.
+CLIP_LINES = 200
+CLIP_CHARS = 20_000
+
+
+def clip(text: str, max_lines: int = CLIP_LINES, max_chars: int = CLIP_CHARS) -> str:
+    """``text`` whole when it is short, else its head and tail around a line that says how much
+    is left out and where the whole text is."""
+    if len(text) <= max_chars and text.count("\n") < max_lines:
+        return text
+    half_chars, half_lines = max_chars // 2, max_lines // 2
+    head = text[:half_chars].split("\n")[:half_lines]
+    tail = text[-half_chars:].split("\n")[-half_lines:]
+    shown = sum(len(line) + 1 for line in head + tail)
+    hidden_lines = max(text.count("\n") + 1 - len(head) - len(tail), 0)
+    lines = f" ({hidden_lines:,} lines)" if hidden_lines else ""
+    note = (f"... {len(text) - shown:,} characters{lines} not shown; the whole text is in "
+            "the store (testfleet show) and the JSON/JUnit reports; -vv prints it all ...")
+    return "\n".join([*head, note, *tail])
 
 
 class ConsoleReporter:
@@ -38,7 +61,9 @@ class ConsoleReporter:
     def __init__(self, verbosity: int = 0, console: Console | None = None, live: bool | None = None) -> None:
         self.console = console or Console(highlight=False, soft_wrap=False)
         self.verbosity = verbosity
+        self.live_asked = live
         self.use_live = self.console.is_terminal and verbosity >= 0 if live is None else live
+        self.reportchars = DEFAULT_REPORTCHARS
         self.counts: Counter[str] = Counter()
         self.running: dict[str, str | None] = {}
         self.total = 0
@@ -48,8 +73,16 @@ class ConsoleReporter:
         self.live: Live | None = None
         self.lock = threading.Lock()
         self.exploring = False  # the total grows as variants are proposed: no 100 % mid-run
+        self.shown_percent = 0  # never printed smaller later, though the total grows while exploring
 
     # -- listener -----------------------------------------------------------------------------
+    def on_terminal(self, options: dict) -> None:
+        """pytest's own view of the terminal options (``addopts`` included): ``-r``, ``-q``/``-v``."""
+        self.reportchars = str(options.get("reportchars", self.reportchars))
+        self.verbosity = int(options.get("verbosity", self.verbosity))
+        if self.live_asked is None:
+            self.use_live = self.console.is_terminal and self.verbosity >= 0
+
     def on_collected(self, total: int, deselected: int, workers: int) -> None:
         self.total = total
         self.started = time.monotonic()
@@ -77,10 +110,10 @@ class ConsoleReporter:
             word = result.outcome.value.upper()
         if self.verbosity > 0:
             style = STYLES.get(result.outcome.value, "")
-            pct = f"[{100 * done // max(total, 1):3d}%]"
+            pct = f"[{self._percent(done, total):3d}%]"
             self.console.print(f"[dim]\\[{result.worker}] {pct}[/dim] [{style}]{word}[/{style}] "
                                f"{escape(result.nodeid)}" + (" [yellow](flaky)[/yellow]" if result.flaky else ""))
-        elif self.live is None and self.verbosity == 0:
+        elif self.live is None and self.verbosity <= 0:  # pytest prints letters under -q too
             self._letter(LETTERS.get(result.outcome.value, "?") if result.final else "R", done, total)
 
     def on_message(self, text: str) -> None:
@@ -100,9 +133,18 @@ class ConsoleReporter:
             sys.stdout.write(letter)
             self.column += 1
             if self.column >= 70 or (done == total and not self.exploring):
-                sys.stdout.write(" " * (70 - self.column) + f" [{100 * done // max(total, 1):3d}%]\n")
+                sys.stdout.write(" " * (70 - self.column) + f" [{self._percent(done, total):3d}%]\n")
                 self.column = 0
             sys.stdout.flush()
+
+    def _percent(self, done: int, total: int) -> int:
+        """Done as a percentage that never goes back: exploration adds to the total as it runs, so
+        done/total can fall (99 % then 98 %); and 100 % only when nothing is left."""
+        percent = 100 * done // max(total, 1)
+        if done < total or self.exploring:
+            percent = min(percent, 99)
+        self.shown_percent = max(self.shown_percent, percent)
+        return self.shown_percent
 
     def _panel(self) -> Group:
         elapsed = time.monotonic() - self.started
@@ -120,8 +162,9 @@ class ConsoleReporter:
         if self.live is not None:
             self.live.stop()
             self.live = None
-        if self.column:
-            sys.stdout.write("\n")
+        if self.column:  # an exploring run's last line: its total is only known now
+            end = " " * (70 - self.column) + f" [{max(self.shown_percent, 100 * self.done // max(self.total, 1)):3d}%]"
+            sys.stdout.write((end if self.exploring and self.done >= self.total else "") + "\n")
             self.column = 0
 
     # -- the end ------------------------------------------------------------------------------
@@ -135,33 +178,33 @@ class ConsoleReporter:
         if collect_errors:
             self.console.print(rule("ERRORS"))
             for error in collect_errors:
-                self.console.print(Rule(f"ERROR collecting {error['nodeid']}", characters="_", style="red"))
+                self.console.print(Rule(Text(f"ERROR collecting {error['nodeid']}"), characters="_", style="red"))
                 self.console.print(Text(error["longrepr"]))
-        from testfleet.reporting.exploration import explored_failures, label, print_exploration
+        from testfleet.reporting.exploration import explored_failures, print_exploration
 
         failing = [r for r in final if r.outcome in FAILURE_OUTCOMES or "error" in r.categories]
         plain, grouped = explored_failures(failing, exploration)
         errors = [r for r in plain if r.outcome is Outcome.error or "error" in r.categories]
         failures = [r for r in plain if r.outcome in FAILURE_OUTCOMES and r.outcome is not Outcome.error]
         variants = (exploration or {}).get("variants", {})
+        for title, group in (("ERRORS", errors), ("FAILURES", failures)):  # pytest shows them under -q too
+            if not group:
+                continue
+            self.console.print(rule(title))
+            for result in group:
+                self._section(result)
         if self.verbosity >= 0:
-            for title, group in (("ERRORS", errors), ("FAILURES", failures)):
-                if not group:
-                    continue
-                self.console.print(rule(title))
-                for result in group:
-                    self._section(result)
             if grouped:
                 self.console.print(rule("EXPLORED FAILURES"))
                 for result, count, minimal in grouped:
-                    params = variants[result.variant_id]["params"]
-                    self._section(result, f" {label(params)}")
+                    variant = variants[result.variant_id]
+                    self._section(result, nodeid=variant_name(result.nodeid, variant["params"], variant.get("origin")))
                     more = f"{count} failing variant{'s' if count != 1 else ''} like this one"
                     if minimal:
                         more += f"; {minimal['message']}"
                     instance = variants[result.variant_id].get("instance")
                     if instance:
-                        more += (f"\ninstance {instance['instance']} config {label(instance['config'])}"
+                        more += (f"\ninstance {instance['instance']} config {{{params_label(instance['config'])}}}"
                                  + (f" (snapshot {instance['snapshot'][:12]})" if instance["snapshot"] else ""))
                     self.console.print(Text(more, style="cyan"))
             if exploration:
@@ -172,11 +215,13 @@ class ConsoleReporter:
             self._anomalies(anomalies, run_id)
         if messages_not_run and self.verbosity >= 0:
             self.console.print(f"[yellow]{len(messages_not_run)} test(s) not run (stopped early)[/yellow]")
-        lines = self._short_summary([r for r in final if r in plain or r.outcome not in FAILURE_OUTCOMES],
-                                    collect_errors)
+        lines = summary_lines([r for r in final if r in plain or r.outcome not in FAILURE_OUTCOMES],
+                              collect_errors, self.reportchars)
         for result, count, minimal in grouped:
-            params = minimal["minimal_params"] if minimal else variants[result.variant_id]["params"]
-            lines.append(f"[red]FAILED[/red] {escape(result.nodeid)} {escape(label(params))}"
+            variant = variants[result.variant_id]
+            name = (variant_name(result.nodeid, minimal["minimal_params"], "minimal") if minimal
+                    else variant_name(result.nodeid, variant["params"], variant.get("origin")))
+            lines.append(f"[red]FAILED[/red] {escape(name)}"
                          f" - {escape(result.message.strip().splitlines()[0] if result.message.strip() else '')}"
                          f" [dim]({count} failing variant{'s' if count != 1 else ''}"
                          f"{', minimal' if minimal else ''})[/dim]")
@@ -185,9 +230,9 @@ class ConsoleReporter:
             for line in lines:
                 self.console.print(line, soft_wrap=True)
         style = "red" if failed else ("yellow" if not final else "green")
-        if self.verbosity < 0:
+        if self.verbosity == -1:  # pytest -q: the bare line; -qq: none
             self.console.print(Text(summary, style=style))
-        else:
+        elif self.verbosity >= 0:
             self.console.print(rule(summary, style))
 
     def _anomalies(self, anomalies: list[dict], run_id: str, shown: int = 20) -> None:
@@ -219,26 +264,35 @@ class ConsoleReporter:
             self.console.print(Text("  " + text + "\n"))
         self.console.print("-- Docs: https://docs.pytest.org/en/stable/how-to/capture-warnings.html")
 
-    def _section(self, result: Result, suffix: str = "") -> None:
-        name = result.nodeid.split("::", 1)[-1].replace("::", ".") + suffix
+    def _section(self, result: Result, nodeid: str | None = None) -> None:
+        """One test's part of FAILURES/ERRORS: each failed subtest's own section first, as pytest
+        reports them, then the test's (when the test itself failed). ``nodeid``: the name to show
+        (an explored variant's, with its values)."""
+        name = (nodeid or result.nodeid).split("::", 1)[-1].replace("::", ".")
+        subtests = [sub for sub in (result.phases.get("call") or {}).get("subtests", ())
+                    if sub.get("outcome") == "failed"]
+        for sub in subtests:
+            self._block(f"{name} {sub.get('description', '')}", sub.get("longrepr") or sub.get("message", ""),
+                        sub.get("stdout", ""), sub.get("stderr", ""), sub.get("log", ""))
+        if subtests and not result.longrepr:
+            return  # only subtests failed; the test itself passed
         if result.outcome is Outcome.error or (result.when in ("setup", "teardown")):
             name = f"ERROR at {result.when or 'setup'} of {name}"
-        self.console.print(Rule(name, characters="_", style="red"))
-        self.console.print(Text(result.longrepr or result.message))
-        for title, text in (("stdout", result.stdout), ("stderr", result.stderr), ("log", result.log)):
-            if text:
-                self.console.print(Rule(f"Captured {title}", characters="-"))
-                self.console.print(Text(text.rstrip("\n")))
+        self._block(name, result.longrepr or result.message, result.stdout, result.stderr, result.log)
 
-    @staticmethod
-    def _short_summary(final: list[Result], collect_errors: list[dict]) -> list[str]:
-        lines = [f"[red]ERROR[/red] {escape(e['nodeid'])}" for e in collect_errors]
-        for result in final:
-            prefix = SUMMARY_PREFIX.get(result.outcome.value)
-            if prefix:
-                message = result.message.strip().splitlines()[0] if result.message.strip() else ""
-                lines.append(f"[red]{prefix}[/red] {escape(result.nodeid)}"
-                             + (f" - {escape(message)}" if message else ""))
-            if result.flaky:
-                lines.append(f"[yellow]FLAKY[/yellow] {escape(result.nodeid)} - passed on attempt {result.attempt}")
-        return lines
+    def _block(self, title: str, text: str, stdout: str, stderr: str, log: str) -> None:
+        self.console.print(Rule(Text(title), characters="_", style="red"))  # "[x] (i=1)" is no markup
+        self._text(text)
+        for stream, captured in (("stdout", stdout), ("stderr", stderr), ("log", log)):
+            if captured:
+                self.console.print(Rule(f"Captured {stream}", characters="-"))
+                self._text(captured.rstrip("\n"))
+
+    def _text(self, text: str) -> None:
+        """A traceback or captured output: clipped unless ``-vv`` (the store and the reports keep
+        it whole); whole text goes out as it is, not through rich, which would lay out megabytes."""
+        if self.verbosity >= 2:
+            self.console.file.write(text + "\n")
+            self.console.file.flush()
+        else:
+            self.console.print(Text(clip(text)))

@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import time
-from collections import Counter
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -89,6 +88,11 @@ def json_test(result: Result) -> dict[str, Any]:
     for name in _PHASES:
         if isinstance(phases.get(name), dict):
             item[name] = _stage(result, name, phases[name], output_phase)
+    subtests = (phases.get("call") or {}).get("subtests") if isinstance(phases.get("call"), dict) else None
+    if subtests:  # pytest's subtests: each with its description, outcome and, if not passed, why
+        item["subtests"] = [{key: sub[key] for key in ("description", "outcome", "duration", "message",
+                                                        "longrepr", "stdout", "stderr", "log") if sub.get(key)}
+                            | {"outcome": sub.get("outcome", "passed")} for sub in subtests]
     item["metadata"] = {"worker": result.worker, "variant_id": result.variant_id,
                         "attempt": result.attempt, "flaky": result.flaky}
     return item
@@ -115,14 +119,14 @@ def json_report(run: Run, results: Sequence[Result],
                 warnings: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The whole report as a dict (what :func:`write_json` writes)."""
     finals = final_results(results)
-    summary: dict[str, int] = dict(Counter(str(r.outcome) for r in finals))
+    # the words of the console's summary line (a failed subtest counts "failed", passed subtests
+    # "subtests passed", a call failure plus a teardown error both), so the two always agree
+    counts = count_outcomes(results, collect_errors, run.deselected)
+    summary: dict[str, int] = dict(counts)
     summary["total"] = len(finals)
     summary["collected"] = (run.collected or len(finals)) + run.deselected
-    if run.deselected:
-        summary["deselected"] = run.deselected
     exitcode = run.exit_code
     if exitcode is None:
-        counts = count_outcomes(results, collect_errors, run.deselected)
         exitcode = exit_code_for(counts, collect_errors, run.status == RunStatus.interrupted)
     collectors = [{"nodeid": str(e.get("nodeid", "")), "outcome": "failed", "result": [],
                    "longrepr": str(e.get("longrepr") or "")} for e in collect_errors]

@@ -119,7 +119,17 @@ def _outcome_children(result: Result) -> list[ET.Element]:
         children.append(_element("failure", text, message=_reason(result, None, text) or outcome,
                                  type=outcome.value))
         return children
-    if outcome == Outcome.failed or "failed" in cats:
+    subtests = [sub for sub in _phase(result, "call").get("subtests", ()) if sub.get("outcome") != "passed"]
+    for sub in subtests:  # as pytest's junitxml: a <failure>/<skipped> per subtest, in the test's case
+        if sub.get("outcome") == "failed":
+            children.append(_element("failure", sub.get("longrepr") or sub.get("message"),
+                                     message=sub.get("message") or sub.get("description")))
+        elif sub.get("category") == "skipped":
+            children.append(_element("skipped", sub.get("longrepr"), type="pytest.skip",
+                                     message=str(sub.get("message", "")).removeprefix("Skipped: ")))
+    own_failure = _phase(result, "call").get("outcome") == "failed" or not any(
+        sub.get("outcome") == "failed" for sub in subtests)
+    if (outcome == Outcome.failed or "failed" in cats) and own_failure:
         text = _failure_text(result, "call")
         children.append(_element("failure", text, message=_reason(result, "call", text)))
     if outcome == Outcome.error or "error" in cats:

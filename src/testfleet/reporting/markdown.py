@@ -67,9 +67,14 @@ def _longrepr(result: Result) -> str:
 def _failures(finals: Sequence[Result], collect_errors: Sequence[dict[str, Any]]) -> list[str]:
     rows = [(str(e.get("nodeid", "")), "error (collection)", first_line("", str(e.get("longrepr") or "")))
             for e in collect_errors]
-    rows += [(r.nodeid, str(r.outcome), first_line(r.message, _longrepr(r)))
-             for r in finals if r.outcome.is_failure or "failed" in r.categories
-             or "error" in r.categories]
+    for r in finals:
+        if not (r.outcome.is_failure or "failed" in r.categories or "error" in r.categories):
+            continue
+        subtests = [sub for sub in (r.phases.get("call") or {}).get("subtests", ()) if sub.get("outcome") == "failed"]
+        rows += [(f"{r.nodeid} {sub.get('description', '')}", "subtest failed",
+                  first_line(str(sub.get("message", "")), str(sub.get("longrepr", "")))) for sub in subtests]
+        if not subtests or r.longrepr:  # the test's own failure, beside its failed subtests
+            rows.append((r.nodeid, str(r.outcome), first_line(r.message, _longrepr(r))))
     if not rows:
         return []
     lines = ["### Failures", "", "| test | outcome | message |", "| --- | --- | --- |"]

@@ -211,7 +211,7 @@ class LocalBackend(Backend):
             return
         try:
             while not conn.closed and conn.poll(0):
-                self._dispatch(conn, conn.recv(), events)
+                self._dispatch(conn, P.receive(conn), events)
         except (EOFError, OSError):
             self._lost(conn, events)
 
