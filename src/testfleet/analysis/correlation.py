@@ -49,15 +49,19 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from testfleet.analysis.design import design_mask, source_counts
 from testfleet.analysis.frame import CATEGORICAL, AnalysisFrame, Column
+from testfleet.analysis.hypotheses import Hypothesis, hypotheses
 from testfleet.analysis.interactions import (
     MAX_LEVELS,
     MIN_SUPPORT,
     bh,
     p_floor,
     p_greater,
+    Combination,
     search,
 )
+from testfleet.analysis.stratified import NOT_TESTABLE, stratified_test
 from testfleet.analysis.rules import (
     Candidate,
     Condition,
@@ -186,6 +190,9 @@ class Analysis:
     tested_combinations: int = 0
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    sparse: list[Interaction] = field(default_factory=list)   # below MIN_SUPPORT: notes
+    hypotheses: list[Hypothesis] = field(default_factory=list)  # from guided executions
+    design: dict[str, Any] = field(default_factory=dict)       # what the tests were drawn from
 
     @property
     def failure_rate(self) -> float:
@@ -200,6 +207,11 @@ class Analysis:
                 "rules": [r.to_dict() for r in self.rules],
                 "sensitivity": {k: [s.to_dict() for s in v] for k, v in self.sensitivity.items()},
                 "tested_combinations": self.tested_combinations, "notes": list(self.notes),
+                "sparse_interactions": [
+                    {"text": i.text, "count": i.count, "failures": i.failures, "rate": i.rate,
+                     "component_rate": i.component_rate} for i in self.sparse],
+                "hypotheses": [h.to_dict() for h in self.hypotheses],
+                "design": to_json(self.design),
                 "timings": {k: round(v, 4) for k, v in self.timings.items()}}
 
 
@@ -513,13 +525,58 @@ def _not_enough(total: int, fails: int) -> str | None:
 
 def analyze(frame: AnalysisFrame, *, fdr: float = 0.05, bins: int = 5, max_order: int = 3,
             seed: int = 0) -> Analysis:
-    """Impacts, interactions, rules and outcome sensitivity of ``frame`` (see the module)."""
+    """Impacts, interactions, rules and outcome sensitivity of ``frame`` (see the module).
+
+    Significance comes from the design executions only (:mod:`testfleet.analysis.design`);
+    when guided executions exist, what all executions together suggest beyond the design's rules
+    becomes ``hypotheses``."""
     if not 0 < fdr < 1:
         raise ValueError(f"fdr must be between 0 and 1, not {fdr}")
     if not 2 <= bins <= 250:
         raise ValueError(f"bins must be between 2 and 250, not {bins}")
     if max_order not in (1, 2, 3):
         raise ValueError(f"max_order must be 1, 2 or 3, not {max_order}")
+    design = design_mask(frame)
+    if design.all():
+        result = _analyze(frame, fdr, bins, max_order, seed)
+    else:
+        result = _analyze(frame.subset(design), fdr, bins, max_order, seed)
+        everything = _analyze(frame, fdr, bins, max_order, seed)
+        result.hypotheses = hypotheses(frame, design, result.rules, everything.rules)
+        if result.not_enough_data and frame.failed[~design].any():
+            result.not_enough_data += (" among the design executions; what the guided ones "
+                                       "suggest is listed as hypotheses")
+    result.design = {
+        "executions": int(design.sum()), "failures": int(frame.failed[design].sum()),
+        "guided_executions": int((~design).sum()),
+        "guided_failures": int(frame.failed[~design].sum()),
+        "design_sources": source_counts(frame, design),
+        "guided_sources": source_counts(frame, ~design)}
+    return result
+
+
+def _environment_impact(impact: Impact, prep: _Prep, frame: AnalysisFrame,
+                        failed: np.ndarray, seed: int) -> None:
+    """An environment factor is tested only within variants that ran in more than one of its
+    environments (:mod:`testfleet.analysis.stratified`): across variants it is confounded with
+    them (the scheduler decides which variants a worker gets)."""
+    found = None if frame.variant_ids is None else stratified_test(
+        prep.column.values, failed, frame.variant_ids, seed=seed)
+    if found is None or found.p_value is None:
+        impact.status, impact.note = "not testable", NOT_TESTABLE
+        impact.test = impact.statistic = impact.p_value = impact.effect = None
+        impact.effect_name, impact.details = None, {}
+        return
+    impact.test = f"{found.test}, by variant"
+    impact.statistic, impact.p_value = found.statistic, found.p_value
+    impact.effect, impact.effect_name = None, None
+    impact.details = {"strata": found.strata, "executions_in_strata": found.executions,
+                      **found.details}
+    impact.note = found.note or (f"within the {found.strata} variant(s) that ran in more than "
+                                 f"one {prep.column.name}")
+
+
+def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: int) -> Analysis:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     failed = np.asarray(frame.failed, dtype=bool)
@@ -535,6 +592,9 @@ def analyze(frame: AnalysisFrame, *, fdr: float = 0.05, bins: int = 5, max_order
     timings["prepare"] = time.perf_counter() - clock
     clock = time.perf_counter()
     impacts = [_impact(p, failed, rng, reason is None) for p in preps]
+    for impact, prep in zip(impacts, preps):
+        if impact.source == "env" and impact.status == "tested":
+            _environment_impact(impact, prep, frame, failed, seed)
     tested = [i for i in impacts if i.p_value is not None]
     for impact, q in zip(tested, bh(np.array([i.p_value for i in tested]))):
         impact.q_value, impact.significant = float(q), bool(q <= fdr)
@@ -543,9 +603,12 @@ def analyze(frame: AnalysisFrame, *, fdr: float = 0.05, bins: int = 5, max_order
     timings["impacts"] = time.perf_counter() - clock
     clock = time.perf_counter()
     interactions: list[Interaction] = []
+    sparse: list[Combination] = []
     tested_count, notes = 0, []
     if reason is None and max_order >= 2:
-        usable = [p for p in preps if p.levels is not None]
+        # an environment factor joins combinations only once its stratified test holds
+        usable = [p for p, i in zip(preps, impacts) if p.levels is not None
+                  and (p.column.source != "env" or i.significant)]
         by_index = {p.index: p for p in usable}
         singles, testable = [], []
         for p in preps:
@@ -561,18 +624,22 @@ def analyze(frame: AnalysisFrame, *, fdr: float = 0.05, bins: int = 5, max_order
         order = {i.column: rank for rank, i in enumerate(
             sorted(tested, key=lambda i: (i.q_value, -(i.effect or 0))))}
         ranking = sorted(by_index, key=lambda c: order.get(frame.columns[c].name, len(order)))
-        implicated = {p.index for p, i in zip(preps, impacts) if i.significant and p.levels is not None}
+        implicated = {p.index for p, i in zip(preps, impacts)
+                      if i.significant and p.index in by_index}
         found, tested_count, notes = search(
             [p.levels if p.levels is not None else np.zeros(0, np.uint8) for p in preps],
             [max(p.size, 1) for p in preps], testable, singles, failing, total,
             columns=sorted(by_index), ranking=ranking, implicated=implicated, fdr=fdr,
-            max_order=max_order)
+            max_order=max_order, sparse=sparse)
         for combo in found:
-            conds = [preps[c].conditions[int(preps[c].keep[lv])]
-                     for c, lv in zip(combo.columns, combo.levels)]
-            interactions.append(Interaction(conds, combo.count, combo.failures, combo.rate,
-                                            combo.component_rate, combo.lift, combo.p_value,
-                                            combo.q_value))
+            interactions.append(Interaction(_conditions(preps, combo), combo.count,
+                                            combo.failures, combo.rate, combo.component_rate,
+                                            combo.lift, combo.p_value, combo.q_value))
+    below = [Interaction(_conditions(preps, c), c.count, c.failures, c.rate, c.component_rate,
+                         c.lift, c.p_value, c.q_value, significant=False) for c in sparse]
+    notes += [f"below the minimum support ({MIN_SUPPORT} executions), not tested: {i.text} "
+              f"failed {i.failures} of {i.count} (its values alone at most "
+              f"{i.component_rate:.0%})" for i in below]
     timings["interactions"] = time.perf_counter() - clock
     clock = time.perf_counter()
     edges = {p.column.name: p.edges for p in preps if p.edges is not None}
@@ -593,7 +660,11 @@ def analyze(frame: AnalysisFrame, *, fdr: float = 0.05, bins: int = 5, max_order
     impacts.sort(key=lambda i: (i.p_value is None, i.q_value if i.q_value is not None else 1.0,
                                 -(i.effect or 0.0), i.column))
     return Analysis(total, fails, fdr, reason, impacts, interactions, rules, sensitivity,
-                    tested_count, notes, timings)
+                    tested_count, notes, timings, sparse=below)
+
+
+def _conditions(preps: list[_Prep], combo: Combination) -> list[Condition]:
+    return [preps[c].conditions[int(preps[c].keep[lv])] for c, lv in zip(combo.columns, combo.levels)]
 
 
 from testfleet.analysis.proposals import Proposal, next_variants

@@ -49,6 +49,24 @@ def number(value: float) -> str:
     return f"{value:.4g}"
 
 
+SHOWN_CHARS = 40   # a value longer than this is shown abbreviated
+
+
+def abbreviate(value: Any, width: int = SHOWN_CHARS) -> str:
+    """A value as a reader needs to see it: a 2,000-character string as its first ``width``
+    characters and its length (``'aaaa…(2000 chars)'``); anything else as ``str``."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= width:
+        return text
+    return f"{text[:width]}…({len(text):,} chars)"
+
+
+def abbreviate_params(params: Mapping[str, Any], width: int = SHOWN_CHARS) -> str:
+    """``{name: value, ...}`` with every long value abbreviated."""
+    return "{" + ", ".join(f"{k}={abbreviate(v if not isinstance(v, str) else repr(v), width)}"
+                           for k, v in params.items()) + "}"
+
+
 def _percent(rate: float) -> str:
     return f"{rate:.0%}" if rate >= 0.01 or rate == 0 else f"{100 * rate:.2g}%"
 
@@ -68,7 +86,7 @@ class Condition:
     @property
     def text(self) -> str:
         if self.op == "=":
-            return f"{self.column}={self.value}"
+            return f"{self.column}={abbreviate(self.value)}"
         if self.op == "unset":
             return f"{self.column} unset"
         if self.low is not None and self.high is not None:
@@ -85,6 +103,7 @@ class Condition:
             return values == self.code
         if self.op == "unset":
             return values == -1 if column.kind == CATEGORICAL else np.isnan(values)
+        values = column.numbers()       # a range over a categorical column of numbers too
         if self.low is None and self.high is None:
             return ~np.isnan(values)
         mask = values > self.low if self.low is not None else values <= self.high
@@ -193,6 +212,39 @@ def _refine(cond: Condition, x: np.ndarray, failed: np.ndarray, base: np.ndarray
     return Condition(cond.column, "range", low=low, high=high, source=cond.source)
 
 
+def _as_ranges(frame: AnalysisFrame, cand: Candidate) -> Candidate:
+    """``threads=12`` on a categorical column of numbers, as the range ``8<threads<=12``
+    between its neighbouring values (open at either end), so that neighbouring values merge
+    (``_merge_bins``) and the cut is refined like a numeric bin's: ``threads>8``, not one rule
+    per value."""
+    conds = []
+    for c in cand[0]:
+        column = frame.column(c.column)
+        if c.op != "=" or column.kind != CATEGORICAL or not column.ordered or c.code is None:
+            conds.append(c)
+            continue
+        labels = [float(v) for v in column.labels or []]
+        low = labels[c.code - 1] if c.code > 0 else None
+        high = labels[c.code] if c.code < len(labels) - 1 else None
+        conds.append(Condition(c.column, "range", low=low, high=high, source=c.source))
+    return (conds, *cand[1:])
+
+
+def _open_ended(cond: Condition, column: Column) -> Condition:
+    """A range reaching past the smallest or largest value seen is open on that side."""
+    if cond.op != "range":
+        return cond
+    x = column.numbers()
+    x = x[~np.isnan(x)]
+    if not x.size:
+        return cond
+    low = None if cond.low is not None and cond.low < x.min() else cond.low
+    high = None if cond.high is not None and cond.high >= x.max() else cond.high
+    if (low, high) == (cond.low, cond.high):
+        return cond
+    return Condition(cond.column, "range", low=low, high=high, source=cond.source)
+
+
 def _low(cond: Condition) -> float:
     return -np.inf if cond.low is None else cond.low
 
@@ -236,7 +288,7 @@ def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[s
     kept rule matches, and that excess is significant (one-sided Fisher at ``fdr`` divided by
     the number of candidates) - a rule implied by a stronger one adds nothing and is dropped.
     """
-    candidates = _merge_bins(candidates)
+    candidates = _merge_bins([_as_ranges(frame, c) for c in candidates])
     if not candidates:
         return []
     prelim = wilson_low([c[4] for c in candidates], [c[3] for c in candidates])
@@ -251,9 +303,11 @@ def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[s
             if c.op == "range":
                 others = [m for j, m in enumerate(masks) if j != i]
                 base = np.logical_and.reduce(others) if others else None
-                conds[i] = _refine(c, frame.column(c.column).values, failed, base,
-                                   edges.get(c.column, np.empty(0)))
-                masks[i] = conds[i].mask(frame.column(c.column))
+                column = frame.column(c.column)
+                # a column of few numbers has no bins: its cut may go between any two values
+                conds[i] = _open_ended(_refine(c, column.numbers(), failed, base,
+                                               edges.get(c.column, np.empty(0))), column)
+                masks[i] = conds[i].mask(column)
         key = tuple(sorted(c.key() for c in conds))
         if key in seen:
             continue
