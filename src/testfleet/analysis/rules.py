@@ -58,7 +58,7 @@ def abbreviate(value: Any, width: int = SHOWN_CHARS) -> str:
     text = value if isinstance(value, str) else str(value)
     if len(text) <= width:
         return text
-    return f"{text[:width]}…({len(text):,} chars)"
+    return f"{text[:width]}…({len(text)} chars)"
 
 
 def abbreviate_params(params: Mapping[str, Any], width: int = SHOWN_CHARS) -> str:
@@ -231,7 +231,8 @@ def _as_ranges(frame: AnalysisFrame, cand: Candidate) -> Candidate:
 
 
 def _open_ended(cond: Condition, column: Column) -> Condition:
-    """A range reaching past the smallest or largest value seen is open on that side."""
+    """A range reaching past the smallest or largest value seen is open on that side; a range
+    of a categorical column holding one value is that value (``x=7``, not ``6<x<=7``)."""
     if cond.op != "range":
         return cond
     x = column.numbers()
@@ -240,6 +241,12 @@ def _open_ended(cond: Condition, column: Column) -> Condition:
         return cond
     low = None if cond.low is not None and cond.low < x.min() else cond.low
     high = None if cond.high is not None and cond.high >= x.max() else cond.high
+    if column.kind == CATEGORICAL:
+        inside = [i for i, v in enumerate(column.labels or [])
+                  if (low is None or v > low) and (high is None or v <= high)]
+        if len(inside) == 1:
+            return Condition(cond.column, "=", value=column.labels[inside[0]], code=inside[0],
+                             source=cond.source)
     if (low, high) == (cond.low, cond.high):
         return cond
     return Condition(cond.column, "range", low=low, high=high, source=cond.source)
