@@ -140,4 +140,4 @@ def test_long_values_are_abbreviated_with_their_length() -> None:
     assert abbreviate("x" * 2000) == "x" * 40 + "…(2000 chars)"
     assert abbreviate("short") == "short" and abbreviate(12) == "12"
     shown = abbreviate_params({"memo": "é" * 2000, "n": 3})
-    assert shown == "{memo='" + "é" * 39 + "…(2002 chars), n=3}"
+    assert shown == "{memo='" + "é" * 40 + "'…(2000 chars), n=3}"

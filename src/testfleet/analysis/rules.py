@@ -62,9 +62,13 @@ def abbreviate(value: Any, width: int = SHOWN_CHARS) -> str:
 
 
 def abbreviate_params(params: Mapping[str, Any], width: int = SHOWN_CHARS) -> str:
-    """``{name: value, ...}`` with every long value abbreviated."""
-    return "{" + ", ".join(f"{k}={abbreviate(v if not isinstance(v, str) else repr(v), width)}"
-                           for k, v in params.items()) + "}"
+    """``{name=value, ...}`` with every long value abbreviated (``memo='aaaa'…(2000 chars)``)."""
+    def shown(value: Any) -> str:
+        if isinstance(value, str):
+            return repr(value) if len(value) <= width else \
+                f"{value[:width]!r}…({len(value)} chars)"
+        return abbreviate(value, width)
+    return "{" + ", ".join(f"{k}={shown(v)}" for k, v in params.items()) + "}"
 
 
 def _percent(rate: float) -> str:

@@ -181,6 +181,7 @@ def analyze_cmd(
     runs: Annotated[int, typer.Option("--runs", help="Analyse this run and the N-1 before it together.")] = 1,
     fdr: Annotated[float, typer.Option("--fdr", help="False discovery rate for the tests (Benjamini–Hochberg).")] = 0.05,
     next_count: Annotated[int, typer.Option("--next", help="Propose this many follow-up variants (one factor changed).")] = 0,
+    confirm: Annotated[int, typer.Option("--confirm", help="Run this many of the follow-ups as randomised experiments and say whether each suspect is confirmed.")] = 0,
     json_out: Annotated[str | None, typer.Option("--json", help="Write the analysis as JSON here.")] = None,
     md: Annotated[str | None, typer.Option("--md", help="Write a Markdown summary here.")] = None,
     html: Annotated[str | None, typer.Option("--html", help="Write plotly charts here.")] = None,
@@ -192,9 +193,10 @@ def analyze_cmd(
 
     if not 0 < fdr < 1:
         raise typer.BadParameter("must be between 0 and 1", param_hint="'--fdr'")
-    if runs < 1 or next_count < 0:
-        raise typer.BadParameter("must be positive", param_hint="'--runs' / '--next'")
-    raise typer.Exit(analyze_command(ref, runs, fdr, next_count, json_out, md, html, store, seed))
+    if runs < 1 or next_count < 0 or confirm < 0:
+        raise typer.BadParameter("must be positive", param_hint="'--runs' / '--next' / '--confirm'")
+    raise typer.Exit(analyze_command(ref, runs, fdr, next_count, json_out, md, html, store, seed,
+                                     confirm))
 
 
 @app.command("telemetry")

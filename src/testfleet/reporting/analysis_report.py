@@ -116,8 +116,11 @@ def print_analysis(console: Console, data: dict[str, Any]) -> None:
         console.print("[bold]next variants to run[/]")
         for p in data["next"]:
             console.print(f"  {escape(p['reason'])}: {escape(abbreviate_params(p['params']))}")
-    for c in data.get("confirmed", []):
-        console.print(f"  [bold]{c['verdict']}[/]: {escape(c['text'])}")
+    if data.get("confirmed"):
+        console.print("[bold]confirmation[/] (each arm run again on the fleet, in a shuffled "
+                      "order)")
+        for c in data["confirmed"]:
+            console.print(f"  [bold]{c['verdict']}[/]: {escape(c['text'])}")
 
 
 def to_markdown(data: dict[str, Any]) -> str:
@@ -159,4 +162,7 @@ def to_markdown(data: dict[str, Any]) -> str:
     if data["next"]:
         lines += ["### Next variants", ""] + [f"- {p['reason']}: `{abbreviate_params(p['params'])}`"
                                               for p in data["next"]] + [""]
+    if data.get("confirmed"):
+        lines += ["### Confirmation", ""] + [f"- **{c['verdict']}**: {c['text']}"
+                                             for c in data["confirmed"]] + [""]
     return "\n".join(lines)
