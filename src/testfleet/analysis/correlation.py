@@ -34,6 +34,20 @@ outcome sensitivity, and the next variants worth running.
   categorical column's values (effect: epsilon squared, ``H / (n - 1)``) or Spearman's rho for
   a numeric column (effect: |rho|), BH within each outcome.
 
+* **Design and guided executions** - the tests above use only the design executions
+  (:mod:`testfleet.analysis.design`); rules found on all executions but not on the design
+  become ``hypotheses`` with their counts (:mod:`testfleet.analysis.hypotheses`).
+* **Environment** - worker, run, host, Python and OS are not tested across variants (the
+  scheduler chose which variants each ran) but by a Cochran-Mantel-Haenszel test stratified by
+  variant (:mod:`testfleet.analysis.stratified`), or reported "not testable: confounded with
+  the variants"; they join combinations only once that test holds.
+* **Thresholds** - a categorical column whose values are all numbers is ordered: its elevated
+  values become ranges that merge and refine like numeric bins (``threads>8``), and a rule may
+  gain one threshold on another ordered column when that significantly separates its own
+  failures (``cache=off`` -> ``cache=off and threads>8``, Bonferroni over the cuts tried).
+* **Sparse combinations** - a value pair below ``MIN_SUPPORT`` that mostly failed, more than
+  its values alone, is a note with its counts (``Analysis.sparse``), unless a rule explains it.
+
 Too little data gives a reason (``Analysis.not_enough_data``, a column's ``note``) rather than a
 finding: fewer than ``MIN_FAILURES`` failing or ``MIN_PASSES`` passing executions, a parameter
 with one value, a parameter with nearly one value per execution.
@@ -635,11 +649,6 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
             interactions.append(Interaction(_conditions(preps, combo), combo.count,
                                             combo.failures, combo.rate, combo.component_rate,
                                             combo.lift, combo.p_value, combo.q_value))
-    below = [Interaction(_conditions(preps, c), c.count, c.failures, c.rate, c.component_rate,
-                         c.lift, c.p_value, c.q_value, significant=False) for c in sparse]
-    notes += [f"below the minimum support ({MIN_SUPPORT} executions), not tested: {i.text} "
-              f"failed {i.failures} of {i.count} (its values alone at most "
-              f"{i.component_rate:.0%})" for i in below]
     timings["interactions"] = time.perf_counter() - clock
     clock = time.perf_counter()
     edges = {p.column.name: p.edges for p in preps if p.edges is not None}
@@ -648,6 +657,19 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
     candidates += [(i.conditions, "interaction", i.q_value, i.count, i.failures)
                    for i in interactions]
     rules = build_rules(frame, candidates, edges, fdr) if reason is None else []
+    # a combination too small to test is a note, unless a rule already explains its failures
+    explained = np.logical_or.reduce([r.mask(frame) for r in rules] or [np.zeros(total, bool)])
+    below = []
+    for c in sparse:
+        combo = Interaction(_conditions(preps, c), c.count, c.failures, c.rate, c.component_rate,
+                            c.lift, c.p_value, c.q_value, significant=False)
+        cell = np.logical_and.reduce([k.mask(frame.column(k.column)) for k in combo.conditions])
+        if not (cell & failed & ~explained).any():
+            continue
+        below.append(combo)
+        notes.append(f"below the minimum support ({MIN_SUPPORT} executions), not tested: "
+                     f"{combo.text} failed {combo.failures} of {combo.count} (its values alone "
+                     f"at most {combo.component_rate:.0%})")
     timings["rules"] = time.perf_counter() - clock
     clock = time.perf_counter()
     sensitivity: dict[str, list[Sensitivity]] = {}

@@ -43,11 +43,13 @@ class Hypothesis:
 
 def hypotheses(frame: AnalysisFrame, design: np.ndarray, found: list[Rule],
                suggested: list[Rule]) -> list[Hypothesis]:
-    """The rules in ``suggested`` (from all executions) that ``found`` (from the design) lacks."""
-    known = {tuple(sorted(c.key() for c in r.conditions)) for r in found}
+    """The rules in ``suggested`` (from all executions) that ``found`` (from the design) lacks:
+    a rule on the same parameters in the same form (``threads>8`` where the design found
+    ``threads>7``, the cut fitted to other data) is not new."""
+    known = {tuple(sorted((c.column, c.op) for c in r.conditions)) for r in found}
     out = []
     for rule in suggested:
-        if tuple(sorted(c.key() for c in rule.conditions)) in known:
+        if tuple(sorted((c.column, c.op) for c in rule.conditions)) in known:
             continue
         mask = rule.mask(frame)
         inside, guided = mask & design, mask & ~design

@@ -139,7 +139,7 @@ class Rule:
     confidence: float
     lift: float
     q_value: float | None
-    source: str                # "value" | "interaction"
+    source: str                # "value" | "interaction" | "threshold" (see _specialisations)
 
     @property
     def text(self) -> str:
@@ -289,6 +289,46 @@ def _merge_bins(candidates: list[Candidate]) -> list[Candidate]:
     return out
 
 
+def _specialisations(frame: AnalysisFrame, rules: list[tuple[list[Condition], np.ndarray]],
+                     fdr: float) -> list[tuple[list[Condition], np.ndarray]]:
+    """Each rule with one threshold on another ordered parameter added (``cache=off`` ->
+    ``cache=off and threads>8``), where the threshold significantly separates the rule's own
+    failures: the best cut of each column, each direction, by a one-sided Fisher test among the
+    executions the rule matches, Bonferroni over every cut tried. Why: with few executions the
+    value combinations (bins x values) are too small to test (``MIN_SUPPORT``), though a
+    threshold over all of them is not."""
+    failed = np.asarray(frame.failed, dtype=bool)
+    ordered = [c for c in frame.columns if c.ordered and c.source == "param"]
+    tried: list[tuple[list[Condition], np.ndarray, float, np.ndarray]] = []
+    cuts = 0
+    for conds, mask in rules:
+        big_n, big_f = int(mask.sum()), int(failed[mask].sum())
+        if big_f < 3 or big_f == big_n:
+            continue
+        used = {c.column for c in conds}
+        for column in ordered:
+            if column.name in used:
+                continue
+            x = column.numbers()
+            values = np.unique(x[mask & ~np.isnan(x)])
+            if values.size < 2:
+                continue
+            cuts += 2 * (values.size - 1)
+            for above in (True, False):
+                inside = [(x > v) if above else (x <= v) for v in values[:-1]]
+                n = np.array([int((mask & m).sum()) for m in inside])
+                f = np.array([int((mask & m & failed).sum()) for m in inside])
+                p = p_greater(f, n, big_f, big_n)
+                best = int(np.argmin(p))
+                if f[best] >= 3 and f[best] / max(n[best], 1) >= LIFT * big_f / big_n:
+                    v = float(values[best])
+                    cond = Condition(column.name, "range", low=v if above else None,
+                                     high=None if above else v, source=column.source)
+                    tried.append(([*conds, _open_ended(cond, column)], mask & inside[best],
+                                  float(p[best]), values))
+    return [(c, m) for c, m, p, _ in tried if p * max(cuts, 1) <= fdr]
+
+
 def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[str, np.ndarray],
                 fdr: float) -> list[Rule]:
     """Rules from elevated values and significant combinations, strongest first.
@@ -327,6 +367,10 @@ def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[s
         support, fails = int(mask.sum()), int(failed[mask].sum())
         if support:
             scored.append((float(wilson_low(fails, support)), support, conds, source, q, mask, fails))
+    for conds, mask in _specialisations(frame, [(s[2], s[5]) for s in scored], fdr):
+        fails = int(failed[mask].sum())
+        scored.append((float(wilson_low(fails, int(mask.sum()))), int(mask.sum()), conds,
+                       "threshold", None, mask, fails))
     scored.sort(key=lambda s: (-s[0], -s[1]))
     covered = np.zeros(len(frame), dtype=bool)
     total_fail = int(failed.sum())
