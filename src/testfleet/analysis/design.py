@@ -37,20 +37,34 @@ def is_design(origin: object) -> bool:
     return source in DESIGN_SOURCES or source.endswith("-way")
 
 
+def _factor(origins: np.ndarray) -> tuple[list[object], np.ndarray]:
+    """Distinct origins and each execution's index among them (None read as the baseline)."""
+    text = np.array(["baseline" if o is None else str(o) for o in origins.tolist()]) \
+        if origins.dtype == object else origins.astype(str)
+    names, codes = np.unique(text, return_inverse=True)
+    return names.tolist(), codes.reshape(-1)
+
+
 def design_mask(frame: AnalysisFrame) -> np.ndarray:
     """Per execution: whether it belongs to the design (all of them when origins are unknown)."""
     if frame.origins is None:
         return np.ones(len(frame), dtype=bool)
-    kinds = {o: is_design(o) for o in set(frame.origins.tolist())}
-    return np.array([kinds[o] for o in frame.origins.tolist()], dtype=bool)
+    names, codes = _factor(frame.origins)
+    return np.array([is_design(o) for o in names], dtype=bool)[codes] if names else \
+        np.ones(len(frame), dtype=bool)
 
 
 def source_counts(frame: AnalysisFrame, mask: np.ndarray) -> dict[str, list[int]]:
     """``{source: [executions, failures]}`` among the executions in ``mask``."""
-    out: dict[str, list[int]] = {}
+    if not mask.any():
+        return {}
     origins = frame.origins if frame.origins is not None else np.full(len(frame), "baseline")
-    for origin, failed in zip(origins[mask].tolist(), frame.failed[mask].tolist()):
+    names, codes = _factor(origins[mask])
+    n = np.bincount(codes, minlength=len(names))
+    f = np.bincount(codes, weights=frame.failed[mask], minlength=len(names))
+    out: dict[str, list[int]] = {}
+    for code, origin in enumerate(names):
         entry = out.setdefault(source_of(origin), [0, 0])
-        entry[0] += 1
-        entry[1] += int(failed)
+        entry[0] += int(n[code])
+        entry[1] += int(f[code])
     return dict(sorted(out.items()))

@@ -289,43 +289,68 @@ def _merge_bins(candidates: list[Candidate]) -> list[Candidate]:
     return out
 
 
+SPECIALISED = 5   # the strongest rules that may gain a threshold
+
+
 def _specialisations(frame: AnalysisFrame, rules: list[tuple[list[Condition], np.ndarray]],
                      fdr: float) -> list[tuple[list[Condition], np.ndarray]]:
     """Each rule with one threshold on another ordered parameter added (``cache=off`` ->
     ``cache=off and threads>8``), where the threshold significantly separates the rule's own
-    failures: the best cut of each column, each direction, by a one-sided Fisher test among the
-    executions the rule matches, Bonferroni over every cut tried. Why: with few executions the
+    failures: the best cut of each column, each direction (largest 2 x 2 chi-square), by a
+    one-sided Fisher test among the executions the rule matches, Bonferroni over every cut. Why: with few executions the
     value combinations (bins x values) are too small to test (``MIN_SUPPORT``), though a
     threshold over all of them is not."""
     failed = np.asarray(frame.failed, dtype=bool)
-    ordered = [c for c in frame.columns if c.ordered and c.source == "param"]
+    ordered = []
+    for column in frame.columns:
+        if column.ordered and column.source == "param":
+            x = column.numbers()
+            finite = ~np.isnan(x)
+            values, inverse = np.unique(x[finite], return_inverse=True)   # once per column
+            codes = np.full(x.size, -1)
+            codes[finite] = inverse.reshape(-1)
+            ordered.append((column, x, values, codes))
     tried: list[tuple[list[Condition], np.ndarray, float, np.ndarray]] = []
     cuts = 0
-    for conds, mask in rules:
+    for conds, mask in rules[:SPECIALISED]:
         big_n, big_f = int(mask.sum()), int(failed[mask].sum())
         if big_f < 3 or big_f == big_n:
             continue
         used = {c.column for c in conds}
-        for column in ordered:
+        for column, x, all_values, codes in ordered:
             if column.name in used:
                 continue
-            x = column.numbers()
-            values = np.unique(x[mask & ~np.isnan(x)])
+            sel = mask & (codes >= 0)
+            counts = np.bincount(codes[sel], minlength=all_values.size)
+            present = counts > 0
+            values = all_values[present]
             if values.size < 2:
                 continue
+            fails = np.bincount(codes[sel], weights=failed[sel], minlength=all_values.size)
+            below_n = np.cumsum(counts[present])[:-1]                # x <= values[i]
+            below_f = np.cumsum(fails[present])[:-1].astype(np.int64)
             cuts += 2 * (values.size - 1)
             for above in (True, False):
-                inside = [(x > v) if above else (x <= v) for v in values[:-1]]
-                n = np.array([int((mask & m).sum()) for m in inside])
-                f = np.array([int((mask & m & failed).sum()) for m in inside])
-                p = p_greater(f, n, big_f, big_n)
-                best = int(np.argmin(p))
+                n = sel.sum() - below_n if above else below_n
+                f = int(failed[sel].sum()) - below_f if above else below_f
+                # the cut with the largest excess of failures (2 x 2 chi-square), then its
+                # exact p-value; the Bonferroni factor covers every cut, whichever is picked
+                diff = f * (big_n - n) - (big_f - f) * n
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    chi2 = np.where((diff > 0) & (n > 0) & (n < big_n),
+                                    diff.astype(float) ** 2 / (n * (big_n - n)), -1.0)
+                best = int(np.argmax(chi2))
+                if chi2[best] < 0:
+                    continue
+                p = p_greater(f[best:best + 1], n[best:best + 1], big_f, big_n, stop=fdr)
+                best_p = float(p[0])
                 if f[best] >= 3 and f[best] / max(n[best], 1) >= LIFT * big_f / big_n:
                     v = float(values[best])
                     cond = Condition(column.name, "range", low=v if above else None,
                                      high=None if above else v, source=column.source)
-                    tried.append(([*conds, _open_ended(cond, column)], mask & inside[best],
-                                  float(p[best]), values))
+                    inside = (x > v) if above else (x <= v)
+                    tried.append(([*conds, _open_ended(cond, column)], mask & inside,
+                                  best_p, values))
     return [(c, m) for c, m, p, _ in tried if p * max(cuts, 1) <= fdr]
 
 
@@ -367,7 +392,8 @@ def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[s
         support, fails = int(mask.sum()), int(failed[mask].sum())
         if support:
             scored.append((float(wilson_low(fails, support)), support, conds, source, q, mask, fails))
-    for conds, mask in _specialisations(frame, [(s[2], s[5]) for s in scored], fdr):
+    strongest = sorted(scored, key=lambda s: (-s[0], -s[1]))
+    for conds, mask in _specialisations(frame, [(s[2], s[5]) for s in strongest], fdr):
         fails = int(failed[mask].sum())
         scored.append((float(wilson_low(fails, int(mask.sum()))), int(mask.sum()), conds,
                        "threshold", None, mask, fails))
