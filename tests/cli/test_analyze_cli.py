@@ -106,7 +106,9 @@ def test_confirm_runs_the_follow_up_as_an_experiment_and_gives_a_verdict(tmp_pat
     project = make_suite(tmp_path / "p", EXPLORABLE)
     store = project / "s.duckdb"
     assert run_testfleet(project, "--explore", "60", "--seed", "3", store=store).returncode == 1
-    ran = run_cli(project, "analyze", "--store", store, "--confirm", "1", "--json", "a.json")
+    # six runs of the case, each a whole `testfleet run`: slow on a busy machine
+    ran = run_cli(project, "analyze", "--store", store, "--confirm", "1", "--json", "a.json",
+                  timeout=540)
     assert ran.returncode == 0, ran.log
     (confirmed,) = json.loads((project / "a.json").read_text())["confirmed"]
     assert len(confirmed["base"]) == 3 and len(confirmed["changed"]) == 3
