@@ -21,7 +21,7 @@ import numpy as np
 from testfleet.analysis.frame import AnalysisFrame
 
 #: sources whose values were chosen without looking at outcomes
-DESIGN_SOURCES = frozenset({"baseline", "edge", "order", "pairwise", "random", "covering"})
+DESIGN_SOURCES = frozenset({"baseline", "edge", "order", "pairwise", "random"})
 
 
 def source_of(origin: object) -> str:

@@ -37,7 +37,7 @@ def gather(store: str | None, ref: str, runs: int, fdr: float, want_next: int, s
         chosen = choose_runs(db, ref, runs)
         frame = load_frame(db, chosen)
         rows = load_rows(db, chosen)
-        path = db.path
+        path = Path(db.path).resolve()   # confirming runs start in the run's rootdir
     analysis = analyze(frame, fdr=fdr, seed=seed)
     count = max(want_next, confirm)
     proposals = next_variants(frame, analysis, count=count, seed=seed) if count else []
