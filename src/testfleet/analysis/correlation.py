@@ -43,8 +43,9 @@ outcome sensitivity, and the next variants worth running.
   the variants"; they join combinations only once that test holds.
 * **Thresholds** - a categorical column whose values are all numbers is ordered: its elevated
   values become ranges that merge and refine like numeric bins (``threads>8``), and a rule may
-  gain one threshold on another ordered column when that significantly separates its own
-  failures (``cache=off`` -> ``cache=off and threads>8``, Bonferroni over the cuts tried).
+  gain one threshold on another ordered column, significant on its own, when that
+  significantly separates the rule's own failures (``cache=off`` -> ``cache=off and
+  threads>8``, Bonferroni over the cuts tried).
 * **Sparse combinations** - a value pair below ``MIN_SUPPORT`` that mostly failed, more than
   its values alone, is a note with its counts (``Analysis.sparse``), unless a rule explains it.
 
@@ -527,7 +528,8 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
                                    for i in impacts for v in i.values if v.elevated]
     candidates += [(i.conditions, "interaction", i.q_value, i.count, i.failures)
                    for i in interactions]
-    rules = build_rules(frame, candidates, edges, fdr) if reason is None else []
+    rules = build_rules(frame, candidates, edges, fdr,
+                        {i.column for i in impacts if i.significant}) if reason is None else []
     # a combination too small to test is a note, unless a rule already explains its failures
     explained = np.logical_or.reduce([r.mask(frame) for r in rules] or [np.zeros(total, bool)])
     below = []
