@@ -5,6 +5,8 @@ One bulk read per table (DuckDB to numpy), each variant's parameters parsed once
 - :func:`load_frame`: the final executions of the chosen runs that passed or failed (skips and
   xfails say nothing about failure) as an :class:`AnalysisFrame` — one column per variant
   parameter, plus the environment: worker, run, and the host, Python and OS each run recorded;
+  with each execution's variant id and origin (why the variant ran: baseline, random, mutation,
+  replay...), which separate design from guided executions and give the environment its strata;
 - :func:`load_rows`: every execution with its message and traceback, for failure clusters and
   flakiness (passing ones too: they say which workers ran a test without failing).
 """
