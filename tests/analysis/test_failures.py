@@ -24,6 +24,7 @@ from testfleet.analysis.failures import (
     fingerprint,
     normalise_message,
 )
+from testfleet.analysis.stratified import NOT_TESTABLE
 from testfleet.execution.resilience import lost_test_payload
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -147,7 +148,10 @@ def test_crashes_fingerprint_on_exit_and_dump_frames_not_worker_or_test() -> Non
     ("No such file: 'C:\\Users\\me\\x.txt'", "No such file: '<path>'"),
     ("x = -1.5e-07, y=3", "x = <n>, y=<n>"),
     ("KeyError 'alice'", "KeyError 'alice'"),
-    ("got '" + "a" * 60 + "'", "got '<str>'"),
+    ("got '" + "a" * 60 + "'", "got '" + "a" * 60 + "'"),
+    ("got '" + "a" * 2000 + "'", "got '" + "a" * 60 + "…'"),
+    ("HTTP 503 Service Unavailable after 1234 ms", "HTTP 503 Service Unavailable after <n> ms"),
+    ("status_code=500 on port 8080", "status_code=500 on port <n>"),
     ("first line\nsecond line 1", "first line"),
 ])
 def test_normalise_message(text: str, expected: str) -> None:
@@ -259,7 +263,8 @@ def test_failure_only_on_one_worker_is_environment_specific() -> None:
                 rows.append(row(f"r{run}", f"t::test_{i}", worker, minutes=minute))
     (cluster,) = cluster_failures(rows)
     assert cluster.environment == "only on gw2" and cluster.environment_specific
-    assert "6 of 6 executions on gw2" in cluster.reason and "0 of 12 on gw0, gw1" in cluster.reason
+    assert "within the 6 variant(s) that ran on more than one worker" in cluster.reason
+    assert "gw0 0/6, gw1 0/6, gw2 6/6" in cluster.reason
     assert cluster.to_dict()["environment"] == "only on gw2"
 
 
@@ -279,11 +284,35 @@ def test_single_failure_is_not_enough_evidence() -> None:
 
 
 def test_confined_to_one_worker_by_chance_is_not_environment_specific() -> None:
-    # 2 failures among gw2's 10 executions, none among 10 each on gw0/gw1: p ~ 0.31 after correction
-    env, specific, reason = environment({"gw2": 2}, {"gw0": 10, "gw1": 10, "gw2": 10})
-    assert (env, specific) == (TOO_FEW, False) and "chance" in reason
-    assert environment({"gw2": 6}, {"gw0": 10, "gw1": 10, "gw2": 6})[:2] == ("only on gw2", True)
-    assert environment({"gw0": 5}, {"gw0": 9})[0] == ONE_WORKER
+    # 2 failures, each in a variant that also ran (and passed) on two other workers: too little
+    workers = ["gw0", "gw1", "gw2"] * 10
+    variants = [f"v{i // 3}" for i in range(30)]
+    failed = [w == "gw2" and v in ("v0", "v1") for w, v in zip(workers, variants)]
+    env, specific, reason = environment(workers, failed, variants)
+    assert (env, specific) == (EVERYWHERE, False) and "chance" in reason
+    failed = [w == "gw2" and v < "v6" for w, v in zip(workers, variants)]
+    assert environment(workers, failed, variants)[:2] == ("only on gw2", True)
+    assert environment(["gw0"] * 9, [True] * 5 + [False] * 4, ["v"] * 9)[0] == ONE_WORKER
+
+
+def test_failures_bunched_on_a_worker_by_the_scheduler_are_not_blamed_on_it() -> None:
+    # every failing variant ran once, on gw1: worker and variant cannot be told apart
+    workers = ["gw1"] * 8 + ["gw0"] * 8
+    failed = [True] * 6 + [False] * 10
+    env, specific, reason = environment(workers, failed, [f"v{i}" for i in range(16)])
+    assert (env, specific) == (NOT_TESTABLE, False)
+    assert "no variant of these tests ran on more than one worker" in reason
+
+
+def test_a_variant_failing_on_every_worker_it_ran_on_is_not_worker_specific() -> None:
+    # the failing variants also ran on gw0 and failed there too: the variant, not the worker
+    workers = ["gw1"] * 6 + ["gw0"] * 6 + ["gw0"] * 10
+    variants = [f"v{i}" for i in range(6)] * 2 + [f"p{i}" for i in range(10)]
+    failed = [True] * 12 + [False] * 10
+    hits_gw1_only = [w == "gw1" and f for w, f in zip(workers, failed)]
+    env, specific, _ = environment(workers, hits_gw1_only, variants)
+    assert specific and env == "only on gw1"   # sanity: the test does see a real effect
+    assert environment(workers, failed, variants)[:2] == (EVERYWHERE, False)
 
 
 def test_skipped_runs_do_not_count_as_executions_and_order_is_by_count() -> None:
@@ -302,3 +331,37 @@ def test_timestamps_may_be_missing_or_epoch_numbers() -> None:
     rows[0]["finished_at"], rows[1]["finished_at"] = None, T0.timestamp()
     (cluster,) = cluster_failures(rows)
     assert cluster.first_seen == cluster.last_seen == T0
+
+
+# -- fingerprints keep what tells messages apart ---------------------------------------------------
+
+def test_two_different_server_error_texts_are_two_clusters() -> None:
+    def server(run: str, test: str, text: str) -> dict:
+        return failing(run, test, "gw0", f"server said '{text}' (request 9fceb02d0ae5 on port 54321)",
+                       exc="HTTPError")
+    rows = [server("r1", "t::a", "ledger balance overflow for account id 7"),
+            server("r1", "t::b", "ledger balance overflow for account id 9"),
+            server("r1", "t::c", "memo could not be encoded as latin-1 text"),
+            server("r1", "t::d", "memo could not be encoded as latin-1 text")]
+    clusters = cluster_failures(rows)
+    assert sorted(c.count for c in clusters) == [2, 2]
+    assert {c.message for c in clusters} == {
+        "server said 'ledger balance overflow for account id <n>' (request <id> on port <n>)",
+        "server said 'memo could not be encoded as latin-1 text' (request <id> on port <n>)"}
+
+
+def test_http_status_codes_tell_server_errors_apart() -> None:
+    first = fingerprint("failed", "HTTPError: HTTP 500 Internal Server Error", "")
+    second = fingerprint("failed", "HTTPError: HTTP 503 Service Unavailable", "")
+    assert first.key != second.key and first.message == "HTTP 500 Internal Server Error"
+
+
+words = st.text(st.characters(whitelist_categories=("Ll", "Lu")), min_size=1, max_size=30)
+
+
+@settings(max_examples=100)
+@given(a=words, b=words)
+def test_messages_differing_in_words_have_different_fingerprints(a: str, b: str) -> None:
+    first = fingerprint("failed", f"RuntimeError: server said '{a}'", "")
+    second = fingerprint("failed", f"RuntimeError: server said '{b}'", "")
+    assert (first.key == second.key) == (" ".join(a.split()) == " ".join(b.split()))

@@ -5,6 +5,7 @@ format is written."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from execution.conftest import make_suite, run_cli, run_testfleet
@@ -88,3 +89,46 @@ def test_unknown_run_is_one_message(tmp_path: Path) -> None:
     run_testfleet(project, store=store)
     ran = run_cli(project, "analyze", "nope", "--store", store)
     assert ran.returncode == 2 and "Traceback" not in ran.output
+
+
+EXPLORABLE = {"tests/test_cache.py": """
+    import testfleet
+    from testfleet import Choice, Int
+
+
+    @testfleet.explore(cache=Choice(["on", "off"]), threads=Int(1, 16), size=Int(0, 100))
+    def test_cache(cache, threads, size):
+        assert not (cache == "off" and threads > 8), f"timeout with {threads} threads"
+"""}
+
+
+def test_confirm_runs_the_follow_up_as_an_experiment_and_gives_a_verdict(tmp_path: Path) -> None:
+    project = make_suite(tmp_path / "p", EXPLORABLE)
+    store = project / "s.duckdb"
+    assert run_testfleet(project, "--explore", "60", "--seed", "3", store=store).returncode == 1
+    # six runs of the case, each a whole `testfleet run`: slow on a busy machine
+    ran = run_cli(project, "analyze", "--store", store, "--confirm", "1", "--json", "a.json",
+                  timeout=540)
+    assert ran.returncode == 0, ran.log
+    (confirmed,) = json.loads((project / "a.json").read_text())["confirmed"]
+    assert len(confirmed["base"]) == 3 and len(confirmed["changed"]) == 3
+    # the case fails exactly when cache=off and threads>8: one factor changed flips it
+    assert confirmed["verdict"] == "confirmed", confirmed
+    assert confirmed["base"] != confirmed["changed"]
+    assert "confirmation" in ran.stdout and "confirmed:" in ran.stdout
+    runs = run_cli(project, "runs", "--store", store)
+    assert runs.stdout.count("\n") >= 7     # the explored run and six experiment runs
+
+
+def test_next_abbreviates_long_values(tmp_path: Path) -> None:
+    from analysis.stored import store_run
+
+    store = tmp_path / "s.duckdb"
+    store_run(store, "r1", [
+        ("t::c", {"x": k % 4, "memo": "ab"[k % 2] * 2000, "k": k}, "gw0", k % 4 == 1, "baseline")
+        for k in range(80)])
+    ran = run_cli(tmp_path, "analyze", "--store", store, "--next", "2")
+    assert ran.returncode == 0, ran.log
+    assert "next variants to run" in ran.stdout
+    assert re.search(r"…\(2000\s+chars\)", ran.stdout)
+    assert "a" * 100 not in ran.stdout and "b" * 100 not in ran.stdout

@@ -34,6 +34,21 @@ outcome sensitivity, and the next variants worth running.
   categorical column's values (effect: epsilon squared, ``H / (n - 1)``) or Spearman's rho for
   a numeric column (effect: |rho|), BH within each outcome.
 
+* **Design and guided executions** - the tests above use only the design executions
+  (:mod:`testfleet.analysis.design`); rules found on all executions but not on the design
+  become ``hypotheses`` with their counts (:mod:`testfleet.analysis.hypotheses`).
+* **Environment** - worker, run, host, Python and OS are not tested across variants (the
+  scheduler chose which variants each ran) but by a Cochran-Mantel-Haenszel test stratified by
+  variant (:mod:`testfleet.analysis.stratified`), or reported "not testable: confounded with
+  the variants"; they join combinations only once that test holds.
+* **Thresholds** - a categorical column whose values are all numbers is ordered: its elevated
+  values become ranges that merge and refine like numeric bins (``threads>8``), and a rule may
+  gain one threshold on another ordered column, significant on its own, when that
+  significantly separates the rule's own failures (``cache=off`` -> ``cache=off and
+  threads>8``, Bonferroni over the cuts tried).
+* **Sparse combinations** - a value pair below ``MIN_SUPPORT`` that mostly failed, more than
+  its values alone, is a note with its counts (``Analysis.sparse``), unless a rule explains it.
+
 Too little data gives a reason (``Analysis.not_enough_data``, a column's ``note``) rather than a
 finding: fewer than ``MIN_FAILURES`` failing or ``MIN_PASSES`` passing executions, a parameter
 with one value, a parameter with nearly one value per execution.
@@ -43,20 +58,30 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from testfleet.analysis.design import design_mask, source_counts
 from testfleet.analysis.frame import CATEGORICAL, AnalysisFrame, Column
+from testfleet.analysis.hypotheses import hypotheses
 from testfleet.analysis.interactions import (
     MAX_LEVELS,
     MIN_SUPPORT,
+    Combination,
     bh,
     p_floor,
     p_greater,
     search,
+)
+from testfleet.analysis.results import (
+    Analysis,
+    Impact,
+    Interaction,
+    Sensitivity,
+    ValueRate,
 )
 from testfleet.analysis.rules import (
     Candidate,
@@ -64,8 +89,8 @@ from testfleet.analysis.rules import (
     Rule,
     build_rules,
     number,
-    to_json,
 )
+from testfleet.analysis.stratified import NOT_TESTABLE, stratified_test
 
 MIN_FAILURES = 5     # failing executions needed before anything is blamed
 MIN_PASSES = 5       # passing executions needed to compare with
@@ -74,133 +99,6 @@ MIN_OUTCOMES = 10    # executions with a value an outcome needs for its sensitiv
 
 __all__ = ["Analysis", "Condition", "Impact", "Interaction", "Proposal", "Rule", "Sensitivity",
            "ValueRate", "analyze", "next_variants"]
-
-
-# ----------------------------------------------------------------------------------- results
-
-@dataclass
-class ValueRate:
-    """Failures among the executions with one value (or bin) of a column."""
-
-    condition: Condition
-    count: int
-    failures: int
-    rate: float
-    p_value: float | None = None   # one-sided Fisher: this value fails more than the rest
-    q_value: float | None = None
-    elevated: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"value": self.condition.text, "count": self.count, "failures": self.failures,
-                "rate": self.rate, "p_value": self.p_value, "q_value": self.q_value,
-                "elevated": self.elevated}
-
-
-@dataclass
-class Impact:
-    """One column's association with failure."""
-
-    column: str
-    kind: str
-    source: str
-    status: str                    # "tested" | "constant" | "too many values" | "not tested"
-    values: list[ValueRate]
-    test: str | None = None
-    statistic: float | None = None
-    p_value: float | None = None
-    q_value: float | None = None
-    effect: float | None = None
-    effect_name: str | None = None
-    significant: bool = False
-    note: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"column": self.column, "kind": self.kind, "source": self.source,
-                "status": self.status, "test": self.test, "statistic": to_json(self.statistic),
-                "p_value": to_json(self.p_value), "q_value": to_json(self.q_value),
-                "effect": to_json(self.effect), "effect_name": self.effect_name,
-                "significant": self.significant, "note": self.note,
-                "details": to_json(self.details), "values": [v.to_dict() for v in self.values]}
-
-
-@dataclass
-class Interaction:
-    """A value combination failing more often than each of its parts."""
-
-    conditions: list[Condition]
-    count: int
-    failures: int
-    rate: float
-    component_rate: float      # best failure rate among its proper sub-combinations
-    lift: float
-    p_value: float
-    q_value: float
-    significant: bool = True
-
-    @property
-    def text(self) -> str:
-        return " and ".join(c.text for c in self.conditions)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "order": len(self.conditions),
-                "conditions": [c.to_dict() for c in self.conditions], "count": self.count,
-                "failures": self.failures, "rate": self.rate,
-                "component_rate": self.component_rate, "lift": to_json(self.lift),
-                "p_value": self.p_value, "q_value": self.q_value, "significant": self.significant}
-
-
-@dataclass
-class Sensitivity:
-    """How much one column moves one numeric outcome."""
-
-    outcome: str
-    column: str
-    kind: str
-    test: str                  # "kruskal-wallis" | "spearman"
-    statistic: float
-    p_value: float
-    effect: float              # epsilon squared | |rho|
-    effect_name: str
-    executions: int
-    rho: float | None = None   # Spearman's signed rho
-    q_value: float = 1.0
-    significant: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: to_json(getattr(self, k)) for k in (
-            "outcome", "column", "kind", "test", "statistic", "p_value", "q_value", "effect",
-            "effect_name", "rho", "executions", "significant")}
-
-
-@dataclass
-class Analysis:
-    executions: int
-    failures: int
-    fdr: float
-    not_enough_data: str | None
-    impacts: list[Impact]
-    interactions: list[Interaction]
-    rules: list[Rule]
-    sensitivity: dict[str, list[Sensitivity]]
-    tested_combinations: int = 0
-    notes: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def failure_rate(self) -> float:
-        return self.failures / self.executions if self.executions else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"executions": self.executions, "failures": self.failures,
-                "failure_rate": self.failure_rate, "fdr": self.fdr,
-                "not_enough_data": self.not_enough_data,
-                "impacts": [i.to_dict() for i in self.impacts],
-                "interactions": [i.to_dict() for i in self.interactions],
-                "rules": [r.to_dict() for r in self.rules],
-                "sensitivity": {k: [s.to_dict() for s in v] for k, v in self.sensitivity.items()},
-                "tested_combinations": self.tested_combinations, "notes": list(self.notes),
-                "timings": {k: round(v, 4) for k, v in self.timings.items()}}
 
 
 # ------------------------------------------------------------------------------- preparation
@@ -513,13 +411,58 @@ def _not_enough(total: int, fails: int) -> str | None:
 
 def analyze(frame: AnalysisFrame, *, fdr: float = 0.05, bins: int = 5, max_order: int = 3,
             seed: int = 0) -> Analysis:
-    """Impacts, interactions, rules and outcome sensitivity of ``frame`` (see the module)."""
+    """Impacts, interactions, rules and outcome sensitivity of ``frame`` (see the module).
+
+    Significance comes from the design executions only (:mod:`testfleet.analysis.design`);
+    when guided executions exist, what all executions together suggest beyond the design's rules
+    becomes ``hypotheses``."""
     if not 0 < fdr < 1:
         raise ValueError(f"fdr must be between 0 and 1, not {fdr}")
     if not 2 <= bins <= 250:
         raise ValueError(f"bins must be between 2 and 250, not {bins}")
     if max_order not in (1, 2, 3):
         raise ValueError(f"max_order must be 1, 2 or 3, not {max_order}")
+    design = design_mask(frame)
+    if design.all():
+        result = _analyze(frame, fdr, bins, max_order, seed)
+    else:
+        result = _analyze(frame.subset(design), fdr, bins, max_order, seed)
+        everything = _analyze(frame, fdr, bins, max_order, seed)
+        result.hypotheses = hypotheses(frame, design, result.rules, everything.rules)
+        if result.not_enough_data and frame.failed[~design].any():
+            result.not_enough_data += (" among the design executions; what the guided ones "
+                                       "suggest is listed as hypotheses")
+    result.design = {
+        "executions": int(design.sum()), "failures": int(frame.failed[design].sum()),
+        "guided_executions": int((~design).sum()),
+        "guided_failures": int(frame.failed[~design].sum()),
+        "design_sources": source_counts(frame, design),
+        "guided_sources": source_counts(frame, ~design)}
+    return result
+
+
+def _environment_impact(impact: Impact, prep: _Prep, frame: AnalysisFrame,
+                        failed: np.ndarray, seed: int) -> None:
+    """An environment factor is tested only within variants that ran in more than one of its
+    environments (:mod:`testfleet.analysis.stratified`): across variants it is confounded with
+    them (the scheduler decides which variants a worker gets)."""
+    found = None if frame.variant_ids is None else stratified_test(
+        prep.column.values, failed, frame.variant_ids, seed=seed)
+    if found is None or found.p_value is None:
+        impact.status, impact.note = "not testable", NOT_TESTABLE
+        impact.test = impact.statistic = impact.p_value = impact.effect = None
+        impact.effect_name, impact.details = None, {}
+        return
+    impact.test = f"{found.test}, by variant"
+    impact.statistic, impact.p_value = found.statistic, found.p_value
+    impact.effect, impact.effect_name = None, None
+    impact.details = {"strata": found.strata, "executions_in_strata": found.executions,
+                      **found.details}
+    impact.note = found.note or (f"within the {found.strata} variant(s) that ran in more than "
+                                 f"one {prep.column.name}")
+
+
+def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: int) -> Analysis:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     failed = np.asarray(frame.failed, dtype=bool)
@@ -535,6 +478,9 @@ def analyze(frame: AnalysisFrame, *, fdr: float = 0.05, bins: int = 5, max_order
     timings["prepare"] = time.perf_counter() - clock
     clock = time.perf_counter()
     impacts = [_impact(p, failed, rng, reason is None) for p in preps]
+    for impact, prep in zip(impacts, preps):
+        if impact.source == "env" and impact.status == "tested":
+            _environment_impact(impact, prep, frame, failed, seed)
     tested = [i for i in impacts if i.p_value is not None]
     for impact, q in zip(tested, bh(np.array([i.p_value for i in tested]))):
         impact.q_value, impact.significant = float(q), bool(q <= fdr)
@@ -543,9 +489,12 @@ def analyze(frame: AnalysisFrame, *, fdr: float = 0.05, bins: int = 5, max_order
     timings["impacts"] = time.perf_counter() - clock
     clock = time.perf_counter()
     interactions: list[Interaction] = []
+    sparse: list[Combination] = []
     tested_count, notes = 0, []
     if reason is None and max_order >= 2:
-        usable = [p for p in preps if p.levels is not None]
+        # an environment factor joins combinations only once its stratified test holds
+        usable = [p for p, i in zip(preps, impacts) if p.levels is not None
+                  and (p.column.source != "env" or i.significant)]
         by_index = {p.index: p for p in usable}
         singles, testable = [], []
         for p in preps:
@@ -561,18 +510,17 @@ def analyze(frame: AnalysisFrame, *, fdr: float = 0.05, bins: int = 5, max_order
         order = {i.column: rank for rank, i in enumerate(
             sorted(tested, key=lambda i: (i.q_value, -(i.effect or 0))))}
         ranking = sorted(by_index, key=lambda c: order.get(frame.columns[c].name, len(order)))
-        implicated = {p.index for p, i in zip(preps, impacts) if i.significant and p.levels is not None}
+        implicated = {p.index for p, i in zip(preps, impacts)
+                      if i.significant and p.index in by_index}
         found, tested_count, notes = search(
             [p.levels if p.levels is not None else np.zeros(0, np.uint8) for p in preps],
             [max(p.size, 1) for p in preps], testable, singles, failing, total,
             columns=sorted(by_index), ranking=ranking, implicated=implicated, fdr=fdr,
-            max_order=max_order)
+            max_order=max_order, sparse=sparse)
         for combo in found:
-            conds = [preps[c].conditions[int(preps[c].keep[lv])]
-                     for c, lv in zip(combo.columns, combo.levels)]
-            interactions.append(Interaction(conds, combo.count, combo.failures, combo.rate,
-                                            combo.component_rate, combo.lift, combo.p_value,
-                                            combo.q_value))
+            interactions.append(Interaction(_conditions(preps, combo), combo.count,
+                                            combo.failures, combo.rate, combo.component_rate,
+                                            combo.lift, combo.p_value, combo.q_value))
     timings["interactions"] = time.perf_counter() - clock
     clock = time.perf_counter()
     edges = {p.column.name: p.edges for p in preps if p.edges is not None}
@@ -580,7 +528,21 @@ def analyze(frame: AnalysisFrame, *, fdr: float = 0.05, bins: int = 5, max_order
                                    for i in impacts for v in i.values if v.elevated]
     candidates += [(i.conditions, "interaction", i.q_value, i.count, i.failures)
                    for i in interactions]
-    rules = build_rules(frame, candidates, edges, fdr) if reason is None else []
+    rules = build_rules(frame, candidates, edges, fdr,
+                        {i.column for i in impacts if i.significant}) if reason is None else []
+    # a combination too small to test is a note, unless a rule already explains its failures
+    explained = np.logical_or.reduce([r.mask(frame) for r in rules] or [np.zeros(total, bool)])
+    below = []
+    for c in sparse:
+        combo = Interaction(_conditions(preps, c), c.count, c.failures, c.rate, c.component_rate,
+                            c.lift, c.p_value, c.q_value, significant=False)
+        cell = np.logical_and.reduce([k.mask(frame.column(k.column)) for k in combo.conditions])
+        if not (cell & failed & ~explained).any():
+            continue
+        below.append(combo)
+        notes.append(f"below the minimum support ({MIN_SUPPORT} executions), not tested: "
+                     f"{combo.text} failed {combo.failures} of {combo.count} (its values alone "
+                     f"at most {combo.component_rate:.0%})")
     timings["rules"] = time.perf_counter() - clock
     clock = time.perf_counter()
     sensitivity: dict[str, list[Sensitivity]] = {}
@@ -593,7 +555,11 @@ def analyze(frame: AnalysisFrame, *, fdr: float = 0.05, bins: int = 5, max_order
     impacts.sort(key=lambda i: (i.p_value is None, i.q_value if i.q_value is not None else 1.0,
                                 -(i.effect or 0.0), i.column))
     return Analysis(total, fails, fdr, reason, impacts, interactions, rules, sensitivity,
-                    tested_count, notes, timings)
+                    tested_count, notes, timings, sparse=below)
+
+
+def _conditions(preps: list[_Prep], combo: Combination) -> list[Condition]:
+    return [preps[c].conditions[int(preps[c].keep[lv])] for c, lv in zip(combo.columns, combo.levels)]
 
 
 from testfleet.analysis.proposals import Proposal, next_variants

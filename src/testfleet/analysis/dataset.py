@@ -5,6 +5,8 @@ One bulk read per table (DuckDB to numpy), each variant's parameters parsed once
 - :func:`load_frame`: the final executions of the chosen runs that passed or failed (skips and
   xfails say nothing about failure) as an :class:`AnalysisFrame` — one column per variant
   parameter, plus the environment: worker, run, and the host, Python and OS each run recorded;
+  with each execution's variant id and origin (why the variant ran: baseline, random, mutation,
+  replay...), which separate design from guided executions and give the environment its strata;
 - :func:`load_rows`: every execution with its message and traceback, for failure clusters and
   flakiness (passing ones too: they say which workers ran a test without failing).
 """
@@ -67,7 +69,28 @@ def load_frame(store: Store, runs: Sequence[Run]) -> AnalysisFrame:
     return AnalysisFrame(
         failed=np.isin(outcome, sorted(FAILURE_OUTCOMES)), columns=columns,
         outcomes={"duration": np.asarray(cols["duration"], dtype=float)},
-        variant_ids=variant_ids, params=[per_variant[i] for i in inverse])
+        variant_ids=variant_ids, params=[per_variant[i] for i in inverse],
+        origins=_origins(store, ids, run_of, variant_ids))
+
+
+def _origins(store: Store, run_ids: list[str], run_of: np.ndarray, variant_ids: np.ndarray
+             ) -> np.ndarray:
+    """Why each execution's variant ran (``baseline``, ``random``, ``mutation``, ...): the
+    explorer's ``variant`` event of that run when there is one (a variant first drawn at random
+    and later replayed because it failed was guided the second time), else the origin the
+    variant was first stored with."""
+    stored = dict(store.query(
+        "SELECT variant_id, origin FROM variants "
+        "WHERE variant_id IN (SELECT unnest($1::VARCHAR[]))",
+        [sorted({str(v) for v in variant_ids.tolist()})]))
+    per_run = {(run, vid): origin for run, vid, origin in store.query(
+        "SELECT run_id, variant_id, any_value(data->>'origin') FROM events "
+        "WHERE kind = 'variant' AND run_id IN (SELECT unnest($1::VARCHAR[])) "
+        "AND variant_id IS NOT NULL GROUP BY run_id, variant_id", [run_ids])}
+    out = np.empty(len(variant_ids), dtype=object)
+    out[:] = [per_run.get((str(r), str(v))) or stored.get(str(v)) or "baseline"
+              for r, v in zip(run_of.tolist(), variant_ids.tolist())]
+    return out
 
 
 def load_rows(store: Store, runs: Sequence[Run]) -> list[dict[str, Any]]:

@@ -1,10 +1,12 @@
 """Failure clusters: the same failure, recognised across runs, workers and tests.
 
 Approach. Every failing execution gets a :class:`Fingerprint`: its exception type, its message
-*normalised* (whatever varies between occurrences of one problem is replaced by a placeholder:
-absolute paths ``<path>``, timestamps ``<time>``, UUIDs ``<id>``, memory addresses ``<addr>``,
-long hex runs mixing letters and digits ``<id>``, numbers and ports ``<n>``, quoted literals
-over 40 characters ``'<str>'``; only the first line is kept) and the top three *user* frames
+*normalised* (only what varies between occurrences of one problem is replaced: absolute paths
+``<path>``, timestamps ``<time>``, UUIDs ``<id>``, memory addresses ``<addr>``, long hex runs
+mixing letters and digits ``<id>``, numbers and ports ``<n>`` - except HTTP status codes, which
+tell server errors apart; quoted text is kept, a literal over ``QUOTE_CHARS`` characters cut to
+its start, so two different server error texts stay two clusters; only the first line is kept)
+and the top three *user* frames
 of its traceback, innermost first, as ``file:function`` (no line numbers, so editing a file does
 not split a cluster; files as their last two path components, so checkouts in different places
 agree). Frames of site-packages, the Python standard library, pytest, pluggy and testfleet's
@@ -14,12 +16,15 @@ timeouts fingerprint on the outcome, the exit description and the top user frame
 faulthandler dump (the current thread's when there are several). The key hashes all of it.
 
 Executions with equal keys form a :class:`Cluster`. Whether a cluster is an *environment*
-problem is a test: all executions of the cluster's tests (not skipped or xfailed) are counted
-per worker; when the failures are confined to a strict subset S of those workers, the chance
-that k failures spread at random over the N executions all land in S's n executions is the
-one-sided Fisher exact p = C(n, k) / C(N, k), multiplied by C(workers, |S|) (Bonferroni: S was
-picked after looking). Below ``alpha`` the cluster is "only on S"; a single failure is never
-enough. The statistics are pure: rows in, clusters out; no store access.
+problem is a test, not a look at where its failures landed: the scheduler decides which variants
+a worker runs, so failures of a few variants bunch on a worker without the worker playing any
+part. Every execution of the cluster's tests (not skipped or xfailed) is counted per worker and
+per variant, and a stratified test (Cochran-Mantel-Haenszel, exact for small counts; see
+:mod:`testfleet.analysis.stratified`) asks whether failing this way depends on the worker among
+the variants that ran on more than one worker. Below ``alpha`` the cluster is "only on S" (its
+failures in those variants all on S) or "mostly on W"; without such variants it is "not testable:
+confounded with the variants"; a single failure is never enough. The statistics are pure: rows
+in, clusters out; no store access.
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from math import comb
 from typing import Any
 
+import numpy as np
+
+from testfleet.analysis.stratified import NOT_TESTABLE, stratified_test
 from testfleet.model import FAILURE_OUTCOMES, stable_id
 
 TOP_FRAMES = 3
@@ -49,7 +56,16 @@ _ADDR = re.compile(r"\b0x[0-9a-fA-F]+\b")
 _NUMBER = re.compile(r"(?<![0-9A-Za-z.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![0-9A-Za-z])")
 _HEX_ID = re.compile(r"(?<![0-9A-Za-z.])(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{6,}(?![0-9A-Za-z])")
 _DIGITS = re.compile(r"\d+")
-_LONG_QUOTED = re.compile(r"'[^'\n]{41,}'|\"[^\"\n]{41,}\"")
+QUOTE_CHARS = 60   # a quoted literal longer than this is kept as its start
+_LONG_QUOTED = re.compile(r"'([^'\n]{%d,})'|\"([^\"\n]{%d,})\"" % (QUOTE_CHARS + 1, QUOTE_CHARS + 1))
+# an HTTP status: "status 503", "HTTP 500", "code=404", "500 Internal Server Error"
+_STATUS = re.compile(r"(?<![\w.])((?i:http|status(?:[ _]?code)?|code|response)\W{0,3})([1-5]\d\d)(?![\w.])"
+                     r"|(?<![\w.])([1-5]\d\d)(?= [A-Z][a-z])"
+                     # a short number that is part of a name: latin-1, utf-8, sha-256
+                     r"|(?<=[A-Za-z]-)(?<![\d.][eE]-)(\d{1,3})(?![\w.])")
+
+_SHIELD = str.maketrans("0123456789", "abcdefghij")
+_UNSHIELD = str.maketrans("abcdefghij", "0123456789")
 
 _PYTEST_LOC = re.compile(r"^(\S+?):(\d+):(?: (.*))?$")
 _NATIVE_LOC = re.compile(r'^\s*File "(.+?)", line \d+, in (.+?)\s*$')
@@ -66,6 +82,14 @@ _NOT_USER = re.compile(r"(?i)(?:site|dist)-packages[/\\]|[/\\]lib[/\\]python\d[\
 def normalise_message(text: str) -> str:
     """The first line of ``text`` with what varies between occurrences replaced by placeholders."""
     line = next((s.strip() for s in (text or "").splitlines() if s.strip()), "")
+    # a long literal (a 2,000-character input echoed back) is kept as its start: the start
+    # tells messages apart, the length of the input does not
+    line = _LONG_QUOTED.sub(lambda m: f"{m.group(0)[0]}{(m.group(1) or m.group(2))[:QUOTE_CHARS]}…"
+                            f"{m.group(0)[0]}", line)
+    # status codes and numbers in names are kept (a 500 and a 503 are two problems, latin-1 is
+    # not latin-2): shielded from the number placeholder
+    line = _STATUS.sub(lambda m: (m.group(1) or "") + "\ue000"
+                       + (m.group(2) or m.group(3) or m.group(4)).translate(_SHIELD), line)
     line = _PATH.sub("<path>", line)
     line = _TIME.sub("<time>", line)
     line = _UUID.sub("<id>", line)
@@ -73,7 +97,7 @@ def normalise_message(text: str) -> str:
     line = _HEX_ID.sub("<id>", line)
     line = _NUMBER.sub("<n>", line)
     line = _DIGITS.sub("<n>", line)
-    line = _LONG_QUOTED.sub(lambda m: f"{m.group(0)[0]}<str>{m.group(0)[0]}", line)
+    line = re.sub("\ue000([a-j]{1,3})", lambda m: m.group(1).translate(_UNSHIELD), line)
     return " ".join(line.split())[:300]
 
 
@@ -232,16 +256,18 @@ def cluster_failures(rows: Sequence[Mapping[str, Any]], *, by: str = "worker",
     """Cluster the failing rows; ``rows`` are all executions of the runs considered (the passing
     ones tell which workers ran the tests). ``by`` names the column that identifies a worker or
     instance. Sorted by count, most frequent first."""
-    ran: dict[str, Counter[str]] = defaultdict(Counter)  # executions per test, per worker
+    ran: dict[str, list[tuple[str, str, str | None]]] = defaultdict(list)  # per test: worker, variant, key
     clusters: dict[str, Cluster] = {}
     tests: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         outcome, nodeid, worker = str(row.get("outcome")), str(row.get("nodeid")), str(row.get(by) or "?")
-        if outcome not in NOT_EXECUTED:
-            ran[nodeid][worker] += 1
+        variant = str(row.get("variant_id") or nodeid)   # a test without parameters: one variant
         if outcome not in FAILURE_OUTCOMES:
+            if outcome not in NOT_EXECUTED:
+                ran[nodeid].append((worker, variant, None))
             continue
         fp = fingerprint(outcome, row.get("message") or "", row.get("longrepr") or "")
+        ran[nodeid].append((worker, variant, fp.key))
         cluster = clusters.get(fp.key)
         if cluster is None:
             cluster = clusters[fp.key] = Cluster(fp.key, fp.exception, fp.message, fp.frames)
@@ -261,38 +287,62 @@ def cluster_failures(rows: Sequence[Mapping[str, Any]], *, by: str = "worker",
             cluster.example = str(row.get("message") or "")
     for key, cluster in clusters.items():
         cluster.tests = sorted(tests[key])
-        exposure: Counter[str] = Counter()
-        for nodeid in tests[key]:
-            exposure.update(ran[nodeid])
-        cluster.environment, cluster.environment_specific, cluster.reason = \
-            environment(cluster.workers, exposure, alpha=alpha)
+        executions = [e for nodeid in cluster.tests for e in ran[nodeid]]
+        cluster.environment, cluster.environment_specific, cluster.reason = environment(
+            [w for w, _, _ in executions], [k == key for _, _, k in executions],
+            [v for _, v, _ in executions], alpha=alpha)
     far_past = datetime.min.replace(tzinfo=UTC)
     return sorted(clusters.values(), key=lambda c: (-c.count, -(c.last_seen or far_past).timestamp(), c.key))
 
 
-def environment(failures: Mapping[str, int], executions: Mapping[str, int], *,
-                alpha: float = 0.05) -> tuple[str, bool, str]:
-    """(environment, specific?, reason) of failures per worker given executions per worker."""
-    ran = {w: max(executions.get(w, 0), failures.get(w, 0)) for w in {*executions, *failures}}
-    ran = {w: n for w, n in ran.items() if n > 0}
-    hit = sorted(w for w, k in failures.items() if k > 0)
-    k = sum(failures[w] for w in hit)
+def environment(workers: Sequence[str], failed: Sequence[bool], variants: Sequence[str], *,
+                alpha: float = 0.05, seed: int = 0) -> tuple[str, bool, str]:
+    """(environment, specific?, reason) of one cluster, from every execution of its tests:
+    the worker of each, whether it failed this way, and its variant.
+
+    "Only on S" needs a test: a worker runs the variants the scheduler gave it, so failures
+    bunched on one worker may be the variants' doing. Only variants that ran on more than one
+    worker can tell, and the stratified test (:mod:`testfleet.analysis.stratified`) uses those
+    alone; without any, the pattern is "not testable: confounded with the variants"."""
+    ran = Counter(workers)
+    hits = Counter(w for w, f in zip(workers, failed) if f)
+    k = sum(hits.values())
+    tally = ", ".join(f"{w} {hits.get(w, 0)}/{ran[w]}" for w in sorted(ran, key=_natural))
     if len(ran) < 2:
         return ONE_WORKER, False, f"only {_names(ran)} ran the affected tests: nothing to compare with"
-    if set(hit) == set(ran):
-        return EVERYWHERE, False, "failed on every worker that ran the affected tests (" + ", ".join(
-            f"{w} {failures[w]}/{ran[w]}" for w in sorted(ran)) + ")"
-    others = sorted(set(ran) - set(hit))
-    n_in, n_out = sum(ran[w] for w in hit), sum(ran[w] for w in others)
-    p_raw = comb(n_in, k) / comb(n_in + n_out, k)
-    p = min(1.0, p_raw * comb(len(ran), len(hit)))
-    counts = f"{k} of {n_in} executions on {_names(hit)} failed this way, 0 of {n_out} on {_names(others)}"
+    if set(hits) == set(ran):
+        return EVERYWHERE, False, f"failed on every worker that ran the affected tests ({tally})"
     if k < 2:
-        return TOO_FEW, False, f"{counts}; a single failure shows no pattern"
-    if p < alpha:
-        reason = f"{counts} (one-sided Fisher exact p={p:.2g}, corrected for the choice of workers)"
-        return f"only on {_names(hit)}", True, reason
-    return TOO_FEW, False, f"{counts}, which chance explains (p={p:.2g} >= {alpha:g})"
+        return TOO_FEW, False, f"failed/ran per worker: {tally}; a single failure shows no pattern"
+    names = sorted(ran, key=_natural)
+    codes = np.array([names.index(w) for w in workers])
+    hit = np.asarray(failed, dtype=bool)
+    found = stratified_test(codes, hit, np.asarray(variants, dtype=object), seed=seed)
+    if found.p_value is None:
+        return NOT_TESTABLE, False, (
+            f"failed/ran per worker: {tally}; no variant of these tests ran on more than one "
+            "worker, so which worker ran it cannot be told apart from which variant it was")
+    within = f"within the {found.strata} variant(s) that ran on more than one worker"
+    if found.p_value >= alpha:
+        return EVERYWHERE, False, (f"failed/ran per worker: {tally}; {within}, the worker makes "
+                                   f"no difference that chance does not explain "
+                                   f"({found.test} p={found.p_value:.2g})")
+    mixed = _mixed(codes, np.asarray(variants, dtype=object))
+    n = np.bincount(codes[mixed], minlength=len(names))
+    f = np.bincount(codes[mixed & hit], minlength=len(names))
+    where = [names[i] for i in np.flatnonzero(f)]
+    label = (f"only on {_names(where)}" if len(where) < np.count_nonzero(n)
+             else f"mostly on {names[int(np.argmax(f / np.maximum(n, 1)))]}")
+    shown = ", ".join(f"{names[i]} {f[i]}/{n[i]}" for i in np.flatnonzero(n))
+    return label, True, f"{within}: failed/ran {shown} ({found.test} p={found.p_value:.2g})"
+
+
+def _mixed(codes: np.ndarray, variants: np.ndarray) -> np.ndarray:
+    """Executions of variants that ran on more than one worker."""
+    seen: dict[Any, set[int]] = defaultdict(set)
+    for v, c in zip(variants.tolist(), codes.tolist()):
+        seen[v].add(c)
+    return np.array([len(seen[v]) > 1 for v in variants.tolist()], dtype=bool)
 
 
 def _names(workers: Iterable[str]) -> str:

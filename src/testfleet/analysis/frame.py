@@ -31,6 +31,20 @@ class Column:
     def label(self, code: int) -> Any:
         return self.labels[code] if self.labels is not None and code >= 0 else None
 
+    @property
+    def ordered(self) -> bool:
+        """Numeric, or categorical whose every value is a number: its values have an order,
+        so a rule about it is a threshold or a range (``threads>8``), not one rule a value."""
+        return self.kind == NUMERIC or bool(self.labels) and all(
+            _is_number(v) for v in self.labels or [])
+
+    def numbers(self) -> np.ndarray:
+        """The column as float64 per execution (NaN: unset); only for ``ordered`` columns."""
+        if self.kind == NUMERIC:
+            return self.values
+        lookup = np.append(np.array([float(v) for v in self.labels or []]), np.nan)
+        return lookup[np.where(self.values >= 0, self.values, lookup.size - 1)]
+
 
 @dataclass
 class AnalysisFrame:
@@ -39,6 +53,18 @@ class AnalysisFrame:
     outcomes: dict[str, np.ndarray] = field(default_factory=dict)   # float64 per execution
     variant_ids: np.ndarray | None = None                # object per execution
     params: list[Mapping[str, Any]] | None = None        # parameters per execution (for --next)
+    origins: np.ndarray | None = None                    # object per execution: the variant's source
+
+    def subset(self, mask: np.ndarray) -> AnalysisFrame:
+        """The executions where ``mask`` holds (categorical codes keep their labels)."""
+        columns = [Column(c.name, c.kind, c.values[mask], c.labels, c.source)
+                   for c in self.columns]
+        take = np.flatnonzero(mask)
+        return AnalysisFrame(
+            self.failed[mask], columns, {k: v[mask] for k, v in self.outcomes.items()},
+            None if self.variant_ids is None else self.variant_ids[mask],
+            None if self.params is None else [self.params[i] for i in take],
+            None if self.origins is None else self.origins[mask])
 
     def __len__(self) -> int:
         return len(self.failed)
@@ -77,6 +103,10 @@ def categorical(name: str, values: Sequence[Any] | np.ndarray, source: str = "pa
     return Column(name, CATEGORICAL, codes, [labels[i] for i in order], source)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _natural(value: Any) -> tuple[int, Any]:
     if isinstance(value, bool):
         return (0, int(value))
@@ -105,7 +135,8 @@ def infer_column(name: str, values: Sequence[Any], source: str = "param") -> Col
 def frame_from_rows(rows: Sequence[Mapping[str, Any]], *, env: Sequence[str] = ("worker",),
                     outcomes: Sequence[str] = ("duration",)) -> AnalysisFrame:
     """A frame from plain dicts ``{"failed": bool, "params": {...}, "worker": ..., "duration":
-    ...}`` — the Python API and synthetic test data."""
+    ..., "variant_id": ..., "origin": ...}`` — the Python API and synthetic test data (origin
+    "baseline" when not given; variant: the parameters when not given)."""
     names: list[str] = []
     for row in rows:
         for key in row.get("params", {}):
@@ -118,5 +149,8 @@ def frame_from_rows(rows: Sequence[Mapping[str, Any]], *, env: Sequence[str] = (
         failed=np.array([bool(r["failed"]) for r in rows], dtype=bool), columns=columns,
         outcomes={o: np.array([float(r.get(o, np.nan)) if r.get(o) is not None else np.nan
                                for r in rows]) for o in outcomes if any(o in r for r in rows)},
-        variant_ids=np.array([r.get("variant_id", "") for r in rows], dtype=object),
-        params=[dict(r.get("params", {})) for r in rows])
+        # rows with the same parameters are one variant unless told otherwise
+        variant_ids=np.array([r.get("variant_id") or repr(sorted(r.get("params", {}).items()))
+                              for r in rows], dtype=object),
+        params=[dict(r.get("params", {})) for r in rows],
+        origins=np.array([r.get("origin", "baseline") for r in rows], dtype=object))

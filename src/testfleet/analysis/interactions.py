@@ -329,19 +329,24 @@ def _test(cells: _Cells, fail_total: int, total: int, fdr: float) -> tuple[np.nd
 def search(levels: Sequence[np.ndarray], sizes: Sequence[int], testable: Sequence[np.ndarray],
            singles: Sequence[tuple[np.ndarray, np.ndarray]], failing: np.ndarray, total: int, *,
            columns: Sequence[int], ranking: Sequence[int], implicated: set[int], fdr: float,
-           max_order: int) -> tuple[list[Combination], int, list[str]]:
+           max_order: int, sparse: list[Combination] | None = None
+           ) -> tuple[list[Combination], int, list[str]]:
     """Significant 2- and 3-way combinations, strongest first; also the number of combinations
     tested and notes on how the search was limited.
 
     ``singles[c]`` are column ``c``'s (counts, failures) per level; ``testable[c]`` says which
     levels may take part; ``ranking`` orders columns by their single-column impact and
     ``implicated`` holds those significant on their own (both choose the triple columns).
+    Pairs below ``MIN_SUPPORT`` that look like interactions are appended to ``sparse`` (see
+    ``_sparse``) when it is given.
     """
     fail_total = int(failing.size)
     notes: list[str] = []
     if max_order < 2 or len(columns) < 2:
         return [], 0, notes
     pairs = joint_tables(levels, sizes, columns, 2, failing)
+    if sparse is not None:
+        sparse += _sparse(pairs, testable, singles)
     found: list[_Cells] = []
     pvals: list[np.ndarray] = []
     cells2 = _cells(sorted(pairs), pairs, testable, singles, pairs)
@@ -400,3 +405,30 @@ def _subset(cells: _Cells, keep: np.ndarray) -> _Cells:
 def _significant(cells: _Cells, p: np.ndarray, fdr: float) -> np.ndarray:
     rate = cells.failures / np.maximum(cells.count, 1)
     return (bh(p) <= fdr) & lifted(rate, cells.parts_rate)
+
+
+MAX_SPARSE = 10   # interactions below the minimum support listed as notes
+
+
+def _sparse(pairs: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]],
+            testable: Sequence[np.ndarray], singles: Sequence[tuple[np.ndarray, np.ndarray]]
+            ) -> list[Combination]:
+    """Value pairs with too few executions to be tested (under ``MIN_SUPPORT``) that still look
+    like an interaction: at least two failures, most of their executions failing, and a rate
+    ``LIFT`` above both values' own. Not evidence, so never a rule; but dropping them silently
+    hides where more executions are worth spending. Most failures first; p and q are NaN."""
+    found: list[Combination] = []
+    for (a, b), (counts, fails) in pairs.items():
+        ok = (counts < MIN_SUPPORT) & (fails >= 2) & (2 * fails >= counts)
+        ok &= testable[a][:, None] & testable[b][None, :]
+        for i, j in zip(*np.nonzero(ok)):
+            parts = max(singles[a][1][i] / max(singles[a][0][i], 1),
+                        singles[b][1][j] / max(singles[b][0][j], 1))
+            rate = fails[i, j] / counts[i, j]
+            if lifted(np.array([rate]), np.array([parts]))[0]:
+                found.append(Combination((a, b), (int(i), int(j)), int(counts[i, j]),
+                                         int(fails[i, j]), float(rate), float(parts),
+                                         float(rate / parts) if parts > 0 else math.inf,
+                                         math.nan, math.nan))
+    found.sort(key=lambda c: (-c.failures, -c.rate, c.columns, c.levels))
+    return found[:MAX_SPARSE]

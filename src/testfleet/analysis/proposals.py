@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from testfleet.analysis.frame import CATEGORICAL, AnalysisFrame, Column
-from testfleet.analysis.rules import Condition, Rule, to_json
+from testfleet.analysis.rules import Condition, Rule, abbreviate, to_json
 
 if TYPE_CHECKING:
     from testfleet.analysis.correlation import Analysis
@@ -140,7 +140,8 @@ def next_variants(frame: AnalysisFrame, analysis: Analysis, count: int = 5, seed
     failed = np.asarray(frame.failed, dtype=bool)
     everything = np.ones(len(frame), dtype=bool)
     plans = []
-    for rule in analysis.rules:
+    # the design's rules first; then what guided executions suggest (the hypotheses need it most)
+    for rule in [*analysis.rules, *(h.rule for h in analysis.hypotheses)]:
         conds = rule.conditions
         masks = [c.mask(frame.column(c.column)) for c in conds]
         settable = [i for i, c in enumerate(conds) if c.source == "param"]
@@ -197,8 +198,8 @@ def _propose(frame: AnalysisFrame, kind: str, rule: Rule, cond: Condition,
 
 
 def _reason(kind: str, rule: Rule, cond: Condition, based: str, old: Any, new: Any) -> str:
-    shown = "unset" if new is _UNSET else f"{cond.column}={new}"
-    was = "unset" if old is _UNSET else f"{cond.column}={old}"
+    shown = "unset" if new is _UNSET else f"{cond.column}={abbreviate(new)}"
+    was = "unset" if old is _UNSET else f"{cond.column}={abbreviate(old)}"
     together = " and ".join(c.text for c in rule.conditions)
     if kind == "revert":
         return (f"tests whether {cond.text} is needed for the failure: {based} failed with "

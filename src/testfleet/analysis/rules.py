@@ -49,6 +49,28 @@ def number(value: float) -> str:
     return f"{value:.4g}"
 
 
+SHOWN_CHARS = 40   # a value longer than this is shown abbreviated
+
+
+def abbreviate(value: Any, width: int = SHOWN_CHARS) -> str:
+    """A value as a reader needs to see it: a 2,000-character string as its first ``width``
+    characters and its length (``'aaaa…(2000 chars)'``); anything else as ``str``."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= width:
+        return text
+    return f"{text[:width]}…({len(text)} chars)"
+
+
+def abbreviate_params(params: Mapping[str, Any], width: int = SHOWN_CHARS) -> str:
+    """``{name=value, ...}`` with every long value abbreviated (``memo='aaaa'…(2000 chars)``)."""
+    def shown(value: Any) -> str:
+        if isinstance(value, str):
+            return repr(value) if len(value) <= width else \
+                f"{value[:width]!r}…({len(value)} chars)"
+        return abbreviate(value, width)
+    return "{" + ", ".join(f"{k}={shown(v)}" for k, v in params.items()) + "}"
+
+
 def _percent(rate: float) -> str:
     return f"{rate:.0%}" if rate >= 0.01 or rate == 0 else f"{100 * rate:.2g}%"
 
@@ -68,7 +90,7 @@ class Condition:
     @property
     def text(self) -> str:
         if self.op == "=":
-            return f"{self.column}={self.value}"
+            return f"{self.column}={abbreviate(self.value)}"
         if self.op == "unset":
             return f"{self.column} unset"
         if self.low is not None and self.high is not None:
@@ -85,6 +107,7 @@ class Condition:
             return values == self.code
         if self.op == "unset":
             return values == -1 if column.kind == CATEGORICAL else np.isnan(values)
+        values = column.numbers()       # a range over a categorical column of numbers too
         if self.low is None and self.high is None:
             return ~np.isnan(values)
         mask = values > self.low if self.low is not None else values <= self.high
@@ -116,7 +139,7 @@ class Rule:
     confidence: float
     lift: float
     q_value: float | None
-    source: str                # "value" | "interaction"
+    source: str                # "value" | "interaction" | "threshold" (see _specialisations)
 
     @property
     def text(self) -> str:
@@ -193,6 +216,46 @@ def _refine(cond: Condition, x: np.ndarray, failed: np.ndarray, base: np.ndarray
     return Condition(cond.column, "range", low=low, high=high, source=cond.source)
 
 
+def _as_ranges(frame: AnalysisFrame, cand: Candidate) -> Candidate:
+    """``threads=12`` on a categorical column of numbers, as the range ``8<threads<=12``
+    between its neighbouring values (open at either end), so that neighbouring values merge
+    (``_merge_bins``) and the cut is refined like a numeric bin's: ``threads>8``, not one rule
+    per value."""
+    conds = []
+    for c in cand[0]:
+        column = frame.column(c.column)
+        if c.op != "=" or column.kind != CATEGORICAL or not column.ordered or c.code is None:
+            conds.append(c)
+            continue
+        labels = [float(v) for v in column.labels or []]
+        low = labels[c.code - 1] if c.code > 0 else None
+        high = labels[c.code] if c.code < len(labels) - 1 else None
+        conds.append(Condition(c.column, "range", low=low, high=high, source=c.source))
+    return (conds, *cand[1:])
+
+
+def _open_ended(cond: Condition, column: Column) -> Condition:
+    """A range reaching past the smallest or largest value seen is open on that side; a range
+    of a categorical column holding one value is that value (``x=7``, not ``6<x<=7``)."""
+    if cond.op != "range":
+        return cond
+    x = column.numbers()
+    x = x[~np.isnan(x)]
+    if not x.size:
+        return cond
+    low = None if cond.low is not None and cond.low < x.min() else cond.low
+    high = None if cond.high is not None and cond.high >= x.max() else cond.high
+    if column.kind == CATEGORICAL:
+        inside = [i for i, v in enumerate(column.labels or [])
+                  if (low is None or v > low) and (high is None or v <= high)]
+        if len(inside) == 1:
+            return Condition(cond.column, "=", value=column.labels[inside[0]], code=inside[0],
+                             source=cond.source)
+    if (low, high) == (cond.low, cond.high):
+        return cond
+    return Condition(cond.column, "range", low=low, high=high, source=cond.source)
+
+
 def _low(cond: Condition) -> float:
     return -np.inf if cond.low is None else cond.low
 
@@ -226,8 +289,92 @@ def _merge_bins(candidates: list[Candidate]) -> list[Candidate]:
     return out
 
 
+SPECIALISED = 5   # the strongest rules that may gain a threshold
+
+
+def _specialisations(frame: AnalysisFrame, rules: list[tuple[list[Condition], np.ndarray]],
+                     fdr: float, implicated: set[str] | None
+                     ) -> list[tuple[list[Condition], np.ndarray]]:
+    """Each rule with one threshold on another ordered parameter added (``cache=off`` ->
+    ``cache=off and threads>8``), where the threshold significantly separates the rule's own
+    failures: the best cut of each column, each direction (largest 2 x 2 chi-square), by a
+    one-sided Fisher test among the executions the rule matches, Bonferroni over every cut. Why: with few executions the
+    value combinations (bins x values) are too small to test (``MIN_SUPPORT``), though a
+    threshold over all of them is not. Only columns significant on their own (``implicated``)
+    are tried, as for 3-way combinations (the hierarchy principle): fewer cuts, more power, and
+    the cost stays small on a million executions."""
+    failed = np.asarray(frame.failed, dtype=bool)
+    ordered = []
+    for column in frame.columns:
+        if not column.ordered or column.source != "param" or \
+                (implicated is not None and column.name not in implicated):
+            continue
+        if column.kind == CATEGORICAL:      # codes already follow the values' order
+            all_values = np.array([float(v) for v in column.labels or []])
+            codes = column.values
+        else:
+            finite = ~np.isnan(column.values)
+            all_values, inverse = np.unique(column.values[finite], return_inverse=True)
+            codes = np.full(column.values.size, -1)
+            codes[finite] = inverse.reshape(-1)
+        ordered.append((column, all_values, codes))
+    tried: list[tuple[list[Condition], np.ndarray, Column, float, bool, tuple[int, ...]]] = []
+    cuts = 0
+    for conds, mask in rules[:SPECIALISED]:
+        rows = np.flatnonzero(mask)
+        big_n, big_f = rows.size, int(failed[rows].sum())
+        if big_f < 3 or big_f == big_n:
+            continue
+        used = {c.column for c in conds}
+        rule_failed = failed[rows]
+        for column, all_values, codes in ordered:
+            if column.name in used:
+                continue
+            c = codes[rows]
+            keep = c >= 0
+            c, fc = c[keep], rule_failed[keep]
+            counts = np.bincount(c, minlength=all_values.size)
+            present = counts > 0
+            values = all_values[present]
+            if values.size < 2:
+                continue
+            fails = np.bincount(c, weights=fc, minlength=all_values.size)
+            below_n = np.cumsum(counts[present])[:-1]                # x <= values[i]
+            below_f = np.cumsum(fails[present])[:-1].astype(np.int64)
+            set_n, set_f = int(c.size), int(fc.sum())
+            cuts += 2 * (values.size - 1)
+            for above in (True, False):
+                n = set_n - below_n if above else below_n
+                f = set_f - below_f if above else below_f
+                # the cut with the largest excess of failures (2 x 2 chi-square), then its
+                # exact p-value; the Bonferroni factor covers every cut, whichever is picked
+                diff = f * (big_n - n) - (big_f - f) * n
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    chi2 = np.where((diff > 0) & (n > 0) & (n < big_n),
+                                    diff.astype(float) ** 2 / (n * (big_n - n)), -1.0)
+                best = int(np.argmax(chi2))
+                if chi2[best] >= 0 and f[best] >= 3 and \
+                        f[best] / max(n[best], 1) >= LIFT * big_f / big_n:
+                    tried.append((conds, mask, column, float(values[best]), above,
+                                  (int(f[best]), int(n[best]), big_f, big_n)))
+    if not tried:
+        return []
+    # one exact test per candidate, all at once; a tail past fdr / cuts is cut short
+    counts = np.array([t[5] for t in tried])
+    p_values = p_greater(*counts.T, stop=fdr / max(cuts, 1))
+    out = []
+    for (conds, mask, column, v, above, _), p in zip(tried, p_values):
+        if p * max(cuts, 1) > fdr:
+            continue
+        cond = Condition(column.name, "range", low=v if above else None,
+                         high=None if above else v, source=column.source)
+        x = column.numbers()
+        out.append(([*conds, _open_ended(cond, column)], mask & ((x > v) if above else (x <= v))))
+    return out
+
+
 def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[str, np.ndarray],
-                fdr: float) -> list[Rule]:
+                fdr: float, implicated: set[str] | None = None) -> list[Rule]:
     """Rules from elevated values and significant combinations, strongest first.
 
     Neighbouring numeric bins are merged, numeric bounds refined (``_refine``), and candidates
@@ -236,7 +383,7 @@ def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[s
     kept rule matches, and that excess is significant (one-sided Fisher at ``fdr`` divided by
     the number of candidates) - a rule implied by a stronger one adds nothing and is dropped.
     """
-    candidates = _merge_bins(candidates)
+    candidates = _merge_bins([_as_ranges(frame, c) for c in candidates])
     if not candidates:
         return []
     prelim = wilson_low([c[4] for c in candidates], [c[3] for c in candidates])
@@ -251,9 +398,11 @@ def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[s
             if c.op == "range":
                 others = [m for j, m in enumerate(masks) if j != i]
                 base = np.logical_and.reduce(others) if others else None
-                conds[i] = _refine(c, frame.column(c.column).values, failed, base,
-                                   edges.get(c.column, np.empty(0)))
-                masks[i] = conds[i].mask(frame.column(c.column))
+                column = frame.column(c.column)
+                # a column of few numbers has no bins: its cut may go between any two values
+                conds[i] = _open_ended(_refine(c, column.numbers(), failed, base,
+                                               edges.get(c.column, np.empty(0))), column)
+                masks[i] = conds[i].mask(column)
         key = tuple(sorted(c.key() for c in conds))
         if key in seen:
             continue
@@ -262,6 +411,12 @@ def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[s
         support, fails = int(mask.sum()), int(failed[mask].sum())
         if support:
             scored.append((float(wilson_low(fails, support)), support, conds, source, q, mask, fails))
+    strongest = sorted(scored, key=lambda s: (-s[0], -s[1]))
+    for conds, mask in _specialisations(frame, [(s[2], s[5]) for s in strongest], fdr,
+                                        implicated):
+        fails = int(failed[mask].sum())
+        scored.append((float(wilson_low(fails, int(mask.sum()))), int(mask.sum()), conds,
+                       "threshold", None, mask, fails))
     scored.sort(key=lambda s: (-s[0], -s[1]))
     covered = np.zeros(len(frame), dtype=bool)
     total_fail = int(failed.sum())

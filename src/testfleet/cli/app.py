@@ -186,6 +186,7 @@ def analyze_cmd(
     runs: Annotated[int, typer.Option("--runs", min=1, max=MAX_ROWS, help="Analyse this run and the N-1 before it together.")] = 1,
     fdr: Annotated[float, typer.Option("--fdr", help="False discovery rate for the tests (Benjamini–Hochberg).")] = 0.05,
     next_count: Annotated[int, typer.Option("--next", min=0, max=MAX_ROWS, help="Propose this many follow-up variants (one factor changed).")] = 0,
+    confirm: Annotated[int, typer.Option("--confirm", min=0, max=MAX_ROWS, help="Run this many of the follow-ups as randomised experiments and say whether each suspect is confirmed.")] = 0,
     json_out: Annotated[str | None, typer.Option("--json", help="Write the analysis as JSON here.")] = None,
     md: Annotated[str | None, typer.Option("--md", help="Write a Markdown summary here.")] = None,
     html: Annotated[str | None, typer.Option("--html", help="Write plotly charts here.")] = None,
@@ -197,7 +198,8 @@ def analyze_cmd(
 
     if not 0 < fdr < 1:
         raise typer.BadParameter("must be between 0 and 1", param_hint="'--fdr'")
-    raise typer.Exit(analyze_command(ref, runs, fdr, next_count, json_out, md, html, store, seed))
+    raise typer.Exit(analyze_command(ref, runs, fdr, next_count, json_out, md, html, store, seed,
+                                     confirm))
 
 
 @app.command("telemetry")

@@ -8,11 +8,24 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from testfleet.analysis.rules import abbreviate, abbreviate_params
+
 
 def _p(value: Any) -> str:
     if value is None:
         return "-"
     return f"{value:.1e}" if value < 1e-3 else f"{value:.3f}"
+
+
+def design_line(analysis: dict[str, Any]) -> str:
+    """Where the tests come from, when guided executions were set aside ("" when none were)."""
+    design = analysis.get("design") or {}
+    if not design.get("guided_executions"):
+        return ""
+    guided = ", ".join(f"{k} {f}/{n}" for k, (n, f) in design["guided_sources"].items())
+    return (f"tests drawn from the {design['executions']:,} design executions "
+            f"({design['failures']:,} failed); {design['guided_executions']:,} guided executions "
+            f"({design['guided_failures']:,} failed: {guided}) give hypotheses only")
 
 
 def impact_rows(analysis: dict[str, Any]) -> list[dict[str, Any]]:
@@ -43,6 +56,8 @@ def print_analysis(console: Console, data: dict[str, Any]) -> None:
     console.print(f"[bold]{analysis['executions']} executions, {analysis['failures']} failed"
                   f"[/] ({analysis['failure_rate']:.1%}) in run(s) {', '.join(data['runs'])}; "
                   f"false discovery rate {analysis['fdr']:.0%}")
+    if design_line(analysis):
+        console.print(escape(design_line(analysis)))
     if analysis["not_enough_data"]:
         console.print(f"[yellow]not enough data:[/] {escape(analysis['not_enough_data'])}")
     rows = impact_rows(analysis)
@@ -52,6 +67,8 @@ def print_analysis(console: Console, data: dict[str, Any]) -> None:
         for r in rows:
             effect = "-" if r["effect"] is None else f"{r['effect_name']} {r['effect']:.2f}"
             mark = "[bold red]significant[/]" if r["significant"] else escape(r["note"] or "")
+            if r["significant"] and r["source"] == "env" and r["note"]:
+                mark += " " + escape(r["note"])
             table.add_row(escape(r["parameter"]) + (" (env)" if r["source"] == "env" else ""),
                           escape(str(r["test"])), _p(r["p"]), _p(r["q"]), effect,
                           escape(r["worst"] or "-"), mark)
@@ -66,6 +83,15 @@ def print_analysis(console: Console, data: dict[str, Any]) -> None:
         for i in inters[:8]:
             console.print(f"  {escape(i['text'])}: {i['rate']:.0%} of {i['count']} "
                           f"(lift {i['lift']:.1f}, q {_p(i['q'])})")
+    if analysis.get("hypotheses"):
+        console.print("[bold]hypotheses[/] (from guided executions, chosen near failures: not "
+                      "tests; confirm with --confirm)")
+        for h in analysis["hypotheses"]:
+            console.print(f"  {escape(h['text'])}")
+    for note in analysis.get("sparse_interactions", []):
+        console.print(f"[dim]too few executions to test:[/] {escape(note['text'])} failed "
+                      f"{note['failures']} of {note['count']} (its values alone at most "
+                      f"{note['component_rate']:.0%})")
     for outcome, ranked in analysis["sensitivity"].items():
         top = [s for s in ranked if s["significant"]][:5]
         if top:
@@ -76,7 +102,7 @@ def print_analysis(console: Console, data: dict[str, Any]) -> None:
         table = Table("failure", "count", "tests", "first seen", "last seen", "where", box=None,
                       header_style="bold", title="failure clusters")
         for c in clusters[:15]:
-            table.add_row(escape(f"{c['exception']}: {c['message']}"[:90]), str(c["count"]),
+            table.add_row(escape(abbreviate(f"{c['exception']}: {c['message']}", 90)), str(c["count"]),
                           str(len(c["tests"])), str(c["first_seen"] or "-")[:19],
                           str(c["last_seen"] or "-")[:19], escape(c["environment"]))
         console.print(table)
@@ -89,7 +115,12 @@ def print_analysis(console: Console, data: dict[str, Any]) -> None:
     if data["next"]:
         console.print("[bold]next variants to run[/]")
         for p in data["next"]:
-            console.print(f"  {escape(p['reason'])}: {escape(str(p['params']))}")
+            console.print(f"  {escape(p['reason'])}: {escape(abbreviate_params(p['params']))}")
+    if data.get("confirmed"):
+        console.print("[bold]confirmation[/] (each arm run again on the fleet, in a shuffled "
+                      "order)")
+        for c in data["confirmed"]:
+            console.print(f"  [bold]{c['verdict']}[/]: {escape(c['text'])}")
 
 
 def to_markdown(data: dict[str, Any]) -> str:
@@ -97,6 +128,8 @@ def to_markdown(data: dict[str, Any]) -> str:
     lines = [f"## Failure analysis — {', '.join(data['runs'])}", "",
              f"**{analysis['executions']} executions, {analysis['failures']} failed** "
              f"({analysis['failure_rate']:.1%}); false discovery rate {analysis['fdr']:.0%}.", ""]
+    if design_line(analysis):
+        lines += [design_line(analysis), ""]
     if analysis["not_enough_data"]:
         lines += [f"> Not enough data: {analysis['not_enough_data']}", ""]
     else:
@@ -109,6 +142,13 @@ def to_markdown(data: dict[str, Any]) -> str:
         lines.append("")
     if analysis["rules"]:
         lines += ["### Rules", ""] + [f"- {rule['text']}" for rule in analysis["rules"]] + [""]
+    if analysis.get("hypotheses"):
+        lines += ["### Hypotheses (guided executions: not tests)", ""] + [
+            f"- {h['text']}" for h in analysis["hypotheses"]] + [""]
+    if analysis.get("sparse_interactions"):
+        lines += ["### Too few executions to test", ""] + [
+            f"- {i['text']}: {i['failures']} of {i['count']} failed" for i in
+            analysis["sparse_interactions"]] + [""]
     if data["clusters"]:
         lines += ["### Failure clusters", "", "| failure | count | tests | where |",
                   "| --- | --- | --- | --- |"]
@@ -120,6 +160,9 @@ def to_markdown(data: dict[str, Any]) -> str:
             f"- `{f['nodeid']}`: {f['score']:.0%} ({f['low']:.0%}–{f['high']:.0%}), "
             f"{f['evidence']}" for f in data["flaky"]] + [""]
     if data["next"]:
-        lines += ["### Next variants", ""] + [f"- {p['reason']}: `{p['params']}`"
+        lines += ["### Next variants", ""] + [f"- {p['reason']}: `{abbreviate_params(p['params'])}`"
                                               for p in data["next"]] + [""]
+    if data.get("confirmed"):
+        lines += ["### Confirmation", ""] + [f"- **{c['verdict']}**: {c['text']}"
+                                             for c in data["confirmed"]] + [""]
     return "\n".join(lines)
