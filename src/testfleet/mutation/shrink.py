@@ -161,10 +161,18 @@ def simplest_between(lo: float, hi: float) -> float:
     """The number with the fewest significant digits in the half-open interval from ``lo``
     (excluded) to ``hi`` (included), either order; ``hi`` itself when none is shorter."""
     low, high = min(lo, hi), max(lo, hi)
+    top = max(abs(low), abs(high))
+    if low == high or top == 0 or not math.isfinite(top):
+        return hi
+    exponent = math.floor(math.log10(top))
     for digits in range(1, 18):
-        v = float(f"{hi:.{digits}g}")
+        places = digits - 1 - exponent  # decimal places of a quantum of that many digits
+        quantum = 10.0 ** -places
+        # the multiple of the quantum nearest hi on lo's side (hi fails; it is the safer bet)
+        k = math.floor(hi / quantum) if hi > lo else math.ceil(hi / quantum)
+        v = round(k * quantum, max(places, 0))
         if low < v < high or v == hi:
-            return v
+            return float(v)
     return hi
 
 
