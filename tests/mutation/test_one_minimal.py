@@ -242,3 +242,16 @@ def test_a_job_counts_only_the_same_failure_as_failing() -> None:
     event = job.to_event()
     assert event["changes"] == {"amount": [1, 2147483648]}
     assert event["other_failures"] >= 1 and event["complete"]
+
+
+def test_a_choice_value_is_never_shrunk_as_text() -> None:
+    # "z" is a value too, but not a simpler form of "zstd": a choice's values are names
+    space = Space(compression=Choice(["none", "zstd", "z", ""]))
+    calls: list[dict[str, Any]] = []
+
+    def fails(p: dict[str, Any]) -> bool:
+        calls.append(p)
+        return "z" in p["compression"]
+
+    result = minimize({"compression": "none"}, {"compression": "zstd"}, fails, space=space)
+    assert result.changes == {"compression": ("none", "zstd")} and calls == []

@@ -20,10 +20,11 @@ any changed value, passes.
      below ``tolerance`` (default ``max(1e-9, 1e-6 * |range|)``, the dimension's range or else
      the distance between the two values) and then take the shortest decimal inside it that
      still fails. One step (or less than ``tolerance``) further toward the baseline passes.
-   - texts shrink: the empty text if it fails, else chunks and then single characters are
-     deleted while it still fails, then each character that is not a plain letter or digit is
-     replaced by ``a`` (``0`` where the space refuses ``a``) while it still fails. A 1,242
-     character text that fails because of one combining mark ends as that mark alone.
+   - texts (a String dimension's, or any text when no space is given) shrink: the empty text
+     if it fails, else chunks and then single characters are deleted while it still fails,
+     then each character that is not a plain letter or digit is replaced by ``a`` (``0``
+     where the space refuses ``a``) while it still fails. A 1,242 character text that fails
+     because of one combining mark ends as that mark alone.
    - orders (a :class:`Permutation`, or a list holding the baseline's items in another order)
      are repaired greedily: position by position, the item the baseline has there is swapped
      back into place, and the swap is kept while the test still fails; passes repeat until no
@@ -67,6 +68,7 @@ from testfleet.space.composite import Optional, Permutation
 from testfleet.space.dimensions import Dimension, Float, Int
 from testfleet.space.expressions import MISSING
 from testfleet.space.space import Space
+from testfleet.space.text import String
 
 ABSENT = "<absent>"
 
@@ -237,7 +239,8 @@ class _Search:
             self._numeric(probe, _plain(old), _plain(new), dim)
         elif _is_reordering(old, new):
             repair_order(probe, list(new), list(old), _same)
-        elif isinstance(new, str):
+        elif isinstance(new, str) and (dim is None or isinstance(dim, String)):
+            # a text, not one of a choice's values (those have nothing simpler but the baseline)
             shrink_text(probe, new, allowed=None if self.space is None else
                         lambda text: self.space.is_valid(_apply(  # type: ignore[union-attr]
                             self.baseline, {**self.changes, name: text})))
