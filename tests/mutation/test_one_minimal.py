@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from testfleet.execution.minimizing import MinimizeJob
 from testfleet.mutation.minimize import minimize
 from testfleet.mutation.shrink import PLAIN, landmarks, shrink_grid, shrink_text, simplest_between
-from testfleet.space import Choice, Int, Space
+from testfleet.space import Choice, Int, Permutation, Space
 from testfleet.space.text import String
 
 PROPERTY = settings(max_examples=120, deadline=None, derandomize=True, database=None,
@@ -255,3 +255,40 @@ def test_a_choice_value_is_never_shrunk_as_text() -> None:
 
     result = minimize({"compression": "none"}, {"compression": "zstd"}, fails, space=space)
     assert result.changes == {"compression": ("none", "zstd")} and calls == []
+
+
+def test_a_text_that_fails_by_length_alone_shrinks_by_bisection() -> None:
+    space = Space(memo=String(0, 2000))
+    memo = "".join(chr(ord("a") + i % 26) for i in range(1500))
+    calls: list[str] = []
+
+    def fails(p: dict[str, Any]) -> bool:
+        calls.append(p["memo"])
+        return len(p["memo"]) >= 777
+
+    result = minimize({"memo": "hi"}, {"memo": memo}, fails, space=space)
+    assert result.params == {"memo": "a" * 777}
+    assert result.executions == len(calls) <= 20  # ddmin over the characters takes hundreds
+    assert_one_minimal({"memo": "hi"}, result.params, space, fails)
+
+
+def drive(job: MinimizeJob, answer: Any) -> dict[str, Any]:
+    while not job.done:
+        params = job.pending(timeout=0.05)
+        if params is not None:
+            job.answer(*answer(params))
+    job.join(5)
+    return job.to_event()
+
+
+def test_a_baseline_order_collected_as_text_does_not_keep_the_order_in_the_result() -> None:
+    """The collected baseline held the order as its text; every candidate with it was outside
+    the space and never ran, so an unchanged order stayed in the 'minimal' change."""
+    items = ["get", "patch", "delete", "list"]
+    space = Space({"order": Permutation(items), "sut.currency": Choice(["EUR", "JPY"])})
+    job = MinimizeJob(base=0, case_id="c", nodeid="t.py::test", variant_id="v", fingerprint="f",
+                      baseline={"order": str(items), "sut.currency": "EUR"},
+                      failing={"order": items, "sut.currency": "JPY"},
+                      fixed={}, space=space).start()
+    event = drive(job, lambda p: (p["sut.currency"] == "JPY", "f"))
+    assert event["changes"] == {"sut.currency": ["EUR", "JPY"]}

@@ -34,13 +34,23 @@ __all__ = ["MinimizeJob"]
 _STOP = object()
 
 
+def _held(baseline: dict[str, Any], space: Space) -> dict[str, Any]:
+    """The baseline as the space holds it. A collected parameter can come back as its text (an
+    order as ``"['get', 'patch']"``); every candidate built on it would be outside the space and
+    never run, so the search would keep changes that do not matter. The space's own baseline
+    value, which is what the baseline item ran with, stands in for it."""
+    own = space.baseline()
+    return {name: own[name] if name in own and not space.dimensions[name].contains(value)
+            else value for name, value in baseline.items()}
+
+
 class MinimizeJob:
     def __init__(self, *, base: int, case_id: str, nodeid: str, variant_id: str,
                  fingerprint: str | None, baseline: dict[str, Any], failing: dict[str, Any],
                  fixed: dict[str, Any], space: Space, max_tests: int = 100) -> None:
         self.base, self.case_id, self.nodeid = base, case_id, nodeid
         self.variant_id, self.fingerprint = variant_id, fingerprint
-        self.baseline, self.failing, self.fixed, self.space = baseline, failing, fixed, space
+        self.baseline, self.failing, self.fixed, self.space = _held(baseline, space), failing, fixed, space
         self.max_tests = max_tests
         self.result: Minimized | None = None
         self.other_failures = 0  # candidates that failed, but not the way being minimised

@@ -12,8 +12,10 @@ deterministic.
   31), then the remaining interval is bisected exactly: integers to the integer (or the grid
   value) next to the boundary, floats to a tolerance and then to the shortest decimal inside
   the last interval;
-- text: deletions by :func:`ddmin` over the characters (chunks, then single characters), then
-  each character that is not plain ASCII replaced by a plain one while it still fails;
+- text: when only its length matters (as many ``a`` fail too), the shortest failing run of
+  ``a`` by bisection; else deletions by :func:`ddmin` over the characters (chunks, then single
+  characters), then each character that is not plain ASCII replaced by a plain one while it
+  still fails;
 - lists: elements removed by ddmin, never below a given length;
 - orders: the baseline's item swapped back into each position while it still fails.
 """
@@ -208,12 +210,20 @@ def shrink_float(probe: Probe, old: float, new: float, tolerance: float) -> floa
 
 def shrink_text(probe: Probe, text: str, *, allowed: Callable[[str], bool] | None = None) -> str:
     """A failing text made of as few and as plain characters as possible: the empty text when
-    it fails, else a 1-minimal subsequence by deletion, then special characters replaced by
-    ``a`` (or ``0`` where ``allowed`` refuses ``a``) one at a time."""
+    it fails; else, when the same length of ``a`` fails too (only the length matters), the
+    shortest such run; else a 1-minimal subsequence by deletion, then special characters
+    replaced by ``a`` (or ``0`` where ``allowed`` refuses ``a``) one at a time."""
     if not text:
         return text
     if probe(""):
         return ""
+    plain = next((c for c in REPLACEMENTS if allowed is None or allowed(c * len(text))), None)
+    if plain is not None and plain * len(text) != text and probe(plain * len(text)):
+        # only the length matters: the shortest run of one plain character that still fails,
+        # found by bisection (ddmin would take about two probes per character here)
+        n = len(text)
+        k = _search(n - 1, lambda j: probe(plain * (j + 1)), [v - 1 for v in landmarks(0, n)])
+        return plain * (k + 1)
     chars = ddmin(list(text), lambda keep: probe("".join(keep)))
     current = "".join(chars)
     for i in range(len(current)):
