@@ -142,3 +142,62 @@ def test_different_seeds_may_differ_but_each_is_reproducible(r: Rule) -> None:
     for seed in range(3):
         assert propose(r, None, [3, 1, 2], rng(seed), 5) == propose(r, None, [3, 1, 2],
                                                                   rng(seed), 5)
+
+
+# ---------------------------------------------------------------- special values
+
+def test_boundary_proposes_the_integer_overflow_values_a_wide_range_holds() -> None:
+    found = propose(rule("boundary"), Int(-10, 2**40), 5, rng(), 40)
+    for value in (-1, 0, 2**31 - 1, 2**31, 2**31 + 1, 2**32):
+        assert value in found
+    assert 2**63 - 1 in propose(rule("boundary"), Int(0, 2**63 - 1), 5, rng(), 40)
+    # only values the dimension holds: nothing past a narrow range, nothing off its grid
+    narrow = propose(rule("boundary"), Int(1, 100), 50, rng(), 40)
+    assert all(1 <= v <= 100 for v in narrow) and -1 not in narrow
+    assert all(v % 1000 == 0 for v in propose(rule("boundary"), Int(0, 2**40, 1000), 0, rng(), 40))
+
+
+def test_boundary_proposes_powers_of_two_around_a_size_buffer() -> None:
+    found = propose(rule("boundary"), Size("1KB", "100MB"), 4096, rng(), 40)
+    assert {2**16 - 1, 2**16, 2**16 + 1, 2**24} <= set(found)
+    assert all(1024 <= v <= 100 * 1024**2 for v in found)
+
+
+def test_boundary_proposes_texts_that_break_naive_handling() -> None:
+    found = propose(rule("boundary"), String(0, 64), "hello", rng(), 40)
+    assert {"", "e\u0301", "\x00", "\u202eabc"} <= set(found)
+    assert any(any(ord(c) < 32 and c != "\x00" for c in v) for v in found)  # control characters
+    assert max(len(v) for v in found) == 64  # the longest the dimension takes
+    # a free string never gets a lone surrogate: a test sends it as UTF-8 and fails itself
+    assert not any(any(0xD800 <= ord(c) <= 0xDFFF for c in v) for v in found)
+    with_one = propose(rule("boundary"), String(1, 4, charset="ab\ud800"), "ab", rng(), 40)
+    assert "\ud800" in with_one
+    assert all(String(1, 4, charset="ab\ud800").contains(v) for v in with_one)
+
+
+def test_string_edges_pad_specials_to_the_minimum_length() -> None:
+    edges = dict(String(4, 10).edges())
+    assert edges["combining mark"] == "e\u0301aa" and edges["nul"] == "\x00aaa"
+    assert "combining mark" not in dict(String(0, 1).edges())  # two code points do not fit
+    assert "nul" not in dict(String(0, 8, charset="abc").edges())  # outside the charset
+
+
+SPECIAL_DIMENSIONS = st.one_of(
+    st.builds(lambda lo, span, step: Int(lo, lo + span, step),
+              st.integers(-(2**64), 2**64), st.integers(0, 2**65), st.integers(1, 2**20)),
+    st.builds(lambda lo, span: Float(lo, lo + span), st.floats(-1e19, 1e19), st.floats(0, 1e19)),
+    st.builds(lambda lo, span: Size(lo, lo + span), st.integers(0, 2**40), st.integers(0, 2**40)),
+    st.builds(lambda lo, span: Duration(lo, lo + span), st.floats(0, 1e7), st.floats(0, 1e7)),
+    st.builds(lambda lo, span: String(lo, lo + span), st.integers(0, 6), st.integers(0, 40)),
+    st.builds(lambda lo, span, chars: String(lo, lo + span, charset=chars), st.integers(0, 4),
+              st.integers(0, 8), st.text(min_size=1, max_size=5)),
+)
+
+
+@PROPERTY
+@given(SPECIAL_DIMENSIONS, st.integers(0, 2**32))
+def test_every_edge_and_boundary_proposal_stays_inside_the_dimension(dimension, seed) -> None:
+    assert all(dimension.contains(value) for _label, value in dimension.edges())
+    current = dimension.baseline()
+    for value in propose(rule("boundary"), dimension, current, rng(seed), 64):
+        assert dimension.contains(value), (value, dimension)

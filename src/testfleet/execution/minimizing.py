@@ -9,8 +9,15 @@ at a time, so the fleet is never flooded with speculative candidates, and a job 
 question at a time (ddmin's candidates depend on the previous answers).
 
 The orchestrator calls :meth:`MinimizeJob.pending` each loop turn to collect a question and
-:meth:`MinimizeJob.answer` when its result is in. A job stops early with the best found so far
-when the run is stopped.
+:meth:`MinimizeJob.answer` when its result is in (or at once, with the outcome this run already
+has for that exact variant). A job stops early with the best found so far when the run is
+stopped.
+
+A candidate counts as failing only when it fails *the same way*: with the failure fingerprint
+of the variant being minimised (where it raised: file, line and exception type). A candidate
+that fails somewhere else has found another defect; for this search it passes (it is counted in
+the event as ``other_failures``), so the minimal variant still shows the defect that was found
+rather than whichever failure is simplest to reach.
 """
 
 from __future__ import annotations
@@ -27,15 +34,26 @@ __all__ = ["MinimizeJob"]
 _STOP = object()
 
 
+def _held(baseline: dict[str, Any], space: Space) -> dict[str, Any]:
+    """The baseline as the space holds it. A collected parameter can come back as its text (an
+    order as ``"['get', 'patch']"``); every candidate built on it would be outside the space and
+    never run, so the search would keep changes that do not matter. The space's own baseline
+    value, which is what the baseline item ran with, stands in for it."""
+    own = space.baseline()
+    return {name: own[name] if name in own and not space.dimensions[name].contains(value)
+            else value for name, value in baseline.items()}
+
+
 class MinimizeJob:
     def __init__(self, *, base: int, case_id: str, nodeid: str, variant_id: str,
                  fingerprint: str | None, baseline: dict[str, Any], failing: dict[str, Any],
-                 fixed: dict[str, Any], space: Space, max_tests: int = 40) -> None:
+                 fixed: dict[str, Any], space: Space, max_tests: int = 100) -> None:
         self.base, self.case_id, self.nodeid = base, case_id, nodeid
         self.variant_id, self.fingerprint = variant_id, fingerprint
-        self.baseline, self.failing, self.fixed, self.space = baseline, failing, fixed, space
+        self.baseline, self.failing, self.fixed, self.space = _held(baseline, space), failing, fixed, space
         self.max_tests = max_tests
         self.result: Minimized | None = None
+        self.other_failures = 0  # candidates that failed, but not the way being minimised
         self.error: BaseException | None = None
         self._questions: queue.Queue[dict[str, Any]] = queue.Queue()
         self._answers: queue.Queue[Any] = queue.Queue()
@@ -61,8 +79,12 @@ class MinimizeJob:
         self._asked = True
         return {**self.fixed, **params}
 
-    def answer(self, fails: bool | None) -> None:
+    def answer(self, fails: bool | None, fingerprint: str | None = None) -> None:
+        """The outcome of the pending candidate: whether it failed, and where."""
         self._asked = False
+        if fails and self.fingerprint is not None and fingerprint != self.fingerprint:
+            self.other_failures += 1
+            fails = False
         self._answers.put(fails)
 
     def stop(self) -> None:
@@ -99,4 +121,5 @@ class MinimizeJob:
                 "minimal_params": {**self.fixed, **data.get("params", {})},
                 "changes": changes, "executions": data.get("executions", 0),
                 "complete": data.get("complete", False), "fingerprint": self.fingerprint,
+                "other_failures": self.other_failures,
                 "error": None if self.error is None else repr(self.error)}

@@ -106,7 +106,8 @@ class Orchestrator(ExplorationMixin):
         self.min_index: dict[int, Any] = {}
         self.min_fingerprints: set[str | None] = set()
         self.minimized: list[dict[str, Any]] = []
-        self.final_by_variant: dict[str, bool] = {}  # variant id -> failed, for minimisation
+        # variant id -> (failed, failure fingerprint), for minimisation
+        self.final_by_variant: dict[str, tuple[bool, str | None]] = {}
 
     # -- public -------------------------------------------------------------------------------
     def execute(self) -> RunOutcome:
@@ -477,7 +478,7 @@ class Orchestrator(ExplorationMixin):
         self.buffer.append(result)
         if result.final and not late_teardown:
             self.final[index] = result
-            self.final_by_variant[variant.variant_id] = outcome.is_failure
+            self.final_by_variant[variant.variant_id] = (outcome.is_failure, result.fingerprint)
             anomalies: list[dict[str, Any]] = []
             if self.plan.monitor is not None and result.telemetry and outcome is Outcome.passed:
                 anomalies = self.plan.monitor.observe(
@@ -487,7 +488,7 @@ class Orchestrator(ExplorationMixin):
             if self.tasks.pop(index, None) is not None and outcome.is_failure and payload.get("instance"):
                 self._snapshot_instance(index, payload["instance"])
             if index in self.min_index:
-                self.min_index.pop(index).answer(outcome.is_failure)
+                self.min_index.pop(index).answer(outcome.is_failure, result.fingerprint)
             elif self.explorer is not None:
                 base = self.variant_map.get(index, (index, None))[0]
                 self.explorer.observe(base, variant, result, anomalies, payload.get("proposals") or ())

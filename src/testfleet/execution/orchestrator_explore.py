@@ -24,7 +24,7 @@ class ExplorationMixin:
     min_fingerprints: set[str | None]
     minimized: list[dict[str, Any]]
     min_index: dict[int, Any]
-    final_by_variant: dict[str, bool]
+    final_by_variant: dict[str, tuple[bool, str | None]]
     variant_map: dict[int, tuple[int, dict[str, Any]]]
     series: dict[str, list[Any]]
     events: list[dict[str, Any]]
@@ -71,7 +71,7 @@ class ExplorationMixin:
             variant = Variant.of(self.cases[job.base], params, origin="minimize", parent_id=job.variant_id)
             known = self.final_by_variant.get(variant.variant_id)
             if known is not None:  # this run already ran that exact variant: reuse its outcome
-                job.answer(known)
+                job.answer(*known)
                 return True
             index = self._add_variant(job.base, variant)
             self.min_index[index] = job

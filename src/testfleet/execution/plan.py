@@ -63,7 +63,7 @@ class RunPlan:
     monitor: Any = None
     #: proposes explored variants once the baseline is dispatched (an execution.explorer.Explorer)
     explorer: Any = None
-    minimize_budget: int = 40  # executions spent minimising each distinct failure exploration found
+    minimize_budget: int = 100  # executions spent minimising each distinct failure exploration found
 
 
 @dataclass

@@ -1,28 +1,40 @@
 """Minimise a failing variant: the smallest set of parameter changes from the baseline that
 still fails, each change moved as close to the baseline as it can go.
 
-The search runs in two phases, both assuming the failure is monotone (more change, more
-failure), as delta debugging does:
+The search assumes the failure is monotone (more change, more failure), as delta debugging
+does, and ends *1-minimal*: undoing any one change, or taking any one simplification step on
+any changed value, passes.
 
 1. **Which parameters.** The changes between ``baseline`` and ``failing`` (a key whose value
    differs, or that only one side has: an absent key is :data:`MISSING`) are reduced with
    Zeller's *ddmin* (split into n parts, try each part, then each complement, then double n)
    to a 1-minimal set: applying any proper subset to the baseline passes.
-2. **How far.** Each remaining change is then moved toward its baseline value, one parameter
-   at a time, in the order the parameters first appear:
+2. **How far.** Each remaining change is then simplified, one parameter at a time, in the order
+   the parameters first appear (:mod:`testfleet.mutation.shrink`):
 
-   - numbers (int / float, not bool; sizes and durations too) are bisected between the baseline
-     value (passes) and the failing value (fails). Integers, and floats declared with a step,
-     stay on their dimension's grid (``min + k * step``); other floats stop when the interval
-     is below ``tolerance`` (default ``max(1e-9, 1e-6 * |range|)``, the dimension's range or
-     else the distance between the two values). The result is the failing value nearest the
-     baseline: one step (or less than ``tolerance``) further toward it passes.
+   - numbers (int / float, not bool; sizes and durations too) move toward the baseline value:
+     the special values between the two ends (``2^k`` and ``10^k``, each +-1) are searched
+     first, then the rest of the interval is bisected. Integers, and floats declared with a
+     step, stay on their dimension's grid (``min + k * step``) and end exactly next to the
+     boundary (``2147483648``, not a value near it); other floats stop when the interval is
+     below ``tolerance`` (default ``max(1e-9, 1e-6 * |range|)``, the dimension's range or else
+     the distance between the two values) and then take the shortest decimal inside it that
+     still fails. One step (or less than ``tolerance``) further toward the baseline passes.
+   - texts (a String dimension's, or any text when no space is given) shrink: the empty text
+     if it fails, else chunks and then single characters are deleted while it still fails,
+     then each character that is not a plain letter or digit is replaced by ``a`` (``0``
+     where the space refuses ``a``) while it still fails. A 1,242 character text that fails
+     because of one combining mark ends as that mark alone.
    - orders (a :class:`Permutation`, or a list holding the baseline's items in another order)
      are repaired greedily: position by position, the item the baseline has there is swapped
      back into place, and the swap is kept while the test still fails; passes repeat until no
      swap is kept.
    - other lists longer than the baseline's are shortened by ddmin over their elements, never
      below the baseline's length (nor below one element).
+3. **Again until nothing changes.** Each remaining key is set back to its baseline value once
+   more (a simpler value elsewhere can make a key unnecessary) and every value simplified
+   again; rounds repeat until one keeps nothing. Known answers are cached, so a round that
+   changes nothing costs only the candidates it has not seen.
 
 Every candidate is ``{**baseline, **changes}`` with a change to MISSING removing the key. With a
 ``space``, candidates outside it (``space.is_valid``) count as passing and are not executed.
@@ -37,18 +49,26 @@ candidates in the same order.
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from testfleet.mutation.shrink import (
+    ddmin,
+    repair_order,
+    shrink_float,
+    shrink_grid,
+    shrink_list,
+    shrink_text,
+)
 from testfleet.space.composite import Optional, Permutation
 from testfleet.space.dimensions import Dimension, Float, Int
 from testfleet.space.expressions import MISSING
 from testfleet.space.space import Space
+from testfleet.space.text import String
 
 ABSENT = "<absent>"
 
@@ -129,41 +149,6 @@ def _apply(baseline: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _split(items: list[Any], n: int) -> list[list[Any]]:
-    size, extra = divmod(len(items), n)
-    chunks, start = [], 0
-    for i in range(n):
-        end = start + size + (1 if i < extra else 0)
-        chunks.append(items[start:end])
-        start = end
-    return [c for c in chunks if c]
-
-
-def ddmin(items: Sequence[Any], fails: Callable[[list[Any]], bool]) -> list[Any]:
-    """Zeller's ddmin: a 1-minimal sublist of ``items`` (order kept) for which ``fails`` holds,
-    assuming it holds for ``items`` and not for the empty list."""
-    current, n = list(items), 2
-    while len(current) >= 2:
-        chunks = _split(current, n)
-        reduced = next((c for c in chunks if fails(c)), None)
-        if reduced is not None:
-            current, n = reduced, 2
-            continue
-        if len(chunks) > 2:  # with two chunks the complements are the chunks again
-            for i in range(len(chunks)):
-                complement = [x for j, c in enumerate(chunks) if j != i for x in c]
-                if fails(complement):
-                    reduced = complement
-                    break
-        if reduced is not None:
-            current, n = reduced, max(n - 1, 2)
-            continue
-        if n >= len(current):
-            break
-        n = min(2 * n, len(current))
-    return current
-
-
 class _OutOfBudget(Exception):
     pass
 
@@ -223,20 +208,44 @@ class _Search:
     def with_value(self, name: str, value: Any) -> bool:
         return self.fails({**self.changes, name: value})
 
+    def without(self, name: str) -> bool:
+        return self.fails({k: v for k, v in self.changes.items() if k != name})
+
     # -- phases --------------------------------------------------------------------------------
     def run(self) -> None:
         every = dict(self.changes)
         names = ddmin(list(every), lambda keep: self.fails({k: every[k] for k in keep}))
         self.changes = {k: every[k] for k in names}
-        for name in list(self.changes):
-            old, new = self.baseline.get(name, MISSING), self.changes[name]
-            dim = self._dimension(name)
-            if _is_number(old) and _is_number(new):
-                self._numeric(name, _plain(old), _plain(new), dim)
-            elif _is_reordering(old, new):
-                self._reorder(name, list(old))
-            elif isinstance(new, list) and not isinstance(dim, Permutation):
-                self._shorten(name, len(old) if isinstance(old, list) else 1)
+        settled: dict[str, str] = {}  # name -> the point it was last simplified in
+        while True:  # until a whole round keeps nothing: 1-minimal for every kind of step
+            before = canonical_key(self.best)
+            for name in list(self.changes):
+                if name in self.changes:
+                    self.without(name)  # back to the baseline, now that the others are simpler
+            for name in list(self.changes):
+                # simplified again only when another value moved since (an unchanged point
+                # would only repeat known answers, or ask new ones of a finished bisection)
+                if name in self.changes and settled.get(name) != canonical_key(self.best):
+                    self._simplify(name)
+                    settled[name] = canonical_key(self.best)
+            if canonical_key(self.best) == before:
+                return
+
+    def _simplify(self, name: str) -> None:
+        old, new = self.baseline.get(name, MISSING), self.changes[name]
+        dim = self._dimension(name)
+        probe = partial(self.with_value, name)
+        if _is_number(old) and _is_number(new):
+            self._numeric(probe, _plain(old), _plain(new), dim)
+        elif _is_reordering(old, new):
+            repair_order(probe, list(new), list(old), _same)
+        elif isinstance(new, str) and (dim is None or isinstance(dim, String)):
+            # a text, not one of a choice's values (those have nothing simpler but the baseline)
+            shrink_text(probe, new, allowed=None if self.space is None else
+                        lambda text: self.space.is_valid(_apply(  # type: ignore[union-attr]
+                            self.baseline, {**self.changes, name: text})))
+        elif isinstance(new, list) and not isinstance(dim, Permutation):
+            shrink_list(probe, list(new), len(old) if isinstance(old, list) else 1)
 
     def _dimension(self, name: str) -> Dimension | None:
         dim = self.space.dimensions.get(name) if self.space is not None else None
@@ -244,86 +253,21 @@ class _Search:
             dim = dim.inner
         return dim
 
-    def _numeric(self, name: str, old: Any, new: Any, dim: Dimension | None) -> None:
+    def _numeric(self, probe: Callable[[Any], bool], old: Any, new: Any,
+                 dim: Dimension | None) -> None:
         if isinstance(dim, Int):
-            self._grid(name, old, new, dim.min, dim.step, exact=True)
+            shrink_grid(probe, old, new, dim.min, dim.step, exact=True)
         elif isinstance(dim, Float) and dim.step:
-            self._grid(name, old, new, dim.min, dim.step, exact=False)
+            shrink_grid(probe, old, new, dim.min, dim.step, exact=False)
         elif isinstance(dim, Float):
-            self._bisect(name, float(old), float(new), dim.max - dim.min)
+            shrink_float(probe, float(old), float(new), self._tolerance(dim.max - dim.min))
         elif isinstance(old, int) and isinstance(new, int):
-            self._grid(name, old, new, old, 1, exact=True)
+            shrink_grid(probe, old, new, old, 1, exact=True)
         else:
-            self._bisect(name, float(old), float(new), abs(new - old))
+            shrink_float(probe, float(old), float(new), self._tolerance(abs(new - old)))
 
-    def _grid(self, name: str, old: Any, new: Any, anchor: Any, step: Any, *, exact: bool) -> None:
-        """Binary search over the grid values strictly between old and new, nearest first."""
-        ints = exact and all(isinstance(x, int) for x in (old, new, anchor, step))
-        if ints:
-            p_old, p_new = Fraction(old - anchor, step), Fraction(new - anchor, step)
-            eps: Any = 0
-        else:
-            p_old, p_new = (old - anchor) / step, (new - anchor) / step
-            eps = 1e-9 * max(1.0, abs(p_old), abs(p_new))
-        if new > old:
-            first, direction = math.floor(p_old + eps) + 1, 1
-            count = max(0, math.ceil(p_new - eps) - first)
-        else:
-            first, direction = math.ceil(p_old - eps) - 1, -1
-            count = max(0, first - math.floor(p_new + eps))
-
-        def value(j: int) -> Any:
-            if j == count:
-                return new
-            k = first + direction * j
-            if ints:
-                return anchor + k * step
-            return float(f"{anchor + k * step:.12g}")
-
-        lo, hi = -1, count  # lo: baseline side (passes); hi: failing side (fails)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if self.with_value(name, value(mid)):
-                hi = mid
-            else:
-                lo = mid
-
-    def _bisect(self, name: str, old: float, new: float, span: float) -> None:
-        tol = self.tolerance if self.tolerance is not None else max(1e-9, 1e-6 * abs(span))
-        lo, hi = old, new
-        while abs(hi - lo) > tol:
-            mid = lo + (hi - lo) / 2
-            if mid in (lo, hi):
-                break
-            if self.with_value(name, mid):
-                hi = mid
-            else:
-                lo = mid
-
-    def _reorder(self, name: str, target: list[Any]) -> None:
-        """Swap baseline items back into place while the test still fails."""
-        kept = True
-        while kept:
-            kept = False
-            for i in range(len(target)):
-                current = list(self.changes[name])
-                if _same(current[i], target[i]):
-                    continue
-                j = next((j for j in range(len(current))
-                          if j != i and _same(current[j], target[i])
-                          and not _same(current[j], target[j])), None)
-                if j is None:
-                    continue
-                current[i], current[j] = current[j], current[i]
-                if self.with_value(name, current):
-                    kept = True
-
-    def _shorten(self, name: str, shortest: int) -> None:
-        items = list(self.changes[name])
-        if len(items) <= max(shortest, 1):
-            return
-        ddmin(list(range(len(items))), lambda keep: len(keep) >= shortest
-              and self.with_value(name, [items[i] for i in keep]))
+    def _tolerance(self, span: float) -> float:
+        return self.tolerance if self.tolerance is not None else max(1e-9, 1e-6 * abs(span))
 
 
 def minimize(baseline: dict[str, Any], failing: dict[str, Any],

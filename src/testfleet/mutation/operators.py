@@ -11,7 +11,9 @@ set       the rule's ``values``, in an order drawn from ``rng``
 scale     current x factor, current / factor, then x factor², / factor², ... (within bounds)
 jitter    current ± up to ``amount`` (absolute, or a percentage of the current value)
 shuffle   permutations of a list value (an order of operations), different from the current
-boundary  the dimension's edges, the rule's bounds and just inside/outside them
+boundary  the dimension's edges, the rule's bounds and just inside/outside them, then the
+          special values of the type: -1, 0, 2^31 +- 1, 2^63 - 1; sizes 2^k +- 1; empty,
+          combining mark, NUL, right-to-left, control characters, the longest text
 grow      numbers, strings and lists multiplied by ``factor`` (lists extended with new items)
 drop      the parameter removed (:data:`MISSING`) or null, or one list element / key removed
 ========  ===================================================================================
@@ -32,6 +34,10 @@ import numpy as np
 from testfleet.mutation.rules import Rule
 from testfleet.space.composite import ListOf, Optional, Permutation
 from testfleet.space.dimensions import (
+    SPECIAL_FLOATS,
+    SPECIAL_INTS,
+    SPECIAL_SECONDS,
+    SPECIAL_SIZES,
     Dimension,
     Duration,
     Float,
@@ -41,6 +47,7 @@ from testfleet.space.dimensions import (
     parse_size,
 )
 from testfleet.space.expressions import MISSING
+from testfleet.space.text import LONE_SURROGATE, SPECIAL_TEXTS, String
 
 __all__ = ["MISSING", "propose"]
 
@@ -259,15 +266,25 @@ def _boundary(ctx: _Context) -> Iterator[Any]:
                 yield ctx.fit(bound + sign * step, clamp=False)
             elif isinstance(bound, float):
                 yield math.nextafter(bound, math.inf * sign)
+    # then the special values of the current value's type (the filter keeps those inside)
     current = ctx.current
     if isinstance(current, bool):
         yield not current
     elif isinstance(current, (int, np.integer)):
-        yield from (0, 1, -1, 2**31 - 1, -(2**31), 2**63 - 1)
+        yield from (value for _label, value in SPECIAL_INTS)
+        if isinstance(ctx.inner, Size):
+            yield from (value for _label, value in SPECIAL_SIZES)
     elif isinstance(current, (float, np.floating)):
-        yield from (0.0, -1.0, 1e-9, 1e308, -1e308)
+        yield from (value for _label, value in SPECIAL_FLOATS)
+        if isinstance(ctx.inner, Duration):
+            yield from (value for _label, value in SPECIAL_SECONDS)
+        yield from (1e-9, 1e308, -1e308)
     elif isinstance(current, str):
-        yield from ("", " ", current * 64 if current else "x" * 1024)
+        yield from ("", " ")
+        yield from (text for _label, text in SPECIAL_TEXTS)
+        if isinstance(ctx.inner, String) and (ctx.inner.charset or ctx.inner.pattern):
+            yield LONE_SURROGATE[1]  # only where the declaration names one (see text.py)
+        yield current * 64 if current else "x" * 1024
     elif isinstance(current, (list, tuple)):
         yield []
         if current:

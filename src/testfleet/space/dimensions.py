@@ -10,7 +10,8 @@ Every dimension answers the same questions:
   classes of their own plus equal-width interior bins (log-width for sizes and durations), so
   a pairwise array always pairs every bound with every other parameter's classes;
 - ``level_of_many(values)``: the class of each value (binning, for coverage);
-- ``edges()``: boundary values (min, max, just inside, zero, empty, null...), each labelled;
+- ``edges()``: boundary values (min, max, just inside, zero, empty, null...), each labelled,
+  then the special values the dimension holds (-1, 2^31 +- 1, 2^63 - 1; sizes 2^16 +- 1...);
 - ``to_dict()``: the declaration, the inverse of :func:`testfleet.space.declare.dimension`.
 """
 
@@ -30,6 +31,26 @@ from testfleet.space.expressions import DURATION_UNITS, SIZE_UNITS
 EXACT_LEVELS = 6
 #: Interior bins between the two bounds of a larger numeric range.
 INTERIOR_BINS = 3
+#: Integers where programs misjudge sign or overflow 32- and 64-bit types, with their labels.
+#: ``edges()`` offers those a dimension holds (its range and grid), after its own bounds.
+SPECIAL_INTS: tuple[tuple[str, int], ...] = (
+    ("-1", -1), ("zero", 0), ("one", 1),
+    ("2^31-1", 2**31 - 1), ("2^31", 2**31), ("2^31+1", 2**31 + 1),
+    ("-2^31", -(2**31)), ("-2^31-1", -(2**31) - 1), ("2^32-1", 2**32 - 1), ("2^32", 2**32),
+    ("2^63-1", 2**63 - 1), ("-2^63", -(2**63)), ("2^63", 2**63),
+)
+#: Byte counts where buffers and length fields overflow: powers of two +-1.
+SPECIAL_SIZES: tuple[tuple[str, int], ...] = tuple(
+    (f"2^{k}{suffix}", 2**k + d) for k in (8, 16, 24) for suffix, d in (("-1", -1), ("", 0), ("+1", 1)))
+#: Seconds where timers misbehave: none, one, and 2^31 / 2^32 milliseconds.
+SPECIAL_SECONDS: tuple[tuple[str, float], ...] = (
+    ("zero", 0.0), ("1s", 1.0), ("2^31-1 ms", (2**31 - 1) / 1000), ("2^31 ms", 2**31 / 1000),
+    ("2^32 ms", 2**32 / 1000))
+#: Reals where programs misjudge sign, integer conversion or float precision.
+SPECIAL_FLOATS: tuple[tuple[str, float], ...] = (
+    ("-1", -1.0), ("zero", 0.0), ("2^31-1", float(2**31 - 1)), ("2^31", float(2**31)),
+    ("2^31+1", float(2**31 + 1)), ("2^32", float(2**32)), ("2^53", float(2**53)),
+    ("2^63", float(2**63)))
 
 
 @dataclass(frozen=True)
@@ -219,9 +240,11 @@ class Int(Dimension):
             found.append(("just above min", self.min + self.step))
         if self.count > 3:
             found.append(("just below max", self.max - self.step))
-        if self.contains(0):
-            found.append(("zero", 0))
+        found += [(label, value) for label, value in self._specials() if self.contains(value)]
         return _unique(found)
+
+    def _specials(self) -> tuple[tuple[str, Any], ...]:
+        return SPECIAL_INTS
 
     def to_dict(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"type": self.kind, "min": self.min, "max": self.max}
@@ -334,9 +357,11 @@ class Float(Dimension):
             inside_hi = self._snap(self.max - self.step) if self.step \
                 else math.nextafter(self.max, self.min)
             found += [("just above min", inside_lo), ("just below max", inside_hi)]
-        if self.contains(0.0):
-            found.append(("zero", 0.0))
+        found += [(label, value) for label, value in self._specials() if self.contains(value)]
         return _unique(found)
+
+    def _specials(self) -> tuple[tuple[str, float], ...]:
+        return SPECIAL_FLOATS
 
     def to_dict(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"type": self.kind, "min": self.min, "max": self.max}
@@ -491,6 +516,9 @@ class Size(_WithUnits, Int):
         super().__init__(parse_size(min), parse_size(max),
                          default=None if default is None else parse_size(default))
 
+    def _specials(self) -> tuple[tuple[str, Any], ...]:
+        return (("zero", 0), *SPECIAL_SIZES, *SPECIAL_INTS[3:])
+
     def _label(self, value: int) -> str:
         for unit in ("TB", "GB", "MB", "KB"):
             if value >= SIZE_UNITS[unit.lower()]:
@@ -516,6 +544,9 @@ class Duration(_WithUnits, Float):
         self.human = human
         super().__init__(parse_duration(min), parse_duration(max),
                          default=None if default is None else parse_duration(default))
+
+    def _specials(self) -> tuple[tuple[str, float], ...]:
+        return SPECIAL_SECONDS
 
     @staticmethod
     def render_human(seconds: float) -> str:

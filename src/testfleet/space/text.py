@@ -25,6 +25,15 @@ SPECIAL = "'\"\\;<>&%$`|*?{}[]\n\t"
 #: The special-class representative: quoting, escaping, injection, traversal, format strings.
 SPECIAL_SAMPLE = "'\";<>&%s$`|../\\{}\n"
 NON_ASCII = "éü中文Жß😀"
+#: Texts that break naive text handling, offered by ``edges()`` where the declaration allows
+#: them: a combining mark (one character on screen, two code points), NUL, a right-to-left
+#: override, control characters, and a zero-width joiner.
+SPECIAL_TEXTS: tuple[tuple[str, str], ...] = (
+    ("combining mark", "e\u0301"), ("nul", "\x00"), ("rtl", "\u202eabc"),
+    ("control", "\x1b[0m\r\x07"), ("zero width", "a\u200db"))
+#: A lone surrogate cannot be encoded as UTF-8: offered only by a charset or pattern that names
+#: one, never by a free string (which a test almost always sends as UTF-8, failing itself).
+LONE_SURROGATE = ("lone surrogate", "\ud800")
 _PATTERN_TRIES = 200
 
 
@@ -148,6 +157,13 @@ class String(Dimension):
         shortest = self._fit("a") if self.charset is None or "a" in self.charset else None
         if self.min_len > 0 and shortest is not None and self.contains(shortest):
             found.append(("shortest", shortest))
+        specials = [*SPECIAL_TEXTS, *((LONE_SURROGATE,) if self.charset or self.pattern else ())]
+        pad = (self.charset or DEFAULT_CHARSET)[0]
+        for label, text in specials:
+            if len(text) <= self.max_len:
+                text += pad * (self.min_len - len(text))
+                if self.contains(text) and all(value != text for _, value in found):
+                    found.append((label, text))
         return found
 
     def to_dict(self) -> dict[str, Any]:
