@@ -212,7 +212,8 @@ class Orchestrator(ExplorationMixin):
                     self.tasks[base] = self.explorer.task(base, self.variants[base], self._reference(base),
                                                           baseline=True)
         if not self.backend.workers_collect:  # workers come from the collected session
-            for _ in range(self.plan.workers):
+            # more workers than tests would only sit idle (exploration makes its own work)
+            for _ in range(self.plan.workers if self.explorer is not None else min(self.plan.workers, self.total)):
                 self._spawn()
         for pool in self.scheduler.pool_names:
             if pool:  # one worker made to measure for each set of requirements

@@ -12,11 +12,15 @@ import sys
 import pytest
 
 from testfleet.execution import protocol as P
+from testfleet.execution.parent_death import ENV_PARENT_PID, die_with_parent
 from testfleet.execution.pytest_worker import WorkerPlugin
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    parent = os.environ.get(ENV_PARENT_PID)
+    if parent:  # dies with the coordinator, whatever ends it (SIGKILL included)
+        die_with_parent(int(parent))
     mode = argv.pop(0) if argv and argv[0] in ("zygote", "worker") else "worker"
     if argv and argv[0] == "--":
         argv.pop(0)

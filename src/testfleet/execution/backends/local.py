@@ -27,6 +27,7 @@ from typing import Any
 from testfleet.errors import WorkerError
 from testfleet.execution import protocol as P
 from testfleet.execution.backends.base import Backend, Event, WorkerInfo
+from testfleet.execution.parent_death import ENV_PARENT_PID
 from testfleet.execution.resilience import trim_fault_dump
 
 EXIT_STATUS_WAIT = 5.0
@@ -78,6 +79,7 @@ class LocalBackend(Backend):
         env[P.ENV_AUTHKEY] = self.authkey.hex()
         env["TESTFLEET_RUNDIR"] = str(self.rundir)
         env["TESTFLEET_WORKER_COUNT"] = str(self.workers)
+        env[ENV_PARENT_PID] = str(os.getpid())
         env.pop(P.ENV_WORKER_ID, None)
         if worker_id is not None:
             env[P.ENV_WORKER_ID] = worker_id
