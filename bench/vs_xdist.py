@@ -8,7 +8,8 @@
 Suites (written by bench/suites.py into a temporary directory):
 
   empty  4,000 empty tests over 40 files (3,990 pass, 5 fail, 5 skip).
-         Figure: overhead per test over serial pytest, (tool_wall - pytest_wall) / 4000, ms.
+         Figure: overhead per test over serial pytest, (tool_wall - pytest_wall) / 4000, ms,
+         for xdist and for testfleet with telemetry on (its default) and off.
   mixed  2,000 tests sleeping 1-50 ms (seeded). testfleet runs twice on one store, the
          second time with duration history. Figure: testfleet wall / xdist wall; the
          lower bound sum(durations) / workers is printed next to it.
@@ -240,9 +241,12 @@ def bench_empty(root: Path, tf: list[str] | None, args: argparse.Namespace) -> S
         "pytest": lambda i: [("pytest", [*PYTEST, "."], None)],
         "xdist": lambda i: [(f"xdist -n {w}", [*PYTEST, "-n", str(w), "."], None)],
     }
-    if tf:  # a fresh store each time: no history to help or hinder
+    if tf:  # a fresh store each time: no history to help or hinder; telemetry on (the default) and off
         specs["testfleet"] = lambda i: [(f"testfleet --workers {w}", [
             *tf, "run", ".", "--workers", str(w), "-q", "--store", str(root / f"tf-empty-{i}.duckdb")], None)]
+        specs["testfleet_telemetry_off"] = lambda i: [(f"testfleet --workers {w} --telemetry-interval 0", [
+            *tf, "run", ".", "--workers", str(w), "-q", "--telemetry-interval", "0",
+            "--store", str(root / f"tf-empty-off-{i}.duckdb")], None)]
     best, rep.runs = round_robin(specs, args.repeat, suite.path, args.timeout)
     serial = best["pytest"][0]
     for name, (run,) in best.items():
@@ -250,7 +254,8 @@ def bench_empty(root: Path, tf: list[str] | None, args: argparse.Namespace) -> S
         rep.figure("wall_s", name, run.wall_s, "s", tests=suite.tests, workers=1 if name == "pytest" else w)
         if name != "pytest":
             rep.figure("overhead_per_test_ms", name, (run.wall_s - serial.wall_s) / suite.tests * 1000, "ms",
-                       target=TARGET_OVERHEAD_MS if name == "testfleet" else None, tests=suite.tests, workers=w)
+                       target=TARGET_OVERHEAD_MS if name.startswith("testfleet") else None,
+                       tests=suite.tests, workers=w)
     return rep
 
 

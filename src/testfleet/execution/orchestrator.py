@@ -307,7 +307,10 @@ class Orchestrator(ExplorationMixin):
                     and not any(s.outstanding for s in live):
                 self.stopping = True
                 for slot in live:
-                    self.backend.send(slot.worker_id, (P.SHUTDOWN,))
+                    if slot.ready:
+                        self.backend.send(slot.worker_id, (P.SHUTDOWN,))
+                    else:  # still starting and nothing left for it: not waited for (close() ends it)
+                        slot.gone = True
                 self._drain(SHUTDOWN_GRACE)
                 return
 

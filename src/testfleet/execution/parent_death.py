@@ -89,7 +89,7 @@ class GroupWatchdog:
         read_fd, write_fd = os.pipe()
         try:
             self._proc = subprocess.Popen(
-                [shell, "-c", 'read -r _ || kill -KILL -- "-$0" 2>/dev/null', str(pgid)],
+                [shell, "-c", 'read -r _ || kill -KILL "-$0" 2>/dev/null', str(pgid)],
                 stdin=read_fd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         except OSError:
             os.close(write_fd)

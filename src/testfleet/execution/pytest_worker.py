@@ -143,18 +143,28 @@ class WorkerPlugin:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         children: dict[int, str] = {}
         forked = False
+        inbox: deque[tuple] = deque()
         try:
             while True:
-                ready = wait([conn, wake_r])
-                if wake_r in ready:
-                    os.read(wake_r, 4096)
-                    self._reap(conn, children)
-                if conn not in ready:
-                    continue
+                if not inbox:
+                    ready = wait([conn, wake_r])
+                    if wake_r in ready:
+                        os.read(wake_r, 4096)
+                        self._reap(conn, children)
+                    if conn not in ready:
+                        continue
                 try:
-                    msg = conn.recv()
+                    # everything queued: on a loaded machine forks are slow, and a STOP behind
+                    # queued FORKs means the run is over, so those workers are not made
+                    while conn.poll(0):
+                        inbox.append(conn.recv())
                 except (EOFError, OSError):
                     break  # the coordinator went away: stop making workers
+                if any(m[0] == P.STOP for m in inbox):
+                    break
+                if not inbox:
+                    continue
+                msg = inbox.popleft()
                 if msg[0] == P.FORK:
                     worker_id = msg[1]
                     if not children and not forked:

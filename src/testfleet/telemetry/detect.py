@@ -37,7 +37,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "Anomaly",
@@ -178,6 +177,8 @@ def _kendall_greater(values: np.ndarray) -> float:
     """One-sided p-value of an increasing trend vs. index (1.0 if undefined)."""
     if values.size < 3:
         return 1.0
+    from scipy import stats  # ~1 s to import: only a leak check at the run's end pays it
+
     idx = np.arange(values.size, dtype=float)
     with np.errstate(all="ignore"):
         res = stats.kendalltau(idx, values, alternative="greater")
