@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -71,6 +72,7 @@ class Run:
     summary: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     first_result_s: float | None = None
+    cpu_s: float | None = None  # user + system CPU of the tool's whole process tree
 
     @property
     def outcomes(self) -> dict[str, int]:
@@ -109,6 +111,7 @@ def run_tool(label: str, argv: list[str], cwd: Path, timeout: float, stamps: Pat
         stamps.unlink(missing_ok=True)
         env[suites.STAMPS_ENV] = str(stamps)
     launched = time.time()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, errors="replace", start_new_session=True)
@@ -120,7 +123,11 @@ def run_tool(label: str, argv: list[str], cwd: Path, timeout: float, stamps: Pat
         output, _ = proc.communicate()
         rc = None
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     run = Run(label, argv, rc, wall, output)
+    # every process of the tree is reaped by its parent, so its CPU time adds up here: a figure
+    # that a busy machine disturbs far less than wall time
+    run.cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     run.summary, run.counts = parse_summary(output)
     if stamps is not None and stamps.exists():
         times = [float(t) for t in stamps.read_text().split()]
@@ -252,10 +259,14 @@ def bench_empty(root: Path, tf: list[str] | None, args: argparse.Namespace) -> S
     for name, (run,) in best.items():
         rep.shown.append(run)
         rep.figure("wall_s", name, run.wall_s, "s", tests=suite.tests, workers=1 if name == "pytest" else w)
+        rep.figure("cpu_s", name, run.cpu_s, "s", tests=suite.tests, workers=1 if name == "pytest" else w)
         if name != "pytest":
             rep.figure("overhead_per_test_ms", name, (run.wall_s - serial.wall_s) / suite.tests * 1000, "ms",
                        target=TARGET_OVERHEAD_MS if name.startswith("testfleet") else None,
                        tests=suite.tests, workers=w)
+            if run.cpu_s is not None and serial.cpu_s is not None:
+                rep.figure("cpu_overhead_per_test_ms", name, (run.cpu_s - serial.cpu_s) / suite.tests * 1000, "ms",
+                           tests=suite.tests, workers=w)
     return rep
 
 

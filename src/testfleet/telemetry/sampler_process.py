@@ -56,6 +56,7 @@ class SamplerProcess:
         self._marked: dict[int, Sample] = {}
         self._next_mark = 0
         self._targets: tuple[tuple[int, ...], tuple[str, ...]] = ((), ())
+        self.newest = -math.inf  # the time of the newest sample read (a float: read without the lock)
         self._proc = _ForkedChild(interval, worker_pid or os.getpid(), metrics_interval)
         self._reader = threading.Thread(target=self._read, args=(self._proc.stdout,),
                                         name="testfleet-sampler-reader", daemon=True)
@@ -69,6 +70,7 @@ class SamplerProcess:
                 continue
             with self._lock:
                 self._buffer.append(Sample(float(t), values))
+                self.newest = float(t)
                 if mark:
                     self._marked[int(mark[0])] = Sample(float(t), values)
                     self._mark_ready.notify_all()

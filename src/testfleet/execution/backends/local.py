@@ -316,17 +316,6 @@ class LocalBackend(Backend):
                 self._exit_codes[msg[1]] = msg[3]
         return self._exit_codes.get(worker_id)
 
-    def _refuse_late(self, timeout: float) -> None:
-        wait([self._wake_r], timeout)
-        try:
-            os.read(self._wake_r, 4096) if wait([self._wake_r], 0) else None
-        except OSError:
-            return
-        self._take_accepted()
-        for conn in self._pending:
-            conn.close()
-        self._pending.clear()
-
     def collector_output(self) -> str:
         self._log.flush()
         try:
@@ -364,12 +353,12 @@ class LocalBackend(Backend):
             conn.close()
         procs = [p for p in [self._collector_proc, *self._procs.values()] if p is not None]
         deadline = time.monotonic() + 10
+        # A worker that connects only now (forked late on a busy machine) finds its connection
+        # closed (_take_in), so it leaves instead of waiting for work.
         for proc in procs:
-            while proc.poll() is None and time.monotonic() < deadline:
-                # a worker that connects only now (forked late on a busy machine) finds the run
-                # over: its connection is closed, so it leaves instead of waiting for work
-                self._refuse_late(min(0.05, max(0.0, deadline - time.monotonic())))
-            if proc.poll() is None:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 proc.kill()  # the zygote's workers die with it (parent-death signal)
                 proc.wait()
         for worker_id in list(self._conns):  # still connected after the grace: stuck, so killed
