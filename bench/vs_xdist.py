@@ -8,7 +8,8 @@
 Suites (written by bench/suites.py into a temporary directory):
 
   empty  4,000 empty tests over 40 files (3,990 pass, 5 fail, 5 skip).
-         Figure: overhead per test over serial pytest, (tool_wall - pytest_wall) / 4000, ms.
+         Figure: overhead per test over serial pytest, (tool_wall - pytest_wall) / 4000, ms,
+         for xdist and for testfleet with telemetry on (its default) and off.
   mixed  2,000 tests sleeping 1-50 ms (seeded). testfleet runs twice on one store, the
          second time with duration history. Figure: testfleet wall / xdist wall; the
          lower bound sum(durations) / workers is printed next to it.
@@ -29,6 +30,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -70,6 +72,7 @@ class Run:
     summary: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     first_result_s: float | None = None
+    cpu_s: float | None = None  # user + system CPU of the tool's whole process tree
 
     @property
     def outcomes(self) -> dict[str, int]:
@@ -108,6 +111,7 @@ def run_tool(label: str, argv: list[str], cwd: Path, timeout: float, stamps: Pat
         stamps.unlink(missing_ok=True)
         env[suites.STAMPS_ENV] = str(stamps)
     launched = time.time()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, errors="replace", start_new_session=True)
@@ -119,7 +123,11 @@ def run_tool(label: str, argv: list[str], cwd: Path, timeout: float, stamps: Pat
         output, _ = proc.communicate()
         rc = None
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     run = Run(label, argv, rc, wall, output)
+    # every process of the tree is reaped by its parent, so its CPU time adds up here: a figure
+    # that a busy machine disturbs far less than wall time
+    run.cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     run.summary, run.counts = parse_summary(output)
     if stamps is not None and stamps.exists():
         times = [float(t) for t in stamps.read_text().split()]
@@ -240,17 +248,25 @@ def bench_empty(root: Path, tf: list[str] | None, args: argparse.Namespace) -> S
         "pytest": lambda i: [("pytest", [*PYTEST, "."], None)],
         "xdist": lambda i: [(f"xdist -n {w}", [*PYTEST, "-n", str(w), "."], None)],
     }
-    if tf:  # a fresh store each time: no history to help or hinder
+    if tf:  # a fresh store each time: no history to help or hinder; telemetry on (the default) and off
         specs["testfleet"] = lambda i: [(f"testfleet --workers {w}", [
             *tf, "run", ".", "--workers", str(w), "-q", "--store", str(root / f"tf-empty-{i}.duckdb")], None)]
+        specs["testfleet_telemetry_off"] = lambda i: [(f"testfleet --workers {w} --telemetry-interval 0", [
+            *tf, "run", ".", "--workers", str(w), "-q", "--telemetry-interval", "0",
+            "--store", str(root / f"tf-empty-off-{i}.duckdb")], None)]
     best, rep.runs = round_robin(specs, args.repeat, suite.path, args.timeout)
     serial = best["pytest"][0]
     for name, (run,) in best.items():
         rep.shown.append(run)
         rep.figure("wall_s", name, run.wall_s, "s", tests=suite.tests, workers=1 if name == "pytest" else w)
+        rep.figure("cpu_s", name, run.cpu_s, "s", tests=suite.tests, workers=1 if name == "pytest" else w)
         if name != "pytest":
             rep.figure("overhead_per_test_ms", name, (run.wall_s - serial.wall_s) / suite.tests * 1000, "ms",
-                       target=TARGET_OVERHEAD_MS if name == "testfleet" else None, tests=suite.tests, workers=w)
+                       target=TARGET_OVERHEAD_MS if name.startswith("testfleet") else None,
+                       tests=suite.tests, workers=w)
+            if run.cpu_s is not None and serial.cpu_s is not None:
+                rep.figure("cpu_overhead_per_test_ms", name, (run.cpu_s - serial.cpu_s) / suite.tests * 1000, "ms",
+                           tests=suite.tests, workers=w)
     return rep
 
 

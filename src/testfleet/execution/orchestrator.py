@@ -232,7 +232,8 @@ class Orchestrator(ExplorationMixin):
                     self.tasks[base] = self.explorer.task(base, self.variants[base], self._reference(base),
                                                           baseline=True)
         if not self.backend.workers_collect:  # workers come from the collected session
-            for _ in range(self.plan.workers):
+            # more workers than tests would only sit idle (exploration makes its own work)
+            for _ in range(self.plan.workers if self.explorer is not None else min(self.plan.workers, self.total)):
                 self._spawn()
         for pool in self.scheduler.pool_names:
             if pool:  # one worker made to measure for each set of requirements
@@ -326,7 +327,10 @@ class Orchestrator(ExplorationMixin):
                     and not any(s.outstanding for s in live):
                 self.stopping = True
                 for slot in live:
-                    self.backend.send(slot.worker_id, (P.SHUTDOWN,))
+                    if slot.ready:
+                        self.backend.send(slot.worker_id, (P.SHUTDOWN,))
+                    else:  # still starting and nothing left for it: not waited for (close() ends it)
+                        slot.gone = True
                 self._drain(SHUTDOWN_GRACE)
                 return
 

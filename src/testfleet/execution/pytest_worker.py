@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 
 from testfleet.execution import protocol as P
+from testfleet.execution.parent_death import die_with_parent
 
 OUTCOME_PRIORITY = ("failed", "error", "xpassed", "xfailed", "skipped", "passed")
 
@@ -61,6 +62,7 @@ class WorkerPlugin:
         self.deselected = 0
         self.reports: list[pytest.TestReport] = []
         self.is_forked_child = False
+        self.serving_pid: int | None = None  # the worker's own pid while it runs tests
         self.exit_code_override: int | None = None
 
     @pytest.hookimpl
@@ -142,24 +144,39 @@ class WorkerPlugin:
         old_wakeup = signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         children: dict[int, str] = {}
+        forked = False
+        inbox: deque[tuple] = deque()
         try:
             while True:
-                ready = wait([conn, wake_r])
-                if wake_r in ready:
-                    os.read(wake_r, 4096)
-                    self._reap(conn, children)
-                if conn not in ready:
-                    continue
+                if not inbox:
+                    ready = wait([conn, wake_r])
+                    if wake_r in ready:
+                        os.read(wake_r, 4096)
+                        self._reap(conn, children)
+                    if conn not in ready:
+                        continue
                 try:
-                    msg = conn.recv()
+                    # everything queued: on a loaded machine forks are slow, and a STOP behind
+                    # queued FORKs means the run is over, so those workers are not made
+                    while conn.poll(0):
+                        inbox.append(conn.recv())
                 except (EOFError, OSError):
                     break  # the coordinator went away: stop making workers
+                if any(m[0] == P.STOP for m in inbox):
+                    break
+                if not inbox:
+                    continue
+                msg = inbox.popleft()
                 if msg[0] == P.FORK:
                     worker_id = msg[1]
+                    if not children and not forked:
+                        forked = _prepare_forks()
                     sys.stdout.flush()
                     sys.stderr.flush()
+                    zygote_pid = os.getpid()
                     pid = os.fork()
                     if pid == 0:
+                        die_with_parent(zygote_pid)  # the zygote dies with the coordinator
                         signal.set_wakeup_fd(-1)
                         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                         for fd in (wake_r, wake_w):
@@ -230,6 +247,10 @@ class WorkerPlugin:
 
     def _serve(self, session: pytest.Session) -> None:
         worker_id = self.worker_id or "gw0"
+        self.serving_pid = os.getpid()
+        # the summary of a worker's session is never shown (the coordinator reports), and its
+        # plugins' summary work (Hypothesis imports itself there, ~0.5 s) is paid per worker
+        session.config.option.no_summary = True
         os.environ[P.ENV_WORKER_ID] = worker_id
         os.environ["PYTEST_XDIST_WORKER"] = worker_id
         os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(self.worker_count)
@@ -315,10 +336,12 @@ class WorkerPlugin:
                     config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
                 except pytest.exit.Exception as exc:
                     # e.g. the SUT never became ready: nothing more can run, the run stops
+                    self._leave_if_stray()
                     conn.send((P.FATAL, worker_id, str(exc.msg), exc.returncode))
                     fixtures_alive = False
                     raise
                 finally:
+                    self._leave_if_stray()
                     if saved is not None and "__scenario__" in saved:
                         item.params = saved["__scenario__"]
                     elif saved is not None:
@@ -373,6 +396,49 @@ class WorkerPlugin:
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.reports.append(report)
+
+    # -- a test's forked child that returns into pytest ------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        try:
+            return (yield)
+        except SystemExit as exc:
+            if self.serving_pid is not None and os.getpid() != self.serving_pid:
+                _exit_stray(exc.code)  # the child's sys.exit: it leaves as it asked, sending nothing
+            raise
+
+    def _leave_if_stray(self) -> None:
+        """A child a test forked came back out of the test: it is not the worker, so it must not
+        report (the coordinator would take its result for the test's second attempt) nor read
+        the worker's queue. It leaves with the outcome it had."""
+        if self.serving_pid is not None and os.getpid() != self.serving_pid:
+            _exit_stray(1 if any(r.failed for r in self.reports) else 0)
+
+
+def _exit_stray(code: Any) -> None:
+    """Leave a process forked by a test without running anything of the worker's."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+
+
+def _prepare_forks() -> bool:
+    """Before the zygote's first fork: what every worker would otherwise do for itself, once.
+
+    The worker side's modules (telemetry, SUT instances: numpy, httpx, pydantic...) are imported
+    here, or each of N workers would import them after its fork. Then the collected session is
+    frozen out of the garbage collector's reach (``gc.freeze``): a worker's collections (pytest
+    runs five at its end) would otherwise touch every inherited object and so copy every page
+    of the zygote's memory, per worker."""
+    import gc
+
+    import testfleet.execution.worker_telemetry  # noqa: F401 - imported for the workers
+
+    gc.collect()
+    gc.freeze()
+    return True
 
 
 def _callspec_params(item: pytest.Item) -> dict[str, Any]:

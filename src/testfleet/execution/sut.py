@@ -52,6 +52,7 @@ import psutil
 
 from testfleet.configs.formats import detect_format, dumps
 from testfleet.errors import ConfigError, SettingsError, WorkerError
+from testfleet.execution.parent_death import GroupWatchdog, preexec_die_with
 from testfleet.execution.sut_spec import (
     TABLE,
     SutSpec,
@@ -112,6 +113,7 @@ class SutInstance:
         self._log_offset = 0
         self._reaped_group = True
         self._values: dict[str, str] = {}
+        self._watchdog: GroupWatchdog | None = None
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -182,13 +184,17 @@ class SutInstance:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed by stop()
         self._log_offset = self._log.tell()
         try:
+            # the SUT dies with this process even when it is SIGKILLed (no stop() then), and so
+            # does what it started, through the watchdog of its process group
             self._proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                cwd=self.spec.cwd, env=env, start_new_session=True)
+                cwd=self.spec.cwd, env=env, start_new_session=True,
+                preexec_fn=preexec_die_with(os.getpid()) if os.name == "posix" else None)
         except OSError as exc:
             self._close_log()
             raise WorkerError(f"SUT instance {self.instance}: cannot start {argv[0]!r}: {exc}",
                               place="tool.testfleet.sut.command") from None
+        self._watchdog = GroupWatchdog(self._proc.pid)
         self._reaped_group = False
         self.info = InstanceInfo(instance=self.instance, port=port, pid=self._proc.pid,
                                  base_url=f"http://{HOST}:{port}", config=dict(self.config),
@@ -215,6 +221,9 @@ class SutInstance:
             self._signal_group(signal.SIGKILL)
             proc.wait()
             self._reaped_group = True
+        if self._watchdog is not None:
+            self._watchdog.release()
+            self._watchdog = None
         self._close_log()
         return proc.returncode
 

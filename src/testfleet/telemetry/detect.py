@@ -37,7 +37,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "Anomaly",
@@ -178,6 +177,8 @@ def _kendall_greater(values: np.ndarray) -> float:
     """One-sided p-value of an increasing trend vs. index (1.0 if undefined)."""
     if values.size < 3:
         return 1.0
+    from scipy import stats  # ~1 s to import: only a leak check at the run's end pays it
+
     idx = np.arange(values.size, dtype=float)
     with np.errstate(all="ignore"):
         res = stats.kendalltau(idx, values, alternative="greater")
@@ -229,6 +230,8 @@ def leak_trend(
     n = arr.size
     if n < max(min_points, 3):
         return False, 0.0, 1.0, 0.0
+    from scipy import stats  # ~1 s to import: only a run with a series long enough pays it
+
     idx = np.arange(n, dtype=float)
     with np.errstate(all="ignore"):
         slope = float(stats.theilslopes(arr, idx)[0])
@@ -388,6 +391,8 @@ class Detector:
             return None
         k = max(3, len(values) // 4)
         start = float(np.median(values[:k]))
+        from scipy import stats  # imported already by the leak test above
+
         score = _finite(float(stats.norm.isf(max(p, 1e-300))))
         return Anomaly(
             kind="leak",

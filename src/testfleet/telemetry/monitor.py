@@ -19,6 +19,7 @@ events ready for the store and the run summary. Choices, each for a reason:
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -41,6 +42,7 @@ WATCHED: list[tuple[str, str, float]] = [
 LEAK_METRICS = ("sut.rss_mb", "sut.fds", "worker.rss_mb")
 
 
+@functools.lru_cache(maxsize=4096)  # called for every metric of every result: fnmatch once per name
 def _rule(metric: str) -> tuple[str, float] | None:
     for pattern, stat, floor in WATCHED:
         if fnmatch.fnmatchcase(metric, pattern):

@@ -20,13 +20,14 @@ import sys
 import tempfile
 import threading
 import time
-from multiprocessing.connection import Connection, Listener, wait
+from multiprocessing.connection import Connection, Listener, answer_challenge, deliver_challenge, wait
 from pathlib import Path
 from typing import Any
 
 from testfleet.errors import WorkerError
 from testfleet.execution import protocol as P
 from testfleet.execution.backends.base import Backend, Event, WorkerInfo
+from testfleet.execution.parent_death import ENV_PARENT_PID
 from testfleet.execution.resilience import trim_fault_dump
 
 EXIT_STATUS_WAIT = 5.0
@@ -78,6 +79,7 @@ class LocalBackend(Backend):
         env[P.ENV_AUTHKEY] = self.authkey.hex()
         env["TESTFLEET_RUNDIR"] = str(self.rundir)
         env["TESTFLEET_WORKER_COUNT"] = str(self.workers)
+        env[ENV_PARENT_PID] = str(os.getpid())
         env.pop(P.ENV_WORKER_ID, None)
         if worker_id is not None:
             env[P.ENV_WORKER_ID] = worker_id
@@ -144,19 +146,43 @@ class LocalBackend(Backend):
 
     # -- events -------------------------------------------------------------------------------
     def _accept_loop(self) -> None:
+        # Listener.accept() runs the authkey handshake (two round trips with the worker) before
+        # it takes the next connection: with 100 workers starting on 2 CPUs, each waiting to be
+        # scheduled, one handshake after another took tens of seconds. The raw connection is
+        # taken here and its handshake runs on a thread of its own.
+        raw_accept = getattr(getattr(self.listener, "_listener", None), "accept", None)
         while not self._closed:
             try:
-                conn = self.listener.accept()
+                conn = raw_accept() if raw_accept is not None else self.listener.accept()
             except Exception:  # noqa: BLE001 - closed listener, failed handshake: keep serving
                 if self._closed:
                     return
                 continue
-            with self._accept_lock:
-                self._accepted.append(conn)
+            if raw_accept is None:
+                self._take_in(conn)
+            else:
+                threading.Thread(target=self._handshake, args=(conn,), name="testfleet-handshake",
+                                 daemon=True).start()
+
+    def _handshake(self, conn: Connection) -> None:
+        try:
+            deliver_challenge(conn, self.authkey)
+            answer_challenge(conn, self.authkey)
+        except Exception:  # noqa: BLE001 - a failed or abandoned handshake: that connection only
+            conn.close()
+            return
+        self._take_in(conn)
+
+    def _take_in(self, conn: Connection) -> None:
+        with self._accept_lock:  # close() closes the wake pipe under this lock too
+            if self._closed:
+                conn.close()
+                return
+            self._accepted.append(conn)
             try:
                 os.write(self._wake_w, b"x")
             except OSError:
-                return
+                pass
 
     def poll(self, timeout: float | None) -> list[Event]:
         events: list[Event] = []
@@ -327,11 +353,13 @@ class LocalBackend(Backend):
             conn.close()
         procs = [p for p in [self._collector_proc, *self._procs.values()] if p is not None]
         deadline = time.monotonic() + 10
+        # A worker that connects only now (forked late on a busy machine) finds its connection
+        # closed (_take_in), so it leaves instead of waiting for work.
         for proc in procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                proc.kill()
+                proc.kill()  # the zygote's workers die with it (parent-death signal)
                 proc.wait()
         for worker_id in list(self._conns):  # still connected after the grace: stuck, so killed
             self.kill(worker_id, signal.SIGKILL)
@@ -342,10 +370,14 @@ class LocalBackend(Backend):
             self.listener.close()
         except OSError:
             pass
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        with self._accept_lock:
+            for fd in (self._wake_r, self._wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            for conn in self._accepted:  # handshakes that finished after the last poll
+                conn.close()
+            self._accepted.clear()
         self._log.close()
         shutil.rmtree(self.rundir, ignore_errors=True)
