@@ -197,8 +197,7 @@ class Explorer:
         for nodeid, params in self.replay:
             state = by_nodeid.get(nodeid)
             if state is not None:
-                self._push(state, params, "replay", None, {"reason": "failed in an earlier run"},
-                           force=True)
+                self._push(state, params, "replay", None, {"reason": "failed in an earlier run"})
         return len(self.cases)
 
     # -- budget ------------------------------------------------------------------------------
@@ -348,11 +347,11 @@ class Explorer:
             yield
 
     def _push(self, state: _CaseState, params: dict[str, Any], origin: str, parent: str | None,
-              provenance: dict[str, Any], *, bonus: float = 0.0, force: bool = False,
+              provenance: dict[str, Any], *, bonus: float = 0.0,
               score: float | None = None) -> None:
         clean = {k: v for k, v in params.items() if k in state.space.dimensions and type(v).__name__ != "_Missing"}
-        if not force and state.space.violations({**state.baseline, **clean}):
-            return
+        if state.space.violations({**state.baseline, **clean}):
+            return  # every explored variant keeps every constraint, a replay's too
         family = origin.split(":", 1)[0]
         value = (SCORES.get(family, 1.0) if score is None else score) + bonus
         heap = self.cover if family in COVERAGE_SOURCES else self.queue

@@ -337,7 +337,14 @@ class Orchestrator(ExplorationMixin):
             elif msg[0] == P.FATAL:
                 if self.fatal is None:
                     self.fatal = (int(msg[3]), str(msg[2]))
+                    # said at once (the whole message follows when the workers are gone), and the
+                    # tests still running are interrupted: nothing they find can be trusted
+                    first = str(msg[2]).splitlines()[0].split("; log ")[0] if msg[2] else "cannot go on"
+                    self._say(f"{slot.worker_id}: {first} (stopping the run)")
                     self._stop_all()
+                    for other in self.slots.values():
+                        if other is not slot and not other.gone and other.outstanding:
+                            self.backend.kill(other.worker_id, signal.SIGINT)
             elif msg[0] == P.BYE:
                 slot.said_bye = True
                 reason = msg[2] if len(msg) > 2 else None
