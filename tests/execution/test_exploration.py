@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from execution.conftest import make_suite, run_cli, run_pytest, run_testfleet
 from testfleet.store.db import Store
@@ -311,3 +313,101 @@ def _variants_of(store: Path, name: str) -> list[tuple[str, str, dict, str]]:
                         "JOIN variants v USING (variant_id) WHERE r.final AND r.nodeid LIKE $1",
                         [f"%{name}%"])
     return [(o, out, json.loads(p), vid) for o, out, p, vid in rows]
+
+
+# -- the SUT's config_space: every explored variant keeps its constraints ----------------------
+
+REDIS_LIKE_SPACE = """
+dimensions:
+  appendonly: {type: choice, values: ["yes", "no"]}
+  appendfsync: {type: choice, values: [always, everysec, "no"]}
+  io-threads: {type: int, min: 1, max: 8}
+  io-threads-do-reads: {type: choice, values: ["yes", "no"]}
+  maxmemory: {type: int, min: 0, max: 64}
+constraints:
+  - "appendonly == 'no' -> appendfsync != 'always'"
+  - "`io-threads` == 1 -> `io-threads-do-reads` == 'no'"
+  - "maxmemory == 0 or maxmemory >= 8"
+"""
+
+
+def _sut_spaces(tmp_path: Path):
+    from testfleet.configs.fuzz import load_input
+    from testfleet.execution.sut_spec import SutSpec, explored_space
+
+    (tmp_path / "redis.space.yaml").write_text(REDIS_LIKE_SPACE)
+    spec = SutSpec(command="redis-server {config}", config_space="redis.space.yaml", cwd=str(tmp_path),
+                   config={"appendonly": "yes", "appendfsync": "always", "io-threads": 4,
+                           "io-threads-do-reads": "yes", "maxmemory": 16})
+    return load_input(tmp_path / "redis.space.yaml").space, explored_space(spec), spec
+
+
+def _sut_params_hold(original, params: dict) -> bool:
+    point = {k[4:]: v for k, v in params.items() if k.startswith("sut.")}
+    return original.is_valid(point)
+
+
+def test_the_explored_sut_space_keeps_every_constraint_and_the_config_as_baseline(tmp_path: Path) -> None:
+    import itertools
+
+    original, explored, spec = _sut_spaces(tmp_path)
+    assert explored.baseline() == {f"sut.{k}": v for k, v in spec.config.items()}
+    names = original.names
+    values = [["yes", "no"], ["always", "everysec", "no"], range(1, 9), ["yes", "no"], [0, 4, 8, 64]]
+    for combo in itertools.product(*values):  # exhaustive: valid there exactly when valid here
+        point = dict(zip(names, combo, strict=True))
+        assert explored.is_valid({f"sut.{k}": v for k, v in point.items()}) == original.is_valid(point), point
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), fails_on=st.sampled_from(["io-threads", "maxmemory", "appendfsync"]))
+def test_explorer_engine_and_minimiser_propose_only_valid_sut_configs(tmp_path: Path, seed: int,
+                                                                     fails_on: str) -> None:
+    from testfleet.execution.explorer import Budget, Explorer
+    from testfleet.model import Case, Outcome, Result, Variant
+    from testfleet.mutation.engine import Execution, MutationEngine
+    from testfleet.mutation.minimize import minimize
+    from testfleet.space.declare import space_to_dict
+
+    original, explored, _spec = _sut_spaces(tmp_path)
+    baseline_params = explored.baseline()
+
+    def failing(params: dict) -> bool:
+        value = params.get(f"sut.{fails_on}", baseline_params[f"sut.{fails_on}"])
+        return value != baseline_params[f"sut.{fails_on}"]
+
+    case = Case.from_nodeid("t.py::test_sut")
+    baseline = Variant.of(case, {})
+    explorer = Explorer(Budget(executions=40), seed, batch_size=4)
+    explorer.register([{"nodeid": case.nodeid, "params": {}, "space": space_to_dict(explored)}],
+                      [case], [baseline])
+    engine = MutationEngine()
+
+    def run(variant: Variant) -> None:
+        bad = failing(variant.params)
+        result = Result(run_id="r", variant_id=variant.variant_id, case_id=case.case_id, nodeid=case.nodeid,
+                        outcome=Outcome.failed if bad else Outcome.passed, fingerprint="t.py:1:E")
+        task = explorer.task(0, variant)
+        proposals = engine.propose(case.nodeid, explored, task, Execution(failed=bad, fingerprint="t.py:1:E"))
+        for proposal in proposals:  # the worker's engine
+            assert _sut_params_hold(original, {**baseline_params, **proposal["params"]}), proposal
+        explorer.observe(0, variant, result, (), proposals)
+
+    run(baseline)
+    dispatched = []
+    while explorer.active:
+        batch = explorer.take()
+        if not batch:
+            break
+        for _proposal, variant in batch:  # the coordinator's sources: coverage, mutations
+            assert _sut_params_hold(original, {**baseline_params, **variant.params}), variant
+            dispatched.append(variant)
+            run(variant)
+    assert dispatched
+    for found in explorer.found:  # minimisation asks only about valid configurations
+        def still_fails(params: dict) -> bool:
+            assert _sut_params_hold(original, params), params
+            return failing(params)
+
+        minimize(dict(baseline_params), {**baseline_params, **found["params"]}, still_fails,
+                 space=explored, max_tests=30)

@@ -180,7 +180,8 @@ def test_instance_configs_are_drawn_from_the_space_by_seed(tmp_path: Path) -> No
                                "constraints: ['cache == \"none\" -> threads <= 8']\n",
              "tests/test_cfg.py": SEEN_CONFIG}
     project = _service_project(tmp_path / "p", files, workers=1,
-                               extra='config = {log = "debug"}\nconfig_space = "sut.space.yaml"\n')
+                               extra='config = {log = "debug"}\nconfig_space = "sut.space.yaml"\n'
+                                     'draw_from_space = true\n')
 
     def configs(seed: int) -> dict:
         for old in (project / "configs").glob("*.json"):
@@ -198,6 +199,30 @@ def test_instance_configs_are_drawn_from_the_space_by_seed(tmp_path: Path) -> No
     assert f"threads: {cfg['threads']}" in first["file"]  # the instance's config file says so
     draws = [configs(seed)["config"] for seed in (12, 13, 14)]
     assert any(d != cfg for d in [other["config"], *draws])
+
+
+def test_with_a_config_space_the_baseline_runs_the_declared_config_whatever_the_seed(tmp_path: Path) -> None:
+    files = {"sut.space.yaml": "dimensions:\n  threads: {type: int, min: 1, max: 64}\n"
+                               "  cache: {type: choice, values: [none, lru, lfu]}\n",
+             "tests/test_cfg.py": SEEN_CONFIG}
+    project = _service_project(tmp_path / "p", files, workers=2,
+                               extra='config = {cache = "lru", threads = 4}\nconfig_space = "sut.space.yaml"\n')
+    for seed in ("2", "3"):
+        ran = run_testfleet(project, "--seed", seed)
+        assert ran.returncode == 0, ran.log
+        [written] = (project / "configs").glob("*.json")
+        seen = json.loads(written.read_text())
+        assert seen["config"] == {"cache": "lru", "threads": 4}, seed
+        assert "threads: 4" in seen["file"]
+        written.unlink()
+
+
+def test_draw_from_space_needs_a_config_space(tmp_path: Path) -> None:
+    project = _service_project(tmp_path / "p", {"tests/test_cfg.py": SEEN_CONFIG},
+                               extra="draw_from_space = true\n")
+    ran = run_testfleet(project)
+    assert ran.returncode == 4, ran.log
+    assert "draw_from_space: needs config_space" in ran.stderr and "Traceback" not in ran.output
 
 
 JUMP = """

@@ -266,3 +266,37 @@ def test_exploring_the_sut_config_keeps_fixtures_constraints_and_attribution(tmp
         assert outcome == expected, (origin, params, message)
     # the minimal failing change is the one that matters
     assert "sut.flag=True" in ran.stdout and "sut.mode='c'" in ran.stdout, ran.stdout
+
+
+def _state_of(instance) -> dict:
+    import httpx
+
+    return httpx.get(instance.info.base_url + "/state", timeout=5).json()
+
+
+def test_each_config_starts_in_a_fresh_workdir_unless_state_persists(tmp_path: Path) -> None:
+    from testfleet.execution.sut import SutInstance, SutSpec
+
+    (tmp_path / "state_sut.py").write_text(STATE_SUT)
+    common = {"command": f"{sys.executable} state_sut.py {{port}} {{config}} {{workdir}}",
+              "ready": {"http": "http://127.0.0.1:{port}/health"}, "cwd": str(tmp_path),
+              "start_timeout": 20.0}
+    with SutInstance(SutSpec(**common), "w", tmp_path / "fresh", config={"mode": "a"}) as sut:
+        first = _state_of(sut)
+        assert first["found_at_start"] == [] and first["config"] == {"mode": "a"}
+        sut.config = {"mode": "b"}
+        sut.restart()
+        second = _state_of(sut)
+        # another config: nothing of the last one's data, and the same address
+        assert second["found_at_start"] == [] and second["config"] == {"mode": "b"}
+        assert second["port"] == first["port"]
+        sut.restart()  # the same config again (as after a crash): its state is kept
+        assert _state_of(sut)["found_at_start"] == [f"data-{second['pid']}"]
+
+    spec = SutSpec(**common, persist_state=True)
+    with SutInstance(spec, "w", tmp_path / "kept", config={"mode": "a"}) as sut:
+        first = _state_of(sut)
+        sut.config = {"mode": "b"}
+        sut.restart()
+        kept = [name for name in _state_of(sut)["found_at_start"] if name.startswith("data-")]
+        assert kept == [f"data-{first['pid']}"]  # declared to persist
