@@ -255,6 +255,41 @@ def test_two_rulesets_are_compared(tmp_path: Path) -> None:
     assert bad.returncode == 4 and "--explore" in bad.stderr
 
 
+def test_the_ab_verdict_is_stored_and_shown_and_replays_stay_out_of_its_budget(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    (project / "other.yaml").write_text(RULES.replace("BiggerWhenWorking", "Other"))
+    first = run_testfleet(project, "--explore", "40", "--seed", "7", "--ruleset", "rules.yaml")
+    assert first.returncode == 1, first.log  # failures to replay in the next run
+    ran = run_testfleet(project, "-q", "--explore", "20", "--seed", "8", "--ruleset", "rules.yaml",
+                        "--ruleset-b", "other.yaml", "--ab", "50")
+    assert ran.returncode == 1, ran.log
+    with Store.open(ran.store, read_only=True) as db:
+        run_id = db.get_run("last").run_id
+        [event] = TelemetryStore(db).events(run_id, kinds=("ab",))
+        proposed = TelemetryStore(db).events(run_id, kinds=("variant",))  # each explored variant's provenance
+    replays = [e for e in proposed if e["origin"] == "replay"]
+    arms = [e for e in proposed if e["origin"] != "replay"]
+    assert replays and {e["arm"] for e in arms} == {"A", "B"}
+    assert len(arms) == 20  # the arms spend the whole budget on what their rulesets propose
+    assert event["arms"]["A"]["executions"] + event["arms"]["B"]["executions"] == 20
+    assert event["replays"] == len(replays) and "Fisher p=" in event["verdict"]
+    shown = run_cli(project, "show", "last", "--store", ran.store)
+    assert shown.returncode == 0, shown.log
+    assert f"A/B: {event['verdict']}" in shown.stdout and "ruleset A (rules.yaml)" in shown.stdout
+    assert f"{len(replays)} replay" in shown.stdout
+
+
+def test_the_exploration_summary_adds_up_to_the_result_line(explored) -> None:
+    _project, ran = explored
+    failed = ran.counts["failed"]
+    explored_failing = sum(1 for v in _variants(ran.store) if v[1] == "failed" and v[0] not in ("baseline", "minimize"))
+    minimize_failing = sum(1 for v in _variants(ran.store) if v[1] == "failed" and v[0] == "minimize")
+    assert minimize_failing  # the summary has something to explain
+    line = f"{explored_failing} failing explored variants (of the {failed} failing results: {explored_failing} explored, "
+    assert line in ran.stdout, ran.stdout
+    assert f"{minimize_failing} minimisation check" in ran.stdout
+
+
 EDITING = '''
 import pathlib
 import time

@@ -136,6 +136,8 @@ class Orchestrator(ExplorationMixin):
         finally:
             if self.plan.monitor is not None and self.final:
                 self._add_events(self.plan.monitor.finish())
+            if self.explorer is not None:
+                self._add_events(self._exploration_events())
             self._flush(force=True)
             output = self.backend.collector_output()
             self.backend.close()
@@ -613,6 +615,7 @@ class Orchestrator(ExplorationMixin):
                           anomalies=self.anomalies, fatal=self.fatal,
                           exploration=None if self.explorer is None else
                           {**self.explorer.summary(), "minimized": self.minimized,
+                           "failing": self._failing_by_kind(),
                            "variants": {v.variant_id: {"origin": v.origin, "params": v.params,
                                                        "instance": self.instance_snapshots.get(v.variant_id)}
                                         for i, v in enumerate(self.variants) if i in self.variant_map}})
