@@ -10,7 +10,15 @@ plain ``pytest`` the session has one.
   its report.
 * When the instance dies during a test, that test gets an error saying the SUT crashed (exit code,
   last log lines) and the instance is restarted for the tests after it: the object tests hold is
-  updated in place (new port, pid).
+  updated in place (same port when still free, new pid), and the fixtures set up so far are
+  rebuilt before the next test that uses it.
+* When a test (an explored variant) needs the instance with other ``sut.*`` config values, every
+  fixture set up so far is torn down (while the old instance still answers), the instance restarts
+  with that config in a fresh working directory on the same port, and the fixtures are set up again
+  against it: a session ``base_url`` or client cannot point at a stopped (or someone else's)
+  instance, and a result always belongs to the config its instance ran.
+* The baseline runs ``config``, the declared defaults (``draw_from_space = true``: a point of
+  ``config_space`` drawn per instance and seed).
 * When the instance cannot start at all (the command fails, the ready probe never answers, its
   port is taken), nothing the suite says about the SUT can be trusted: the session stops with
   exit code 2 and the message (probe, last log lines), under testfleet and plain pytest alike.
