@@ -305,6 +305,66 @@ def test_the_exploration_summary_adds_up_to_the_result_line(explored, tmp_path: 
     assert "1 baseline test)" in again.stdout
 
 
+EDITING = '''
+import pathlib
+import time
+
+import testfleet
+from testfleet import Int
+
+SECOND = """
+rules:
+  - mutation_name: Second
+    target_parameter: n
+    variation_type: set
+    values: [777]
+"""
+
+
+@testfleet.explore(n=Int(0, 1000))
+def test_n(n):
+    rules = pathlib.Path(__file__).parents[1] / "rules.yaml"
+    if n == 0 and "Second" not in rules.read_text():  # the baseline: the user edits the ruleset
+        rules.write_text(SECOND)
+    time.sleep(0.03)  # the run lasts long enough for the twice-a-second check of the file
+'''
+FIRST = """
+rules:
+  - mutation_name: First
+    target_parameter: n
+    variation_type: set
+    values: [111]
+"""
+
+
+def test_an_edited_ruleset_reaches_the_workers_during_the_run(tmp_path: Path) -> None:
+    project = make_suite(tmp_path / "p", {"tests/test_edit.py": EDITING, "rules.yaml": FIRST})
+    ran = run_testfleet(project, "--explore", "40", "--seed", "4", "--ruleset", "rules.yaml")
+    assert ran.returncode == 0, ran.log
+    with Store.open(ran.store, read_only=True) as db:
+        run_id = db.get_run("last").run_id
+        events = TelemetryStore(db).events(run_id, kinds=("variant",))
+        kept = TelemetryStore(db).events(run_id, kinds=("ruleset",))
+    # both versions are kept in the store, whole
+    assert [e["document"]["rules"][0]["mutation_name"] for e in kept] == ["First", "Second"]
+    second = [e for e in events if e["origin"] == "rule:Second"]
+    # proposed by a worker's engine after the edit, with the new version, never with the old
+    assert second and all(re.fullmatch(r"gw\d+", e["proposed_by"]) for e in second)
+    versions = {e["ruleset_version"] for e in events if e["origin"].startswith("rule:")}
+    assert len(versions) == 2
+    assert {e["ruleset_version"] for e in second}.isdisjoint(
+        {e["ruleset_version"] for e in events if e["origin"] == "rule:First"})
+    assert any(v[2]["n"] == 777 for v in _variants_of(ran.store, "test_n"))
+
+
+def _variants_of(store: Path, name: str) -> list[tuple[str, str, dict, str]]:
+    with Store.open(store, read_only=True) as db:
+        rows = db.query("SELECT v.origin, r.outcome, v.params::VARCHAR, v.variant_id FROM results r "
+                        "JOIN variants v USING (variant_id) WHERE r.final AND r.nodeid LIKE $1",
+                        [f"%{name}%"])
+    return [(o, out, json.loads(p), vid) for o, out, p, vid in rows]
+
+
 # -- the SUT's config_space: every explored variant keeps its constraints ----------------------
 
 REDIS_LIKE_SPACE = """
