@@ -6,6 +6,7 @@ drawn from a space (the same seed, the same configs), and anomalies are flagged 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -64,6 +65,22 @@ def test_under_plain_pytest_a_sut_that_never_starts_exits_2_too(tmp_path: Path) 
     assert ran.returncode == 2, ran.log
     assert "exited with code 3 before it was ready" in ran.stdout
     assert "config is broken" in ran.stdout
+
+
+def test_a_sut_that_exits_is_said_at_once_and_the_workers_stop(tmp_path: Path) -> None:
+    project = make_suite(tmp_path / "p", {
+        "bad.py": "import sys\nprint('bad config line 3', flush=True)\nsys.exit(1)\n",
+        "pyproject.toml": "[tool.testfleet]\nworkers = 2\n\n" + _sut_table(
+            f"{PY} bad.py --port {{port}}", '{http = "http://127.0.0.1:{port}/health"}'),
+        "tests/test_api.py": "def test_one(testfleet_instance):\n    pass\n\n"
+                             "def test_two(testfleet_instance):\n    pass\n"})
+    ran = run_testfleet(project)
+    assert ran.returncode == 2, ran.log
+    # said while the run stops (before the workers are gone), the whole message at the end
+    assert re.search(r"gw\d: the system under test did not start: .* exited with code 1 before it "
+                     r"was ready \(stopping the run\)", ran.stdout.replace("\n", " ")), ran.log
+    assert "bad config line 3" in ran.stderr and "Traceback" not in ran.output
+    assert "_pytest.outcomes.Exit" not in ran.output  # the worker leaves without rendering the Exit
 
 
 def test_a_fixed_port_already_taken_is_refused(tmp_path: Path) -> None:
