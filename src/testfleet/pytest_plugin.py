@@ -10,7 +10,15 @@ plain ``pytest`` the session has one.
   its report.
 * When the instance dies during a test, that test gets an error saying the SUT crashed (exit code,
   last log lines) and the instance is restarted for the tests after it: the object tests hold is
-  updated in place (new port, pid).
+  updated in place (same port when still free, new pid), and the fixtures set up so far are
+  rebuilt before the next test that uses it.
+* When a test (an explored variant) needs the instance with other ``sut.*`` config values, every
+  fixture set up so far is torn down (while the old instance still answers), the instance restarts
+  with that config in a fresh working directory on the same port, and the fixtures are set up again
+  against it: a session ``base_url`` or client cannot point at a stopped (or someone else's)
+  instance, and a result always belongs to the config its instance ran.
+* The baseline runs ``config``, the declared defaults (``draw_from_space = true``: a point of
+  ``config_space`` drawn per instance and seed).
 * When the instance cannot start at all (the command fails, the ready probe never answers, its
   port is taken), nothing the suite says about the SUT can be trusted: the session stops with
   exit code 2 and the message (probe, last log lines), under testfleet and plain pytest alike.
@@ -41,17 +49,35 @@ class _InstanceHolder:
         self.config = config
         self.instance: Any = None
         self.info: Any = None
+        #: the config the instance runs when a test asks for nothing else: ``config`` (or a point
+        #: drawn from ``config_space`` with ``draw_from_space``), and a replayed variant's values
         self.base_config: dict[str, Any] = {}
-        self.pending: dict[str, Any] = {}
+        #: the ``sut.*`` values of the variant about to run (set by the testfleet worker)
+        self.wanted: dict[str, Any] = {}
+        #: the instance restarted after a crash: fixtures built on the old one are rebuilt
+        self.stale = False
 
     def configure(self, sut_params: dict[str, Any]) -> None:
-        """Before a variant runs: give the instance the variant's ``sut.*`` config values (or
-        the instance's own config back), restarting it when that changes anything."""
+        """Before a variant runs: the variant's ``sut.*`` config values (the instance's own config
+        when there are none); applied when the setup of a test that uses the instance begins."""
+        self.wanted = sut_params
+
+    def prepare(self, item: pytest.Item) -> None:
+        """Before a test that uses the instance is set up: when it needs another config than the
+        instance runs (or the instance restarted after a crash), every fixture set up so far is
+        torn down first, while the old instance still answers, so that the fixtures depending on
+        the instance (a client, a base URL, data created through it) are built again against the
+        instance the test will really run with; then the instance restarts with that config, in a
+        fresh working directory, on the same port when it is still free."""
         if self.instance is None:
-            self.pending = sut_params  # the first start uses them
+            return  # get() starts it with the wanted config
+        wanted = _with_sut_params(self.base_config, self.wanted)
+        changed = wanted != self.instance.config
+        if not changed and not self.stale:
             return
-        wanted = _with_sut_params(self.base_config, sut_params)
-        if wanted == self.instance.config:
+        item.session._setupstate.teardown_exact(None)
+        self.stale = False
+        if not changed:
             return
         self.instance.config = wanted
         from testfleet.errors import TestfleetError
@@ -67,7 +93,7 @@ class _InstanceHolder:
         if self.info is not None:
             return self.info
         from testfleet.errors import TestfleetError
-        from testfleet.execution.sut import SutInstance, draw_config
+        from testfleet.execution.sut import SutInstance, instance_config
         from testfleet.settings import load_settings
 
         rootpath = self.config.rootpath
@@ -87,14 +113,15 @@ class _InstanceHolder:
         workdir = factory.mktemp(f"sut-{worker}") if factory is not None else \
             Path(tempfile.mkdtemp(prefix=f"testfleet-sut-{worker}-"))
         try:
-            self.base_config = draw_config(spec, worker, seed)
-            config = _with_sut_params(self.base_config, self.pending)
+            # the baseline runs the declared defaults; exploration asks for other values per test
+            self.base_config = instance_config(spec, worker, seed)
             replayed = os.environ.get("TESTFLEET_REPLAY_PARAMS")  # a replayed variant's SUT config
             if replayed:
                 import json
 
-                config = _with_sut_params(config, json.loads(replayed))
-            instance = SutInstance(spec, worker, workdir, config=config)
+                self.base_config = _with_sut_params(self.base_config, json.loads(replayed))
+            instance = SutInstance(spec, worker, workdir,
+                                   config=_with_sut_params(self.base_config, self.wanted))
             self.info = instance.start()
         except TestfleetError as exc:
             # nothing about the SUT can be tested: stop the session (exit 2), as for bad input
@@ -115,6 +142,7 @@ class _InstanceHolder:
             fresh = instance.start()
             for field in dataclasses.fields(fresh):  # tests hold this object: update it in place
                 setattr(self.info, field.name, getattr(fresh, field.name))
+            self.stale = True  # what fixtures made through the dead instance is gone with it
             after = f"restarted it on port {fresh.port} for the next tests"
         except TestfleetError as exc:
             after = f"it could not be restarted: {exc}"
@@ -202,6 +230,15 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 def testfleet_instance(request: pytest.FixtureRequest) -> Iterator[Any]:
     """This worker's SUT instance, started from ``[tool.testfleet.sut]``."""
     yield holder(request.config).get()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test that uses the instance gets it with its variant's config (see _InstanceHolder.prepare)."""
+    if uses_instance(item):
+        found = item.config.stash.get(_HOLDER_KEY, None)
+        if found is not None:
+            found.prepare(item)
 
 
 @pytest.fixture(autouse=True)

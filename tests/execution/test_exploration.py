@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from execution.conftest import make_suite, run_cli, run_pytest, run_testfleet
 from testfleet.store.db import Store
@@ -253,6 +255,56 @@ def test_two_rulesets_are_compared(tmp_path: Path) -> None:
     assert bad.returncode == 4 and "--explore" in bad.stderr
 
 
+def test_the_ab_verdict_is_stored_and_shown_and_replays_stay_out_of_its_budget(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    (project / "other.yaml").write_text(RULES.replace("BiggerWhenWorking", "Other"))
+    first = run_testfleet(project, "--explore", "40", "--seed", "7", "--ruleset", "rules.yaml")
+    assert first.returncode == 1, first.log  # failures to replay in the next run
+    ran = run_testfleet(project, "-q", "--explore", "20", "--seed", "8", "--ruleset", "rules.yaml",
+                        "--ruleset-b", "other.yaml", "--ab", "50")
+    assert ran.returncode == 1, ran.log
+    with Store.open(ran.store, read_only=True) as db:
+        run_id = db.get_run("last").run_id
+        [event] = TelemetryStore(db).events(run_id, kinds=("ab",))
+        proposed = TelemetryStore(db).events(run_id, kinds=("variant",))  # each explored variant's provenance
+    replays = [e for e in proposed if e["origin"] == "replay"]
+    arms = [e for e in proposed if e["origin"] != "replay"]
+    assert replays and {e["arm"] for e in arms} == {"A", "B"}
+    assert len(arms) == 20  # the arms spend the whole budget on what their rulesets propose
+    assert event["arms"]["A"]["executions"] + event["arms"]["B"]["executions"] == 20
+    assert event["replays"] == len(replays) and "Fisher p=" in event["verdict"]
+    shown = run_cli(project, "show", "last", "--store", ran.store)
+    assert shown.returncode == 0, shown.log
+    assert f"A/B: {event['verdict']}" in shown.stdout and "ruleset A (rules.yaml)" in shown.stdout
+    assert f"{len(replays)} replay" in shown.stdout
+
+
+def _summary_counts(stdout: str) -> tuple[int, int]:
+    """(failing explored variants, failing results the summary adds up to) of the summary line;
+    the parts in parentheses must add up to their total."""
+    found = re.search(r"; (\d+) failing explored variants?( \(of the (\d+) failing results: (.*)\))?\n", stdout)
+    assert found, stdout
+    explored = int(found.group(1))
+    if not found.group(2):
+        return explored, explored
+    parts = dict((word, int(n)) for n, word in re.findall(r"(\d+) (explored|minimisation|baseline)", found.group(4)))
+    assert parts["explored"] == explored and sum(parts.values()) == int(found.group(3)), found.group(0)
+    return explored, int(found.group(3))
+
+
+def test_the_exploration_summary_adds_up_to_the_result_line(explored, tmp_path: Path) -> None:
+    _project_dir, ran = explored
+    failing_explored = sum(1 for v in _variants(ran.store) if v[1] == "failed" and v[0] != "baseline")
+    assert _summary_counts(ran.stdout) == (failing_explored, ran.counts["failed"])
+    # a failing baseline test besides: the summary says how the result line's count adds up
+    project = _project(tmp_path, SUITE.replace("def test_plain():\n    pass", "def test_plain():\n    assert False"))
+    again = run_testfleet(project, "--explore", "20", "--seed", "7")
+    assert again.returncode == 1, again.log
+    explored_count, total = _summary_counts(again.stdout)
+    assert total == again.counts["failed"] and explored_count < total
+    assert "1 baseline test)" in again.stdout
+
+
 EDITING = '''
 import pathlib
 import time
@@ -311,3 +363,101 @@ def _variants_of(store: Path, name: str) -> list[tuple[str, str, dict, str]]:
                         "JOIN variants v USING (variant_id) WHERE r.final AND r.nodeid LIKE $1",
                         [f"%{name}%"])
     return [(o, out, json.loads(p), vid) for o, out, p, vid in rows]
+
+
+# -- the SUT's config_space: every explored variant keeps its constraints ----------------------
+
+REDIS_LIKE_SPACE = """
+dimensions:
+  appendonly: {type: choice, values: ["yes", "no"]}
+  appendfsync: {type: choice, values: [always, everysec, "no"]}
+  io-threads: {type: int, min: 1, max: 8}
+  io-threads-do-reads: {type: choice, values: ["yes", "no"]}
+  maxmemory: {type: int, min: 0, max: 64}
+constraints:
+  - "appendonly == 'no' -> appendfsync != 'always'"
+  - "`io-threads` == 1 -> `io-threads-do-reads` == 'no'"
+  - "maxmemory == 0 or maxmemory >= 8"
+"""
+
+
+def _sut_spaces(tmp_path: Path):
+    from testfleet.configs.fuzz import load_input
+    from testfleet.execution.sut_spec import SutSpec, explored_space
+
+    (tmp_path / "redis.space.yaml").write_text(REDIS_LIKE_SPACE)
+    spec = SutSpec(command="redis-server {config}", config_space="redis.space.yaml", cwd=str(tmp_path),
+                   config={"appendonly": "yes", "appendfsync": "always", "io-threads": 4,
+                           "io-threads-do-reads": "yes", "maxmemory": 16})
+    return load_input(tmp_path / "redis.space.yaml").space, explored_space(spec), spec
+
+
+def _sut_params_hold(original, params: dict) -> bool:
+    point = {k[4:]: v for k, v in params.items() if k.startswith("sut.")}
+    return original.is_valid(point)
+
+
+def test_the_explored_sut_space_keeps_every_constraint_and_the_config_as_baseline(tmp_path: Path) -> None:
+    import itertools
+
+    original, explored, spec = _sut_spaces(tmp_path)
+    assert explored.baseline() == {f"sut.{k}": v for k, v in spec.config.items()}
+    names = original.names
+    values = [["yes", "no"], ["always", "everysec", "no"], range(1, 9), ["yes", "no"], [0, 4, 8, 64]]
+    for combo in itertools.product(*values):  # exhaustive: valid there exactly when valid here
+        point = dict(zip(names, combo, strict=True))
+        assert explored.is_valid({f"sut.{k}": v for k, v in point.items()}) == original.is_valid(point), point
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), fails_on=st.sampled_from(["io-threads", "maxmemory", "appendfsync"]))
+def test_explorer_engine_and_minimiser_propose_only_valid_sut_configs(tmp_path: Path, seed: int,
+                                                                     fails_on: str) -> None:
+    from testfleet.execution.explorer import Budget, Explorer
+    from testfleet.model import Case, Outcome, Result, Variant
+    from testfleet.mutation.engine import Execution, MutationEngine
+    from testfleet.mutation.minimize import minimize
+    from testfleet.space.declare import space_to_dict
+
+    original, explored, _spec = _sut_spaces(tmp_path)
+    baseline_params = explored.baseline()
+
+    def failing(params: dict) -> bool:
+        value = params.get(f"sut.{fails_on}", baseline_params[f"sut.{fails_on}"])
+        return value != baseline_params[f"sut.{fails_on}"]
+
+    case = Case.from_nodeid("t.py::test_sut")
+    baseline = Variant.of(case, {})
+    explorer = Explorer(Budget(executions=40), seed, batch_size=4)
+    explorer.register([{"nodeid": case.nodeid, "params": {}, "space": space_to_dict(explored)}],
+                      [case], [baseline])
+    engine = MutationEngine()
+
+    def run(variant: Variant) -> None:
+        bad = failing(variant.params)
+        result = Result(run_id="r", variant_id=variant.variant_id, case_id=case.case_id, nodeid=case.nodeid,
+                        outcome=Outcome.failed if bad else Outcome.passed, fingerprint="t.py:1:E")
+        task = explorer.task(0, variant)
+        proposals = engine.propose(case.nodeid, explored, task, Execution(failed=bad, fingerprint="t.py:1:E"))
+        for proposal in proposals:  # the worker's engine
+            assert _sut_params_hold(original, {**baseline_params, **proposal["params"]}), proposal
+        explorer.observe(0, variant, result, (), proposals)
+
+    run(baseline)
+    dispatched = []
+    while explorer.active:
+        batch = explorer.take()
+        if not batch:
+            break
+        for _proposal, variant in batch:  # the coordinator's sources: coverage, mutations
+            assert _sut_params_hold(original, {**baseline_params, **variant.params}), variant
+            dispatched.append(variant)
+            run(variant)
+    assert dispatched
+    for found in explorer.found:  # minimisation asks only about valid configurations
+        def still_fails(params: dict) -> bool:
+            assert _sut_params_hold(original, params), params
+            return failing(params)
+
+        minimize(dict(baseline_params), {**baseline_params, **found["params"]}, still_fails,
+                 space=explored, max_tests=30)

@@ -6,6 +6,7 @@ drawn from a space (the same seed, the same configs), and anomalies are flagged 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -64,6 +65,22 @@ def test_under_plain_pytest_a_sut_that_never_starts_exits_2_too(tmp_path: Path) 
     assert ran.returncode == 2, ran.log
     assert "exited with code 3 before it was ready" in ran.stdout
     assert "config is broken" in ran.stdout
+
+
+def test_a_sut_that_exits_is_said_at_once_and_the_workers_stop(tmp_path: Path) -> None:
+    project = make_suite(tmp_path / "p", {
+        "bad.py": "import sys\nprint('bad config line 3', flush=True)\nsys.exit(1)\n",
+        "pyproject.toml": "[tool.testfleet]\nworkers = 2\n\n" + _sut_table(
+            f"{PY} bad.py --port {{port}}", '{http = "http://127.0.0.1:{port}/health"}'),
+        "tests/test_api.py": "def test_one(testfleet_instance):\n    pass\n\n"
+                             "def test_two(testfleet_instance):\n    pass\n"})
+    ran = run_testfleet(project)
+    assert ran.returncode == 2, ran.log
+    # said while the run stops (before the workers are gone), the whole message at the end
+    assert re.search(r"gw\d: the system under test did not start: .* exited with code 1 before it "
+                     r"was ready \(stopping the run\)", ran.stdout.replace("\n", " ")), ran.log
+    assert "bad config line 3" in ran.stderr and "Traceback" not in ran.output
+    assert "_pytest.outcomes.Exit" not in ran.output  # the worker leaves without rendering the Exit
 
 
 def test_a_fixed_port_already_taken_is_refused(tmp_path: Path) -> None:
@@ -180,7 +197,8 @@ def test_instance_configs_are_drawn_from_the_space_by_seed(tmp_path: Path) -> No
                                "constraints: ['cache == \"none\" -> threads <= 8']\n",
              "tests/test_cfg.py": SEEN_CONFIG}
     project = _service_project(tmp_path / "p", files, workers=1,
-                               extra='config = {log = "debug"}\nconfig_space = "sut.space.yaml"\n')
+                               extra='config = {log = "debug"}\nconfig_space = "sut.space.yaml"\n'
+                                     'draw_from_space = true\n')
 
     def configs(seed: int) -> dict:
         for old in (project / "configs").glob("*.json"):
@@ -198,6 +216,30 @@ def test_instance_configs_are_drawn_from_the_space_by_seed(tmp_path: Path) -> No
     assert f"threads: {cfg['threads']}" in first["file"]  # the instance's config file says so
     draws = [configs(seed)["config"] for seed in (12, 13, 14)]
     assert any(d != cfg for d in [other["config"], *draws])
+
+
+def test_with_a_config_space_the_baseline_runs_the_declared_config_whatever_the_seed(tmp_path: Path) -> None:
+    files = {"sut.space.yaml": "dimensions:\n  threads: {type: int, min: 1, max: 64}\n"
+                               "  cache: {type: choice, values: [none, lru, lfu]}\n",
+             "tests/test_cfg.py": SEEN_CONFIG}
+    project = _service_project(tmp_path / "p", files, workers=2,
+                               extra='config = {cache = "lru", threads = 4}\nconfig_space = "sut.space.yaml"\n')
+    for seed in ("2", "3"):
+        ran = run_testfleet(project, "--seed", seed)
+        assert ran.returncode == 0, ran.log
+        [written] = (project / "configs").glob("*.json")
+        seen = json.loads(written.read_text())
+        assert seen["config"] == {"cache": "lru", "threads": 4}, seed
+        assert "threads: 4" in seen["file"]
+        written.unlink()
+
+
+def test_draw_from_space_needs_a_config_space(tmp_path: Path) -> None:
+    project = _service_project(tmp_path / "p", {"tests/test_cfg.py": SEEN_CONFIG},
+                               extra="draw_from_space = true\n")
+    ran = run_testfleet(project)
+    assert ran.returncode == 4, ran.log
+    assert "draw_from_space: needs config_space" in ran.stderr and "Traceback" not in ran.output
 
 
 JUMP = """

@@ -132,3 +132,171 @@ def test_a_crashed_sut_is_an_error_and_is_restarted(tmp_path: Path) -> None:
     assert "the system under test crashed during this test (exit code -9)" in ran.stdout
     assert "restarted it on port" in ran.stdout
     assert "2 passed, 8 deselected, 1 error" in ran.stdout  # the killer's teardown is the error
+
+
+# A SUT with state on disk and in memory, whose config exploration varies: it lists what its
+# working directory held when it started, keeps items in memory, and says which config it runs.
+STATE_SUT = """
+import json, os, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import yaml
+
+port, config_path, workdir = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+config = yaml.safe_load(open(config_path)) or {}
+found_at_start = sorted(os.listdir(workdir))
+with open(os.path.join(workdir, f"data-{os.getpid()}"), "w") as fh:
+    fh.write(json.dumps(config))
+items = {}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _send(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/health":
+            return self._send(200, {"status": "ok"})
+        if self.path == "/state":
+            return self._send(200, {"config": config, "found_at_start": found_at_start,
+                                    "pid": os.getpid(), "port": port})
+        if self.path.startswith("/items/"):
+            key = self.path.rsplit("/", 1)[1]
+            return self._send(200, items[key]) if key in items else self._send(404, {})
+        self._send(404, {})
+
+    def do_POST(self):
+        key = str(len(items) + 1)
+        items[key] = {"id": key}
+        self._send(201, items[key])
+
+
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+STATE_SPACE = """
+dimensions:
+  mode: {type: choice, values: [a, b, c]}
+  size: {type: int, min: 1, max: 8}
+  flag: {type: bool}
+constraints:
+  - "mode == 'a' -> size <= 4"
+  - "flag -> mode != 'b'"
+"""
+
+# the example's fixture pattern: a session base URL and client, data made through them
+STATE_TESTS = """
+import json
+
+import httpx
+import pytest
+
+
+@pytest.fixture(scope="session")
+def base_url(testfleet_instance):
+    return str(testfleet_instance.base_url)
+
+
+@pytest.fixture(scope="session")
+def client(base_url):
+    with httpx.Client(base_url=base_url, timeout=5.0) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def item(client):
+    return client.post("/items").json()["id"]
+
+
+@pytest.mark.parametrize("n", range(2))
+def test_state(client, item, testfleet_instance, n):
+    state = client.get("/state").json()
+    print("SUT-CONFIG " + json.dumps(state["config"], sort_keys=True))
+    assert state["pid"] == testfleet_instance.pid  # the instance this worker owns, not a stranger
+    assert client.get(f"/items/{item}").status_code == 200  # the fixture's data is on it
+    assert state["found_at_start"] == [], "it started on another config's data"
+    assert not (state["config"]["mode"] == "c" and state["config"]["flag"]), "c with flag breaks"
+"""
+
+
+def _state_project(tmp_path: Path) -> Path:
+    command = f"{sys.executable} state_sut.py {{port}} {{config}} {{workdir}}"
+    pyproject = ("[tool.testfleet]\nworkers = 2\n\n[tool.testfleet.sut]\n"
+                 f"command = {json.dumps(command)}\n"
+                 "ready = {http = \"http://127.0.0.1:{port}/health\"}\nstart_timeout = 20.0\n"
+                 "config = {mode = \"b\", size = 2, flag = false}\nconfig_space = \"sut.space.yaml\"\n")
+    return make_suite(tmp_path / "p", {"pyproject.toml": pyproject, "state_sut.py": STATE_SUT,
+                                       "sut.space.yaml": STATE_SPACE, "tests/test_state.py": STATE_TESTS})
+
+
+def _holds(params: dict) -> bool:
+    return (not (params["sut.mode"] == "a" and params["sut.size"] > 4)
+            and not (params["sut.flag"] and params["sut.mode"] == "b"))
+
+
+def test_exploring_the_sut_config_keeps_fixtures_constraints_and_attribution(tmp_path: Path) -> None:
+    from testfleet.store.db import Store
+
+    project = _state_project(tmp_path)
+    ran = run_testfleet(project, "--explore", "30", "--seed", "3")
+    assert ran.returncode == 1, ran.log  # the planted failure (mode c with flag) is found
+    with Store.open(ran.store, read_only=True) as db:
+        rows = db.query("SELECT v.origin, r.outcome, v.params::VARCHAR, r.message, r.stdout FROM results r "
+                        "JOIN variants v USING (variant_id) WHERE r.run_id = $1 AND r.final",
+                        [db.get_run("last").run_id])
+    explored = [row for row in rows if row[0] != "baseline"]
+    assert len(explored) >= 30
+    for origin, outcome, params_text, message, stdout in rows:
+        params = json.loads(params_text)
+        sut = {k[4:]: v for k, v in params.items() if k.startswith("sut.")}
+        ran_with = json.loads(stdout.split("SUT-CONFIG ", 1)[1].splitlines()[0])
+        # every result is stored against the config its instance really ran
+        assert ran_with == {"mode": "b", "size": 2, "flag": False, **sut}, (origin, params)
+        # every explored variant keeps the space's constraints
+        assert _holds({f"sut.{k}": v for k, v in ran_with.items()}), (origin, ran_with)
+        # no connection refused, no stale fixture data, no leftover state: only the planted failure
+        expected = "failed" if ran_with["mode"] == "c" and ran_with["flag"] else "passed"
+        assert outcome == expected, (origin, params, message)
+    # the minimal failing change is the one that matters
+    assert "sut.flag=True" in ran.stdout and "sut.mode='c'" in ran.stdout, ran.stdout
+
+
+def _state_of(instance) -> dict:
+    import httpx
+
+    return httpx.get(instance.info.base_url + "/state", timeout=5).json()
+
+
+def test_each_config_starts_in_a_fresh_workdir_unless_state_persists(tmp_path: Path) -> None:
+    from testfleet.execution.sut import SutInstance, SutSpec
+
+    (tmp_path / "state_sut.py").write_text(STATE_SUT)
+    common = {"command": f"{sys.executable} state_sut.py {{port}} {{config}} {{workdir}}",
+              "ready": {"http": "http://127.0.0.1:{port}/health"}, "cwd": str(tmp_path),
+              "start_timeout": 20.0}
+    with SutInstance(SutSpec(**common), "w", tmp_path / "fresh", config={"mode": "a"}) as sut:
+        first = _state_of(sut)
+        assert first["found_at_start"] == [] and first["config"] == {"mode": "a"}
+        sut.config = {"mode": "b"}
+        sut.restart()
+        second = _state_of(sut)
+        # another config: nothing of the last one's data, and the same address
+        assert second["found_at_start"] == [] and second["config"] == {"mode": "b"}
+        assert second["port"] == first["port"]
+        sut.restart()  # the same config again (as after a crash): its state is kept
+        assert _state_of(sut)["found_at_start"] == [f"data-{second['pid']}"]
+
+    spec = SutSpec(**common, persist_state=True)
+    with SutInstance(spec, "w", tmp_path / "kept", config={"mode": "a"}) as sut:
+        first = _state_of(sut)
+        sut.config = {"mode": "b"}
+        sut.restart()
+        kept = [name for name in _state_of(sut)["found_at_start"] if name.startswith("data-")]
+        assert kept == [f"data-{first['pid']}"]  # declared to persist

@@ -63,7 +63,7 @@ def test_http_ready_health_stop_and_restart_after_sigkill(tmp_path: Path) -> Non
     with sut:
         info = sut.info
         assert isinstance(info, InstanceInfo)
-        assert info.instance == "w1" and info.workdir == str(tmp_path)
+        assert info.instance == "w1" and info.workdir == str(tmp_path / "config-1")
         assert info.base_url == f"http://127.0.0.1:{info.port}"
         assert info.log_path == str(tmp_path / "sut-w1.log") and info.config_path is None
         assert sut.alive() and sut.exit_code() is None
@@ -78,6 +78,7 @@ def test_http_ready_health_stop_and_restart_after_sigkill(tmp_path: Path) -> Non
 
         again = sut.restart()
         assert again.pid != first_pid and sut.alive()
+        assert again.port == info.port and again.workdir == info.workdir  # same address, same state
         assert_gone(first_pid)
         assert httpx.get(again.base_url + "/health", timeout=5).status_code == 200
     code = sut.exit_code()

@@ -13,7 +13,11 @@ import pytest
 @pytest.fixture(scope="session")
 def base_url(testfleet_instance: Any) -> str:
     """This worker's inventory service: started by testfleet from ``[tool.testfleet.sut]`` in
-    pyproject.toml on a free port of 127.0.0.1 (one per worker; one under plain pytest)."""
+    pyproject.toml on a free port of 127.0.0.1 (one per worker; one under plain pytest).
+
+    Safe to keep for the session: when exploration restarts the instance with another
+    configuration (or after it crashed), testfleet tears down every fixture first and sets them
+    up again against the restarted instance, which keeps its port."""
     return str(testfleet_instance.base_url)
 
 

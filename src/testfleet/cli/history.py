@@ -57,6 +57,9 @@ def show_run(ref: str, store: str | None) -> int:
             run = db.get_run(ref)
             results = db.results(run.run_id)
             variants = _explored_variants(db, run.run_id)
+            from testfleet.store.telemetry import TelemetryStore
+
+            ab_events = TelemetryStore(db).events(run.run_id, kinds=("ab",))
     except TestfleetError as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
         return BAD_INPUT
@@ -66,6 +69,11 @@ def show_run(ref: str, store: str | None) -> int:
                   f"({run.backend}) · seed {run.seed}" + (f" · git {run.git_sha[:10]}" if run.git_sha else ""))
     console.print(f"command: {escape(' '.join(run.argv))}")
     console.print(escape(summary_line(run.counts, run.duration, run.flaky)))
+    for event in ab_events:  # an A/B comparison of two rulesets: its verdict
+        from testfleet.reporting.exploration import ab_lines
+
+        for line in ab_lines(event):
+            console.print(escape(line))
     failures = [r for r in final if r.outcome in FAILURE_OUTCOMES]
     if failures:
         console.print("\n[bold red]failures[/bold red]")

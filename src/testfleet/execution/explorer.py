@@ -67,7 +67,7 @@ class Explorer:
     def __init__(self, budget: Budget, seed: int, *, known: set[str] | None = None,
                  replay: Sequence[tuple[str, dict[str, Any]]] = (),
                  ruleset_path: str | None = None, batch_size: int = 4,
-                 per_case: int | None = None) -> None:
+                 per_case: int | None = None, replays_count: bool = True) -> None:
         self.budget = budget
         self.batch_size = max(1, batch_size)
         self.pending: dict[str, int] = {}  # dispatched variant id -> dispatch order, until observed
@@ -84,6 +84,10 @@ class Explorer:
         self.seed = seed
         self.known = set(known or ())
         self.replay = list(replay)
+        #: False: replays of past failures run outside the budget (an A/B comparison's arms must
+        #: spend theirs on what their rulesets propose); ``replayed`` counts them
+        self.replays_count = replays_count
+        self.replayed = 0
         self.cases: dict[int, _CaseState] = {}
         self.queue: list[Proposal] = []  # guided: replays, mutations, anomalies, rules
         self.cover: list[Proposal] = []  # coverage: edges, uncovered pairs, random points
@@ -197,8 +201,7 @@ class Explorer:
         for nodeid, params in self.replay:
             state = by_nodeid.get(nodeid)
             if state is not None:
-                self._push(state, params, "replay", None, {"reason": "failed in an earlier run"},
-                           force=True)
+                self._push(state, params, "replay", None, {"reason": "failed in an earlier run"})
         return len(self.cases)
 
     # -- budget ------------------------------------------------------------------------------
@@ -279,8 +282,11 @@ class Explorer:
                 "origin": proposal.origin, "parent_id": proposal.parent_id,
                 "seed": state.seed, **proposal.provenance})
             state.ran.append(dict(proposal.params))
-            self.case_spent[state.base] = self.case_spent.get(state.base, 0) + 1
-            self.spent += 1
+            if forced and not self.replays_count:
+                self.replayed += 1
+            else:
+                self.case_spent[state.base] = self.case_spent.get(state.base, 0) + 1
+                self.spent += 1
             out.append((proposal, variant))
         return out
 
@@ -348,11 +354,11 @@ class Explorer:
             yield
 
     def _push(self, state: _CaseState, params: dict[str, Any], origin: str, parent: str | None,
-              provenance: dict[str, Any], *, bonus: float = 0.0, force: bool = False,
+              provenance: dict[str, Any], *, bonus: float = 0.0,
               score: float | None = None) -> None:
         clean = {k: v for k, v in params.items() if k in state.space.dimensions and type(v).__name__ != "_Missing"}
-        if not force and state.space.violations({**state.baseline, **clean}):
-            return
+        if state.space.violations({**state.baseline, **clean}):
+            return  # every explored variant keeps every constraint, a replay's too
         family = origin.split(":", 1)[0]
         value = (SCORES.get(family, 1.0) if score is None else score) + bonus
         heap = self.cover if family in COVERAGE_SOURCES else self.queue

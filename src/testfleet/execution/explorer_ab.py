@@ -7,6 +7,8 @@ ran. Batches go to the arm furthest behind its share. The comparison is what a r
 *distinct* failures (by fingerprint) found per execution. Fisher's exact test on (executions that
 revealed a new distinct failure, the other executions) of each arm says whether the difference
 is more than chance; with few failures it says so (p near 1) rather than naming a winner.
+Replays of past failures run first, once, outside both arms' budgets and the comparison. The
+verdict is stored as an ``ab`` event of the run (``testfleet show`` prints it).
 """
 
 from __future__ import annotations
@@ -30,9 +32,13 @@ class ABExplorer:
             raise ValueError("share_b must be between 0 and 100 (exclusive)")
         self.budget = budget
         self.share_b = share_b / 100.0
+        # replays of past failures run once, outside both arms' budgets and the comparison:
+        # they measure the past, not a ruleset
         self.arms = {
-            "A": Explorer(_part(budget, 1 - self.share_b), seed, ruleset_path=ruleset_a, **common),
-            "B": Explorer(_part(budget, self.share_b), seed, ruleset_path=ruleset_b, **common),
+            "A": Explorer(_part(budget, 1 - self.share_b), seed, ruleset_path=ruleset_a,
+                          replays_count=False, **common),
+            "B": Explorer(_part(budget, self.share_b), seed, ruleset_path=ruleset_b,
+                          replays_count=False, **common),
         }
         shared = self.arms["A"].dispatched
         self.arms["B"].dispatched = shared  # one set: neither arm reruns the other's variants
@@ -118,6 +124,10 @@ class ABExplorer:
             return
         plain = variant.model_copy(update={"origin": origin})
         self.arms[arm].observe(base, plain, result, anomalies, proposals)
+        if origin == "replay":  # a known failure: no arm found it, and it is not new
+            if result.outcome.is_failure:
+                self._seen.add(result.fingerprint)
+            return
         if result.outcome.is_failure:
             self.fingerprints[arm].add(result.fingerprint)
             if result.fingerprint not in self._seen:
@@ -139,6 +149,12 @@ class ABExplorer:
         merged["ab"] = self.comparison()
         return merged
 
+    def verdict_event(self) -> dict[str, Any]:
+        """The comparison as an event of the run (kept in the store, shown by ``testfleet show``)."""
+        ab = self.comparison()
+        return {"kind": "ab", "case_id": "", "variant_id": None, "nodeid": "",
+                "message": f"A/B: {ab['verdict']}", **ab}
+
     def comparison(self) -> dict[str, Any]:
         arms = {}
         for name, arm in self.arms.items():
@@ -153,6 +169,7 @@ class ABExplorer:
         rate_a, rate_b = arms["A"]["per_execution"], arms["B"]["per_execution"]
         better = "A" if rate_a > rate_b else "B" if rate_b > rate_a else None
         return {"arms": arms, "p_value": p, "better": better if p < 0.05 else None,
+                "replays": sum(arm.replayed for arm in self.arms.values()),
                 "verdict": (f"ruleset {better} found more distinct failures per execution "
                             f"(Fisher p={p:.3g})" if better and p < 0.05 else
                             f"no significant difference (Fisher p={p:.3g})")}

@@ -141,6 +141,8 @@ class Orchestrator(ExplorationMixin):
         finally:
             if self.plan.monitor is not None and self.final:
                 self._add_events(self.plan.monitor.finish())
+            if self.explorer is not None:
+                self._add_events(self._exploration_events())
             self._flush(force=True)
             output = self.backend.collector_output()
             self.backend.close()
@@ -361,7 +363,14 @@ class Orchestrator(ExplorationMixin):
             elif msg[0] == P.FATAL:
                 if self.fatal is None:
                     self.fatal = (int(msg[3]), str(msg[2]))
+                    # said at once (the whole message follows when the workers are gone), and the
+                    # tests still running are interrupted: nothing they find can be trusted
+                    first = str(msg[2]).splitlines()[0].split("; log ")[0] if msg[2] else "cannot go on"
+                    self._say(f"{slot.worker_id}: {first} (stopping the run)")
                     self._stop_all()
+                    for other in self.slots.values():
+                        if other is not slot and not other.gone and other.outstanding:
+                            self.backend.kill(other.worker_id, signal.SIGINT)
             elif msg[0] == P.BYE:
                 slot.said_bye = True
                 reason = msg[2] if len(msg) > 2 else None
@@ -630,6 +639,7 @@ class Orchestrator(ExplorationMixin):
                           anomalies=self.anomalies, fatal=self.fatal,
                           exploration=None if self.explorer is None else
                           {**self.explorer.summary(), "minimized": self.minimized,
+                           "failing": self._failing_by_kind(),
                            "variants": {v.variant_id: {"origin": v.origin, "params": v.params,
                                                        "instance": self.instance_snapshots.get(v.variant_id)}
                                         for i, v in enumerate(self.variants) if i in self.variant_map}})

@@ -43,6 +43,7 @@ class ExplorationMixin:
     run_info: Any
     slots: dict[str, Any]
     backend: Any
+    final: dict[int, Any]
 
 
     def _minimizing(self, live: list[Any]) -> bool:
@@ -78,6 +79,24 @@ class ExplorationMixin:
             self.recorder.add_variants([variant])
             self._feed_all()
         return True
+
+    def _exploration_events(self) -> list[dict[str, Any]]:
+        """What exploration concluded, as events of the run: an A/B comparison's verdict."""
+        verdict = getattr(self.explorer, "verdict_event", None)
+        return [verdict()] if verdict is not None and self.explorer.cases else []
+
+    def _failing_by_kind(self) -> dict[str, int]:
+        """The final failing results (those the result line counts as failed or error) by what
+        ran: a baseline test, an explored variant, or a minimisation check."""
+        counts = {"baseline": 0, "explored": 0, "minimize": 0}
+        for index, result in self.final.items():
+            if not result.outcome.is_failure:
+                continue
+            if index not in self.variant_map:
+                counts["baseline"] += 1
+            else:
+                counts["minimize" if self.variants[index].origin == "minimize" else "explored"] += 1
+        return counts
 
     def _add_variant(self, base: int, variant: Variant) -> int:
         [index] = self.scheduler.extend(1, like=base)

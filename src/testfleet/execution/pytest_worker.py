@@ -328,6 +328,7 @@ class WorkerPlugin:
                 if report_start:
                     conn.send((P.STARTED, index, time.time()))
                 self.reports = []
+                item._report_sections = []  # run again (a variant): only this run's output is its own
                 last_index, last_item, fixtures_alive = index, item, True
                 t0 = telemetry.begin() if telemetry is not None else 0.0
                 saved = _with_params(item, params)
@@ -335,11 +336,13 @@ class WorkerPlugin:
                     _configure_instance(item, params)
                     config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
                 except pytest.exit.Exception as exc:
-                    # e.g. the SUT never became ready: nothing more can run, the run stops
+                    # e.g. the SUT never became ready: nothing more can run, the run stops. The
+                    # session then ends as after the last test: re-raising would make pytest
+                    # render the whole traceback of the Exit (seconds) before the worker leaves
                     self._leave_if_stray()
                     conn.send((P.FATAL, worker_id, str(exc.msg), exc.returncode))
                     fixtures_alive = False
-                    raise
+                    break
                 finally:
                     self._leave_if_stray()
                     if saved is not None and "__scenario__" in saved:
@@ -522,10 +525,9 @@ def _space_declaration(item: pytest.Item) -> dict[str, Any] | None:
     if sut_space is not None:  # the instance's config is explored too: dimensions sut.<key>
         from testfleet.space.space import Space
 
-        dims = {**(space.dimensions if space is not None else {}),
-                **{f"sut.{name}": dim for name, dim in sut_space.dimensions.items()}}
+        dims = {**(space.dimensions if space is not None else {}), **sut_space.dimensions}
         texts = [c.text for c in (space.constraints if space is not None else [])]
-        space = Space(dims, texts)
+        space = Space(dims, texts + [c.text for c in sut_space.constraints])  # both spaces' constraints
     if space is None:
         return None
     from testfleet.space.declare import space_to_dict
@@ -537,19 +539,20 @@ _SUT_SPACE: dict[str, Any] = {}
 
 
 def _sut_space(item: pytest.Item) -> Any:
-    """The space of ``[tool.testfleet.sut] config_space``, read once per process (None: none)."""
+    """``[tool.testfleet.sut] config_space`` as exploration varies it (dimensions ``sut.<key>``,
+    constraints kept, baselines from ``config``), read once per process (None: none)."""
     if "space" not in _SUT_SPACE:
         _SUT_SPACE["space"] = None
         try:
-            from testfleet.configs.fuzz import load_input
+            from testfleet.execution.sut_spec import explored_space
             from testfleet.settings import load_settings
 
             settings, source = load_settings([], {}, cwd=item.config.rootpath)
             spec = settings.sut_spec()
             if spec is not None and spec.config_space:
-                base = Path(spec.cwd) if spec.cwd else (source.parent if source else item.config.rootpath)
-                path = Path(spec.config_space)
-                _SUT_SPACE["space"] = load_input(path if path.is_absolute() else base / path).space
+                if spec.cwd is None:
+                    spec = spec.model_copy(update={"cwd": str(source.parent if source else item.config.rootpath)})
+                _SUT_SPACE["space"] = explored_space(spec)
         except Exception:  # noqa: BLE001 - the instance itself reports a bad SUT table
             _SUT_SPACE["space"] = None
     return _SUT_SPACE["space"]

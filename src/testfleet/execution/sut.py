@@ -13,7 +13,9 @@ An instance is declared once in ``[tool.testfleet.sut]`` (:class:`SutSpec`) and 
     stop_signal = "SIGTERM"
     grace = 5.0
     metrics = "http://127.0.0.1:{port}/metrics"        # optional: Prometheus text exposition
-    config_space = "sut.space.yaml"        # optional: draw each instance's config from a space
+    config_space = "sut.space.yaml"        # optional: the space exploration varies the config in
+    draw_from_space = false                # true: each instance runs a point drawn from the space
+    persist_state = false                  # true: keep {workdir} when the config changes
 
 Placeholders ``{port}``, ``{config}``, ``{instance}`` and ``{workdir}`` are filled in the command
 (each value shell-quoted, then the command is split with :func:`shlex.split`), in ``env`` values and
@@ -24,14 +26,24 @@ seconds, then SIGKILLs it. A start that fails (the process exits, or is not read
 ``start_timeout``) raises :class:`~testfleet.errors.WorkerError` with the exit code and the last log
 lines, and leaves nothing running.
 
-Ports: ``{port}`` is a free port picked just before the start; if another process takes it in
-between (the SUT's log says the address is in use), the start is retried on a new port. A ready
+Working directories: the log is appended to ``<workdir>/sut-<instance>.log`` and the config file
+is written next to it; the SUT's own
+``{workdir}`` is ``<workdir>/config-<n>``, fresh and empty for each configuration the instance runs
+(a restart with the same configuration, after a crash, keeps it), so no state written under one
+configuration is read under the next; ``persist_state = true`` keeps one directory throughout.
+
+Ports: ``{port}`` is a free port picked just before the first start; a restart (another
+configuration, a crash) asks for the same port again, so the address tests hold stays valid; only
+when someone else took it meanwhile does it move. If another process takes the port between the
+pick and the bind (the SUT's log says the address is in use), the start is retried on a new port. A ready
 target on a *fixed* port that already answers before the SUT was started is refused: the probe
 would be talking to someone else's server.
 
 ``config_space`` names a space file (dimensions + constraints, see ``testfleet space show``) or a
-JSON Schema; each instance draws its configuration from it, seeded by the run's seed and the
-instance name (so a run's instances, and a replay's, get the same configs), laid over ``config``.
+JSON Schema: exploration varies the configuration within it (``sut.<key>``, every constraint
+kept). Instances run ``config`` (the declared defaults) unless ``draw_from_space = true``: then each
+draws a point of the space, seeded by the run's seed and the instance name (so a run's instances,
+and a replay's, get the same configs), laid over ``config``.
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -59,9 +72,10 @@ from testfleet.execution.sut_spec import (
     _fill,
     _signal_number,
     draw_config,
+    instance_config,
 )
 
-__all__ = ["InstanceInfo", "SutInstance", "SutSpec", "active_instances", "draw_config"]
+__all__ = ["InstanceInfo", "SutInstance", "SutSpec", "active_instances", "draw_config", "instance_config"]
 
 HOST = "127.0.0.1"
 _POLL = 0.05
@@ -85,6 +99,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _port_is_free(port: int) -> bool:
+    """Nobody listens on it: a server that binds with SO_REUSEADDR (as servers do) can take it,
+    even while connections of its previous owner linger in TIME_WAIT."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def json_clone(value: Any) -> Any:
+    """A deep copy of a config (dicts and lists), so later edits of the live one cannot touch it."""
+    if isinstance(value, dict):
+        return {k: json_clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_clone(v) for v in value]
+    return value
+
+
 @dataclass
 class InstanceInfo:
     instance: str
@@ -103,10 +138,17 @@ class SutInstance:
     def __init__(self, spec: SutSpec, instance: str, workdir: Path, config: dict | None = None) -> None:
         self.spec = spec
         self.instance = instance
-        self.workdir = Path(workdir)
+        #: holds the log and, unless ``persist_state``, one working directory per configuration
+        self.root = Path(workdir)
+        #: the SUT's working directory (``{workdir}``) for the current configuration
+        self.workdir = self.root
         #: the instance's config values; given ones replace the spec's ``config`` entirely.
         self.config: dict[str, Any] = dict(spec.config if config is None else config)
-        self.log_path = self.workdir / f"sut-{instance}.log"
+        self.log_path = self.root / f"sut-{instance}.log"
+        self._workdir_config: dict[str, Any] | None = None  # the config self.workdir was made for
+        self._workdirs = 0
+        #: the port of the last start: a restart keeps it (the address tests hold stays valid)
+        self.port: int | None = None
         self.info: InstanceInfo | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -158,20 +200,41 @@ class SutInstance:
         if self.alive() and self.info is not None:
             return self.info
         for attempt in range(_PORT_RETRIES):
+            # a restart asks for the port of the last start first (free again once the old
+            # process is gone); only if someone else took it meanwhile does the address move
+            port = self.port if attempt == 0 and self.port is not None and _port_is_free(self.port) \
+                else _free_port()
             try:
-                return self._start_once()
+                return self._start_once(port)
             except WorkerError as exc:
-                # the free port we picked was taken before the SUT bound it: try another
+                # the port was taken before the SUT bound it: try another
                 if attempt + 1 == _PORT_RETRIES or "{port}" not in self.spec.command \
                         or not _IN_USE.search(str(exc)):
                     raise
         raise AssertionError("unreachable")
 
-    def _start_once(self) -> InstanceInfo:
+    def _enter_workdir(self) -> None:
+        """Each configuration starts in a fresh, empty working directory (the state one
+        configuration's SUT wrote must not leak into the next), unless the SUT declares
+        ``persist_state``; a restart with the same configuration (after a crash) keeps it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.spec.persist_state or self._workdir_config == self.config:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self._workdir_config = json_clone(self.config)
+            return
+        if self.workdir != self.root:
+            shutil.rmtree(self.workdir, ignore_errors=True)  # the last configuration's state
+        self._workdirs += 1
+        self.workdir = self.root / f"config-{self._workdirs}"
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.workdir.mkdir(parents=True)
+        self._workdir_config = json_clone(self.config)
+
+    def _start_once(self, port: int) -> InstanceInfo:
         self.stop()
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._enter_workdir()
         self._refuse_taken_ready_port()
-        port = _free_port()
+        self.port = port
         values = {"port": str(port), "instance": self.instance, "workdir": str(self.workdir)}
         config_path = self._write_config(values)
         values["config"] = config_path or ""
@@ -228,7 +291,8 @@ class SutInstance:
         return proc.returncode
 
     def restart(self) -> InstanceInfo:
-        """A fresh start (a new port may be chosen), e.g. after the SUT crashed."""
+        """A fresh start on the same port when it is still free (otherwise a new one), e.g. after
+        the SUT crashed or with another configuration (then in a fresh working directory)."""
         self.stop()
         return self.start()
 
@@ -274,12 +338,12 @@ class SutInstance:
                 if name.endswith(suffix) and len(name) > len(suffix):
                     name = name[: -len(suffix)]
                     break
-            target = self.workdir / f"sut-{self.instance}{''.join(Path(name).suffixes)}"
+            target = self.root / f"sut-{self.instance}{''.join(Path(name).suffixes)}"
             target.write_text(rendered, encoding="utf-8")
             return str(target)
         if not self.config and spec.config_file is None:
             return None
-        target = self.workdir / _fill(spec.config_file or "sut-{instance}.yaml", values)
+        target = self.root / _fill(spec.config_file or "sut-{instance}.yaml", values)
         try:
             text = dumps(self.config, detect_format(target), source=str(target))
         except ConfigError as exc:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from testfleet.model import Result
 
-__all__ = ["explored_failures", "label", "print_exploration"]
+__all__ = ["ab_lines", "explored_failures", "failing_line", "label", "print_exploration"]
 
 
 def label(params: dict[str, Any]) -> str:
@@ -36,13 +36,45 @@ def explored_failures(final: list[Result], exploration: dict[str, Any] | None,
     return plain, grouped
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def failing_line(exploration: dict[str, Any]) -> str:
+    """How many explored variants failed, and how that adds up to the failures the result line
+    counts (which also count failing baseline tests and minimisation checks)."""
+    found = len(exploration.get("found", []))
+    text = f"{_count(found, 'failing explored variant')}"
+    split = exploration.get("failing")
+    if split and (split["baseline"] or split["minimize"]):
+        total = split["baseline"] + split["explored"] + split["minimize"]
+        parts = [f"{split['explored']} explored"]
+        if split["minimize"]:
+            parts.append(_count(split["minimize"], "minimisation check"))
+        if split["baseline"]:
+            parts.append(_count(split["baseline"], "baseline test"))
+        text += f" (of the {total} failing results: {', '.join(parts)})"
+    return text
+
+
+def ab_lines(ab: dict[str, Any]) -> list[str]:
+    """An A/B comparison of two rulesets (plain text): each arm, the replays, the verdict."""
+    lines = [f"ruleset {name} ({arm['ruleset']}): {arm['distinct_failures']} distinct failures in "
+             f"{arm['executions']} executions ({arm['per_execution']:.3f} per execution)"
+             for name, arm in ab["arms"].items()]
+    if ab.get("replays"):
+        lines.append(f"{_count(ab['replays'], 'replay')} of past failures ran outside both arms")
+    lines.append(f"A/B: {ab['verdict']}")
+    return lines
+
+
 def print_exploration(console: Console, exploration: dict[str, Any]) -> None:
     variants = exploration.get("variants", {})
     by_origin = exploration.get("by_origin", {})
     console.print(Rule("exploration", characters="=", style="cyan"))
     console.print(f"{exploration['executions']} explored executions of {exploration['cases']} "
                   f"case{'s' if exploration['cases'] != 1 else ''} (budget {exploration['budget']}); "
-                  f"{len(exploration.get('found', []))} failing variants")
+                  + failing_line(exploration))
     if by_origin:
         table = Table(show_edge=False, box=None, padding=(0, 2))
         for column in ("source", "executions", "failures", "yield"):
@@ -61,11 +93,10 @@ def print_exploration(console: Console, exploration: dict[str, Any]) -> None:
                           f"-> {cov['after']:.0%}")
     ab = exploration.get("ab")
     if ab:
-        for name, arm in ab["arms"].items():
-            console.print(f"ruleset {name} ({escape(str(arm['ruleset']))}): {arm['distinct_failures']} "
-                          f"distinct failures in {arm['executions']} executions "
-                          f"({arm['per_execution']:.3f} per execution)")
-        console.print(f"[bold]A/B:[/bold] {escape(ab['verdict'])}")
+        *arms, verdict = ab_lines(ab)
+        for line in arms:
+            console.print(escape(line))
+        console.print(f"[bold]A/B:[/bold] {escape(verdict.removeprefix('A/B: '))}")
     for item in exploration.get("minimized", []):
         console.print(f"[cyan]MINIMAL[/cyan] {escape(item.get('nodeid') or '')}: "
                       f"{escape(item.get('message', ''))} [dim](variant {item.get('variant_id')}, "
