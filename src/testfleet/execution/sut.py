@@ -345,7 +345,7 @@ class SutInstance:
             return None
         target = self.root / _fill(spec.config_file or "sut-{instance}.yaml", values)
         try:
-            text = dumps(self.config, detect_format(target), source=str(target))
+            text = dumps(self.config, detect_format(target, data=self.config), source=str(target))
         except ConfigError as exc:
             raise SettingsError(f"{TABLE} config: {exc.render()}") from None
         target.parent.mkdir(parents=True, exist_ok=True)
