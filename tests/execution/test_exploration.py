@@ -168,6 +168,32 @@ def test_a_time_budget_stops_proposing(tmp_path: Path) -> None:
     assert "exploration" in ran.stdout and "budget 2 s" in ran.stdout
 
 
+
+SMALL_SPACE = """
+import testfleet
+from testfleet import Int
+
+
+@testfleet.explore(x=Int(0, 1000, step=100))
+def test_small(x):
+    assert 0 <= x <= 1000
+"""
+
+
+def test_a_budget_larger_than_the_space_stops_when_every_point_ran(tmp_path: Path) -> None:
+    """11 points and a budget of 40: the run ends after the 10 points beside the baseline (it
+    used to draw the same random points forever) and says the space was used up."""
+    project = make_suite(tmp_path / "p", {"tests/test_s.py": SMALL_SPACE})
+    ran = run_testfleet(project, "--explore", "40", workers=1, timeout=120)
+    assert ran.returncode == 0, ran.log
+    assert "10 explored executions" in ran.stdout
+    assert "every point of the space ran" in ran.stdout and "test_small" in ran.stdout
+    with Store.open(project / "s.duckdb", read_only=True) as db:
+        xs = [json.loads(p)["x"] for (p,) in db.query(
+            "SELECT v.params::VARCHAR FROM results r JOIN variants v USING (variant_id) "
+            "WHERE r.final ORDER BY r.rowid")]
+    assert sorted(xs) == list(range(0, 1001, 100))
+
 LIST_SCENARIO = """
 name: list pages
 params:

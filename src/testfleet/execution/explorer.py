@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -61,6 +62,9 @@ from testfleet.model import Case, Result, Variant, stable_id
 from testfleet.mutation.engine import ExploreTask, failure_key
 
 __all__ = ["Budget", "Explorer", "Proposal", "failure_key"]
+
+_FRUITLESS_CHUNKS = 8
+"""Random chunks in a row that bring no point drawn before: a small space is used up."""
 
 
 class Explorer:
@@ -100,6 +104,7 @@ class Explorer:
         self.anomalies_seen: dict[tuple[str, ...], int] = {}  # anomalous metrics -> times
         self.by_origin: dict[str, list[int]] = {}  # origin family -> [executions, failures]
         self._order = itertools.count()
+        self.used_up: list[str] = []  # cases whose whole space ran before the budget was spent
         self.per_case = per_case  # explored executions one case may take (None: the budget's)
         self.case_spent: dict[int, int] = {}
         self._ruleset_sent: str | None = None
@@ -343,15 +348,24 @@ class Explorer:
                 self._push(state, point.params, "random", None, {},
                            score=SCORES["pairwise"] - 0.001 * i - 0.0005)
             yield
-        chunk = 0
-        while True:
+        chunk = fruitless = 0
+        seen: set[str] = set()
+        while fruitless < _FRUITLESS_CHUNKS:  # a small space runs out: every point drawn again
             chunk += 1
             points = random_points(state.space, _RANDOM_CHUNK, state.seed + chunk).points
             if not points:
                 return
+            fresh = 0
             for point in points:
+                key = json.dumps(point.params, sort_keys=True, default=repr)
+                if key in seen:
+                    continue
+                seen.add(key)
+                fresh += 1
                 self._push(state, point.params, "random", None, {})
+            fruitless = 0 if fresh else fruitless + 1
             yield
+        self.used_up.append(state.case.nodeid)
 
     def _push(self, state: _CaseState, params: dict[str, Any], origin: str, parent: str | None,
               provenance: dict[str, Any], *, bonus: float = 0.0,
@@ -468,4 +482,4 @@ class Explorer:
                               for k, v in sorted(self.by_origin.items())},
                 "rules": {k: {"executions": v[0], "failures": v[1]}
                           for k, v in sorted(self.rule_stats.items())},
-                "ruleset_versions": self.ruleset_versions}
+                "ruleset_versions": self.ruleset_versions, "used_up": list(self.used_up)}

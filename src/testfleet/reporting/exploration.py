@@ -75,6 +75,9 @@ def print_exploration(console: Console, exploration: dict[str, Any]) -> None:
     console.print(f"{exploration['executions']} explored executions of {exploration['cases']} "
                   f"case{'s' if exploration['cases'] != 1 else ''} (budget {exploration['budget']}); "
                   + failing_line(exploration))
+    used_up = exploration.get("used_up") or []
+    if used_up:
+        console.print(f"every point of the space ran before the budget was spent: {', '.join(used_up)}")
     if by_origin:
         table = Table(show_edge=False, box=None, padding=(0, 2))
         for column in ("source", "executions", "failures", "yield"):
