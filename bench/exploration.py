@@ -6,7 +6,7 @@ of the same space and a Hypothesis ``@given`` test over it, median over seeds.
     python bench/exploration.py --quick              # 5 seeds, budget 100
     python bench/exploration.py --seeds 10 --budget 200 --only explore --telemetry-interval 0.02
     python bench/exploration.py --zoo                # the zoo: 8 systems, 39 defects, 5 seeds, budget 300
-    python bench/exploration.py --zoo --quick        # 2 seeds, budget 60
+    python bench/exploration.py --zoo --quick        # 1 seed, budget 60
     python bench/exploration.py --zoo --seeds 1 --system ledger_api --method explore --method random
 
 ``--zoo`` measures the systems of ``bench/zoo`` instead (see ``bench/zoo/measure.py`` and
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=None,
                         help="executions per explorable test (default 200; --zoo: 300)")
     parser.add_argument("--first-seed", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="5 seeds, budget 100 (--zoo: 2 seeds, budget 60)")
+    parser.add_argument("--quick", action="store_true", help="5 seeds, budget 100 (--zoo: 1 seed, budget 60)")
     parser.add_argument("--zoo", action="store_true", help="measure the zoo of bench/zoo instead")
     parser.add_argument("--method", action="append", default=None,
                         help="--zoo: explore, random, hypothesis, explore-notel (default: all four)")
@@ -283,7 +283,7 @@ def zoo_main(args: argparse.Namespace) -> int:
 
     seeds_n, budget = args.seeds or 5, args.budget or 300
     if args.quick:
-        seeds_n, budget = min(seeds_n, 2), min(budget, 60)
+        seeds_n, budget = min(seeds_n, 1), min(budget, 60)
     methods = args.method or list(ZOO_METHODS)
     unknown = [m for m in methods if m not in ZOO_METHODS]
     if unknown:

@@ -33,6 +33,7 @@ from zoo_harness import case_of, markers_in  # noqa: E402
 
 METHODS = ("explore", "random", "hypothesis", "explore-notel")
 RUN_TIMEOUT = 1800
+SHORT = {"random": "rand", "hypothesis": "hyp", "explore-notel": "notel", "explore": "expl"}
 
 
 def _log(text: str) -> None:
@@ -149,7 +150,7 @@ def report(per: dict[str, dict[str, list[int | None]]], defects: list[Defect], b
         print(f"\n== {half} half: executions until first found, median over seeds "
               f"(budget {budget}; '>{budget}' = a miss), found k/n")
         print(f"{'defect':<30}{'class':<8}" + "".join(f"{m:>19}" for m in methods)
-              + "".join(f"{'ex/' + m[:6]:>11}" for m in methods[1:]))
+              + "".join(f"{methods[0][:2] + '/' + SHORT.get(m, m)[:6]:>11}" for m in methods[1:]))
         for d in group:
             row = f"{d.id:<30}{d.klass:<8}"
             meds = {}
@@ -160,15 +161,15 @@ def report(per: dict[str, dict[str, list[int | None]]], defects: list[Defect], b
                 row += f"{text + ' ' + str(sum(v is not None for v in values)) + '/' + str(len(values)):>19}"
                 lines.append(json.dumps(ctx | {"method": m, "defect": d.id, "class": d.klass, "half": half,
                                                "median": med, "per_seed": values}))
-            if methods[0] in meds:
-                for m in methods[1:]:
-                    row += f"{meds[methods[0]] / meds[m]:>11.2f}"
+            for m in methods[1:]:  # n/a: neither found it in any seed
+                missed = all(v is None for v in per[methods[0]][d.id] + per[m][d.id])
+                row += f"{'n/a' if missed else f'{meds[methods[0]] / meds[m]:.2f}':>11}"
             print(row)
     print("\ngeometric mean of median ratios (lower: the first method finds sooner), over the "
           "defects either method found; found_4of5 = defects the first method found in >= 4 seeds")
     for row in summarise(per, defects, budget, base=methods[0]):
-        cells = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
-                          if k not in ("half", "class"))
+        cells = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {'n/a' if v is None else v}"
+                          for k, v in row.items() if k not in ("half", "class"))
         print(f"  {row['half']:<9} {row['class']:<8} {cells}")
         lines.append(json.dumps(ctx | {"figure": "geomean", **row}))
     if analyses:

@@ -112,6 +112,8 @@ def summarise(per: Mapping[str, Mapping[str, Sequence[int | None]]], defects: Se
     peers = [m for m in per if m != base]
     for half in ("tuning", "held-out"):
         group = [d for d in defects if d.half == half]
+        if not group:
+            continue
         for klass in [None, *sorted({d.klass for d in group})]:
             chosen = [d for d in group if klass is None or d.klass == klass]
             row: dict[str, Any] = {"half": half, "class": klass or "all", "defects": len(chosen)}
