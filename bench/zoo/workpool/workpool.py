@@ -64,6 +64,9 @@ class Pool:
             self.tasks.put(None)
 
     def join(self, timeout: float = 30.0) -> dict[int, Any]:
+        """Close the pool (if still open), wait for every task, return the results by index."""
+        if not self.closed:
+            self.close()
         self._running.set()
         deadline = time.monotonic() + timeout
         for t in self._threads:

@@ -1,5 +1,5 @@
 """workpool as documented: every submitted task's result comes back under its index; a closed
-pool refuses work with PoolClosed; a full queue raises queue.Full."""
+(or joined) pool refuses work with PoolClosed; a full queue raises queue.Full."""
 
 from __future__ import annotations
 
@@ -55,8 +55,8 @@ def test_lifecycle(order: list[str]) -> None:
                     pool.submit(square, 3)
             else:
                 pool.submit(square, 3)
-        elif op == "close":
-            pool.close()
+        elif op in ("close", "join"):
+            getattr(pool, op)()
             closed = True
         else:
             getattr(pool, op)()
