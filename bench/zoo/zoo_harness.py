@@ -189,6 +189,9 @@ class ZooHarness:
         from hypothesis import HealthCheck, given, settings
         from hypothesis import seed as hseed
         from hypothesis import strategies as st
+        from hypothesis.configuration import set_hypothesis_home_dir
+
+        set_hypothesis_home_dir(self.out.parent / "hypothesis")  # not .hypothesis/ in the zoo
 
         names = list(space.dimensions)
         points = st.fixed_dictionaries({n: strategy(space.dimensions[n]) for n in names})
