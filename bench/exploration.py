@@ -5,6 +5,13 @@ of the same space and a Hypothesis ``@given`` test over it, median over seeds.
     python bench/exploration.py                      # 10 seeds, budget 200 (several minutes)
     python bench/exploration.py --quick              # 5 seeds, budget 100
     python bench/exploration.py --seeds 10 --budget 200 --only explore --telemetry-interval 0.02
+    python bench/exploration.py --zoo                # the zoo: 8 systems, 39 defects, 5 seeds, budget 300
+    python bench/exploration.py --zoo --quick        # 1 seed, budget 60
+    python bench/exploration.py --zoo --seeds 1 --system ledger_api --method explore --method random
+
+``--zoo`` measures the systems of ``bench/zoo`` instead (see ``bench/zoo/measure.py`` and
+bench/README.md, "The zoo"): four methods, tables per half, geometric-mean ratios overall and
+per defect class, found-in-k-of-n, and a score of failure analysis on the explore runs.
 
 The space and the oracle are those of ``bench/exploration_suite/tests/test_defects.py``; the
 service is ``examples/inventory/inventory_service.py`` with its planted defects on. Every method
@@ -184,15 +191,26 @@ def median_text(values: list[int | None], budget: int) -> tuple[float | None, st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Executions until each planted defect is found.")
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--budget", type=int, default=200)
+    parser.add_argument("--seeds", type=int, default=None, help="default 10 (--zoo: 5)")
+    parser.add_argument("--budget", type=int, default=None,
+                        help="executions per explorable test (default 200; --zoo: 300)")
     parser.add_argument("--first-seed", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="5 seeds, budget 100")
+    parser.add_argument("--quick", action="store_true", help="5 seeds, budget 100 (--zoo: 1 seed, budget 60)")
+    parser.add_argument("--zoo", action="store_true", help="measure the zoo of bench/zoo instead")
+    parser.add_argument("--method", action="append", default=None,
+                        help="--zoo: explore, random, hypothesis, explore-notel (default: all four)")
+    parser.add_argument("--system", action="append", default=None, help="--zoo: only these systems")
+    parser.add_argument("--ruleset", default=None, help="--zoo: passed to every explore run")
+    parser.add_argument("--no-analysis", action="store_true",
+                        help="--zoo: do not score failure analysis on the explore runs")
     parser.add_argument("--only", action="append", choices=METHODS)
     parser.add_argument("--telemetry-interval", type=float, default=None,
                         help="passed to testfleet run (default: testfleet's own, 0.1 s)")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
+    if args.zoo:
+        return zoo_main(args)
+    args.seeds, args.budget = args.seeds or 10, args.budget or 200
     if args.quick:
         args.seeds, args.budget = min(args.seeds, 5), min(args.budget, 100)
     methods = [m for m in METHODS if not args.only or m in args.only]
@@ -255,6 +273,35 @@ def main(argv: list[str] | None = None) -> int:
     print("wall seconds: " + ", ".join(f"{m} {walls[m]:.0f}" for m in methods))
     lines.append(json.dumps(ctx | {"figure": "wall_s", **{m: round(walls[m], 1) for m in methods}}))
     publish(lines, RESULTS, save=not args.no_save)
+    return 0
+
+
+def zoo_main(args: argparse.Namespace) -> int:
+    sys.path.insert(0, str(BENCH / "zoo"))
+    from measure import METHODS as ZOO_METHODS
+    from measure import measure, report
+
+    seeds_n, budget = args.seeds or 5, args.budget or 300
+    if args.quick:
+        seeds_n, budget = min(seeds_n, 1), min(budget, 60)
+    methods = args.method or list(ZOO_METHODS)
+    unknown = [m for m in methods if m not in ZOO_METHODS]
+    if unknown:
+        print(f"--method: unknown {', '.join(unknown)} (expected one of {', '.join(ZOO_METHODS)})")
+        return 2
+    seeds = list(range(args.first_seed, args.first_seed + seeds_n))
+    ctx = context() | {"bench": "exploration-zoo", "budget": budget, "seeds": seeds, "methods": methods,
+                       "ruleset": args.ruleset}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tf-zoo-") as tmp:
+        per, analyses, walls, defects = measure(methods, seeds, budget, args.system, Path(tmp),
+                                                args.ruleset, not args.no_analysis)
+    lines = report(per, defects, budget, analyses, ctx)
+    wall = time.perf_counter() - start
+    print("wall seconds: " + ", ".join(f"{m} {walls[m]:.0f}" for m in methods) + f"; total {wall:.0f}")
+    lines.append(json.dumps(ctx | {"figure": "wall_s", "total": round(wall, 1),
+                                   **{m: round(walls[m], 1) for m in methods}}))
+    publish(lines, BENCH / "results" / "exploration_zoo.jsonl", save=not args.no_save)
     return 0
 
 
