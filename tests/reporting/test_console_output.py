@@ -83,8 +83,15 @@ def test_show_names_each_explored_failure_by_its_values(tmp_path: Path) -> None:
         def test_size(size):
             assert size < 50_000, "too big"
     """})
-    ran = run_testfleet(root, "--explore", "12", "--seed", "3")
+    ran = run_testfleet(root, "--explore", "12", "--seed", "3", "--junitxml", tmp_path / "j.xml")
     assert ran.returncode == 1, ran.log
+    import xml.etree.ElementTree as ET
+
+    names = [case.get("name") for case in ET.parse(tmp_path / "j.xml").iter("testcase")]
+    assert names.count("test_size[baseline]") == 1, names  # the baseline alone keeps that name
+    explored = [n for n in names if n != "test_size[baseline]"]
+    assert len(explored) == len(set(explored)) >= 10, names  # each variant its own name
+    assert all(re.fullmatch(r"test_size\[[a-z:]+: size=-?\d+\]", n) for n in explored), names
     shown = run_cli(root, "show", "last", "--store", ran.store)
     failures = [line for line in shown.stdout.splitlines() if line.strip().startswith("FAILED")]
     assert failures, shown.log

@@ -313,7 +313,8 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
     store.finish_run(run)
     written = []
     if settings.junitxml:
-        written.append(str(write_junit(settings.junitxml, run, outcome.results, outcome.collect_errors)))
+        written.append(str(write_junit(settings.junitxml, run, outcome.results, outcome.collect_errors,
+                                       (outcome.exploration or {}).get("variants"))))
     if settings.json_report:
         written.append(str(write_json(settings.json_report, run, outcome.results, outcome.collect_errors,
                                       outcome.warnings)))

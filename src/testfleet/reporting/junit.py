@@ -13,12 +13,13 @@ import os
 import platform
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from testfleet.model import Outcome, Result, Run
 from testfleet.reporting.summary import atomic_write_text, final_results
+from testfleet.reporting.variant_names import variant_name
 
 # XML 1.0 Char ::= #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF];
 # everything else (control characters, lone surrogates, U+FFFE/U+FFFF) cannot be written at all.
@@ -186,8 +187,13 @@ def _earlier_attempts(results: Sequence[Result]) -> dict[int, list[Result]]:
     return earlier
 
 
-def _testcase(result: Result, reruns: Sequence[Result]) -> ET.Element:
-    classname, name = mangle_nodeid(result.nodeid)
+def _testcase(result: Result, reruns: Sequence[Result],
+              variants: Mapping[str, Mapping[str, Any]] | None = None) -> ET.Element:
+    variant = (variants or {}).get(result.variant_id)
+    # an explored variant runs the `[baseline]` item: its name says its origin and values instead
+    nodeid = (variant_name(result.nodeid, variant.get("params"), variant.get("origin"))
+              if variant else result.nodeid)
+    classname, name = mangle_nodeid(nodeid)
     attrs: dict[str, object] = {"classname": classname, "name": name,
                                 "file": result.file or result.nodeid.split("::")[0]}
     if result.line is not None:
@@ -215,11 +221,12 @@ def _collect_error_case(error: dict[str, Any]) -> ET.Element:
 
 
 def junit_tree(run: Run, results: Sequence[Result],
-               collect_errors: Sequence[dict[str, Any]] = ()) -> ET.Element:
+               collect_errors: Sequence[dict[str, Any]] = (),
+               variants: Mapping[str, Mapping[str, Any]] | None = None) -> ET.Element:
     """The ``<testsuites>`` element for a run (what :func:`write_junit` writes)."""
     earlier = _earlier_attempts(results)
     cases = [_collect_error_case(e) for e in collect_errors]
-    cases += [_testcase(r, earlier.get(id(r), [])) for r in final_results(results)]
+    cases += [_testcase(r, earlier.get(id(r), []), variants) for r in final_results(results)]
     counts = {tag: sum(1 for c in cases if c.find(tag) is not None)
               for tag in ("failure", "error", "skipped")}
     duration = run.duration
@@ -241,9 +248,11 @@ def junit_tree(run: Run, results: Sequence[Result],
 
 
 def write_junit(path: str | os.PathLike[str], run: Run, results: Sequence[Result],
-                collect_errors: Sequence[dict[str, Any]] = ()) -> Path:
-    """Write the run's JUnit XML to ``path`` atomically (parents created); return the path."""
-    tree = junit_tree(run, results, collect_errors)
+                collect_errors: Sequence[dict[str, Any]] = (),
+                variants: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
+    """Write the run's JUnit XML to ``path`` atomically (parents created); return the path.
+    ``variants`` (variant id -> origin and params) names explored variants by their values."""
+    tree = junit_tree(run, results, collect_errors, variants)
     ET.indent(tree)
     text = '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(tree, encoding="unicode")
     return atomic_write_text(path, text + "\n")
