@@ -56,3 +56,28 @@ def test_stop_collects_the_samples_the_child_still_held() -> None:
     sampler.stop()
     assert not sampler.running
     assert sampler.samples()[-1].t > t_stop - 0.5
+
+
+def test_a_stream_of_fast_tests_costs_the_sampler_no_more_samples_than_its_ticks() -> None:
+    # a start mark per interval / 4 made the child sample 4x as often as it ticks (~0.5 ms of
+    # CPU each) for fast tests, whose windows take no start sample
+    from testfleet.execution.worker_telemetry import WorkerTelemetry
+
+    interval = 0.05
+    telemetry = WorkerTelemetry(interval).start()
+    try:
+        assert telemetry.sampler is not None
+        deadline = time.monotonic() + 10
+        while telemetry.sampler.newest == -float("inf") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.0:
+            start = telemetry.begin()
+            sum(range(1000))  # a test of ~0.05 ms
+            summary = telemetry.end(start)
+            assert "worker.rss_mb" in summary
+        t1 = time.monotonic()
+        taken = len(telemetry.sampler.window(t0, t1))
+        assert taken <= 1.5 * (t1 - t0) / interval + 2, f"{taken} samples in {t1 - t0:.2f} s"
+    finally:
+        telemetry.close()
