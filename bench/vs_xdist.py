@@ -9,7 +9,8 @@ Suites (written by bench/suites.py into a temporary directory):
 
   empty  4,000 empty tests over 40 files (3,990 pass, 5 fail, 5 skip).
          Figure: overhead per test over serial pytest, (tool_wall - pytest_wall) / 4000, ms,
-         for xdist and for testfleet with telemetry on (its default) and off.
+         for xdist and for testfleet with telemetry on (its default) and off; the same in CPU
+         time; and telemetry's own cost, (on - off) / 4000, in wall and CPU time.
   mixed  2,000 tests sleeping 1-50 ms (seeded). testfleet runs twice on one store, the
          second time with duration history. Figure: testfleet wall / xdist wall; the
          lower bound sum(durations) / workers is printed next to it.
@@ -267,6 +268,15 @@ def bench_empty(root: Path, tf: list[str] | None, args: argparse.Namespace) -> S
             if run.cpu_s is not None and serial.cpu_s is not None:
                 rep.figure("cpu_overhead_per_test_ms", name, (run.cpu_s - serial.cpu_s) / suite.tests * 1000, "ms",
                            tests=suite.tests, workers=w)
+    if "testfleet" in best and "testfleet_telemetry_off" in best:
+        # what telemetry alone costs, on vs off in the same round robin: less noisy than either
+        # overhead on a shared machine, where serial pytest's own time swings
+        (on,), (off,) = best["testfleet"], best["testfleet_telemetry_off"]
+        rep.figure("telemetry_cost_per_test_ms", "testfleet", (on.wall_s - off.wall_s) / suite.tests * 1000,
+                   "ms", tests=suite.tests, workers=w)
+        if on.cpu_s is not None and off.cpu_s is not None:
+            rep.figure("telemetry_cpu_cost_per_test_ms", "testfleet",
+                       (on.cpu_s - off.cpu_s) / suite.tests * 1000, "ms", tests=suite.tests, workers=w)
     return rep
 
 

@@ -18,6 +18,8 @@ a sample at the test's start (unless one is fresh), and a test of 50 ms or more 
 at its end (a ~1 ms round trip); its summary is the samples inside that window. A shorter test
 gets the samples inside its window plus the last one before it, at no extra cost;
 custom metrics reported during the test (``testfleet.metric``) are summarised from every value.
+After a test shorter than 5 ms the start mark is sent only when a tick is late, so a stream of fast
+tests costs the child no more samples than its ticks.
 :meth:`take_series` hands over the new samples as columns (wall-clock seconds, metric, value) to
 ship with the result; the coordinator writes them to the store.
 """
@@ -44,6 +46,7 @@ __all__ = ["WorkerTelemetry"]
 
 ENV_INTERVAL = "TESTFLEET_TELEMETRY_INTERVAL"
 MARK_AT_END = 0.05  # tests at least this long get a sample at their end (a ~1 ms round trip)
+FAST_TEST = 0.005  # after a test this short, the next one's start is marked only if a tick is late
 
 
 class WorkerTelemetry:
@@ -53,6 +56,7 @@ class WorkerTelemetry:
         self.sampler: SamplerProcess | None = None
         self._here: tuple[Any, Any] | None = None  # in-process probes, until the first sample
         self._start_mark: int | None = None
+        self._last_duration = math.inf  # of the test before: a stream of fast tests marks less
         self.custom = custom.CustomMetrics()
         self._wall_offset = time.time() - time.monotonic()
         self._shipped_until = -math.inf
@@ -99,14 +103,19 @@ class WorkerTelemetry:
         self._watch()
         now = time.monotonic()
         self._start_mark = None
-        if self.sampler is not None and now - self.sampler.newest >= self.interval / 4:
-            # rates start here; when a sample is fresh the child would skip the mark anyway, and
-            # a write to it per test (a syscall, a GIL hand-over) was most of a fast test's cost
+        # rates start here; when a sample is fresh the child would skip the mark anyway. In a
+        # stream of fast tests a mark every interval / 4 made the child sample 4x as often (its
+        # psutil reads: ~0.5 ms of CPU each, a wake-up that preempts the worker on a busy
+        # machine) for windows that take no start sample; there only a late tick is marked, and
+        # the first long test after such a stream has rates from the last tick (< interval ago)
+        fresh = self.interval if self._last_duration < FAST_TEST else self.interval / 4
+        if self.sampler is not None and now - self.sampler.newest >= fresh:
             self._start_mark = self.sampler.mark()
         return time.monotonic()
 
     def end(self, t0: float) -> dict[str, dict[str, float]]:
         t1 = time.monotonic()
+        self._last_duration = t1 - t0
         samples = self._window_with_start(t0, t1)
         if len(samples) == len(self._summarized) and all(a is b for a, b in zip(samples, self._summarized)):
             # the same samples as the test before (fast tests between two ticks): same summary

@@ -24,11 +24,10 @@ import faulthandler
 import json
 import math
 import os
-import selectors
+import select
 import signal
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from collections import deque
@@ -42,41 +41,80 @@ from testfleet.telemetry.sampler import ProcessProbe, Sample, SystemProbe, windo
 __all__ = ["SamplerProcess"]
 
 _RESCAN = 2.0  # seconds between listings of the SUT's descendants (a scan reads every pid's stat)
+_MAX_HELD = 32 << 20  # bytes of samples the child holds while its parent does not read (~100k)
 
 
 class SamplerProcess:
-    """Starts the child and collects its samples on a reader thread (asleep between lines)."""
+    """Starts the child and reads its samples on the caller's thread, between tests.
+
+    There is no reader thread: a thread woken by each sample line had to take the GIL from the
+    test thread (~0.2 ms per line, more under load, and it slowed every result the worker sent).
+    The child's pipe is non-blocking here and drained whenever samples are asked for
+    (:meth:`window`, :meth:`samples`, :attr:`newest`...); while a long test runs nobody drains
+    it, so the child keeps what the pipe cannot take and sends it later (:func:`_child`).
+    """
 
     def __init__(self, interval: float, *, worker_pid: int | None = None,
                  metrics_interval: float = 1.0, capacity: int = 100_000) -> None:
         self.interval = interval
         self._buffer: deque[Sample] = deque(maxlen=capacity)
-        self._lock = threading.Lock()
-        self._mark_ready = threading.Condition(self._lock)
         self._marked: dict[int, Sample] = {}
         self._next_mark = 0
         self._targets: tuple[tuple[int, ...], tuple[str, ...]] = ((), ())
-        self.newest = -math.inf  # the time of the newest sample read (a float: read without the lock)
+        self._newest = -math.inf
+        self._pending = b""
         self._proc = _ForkedChild(interval, worker_pid or os.getpid(), metrics_interval)
-        self._reader = threading.Thread(target=self._read, args=(self._proc.stdout,),
-                                        name="testfleet-sampler-reader", daemon=True)
-        self._reader.start()
+        self._fd: int | None = self._proc.stdout.fileno()
+        os.set_blocking(self._fd, False)
 
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
+    @property
+    def newest(self) -> float:
+        """The time of the newest sample the child has sent (``-inf`` before the first)."""
+        self._drain()
+        return self._newest
+
+    def _drain(self, wait: float = 0.0) -> None:
+        """Read every complete line the child has written; with ``wait``, first wait (at most
+        that long) for something to read."""
+        if self._fd is None:
+            return
+        if wait > 0:
+            try:
+                ready, _, _ = select.select([self._fd], [], [], wait)
+            except (OSError, ValueError):
+                ready = []
+            if not ready:
+                return
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:  # the child is gone: keep what was read
+                self._fd = None
+                break
+            chunks.append(chunk)
+            if len(chunk) < 1 << 16:
+                break
+        if not chunks:
+            return
+        *lines, self._pending = (self._pending + b"".join(chunks)).split(b"\n")
+        for line in lines:
             try:
                 t, values, *mark = json.loads(line)
             except (ValueError, TypeError):
                 continue
-            with self._lock:
-                self._buffer.append(Sample(float(t), values))
-                self.newest = float(t)
-                if mark:
-                    self._marked[int(mark[0])] = Sample(float(t), values)
-                    self._mark_ready.notify_all()
-                    if len(self._marked) > 64:  # start marks nobody waits for: keep the last
-                        for old in sorted(self._marked)[:-64]:
-                            del self._marked[old]
+            sample = Sample(float(t), values)
+            self._buffer.append(sample)
+            self._newest = sample.t
+            if mark:
+                self._marked[int(mark[0])] = sample
+        if len(self._marked) > 64:  # start marks nobody asked about: keep the last
+            for old in sorted(self._marked)[:-64]:
+                del self._marked[old]
 
     def mark(self, *, reply: bool = False, timeout: float = 0.25) -> Sample | int | None:
         """Ask for a sample now (a test starts or ends). With ``reply``, wait for it (at most
@@ -84,9 +122,8 @@ class SamplerProcess:
         the mark's number (:meth:`marked` gives its sample once it is in, if it was taken)."""
         if self._proc.stdin is None:
             return None
-        with self._lock:
-            self._next_mark += 1
-            number = self._next_mark
+        self._next_mark += 1
+        number = self._next_mark
         try:
             self._proc.stdin.write(json.dumps({"mark": number, "reply": reply}) + "\n")
             self._proc.stdin.flush()
@@ -95,12 +132,13 @@ class SamplerProcess:
         if not reply:
             return number
         deadline = time.monotonic() + timeout
-        with self._lock:
-            while number not in self._marked:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._mark_ready.wait(left):
-                    return None
-            return self._marked.pop(number)
+        self._drain()
+        while number not in self._marked:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._fd is None:
+                return None
+            self._drain(wait=left)
+        return self._marked.pop(number)
 
     def watch(self, pids: list[int], urls: list[str]) -> None:
         """Tell the child which SUT processes and metrics endpoints to read (sent on change)."""
@@ -115,16 +153,16 @@ class SamplerProcess:
             pass
 
     def window(self, t0: float, t1: float) -> list[Sample]:
-        with self._lock:
-            return window_of(self._buffer, t0, t1)
+        self._drain()
+        return window_of(self._buffer, t0, t1)
 
     def samples(self) -> list[Sample]:
-        with self._lock:
-            return list(self._buffer)
+        self._drain()
+        return list(self._buffer)
 
     def marked(self, number: int) -> Sample | None:
-        with self._lock:
-            return self._marked.get(number)
+        self._drain()
+        return self._marked.get(number)
 
     @property
     def running(self) -> bool:
@@ -147,12 +185,17 @@ class SamplerProcess:
                 self._proc.stdin.close()
             except OSError:
                 pass
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        # the child sends what it still holds, then leaves: read it meanwhile (a full pipe
+        # would otherwise keep it from leaving)
+        deadline = time.monotonic() + timeout
+        while self._proc.poll() is None and time.monotonic() < deadline:
+            self._drain(wait=0.02)
+        if self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
-        self._reader.join(timeout)
+        self._drain()
+        self._fd = None
+        self._proc.stdout.close()
 
 
 class _ForkedChild:
@@ -197,7 +240,7 @@ class _ForkedChild:
         self.pid = pid
         self.returncode: int | None = None
         self.stdin: IO[str] | None = os.fdopen(to_child_w, "w", buffering=1)
-        self.stdout: IO[str] = os.fdopen(from_child_r, "r")
+        self.stdout: IO[bytes] = os.fdopen(from_child_r, "rb", buffering=0)
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -247,8 +290,10 @@ def _child(interval: float, worker_pid: int, metrics_interval: float, stdin: int
     sut: dict[int, ProcessProbe] = {}
     scrapers: dict[str, Any] = {}
     next_scrape = 0.0
-    selector = selectors.DefaultSelector()
-    selector.register(stdin, selectors.EVENT_READ)
+    # what the parent's pipe could not take yet: the parent reads between tests, so during a long
+    # test the pipe (64 KiB, a few minutes of samples) fills; sampling goes on meanwhile
+    outgoing = bytearray()
+    os.set_blocking(stdout, False)
     pending = b""
     next_tick = time.monotonic()
     last_sample = -math.inf
@@ -269,21 +314,34 @@ def _child(interval: float, worker_pid: int, metrics_interval: float, stdin: int
         clean = {k: v for k, v in values.items() if math.isfinite(v)}
         last_sample = time.monotonic()
         line = [last_sample, clean] if mark is None else [last_sample, clean, mark]
-        data = (json.dumps(line, separators=(",", ":")) + "\n").encode()
+        outgoing.extend((json.dumps(line, separators=(",", ":")) + "\n").encode())
+        if len(outgoing) > _MAX_HELD:  # a parent that never reads: drop the oldest lines
+            cut = outgoing.find(b"\n", len(outgoing) - _MAX_HELD)
+            del outgoing[:cut + 1]
+        return send()
+
+    def send() -> bool:  # False: the parent is gone (EPIPE)
         try:
-            while data:
-                data = data[os.write(stdout, data):]
-        except OSError:  # the parent is gone (EPIPE)
+            while outgoing:
+                del outgoing[:os.write(stdout, outgoing)]
+        except BlockingIOError:
+            pass  # the pipe is full: the rest goes when the parent has read
+        except OSError:
             return False
         return True
 
     while True:
         timeout = max(0.0, next_tick - time.monotonic())
         lines: list[bytes] = []
-        if selector.select(timeout):
+        readable, writable, _ = select.select([stdin], [stdout] if outgoing else [], [], timeout)
+        if writable and not send():
+            return 0
+        if readable:
             chunk = os.read(stdin, 65536)
-            if not chunk:
-                return 0  # the parent closed our stdin: done
+            if not chunk:  # the parent closed our stdin: done, once it has every sample
+                os.set_blocking(stdout, True)
+                send()
+                return 0
             *lines, pending = (pending + chunk).split(b"\n")
         wishes, marks = [], []
         for line in lines:
