@@ -146,8 +146,8 @@ def test_subtests_and_short_summary_match_pytest(tmp_path: Path, args: tuple[str
     # pytest's words for each report (SUBFAILED[number] (i=1), XFAIL, SKIPPED [1] ...) grouped in
     # pytest's order of the -r characters; within a group, workers finish in any order
     fleet_lines, plain_lines = _summary_section(fleet.stdout), _summary_section(plain.stdout)
-    assert sorted(fleet_lines) == sorted(plain_lines), fleet.log
-    assert _groups(fleet_lines) == _groups(plain_lines), fleet.log
+    assert sorted(fleet_lines) == sorted(plain_lines), fleet.log + "\n" + plain.log
+    assert _groups(fleet_lines) == _groups(plain_lines), fleet.log + "\n" + plain.log
     if "-q" in args:  # the bare summary line, counting subtests as pytest does under -q
         assert "subtests passed" in plain.stdout.splitlines()[-1]
         last = [line for line in fleet.stdout.splitlines() if re.search(r" in [\d.]+s", line)][-1]
