@@ -13,7 +13,8 @@ What each suite exercises beyond plain tests:
 * more-itertools: ``unittest.TestCase`` classes with ``self.subTest`` (pytest counts "subtests
   passed" under ``-q``), and ``-ra`` listing the skip reasons in the short summary;
 * babel: a parametrized ``scope="package"`` fixture (pytest regroups the tests by its parameter),
-  ``scope="module"`` fixtures and function-scoped ones.
+  ``scope="module"`` fixtures and function-scoped ones;
+* pint: unit registries in fixtures of session, module, class and function scope.
 
 Dependencies of a fetched suite that the environment lacks are ``pip install --target``-ed into
 the same cache and put on the runs' ``PYTHONPATH``, so that the environment is left as it is.
@@ -182,8 +183,9 @@ def test_babel_sdist_with_package_module_and_function_scoped_fixtures_gives_the_
     assert_defines_fixture(tests / "conftest.py", "package", "timezone_getter")
     assert_defines_fixture(tests / "conftest.py", "function", "frozen_time")
     assert_defines_fixture(tests / "test_support_translations.py", "module", "empty_translations")
-    assert "timezone_getter" in (tests / "test_dates.py").read_text(encoding="utf-8")
-    assert "frozen_time" in (tests / "messages" / "frontend" / "test_init.py").read_text(encoding="utf-8")
+    for module, name in [("test_dates.py", "timezone_getter"), ("messages/frontend/test_init.py", "frozen_time")]:
+        text = (tests / module).read_text(encoding="utf-8")
+        assert re.search(r"def test_\w+\([^)]*\b" + name + r"\b", text), f"{module} no longer uses {name}"
     env = install_into_cache("freezegun==1.5.5", "python-dateutil==2.9.0.post0", "six==1.17.0",
                              "pytz==2026.6")
     # ~3,100 tests. test_setuptools_frontend is left out: it fails in both runs (the sdist is not
@@ -194,3 +196,25 @@ def test_babel_sdist_with_package_module_and_function_scoped_fixtures_gives_the_
             "tests/test_support_format.py", "tests/test_support_translations.py", "tests/messages",
             "--deselect", "tests/messages/test_setuptools_frontend.py::test_setuptools_commands",
             summary=True, env=env)
+
+
+def test_pint_sdist_with_session_module_class_and_function_scoped_fixtures_gives_the_same_outcomes(
+        tmp_path: Path) -> None:
+    # pint/testsuite/conftest.py builds a UnitRegistry per session, module, class and test
+    # (sess_registry, module_registry, class_registry, func_registry); the three modules run here
+    # use each of them (~160 tests, a few seconds: a registry costs ~0.1 s to build).
+    root = fetch_sdist("pint", "0.25.3", tmp_path / "sdist")
+    suite = root / "pint" / "testsuite"
+    for scope, name in [("session", "sess_registry"), ("module", "module_registry"),
+                        ("class", "class_registry"), ("function", "func_registry")]:
+        assert_defines_fixture(suite / "conftest.py", scope, name)
+    assert_defines_fixture(suite / "test_log_units.py", "module", "module_registry_auto_offset")
+    uses = {"test_infer_base_unit.py": ["sess_registry"], "test_log_units.py": ["module_registry"],
+            "test_contexts.py": ["class_registry", "func_registry"]}
+    for module, fixtures in uses.items():
+        text = (suite / module).read_text(encoding="utf-8")
+        for name in fixtures:  # a test that takes the fixture as an argument
+            assert re.search(r"def test_\w+\([^)]*\b" + name + r"\b", text), f"{module} no longer uses {name}"
+    env = install_into_cache("flexcache==0.3", "flexparser==0.4", "platformdirs==4.14.9",
+                             "typing_extensions==4.16.0")
+    compare(root, "-ra", *(f"pint/testsuite/{module}" for module in uses), summary=True, env=env)
