@@ -2,8 +2,8 @@
 
 The test suites shipped inside installed packages (toolz, jsonschema, numpy) are copied to a
 temporary folder, and sdists fetched from PyPI with ``pip download`` (more-itertools, babel,
-pint) are unpacked there; each runs twice: plain ``python -m pytest`` and ``testfleet run --workers 2``. Fetched
-sdists are kept in ``$TESTFLEET_SDIST_CACHE`` (default: a folder in the system's temporary
+pint) are unpacked there; each runs twice: plain ``python -m pytest`` and
+``testfleet run --workers 2``. Fetched sdists are kept in ``$TESTFLEET_SDIST_CACHE`` (default: a folder in the system's temporary
 directory, outside the repository); without network to PyPI those tests are skipped.
 
 What each suite exercises beyond plain tests:
@@ -183,7 +183,8 @@ def test_babel_sdist_with_package_module_and_function_scoped_fixtures_gives_the_
     assert_defines_fixture(tests / "conftest.py", "package", "timezone_getter")
     assert_defines_fixture(tests / "conftest.py", "function", "frozen_time")
     assert_defines_fixture(tests / "test_support_translations.py", "module", "empty_translations")
-    for module, name in [("test_dates.py", "timezone_getter"), ("messages/frontend/test_init.py", "frozen_time")]:
+    for module, name in [("test_dates.py", "timezone_getter"),
+                         ("messages/frontend/test_init.py", "frozen_time")]:
         text = (tests / module).read_text(encoding="utf-8")
         assert re.search(r"def test_\w+\([^)]*\b" + name + r"\b", text), f"{module} no longer uses {name}"
     env = install_into_cache("freezegun==1.5.5", "python-dateutil==2.9.0.post0", "six==1.17.0",
