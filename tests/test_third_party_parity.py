@@ -3,8 +3,9 @@
 The test suites shipped inside installed packages (toolz, jsonschema, numpy) are copied to a
 temporary folder, and sdists fetched from PyPI with ``pip download`` (more-itertools, babel,
 pint) are unpacked there; each runs twice: plain ``python -m pytest`` and
-``testfleet run --workers 2``. Fetched sdists are kept in ``$TESTFLEET_SDIST_CACHE`` (default: a folder in the system's temporary
-directory, outside the repository); without network to PyPI those tests are skipped.
+``testfleet run --workers 2``. Fetched sdists are kept in ``$TESTFLEET_SDIST_CACHE`` (default: a
+folder in the system's temporary directory, outside the repository); without network to PyPI
+those tests are skipped.
 
 What each suite exercises beyond plain tests:
 
