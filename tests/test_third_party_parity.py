@@ -1,17 +1,24 @@
 """Real suites written by others give the same outcomes under `testfleet run` as under pytest.
 
 The test suites shipped inside installed packages (toolz, jsonschema, numpy) are copied to a
-temporary folder, and sdists fetched from PyPI with ``pip download`` (more-itertools) are unpacked
-there; each runs twice: plain ``python -m pytest`` and ``testfleet run --workers 2``. Fetched
-sdists are kept in ``$TESTFLEET_SDIST_CACHE`` (default: a folder in the system's temporary
-directory, outside the repository); without network to PyPI those tests are skipped.
+temporary folder, and sdists fetched from PyPI with ``pip download`` (more-itertools, babel,
+pint) are unpacked there; each runs twice: plain ``python -m pytest`` and
+``testfleet run --workers 2``. Fetched sdists are kept in ``$TESTFLEET_SDIST_CACHE`` (default: a
+folder in the system's temporary directory, outside the repository); without network to PyPI
+those tests are skipped.
 
 What each suite exercises beyond plain tests:
 
 * numpy's ``test_casting_unittests.py``: parameters that are members of an ``IntEnum`` defined
   in the test module (they once crashed the coordinator, which cannot import the module);
 * more-itertools: ``unittest.TestCase`` classes with ``self.subTest`` (pytest counts "subtests
-  passed" under ``-q``), and ``-ra`` listing the skip reasons in the short summary.
+  passed" under ``-q``), and ``-ra`` listing the skip reasons in the short summary;
+* babel: a parametrized ``scope="package"`` fixture (pytest regroups the tests by its parameter),
+  ``scope="module"`` fixtures and function-scoped ones;
+* pint: unit registries in fixtures of session, module, class and function scope.
+
+Dependencies of a fetched suite that the environment lacks are ``pip install --target``-ed into
+the same cache and put on the runs' ``PYTHONPATH``, so that the environment is left as it is.
 """
 
 from __future__ import annotations
@@ -74,6 +81,31 @@ def fetch_sdist(name: str, version: str, destination: Path) -> Path:
     return root
 
 
+def install_into_cache(*requirements: str) -> dict[str, str]:
+    """``pip install --no-deps --target`` of pinned wheels into a cached folder; returns the
+    environment that puts that folder on the child runs' ``PYTHONPATH``."""
+    target = SDIST_CACHE / ("site-" + "-".join(sorted(requirements)).replace("==", "_"))
+    if not (target / ".complete").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target),
+                               *requirements], capture_output=True, text=True, timeout=600, check=False)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot install {' '.join(requirements)} from PyPI: {proc.stderr.strip()[-300:]}")
+        (target / ".complete").touch()
+    paths = [str(target), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {"PYTHONPATH": os.pathsep.join(paths)}
+
+
+def assert_defines_fixture(source: Path, scope: str, name: str) -> None:
+    """The suite still has the fixture the test relies on: ``@pytest.fixture(...)`` right above
+    ``def name(``, with ``scope=`` naming ``scope`` (none at all for ``function``)."""
+    found = re.search(r"@pytest\.fixture(?:\((?P<args>[^)]*)\))?\s*\ndef " + re.escape(name) + r"\(",
+                      source.read_text(encoding="utf-8"))
+    assert found, f"{source} no longer defines the fixture {name}"
+    declared = re.search(r"scope=['\"](\w+)['\"]", found.group("args") or "")
+    assert (declared.group(1) if declared else "function") == scope, f"{source}: {found.group(0)}"
+
+
 def short_summary(output: str) -> list[str]:
     """The lines of pytest's "short test summary info", sorted (workers finish in any order)."""
     lines = output.splitlines()
@@ -88,9 +120,9 @@ def short_summary(output: str) -> list[str]:
     return sorted(body)
 
 
-def compare(root: Path, *pytest_args: str, summary: bool = False) -> None:
-    plain = run_pytest(root, "-rfE", *pytest_args)
-    fleet = run_testfleet(root, "--", "-rfE", *pytest_args)
+def compare(root: Path, *pytest_args: str, summary: bool = False, env: dict[str, str] | None = None) -> None:
+    plain = run_pytest(root, "-rfE", *pytest_args, env=env)
+    fleet = run_testfleet(root, "--", "-rfE", *pytest_args, env=env)
     counts = outcome_counts(plain.output)
     assert sum(counts.values()) > 100, plain.log  # the suite really ran
     assert outcome_counts(fleet.output) == counts, fleet.log
@@ -138,3 +170,53 @@ def test_more_itertools_sdist_with_unittest_subtests_gives_the_same_outcomes(tmp
     compare(root, "-ra", *verbosity, "tests", summary=True)
     if verbosity:
         assert "subtests passed" in run_pytest(root, "-q", "tests").stdout.splitlines()[-1]
+
+
+def test_babel_sdist_with_package_module_and_function_scoped_fixtures_gives_the_same_outcomes(
+        tmp_path: Path) -> None:
+    # tests/conftest.py's ``timezone_getter`` is package-scoped and parametrized (pytz, zoneinfo),
+    # so pytest reorders the date tests to set it up once per parameter; test_support_translations
+    # has module-scoped catalogs; ``frozen_time`` (freezegun) is function-scoped. No real suite
+    # found on PyPI defines a fixture of all five scopes; babel's session-scoped fixture lives
+    # in tests/benchmarks, which pytest does not collect, and it has no class-scoped one.
+    root = fetch_sdist("babel", "2.19.0", tmp_path / "sdist")
+    tests = root / "tests"
+    assert_defines_fixture(tests / "conftest.py", "package", "timezone_getter")
+    assert_defines_fixture(tests / "conftest.py", "function", "frozen_time")
+    assert_defines_fixture(tests / "test_support_translations.py", "module", "empty_translations")
+    for module, name in [("test_dates.py", "timezone_getter"),
+                         ("messages/frontend/test_init.py", "frozen_time")]:
+        text = (tests / module).read_text(encoding="utf-8")
+        assert re.search(r"def test_\w+\([^)]*\b" + name + r"\b", text), f"{module} no longer uses {name}"
+    env = install_into_cache("freezegun==1.5.5", "python-dateutil==2.9.0.post0", "six==1.17.0",
+                             "pytz==2026.6")
+    # ~3,100 tests. test_setuptools_frontend is left out: it fails in both runs (the sdist is not
+    # installed, so setuptools does not know babel's commands), and its FAILED line differs: pytest
+    # trims the message to the terminal's width, testfleet does not, and the message quotes
+    # sys.executable, which is .../python under pytest but .../python3.11 in testfleet's workers.
+    compare(root, "-ra", "tests/test_dates.py", "tests/test_date_intervals.py",
+            "tests/test_support_format.py", "tests/test_support_translations.py", "tests/messages",
+            "--deselect", "tests/messages/test_setuptools_frontend.py::test_setuptools_commands",
+            summary=True, env=env)
+
+
+def test_pint_sdist_with_session_module_class_and_function_scoped_fixtures_gives_the_same_outcomes(
+        tmp_path: Path) -> None:
+    # pint/testsuite/conftest.py builds a UnitRegistry per session, module, class and test
+    # (sess_registry, module_registry, class_registry, func_registry); the three modules run here
+    # use each of them (~160 tests, a few seconds: a registry costs ~0.1 s to build).
+    root = fetch_sdist("pint", "0.25.3", tmp_path / "sdist")
+    suite = root / "pint" / "testsuite"
+    for scope, name in [("session", "sess_registry"), ("module", "module_registry"),
+                        ("class", "class_registry"), ("function", "func_registry")]:
+        assert_defines_fixture(suite / "conftest.py", scope, name)
+    assert_defines_fixture(suite / "test_log_units.py", "module", "module_registry_auto_offset")
+    uses = {"test_infer_base_unit.py": ["sess_registry"], "test_log_units.py": ["module_registry"],
+            "test_contexts.py": ["class_registry", "func_registry"]}
+    for module, fixtures in uses.items():
+        text = (suite / module).read_text(encoding="utf-8")
+        for name in fixtures:  # a test that takes the fixture as an argument
+            assert re.search(r"def test_\w+\([^)]*\b" + name + r"\b", text), f"{module} no longer uses {name}"
+    env = install_into_cache("flexcache==0.3", "flexparser==0.4", "platformdirs==4.14.9",
+                             "typing_extensions==4.16.0")
+    compare(root, "-ra", *(f"pint/testsuite/{module}" for module in uses), summary=True, env=env)
