@@ -195,3 +195,45 @@ def test_huge_captured_output_is_clipped_on_the_console_and_kept_whole_in_store_
     [test] = json.loads((root / "r.json").read_text())["tests"]
     assert test["call"]["stdout"] == stored.stdout
     assert ET.parse(root / "j.xml").getroot().find(".//system-out").text.count("\n") >= lines
+
+
+LONG_MESSAGES = {
+    "tests/test_long.py": """
+        import pytest
+
+        def test_long_message():
+            assert False, "x" * 300
+
+        def test_fits():
+            assert False, "short"
+
+        @pytest.fixture
+        def broken():
+            raise RuntimeError("setup went wrong " + "y" * 300)
+
+        def test_error(broken):
+            pass
+
+        @pytest.mark.xfail(reason="z" * 300)
+        def test_xfail_reason_stays_whole():
+            assert False
+    """,
+}
+
+
+@pytest.mark.parametrize("columns,on_ci", [("80", False), ("120", False), ("80", True)],
+                         ids=["80", "120", "ci"])
+def test_failure_messages_fit_the_terminal_as_pytest_cuts_them(tmp_path: Path, monkeypatch,
+                                                               columns: str, on_ci: bool) -> None:
+    """pytest cuts ` - message` of a FAILED/ERROR line to the terminal's width with `...` (whole
+    on CI); testfleet printed the whole message whatever the width."""
+    for name in ("CI", "BUILD_NUMBER"):
+        monkeypatch.delenv(name, raising=False)
+    env = {"COLUMNS": columns, **({"CI": "true"} if on_ci else {})}
+    root = make_suite(tmp_path / "suite", LONG_MESSAGES)
+    plain = run_pytest(root, "-ra", env=env)
+    fleet = run_testfleet(root, "--", "-ra", env=env)
+    fleet_lines, plain_lines = _summary_section(fleet.stdout), _summary_section(plain.stdout)
+    assert sorted(fleet_lines) == sorted(plain_lines), fleet.log + "\n" + plain.log
+    long_line = next(line for line in fleet_lines if "test_long_message" in line)
+    assert (len(long_line) > 300) == on_ci and (on_ci or long_line.endswith("...")), long_line

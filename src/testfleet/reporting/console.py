@@ -9,6 +9,7 @@ pytest's "short test summary info" and the final summary line.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -215,8 +216,11 @@ class ConsoleReporter:
             self._anomalies(anomalies, run_id)
         if messages_not_run and self.verbosity >= 0:
             self.console.print(f"[yellow]{len(messages_not_run)} test(s) not run (stopped early)[/yellow]")
+        # pytest cuts a failure's message to the terminal's width, except on CI or with -vv
+        on_ci = any(name in os.environ for name in ("CI", "BUILD_NUMBER"))
         lines = summary_lines([r for r in final if r in plain or r.outcome not in FAILURE_OUTCOMES],
-                              collect_errors, self.reportchars)
+                              collect_errors, self.reportchars,
+                              None if on_ci or self.verbosity >= 2 else self.console.width)
         for result, count, minimal in grouped:
             variant = variants[result.variant_id]
             name = (variant_name(result.nodeid, minimal["minimal_params"], "minimal") if minimal

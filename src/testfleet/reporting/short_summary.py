@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from rich.cells import cell_len
 from rich.markup import escape
 
 from testfleet.model import Result
@@ -49,7 +50,7 @@ def _entry(result: Result, data: dict[str, Any]) -> Entry:
     skip = data.get("skip")
     message = data.get("wasxfail") if category in ("xfailed", "xpassed") else data.get("message", "")
     return Entry(category, str(data.get("word") or _FALLBACK_WORD.get(category, category.upper())),
-                 result.nodeid, _first_line(str(message or "")),
+                 result.nodeid, str(message or "").strip(),
                  (str(skip[0]), skip[1], str(skip[2])) if skip else None)
 
 
@@ -89,9 +90,30 @@ def _skipped_lines(skips: list[Entry]) -> list[str]:
             for (path, line, reason), count in folded.items()]
 
 
+def message_part(head: str, message: str, width: int | None) -> str:
+    """`` - message`` after ``head`` (``FAILED tests/x.py::t``) as pytest's short summary has it
+    for failures and errors: whole when ``width`` is None (on CI, or with ``-vv``); otherwise
+    cut with ``...`` so the line fits ``width`` cells, or left out when not even ``...`` fits."""
+    if not message:
+        return ""
+    if width is None:
+        return f" - {message}"
+    message = _first_line(message)
+    room = width - cell_len(head) - 3  # what is left after " - "
+    if room < 3:
+        return ""
+    if cell_len(message) <= room:
+        return f" - {message}"
+    cut = message
+    while cut and cell_len(cut) > room - 3:
+        cut = cut[:-1]
+    return f" - {cut}..."
+
+
 def summary_lines(results: Iterable[Result], collect_errors: list[dict[str, Any]],
-                  reportchars: str = DEFAULT_REPORTCHARS) -> list[str]:
-    """The lines (rich markup) of the short summary for these final results."""
+                  reportchars: str = DEFAULT_REPORTCHARS, width: int | None = None) -> list[str]:
+    """The lines (rich markup) of the short summary for these final results; failure and error
+    messages fit ``width`` (None: whole)."""
     all_entries = [Entry("error", "ERROR", str(e["nodeid"])) for e in collect_errors]
     flaky: list[Result] = []
     for result in results:
@@ -111,7 +133,8 @@ def summary_lines(results: Iterable[Result], collect_errors: list[dict[str, Any]
             continue
         for entry in group:
             style = _STYLE.get(entry.category, "yellow")
-            lines.append(f"[{style}]{escape(entry.word)}[/{style}] {escape(entry.nodeid)}"
-                         + (f" - {escape(entry.message)}" if entry.message else ""))
+            fits = width if char in ("f", "E") else None  # pytest trims only these
+            tail = message_part(f"{entry.word} {entry.nodeid}", entry.message, fits)
+            lines.append(f"[{style}]{escape(entry.word)}[/{style}] {escape(entry.nodeid)}{escape(tail)}")
     lines.extend(f"[yellow]FLAKY[/yellow] {escape(r.nodeid)} - passed on attempt {r.attempt}" for r in flaky)
     return lines
