@@ -95,19 +95,26 @@ def landmarks(lo: float, hi: float) -> list[int]:
     return sorted(v for v in values if lo < v < hi)
 
 
+def _between_marks(marks: Sequence[Any], lo: Any, hi: Any,
+                   fails: Callable[[Any], bool]) -> tuple[Any, Any]:
+    """``(lo, hi)`` narrowed to two neighbours among ``marks`` (ordered from ``lo``, which
+    passes, toward ``hi``, which fails) by bisecting over the marks: the first that fails and
+    the last before it that passes."""
+    a, b = -1, len(marks)  # positions in marks: a passes (or -1), b fails (or the end)
+    while b - a > 1:
+        mid = (a + b) // 2
+        if fails(marks[mid]):
+            b, hi = mid, marks[mid]
+        else:
+            a, lo = mid, marks[mid]
+    return lo, hi
+
+
 def _search(count: int, fails_at: Callable[[int], bool], marks: Sequence[int]) -> int:
     """The smallest index in ``0..count`` that fails, where ``count`` is known to fail and -1
     to pass: the indices in ``marks`` (ascending, inside the range) are searched first, then
     the interval left between two of them is bisected."""
-    lo, hi = -1, count
-    inner = [j for j in marks if lo < j < hi]
-    a, b = -1, len(inner)  # positions in inner: a passes (or -1), b fails (or the end)
-    while b - a > 1:
-        mid = (a + b) // 2
-        if fails_at(inner[mid]):
-            b, hi = mid, inner[mid]
-        else:
-            a, lo = mid, inner[mid]
+    lo, hi = _between_marks([j for j in marks if -1 < j < count], -1, count, fails_at)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if fails_at(mid):
@@ -181,17 +188,10 @@ def simplest_between(lo: float, hi: float) -> float:
 def shrink_float(probe: Probe, old: float, new: float, tolerance: float) -> float:
     """The failing float nearest ``old``, to within ``tolerance``: special values first, then
     bisection, then the shortest decimal inside the last interval when it fails too."""
-    lo, hi = old, new
     inner = [float(v) for v in landmarks(min(old, new), max(old, new))]
     if new < old:
         inner.reverse()
-    a, b = -1, len(inner)
-    while b - a > 1:
-        mid = (a + b) // 2
-        if probe(inner[mid]):
-            b, hi = mid, inner[mid]
-        else:
-            a, lo = mid, inner[mid]
+    lo, hi = _between_marks(inner, old, new, probe)
     while abs(hi - lo) > tolerance:
         mid = lo + (hi - lo) / 2
         if mid in (lo, hi):
