@@ -12,6 +12,9 @@ from typing import Any, Protocol
 
 import re2
 
+# defined in testfleet.errors; re-exported from its old home
+from testfleet.errors import PatternError as PatternError
+
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # RE2 would also print its complaint to stderr
 
@@ -20,10 +23,6 @@ class Pattern(Protocol):
     pattern: str
 
     def search(self, text: str) -> Any: ...
-
-
-class PatternError(ValueError):
-    """A pattern RE2 cannot compile; the text says why and what is supported."""
 
 
 def compile_pattern(text: Any) -> Pattern:

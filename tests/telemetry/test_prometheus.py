@@ -9,6 +9,7 @@ import threading
 
 import pytest
 
+from testfleet.errors import TestfleetError
 from testfleet.telemetry.prometheus import (
     PrometheusProbe,
     TelemetryError,
@@ -88,7 +89,7 @@ def test_flat_name_escapes_and_sorts():
 def test_malformed_text_raises_naming_the_line(bad, line):
     with pytest.raises(TelemetryError) as info:
         parse_metrics(bad)
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, TestfleetError)  # one message to the user, never a traceback
     assert f"line {line}" in str(info.value)
     assert bad.splitlines()[line - 1].strip() in str(info.value)
 

@@ -52,7 +52,7 @@ from jsonpath_ng import parse as parse_jsonpath
 
 from testfleet.configs.formats import read_text, yaml_problem
 from testfleet.patterns import Pattern, PatternError, compile_pattern
-from testfleet.errors import ConfigError, SpaceError, TestfleetError, UsageError
+from testfleet.errors import ConfigError, ScenarioError, SpaceError, TestfleetError
 from testfleet.space.declare import dimension
 from testfleet.space.expressions import MISSING
 from testfleet.space.space import Space
@@ -63,10 +63,6 @@ _STEP_KEYS = {"name", "request", "expect", "extract"}
 _REQUEST_KEYS = {"method", "path", "query", "headers", "json", "body"}
 _EXPECT_KEYS = {"status", "schema", "max_latency_ms", "contains", "regex"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-
-
-class ScenarioError(UsageError):
-    """A scenario file that cannot be read, or a placeholder with no value."""
 
 
 # -- templating ---------------------------------------------------------------------------------

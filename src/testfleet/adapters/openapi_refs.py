@@ -22,9 +22,10 @@ from urllib.parse import unquote
 
 import yaml
 
-from testfleet.adapters.http_scenarios import ScenarioError
 from testfleet.configs.formats import read_text, yaml_problem
 from testfleet.errors import ConfigError
+# defined in testfleet.errors; re-exported from its old home
+from testfleet.errors import OpenApiError as OpenApiError
 
 #: Operations a path item may hold (OpenAPI 3.0/3.1), and its other fields.
 OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -34,10 +35,6 @@ _MAX_DEPTH = 200  # nesting deeper than this is a self-referencing YAML alias, n
 #: later step (schemas, templates, the scenario file) walks the inlined tree: 20 levels of two
 #: definitions each using the next twice is 2**20 nodes.
 MAX_INLINED_NODES = 100_000
-
-
-class OpenApiError(ScenarioError):
-    """An OpenAPI document that cannot be imported: unreadable, not 3.x, or a bad reference."""
 
 
 def place_of(*parts: Any) -> str:

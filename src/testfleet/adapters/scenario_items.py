@@ -24,14 +24,12 @@ from typing import Any
 import pytest
 
 from testfleet.adapters.http_scenarios import Scenario, load_scenario
+# defined in testfleet.errors; re-exported from its old home
+from testfleet.errors import ScenarioFailure as ScenarioFailure
 from testfleet.errors import TestfleetError
 from testfleet.telemetry import custom
 
 LATENCY_METRIC = "http.latency_ms"
-
-
-class ScenarioFailure(Exception):
-    """A scenario whose expectations did not hold (the message says which step and why)."""
 
 
 class ScenarioFile(pytest.File):

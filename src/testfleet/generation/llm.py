@@ -39,7 +39,7 @@ from typing import Any
 
 from testfleet.generation.records import REDACTED, CapturedRequest
 from testfleet.generation.serialize import FORMAT_VERSION, from_text, to_text
-from testfleet.generation.statistical import GenerationError
+from testfleet.errors import LLMError
 
 __all__ = [
     "GenerationResult",
@@ -65,12 +65,6 @@ INSTALL_HINT = ("the llm generator needs torch, transformers and peft: pip insta
 TINY = {"n_layer": 2, "n_embd": 64, "n_head": 2}
 TINY_VOCAB = 384  # 256 bytes + 3 special tokens + ~125 merges learned from the traffic
 MAX_LENGTH_CAP = 512  # tokens of one training line; longer lines are cut (and counted)
-
-
-class LLMError(GenerationError):
-    """The language-model generators cannot do what was asked: a missing base model or extra,
-    an unreachable or misbehaving endpoint, a model directory that cannot be read. A
-    :class:`GenerationError`, so a :class:`~testfleet.errors.UsageError` (exit code 2)."""
 
 
 # ---------------------------------------------------------------------------------------------

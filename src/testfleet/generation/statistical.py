@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from testfleet.atomic import atomic_write_text
-from testfleet.errors import UsageError
+from testfleet.errors import GenerationError
 from testfleet.generation.drift import Profile, profile
 from testfleet.generation.infer import (
     EndpointSchema,
@@ -47,10 +47,6 @@ VERSION = 1
 MODES = ("realistic", "explore")
 SOURCE = "generated:statistical"
 Weights = dict[Any, float]
-
-
-class GenerationError(UsageError):
-    """Traffic that cannot make a model (empty, too few samples), or a bad generation request."""
 
 
 def derive_seed(seed: int, *parts: Any) -> np.random.Generator:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from testfleet.errors import UsageError
+from testfleet.errors import TrafficError
 
 __all__ = ["RawRequest", "TrafficError", "detect_format", "parse_jsonl_line", "parse_log_line",
            "read_file"]
@@ -48,10 +48,6 @@ _LOG_LINE = re.compile(
     r'(?P<status>\d{3}|-) (?P<size>\d+|-)'
     r'(?: "(?P<referer>(?:[^"\\]|\\.)*)" "(?P<ua>(?:[^"\\]|\\.)*)")?'
     r'(?: (?P<rt>\d+(?:\.\d+)?|-))?\s*$')
-
-
-class TrafficError(UsageError):
-    """A traffic capture that cannot be read: unreadable, wholly unparseable or empty."""
 
 
 @dataclass

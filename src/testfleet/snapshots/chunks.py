@@ -44,6 +44,9 @@ from typing import NamedTuple, Self, TypeVar
 import zstandard
 from fastcdc import fastcdc
 
+# defined in testfleet.errors; re-exported from its old home
+from testfleet.errors import ChunkDamage as ChunkDamage
+
 MIN_SIZE, AVG_SIZE, MAX_SIZE = 4 << 10, 16 << 10, 64 << 10
 LEVEL = 3
 MAX_CHUNK = 16 << 20  # largest chunk an imported archive may declare (ours are <= 64 KiB)
@@ -78,15 +81,6 @@ class ChunkRow(NamedTuple):
     def frame(self) -> tuple[str, int, int]:
         """The frame's identity: (pack, offset, stored)."""
         return (self.pack, self.offset, self.stored)
-
-
-class ChunkDamage(Exception):
-    """A chunk that cannot be read back as stored; ``reason`` says how."""
-
-    def __init__(self, chunk_id: str, reason: str) -> None:
-        self.chunk_id = chunk_id
-        self.reason = reason
-        super().__init__(f"chunk {chunk_id[:12]}: {reason}")
 
 
 # -- parallel helpers ------------------------------------------------------------------------

@@ -26,20 +26,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testfleet.errors import TestfleetError
+# defined in testfleet.errors; re-exported from their old home
+from testfleet.errors import DamageError as DamageError
+from testfleet.errors import SnapshotError as SnapshotError
 
 FILE, DIR, SYMLINK = "file", "dir", "symlink"
 KINDS = (FILE, DIR, SYMLINK)
 ID_FORMAT = "testfleet-snapshot/1"  # part of the hashed text: a new canonical form gets a new tag
 _MAX_LINK_HOPS = 40  # as the kernel's ELOOP limit
-
-
-class SnapshotError(TestfleetError):
-    """A snapshot that cannot be saved, found, restored, imported or trusted."""
-
-
-class DamageError(SnapshotError):
-    """Stored data that does not match its index (a damaged or missing chunk or pack)."""
 
 
 @dataclass(frozen=True)

@@ -34,13 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testfleet.errors import SpaceError, UsageError
+from testfleet.errors import SpaceError
+# defined in testfleet.errors; re-exported from its old home
+from testfleet.errors import SpecError as SpecError
 from testfleet.space.expressions import Expression, parse
 from testfleet.patterns import PatternError, compile_pattern
-
-
-class SpecError(UsageError):
-    """A malformed spec file or spec (exit 2)."""
 
 
 OUTCOME_WORDS: dict[str, frozenset[str]] = {

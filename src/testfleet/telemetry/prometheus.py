@@ -16,13 +16,9 @@ from typing import Self
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from testfleet.errors import TestfleetError
+from testfleet.errors import TelemetryError
 
 __all__ = ["PrometheusProbe", "TelemetryError", "flat_name", "parse_metrics", "scrape"]
-
-
-class TelemetryError(TestfleetError, ValueError):
-    """Metrics that could not be read: malformed exposition text or a failed scrape."""
 
 
 def _escape(value: str) -> str:
