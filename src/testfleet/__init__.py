@@ -5,16 +5,62 @@ import before pytest starts; pytest must not try to rewrite its asserts (it woul
 package was already imported, in every run).
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-_MODEL_NAMES = ("Case", "Outcome", "Result", "Run", "Variant")
+if TYPE_CHECKING:
+    # What a type checker (and a reader) sees: the real classes. At run time the same names are
+    # imported on first use by __getattr__ below: the space types pull in numpy and the model
+    # pydantic, which workers, telemetry samplers and `testfleet --help` should not pay for.
+    from testfleet.explorable import explore
+    from testfleet.model import Case, Outcome, Result, Run, Variant
+    from testfleet.space import (
+        Bool,
+        Choice,
+        Duration,
+        Float,
+        Int,
+        ListOf,
+        Object,
+        Optional,
+        Permutation,
+        Size,
+        Space,
+        String,
+        Union,
+    )
 
-_SPACE_NAMES = ("Bool", "Choice", "Duration", "Float", "Int", "ListOf", "Object", "Optional",
-                "Permutation", "Size", "Space", "String", "Union")
-
-__all__ = ["Case", "Outcome", "Result", "Run", "Variant", "__version__", "explore", "metric",
-           *_SPACE_NAMES]
+__all__ = [
+    "Bool",
+    "Case",
+    "Choice",
+    "Duration",
+    "Float",
+    "Int",
+    "ListOf",
+    "Object",
+    "Optional",
+    "Outcome",
+    "Permutation",
+    "Result",
+    "Run",
+    "Size",
+    "Space",
+    "String",
+    "Union",
+    "Variant",
+    "__version__",
+    "explore",
+    "metric",
+]
 __version__ = "0.1.0"
+
+# where each lazily imported name lives (the same names as the TYPE_CHECKING imports above)
+_LAZY = {
+    **dict.fromkeys(("Bool", "Choice", "Duration", "Float", "Int", "ListOf", "Object", "Optional",
+                     "Permutation", "Size", "Space", "String", "Union"), "testfleet.space"),
+    **dict.fromkeys(("Case", "Outcome", "Result", "Run", "Variant"), "testfleet.model"),
+    "explore": "testfleet.explorable",
+}
 
 
 def metric(name: str, value: float) -> None:
@@ -27,14 +73,15 @@ def metric(name: str, value: float) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    # The space types pull in numpy; workers and `testfleet --help` should not pay for that.
-    if name in _SPACE_NAMES:
-        import testfleet.space as space
-        return getattr(space, name)
-    if name in _MODEL_NAMES:  # pydantic: not for processes that only sample telemetry
-        import testfleet.model as model
-        return getattr(model, name)
-    if name == "explore":
-        from testfleet.explorable import explore
-        return explore
-    raise AttributeError(f"module 'testfleet' has no attribute {name!r}")
+    home = _LAZY.get(name)
+    if home is None:
+        raise AttributeError(f"module 'testfleet' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
