@@ -31,7 +31,7 @@ from testfleet.generation.infer import EndpointSchema, request_document
 from testfleet.generation.records import CapturedRequest
 from testfleet.generation.statistical import GenerationError, StatisticalModel
 
-__all__ = ["GenerationResult", "RequestCheck", "RequestChecker", "ValidationReport", "generate_valid",
+__all__ = ["RequestCheck", "RequestChecker", "ValidatedRequests", "ValidationReport", "generate_valid",
            "schemas_from_openapi", "validate"]
 
 log = logging.getLogger("testfleet.generation")
@@ -111,7 +111,11 @@ def validate(requests: list[CapturedRequest], schemas: Mapping[str, EndpointSche
 
 
 @dataclass
-class GenerationResult:
+class ValidatedRequests:
+    """What :func:`generate_valid` returns: the requests kept, the first draw's validity and what
+    was regenerated or left out. (The language-model generators answer with
+    :class:`testfleet.generation.llm.GenerationResult`, which counts lines drawn and parsed.)"""
+
     requests: list[CapturedRequest]
     first_pass: ValidationReport  # the validity of the first draw, before regeneration
     regenerated: int  # requests replaced by a valid regeneration
@@ -133,7 +137,7 @@ class GenerationResult:
 
 def generate_valid(model: StatisticalModel, n: int, seed: int, *,
                    schemas: Mapping[str, EndpointSchema | dict[str, Any]] | None = None,
-                   retries: int = 3, **options: Any) -> GenerationResult:
+                   retries: int = 3, **options: Any) -> ValidatedRequests:
     """``model.generate(n, seed, **options)`` with every request validated; invalid ones are
     regenerated (same endpoint) up to ``retries`` times, then left out and logged."""
     if retries < 0:
@@ -167,7 +171,7 @@ def generate_valid(model: StatisticalModel, n: int, seed: int, *,
                     check.endpoint, retries, check.error, check.path)
         requests[index] = None
     kept = [r for r in requests if r is not None]
-    return GenerationResult(kept, first, regenerated, sorted(failing.values(), key=lambda c: c.index))
+    return ValidatedRequests(kept, first, regenerated, sorted(failing.values(), key=lambda c: c.index))
 
 
 # -- OpenAPI -------------------------------------------------------------------------------------

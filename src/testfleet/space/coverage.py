@@ -30,27 +30,20 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from testfleet.errors import SpaceError
+from testfleet.space.covering import Oracle
 
 #: the ``p`` thresholds of the (p,t)-completeness curve: 0, 0.05, ..., 1.0
 THRESHOLDS: tuple[float, ...] = tuple(round(i * 0.05, 2) for i in range(21))
 #: one combination's tuple space above this is refused: its bincount alone would take > 128 MiB
 MAX_TUPLE_SPACE = 1 << 24
 _TOLERANCE = 1e-12  # fractions such as 3/20 and the threshold 0.15 are compared with slack
-
-
-class Oracle(Protocol):
-    """Constraint check for partial assignments (``{column: level}``)."""
-
-    def consistent(self, assignment: Mapping[int, int]) -> bool:
-        """Whether ``assignment`` can be part of a valid point (may be slow; calls are cached)."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,12 @@ __all__ = ["Oracle", "covering_array", "required_tuples"]
 
 
 class Oracle(Protocol):
+    """Constraint check for partial assignments (``{column: level index}``), used by the
+    covering-array builder here and by :mod:`testfleet.space.coverage`."""
+
     def consistent(self, assignment: Mapping[int, int]) -> bool:
-        """True when a partial assignment {column: level index} extends to a valid full row."""
+        """True when the partial assignment extends to a valid full row (may be slow: its
+        callers cache the answers)."""
         ...
 
 
