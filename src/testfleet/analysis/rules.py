@@ -23,24 +23,9 @@ from testfleet.analysis.interactions import (
     p_greater,
     wilson_low,
 )
+from testfleet.jsonable import jsonable as to_json  # one JSON-safe spelling; NaN -> null
 
 # ------------------------------------------------------------------------ conditions and rules
-
-def to_json(value: Any) -> Any:
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
-    return repr(value)
-
 
 def number(value: float) -> str:
     value = float(value)

@@ -21,6 +21,7 @@ from testfleet.configs.formats import FORMATS, coerce_scalars, dumps, load
 from testfleet.configs.infer import STRING_FORMATS, ConfigSpace, infer_from_file
 from testfleet.configs.paths import flatten
 from testfleet.errors import ConfigError, UsageError
+from testfleet.jsonable import jsonable
 from testfleet.model import stable_id
 from testfleet.space.declare import space_from_dict, space_to_dict
 from testfleet.space.expressions import MISSING
@@ -132,7 +133,7 @@ def write_variants(source: SpaceInput, result: Points, out: str | Path, *, strat
             text = dumps(_for_format(source.document(point.params), fmt), fmt, source=name)
             (staging / name).write_text(text, encoding="utf-8")
             entries.append({"id": vid, "file": name, "origin": point.origin,
-                            "params": _jsonable(manifest_params(point.params))})
+                            "params": jsonable(manifest_params(point.params))})
         manifest = {"testfleet": "fuzz-manifest/1", "source": source.path, "kind": source.kind,
                     "format": fmt, "strategy": strategy, "seed": seed, "strength": strength,
                     "count": len(entries), "uniform": result.uniform,
@@ -150,10 +151,6 @@ def _for_format(document: Any, fmt: str) -> Any:
         scalars = {k: v for k, v in document.items() if not isinstance(v, dict)}
         return {"testfleet": scalars} | {k: v for k, v in document.items() if isinstance(v, dict)}
     return document
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 def fuzz(path: str | Path, *, strategy: str, count: int | None, seed: int, out: str | Path,

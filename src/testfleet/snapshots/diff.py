@@ -35,6 +35,7 @@ from typing import Any
 from testfleet.configs.formats import STRING_FORMATS, coerce_scalars, detect_format, loads
 from testfleet.configs.paths import format_path
 from testfleet.errors import ConfigError
+from testfleet.jsonable import jsonable
 
 __all__ = ["Change", "FileDiff", "TreeDiff", "diff_documents", "diff_trees"]
 
@@ -118,8 +119,10 @@ class TreeDiff:
         return {"old": self.old_id, "new": self.new_id, "counts": self.counts(), "files": [
             {"path": f.path, "status": f.status, "kind": f.kind, "old_mode": f.old_mode,
              "new_mode": f.new_mode, "note": f.note, "lines": list(f.lines),
-             "changes": [{"path": c.path, "kind": c.kind, "old": _jsonable(c.old),
-                          "new": _jsonable(c.new)} for c in f.changes]} for f in self.files]}
+             "changes": [{"path": c.path, "kind": c.kind,
+                          "old": jsonable(c.old, nonfinite="text"),  # data: show it as it was
+                          "new": jsonable(c.new, nonfinite="text")} for c in f.changes]}
+            for f in self.files]}
 
     def render_text(self) -> str:
         """The tree summary, one line a path, then each changed file's key paths or lines."""
@@ -344,18 +347,6 @@ def _show(value: Any) -> str:
     else:
         text = repr(value) if isinstance(value, int | float) else str(value)
     return text if len(text) <= _LONGEST else text[:_LONGEST - 1] + "…"
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if isinstance(value, dict):
-        return {key if isinstance(key, str) else repr(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
-    return repr(value)
 
 
 def _cell(text: str) -> str:

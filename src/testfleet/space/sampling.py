@@ -38,7 +38,7 @@ class Point:
 
     @property
     def key(self) -> str:
-        return stable_id(_jsonable(self.params))
+        return stable_id(_id_params(self.params))
 
 
 @dataclass
@@ -68,7 +68,9 @@ class Points(Sequence[dict[str, Any]]):
         return self.points[index].params
 
 
-def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
+def _id_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The params as :func:`stable_id` hashes them: MISSING spelled by its repr. Not
+    :func:`testfleet.jsonable.jsonable`: that would merge NaN with None and change stored ids."""
     return {k: repr(v) if type(v).__name__ == "_Missing" else v for k, v in params.items()}
 
 
