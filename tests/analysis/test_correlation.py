@@ -20,12 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from analysis.frames import frame_from_rows
 from testfleet.analysis.correlation import (
     Analysis,
     analyze,
     next_variants,
 )
-from testfleet.analysis.frame import AnalysisFrame, frame_from_rows
+from testfleet.analysis.frame import AnalysisFrame
 from testfleet.analysis.interactions import joint_tables, p_greater
 
 NOISE = 0.02

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analysis.frames import frame_from_rows
 from analysis.stored import store_run
 from testfleet.analysis.correlation import analyze, next_variants
 from testfleet.analysis.dataset import load_frame
 from testfleet.analysis.design import design_mask, is_design, source_of
-from testfleet.analysis.frame import frame_from_rows
 from testfleet.analysis.rules import abbreviate, abbreviate_params
 from testfleet.store.db import Store
 

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from analysis.frames import frame_from_rows
 from testfleet.analysis.correlation import analyze
-from testfleet.analysis.frame import frame_from_rows
 from testfleet.analysis.stratified import NOT_TESTABLE, stratified_test
 
 

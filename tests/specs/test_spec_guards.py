@@ -9,12 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from specs.tables import table_from_rows
 from testfleet.specs import VIOLATED, ResultTable, SpecError, check, specs
 from testfleet.patterns import PatternError, compile_pattern
 
 
 def _table(message: str) -> ResultTable:
-    return ResultTable.from_rows([{"variant_id": "v0", "nodeid": "t.py::test_a",
+    return table_from_rows([{"variant_id": "v0", "nodeid": "t.py::test_a",
                                    "params": {"threads": 2}, "outcome": "failed",
                                    "duration": 0.1, "message": message}])
 

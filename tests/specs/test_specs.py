@@ -13,6 +13,7 @@ import pytest
 from execution.conftest import make_suite, run_cli, run_testfleet
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from specs.tables import table_from_rows
 
 from testfleet.model import Case, Outcome, Result, Run, Variant
 from testfleet.space import Choice, Int, Space
@@ -20,7 +21,6 @@ from testfleet.specs import (
     HOLDS,
     UNTESTED,
     VIOLATED,
-    ResultTable,
     SpecError,
     check,
     lint,
@@ -46,7 +46,7 @@ def _rows() -> list[dict[str, Any]]:
 
 
 def test_verdicts_on_planted_results() -> None:
-    table = ResultTable.from_rows(_rows())
+    table = table_from_rows(_rows())
     found = {v.spec.id: v for v in check(specs([
         {"id": "lru-passes", "given": "cache.mode == 'lru'", "when": "tests/test_orders.py::*",
          "then": "passes"},
@@ -71,7 +71,7 @@ def test_verdicts_on_planted_results() -> None:
 
 
 def test_message_and_duration_violations_are_explained() -> None:
-    table = ResultTable.from_rows(_rows())
+    table = table_from_rows(_rows())
     (verdict,) = check(specs([{"id": "msg", "given": "threads == 8 and cache.mode == 'off'",
                                "then": {"outcome": "fails", "message": "MemoryError"}}]), table)
     assert verdict.status == VIOLATED and verdict.examples[0].why.startswith("message")

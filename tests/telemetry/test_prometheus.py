@@ -17,7 +17,8 @@ from testfleet.telemetry.prometheus import (
     parse_metrics,
     scrape,
 )
-from testfleet.telemetry.sampler import Sampler
+
+from .thread_sampler import Sampler
 
 EXPOSITION = r"""# HELP http_requests_total The total number of HTTP requests.
 # TYPE http_requests_total counter

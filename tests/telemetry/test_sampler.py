@@ -15,11 +15,12 @@ from telemetry.conftest import wait_until
 from testfleet.telemetry.sampler import (
     ProcessProbe,
     Sample,
-    Sampler,
     SystemProbe,
     summarize,
     worker_probe,
 )
+
+from .thread_sampler import Sampler
 
 BUSY = "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end:\n    pass\n"
 SLEEP = "import time\ntime.sleep(60)\n"

@@ -58,33 +58,6 @@ class ResultTable:
     def outcome_strings(self) -> np.ndarray:
         return self.outcome.astype(str)
 
-    @classmethod
-    def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> ResultTable:
-        """A table from plain dicts (nodeid, params, outcome, duration, message, markers,
-        variant_id): the Python API and the tests."""
-        index: dict[str, int] = {}
-        params: list[Mapping[str, Any]] = []
-        variant_ids: list[str] = []
-        positions = []
-        markers: dict[str, frozenset[str]] = {}
-        for i, row in enumerate(rows):
-            vid = row.get("variant_id") or f"v{i}"
-            if vid not in index:
-                index[vid] = len(params)
-                params.append(dict(row.get("params", {})))
-                variant_ids.append(vid)
-            positions.append(index[vid])
-            markers.setdefault(row["nodeid"], frozenset(row.get("markers", ())))
-        column = lambda key, default: np.array([r.get(key, default) for r in rows],
-                                               dtype=object)
-        return cls(nodeid=column("nodeid", ""), variant=np.array(positions, dtype=np.int64),
-                   outcome=column("outcome", ""),
-                   duration=np.array([float(r.get("duration", 0.0)) for r in rows]),
-                   message=column("message", ""), variant_ids=variant_ids, params=params,
-                   markers=markers,
-                   metrics=[dict(r.get("metrics", {})) for r in rows]
-                   if any("metrics" in r for r in rows) else None)
-
 
 @dataclass
 class Example:

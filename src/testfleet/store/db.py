@@ -437,15 +437,6 @@ class Store:
                            [list(map(str, variant_ids))])
         return {vid: _decode("json", params) or {} for vid, params in rows}
 
-    def get_variant(self, variant_id: str) -> Variant:
-        """One variant by its id (what ``testfleet replay`` re-runs)."""
-        rows = self._query(f"SELECT {_select_list(_VARIANT_COLS)} FROM variants "
-                           "WHERE variant_id = $1", [variant_id])
-        if not rows:
-            raise StoreError(f"no variant {variant_id!r}", source=str(self.path),
-                             expected="a variant id from a report or `testfleet analyze`")
-        return _rows(Variant, _VARIANT_COLS, rows)[0]
-
     def duration_history(self, limit_runs: int = 10) -> dict[str, float]:
         """Per nodeid, the median duration of its passed/failed results in recent finished runs."""
         rows = self._query(

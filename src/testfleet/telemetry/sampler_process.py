@@ -13,7 +13,7 @@ edges (the child samples at once, so a rate such as CPU % starts or ends with th
 ``[t, {metric: value}]`` to its stdout each interval, ``t`` being ``time.monotonic()`` (CLOCK_MONOTONIC: one clock for every
 process on the machine, so samples line up with the parent's test windows). The child exits when
 its stdin closes or its parent is gone. :class:`SamplerProcess` is the parent's side and offers
-the reading surface of :class:`~testfleet.telemetry.sampler.Sampler` (``window``, ``samples``,
+the reading surface the sampler thread it replaced had (``window``, ``samples``,
 ``sample_once`` is not offered: a child's sample cannot be forced synchronously).
 """
 
