@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from testfleet.execution.minimizing import MinimizeJob
+from testfleet.mutation.minimize_job import MinimizeJob
 from testfleet.mutation.minimize import minimize
 from testfleet.mutation.shrink import PLAIN, landmarks, shrink_grid, shrink_text, simplest_between
 from testfleet.space import Choice, Int, Permutation, Space

@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 
-from testfleet.analysis.stratified import NOT_TESTABLE, stratified_test
 from testfleet.model import FAILURE_OUTCOMES, stable_id
 
 TOP_FRAMES = 3
@@ -314,6 +313,9 @@ def environment(workers: Sequence[str], failed: Sequence[bool], variants: Sequen
         return EVERYWHERE, False, f"failed on every worker that ran the affected tests ({tally})"
     if k < 2:
         return TOO_FEW, False, f"failed/ran per worker: {tally}; a single failure shows no pattern"
+    # scipy is imported only here: fingerprints are taken on the coordinator's hot path
+    from testfleet.analysis.stratified import NOT_TESTABLE, stratified_test
+
     names = sorted(ran, key=_natural)
     codes = np.array([names.index(w) for w in workers])
     hit = np.asarray(failed, dtype=bool)
