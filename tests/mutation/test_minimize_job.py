@@ -129,3 +129,22 @@ def test_a_job_shrinks_a_text_the_failure_message_echoes() -> None:
                       message=ledger(failing)[2]).start()
     event = drive(job, ledger)
     assert event["changes"] == {"memo": ["coffee", "\u0301"]} and event["complete"]
+
+
+def test_explored_failures_show_two_server_errors_at_one_line_as_two_groups() -> None:
+    """The console's EXPLORED FAILURES section: one group per failure the minimiser tells
+    apart, each with its own minimal variant (not one group per assert line)."""
+    from testfleet.model import Outcome, Result
+    from testfleet.reporting.exploration import explored_failures
+
+    def result(variant: str, tag: str) -> Result:
+        return Result(run_id="r", variant_id=variant, case_id="c", nodeid="t.py::test_create",
+                      outcome=Outcome.failed, fingerprint=WHERE, message=server_error(tag))
+
+    variants = {v: {"origin": "mutation", "params": {**BASE, "amount": 0}} for v in "abc"}
+    events = [{"nodeid": "t.py::test_create", "fingerprint": WHERE, "changes": {"amount": [1250, 0]},
+               "failure": failure_identity(WHERE, server_error(tag))} for tag in ("zero", "jpy")]
+    _, grouped = explored_failures([result("a", "zero"), result("b", "jpy"), result("c", "zero")],
+                                   {"variants": variants, "minimized": events})
+    assert [(first.variant_id, count, minimal) for first, count, minimal in grouped] \
+        == [("a", 2, events[0]), ("b", 1, events[1])]
