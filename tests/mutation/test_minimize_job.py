@@ -45,6 +45,13 @@ def test_a_long_echo_cut_short_is_still_the_variants_text() -> None:
         == failure_identity(WHERE, "AssertionError: assert 'x\u0301' == 'coffee'", {"memo": "x\u0301"})
 
 
+def test_only_whole_echoes_of_a_text_value_are_blanked() -> None:
+    message = 'patch: {"error": "internal error [ZOO-DEFECT:ledger-patch-deleted]"}'
+    assert "ledger-patch-deleted" in failure_identity(WHERE, message, {"memo": "delete"})
+    # the items of an order are names: a message naming one says which step failed
+    assert "patch:" in failure_identity(WHERE, message, {"order": ["get", "patch"]})
+
+
 def found(params: dict[str, Any], tag: str, nodeid: str = "t.py::test_create") -> dict[str, Any]:
     return {"base": 0, "nodeid": nodeid, "params": params, "fingerprint": WHERE,
             "message": server_error(tag)}

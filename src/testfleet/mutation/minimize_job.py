@@ -56,13 +56,9 @@ _STOP = object()
 
 
 def _texts(params: Mapping[str, Any]) -> list[str]:
-    """The text values among ``params`` (inside lists too), longest first."""
-    out: set[str] = set()
-    for value in params.values():
-        for v in (value if isinstance(value, list) else [value]):
-            if isinstance(v, str) and v:
-                out.add(v)
-    return sorted(out, key=len, reverse=True)
+    """The text values of ``params``, longest first (not the items of a list or an order:
+    those are names, and a message naming one says which step failed)."""
+    return sorted({v for v in params.values() if isinstance(v, str) and v}, key=len, reverse=True)
 
 
 def failure_identity(fingerprint: str | None, message: str | None,
@@ -74,8 +70,8 @@ def failure_identity(fingerprint: str | None, message: str | None,
         quoted = {repr(value), json.dumps(value), json.dumps(value, ensure_ascii=False)}
         for form in sorted(quoted, key=len, reverse=True):
             text = text.replace(form, "'<param>'")
-        if len(value) >= ECHO_CHARS:
-            text = text.replace(value, "<param>")
+        if len(value) >= ECHO_CHARS:  # a whole echo, not the start of a longer word
+            text = re.sub(r"(?<!\w)%s(?!\w)" % re.escape(value), "<param>", text)
     # a long echo that pytest or the message cut short: a quoted literal the start of a value
     values = _texts(params or {})
     text = re.sub(r"'([^'\n]{%d,})(?:\.\.\.|…)?'" % ECHO_CHARS,
