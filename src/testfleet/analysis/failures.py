@@ -5,7 +5,8 @@ Approach. Every failing execution gets a :class:`Fingerprint`: its exception typ
 ``<path>``, timestamps ``<time>``, UUIDs ``<id>``, memory addresses ``<addr>``, long hex runs
 mixing letters and digits ``<id>``, numbers and ports ``<n>`` - except HTTP status codes, which
 tell server errors apart; quoted text is kept, a literal over ``QUOTE_CHARS`` characters cut to
-its start, so two different server error texts stay two clusters; only the first line is kept)
+its start, so two different server error texts stay two clusters; only the first line is kept,
+or, when it opens a traceback (a subprocess's stderr), the exception line that ends it)
 and the top three *user* frames
 of its traceback, innermost first, as ``file:function`` (no line numbers, so editing a file does
 not split a cluster; files as their last two path components, so checkouts in different places
@@ -78,9 +79,34 @@ _NOT_USER = re.compile(r"(?i)(?:site|dist)-packages[/\\]|[/\\]lib[/\\]python\d[\
                        r"(?:^|[/\\])(?:_pytest|pluggy)[/\\]|testfleet[/\\]execution[/\\]")
 
 
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def headline(text: str) -> str:
+    """The line of a message that tells failures apart: its first non-empty line; or, when that
+    line opens a traceback (a subprocess's stderr echoed by an assertion: every crash of the
+    program starts the same way), the exception line that ends the traceback, after what came
+    before the header (``AssertionError: Fault: ...``)."""
+    lines = [s for s in (text or "").splitlines() if s.strip()]
+    if not lines:
+        return ""
+    first = lines[0].strip()
+    if not first.endswith(_TRACEBACK):
+        return first
+    frames: int | None = None  # the indent of the traceback's "File ..." lines
+    for line in lines[1:]:
+        indent = len(line) - len(line.lstrip())
+        if line.lstrip().startswith("File "):
+            frames = indent if frames is None else min(frames, indent)
+        elif frames is not None and indent < frames:
+            return f"{first.removesuffix(_TRACEBACK)}{line.strip()}"
+    return first
+
+
 def normalise_message(text: str) -> str:
-    """The first line of ``text`` with what varies between occurrences replaced by placeholders."""
-    line = next((s.strip() for s in (text or "").splitlines() if s.strip()), "")
+    """The :func:`headline` of ``text`` with what varies between occurrences replaced by
+    placeholders."""
+    line = headline(text)
     # a long literal (a 2,000-character input echoed back) is kept as its start: the start
     # tells messages apart, the length of the input does not
     line = _LONG_QUOTED.sub(lambda m: f"{m.group(0)[0]}{(m.group(1) or m.group(2))[:QUOTE_CHARS]}…"
@@ -199,6 +225,8 @@ def _exception_and_message(outcome: str, message: str, section: str) -> tuple[st
                      loc_type or (candidates[0] if candidates else outcome))
     if m_type:
         rest = m_rest or next((s for s in message.splitlines()[1:] if s.strip()), "")
+        if rest.strip().endswith(_TRACEBACK):  # the rest is a traceback: its exception line
+            rest = headline("\n".join([rest, *message.split("\n", 1)[1:]]))
     else:
         rest = first or e_rest
     return exception, normalise_message(rest)

@@ -17,7 +17,8 @@ variant). A job stops early with the best found so far when the run is stopped.
 **Which failure.** One test line often reports several defects (``assert r.status_code < 500,
 r.text`` with a different server error text for each), so a failure is told apart by
 :func:`failure_identity`: where it raised (the worker's fingerprint: file, line, exception type)
-*and* its first message line, normalised as failure clusters are
+*and* its message's headline (the first line, or the exception line of a traceback that line
+opens), normalised as failure clusters are
 (:func:`testfleet.analysis.failures.normalise_message`: addresses, ids, times, paths and
 numbers blanked, literal text kept). The variant's own text values, echoed back in the message
 (``assert 'xy' == 'x'``), are blanked too: they change with every candidate, the failure does
@@ -39,7 +40,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from testfleet.analysis.failures import normalise_message
+from testfleet.analysis.failures import headline, normalise_message
 from testfleet.mutation.minimize import Minimized, changed, minimize
 from testfleet.space.space import Space
 
@@ -63,9 +64,10 @@ def _texts(params: Mapping[str, Any]) -> list[str]:
 
 def failure_identity(fingerprint: str | None, message: str | None,
                      params: Mapping[str, Any] | None = None) -> str:
-    """Which failure this is: where it raised, and its normalised first message line with the
-    variant's own text values (``params``) blanked (see the module text)."""
-    text = next((s.strip() for s in (message or "").splitlines() if s.strip()), "")
+    """Which failure this is: where it raised, and the normalised headline of its message (the
+    first line, or the exception line of a traceback it opens) with the variant's own text
+    values (``params``) blanked (see the module text)."""
+    text = headline(message or "")
     for value in _texts(params or {}):
         quoted = {repr(value), json.dumps(value), json.dumps(value, ensure_ascii=False)}
         for form in sorted(quoted, key=len, reverse=True):
