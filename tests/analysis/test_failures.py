@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from testfleet.analysis.failures import (
@@ -167,7 +167,7 @@ addresses = st.integers(0x1000, 2**48).map(hex)
 roots = st.lists(segments, min_size=0, max_size=4).map(lambda parts: "/" + "".join(p + "/" for p in parts))
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])  # slow on a loaded machine
 @given(a=st.tuples(numbers, paths, hex_ids, addresses, numbers, roots),
        b=st.tuples(numbers, paths, hex_ids, addresses, numbers, roots))
 def test_fingerprint_ignores_numbers_paths_ids_and_addresses(a: tuple, b: tuple) -> None:

@@ -19,7 +19,7 @@ r.text`` with a different server error text for each), so a failure is told apar
 :func:`failure_identity`: where it raised (the worker's fingerprint: file, line, exception type)
 *and* its message's headline (the first line, or the exception line of a traceback that line
 opens), normalised as failure clusters are
-(:func:`testfleet.analysis.failures.normalise_message`: addresses, ids, times, paths and
+(:func:`testfleet.mutation.failure_text.normalise_message`: addresses, ids, times, paths and
 numbers blanked, literal text kept). The variant's own text values, echoed back in the message
 (``assert 'xy' == 'x'``), are blanked too: they change with every candidate, the failure does
 not. Every distinct failure exploration found gets a job of its own (up to ``MAX_JOBS`` per run),
@@ -40,7 +40,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from testfleet.analysis.failures import headline, normalise_message
+from testfleet.mutation.failure_text import headline, normalise_message
 from testfleet.mutation.minimize import Minimized, changed, minimize
 from testfleet.space.space import Space
 
