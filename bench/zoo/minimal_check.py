@@ -59,6 +59,7 @@ def single_steps(space: Any, baseline: dict[str, Any], params: dict[str, Any]
                  ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(what the step did, the variant one simplification step from ``params``)."""
     from testfleet.space.composite import Permutation
+    from testfleet.space.text import String
 
     for name, new in params.items():
         old = baseline.get(name)
@@ -70,7 +71,7 @@ def single_steps(space: Any, baseline: dict[str, Any], params: dict[str, Any]
             nearer = _numeric_step(dim, old, new)
             if nearer is not None and nearer != old:
                 yield f"{name} one step nearer", {**params, name: nearer}
-        elif isinstance(new, str):
+        elif isinstance(new, str) and (dim is None or isinstance(dim, String)):  # not a choice's name
             for i in range(len(new)):
                 yield f"{name} without character {i}", {**params, name: new[:i] + new[i + 1:]}
                 if new[i] not in PLAIN:
