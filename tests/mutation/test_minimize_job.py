@@ -120,8 +120,8 @@ def test_a_job_keeps_to_its_own_server_error_text() -> None:
     baseline lists it first)."""
     failing = {"amount": 0, "memo": "coffee", "sut.currency": "JPY"}
     job = MinimizeJob(base=0, case_id="c", nodeid="t.py::test", variant_id="v", fingerprint=WHERE,
-                      baseline={"sut.currency": "EUR", "amount": 1250, "memo": "coffee"}, failing=failing, fixed={}, space=SPACE,
-                      message=server_error("zero")).start()
+                      baseline={"sut.currency": "EUR", "amount": 1250, "memo": "coffee"},
+                      failing=failing, fixed={}, space=SPACE, message=server_error("zero")).start()
     event = drive(job, ledger)
     assert event["changes"] == {"amount": [1250, 0]}
     assert event["other_failures"] >= 1 and event["complete"]
