@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from testfleet.analysis.failures import (
@@ -167,7 +167,7 @@ addresses = st.integers(0x1000, 2**48).map(hex)
 roots = st.lists(segments, min_size=0, max_size=4).map(lambda parts: "/" + "".join(p + "/" for p in parts))
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])  # slow on a loaded machine
 @given(a=st.tuples(numbers, paths, hex_ids, addresses, numbers, roots),
        b=st.tuples(numbers, paths, hex_ids, addresses, numbers, roots))
 def test_fingerprint_ignores_numbers_paths_ids_and_addresses(a: tuple, b: tuple) -> None:
@@ -365,3 +365,28 @@ def test_messages_differing_in_words_have_different_fingerprints(a: str, b: str)
     first = fingerprint("failed", f"RuntimeError: server said '{a}'", "")
     second = fingerprint("failed", f"RuntimeError: server said '{b}'", "")
     assert (first.key == second.key) == (" ".join(a.split()) == " ".join(b.split()))
+
+
+def cli_crash(tag: str, path: str = "/srv/a/textstat.py") -> str:
+    """An assertion echoing a CLI's stderr, as pytest reports ``assert ran.returncode in (0, 2),
+    ran.stderr.decode()``: every crash of the program starts with the same traceback header."""
+    return (f"AssertionError: Traceback (most recent call last):\n"
+            f'    File "{path}", line 90, in <module>\n      sys.exit(main())\n'
+            f"               ^^^^^^\n"
+            f'    File "{path}", line 38, in wrap\n      raise _fault("{tag}")\n'
+            f"  Fault: unexpected state [DEFECT:{tag}]\n  \nassert 1 in (0, 2)\n"
+            f" +  where 1 = CompletedProcess(args=['python', '{path}'], returncode=1).returncode")
+
+
+def test_a_traceback_echoed_in_the_message_is_told_apart_by_its_exception_line() -> None:
+    wrap, strip = fingerprint("failed", cli_crash("wrap-width"), ""), fingerprint("failed", cli_crash("strip"), "")
+    assert wrap.key != strip.key
+    assert wrap.message == "Fault: unexpected state [DEFECT:wrap-width]"
+    # where the program lives is not part of the failure
+    assert fingerprint("failed", cli_crash("strip", "/other/checkout/textstat.py"), "").key == strip.key
+
+
+@pytest.mark.parametrize("text", ["Traceback (most recent call last):",  # cut before any frame
+                                  "AssertionError: Traceback (most recent call last):\n  File \"x.py\", line 1"])
+def test_a_traceback_header_without_its_exception_line_stays_the_headline(text: str) -> None:
+    assert normalise_message(text) == text.splitlines()[0]

@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from testfleet.execution.minimizing import MinimizeJob
+from testfleet.mutation.minimize_job import MinimizeJob
 from testfleet.mutation.minimize import minimize
 from testfleet.mutation.shrink import PLAIN, landmarks, shrink_grid, shrink_text, simplest_between
 from testfleet.space import Choice, Int, Permutation, Space
@@ -292,3 +292,20 @@ def test_a_baseline_order_collected_as_text_does_not_keep_the_order_in_the_resul
                       fixed={}, space=space).start()
     event = drive(job, lambda p: (p["sut.currency"] == "JPY", "f"))
     assert event["changes"] == {"sut.currency": ["EUR", "JPY"]}
+
+
+@PROPERTY
+@given(st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=8, unique=True),
+       st.sets(st.sampled_from("abcdefgh"), max_size=8))
+def test_a_dict_value_keeps_only_the_keys_whose_change_matters(culprits: list[str], noise: set[str]) -> None:
+    """A config block in one parameter: the keys the failure needs changed stay changed, every
+    other key goes back to the baseline's value (or away, when the baseline lacks it)."""
+    old = {k: 0 for k in "abcd"}
+    new = {**old, **{k: 1 for k in [*culprits, *noise]}}
+
+    def fails(p: dict[str, Any]) -> bool:
+        return all(p["config"].get(k) == 1 for k in culprits)
+
+    result = minimize({"config": old}, {"config": new}, fails, max_tests=400)
+    assert result.complete
+    assert result.params["config"] == {**old, **{k: 1 for k in culprits}}

@@ -1,11 +1,10 @@
 """Failure clusters: the same failure, recognised across runs, workers and tests.
 
 Approach. Every failing execution gets a :class:`Fingerprint`: its exception type, its message
-*normalised* (only what varies between occurrences of one problem is replaced: absolute paths
-``<path>``, timestamps ``<time>``, UUIDs ``<id>``, memory addresses ``<addr>``, long hex runs
-mixing letters and digits ``<id>``, numbers and ports ``<n>`` - except HTTP status codes, which
-tell server errors apart; quoted text is kept, a literal over ``QUOTE_CHARS`` characters cut to
-its start, so two different server error texts stay two clusters; only the first line is kept)
+*normalised* (:mod:`testfleet.mutation.failure_text`: only what varies between occurrences of
+one problem is replaced - paths, times, ids, addresses, numbers - while literal text and HTTP
+status codes are kept, so two different server error texts stay two clusters; of the message
+only its headline: the first line, or the exception line of a traceback that line opens)
 and the top three *user* frames
 of its traceback, innermost first, as ``file:function`` (no line numbers, so editing a file does
 not split a cluster; files as their last two path components, so checkouts in different places
@@ -41,31 +40,13 @@ import numpy as np
 
 from testfleet.analysis.stratified import NOT_TESTABLE, stratified_test
 from testfleet.model import FAILURE_OUTCOMES, stable_id
+from testfleet.mutation.failure_text import TRACEBACK, headline, normalise_message
 
 TOP_FRAMES = 3
 NOT_EXECUTED = frozenset({"skipped", "xfailed"})
 EVERYWHERE = "everywhere"
 TOO_FEW = "everywhere (too few executions to tell)"
 ONE_WORKER = "everywhere (only one worker ran these tests)"
-
-_PATH = re.compile(r"(?<![\w.:/~<>\\-])(?:~?/[\w.~+@-][^\s'\"(),:;<>\[\]]*|[A-Za-z]:\\[^\s'\"(),:;<>]*)")
-_TIME = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
-                   r"(?![\w])|\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b")
-_UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
-_ADDR = re.compile(r"\b0x[0-9a-fA-F]+\b")
-_NUMBER = re.compile(r"(?<![0-9A-Za-z.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![0-9A-Za-z])")
-_HEX_ID = re.compile(r"(?<![0-9A-Za-z.])(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{6,}(?![0-9A-Za-z])")
-_DIGITS = re.compile(r"\d+")
-QUOTE_CHARS = 60   # a quoted literal longer than this is kept as its start
-_LONG_QUOTED = re.compile(r"'([^'\n]{%d,})'|\"([^\"\n]{%d,})\"" % (QUOTE_CHARS + 1, QUOTE_CHARS + 1))
-# an HTTP status: "status 503", "HTTP 500", "code=404", "500 Internal Server Error"
-_STATUS = re.compile(r"(?<![\w.])((?i:http|status(?:[ _]?code)?|code|response)\W{0,3})([1-5]\d\d)(?![\w.])"
-                     r"|(?<![\w.])([1-5]\d\d)(?= [A-Z][a-z])"
-                     # a short number that is part of a name: latin-1, utf-8, sha-256
-                     r"|(?<=[A-Za-z]-)(?<![\d.][eE]-)(\d{1,3})(?![\w.])")
-
-_SHIELD = str.maketrans("0123456789", "abcdefghij")
-_UNSHIELD = str.maketrans("abcdefghij", "0123456789")
 
 _PYTEST_LOC = re.compile(r"^(\S+?):(\d+):(?: (.*))?$")
 _NATIVE_LOC = re.compile(r'^\s*File "(.+?)", line \d+, in (.+?)\s*$')
@@ -77,28 +58,6 @@ _THREAD = re.compile(r"^(Current thread|Thread) 0x[0-9a-fA-F]+.*:\s*$", re.MULTI
 _EXC = re.compile(r"^([A-Za-z_][\w.]*)(?::\s*(.*))?$", re.DOTALL)
 _NOT_USER = re.compile(r"(?i)(?:site|dist)-packages[/\\]|[/\\]lib[/\\]python\d[\d.]*[/\\]|^<frozen |"
                        r"(?:^|[/\\])(?:_pytest|pluggy)[/\\]|testfleet[/\\]execution[/\\]")
-
-
-def normalise_message(text: str) -> str:
-    """The first line of ``text`` with what varies between occurrences replaced by placeholders."""
-    line = next((s.strip() for s in (text or "").splitlines() if s.strip()), "")
-    # a long literal (a 2,000-character input echoed back) is kept as its start: the start
-    # tells messages apart, the length of the input does not
-    line = _LONG_QUOTED.sub(lambda m: f"{m.group(0)[0]}{(m.group(1) or m.group(2))[:QUOTE_CHARS]}…"
-                            f"{m.group(0)[0]}", line)
-    # status codes and numbers in names are kept (a 500 and a 503 are two problems, latin-1 is
-    # not latin-2): shielded from the number placeholder
-    line = _STATUS.sub(lambda m: (m.group(1) or "") + "\ue000"
-                       + (m.group(2) or m.group(3) or m.group(4)).translate(_SHIELD), line)
-    line = _PATH.sub("<path>", line)
-    line = _TIME.sub("<time>", line)
-    line = _UUID.sub("<id>", line)
-    line = _ADDR.sub("<addr>", line)
-    line = _HEX_ID.sub("<id>", line)
-    line = _NUMBER.sub("<n>", line)
-    line = _DIGITS.sub("<n>", line)
-    line = re.sub("\ue000([a-j]{1,3})", lambda m: m.group(1).translate(_UNSHIELD), line)
-    return " ".join(line.split())[:300]
 
 
 @dataclass(frozen=True)
@@ -200,6 +159,8 @@ def _exception_and_message(outcome: str, message: str, section: str) -> tuple[st
                      loc_type or (candidates[0] if candidates else outcome))
     if m_type:
         rest = m_rest or next((s for s in message.splitlines()[1:] if s.strip()), "")
+        if rest.strip().endswith(TRACEBACK):  # the rest is a traceback: its exception line
+            rest = headline("\n".join([rest, *message.split("\n", 1)[1:]]))
     else:
         rest = first or e_rest
     return exception, normalise_message(rest)

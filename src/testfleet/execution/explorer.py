@@ -462,13 +462,14 @@ class Explorer:
 
     def minimize_job(self, found: dict[str, Any], max_tests: int) -> Any:
         """A minimisation job for one failing variant exploration found."""
-        from testfleet.execution.minimizing import MinimizeJob
+        from testfleet.mutation.minimize_job import MinimizeJob
 
         state = self.cases[found["base"]]
         return MinimizeJob(base=state.base, case_id=state.case.case_id, nodeid=found["nodeid"],
                            variant_id=found["variant_id"], fingerprint=found.get("fingerprint"),
                            baseline=dict(state.baseline), failing=dict(found["params"]),
-                           fixed=dict(state.fixed), space=state.space, max_tests=max_tests)
+                           fixed=dict(state.fixed), space=state.space, max_tests=max_tests,
+                           message=found.get("message"))
 
     def summary(self) -> dict[str, Any]:
         for _seq, args in sorted(self.inbox, key=lambda entry: entry[0]):  # the last batch

@@ -103,12 +103,12 @@ class Orchestrator(ExplorationMixin):
         self.tasks: dict[int, Any] = {}  # index -> the ExploreTask its worker's mutation engine gets
         self.instance_snapshots: dict[str, dict[str, Any]] = {}  # failing explored variant -> its SUT config
         self.config_snapshots: dict[str, str] = {}  # an instance config (JSON) -> its snapshot id
-        self.min_job: Any = None  # the failing variant being minimised (execution.minimizing)
+        self.min_job: Any = None  # the failing variant being minimised (mutation.minimize_job)
         self.min_index: dict[int, Any] = {}
-        self.min_fingerprints: set[str | None] = set()
+        self.min_fingerprints: set[str] = set()  # failures minimised (minimize_job.next_failure)
         self.minimized: list[dict[str, Any]] = []
-        # variant id -> (failed, failure fingerprint), for minimisation
-        self.final_by_variant: dict[str, tuple[bool, str | None]] = {}
+        # variant id -> (failed, failure fingerprint, message), for minimisation
+        self.final_by_variant: dict[str, tuple[bool, str | None, str]] = {}
 
     # -- public -------------------------------------------------------------------------------
     def execute(self) -> RunOutcome:
@@ -497,7 +497,7 @@ class Orchestrator(ExplorationMixin):
         self.buffer.append(result)
         if result.final and not late_teardown:
             self.final[index] = result
-            self.final_by_variant[variant.variant_id] = (outcome.is_failure, result.fingerprint)
+            self.final_by_variant[variant.variant_id] = (outcome.is_failure, result.fingerprint, result.message)
             anomalies: list[dict[str, Any]] = []
             if self.plan.monitor is not None and result.telemetry and outcome is Outcome.passed:
                 anomalies = self.plan.monitor.observe(
@@ -507,7 +507,7 @@ class Orchestrator(ExplorationMixin):
             if self.tasks.pop(index, None) is not None and outcome.is_failure and payload.get("instance"):
                 self._snapshot_instance(index, payload["instance"])
             if index in self.min_index:
-                self.min_index.pop(index).answer(outcome.is_failure, result.fingerprint)
+                self.min_index.pop(index).answer(outcome.is_failure, result.fingerprint, result.message)
             elif self.explorer is not None:
                 base = self.variant_map.get(index, (index, None))[0]
                 self.explorer.observe(base, variant, result, anomalies, payload.get("proposals") or ())

@@ -15,16 +15,17 @@ from typing import Any
 
 from testfleet.execution import protocol as P
 from testfleet.model import Variant
+from testfleet.mutation.minimize_job import next_failure
 
 
 class ExplorationMixin:
     # state provided by the Orchestrator
     explorer: Any
     min_job: Any
-    min_fingerprints: set[str | None]
+    min_fingerprints: set[str]
     minimized: list[dict[str, Any]]
     min_index: dict[int, Any]
-    final_by_variant: dict[str, tuple[bool, str | None]]
+    final_by_variant: dict[str, tuple[bool, str | None, str]]
     variant_map: dict[int, tuple[int, dict[str, Any]]]
     series: dict[str, list[Any]]
     events: list[dict[str, Any]]
@@ -53,11 +54,11 @@ class ExplorationMixin:
             return False
         job = self.min_job
         if job is None:
-            for found in self.explorer.found:
-                if found.get("fingerprint") not in self.min_fingerprints:
-                    self.min_fingerprints.add(found.get("fingerprint"))
-                    job = self.min_job = self.explorer.minimize_job(found, self.plan.minimize_budget).start()
-                    break
+            picked = next_failure(self.explorer.found, self.min_fingerprints,
+                                  lambda f: self.explorer.cases[f["base"]].baseline)
+            if picked is not None:
+                self.min_fingerprints.add(picked[0])
+                job = self.min_job = self.explorer.minimize_job(picked[1], self.plan.minimize_budget).start()
             if job is None:
                 return False
         if job.done:

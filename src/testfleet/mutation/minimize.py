@@ -31,6 +31,8 @@ any changed value, passes.
      swap is kept.
    - other lists longer than the baseline's are shortened by ddmin over their elements, never
      below the baseline's length (nor below one element).
+   - dicts (a configuration block or JSON body held in one parameter) keep only the keys whose
+     change still matters: ddmin over the keys that differ, the rest back to the baseline's.
 3. **Again until nothing changes.** Each remaining key is set back to its baseline value once
    more (a simpler value elsewhere can make a key unnecessary) and every value simplified
    again; rounds repeat until one keeps nothing. Known answers are cached, so a round that
@@ -61,6 +63,7 @@ from testfleet.mutation.shrink import (
     repair_order,
     shrink_float,
     shrink_grid,
+    shrink_dict,
     shrink_list,
     shrink_text,
 )
@@ -246,6 +249,8 @@ class _Search:
                             self.baseline, {**self.changes, name: text})))
         elif isinstance(new, list) and not isinstance(dim, Permutation):
             shrink_list(probe, list(new), len(old) if isinstance(old, list) else 1)
+        elif isinstance(new, dict) and isinstance(old, dict):
+            shrink_dict(probe, old, new, _same)
 
     def _dimension(self, name: str) -> Dimension | None:
         dim = self.space.dimensions.get(name) if self.space is not None else None

@@ -28,7 +28,7 @@ from fractions import Fraction
 from typing import Any
 
 __all__ = ["PLAIN", "ddmin", "landmarks", "repair_order", "shrink_float", "shrink_grid",
-           "shrink_list", "shrink_text", "simplest_between"]
+           "shrink_dict", "shrink_list", "shrink_text", "simplest_between"]
 
 Probe = Callable[[Any], bool]
 
@@ -246,6 +246,24 @@ def shrink_list(probe: Probe, items: list[Any], shortest: int) -> list[Any]:
     kept = ddmin(list(range(len(items))),
                  lambda keep: len(keep) >= shortest and probe([items[i] for i in keep]))
     return [items[i] for i in kept]
+
+
+def shrink_dict(probe: Probe, old: dict[str, Any], new: dict[str, Any],
+                same: Callable[[Any, Any], bool]) -> dict[str, Any]:
+    """A dict value (a configuration block, a JSON body) with as few of its keys changed from
+    ``old`` as still fails: ddmin over the keys that differ, the others back to ``old``'s value
+    (a key ``old`` lacks is dropped)."""
+    differ = [k for k in new if k not in old or not same(old[k], new[k])] \
+        + [k for k in old if k not in new]
+
+    def build(keep: list[str]) -> dict[str, Any]:
+        out = {k: v for k, v in old.items() if k in new or k not in keep}
+        for k in keep:
+            if k in new:
+                out[k] = new[k]
+        return {k: out[k] for k in [*new, *old] if k in out}  # new's key order first
+
+    return build(ddmin(differ, lambda keep: probe(build(keep))))
 
 
 def repair_order(probe: Probe, current: list[Any], target: list[Any],

@@ -23,13 +23,20 @@ def label(params: dict[str, Any]) -> str:
 def explored_failures(final: list[Result], exploration: dict[str, Any] | None,
                       ) -> tuple[list[Result], list[tuple[Result, int, dict[str, Any] | None]]]:
     """(failures of baseline variants, [(first failure of a group, group size, minimised)])."""
+    from testfleet.mutation.minimize_job import failure_identity
+
     variants = (exploration or {}).get("variants", {})
-    minimized = {(m.get("nodeid"), m.get("fingerprint")): m for m in (exploration or {}).get("minimized", [])}
+    # one group per failure as minimisation tells them apart: two server error texts raised at
+    # one line are two groups, each with its own minimal variant
+    minimized = {(m.get("nodeid"), m.get("failure") or m.get("fingerprint")): m
+                 for m in (exploration or {}).get("minimized", [])}
     plain: list[Result] = []
     groups: dict[tuple[str, str | None], list[Result]] = {}
     for result in final:
         if result.variant_id in variants:
-            groups.setdefault((result.nodeid, result.fingerprint), []).append(result)
+            params = variants[result.variant_id].get("params") or {}
+            key = failure_identity(result.fingerprint, result.message, params)
+            groups.setdefault((result.nodeid, key), []).append(result)
         else:
             plain.append(result)
     grouped = [(results[0], len(results), minimized.get(key)) for key, results in groups.items()]
