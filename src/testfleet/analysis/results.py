@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from testfleet.analysis.findings import Condition, Rule, to_json
 from testfleet.analysis.hypotheses import Hypothesis
-from testfleet.analysis.rules import Condition, Rule, to_json
 
 
 @dataclass
