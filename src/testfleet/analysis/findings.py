@@ -163,12 +163,17 @@ class Rule:
 Candidate = tuple[list[Condition], str, float | None, int, int]
 
 
+CLOSE_P = 0.001   # an open end of a range closes only on this much evidence
+
+
 def _refine(cond: Condition, x: np.ndarray, failed: np.ndarray, base: np.ndarray | None,
             edges: np.ndarray) -> Condition:
-    """A numeric range's finite bounds moved to the observed values giving the largest 2 x 2
+    """A numeric range's bounds moved to the observed values giving the largest 2 x 2
     chi-square (failures inside vs outside) among the executions in ``base``, each bound within
     the bins beside it (``edges``: the column's bin edges), by coordinate ascent. The bins
-    found the column; this finds where in them the failures start."""
+    found the column; this finds where in them the failures start. An open end may close inside
+    its end bin (``x<=997`` -> ``184<x<=997``) when the executions it then leaves out fail
+    significantly less (one-sided Fisher, ``CLOSE_P``)."""
     sel = ~np.isnan(x) if base is None else base & ~np.isnan(x)
     values, inverse = np.unique(x[sel], return_inverse=True)
     if values.size < 2:
@@ -188,31 +193,45 @@ def _refine(cond: Condition, x: np.ndarray, failed: np.ndarray, base: np.ndarray
             chi2 = np.where(denominator > 0, total * diff * diff / denominator, 0.0)
         return np.where((diff > 0) & (b > a), chi2, -1.0)
 
-    def choices(bound: float | None) -> np.ndarray | None:
-        """Positions (values <= the bound) a bound may move to; None: unbounded side."""
+    def choices(bound: float | None, upper: bool) -> np.ndarray:
+        """Positions a bound may move to (position p: the bound is ``values[p - 1]``; 0 for a
+        lower and ``values.size`` for an upper bound: unbounded), within the bins beside it.
+        An unbounded side may close inside its end bin: a failing band in the first bin."""
         if bound is None:
-            return None
-        below, above = edges[edges < bound], edges[edges > bound]
-        lo = below[-1] if below.size else -np.inf
-        hi = above[0] if above.size else np.inf
-        moves = values[(values >= lo) & (values < hi)]
-        return np.unique(np.searchsorted(values, np.append(moves, bound), side="right"))
+            inner = (edges[-1] if upper else edges[0]) if edges.size else (-np.inf if upper else np.inf)
+            moves = values[values >= inner] if upper else values[values < inner]
+            end = values.size if upper else 0
+        else:
+            below, above = edges[edges < bound], edges[edges > bound]
+            lo = below[-1] if below.size else -np.inf
+            hi = above[0] if above.size else np.inf
+            moves = np.append(values[(values >= lo) & (values < hi)], bound)
+            end = None
+        at = np.searchsorted(values, moves, side="right")
+        return np.unique(at if end is None else np.append(at, end))
 
-    lows, highs = choices(cond.low), choices(cond.high)
+    lows, highs = choices(cond.low, False), choices(cond.high, True)
     a = 0 if cond.low is None else int(np.searchsorted(values, cond.low, side="right"))
     b = values.size if cond.high is None else int(np.searchsorted(values, cond.high, side="right"))
     for _ in range(3):
         before = (a, b)
-        if lows is not None:
-            a = int(lows[np.argmax(score(lows, np.full(lows.size, b)))])
-        if highs is not None:
-            b = int(highs[np.argmax(score(np.full(highs.size, a), highs))])
+        a = int(lows[np.argmax(score(lows, np.full(lows.size, b)))])
+        b = int(highs[np.argmax(score(np.full(highs.size, a), highs))])
         if (a, b) == before:
             break
     if b <= a or score(np.array([a]), np.array([b]))[0] < 0:
         return cond
-    low = cond.low if cond.low is None or a == 0 else float(values[a - 1])
-    high = cond.high if cond.high is None else float(values[b - 1])
+    # an open side closes only when what it leaves out fails clearly less than what it keeps
+    # (a noisy threshold rule stays a threshold)
+    n_in, f_in = cn[b] - cn[a], cf[b] - cf[a]
+    if cond.low is None and a > 0 and \
+            float(p_greater(f_in, n_in, f_in + cf[a], n_in + cn[a])) > CLOSE_P:
+        a = 0
+    if cond.high is None and b < values.size and float(p_greater(
+            f_in, n_in, f_in + cf[-1] - cf[b], n_in + cn[-1] - cn[b])) > CLOSE_P:
+        b = values.size
+    low = cond.low if a == 0 else float(values[a - 1])
+    high = None if cond.high is None and b == values.size else float(values[b - 1])
     return Condition(cond.column, "range", low=low, high=high, source=cond.source)
 
 
