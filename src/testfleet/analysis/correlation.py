@@ -154,6 +154,45 @@ def _environment_impact(impact: Impact, prep: Prepared, frame: AnalysisFrame,
                                  f"one {prep.column.name}")
 
 
+CONDITIONERS = 3   # the strongest significant columns a weaker one is tested within
+
+
+def _conditional(impacts: list[Impact], preps: list[Prepared], failed: np.ndarray, fdr: float,
+                 seed: int) -> None:
+    """A significant parameter stays significant only if it still goes with failure within the
+    values of the stronger significant parameters (up to ``CONDITIONERS``, strongest first): a
+    Cochran-Mantel-Haenszel test (exact when small) stratified by their joint levels.
+
+    Why. A design is not always balanced: edge rows change one parameter at a time from the
+    baseline, so the baseline values of every parameter turn up together, and a parameter that
+    merely co-occurs with the cause's values looks tied to failure on its own. Within the cause's
+    values it does not. A real second cause, or a part of an interaction (``cache=off`` within
+    ``threads>8``), still does. This only ever withdraws significance, so the false discovery
+    control of the marginal tests holds."""
+    prep_of = {id(i): p for i, p in zip(impacts, preps)}
+    ranked = sorted((i for i in impacts if i.significant and i.source == "param"
+                     and prep_of[id(i)].levels is not None),
+                    key=lambda i: (i.p_value, -(i.effect or 0.0), i.column))
+    for k, impact in enumerate(ranked[1:], start=1):
+        given = ranked[:min(k, CONDITIONERS)]
+        strata = np.zeros(failed.size, dtype=np.int64)
+        for g in given:
+            p = prep_of[id(g)]
+            strata = strata * (p.size + 1) + p.levels
+        found = stratified_test(prep_of[id(impact)].levels.astype(np.int64), failed, strata,
+                                seed=seed)
+        names = " and ".join(g.column for g in given)
+        impact.details["conditional"] = {"given": [g.column for g in given],
+                                         "test": found.test, "p_value": found.p_value,
+                                         "strata": found.strata}
+        if found.p_value is not None and found.p_value <= fdr:
+            continue
+        impact.significant = False
+        impact.note = (f"confounded with {names}: never varies within their values"
+                       if found.p_value is None else
+                       f"explained by {names}: within their values p={found.p_value:.2g}")
+
+
 def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: int) -> Analysis:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -177,6 +216,7 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
     for impact, q in zip(tested, bh(np.array([i.p_value for i in tested]))):
         impact.q_value, impact.significant = float(q), bool(q <= fdr)
     if reason is None:
+        _conditional(impacts, preps, failed, fdr, seed)
         value_tests(impacts, total, fails, fdr)
     timings["impacts"] = time.perf_counter() - clock
     clock = time.perf_counter()
