@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from testfleet.analysis.findings import abbreviate, abbreviate_params, to_json
+from testfleet.analysis.display import abbreviate, abbreviate_params, to_json
 from testfleet.analysis.followups import FollowUp
 
 REPLICATES = 3

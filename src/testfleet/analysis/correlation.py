@@ -47,7 +47,11 @@ outcome sensitivity, and the next variants worth running.
   significantly separates the rule's own failures (``cache=off`` -> ``cache=off and
   threads>8``, Bonferroni over the cuts tried).
 * **Sparse combinations** - a value pair below ``MIN_SUPPORT`` that mostly failed, more than
-  its values alone, is a note with its counts (``Analysis.sparse``), unless a rule explains it.
+  its values alone, is a note with its counts (``Analysis.sparse``), unless a rule explains it;
+  so is a rule whose refined range matches too few executions (``Analysis.small_rules``:
+  ``amount<=0``, 8 of 8), which becomes a hypothesis where guided executions suggest it.
+* **Conditional check** - a significant parameter but the strongest must still go with failure
+  within the values of the stronger ones (stratified CMH), else it is "explained by" them.
 
 Too little data gives a reason (``Analysis.not_enough_data``, a column's ``note``) rather than a
 finding: fewer than ``MIN_FAILURES`` failing or ``MIN_PASSES`` passing executions, a parameter
@@ -120,7 +124,8 @@ def analyze(frame: AnalysisFrame, *, fdr: float = 0.05, bins: int = 5, max_order
     else:
         result = _analyze(frame.subset(design), fdr, bins, max_order, seed)
         everything = _analyze(frame, fdr, bins, max_order, seed)
-        result.hypotheses = hypotheses(frame, design, result.rules, everything.rules)
+        result.hypotheses = hypotheses(frame, design, result.rules,
+                                       everything.rules + everything.small_rules)
         if result.not_enough_data and frame.failed[~design].any():
             result.not_enough_data += (" among the design executions; what the guided ones "
                                        "suggest is listed as hypotheses")
@@ -260,10 +265,15 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
                                    for i in impacts for v in i.values if v.elevated]
     candidates += [(i.conditions, "interaction", i.q_value, i.count, i.failures)
                    for i in interactions]
+    small: list[Rule] = []
     rules = build_rules(frame, candidates, edges, fdr,
-                        {i.column for i in impacts if i.significant}) if reason is None else []
+                        {i.column for i in impacts if i.significant}, small) \
+        if reason is None else []
     # a combination too small to test is a note, unless a rule already explains its failures
     explained = np.logical_or.reduce([r.mask(frame) for r in rules] or [np.zeros(total, bool)])
+    small = [r for r in small if (r.mask(frame) & failed & ~explained).any()]
+    notes += [f"below the minimum support ({MIN_SUPPORT} executions), not tested: {r.text}"
+              for r in small]
     below = []
     for c in sparse:
         combo = Interaction(_conditions(preps, c), c.count, c.failures, c.rate, c.component_rate,
@@ -287,7 +297,7 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
     impacts.sort(key=lambda i: (i.p_value is None, i.q_value if i.q_value is not None else 1.0,
                                 -(i.effect or 0.0), i.column))
     return Analysis(total, fails, fdr, reason, impacts, interactions, rules, sensitivity,
-                    tested_count, notes, timings, sparse=below)
+                    tested_count, notes, timings, sparse=below, small_rules=small)
 
 
 def _conditions(preps: list[Prepared], combo: Combination) -> list[Condition]:

@@ -9,12 +9,12 @@ combinations.)
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from testfleet.analysis.display import abbreviate, number, percent, to_json
 from testfleet.analysis.frame import CATEGORICAL, AnalysisFrame, Column
 from testfleet.analysis.interactions import (
     LIFT,
@@ -25,55 +25,6 @@ from testfleet.analysis.interactions import (
 )
 
 # ------------------------------------------------------------------------ conditions and rules
-
-def to_json(value: Any) -> Any:
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
-    return repr(value)
-
-
-def number(value: float) -> str:
-    value = float(value)
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.4g}"
-
-
-SHOWN_CHARS = 40   # a value longer than this is shown abbreviated
-
-
-def abbreviate(value: Any, width: int = SHOWN_CHARS) -> str:
-    """A value as a reader needs to see it: a 2,000-character string as its first ``width``
-    characters and its length (``'aaaa…(2000 chars)'``); anything else as ``str``."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) <= width:
-        return text
-    return f"{text[:width]}…({len(text)} chars)"
-
-
-def abbreviate_params(params: Mapping[str, Any], width: int = SHOWN_CHARS) -> str:
-    """``{name=value, ...}`` with every long value abbreviated (``memo='aaaa'…(2000 chars)``)."""
-    def shown(value: Any) -> str:
-        if isinstance(value, str):
-            return repr(value) if len(value) <= width else \
-                f"{value[:width]!r}…({len(value)} chars)"
-        return abbreviate(value, width)
-    return "{" + ", ".join(f"{k}={shown(v)}" for k, v in params.items()) + "}"
-
-
-def _percent(rate: float) -> str:
-    return f"{rate:.0%}" if rate >= 0.01 or rate == 0 else f"{100 * rate:.2g}%"
-
 
 @dataclass(frozen=True)
 class Condition:
@@ -144,7 +95,7 @@ class Rule:
     @property
     def text(self) -> str:
         return (f"fails when {' and '.join(c.text for c in self.conditions)}: "
-                f"{_percent(self.confidence)} of {self.support:,} executions")
+                f"{percent(self.confidence)} of {self.support:,} executions")
 
     def mask(self, frame: AnalysisFrame) -> np.ndarray:
         mask = np.ones(len(frame), dtype=bool)
@@ -308,6 +259,7 @@ def _merge_bins(candidates: list[Candidate]) -> list[Candidate]:
     return out
 
 
+MAX_SMALL = 5     # rules below the minimum support kept as notes
 SPECIALISED = 5   # the strongest rules that may gain a threshold
 
 
@@ -393,7 +345,8 @@ def _specialisations(frame: AnalysisFrame, rules: list[tuple[list[Condition], np
 
 
 def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[str, np.ndarray],
-                fdr: float, implicated: set[str] | None = None) -> list[Rule]:
+                fdr: float, implicated: set[str] | None = None,
+                small: list[Rule] | None = None) -> list[Rule]:
     """Rules from elevated values and significant combinations, strongest first.
 
     Neighbouring numeric bins are merged, numeric bounds refined (``_refine``), and candidates
@@ -401,6 +354,11 @@ def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[s
     it matches beyond the rules kept before it still fail ``LIFT`` times as often as those no
     kept rule matches, and that excess is significant (one-sided Fisher at ``fdr`` divided by
     the number of candidates) - a rule implied by a stronger one adds nothing and is dropped.
+
+    A rule whose bounds, once refined, match fewer than ``MIN_SUPPORT`` executions is too small
+    to test (``amount<=0``: 8 of 8 failed); when most of them failed, more than elsewhere, and
+    its failures are not a kept rule's, it goes to ``small`` (at most ``MAX_SMALL``) rather than
+    away: a note to read, a hypothesis where guided executions found it.
     """
     candidates = _merge_bins([_as_ranges(frame, c) for c in candidates])
     if not candidates:
@@ -438,6 +396,7 @@ def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[s
                        "threshold", None, mask, fails))
     scored.sort(key=lambda s: (-s[0], -s[1]))
     covered = np.zeros(len(frame), dtype=bool)
+    noted = np.zeros(len(frame), dtype=bool)     # failures a small rule already notes
     total_fail = int(failed.sum())
     rules: list[Rule] = []
     for _, support, conds, source, q, mask, fails in scored:
@@ -447,6 +406,11 @@ def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[s
         n_rest = int(rest.sum())
         base_fails = int(failed[rest].sum())
         base_rate = base_fails / n_rest if n_rest else 0.0
+        if small is not None and n_new < MIN_SUPPORT and f_new >= 3 and 2 * f_new >= n_new \
+                and f_new / n_new >= LIFT * base_rate and len(small) < MAX_SMALL \
+                and (new & failed & ~noted).any():
+            noted |= mask
+            small.append(Rule(conds, support, fails, fails / support, math.inf, None, "small"))
         if n_new < MIN_SUPPORT or f_new < 3 or f_new / n_new < LIFT * base_rate:
             continue
         if float(p_greater(f_new, n_new, f_new + base_fails, n_new + n_rest)) > fdr / len(scored):

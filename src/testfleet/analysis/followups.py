@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from testfleet.analysis.findings import Condition, Rule, abbreviate, to_json
+from testfleet.analysis.display import abbreviate, to_json
+from testfleet.analysis.findings import Condition, Rule
 from testfleet.analysis.frame import CATEGORICAL, AnalysisFrame, Column
 
 if TYPE_CHECKING:

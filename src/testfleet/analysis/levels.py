@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from testfleet.analysis.findings import Condition, number
+from testfleet.analysis.display import number
+from testfleet.analysis.findings import Condition
 from testfleet.analysis.frame import CATEGORICAL, Column
 from testfleet.analysis.interactions import MAX_LEVELS
 
