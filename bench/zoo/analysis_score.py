@@ -123,9 +123,12 @@ def score(work: Path, half: str | None, verbose: bool, wanted: list[str] | None)
         env = sum(bool(a["env_significant"]) for a in rows)
         suspected = sum(bool(a["suspect"]) and set(a["suspect"]) <= set(a["cause"])
                         for a in ranked)
+        enough = [a for a in ranked if not a["not_enough_data"]]
         print(f"{name:<9} planted cause first {first}/{len(ranked)}; noise significant "
               f"{noise}/{len(rows)}; environment significant {env}/{len(rows)}; first suspect "
-              f"(rule, else hypothesis) only planted parameters {suspected}/{len(ranked)}")
+              f"(rule, else hypothesis) only planted parameters {suspected}/{len(ranked)}; "
+              f"where the design had enough failures: first "
+              f"{sum(bool(a['ranked_first']) for a in enough)}/{len(enough)}")
         if verbose:
             for a in rows:
                 mark = {True: "FIRST", False: "miss ", None: "  -  "}[a["ranked_first"]]
