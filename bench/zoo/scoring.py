@@ -139,14 +139,15 @@ def score_analysis(frame: Any, cases: Sequence[str], texts: Sequence[str], defec
     import numpy as np
 
     from testfleet.analysis.correlation import analyze
-    from testfleet.analysis.frame import AnalysisFrame, Column
 
     has = np.array([defect.marker in (t or "") for t in texts], dtype=bool)
     in_case = np.array([defect.case == "*" or c == defect.case for c in cases], dtype=bool)
     other = np.asarray(frame.failed, dtype=bool) & ~has
     keep = in_case & ~other
-    columns = [Column(c.name, c.kind, c.values[keep], c.labels, c.source) for c in frame.columns]
-    sub = AnalysisFrame(failed=has[keep], columns=columns)
+    # the subset keeps each execution's variant and origin: analysis draws significance from
+    # the design executions and tests the environment within variants, as `testfleet analyze` does
+    sub = frame.subset(keep)
+    sub.failed = has[keep]
     result = analyze(sub, fdr=fdr)
     tested = sorted((i for i in result.impacts if i.p_value is not None and i.source == "param"),
                     key=lambda i: (i.q_value, i.p_value))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from testfleet.analysis.confirm import Confirmation, confirm, judge
-from testfleet.analysis.proposals import Proposal
+from testfleet.analysis.followups import FollowUp
 
 
-def _proposal(expect: str, old: Any = "off", new: Any = "on") -> Proposal:
-    return Proposal({"cache": new, "threads": 12}, "why", "v1", "cache", old, new, expect)
+def _proposal(expect: str, old: Any = "off", new: Any = "on") -> FollowUp:
+    return FollowUp({"cache": new, "threads": 12}, "why", "v1", "cache", old, new, expect)
 
 
 def test_undoing_a_condition_that_makes_the_failure_pass_is_confirmed() -> None:

@@ -93,3 +93,20 @@ def test_random_failures_with_workers_placed_by_failure_risk_keep_the_false_posi
         marginal += stats.fisher_exact(table).pvalue < 0.05
     assert rejections / trials <= 0.09   # 5 % nominal; binomial sd at 200 trials is 1.5 %
     assert marginal / trials >= 0.5      # the unstratified test blames the worker
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_a_worker_is_not_testable_when_every_variant_ran_on_one_worker(data) -> None:
+    variants = data.draw(st.integers(6, 30), label="variants")
+    fails = data.draw(st.lists(st.booleans(), min_size=variants, max_size=variants))
+    worker = data.draw(st.lists(st.integers(0, 2), min_size=variants, max_size=variants))
+    repeats = data.draw(st.lists(st.integers(1, 3), min_size=variants, max_size=variants))
+    rows = [{"failed": fails[v], "params": {"x": v % 4, "y": v}, "worker": f"gw{worker[v]}",
+             "variant_id": f"v{v}"} for v in range(variants) for _ in range(repeats[v])]
+    impact = next(i for i in analyze(frame_from_rows(rows)).impacts if i.column == "worker")
+    assert not impact.significant
+    if len(set(worker)) > 1 and impact.status != "constant":
+        assert impact.status in ("not testable", "not tested")
+        if impact.status == "not testable":
+            assert impact.note == NOT_TESTABLE

@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from testfleet.analysis.proposals import Proposal
-from testfleet.analysis.rules import abbreviate, abbreviate_params, to_json
+from testfleet.analysis.display import abbreviate, abbreviate_params, to_json
+from testfleet.analysis.followups import FollowUp
 
 REPLICATES = 3
 ALPHA = 0.05
@@ -50,7 +50,7 @@ Runner = Callable[[str, dict[str, Any]], bool | None]
 
 @dataclass
 class Confirmation:
-    proposal: Proposal
+    proposal: FollowUp
     nodeid: str
     base_failed_before: bool          # the recorded outcome of the variant the proposal changes
     base: list[bool] = field(default_factory=list)      # failed, per replicate
@@ -100,7 +100,7 @@ def judge(c: Confirmation) -> Confirmation:
     return c
 
 
-def confirm(proposals: Sequence[tuple[Proposal, str, bool]], runner: Runner, *,
+def confirm(proposals: Sequence[tuple[FollowUp, str, bool]], runner: Runner, *,
             replicates: int = REPLICATES, seed: int = 0) -> list[Confirmation]:
     """Run every ``(proposal, nodeid, base failed before)`` as an experiment of ``replicates``
     runs per arm, all runs in one shuffled order, and judge each."""
@@ -127,7 +127,7 @@ def confirm(proposals: Sequence[tuple[Proposal, str, bool]], runner: Runner, *,
     return found
 
 
-def _base_params(p: Proposal) -> dict[str, Any]:
+def _base_params(p: FollowUp) -> dict[str, Any]:
     params = dict(p.params)
     if p.old is None:
         params.pop(p.changed, None)

@@ -47,7 +47,11 @@ outcome sensitivity, and the next variants worth running.
   significantly separates the rule's own failures (``cache=off`` -> ``cache=off and
   threads>8``, Bonferroni over the cuts tried).
 * **Sparse combinations** - a value pair below ``MIN_SUPPORT`` that mostly failed, more than
-  its values alone, is a note with its counts (``Analysis.sparse``), unless a rule explains it.
+  its values alone, is a note with its counts (``Analysis.sparse``), unless a rule explains it;
+  so is a rule whose refined range matches too few executions (``Analysis.small_rules``:
+  ``amount<=0``, 8 of 8), which becomes a hypothesis where guided executions suggest it.
+* **Conditional check** - a significant parameter but the strongest must still go with failure
+  within the values of the stronger ones (stratified CMH), else it is "explained by" them.
 
 Too little data gives a reason (``Analysis.not_enough_data``, a column's ``note``) rather than a
 finding: fewer than ``MIN_FAILURES`` failing or ``MIN_PASSES`` passing executions, a parameter
@@ -56,26 +60,17 @@ with one value, a parameter with nearly one value per execution.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from testfleet.analysis.design import design_mask, source_counts
-from testfleet.analysis.frame import CATEGORICAL, AnalysisFrame, Column
+from testfleet.analysis.findings import Candidate, Condition, Rule, build_rules
+from testfleet.analysis.frame import AnalysisFrame
 from testfleet.analysis.hypotheses import hypotheses
-from testfleet.analysis.interactions import (
-    MAX_LEVELS,
-    MIN_SUPPORT,
-    Combination,
-    bh,
-    p_floor,
-    p_greater,
-    search,
-)
+from testfleet.analysis.impacts import column_impact, value_tests
+from testfleet.analysis.interactions import MIN_SUPPORT, Combination, bh, search
+from testfleet.analysis.levels import Prepared, prepare
 from testfleet.analysis.results import (
     Analysis,
     Impact,
@@ -83,313 +78,14 @@ from testfleet.analysis.results import (
     Sensitivity,
     ValueRate,
 )
-from testfleet.analysis.rules import (
-    Candidate,
-    Condition,
-    Rule,
-    build_rules,
-    number,
-)
+from testfleet.analysis.sensitivity import outcome_sensitivity
 from testfleet.analysis.stratified import NOT_TESTABLE, stratified_test
 
 MIN_FAILURES = 5     # failing executions needed before anything is blamed
 MIN_PASSES = 5       # passing executions needed to compare with
-MC_SAMPLES = 9999    # Monte-Carlo tables for sparse contingency tables
-MIN_OUTCOMES = 10    # executions with a value an outcome needs for its sensitivity ranking
 
-__all__ = ["Analysis", "Condition", "Impact", "Interaction", "Proposal", "Rule", "Sensitivity",
+__all__ = ["Analysis", "Condition", "FollowUp", "Impact", "Interaction", "Rule", "Sensitivity",
            "ValueRate", "analyze", "next_variants"]
-
-
-# ------------------------------------------------------------------------------- preparation
-
-@dataclass
-class _Ranks:
-    ranks: np.ndarray          # average ranks (1-based) of the finite values
-    ties: float                # sum of t^3 - t over tie groups
-    values: np.ndarray         # distinct values, ascending
-    cumulative: np.ndarray     # executions with a value <= each distinct value
-
-
-def _rank(x: np.ndarray) -> _Ranks:
-    """Average ranks; small-range integers by counting, anything else by one argsort."""
-    n = x.size
-    lo, hi = float(x.min()), float(x.max())
-    if (hi - lo <= (1 << 20) and np.array_equal(x[:256], np.round(x[:256]))
-            and np.array_equal(x, np.round(x))):
-        v = (x - lo).astype(np.intp)
-        counts = np.bincount(v)
-        cumulative = np.cumsum(counts)
-        ranks = (cumulative - (counts - 1) / 2.0)[v]
-        present = counts > 0
-        values, cumulative, counts = np.flatnonzero(present) + lo, cumulative[present], counts[present]
-    else:
-        order = np.argsort(x)
-        xs = x[order]
-        new = np.empty(n, dtype=bool)
-        new[0] = True
-        np.not_equal(xs[1:], xs[:-1], out=new[1:])
-        ranks = np.empty(n)
-        if new.all():                        # no ties
-            cumulative = np.arange(1, n + 1)
-            ranks[order] = cumulative
-            return _Ranks(ranks, 0.0, xs, cumulative)
-        starts = np.flatnonzero(new)
-        counts = np.diff(np.append(starts, n))
-        cumulative = starts + counts
-        ranks[order] = (cumulative - (counts - 1) / 2.0)[np.cumsum(new) - 1]
-        values = xs[starts]
-    counts = counts.astype(float)
-    return _Ranks(ranks, float(np.sum(counts ** 3 - counts)), values.astype(float), cumulative)
-
-
-@dataclass
-class _Prep:
-    column: Column
-    index: int
-    n: np.ndarray              # executions per value (categorical: code + 1, 0 = unset;
-    f: np.ndarray              # numeric: bins, then unset)
-    conditions: list[Condition]
-    status: str = "tested"
-    note: str | None = None
-    ranks: _Ranks | None = None
-    finite: np.ndarray | None = None     # numeric: rows with a value (None: all)
-    levels: np.ndarray | None = None     # uint8 level per execution, rare values lumped
-    size: int = 0
-    keep: np.ndarray | None = None       # value index of each level (lumped level excluded)
-    edges: np.ndarray | None = None      # numeric: bin edges
-
-
-def _prepare(column: Column, index: int, failing: np.ndarray, bins: int, total: int) -> _Prep:
-    name, source = column.name, column.source
-    if column.kind == CATEGORICAL:
-        shifted = column.values + 1
-        labels = column.labels or []
-        n = np.bincount(shifted, minlength=len(labels) + 1)
-        f = np.bincount(shifted[failing], minlength=len(labels) + 1)
-        conds = [Condition(name, "unset", source=source)] + [
-            Condition(name, "=", value=label, code=i, source=source) for i, label in enumerate(labels)]
-        prep = _Prep(column, index, n, f, conds)
-        present = np.flatnonzero(n)
-        if present.size <= 1:
-            prep.status = "constant"
-            prep.note = ("always unset" if not present.size or present[0] == 0
-                         else f"one value ({labels[present[0] - 1]}) in every execution")
-        elif present.size > max(MAX_LEVELS, total // 2):
-            prep.status = "too many values"
-            prep.note = f"{present.size:,} distinct values in {total:,} executions"
-        else:
-            order = present[np.argsort(-n[present], kind="stable")]
-            keep = order[:MAX_LEVELS] if order.size <= MAX_LEVELS else order[:MAX_LEVELS - 1]
-            lut = np.full(n.size, keep.size, dtype=np.uint8)
-            lut[keep] = np.arange(keep.size)
-            prep.levels, prep.keep = lut[shifted], keep
-            prep.size = keep.size + (order.size > keep.size)
-        return prep
-    x = np.asarray(column.values, dtype=float)
-    nan = np.isnan(x)
-    finite = None if not nan.any() else ~nan
-    xf = x if finite is None else x[finite]
-    if xf.size == 0 or xf.min() == xf.max():
-        edges = np.empty(0)
-        ranks = None
-    else:
-        ranks = _rank(xf)
-        if ranks.values.size <= bins:
-            edges = ranks.values[:-1]
-        else:
-            at = np.searchsorted(ranks.cumulative, np.arange(1, bins) * xf.size / bins)
-            edges = np.unique(ranks.values[np.minimum(at, ranks.values.size - 1)])
-            edges = edges[edges < ranks.values[-1]]
-    if edges.size <= 16:     # a compare per edge beats searchsorted's binary search
-        levels = np.zeros(x.size, dtype=np.uint8)
-        for edge in edges:
-            levels += (x > edge).view(np.uint8)
-    else:
-        levels = np.searchsorted(edges, x, side="left").astype(np.uint8)
-    if finite is not None:
-        levels[nan] = edges.size + 1
-    if ranks is not None:    # executions per bin from the cumulative counts
-        below = ranks.cumulative[np.searchsorted(ranks.values, edges)]
-        n = np.diff(np.concatenate([[0], below, [xf.size]]))
-        n = np.append(n, x.size - xf.size)
-    else:
-        n = np.bincount(levels, minlength=edges.size + 2)
-    f = np.bincount(levels[failing], minlength=edges.size + 2)
-    bounds = [None, *edges.tolist(), None]
-    conds = [Condition(name, "range", low=bounds[i], high=bounds[i + 1], source=source)
-             for i in range(edges.size + 1)] + [Condition(name, "unset", source=source)]
-    prep = _Prep(column, index, n, f, conds, ranks=ranks, finite=finite, edges=edges)
-    present = np.flatnonzero(n)
-    if present.size <= 1:
-        prep.status = "constant"
-        prep.note = "always unset" if xf.size == 0 else f"one value ({number(xf[0])}) in every execution"
-    else:
-        prep.levels, prep.keep, prep.size = levels, np.arange(n.size), n.size
-    return prep
-
-
-# ----------------------------------------------------------------------------------- impacts
-
-def _categorical_test(n: np.ndarray, f: np.ndarray, rng: np.random.Generator
-                      ) -> tuple[str, float, float, dict[str, Any]]:
-    present = n > 0
-    n, f = n[present], f[present]
-    total, fails = int(n.sum()), int(f.sum())
-    table = np.column_stack([f, n - f])
-    expected = np.outer(n, [fails, total - fails]) / total
-    chi2 = float(stats.chi2_contingency(table, correction=False).statistic)
-    details = {"chi2": chi2, "dof": int(n.size - 1), "min_expected": float(expected.min())}
-    if n.size == 2 and expected.min() < 5:
-        return "fisher exact", chi2, float(stats.fisher_exact(table).pvalue), details
-    if n.size > 2 and ((expected < 5).mean() > 0.2 or expected.min() < 1):
-        sims = rng.multivariate_hypergeometric(n.astype(np.int64), fails, size=MC_SAMPLES)
-        weight = 1 / expected[:, 0] + 1 / expected[:, 1]
-        simulated = ((sims - expected[:, 0]) ** 2 * weight).sum(axis=1)
-        p = (1 + np.count_nonzero(simulated >= chi2 * (1 - 1e-9))) / (MC_SAMPLES + 1)
-        details["samples"] = MC_SAMPLES
-        return "chi-square (monte-carlo)", chi2, float(p), details
-    return "chi-square", chi2, float(stats.chi2.sf(chi2, n.size - 1)), details
-
-
-def _mann_whitney(r: _Ranks, fail: np.ndarray) -> tuple[float, float, float]:
-    """U of the failing values, two-sided asymptotic p, rank-biserial correlation."""
-    n = r.ranks.size
-    n1 = int(fail.sum())
-    n2 = n - n1
-    u1 = float(r.ranks[fail].sum()) - n1 * (n1 + 1) / 2
-    mu = n1 * n2 / 2
-    sigma = math.sqrt(n1 * n2 / 12 * ((n + 1) - r.ties / (n * (n - 1))))
-    u = max(u1, n1 * n2 - u1)
-    p = 1.0 if sigma == 0 else min(1.0, 2 * float(stats.norm.sf((u - mu - 0.5) / sigma)))
-    return u1, p, 2 * u1 / (n1 * n2) - 1
-
-
-def _impact(prep: _Prep, failed: np.ndarray, rng: np.random.Generator, run: bool) -> Impact:
-    col = prep.column
-    values = [ValueRate(c, int(k), int(j), float(j / k)) for c, k, j in
-              zip(prep.conditions, prep.n, prep.f) if k > 0]
-    status = prep.status if prep.status != "tested" or run else "not tested"
-    impact = Impact(col.name, col.kind, col.source, status, values, note=prep.note)
-    if status != "tested":
-        return impact
-    test, chi2, p_bins, details = _categorical_test(prep.n, prep.f, rng)
-    total = int(prep.n.sum())
-    v = math.sqrt(chi2 / total)
-    if col.kind == CATEGORICAL:
-        impact.test, impact.statistic, impact.p_value = test, chi2, p_bins
-        impact.effect, impact.effect_name, impact.details = v, "cramers_v", details
-        return impact
-    details = {"bins_test": test, "p_bins": p_bins, "cramers_v_bins": v} | details
-    fail = failed if prep.finite is None else failed[prep.finite]
-    xf = col.values if prep.finite is None else col.values[prep.finite]
-    n1 = int(fail.sum())
-    if prep.ranks is None or n1 in (0, fail.size):
-        impact.test, impact.statistic, impact.p_value = f"{test} over bins", chi2, p_bins
-        impact.effect, impact.effect_name, impact.details = v, "cramers_v", details
-        return impact
-    u, p_u, rank_biserial = _mann_whitney(prep.ranks, fail)
-    n0 = fail.size - n1
-    mean1 = float(xf[fail].sum()) / n1
-    mean0 = (float(xf.sum()) - mean1 * n1) / n0
-    sd = float(xf.std())
-    r_pb = (mean1 - mean0) / sd * math.sqrt(n1 * n0) / fail.size if sd > 0 else 0.0
-    impact.test = f"mann-whitney u + {test} over bins (bonferroni)"
-    impact.statistic, impact.p_value = u, min(1.0, 2 * min(p_u, p_bins))
-    impact.effect, impact.effect_name = abs(r_pb), "point_biserial_abs"
-    impact.details = {"u": u, "p_mann_whitney": p_u, "rank_biserial": rank_biserial,
-                      "point_biserial": r_pb, "mean_failed": mean1, "mean_passed": mean0} | details
-    return impact
-
-
-def _value_tests(impacts: list[Impact], total: int, fails: int, fdr: float) -> None:
-    """One-sided Fisher per value of each tested column, BH over all of them (values whose
-    smallest attainable p-value is above ``fdr`` are left untested: Tarone's screen)."""
-    slots, n, f = [], [], []
-    for impact in impacts:
-        if impact.status != "tested":
-            continue
-        for vr in impact.values:
-            if vr.count >= MIN_SUPPORT:
-                slots.append((impact, vr))
-                n.append(vr.count)
-                f.append(vr.failures)
-    if not slots:
-        return
-    n_, f_ = np.array(n), np.array(f)
-    ok = p_floor(n_, fails, total) <= fdr
-    p = np.ones(n_.size)
-    p[ok] = p_greater(f_[ok], n_[ok], fails, total)
-    q = np.full(n_.size, np.nan)
-    q[ok] = bh(p[ok])
-    for (impact, vr), pi, qi, good in zip(slots, p, q, ok):
-        if not good:
-            continue
-        vr.p_value, vr.q_value = float(pi), float(qi)
-        vr.elevated = bool(impact.significant and qi <= fdr)
-
-
-# ------------------------------------------------------------------------------- sensitivity
-
-def _sensitivity(name: str, y: np.ndarray, preps: list[_Prep], fdr: float
-                 ) -> tuple[list[Sensitivity], str | None]:
-    valid = ~np.isnan(y)
-    nv = int(valid.sum())
-    all_valid = nv == y.size
-    if nv < MIN_OUTCOMES:
-        return [], f"{name}: only {nv} executions with a value"
-    yv = y if all_valid else y[valid]
-    if yv.min() == yv.max():
-        return [], f"{name}: the same value in every execution"
-    ry = _rank(yv)
-    correction = 1 - ry.ties / (nv ** 3 - nv)
-    out: list[Sensitivity] = []
-    for prep in preps:
-        col = prep.column
-        if prep.status != "tested":
-            continue
-        if col.kind == CATEGORICAL:
-            groups = col.values + 1 if all_valid else col.values[valid] + 1
-            counts = prep.n if all_valid else np.bincount(groups, minlength=prep.n.size)
-            sums = np.bincount(groups, weights=ry.ranks, minlength=counts.size)
-            present = counts > 0
-            k = int(present.sum())
-            if k < 2 or correction <= 0:
-                continue
-            h = (12 / (nv * (nv + 1)) * float(np.sum(sums[present] ** 2 / counts[present]))
-                 - 3 * (nv + 1)) / correction
-            out.append(Sensitivity(name, col.name, col.kind, "kruskal-wallis", h,
-                                   float(stats.chi2.sf(h, k - 1)), h / (nv - 1),
-                                   "epsilon_squared", nv))
-            continue
-        if prep.ranks is None:
-            continue
-        if all_valid and prep.finite is None:
-            rx, rys, n = prep.ranks.ranks, ry.ranks, nv
-        else:
-            both = valid if prep.finite is None else valid & prep.finite
-            n = int(both.sum())
-            if n < MIN_OUTCOMES:
-                continue
-            xs = col.values[both]
-            if xs.min() == xs.max():
-                continue
-            rx, rys = _rank(xs).ranks, _rank(y[both]).ranks
-        mid = n * ((n + 1) / 2) ** 2     # ranks average (n + 1) / 2
-        spread = (float(np.dot(rx, rx)) - mid) * (float(np.dot(rys, rys)) - mid)
-        if spread <= 0:
-            continue
-        rho = min(1.0, max(-1.0, (float(np.dot(rx, rys)) - mid) / math.sqrt(spread)))
-        t = rho * math.sqrt((n - 2) / max(1 - rho * rho, 1e-300))
-        out.append(Sensitivity(name, col.name, col.kind, "spearman", rho,
-                               float(2 * stats.t.sf(abs(t), n - 2)), abs(rho), "abs_rho", n,
-                               rho=rho))
-    q = bh(np.array([s.p_value for s in out]))
-    for s, qi in zip(out, q):
-        s.q_value, s.significant = float(qi), bool(qi <= fdr)
-    out.sort(key=lambda s: (s.q_value, -s.effect, s.column))
-    return out, None
-
 
 # ---------------------------------------------------------------------------------- analysis
 
@@ -428,7 +124,8 @@ def analyze(frame: AnalysisFrame, *, fdr: float = 0.05, bins: int = 5, max_order
     else:
         result = _analyze(frame.subset(design), fdr, bins, max_order, seed)
         everything = _analyze(frame, fdr, bins, max_order, seed)
-        result.hypotheses = hypotheses(frame, design, result.rules, everything.rules)
+        result.hypotheses = hypotheses(frame, design, result.rules,
+                                       everything.rules + everything.small_rules)
         if result.not_enough_data and frame.failed[~design].any():
             result.not_enough_data += (" among the design executions; what the guided ones "
                                        "suggest is listed as hypotheses")
@@ -441,7 +138,7 @@ def analyze(frame: AnalysisFrame, *, fdr: float = 0.05, bins: int = 5, max_order
     return result
 
 
-def _environment_impact(impact: Impact, prep: _Prep, frame: AnalysisFrame,
+def _environment_impact(impact: Impact, prep: Prepared, frame: AnalysisFrame,
                         failed: np.ndarray, seed: int) -> None:
     """An environment factor is tested only within variants that ran in more than one of its
     environments (:mod:`testfleet.analysis.stratified`): across variants it is confounded with
@@ -462,6 +159,45 @@ def _environment_impact(impact: Impact, prep: _Prep, frame: AnalysisFrame,
                                  f"one {prep.column.name}")
 
 
+CONDITIONERS = 3   # the strongest significant columns a weaker one is tested within
+
+
+def _conditional(impacts: list[Impact], preps: list[Prepared], failed: np.ndarray, fdr: float,
+                 seed: int) -> None:
+    """A significant parameter stays significant only if it still goes with failure within the
+    values of the stronger significant parameters (up to ``CONDITIONERS``, strongest first): a
+    Cochran-Mantel-Haenszel test (exact when small) stratified by their joint levels.
+
+    Why. A design is not always balanced: edge rows change one parameter at a time from the
+    baseline, so the baseline values of every parameter turn up together, and a parameter that
+    merely co-occurs with the cause's values looks tied to failure on its own. Within the cause's
+    values it does not. A real second cause, or a part of an interaction (``cache=off`` within
+    ``threads>8``), still does. This only ever withdraws significance, so the false discovery
+    control of the marginal tests holds."""
+    prep_of = {id(i): p for i, p in zip(impacts, preps)}
+    ranked = sorted((i for i in impacts if i.significant and i.source == "param"
+                     and prep_of[id(i)].levels is not None),
+                    key=lambda i: (i.p_value, -(i.effect or 0.0), i.column))
+    for k, impact in enumerate(ranked[1:], start=1):
+        given = ranked[:min(k, CONDITIONERS)]
+        strata = np.zeros(failed.size, dtype=np.int64)
+        for g in given:
+            p = prep_of[id(g)]
+            strata = strata * (p.size + 1) + p.levels
+        found = stratified_test(prep_of[id(impact)].levels.astype(np.int64), failed, strata,
+                                seed=seed)
+        names = " and ".join(g.column for g in given)
+        impact.details["conditional"] = {"given": [g.column for g in given],
+                                         "test": found.test, "p_value": found.p_value,
+                                         "strata": found.strata}
+        if found.p_value is not None and found.p_value <= fdr:
+            continue
+        impact.significant = False
+        impact.note = (f"confounded with {names}: never varies within their values"
+                       if found.p_value is None else
+                       f"explained by {names}: within their values p={found.p_value:.2g}")
+
+
 def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: int) -> Analysis:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -469,7 +205,7 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
     total, fails = int(failed.size), int(failed.sum())
     failing = np.flatnonzero(failed)
     rng = np.random.default_rng(seed)
-    preps = [_prepare(c, i, failing, bins, total) for i, c in enumerate(frame.columns)]
+    preps = [prepare(c, i, failing, bins, total) for i, c in enumerate(frame.columns)]
     reason = _not_enough(total, fails)
     if reason is None and preps and all(p.status != "tested" for p in preps):
         reason = "no parameter varies enough to be tested"
@@ -477,7 +213,7 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
         reason = "no parameters"
     timings["prepare"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    impacts = [_impact(p, failed, rng, reason is None) for p in preps]
+    impacts = [column_impact(p, failed, rng, reason is None) for p in preps]
     for impact, prep in zip(impacts, preps):
         if impact.source == "env" and impact.status == "tested":
             _environment_impact(impact, prep, frame, failed, seed)
@@ -485,7 +221,8 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
     for impact, q in zip(tested, bh(np.array([i.p_value for i in tested]))):
         impact.q_value, impact.significant = float(q), bool(q <= fdr)
     if reason is None:
-        _value_tests(impacts, total, fails, fdr)
+        _conditional(impacts, preps, failed, fdr, seed)
+        value_tests(impacts, total, fails, fdr)
     timings["impacts"] = time.perf_counter() - clock
     clock = time.perf_counter()
     interactions: list[Interaction] = []
@@ -528,10 +265,15 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
                                    for i in impacts for v in i.values if v.elevated]
     candidates += [(i.conditions, "interaction", i.q_value, i.count, i.failures)
                    for i in interactions]
+    small: list[Rule] = []
     rules = build_rules(frame, candidates, edges, fdr,
-                        {i.column for i in impacts if i.significant}) if reason is None else []
+                        {i.column for i in impacts if i.significant}, small) \
+        if reason is None else []
     # a combination too small to test is a note, unless a rule already explains its failures
     explained = np.logical_or.reduce([r.mask(frame) for r in rules] or [np.zeros(total, bool)])
+    small = [r for r in small if (r.mask(frame) & failed & ~explained).any()]
+    notes += [f"below the minimum support ({MIN_SUPPORT} executions), not tested: {r.text}"
+              for r in small]
     below = []
     for c in sparse:
         combo = Interaction(_conditions(preps, c), c.count, c.failures, c.rate, c.component_rate,
@@ -547,7 +289,7 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
     clock = time.perf_counter()
     sensitivity: dict[str, list[Sensitivity]] = {}
     for name, y in frame.outcomes.items():
-        ranked, note = _sensitivity(name, np.asarray(y, dtype=float), preps, fdr)
+        ranked, note = outcome_sensitivity(name, np.asarray(y, dtype=float), preps, fdr)
         sensitivity[name] = ranked
         if note:
             notes.append(f"sensitivity of {note}")
@@ -555,11 +297,11 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
     impacts.sort(key=lambda i: (i.p_value is None, i.q_value if i.q_value is not None else 1.0,
                                 -(i.effect or 0.0), i.column))
     return Analysis(total, fails, fdr, reason, impacts, interactions, rules, sensitivity,
-                    tested_count, notes, timings, sparse=below)
+                    tested_count, notes, timings, sparse=below, small_rules=small)
 
 
-def _conditions(preps: list[_Prep], combo: Combination) -> list[Condition]:
+def _conditions(preps: list[Prepared], combo: Combination) -> list[Condition]:
     return [preps[c].conditions[int(preps[c].keep[lv])] for c, lv in zip(combo.columns, combo.levels)]
 
 
-from testfleet.analysis.proposals import Proposal, next_variants
+from testfleet.analysis.followups import FollowUp, next_variants

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from testfleet.analysis.design import source_counts
+from testfleet.analysis.findings import Rule
 from testfleet.analysis.frame import AnalysisFrame
-from testfleet.analysis.rules import Rule
 
 
 @dataclass

@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from testfleet.analysis.display import to_json
+from testfleet.analysis.findings import Condition, Rule
 from testfleet.analysis.hypotheses import Hypothesis
-from testfleet.analysis.rules import Condition, Rule, to_json
 
 
 @dataclass
@@ -120,6 +121,7 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     sparse: list[Interaction] = field(default_factory=list)   # below MIN_SUPPORT: notes
+    small_rules: list[Rule] = field(default_factory=list)     # below MIN_SUPPORT: notes
     hypotheses: list[Hypothesis] = field(default_factory=list)  # from guided executions
     design: dict[str, Any] = field(default_factory=dict)       # what the tests were drawn from
 
@@ -139,6 +141,7 @@ class Analysis:
                 "sparse_interactions": [
                     {"text": i.text, "count": i.count, "failures": i.failures, "rate": i.rate,
                      "component_rate": i.component_rate} for i in self.sparse],
+                "small_rules": [r.to_dict() for r in self.small_rules],
                 "hypotheses": [h.to_dict() for h in self.hypotheses],
                 "design": to_json(self.design),
                 "timings": {k: round(v, 4) for k, v in self.timings.items()}}

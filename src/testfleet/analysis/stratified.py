@@ -51,7 +51,8 @@ def _tables(levels: np.ndarray, failed: np.ndarray, strata: np.ndarray
     """Executions and failures per (stratum, level), for strata with two or more levels."""
     keep = levels >= 0
     levels, failed, strata = levels[keep], failed[keep], strata[keep]
-    s = _codes(strata)
+    s = _codes(strata) if strata.dtype == object else \
+        np.unique(strata, return_inverse=True)[1].reshape(-1)
     _, lv = np.unique(levels, return_inverse=True)
     lv = lv.reshape(-1)
     k = int(lv.max()) + 1 if lv.size else 0

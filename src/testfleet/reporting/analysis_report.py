@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from testfleet.analysis.rules import abbreviate, abbreviate_params
+from testfleet.analysis.display import abbreviate, abbreviate_params
 
 
 def _p(value: Any) -> str:

@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from testfleet.analysis.display import abbreviate, to_json
+from testfleet.analysis.findings import Condition, Rule
 from testfleet.analysis.frame import CATEGORICAL, AnalysisFrame, Column
-from testfleet.analysis.rules import Condition, Rule, abbreviate, to_json
 
 if TYPE_CHECKING:
     from testfleet.analysis.correlation import Analysis
 
 
 @dataclass
-class Proposal:
+class FollowUp:
     """A variant to run next: one parameter changed from an executed variant."""
 
     params: dict[str, Any]
@@ -124,7 +125,7 @@ def _executed(frame: AnalysisFrame, params: dict[str, Any], base: int, changed: 
 
 
 def next_variants(frame: AnalysisFrame, analysis: Analysis, count: int = 5, seed: int = 0
-                  ) -> list[Proposal]:
+                  ) -> list[FollowUp]:
     """Variants that best confirm or refute the top rules, one parameter changed each.
 
     For each rule, strongest first: a failing execution matching it with one condition undone
@@ -158,7 +159,7 @@ def next_variants(frame: AnalysisFrame, analysis: Analysis, count: int = 5, seed
         donor = _donor(frame, cond, frame.column(cond.column), "pass" if kind == "revert" else "fail")
         if donor is not None:
             queues.append((kind, rule, cond, donor, iter(rng.permutation(np.flatnonzero(rows)))))
-    proposals: list[Proposal] = []
+    proposals: list[FollowUp] = []
     proposed: set[str] = set()
     while queues and len(proposals) < count:
         for queue in list(queues):
@@ -174,7 +175,7 @@ def next_variants(frame: AnalysisFrame, analysis: Analysis, count: int = 5, seed
 
 def _propose(frame: AnalysisFrame, kind: str, rule: Rule, cond: Condition,
              donor: tuple[Any, int], rows, proposed: set[str], tries: int = 200
-             ) -> Proposal | None:
+             ) -> FollowUp | None:
     """The next new proposal from ``rows`` (an iterator of execution rows), or None."""
     new, donor_row = donor
     ids = frame.variant_ids
@@ -191,7 +192,7 @@ def _propose(frame: AnalysisFrame, kind: str, rule: Rule, cond: Condition,
             continue
         proposed.add(key)
         based = str(ids[row]) if ids is not None and ids[row] else f"execution {row}"
-        return Proposal(params, _reason(kind, rule, cond, based, old, new), based, cond.column,
+        return FollowUp(params, _reason(kind, rule, cond, based, old, new), based, cond.column,
                         None if old is _UNSET else old, None if new is _UNSET else new,
                         "pass" if kind in ("revert", "alone") else "fail")
     return None

@@ -9,12 +9,12 @@ combinations.)
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from testfleet.analysis.display import abbreviate, number, percent, to_json
 from testfleet.analysis.frame import CATEGORICAL, AnalysisFrame, Column
 from testfleet.analysis.interactions import (
     LIFT,
@@ -23,42 +23,8 @@ from testfleet.analysis.interactions import (
     p_greater,
     wilson_low,
 )
-from testfleet.jsonable import jsonable as to_json  # one JSON-safe spelling; NaN -> null
 
 # ------------------------------------------------------------------------ conditions and rules
-
-def number(value: float) -> str:
-    value = float(value)
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.4g}"
-
-
-SHOWN_CHARS = 40   # a value longer than this is shown abbreviated
-
-
-def abbreviate(value: Any, width: int = SHOWN_CHARS) -> str:
-    """A value as a reader needs to see it: a 2,000-character string as its first ``width``
-    characters and its length (``'aaaa…(2000 chars)'``); anything else as ``str``."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) <= width:
-        return text
-    return f"{text[:width]}…({len(text)} chars)"
-
-
-def abbreviate_params(params: Mapping[str, Any], width: int = SHOWN_CHARS) -> str:
-    """``{name=value, ...}`` with every long value abbreviated (``memo='aaaa'…(2000 chars)``)."""
-    def shown(value: Any) -> str:
-        if isinstance(value, str):
-            return repr(value) if len(value) <= width else \
-                f"{value[:width]!r}…({len(value)} chars)"
-        return abbreviate(value, width)
-    return "{" + ", ".join(f"{k}={shown(v)}" for k, v in params.items()) + "}"
-
-
-def _percent(rate: float) -> str:
-    return f"{rate:.0%}" if rate >= 0.01 or rate == 0 else f"{100 * rate:.2g}%"
-
 
 @dataclass(frozen=True)
 class Condition:
@@ -129,7 +95,7 @@ class Rule:
     @property
     def text(self) -> str:
         return (f"fails when {' and '.join(c.text for c in self.conditions)}: "
-                f"{_percent(self.confidence)} of {self.support:,} executions")
+                f"{percent(self.confidence)} of {self.support:,} executions")
 
     def mask(self, frame: AnalysisFrame) -> np.ndarray:
         mask = np.ones(len(frame), dtype=bool)
@@ -148,12 +114,17 @@ class Rule:
 Candidate = tuple[list[Condition], str, float | None, int, int]
 
 
+CLOSE_P = 0.001   # an open end of a range closes only on this much evidence
+
+
 def _refine(cond: Condition, x: np.ndarray, failed: np.ndarray, base: np.ndarray | None,
             edges: np.ndarray) -> Condition:
-    """A numeric range's finite bounds moved to the observed values giving the largest 2 x 2
+    """A numeric range's bounds moved to the observed values giving the largest 2 x 2
     chi-square (failures inside vs outside) among the executions in ``base``, each bound within
     the bins beside it (``edges``: the column's bin edges), by coordinate ascent. The bins
-    found the column; this finds where in them the failures start."""
+    found the column; this finds where in them the failures start. An open end may close inside
+    its end bin (``x<=997`` -> ``184<x<=997``) when the executions it then leaves out fail
+    significantly less (one-sided Fisher, ``CLOSE_P``)."""
     sel = ~np.isnan(x) if base is None else base & ~np.isnan(x)
     values, inverse = np.unique(x[sel], return_inverse=True)
     if values.size < 2:
@@ -173,31 +144,45 @@ def _refine(cond: Condition, x: np.ndarray, failed: np.ndarray, base: np.ndarray
             chi2 = np.where(denominator > 0, total * diff * diff / denominator, 0.0)
         return np.where((diff > 0) & (b > a), chi2, -1.0)
 
-    def choices(bound: float | None) -> np.ndarray | None:
-        """Positions (values <= the bound) a bound may move to; None: unbounded side."""
+    def choices(bound: float | None, upper: bool) -> np.ndarray:
+        """Positions a bound may move to (position p: the bound is ``values[p - 1]``; 0 for a
+        lower and ``values.size`` for an upper bound: unbounded), within the bins beside it.
+        An unbounded side may close inside its end bin: a failing band in the first bin."""
         if bound is None:
-            return None
-        below, above = edges[edges < bound], edges[edges > bound]
-        lo = below[-1] if below.size else -np.inf
-        hi = above[0] if above.size else np.inf
-        moves = values[(values >= lo) & (values < hi)]
-        return np.unique(np.searchsorted(values, np.append(moves, bound), side="right"))
+            inner = (edges[-1] if upper else edges[0]) if edges.size else (-np.inf if upper else np.inf)
+            moves = values[values >= inner] if upper else values[values < inner]
+            end = values.size if upper else 0
+        else:
+            below, above = edges[edges < bound], edges[edges > bound]
+            lo = below[-1] if below.size else -np.inf
+            hi = above[0] if above.size else np.inf
+            moves = np.append(values[(values >= lo) & (values < hi)], bound)
+            end = None
+        at = np.searchsorted(values, moves, side="right")
+        return np.unique(at if end is None else np.append(at, end))
 
-    lows, highs = choices(cond.low), choices(cond.high)
+    lows, highs = choices(cond.low, False), choices(cond.high, True)
     a = 0 if cond.low is None else int(np.searchsorted(values, cond.low, side="right"))
     b = values.size if cond.high is None else int(np.searchsorted(values, cond.high, side="right"))
     for _ in range(3):
         before = (a, b)
-        if lows is not None:
-            a = int(lows[np.argmax(score(lows, np.full(lows.size, b)))])
-        if highs is not None:
-            b = int(highs[np.argmax(score(np.full(highs.size, a), highs))])
+        a = int(lows[np.argmax(score(lows, np.full(lows.size, b)))])
+        b = int(highs[np.argmax(score(np.full(highs.size, a), highs))])
         if (a, b) == before:
             break
     if b <= a or score(np.array([a]), np.array([b]))[0] < 0:
         return cond
-    low = cond.low if cond.low is None or a == 0 else float(values[a - 1])
-    high = cond.high if cond.high is None else float(values[b - 1])
+    # an open side closes only when what it leaves out fails clearly less than what it keeps
+    # (a noisy threshold rule stays a threshold)
+    n_in, f_in = cn[b] - cn[a], cf[b] - cf[a]
+    if cond.low is None and a > 0 and \
+            float(p_greater(f_in, n_in, f_in + cf[a], n_in + cn[a])) > CLOSE_P:
+        a = 0
+    if cond.high is None and b < values.size and float(p_greater(
+            f_in, n_in, f_in + cf[-1] - cf[b], n_in + cn[-1] - cn[b])) > CLOSE_P:
+        b = values.size
+    low = cond.low if a == 0 else float(values[a - 1])
+    high = None if cond.high is None and b == values.size else float(values[b - 1])
     return Condition(cond.column, "range", low=low, high=high, source=cond.source)
 
 
@@ -274,6 +259,7 @@ def _merge_bins(candidates: list[Candidate]) -> list[Candidate]:
     return out
 
 
+MAX_SMALL = 5     # rules below the minimum support kept as notes
 SPECIALISED = 5   # the strongest rules that may gain a threshold
 
 
@@ -359,7 +345,8 @@ def _specialisations(frame: AnalysisFrame, rules: list[tuple[list[Condition], np
 
 
 def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[str, np.ndarray],
-                fdr: float, implicated: set[str] | None = None) -> list[Rule]:
+                fdr: float, implicated: set[str] | None = None,
+                small: list[Rule] | None = None) -> list[Rule]:
     """Rules from elevated values and significant combinations, strongest first.
 
     Neighbouring numeric bins are merged, numeric bounds refined (``_refine``), and candidates
@@ -367,6 +354,11 @@ def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[s
     it matches beyond the rules kept before it still fail ``LIFT`` times as often as those no
     kept rule matches, and that excess is significant (one-sided Fisher at ``fdr`` divided by
     the number of candidates) - a rule implied by a stronger one adds nothing and is dropped.
+
+    A rule whose bounds, once refined, match fewer than ``MIN_SUPPORT`` executions is too small
+    to test (``amount<=0``: 8 of 8 failed); when most of them failed, more than elsewhere, and
+    its failures are not a kept rule's, it goes to ``small`` (at most ``MAX_SMALL``) rather than
+    away: a note to read, a hypothesis where guided executions found it.
     """
     candidates = _merge_bins([_as_ranges(frame, c) for c in candidates])
     if not candidates:
@@ -404,6 +396,7 @@ def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[s
                        "threshold", None, mask, fails))
     scored.sort(key=lambda s: (-s[0], -s[1]))
     covered = np.zeros(len(frame), dtype=bool)
+    noted = np.zeros(len(frame), dtype=bool)     # failures a small rule already notes
     total_fail = int(failed.sum())
     rules: list[Rule] = []
     for _, support, conds, source, q, mask, fails in scored:
@@ -413,6 +406,11 @@ def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[s
         n_rest = int(rest.sum())
         base_fails = int(failed[rest].sum())
         base_rate = base_fails / n_rest if n_rest else 0.0
+        if small is not None and n_new < MIN_SUPPORT and f_new >= 3 and 2 * f_new >= n_new \
+                and f_new / n_new >= LIFT * base_rate and len(small) < MAX_SMALL \
+                and (new & failed & ~noted).any():
+            noted |= mask
+            small.append(Rule(conds, support, fails, fails / support, math.inf, None, "small"))
         if n_new < MIN_SUPPORT or f_new < 3 or f_new / n_new < LIFT * base_rate:
             continue
         if float(p_greater(f_new, n_new, f_new + base_fails, n_new + n_rest)) > fdr / len(scored):
