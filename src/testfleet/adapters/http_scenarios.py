@@ -432,12 +432,12 @@ def _check_placeholders(step: Step, raw: dict[str, Any], place: str, known: set[
                     + (", ".join(sorted(known)) or "(none defined)"))
 
 
-from testfleet.adapters.scenario_async import (  # the runners build on the model
+from testfleet.adapters.scenario_async import (  # noqa: E402 - the runners build on the model
     BatchResult,
     run_batch,
     run_scenario_async,
 )
-from testfleet.adapters.scenario_run import (
+from testfleet.adapters.scenario_run import (  # noqa: E402
     ScenarioResult,
     StepResult,
     run_scenario,

@@ -8,9 +8,9 @@ Approach:
   snapshots is in this module.
 * A save (or a batch of saves, :meth:`SnapshotStore.save_many`) is: scan and hash every file, ONE
   query for which chunks and snapshots the index already has, compress only the new chunks (in
-  ~1 MiB frames of consecutive chunks) into ONE new pack, write the pack (temp, fsync, rename), then ALL index rows in ONE transaction. A
-  crash before the commit leaves at most an orphan pack (``gc`` removes it), never a snapshot
-  that lists without its data.
+  ~1 MiB frames of consecutive chunks) into ONE new pack, write the pack (temp, fsync, rename),
+  then ALL index rows in ONE transaction. A crash before the commit leaves at most an orphan pack
+  (``gc`` removes it), never a snapshot that lists without its data.
 * The snapshot id hashes the entries only (:func:`.tree.snapshot_id`), so saving the same content
   again finds the existing snapshot and only adds the new tags and metadata.
 * Public methods take a full id or a unique prefix (:meth:`SnapshotStore.resolve`).

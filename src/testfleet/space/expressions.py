@@ -24,8 +24,9 @@ Functions: ``len min max abs present``.
 Limits, so that no input can exhaust the stack: an expression is at most ``MAX_LENGTH``
 characters, brackets, ``not`` and unary minus nest at most ``MAX_NESTING`` levels, and the tree
 is at most ``MAX_DEPTH`` operations deep. Chains of ``and`` / ``or`` are one flat node each, so
-thousands of terms cost no depth; a chain of 1,000 ``+`` is refused (split it, or sum a list). An ordered comparison with ``null`` is false (as in SQL),
-never an error, so constraints over optional parameters read naturally.
+thousands of terms cost no depth; a chain of 1,000 ``+`` is refused (split it, or sum a list).
+An ordered comparison with ``null`` is false (as in SQL), never an error, so constraints over
+optional parameters read naturally.
 
 The parser builds a tuple tree once; :meth:`Expression.evaluate` walks it for one point and
 :meth:`Expression.evaluate_columns` evaluates it over numpy columns (one call for a batch of
