@@ -81,7 +81,7 @@ def test_guided_executions_give_hypotheses_never_significance(tmp_path: Path) ->
     # the design (random points) shows no link between x and failure; mutations chosen next to
     # failures pile up at x=7 and all fail
     rng = np.random.default_rng(4)
-    rows = [(f"t::c", {"x": int(x), "y": int(y)}, "gw0", bool(f), "random")
+    rows = [("t::c", {"x": int(x), "y": int(y)}, "gw0", bool(f), "random")
             for x, y, f in zip(rng.integers(0, 10, 300), rng.integers(0, 5, 300),
                                rng.random(300) < 0.1)]
     rows += [("t::c", {"x": 7, "y": 10 + y}, "gw0", True, "mutation") for y in range(5)] * 8
