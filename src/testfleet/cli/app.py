@@ -8,7 +8,7 @@ unchanged.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Protocol, runtime_checkable
 
 import typer
 
@@ -36,6 +36,14 @@ app = typer.Typer(
 
 RUN_USAGE_EXIT = 4  # pytest's "usage error"
 OTHER_USAGE_EXIT = 2
+
+
+@runtime_checkable
+class _ShowsItself(Protocol):
+    """typer's click errors (bad flags, bad values) print their usage, hint and message with
+    ``show``; a plain ``TyperException`` has only ``format_message``."""
+
+    def show(self) -> None: ...
 
 
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -299,7 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return exc.exit_code
     except typer.TyperException as exc:  # bad flags and arguments (typer's click errors)
-        exc.show()
+        if isinstance(exc, _ShowsItself):
+            exc.show()
+        else:
+            print(f"Error: {exc.format_message()}", file=sys.stderr)
         return usage_exit
     except (typer.Abort, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
