@@ -164,7 +164,7 @@ class Request:
 @dataclass
 class Expect:
     status: list[int] | None = None  # None: any status below 400
-    schema: dict[str, Any] | None = None
+    schema: dict[str, Any] | bool | None = None  # true/false: the JSON Schemas that accept/reject all
     max_latency_ms: float | None = None
     contains: list[str] = field(default_factory=list)
     regex: Pattern | None = None

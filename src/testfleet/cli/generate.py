@@ -424,8 +424,8 @@ def _write_feedback(model: Path, requests: list[Any], weight: float) -> None:
     stat = load_model(model)
     old = json.loads(_feedback_path(model).read_text()) if _feedback_path(model).is_file() else {}
     endpoints: dict[str, float] = dict(old.get("endpoints", {}))
-    values: dict[tuple[str, str, str], float] = {(v["endpoint"], v["field"], v["value"]): v["weight"]
-                                                 for v in old.get("values", [])}
+    values: dict[tuple[str, str, str | int], float] = {(v["endpoint"], v["field"], v["value"]): v["weight"]
+                                                       for v in old.get("values", [])}
     for request in requests:
         if request.endpoint not in stat.endpoints:
             continue  # only what the model can draw can be weighted

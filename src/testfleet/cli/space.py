@@ -9,7 +9,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -170,7 +170,7 @@ def coverage_command(
     raise typer.Exit(code)
 
 
-def _print(result, data: dict, gaps: int) -> None:  # type: ignore[no-untyped-def]
+def _print(result: Any, data: dict[str, Any], gaps: int) -> None:
     console = make_console()
     report = result.report
     t = report.strength

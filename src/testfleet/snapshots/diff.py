@@ -35,6 +35,7 @@ from typing import Any
 from testfleet.configs.formats import STRING_FORMATS, coerce_scalars, detect_format, loads
 from testfleet.configs.paths import format_path
 from testfleet.errors import ConfigError
+from testfleet.snapshots.tree import Entry as TreeEntry
 
 __all__ = ["Change", "FileDiff", "TreeDiff", "diff_documents", "diff_trees"]
 
@@ -152,7 +153,8 @@ class TreeDiff:
         return "\n".join(out) + "\n"
 
 
-Entry = Mapping[str, Any]  # kind ("file" | "dir" | "symlink"), mode, sha256, target
+# kind ("file" | "dir" | "symlink"), mode, sha256, target: a mapping or a stored entry (_field reads both)
+Entry = Mapping[str, Any] | TreeEntry
 
 
 def diff_trees(old_id: str, old: Mapping[str, Entry], new_id: str, new: Mapping[str, Entry],

@@ -78,7 +78,8 @@ class String(Dimension):
                 text: str = generator.xeger(self._regex.pattern)
                 if self.min_len <= len(text) <= self.max_len and self._regex.fullmatch(text):
                     return text
-            return self._levels[rnd.randrange(len(self._levels))].value
+            fallback: str = self._levels[rnd.randrange(len(self._levels))].value
+            return fallback
         chars = self.charset or DEFAULT_CHARSET
         length = rnd.randint(self.min_len, self.max_len)
         return "".join(rnd.choice(chars) for _ in range(length))

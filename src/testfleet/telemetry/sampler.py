@@ -207,7 +207,7 @@ class Sampler:
         self._thread: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
-    def start(self) -> Sampler:
+    def start(self) -> Self:
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError("sampler already running")
         self._stop.clear()

@@ -344,7 +344,8 @@ def _child(interval: float, worker_pid: int, metrics_interval: float, stdin: int
                 send()
                 return 0
             *lines, pending = (pending + chunk).split(b"\n")
-        wishes, marks = [], []
+        wishes: list[dict[str, Any]] = []
+        marks: list[dict[str, Any]] = []
         for line in lines:
             try:
                 message = json.loads(line)
