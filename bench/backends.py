@@ -177,7 +177,7 @@ def bench_suite(suite: suites.Suite, tf: list[str], args: argparse.Namespace, ra
             problems.append(f"{run.label}: counts {run.outcomes} != expected {suite.expected}")
         elif run.rc != expected_rc:
             problems.append(f"{run.label}: exit code {run.rc} != {expected_rc}")
-    for backend, (run, fig) in best.items():
+    for run, fig in best.values():
         if fig["stamped"] != suite.tests and not run.crashed:
             problems.append(f"{run.label}: {fig['stamped']} stamps for {suite.tests} tests "
                             f"(did ${suites.STAMPS_ENV} reach the workers?)")

@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                                        "unit": "ratio"}))
     if "testfleet" in best:
         wall = best["testfleet"].wall_s
-        print(f"  testfleet wall {wall:.2f} s (target < {TARGET_WALL_S:g} s: {'met' if wall < TARGET_WALL_S else 'MISSED'})")
+        verdict = "met" if wall < TARGET_WALL_S else "MISSED"
+        print(f"  testfleet wall {wall:.2f} s (target < {TARGET_WALL_S:g} s: {verdict})")
     print()
     for line in lines:
         print(line)

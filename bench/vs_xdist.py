@@ -458,8 +458,8 @@ def main(argv: list[str] | None = None) -> int:
             crashed, ok = print_report(rep)
             failed |= crashed or not ok
             lines += [json.dumps(ctx | {"repeat": suite_args.repeat} | fig) for fig in rep.figures]
-            lines.append(json.dumps(ctx | {"repeat": suite_args.repeat, "suite": name, "figure": "counts_match", "tool": "-",
-                                           "value": ok, "unit": "bool"}))
+            lines.append(json.dumps(ctx | {"repeat": suite_args.repeat, "suite": name, "figure": "counts_match",
+                                           "tool": "-", "value": ok, "unit": "bool"}))
     finally:
         finish_suites(root, args.keep)
     publish(lines, RESULTS_FILE, save=not args.no_save)

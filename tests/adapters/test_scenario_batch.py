@@ -248,7 +248,10 @@ def test_both_engines_send_the_same_requests_and_judge_alike(tmp_path, base_url,
     result = run_batch(loaded, base_url, repeat=4, concurrency=2, engine=engine)
     assert (result.executions, result.failed, result.requests) == (4, 4, 12)
     reference = run_scenario(loaded, base_url).message  # the synchronous httpx runner
-    strip = lambda text: re.sub(r"/items/\d+", "/items/N", text)
+
+    def strip(text: str) -> str:
+        return re.sub(r"/items/\d+", "/items/N", text)
+
     assert strip(result.failures[0].message) == strip(reference)
     assert "step 'wrong on purpose'" in reference and "status 404" in reference
 

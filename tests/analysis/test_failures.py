@@ -79,7 +79,8 @@ def test_stdlib_and_site_packages_frames_are_not_user_frames() -> None:
 
 
 def test_bare_assert_takes_its_type_from_the_location_line() -> None:
-    longrepr = "def test_a():\n        a = 3\n>       assert a == 4\nE       assert 3 == 4\n\ntests/t.py:13: AssertionError"
+    longrepr = ("def test_a():\n        a = 3\n>       assert a == 4\nE       assert 3 == 4\n\n"
+                "tests/t.py:13: AssertionError")
     fp = fingerprint("failed", "assert 3 == 4", longrepr)
     assert (fp.exception, fp.message, fp.frames) == ("AssertionError", "assert <n> == <n>", ("tests/t.py:test_a",))
 
@@ -106,7 +107,8 @@ def test_native_traceback_uses_the_last_exception_of_a_chain() -> None:
           File "/home/a/proj/pkg/mod.py", line 5, in g
         ValueError: wrapped 17''')
     fp = fingerprint("failed", "", longrepr)
-    assert (fp.exception, fp.message, fp.frames) == ("ValueError", "wrapped <n>", ("pkg/mod.py:g", "tests/test_m.py:test_m"))
+    assert (fp.exception, fp.message, fp.frames) == ("ValueError", "wrapped <n>",
+                                                     ("pkg/mod.py:g", "tests/test_m.py:test_m"))
 
 
 def test_crashes_fingerprint_on_exit_and_dump_frames_not_worker_or_test() -> None:

@@ -28,8 +28,10 @@ def table_from_rows(rows: Sequence[Mapping[str, Any]]) -> ResultTable:
             variant_ids.append(vid)
         positions.append(index[vid])
         markers.setdefault(row["nodeid"], frozenset(row.get("markers", ())))
-    column = lambda key, default: np.array([r.get(key, default) for r in rows],
-                                           dtype=object)
+
+    def column(key: str, default: Any) -> np.ndarray:
+        return np.array([r.get(key, default) for r in rows], dtype=object)
+
     return ResultTable(nodeid=column("nodeid", ""), variant=np.array(positions, dtype=np.int64),
                        outcome=column("outcome", ""),
                        duration=np.array([float(r.get("duration", 0.0)) for r in rows]),

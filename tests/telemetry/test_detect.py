@@ -141,7 +141,7 @@ def test_detector_keeps_baselines_separate_per_case_and_metric():
     rng = np.random.default_rng(3)
     det = Detector()
     found = []
-    for i in range(30):
+    for _ in range(30):
         found += det.observe(
             "small",
             None,

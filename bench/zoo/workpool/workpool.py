@@ -85,7 +85,7 @@ class Pool:
                 return
             self._running.wait()
             index, fn, args, queued = task
-            for attempt in range(self.retries + 1):
+            for _attempt in range(self.retries + 1):
                 try:
                     value = fn(*args)
                     break

@@ -160,7 +160,7 @@ class Request:
 @dataclass
 class Expect:
     status: list[int] | None = None  # None: any status below 400
-    schema: dict[str, Any] | None = None
+    schema: dict[str, Any] | bool | None = None  # true/false: the JSON Schemas that accept/reject all
     max_latency_ms: float | None = None
     contains: list[str] = field(default_factory=list)
     regex: Pattern | None = None
@@ -428,12 +428,12 @@ def _check_placeholders(step: Step, raw: dict[str, Any], place: str, known: set[
                     + (", ".join(sorted(known)) or "(none defined)"))
 
 
-from testfleet.adapters.scenario_async import (  # the runners build on the model
+from testfleet.adapters.scenario_async import (  # noqa: E402 - the runners build on the model
     BatchResult,
     run_batch,
     run_scenario_async,
 )
-from testfleet.adapters.scenario_run import (
+from testfleet.adapters.scenario_run import (  # noqa: E402
     ScenarioResult,
     StepResult,
     run_scenario,

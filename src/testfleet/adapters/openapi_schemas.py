@@ -18,7 +18,7 @@ minItems..minItems+3 items (never more than 20). Objects and arrays nested deepe
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 from testfleet.adapters.openapi_refs import OpenApiError, place_of
 from testfleet.space.jsonschema import _FORMAT_PATTERNS
@@ -197,7 +197,7 @@ class SchemaMapper:
         return {"type": "list", "of": item, "min_items": lo, "max_items": hi}
 
 
-def finite(value: Any) -> bool:
+def finite(value: Any) -> TypeGuard[int | float]:
     if isinstance(value, bool):
         return False
     return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))

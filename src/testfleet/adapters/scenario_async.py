@@ -192,6 +192,7 @@ class _Batch:
             await self._loop(lambda: run_execution(self.session, self.scenario, self.base_url,
                                                    self.params, self.timeout, self.on_latency))
             return
+        assert verify is not None  # run() makes one context whenever the engine is httpx
         async with httpx.AsyncClient(limits=_ONE_CONNECTION, timeout=self.timeout,
                                      verify=verify) as client:
             await self._loop(lambda: run_scenario_async(

@@ -68,6 +68,7 @@ from testfleet.analysis.design import design_mask, source_counts
 from testfleet.analysis.findings import Candidate, Condition, Rule, build_rules
 from testfleet.analysis.frame import AnalysisFrame
 from testfleet.analysis.hypotheses import hypotheses
+from testfleet.analysis.followups import FollowUp, next_variants  # noqa: F401  (re-exported for callers)
 from testfleet.analysis.impacts import column_impact, value_tests
 from testfleet.analysis.interactions import MIN_SUPPORT, Combination, bh, search
 from testfleet.analysis.levels import Prepared, prepare
@@ -302,6 +303,3 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
 
 def _conditions(preps: list[Prepared], combo: Combination) -> list[Condition]:
     return [preps[c].conditions[int(preps[c].keep[lv])] for c, lv in zip(combo.columns, combo.levels)]
-
-
-from testfleet.analysis.followups import FollowUp, next_variants

@@ -8,11 +8,17 @@ unchanged.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Protocol, runtime_checkable
 
 import typer
 
 from testfleet.atomic import WRITE_ERRNOS, output_error
+from testfleet.cli.generate import app as generate_app
+from testfleet.cli.rules import app as rules_app
+from testfleet.cli.scenarios import app as scenarios_app
+from testfleet.cli.snapshot import app as snapshot_app
+from testfleet.cli.space import app as space_app
+from testfleet.cli.spec import app as spec_app
 from testfleet.errors import TestfleetError
 from testfleet.settings import MAX_SEED
 
@@ -32,41 +38,98 @@ RUN_USAGE_EXIT = 4  # pytest's "usage error"
 OTHER_USAGE_EXIT = 2
 
 
+@runtime_checkable
+class _ShowsItself(Protocol):
+    """typer's click errors (bad flags, bad values) print their usage, hint and message with
+    ``show``; a plain ``TyperException`` has only ``format_message``."""
+
+    def show(self) -> None: ...
+
+
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 def run(
     ctx: typer.Context,
-    paths: Annotated[list[str] | None, typer.Argument(help="Test files, directories or node ids (default: pytest's testpaths or '.').")] = None,
-    workers: Annotated[str | None, typer.Option("--workers", "-n", help="Worker processes: a number or 'auto' (one per CPU). Setting: workers.")] = None,
-    keyword: Annotated[str | None, typer.Option("-k", help="Only run tests matching the expression, as pytest -k.")] = None,
-    markexpr: Annotated[str | None, typer.Option("-m", help="Only run tests matching the mark expression, as pytest -m.")] = None,
-    exitfirst: Annotated[bool, typer.Option("-x", "--exitfirst", help="Stop every worker at the first failure.")] = False,
-    maxfail: Annotated[int | None, typer.Option("--maxfail", help="Stop after this many failures. Setting: maxfail.")] = None,
-    last_failed: Annotated[bool, typer.Option("--lf", "--last-failed", help="Only run the tests that failed last time (from the store).")] = False,
-    failed_first: Annotated[bool | None, typer.Option("--ff/--no-ff", "--failed-first/--no-failed-first", help="Run the tests that failed last time first (default: on). Setting: failed_first.")] = None,
-    dist: Annotated[str | None, typer.Option("--dist", help="load | loadscope | loadfile: how tests are grouped onto workers. Setting: dist.")] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds a test may run before its worker is killed and the test reported 'timeout'. Setting: timeout.")] = None,
-    reruns: Annotated[int | None, typer.Option("--reruns", help="Rerun a failed test up to N times, on another worker when there is one. Setting: reruns.")] = None,
-    max_worker_restarts: Annotated[int | None, typer.Option("--max-worker-restarts", help="Crashed workers replaced at most this many times (default: 4 per worker). Setting: max_worker_restarts.")] = None,
-    store: Annotated[str | None, typer.Option("--store", help="DuckDB file for results (default .testfleet/testfleet.duckdb). Setting: store.")] = None,
-    junitxml: Annotated[str | None, typer.Option("--junitxml", "--junit-xml", help="Write a JUnit XML report. Setting: junitxml.")] = None,
-    json_report: Annotated[str | None, typer.Option("--json", help="Write a JSON report (pytest-json-report layout). Setting: json.")] = None,
-    md: Annotated[str | None, typer.Option("--md", help="Write a Markdown summary (also to $GITHUB_STEP_SUMMARY). Setting: md.")] = None,
-    start_method: Annotated[str | None, typer.Option("--start-method", help="auto | fork | spawn: fork collects once for all workers. Setting: start_method.")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the run, 0 .. 2**63-1 (recorded; reproduces random choices). Setting: seed.")] = None,
-    backend: Annotated[str | None, typer.Option("--backend", help="local | ray: where workers run. Setting: backend.")] = None,
-    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Join a running Ray cluster: 'auto' or ray://host:port (default: start Ray here). Setting: ray_address.")] = None,
-    strict_requirements: Annotated[bool | None, typer.Option("--strict-requirements/--no-strict-requirements", help="A test no worker can satisfy is an error, not a skip. Setting: strict_requirements.")] = None,
-    ray_pip: Annotated[list[str] | None, typer.Option("--ray-pip", help="A pip package for the Ray job's runtime_env (repeatable). Setting: ray_pip.")] = None,
-    ray_env: Annotated[list[str] | None, typer.Option("--ray-env", help="KEY=VALUE for Ray workers' environment (repeatable). Setting: ray_env.")] = None,
-    explore: Annotated[str | None, typer.Option("--explore", help="After the baseline, explore the @testfleet.explore spaces: a number of executions (500) or a time (2m). Setting: explore.")] = None,
-    explore_per_case: Annotated[int | None, typer.Option("--explore-per-case", help="Explored executions one case may take at most (default: twice its fair share of an --explore count when several cases explore). Setting: explore_per_case.")] = None,
-    ruleset: Annotated[str | None, typer.Option("--ruleset", help="Mutation rules (YAML/JSON) exploration applies when their trigger holds; edits apply during the run. Setting: ruleset.")] = None,
-    ruleset_b: Annotated[str | None, typer.Option("--ruleset-b", help="A/B test a second ruleset against --ruleset: the exploration budget is split and the summary says which found more distinct failures per execution. Setting: ruleset_b.")] = None,
-    ab: Annotated[float | None, typer.Option("--ab", help="Percent of the exploration budget for --ruleset-b (default 50). Setting: ab.")] = None,
-    telemetry_interval: Annotated[float | None, typer.Option("--telemetry-interval", help="Seconds between telemetry samples in each worker; 0 turns telemetry off (default 0.1). Setting: telemetry_interval.")] = None,
-    metrics_interval: Annotated[float | None, typer.Option("--metrics-interval", help="Seconds between scrapes of the SUT's Prometheus endpoint (default 1). Setting: metrics_interval.")] = None,
-    anomaly_threshold: Annotated[float | None, typer.Option("--anomaly-threshold", help="Robust z-score above which a result's metric is an anomaly (default 4). Setting: anomaly_threshold.")] = None,
-    anomaly_min_history: Annotated[int | None, typer.Option("--anomaly-min-history", help="Executions of a case needed before its metrics are judged (default 8). Setting: anomaly_min_history.")] = None,
+    paths: Annotated[list[str] | None, typer.Argument(
+        help="Test files, directories or node ids (default: pytest's testpaths or '.').")] = None,
+    workers: Annotated[str | None, typer.Option(
+        "--workers", "-n", help="Worker processes: a number or 'auto' (one per CPU). Setting: workers.")] = None,
+    keyword: Annotated[str | None, typer.Option(
+        "-k", help="Only run tests matching the expression, as pytest -k.")] = None,
+    markexpr: Annotated[str | None, typer.Option(
+        "-m", help="Only run tests matching the mark expression, as pytest -m.")] = None,
+    exitfirst: Annotated[bool, typer.Option(
+        "-x", "--exitfirst", help="Stop every worker at the first failure.")] = False,
+    maxfail: Annotated[int | None, typer.Option(
+        "--maxfail", help="Stop after this many failures. Setting: maxfail.")] = None,
+    last_failed: Annotated[bool, typer.Option(
+        "--lf", "--last-failed", help="Only run the tests that failed last time (from the store).")] = False,
+    failed_first: Annotated[bool | None, typer.Option(
+        "--ff/--no-ff", "--failed-first/--no-failed-first", help="Run the tests that failed last time first (default: "
+                                                                 "on). Setting: failed_first.")] = None,
+    dist: Annotated[str | None, typer.Option(
+        "--dist", help="load | loadscope | loadfile: how tests are grouped onto workers. Setting: dist.")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", help="Seconds a test may run before its worker is killed and the test reported 'timeout'. "
+                          "Setting: timeout.")] = None,
+    reruns: Annotated[int | None, typer.Option(
+        "--reruns", help="Rerun a failed test up to N times, on another worker when there is one. "
+                         "Setting: reruns.")] = None,
+    max_worker_restarts: Annotated[int | None, typer.Option(
+        "--max-worker-restarts", help="Crashed workers replaced at most this many times (default: 4 per worker). "
+                                      "Setting: max_worker_restarts.")] = None,
+    store: Annotated[str | None, typer.Option(
+        "--store", help="DuckDB file for results (default .testfleet/testfleet.duckdb). Setting: store.")] = None,
+    junitxml: Annotated[str | None, typer.Option(
+        "--junitxml", "--junit-xml", help="Write a JUnit XML report. Setting: junitxml.")] = None,
+    json_report: Annotated[str | None, typer.Option(
+        "--json", help="Write a JSON report (pytest-json-report layout). Setting: json.")] = None,
+    md: Annotated[str | None, typer.Option(
+        "--md", help="Write a Markdown summary (also to $GITHUB_STEP_SUMMARY). Setting: md.")] = None,
+    start_method: Annotated[str | None, typer.Option(
+        "--start-method", help="auto | fork | spawn: fork collects once for all workers. Setting: "
+                               "start_method.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", min=0, max=MAX_SEED, help="Seed of the run, 0 .. 2**63-1 (recorded; reproduces random choices). "
+                                            "Setting: seed.")] = None,
+    backend: Annotated[str | None, typer.Option(
+        "--backend", help="local | ray: where workers run. Setting: backend.")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Join a running Ray cluster: 'auto' or ray://host:port (default: start Ray here). "
+                              "Setting: ray_address.")] = None,
+    strict_requirements: Annotated[bool | None, typer.Option(
+        "--strict-requirements/--no-strict-requirements", help="A test no worker can satisfy is an error, not a skip. "
+                                                               "Setting: strict_requirements.")] = None,
+    ray_pip: Annotated[list[str] | None, typer.Option(
+        "--ray-pip", help="A pip package for the Ray job's runtime_env (repeatable). Setting: ray_pip.")] = None,
+    ray_env: Annotated[list[str] | None, typer.Option(
+        "--ray-env", help="KEY=VALUE for Ray workers' environment (repeatable). Setting: ray_env.")] = None,
+    explore: Annotated[str | None, typer.Option(
+        "--explore", help="After the baseline, explore the @testfleet.explore spaces: a number of executions (500) or "
+                          "a time (2m). Setting: explore.")] = None,
+    explore_per_case: Annotated[int | None, typer.Option(
+        "--explore-per-case", help="Explored executions one case may take at most (default: twice its fair share of an "
+                                   "--explore count when several cases explore). Setting: explore_per_case.")] = None,
+    ruleset: Annotated[str | None, typer.Option(
+        "--ruleset", help="Mutation rules (YAML/JSON) exploration applies when their trigger holds; edits apply during "
+                          "the run. Setting: ruleset.")] = None,
+    ruleset_b: Annotated[str | None, typer.Option(
+        "--ruleset-b", help="A/B test a second ruleset against --ruleset: the exploration budget is split and the "
+                            "summary says which found more distinct failures per execution. "
+                            "Setting: ruleset_b.")] = None,
+    ab: Annotated[float | None, typer.Option(
+        "--ab", help="Percent of the exploration budget for --ruleset-b (default 50). Setting: ab.")] = None,
+    telemetry_interval: Annotated[float | None, typer.Option(
+        "--telemetry-interval", help="Seconds between telemetry samples in each worker; 0 turns telemetry off (default "
+                                     "0.1). Setting: telemetry_interval.")] = None,
+    metrics_interval: Annotated[float | None, typer.Option(
+        "--metrics-interval", help="Seconds between scrapes of the SUT's Prometheus endpoint (default 1). Setting: "
+                                   "metrics_interval.")] = None,
+    anomaly_threshold: Annotated[float | None, typer.Option(
+        "--anomaly-threshold", help="Robust z-score above which a result's metric is an anomaly (default 4). Setting: "
+                                    "anomaly_threshold.")] = None,
+    anomaly_min_history: Annotated[int | None, typer.Option(
+        "--anomaly-min-history", help="Executions of a case needed before its metrics are judged (default 8). Setting: "
+                                      "anomaly_min_history.")] = None,
     quiet: Annotated[int, typer.Option("-q", "--quiet", count=True, help="Less output.")] = 0,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="One line per test.")] = 0,
 ) -> None:
@@ -138,7 +201,8 @@ def show_command(
 @app.command("workers")
 def workers_command(
     backend: Annotated[str | None, typer.Option("--backend", help="local | ray (default: from settings).")] = None,
-    ray_address: Annotated[str | None, typer.Option("--ray-address", help="'auto' or ray://host:port (default: start Ray here).")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="'auto' or ray://host:port (default: start Ray here).")] = None,
 ) -> None:
     """Show each worker machine (or Ray node) with its hardware, resources and labels."""
     from testfleet.cli.workers import show_workers
@@ -146,32 +210,22 @@ def workers_command(
     raise typer.Exit(show_workers(backend, ray_address))
 
 
-from testfleet.cli.space import app as space_app
-
 app.add_typer(space_app, name="space")
-from testfleet.cli.snapshot import app as snapshot_app
-
 app.add_typer(snapshot_app, name="snapshot")
-
-from testfleet.cli.spec import app as spec_app
-
 app.add_typer(spec_app, name="spec")
-from testfleet.cli.scenarios import app as scenarios_app
-
 app.add_typer(scenarios_app, name="scenarios")
-from testfleet.cli.rules import app as rules_app  # noqa: E402
-
 app.add_typer(rules_app, name="rules")
-from testfleet.cli.generate import app as generate_app  # noqa: E402
-
 app.add_typer(generate_app, name="generate")
 
 
 @app.command("replay")
 def replay_command(
     variant: Annotated[str, typer.Argument(help="A variant id (or a unique prefix) from a report or the store.")],
-    configs: Annotated[str | None, typer.Option("--configs", help="Where to restore the run's configuration snapshots (default: .testfleet/replay/VARIANT).")] = None,
-    run_again: Annotated[bool, typer.Option("--run/--no-run", help="Run the case again after restoring (default) or only restore.")] = True,
+    configs: Annotated[str | None, typer.Option(
+        "--configs", help="Where to restore the run's configuration snapshots (default: "
+                          ".testfleet/replay/VARIANT).")] = None,
+    run_again: Annotated[bool, typer.Option(
+        "--run/--no-run", help="Run the case again after restoring (default) or only restore.")] = True,
     store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
 ) -> None:
     """Restore the configurations a recorded variant ran with, and run it again with the same seed."""
@@ -183,14 +237,20 @@ def replay_command(
 @app.command("analyze")
 def analyze_cmd(
     ref: Annotated[str, typer.Argument(help="A run id, a unique prefix, or 'last'.")] = "last",
-    runs: Annotated[int, typer.Option("--runs", min=1, max=MAX_ROWS, help="Analyse this run and the N-1 before it together.")] = 1,
-    fdr: Annotated[float, typer.Option("--fdr", help="False discovery rate for the tests (Benjamini–Hochberg).")] = 0.05,
-    next_count: Annotated[int, typer.Option("--next", min=0, max=MAX_ROWS, help="Propose this many follow-up variants (one factor changed).")] = 0,
-    confirm: Annotated[int, typer.Option("--confirm", min=0, max=MAX_ROWS, help="Run this many of the follow-ups as randomised experiments and say whether each suspect is confirmed.")] = 0,
+    runs: Annotated[int, typer.Option(
+        "--runs", min=1, max=MAX_ROWS, help="Analyse this run and the N-1 before it together.")] = 1,
+    fdr: Annotated[float, typer.Option(
+        "--fdr", help="False discovery rate for the tests (Benjamini–Hochberg).")] = 0.05,
+    next_count: Annotated[int, typer.Option(
+        "--next", min=0, max=MAX_ROWS, help="Propose this many follow-up variants (one factor changed).")] = 0,
+    confirm: Annotated[int, typer.Option(
+        "--confirm", min=0, max=MAX_ROWS, help="Run this many of the follow-ups as randomised experiments and say "
+                                               "whether each suspect is confirmed.")] = 0,
     json_out: Annotated[str | None, typer.Option("--json", help="Write the analysis as JSON here.")] = None,
     md: Annotated[str | None, typer.Option("--md", help="Write a Markdown summary here.")] = None,
     html: Annotated[str | None, typer.Option("--html", help="Write plotly charts here.")] = None,
-    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the randomised tests and proposals.")] = 0,
+    seed: Annotated[int, typer.Option(
+        "--seed", min=0, max=MAX_SEED, help="Seed of the randomised tests and proposals.")] = 0,
     store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
 ) -> None:
     """Why did it fail? Parameter impact, interactions, rules, failure clusters, flaky tests."""
@@ -205,10 +265,13 @@ def analyze_cmd(
 @app.command("telemetry")
 def telemetry_cmd(
     ref: Annotated[str, typer.Argument(help="A run id, a unique prefix, or 'last'.")] = "last",
-    metric: Annotated[str | None, typer.Option("--metric", help="Only metrics matching this glob, e.g. 'sut.*'.")] = None,
+    metric: Annotated[str | None, typer.Option(
+        "--metric", help="Only metrics matching this glob, e.g. 'sut.*'.")] = None,
     by_worker: Annotated[bool, typer.Option("--by-worker", help="One row per metric and worker.")] = False,
-    html: Annotated[str | None, typer.Option("--html", help="Write plotly charts (one per metric) to this HTML file.")] = None,
-    png: Annotated[str | None, typer.Option("--png", help="Write the charts as PNG (needs chromium): FILE, FILE-1.png...")] = None,
+    html: Annotated[str | None, typer.Option(
+        "--html", help="Write plotly charts (one per metric) to this HTML file.")] = None,
+    png: Annotated[str | None, typer.Option(
+        "--png", help="Write the charts as PNG (needs chromium): FILE, FILE-1.png...")] = None,
     store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
 ) -> None:
     """What the workers sampled during a run (SUT, worker, system, custom metrics) and the anomalies flagged."""
@@ -244,7 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return exc.exit_code
     except typer.TyperException as exc:  # bad flags and arguments (typer's click errors)
-        exc.show()
+        if isinstance(exc, _ShowsItself):
+            exc.show()
+        else:
+            print(f"Error: {exc.format_message()}", file=sys.stderr)
         return usage_exit
     except (typer.Abort, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)

@@ -30,11 +30,11 @@ import typer
 from rich.markup import escape
 
 from testfleet.errors import TestfleetError
+from testfleet.reporting.consoles import make_console
 from testfleet.settings import MAX_SEED
 
 MAX_COUNT = 10_000_000
 """The most requests one command generates (each is held in memory)."""
-from testfleet.reporting.consoles import make_console
 
 app = typer.Typer(help="Test data learned from production traffic: learn, sample, plan, drift, retrain.",
                   no_args_is_help=True, add_completion=False, rich_markup_mode=None)
@@ -87,10 +87,14 @@ def learn_cmd(
     traffic: Annotated[list[str], typer.Argument(help="Captures: HAR, JSON Lines, nginx/Apache access logs.")],
     out: Annotated[str, typer.Option("-o", "--out", help="Where the model goes (a file; a directory for llm).")],
     generator: Annotated[str, typer.Option("--generator", help="statistical (default) or llm.")] = "statistical",
-    min_samples: Annotated[int, typer.Option("--min-samples", help="Endpoints with fewer samples are not modelled.")] = 5,
-    redact: Annotated[list[str] | None, typer.Option("--redact", help="More fields to redact (name or dotted path; repeatable).")] = None,
-    base_model: Annotated[str | None, typer.Option("--base-model", help="llm: a local model path or name (default: a tiny model trained from scratch).")] = None,
-    epochs: Annotated[int, typer.Option("--epochs", help="llm: passes over the traffic (about 300 steps for the example).")] = 15,
+    min_samples: Annotated[int, typer.Option(
+        "--min-samples", help="Endpoints with fewer samples are not modelled.")] = 5,
+    redact: Annotated[list[str] | None, typer.Option(
+        "--redact", help="More fields to redact (name or dotted path; repeatable).")] = None,
+    base_model: Annotated[str | None, typer.Option(
+        "--base-model", help="llm: a local model path or name (default: a tiny model trained from scratch).")] = None,
+    epochs: Annotated[int, typer.Option(
+        "--epochs", help="llm: passes over the traffic (about 300 steps for the example).")] = 15,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED)] = 0,
 ) -> None:
     """Learn a generative model of requests, per endpoint, from captured traffic."""
@@ -191,7 +195,9 @@ def sample_cmd(
     count: Annotated[int, typer.Option("-n", "--count", min=1, max=MAX_COUNT, help="How many requests.")] = 10,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED)] = 0,
     mode: Annotated[str, typer.Option("--mode", help="realistic or explore.")] = "realistic",
-    schema: Annotated[list[str] | None, typer.Option("--schema", help="An OpenAPI document, or 'METHOD /path=body.schema.json' (a JSON Schema of that endpoint's body); repeatable.")] = None,
+    schema: Annotated[list[str] | None, typer.Option(
+        "--schema", help="An OpenAPI document, or 'METHOD /path=body.schema.json' (a JSON Schema of that endpoint's "
+                         "body); repeatable.")] = None,
 ) -> None:
     """Print generated requests (JSON lines) and how many were valid."""
     try:
@@ -241,15 +247,22 @@ def plan_cmd(
     model: Annotated[str | None, typer.Option("--model", help="A model from `generate learn`.")] = None,
     count: Annotated[int, typer.Option("--count", min=1, max=MAX_COUNT, help="Requests in the plan.")] = 100,
     dynamic: Annotated[str, typer.Option("--dynamic", help="Share of generated requests, e.g. 30%.")] = "30%",
-    target_coverage: Annotated[bool, typer.Option("--target-coverage", help="Give endpoints rare in production (and past runs) more of the generated share.")] = False,
-    openai: Annotated[str | None, typer.Option("--openai", help="Generate through an OpenAI-compatible endpoint (base URL).")] = None,
+    target_coverage: Annotated[bool, typer.Option(
+        "--target-coverage", help="Give endpoints rare in production (and past runs) more of the "
+                                  "generated share.")] = False,
+    openai: Annotated[str | None, typer.Option(
+        "--openai", help="Generate through an OpenAI-compatible endpoint (base URL).")] = None,
     openai_model: Annotated[str | None, typer.Option("--openai-model")] = None,
-    schema: Annotated[list[str] | None, typer.Option("--schema", help="An OpenAPI document, or 'METHOD /path=body.schema.json' (a JSON Schema of that endpoint's body); repeatable.")] = None,
+    schema: Annotated[list[str] | None, typer.Option(
+        "--schema", help="An OpenAPI document, or 'METHOD /path=body.schema.json' (a JSON Schema of that endpoint's "
+                         "body); repeatable.")] = None,
     mode: Annotated[str, typer.Option("--mode", help="realistic or explore.")] = "realistic",
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED)] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace a directory that is not an earlier plan.")] = False,
     redact: Annotated[list[str] | None, typer.Option("--redact")] = None,
-    store: Annotated[str | None, typer.Option("--store", help="With --target-coverage: the store whose earlier plan runs count as covered (default: from settings, when it exists).")] = None,
+    store: Annotated[str | None, typer.Option(
+        "--store", help="With --target-coverage: the store whose earlier plan runs count as covered (default: from "
+                        "settings, when it exists).")] = None,
 ) -> None:
     """Write HTTP scenario files mixing production, generated and mutated requests."""
     from testfleet.atomic import check_output
@@ -312,8 +325,11 @@ def drift_cmd(
     model: Annotated[str, typer.Argument(help="A statistical model from `generate learn`.")],
     against: Annotated[list[str], typer.Option("--against", help="A new production capture (repeatable).")],
     threshold: Annotated[float, typer.Option("--threshold", help="PSI above which a field drifts.")] = 0.1,
-    generated: Annotated[int, typer.Option("--generated", min=0, max=MAX_COUNT, help="Also compare this many generated requests with the capture (0: off).")] = 2000,
-    retrain: Annotated[bool, typer.Option("--retrain", help="Past the threshold, learn the model again from the new capture.")] = False,
+    generated: Annotated[int, typer.Option(
+        "--generated", min=0, max=MAX_COUNT, help="Also compare this many generated requests with the "
+                                                  "capture (0: off).")] = 2000,
+    retrain: Annotated[bool, typer.Option(
+        "--retrain", help="Past the threshold, learn the model again from the new capture.")] = False,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED)] = 0,
     json_out: Annotated[str | None, typer.Option("--json", help="Write the drift report as JSON.")] = None,
 ) -> None:
@@ -359,7 +375,8 @@ def retrain_cmd(
     model: Annotated[str, typer.Argument(help="The model the plan was generated from.")],
     plan: Annotated[str, typer.Option("--plan", help="The plan directory (`generate plan -o`).")],
     run: Annotated[str, typer.Option("--run", help="The run that executed the plan: an id or 'last'.")] = "last",
-    weight: Annotated[float, typer.Option("--weight", min=0.0, help="How much more likely a failing request's values become.")] = 3.0,
+    weight: Annotated[float, typer.Option(
+        "--weight", min=0.0, help="How much more likely a failing request's values become.")] = 3.0,
     store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
 ) -> None:
     """Feed the plan's failing requests back into the model (statistical: weights; llm: fine-tune)."""
@@ -407,8 +424,8 @@ def _write_feedback(model: Path, requests: list[Any], weight: float) -> None:
     stat = load_model(model)
     old = json.loads(_feedback_path(model).read_text()) if _feedback_path(model).is_file() else {}
     endpoints: dict[str, float] = dict(old.get("endpoints", {}))
-    values: dict[tuple[str, str, str], float] = {(v["endpoint"], v["field"], v["value"]): v["weight"]
-                                                 for v in old.get("values", [])}
+    values: dict[tuple[str, str, str | int], float] = {(v["endpoint"], v["field"], v["value"]): v["weight"]
+                                                       for v in old.get("values", [])}
     for request in requests:
         if request.endpoint not in stat.endpoints:
             continue  # only what the model can draw can be weighted

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.markup import escape
 
@@ -23,7 +24,7 @@ from testfleet.reporting.consoles import make_console
 BAD_INPUT = 2
 
 
-def find_execution(db, variant_ref: str) -> tuple[str, str, str, dict]:  # type: ignore[no-untyped-def]
+def find_execution(db: Any, variant_ref: str) -> tuple[str, str, str, dict[str, Any]]:
     """(variant id, nodeid, run id, params) of the variant's latest execution."""
     rows = db.query(
         "SELECT v.variant_id, r.nodeid, r.run_id, v.params FROM variants v "
@@ -80,7 +81,7 @@ def replay(variant_ref: str, configs: str | None, run_again: bool, store: str | 
     previous = Path.cwd()
     os.chdir(rootdir)
     try:
-        overrides = {"seed": run.seed, "workers": 1, "failed_first": False}
+        overrides: dict[str, Any] = {"seed": run.seed, "workers": 1, "failed_first": False}
         if store:
             overrides["store"] = str(Path(previous, store).resolve())
         return execute(RunRequest(paths=[nodeid], overrides=overrides,

@@ -265,7 +265,7 @@ def _explorer(store: Any, settings: Settings, seed: int) -> Any:
     from testfleet.execution.explorer import Budget, Explorer
     from testfleet.store.exploration import failing_variants, known_variants
 
-    common = {"known": known_variants(store), "replay": failing_variants(store),
+    common: dict[str, Any] = {"known": known_variants(store), "replay": failing_variants(store),
               "batch_size": 2 * settings.worker_count(), "per_case": settings.explore_per_case}
     if settings.ruleset_b:
         from testfleet.execution.explorer_ab import ABExplorer

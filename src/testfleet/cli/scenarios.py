@@ -28,7 +28,8 @@ def scenarios() -> None:
 def from_openapi_command(
     spec: Annotated[str, typer.Argument(help="An OpenAPI 3.0 or 3.1 document (YAML or JSON).")],
     out: Annotated[str, typer.Option("--out", "-o", help="Directory for the scenario files.")],
-    force: Annotated[bool, typer.Option("--force", help="Replace existing scenario files whose content differs.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace existing scenario files whose content differs.")] = False,
 ) -> None:
     """Write one <operation>.scenario.yaml per operation, parameters from the schemas."""
     from testfleet.adapters.openapi import (

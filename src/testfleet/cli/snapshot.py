@@ -113,7 +113,8 @@ def _local(value: datetime) -> str:
 
 @app.command("save")
 def save_command(
-    paths: Annotated[list[str], typer.Argument(help="Files and directories to snapshot (one directory: its contents; otherwise each under its own name).")],
+    paths: Annotated[list[str], typer.Argument(
+        help="Files and directories to snapshot (one directory: its contents; otherwise each under its own name).")],
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="Tag the snapshot (repeatable).")] = None,
     meta: Annotated[list[str] | None, typer.Option("--meta", "-m", help="key=value metadata (repeatable).")] = None,
     store: StoreOpt = None,
@@ -129,10 +130,14 @@ def save_command(
 
 @app.command("list")
 def list_command(
-    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="Only snapshots with this tag (repeatable: all of them).")] = None,
-    meta: Annotated[list[str] | None, typer.Option("--meta", "-m", help="Only snapshots with key=value (repeatable).")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Saved on or after this date/time (ISO, local time).")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Saved before this time, or on or before this date.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", "-t", help="Only snapshots with this tag (repeatable: all of them).")] = None,
+    meta: Annotated[list[str] | None, typer.Option(
+        "--meta", "-m", help="Only snapshots with key=value (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Saved on or after this date/time (ISO, local time).")] = None,
+    until: Annotated[str | None, typer.Option(
+        "--until", help="Saved before this time, or on or before this date.")] = None,
     store: StoreOpt = None,
 ) -> None:
     """List snapshots, newest first."""

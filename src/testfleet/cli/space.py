@@ -9,7 +9,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -70,13 +70,18 @@ def show_command(path: InputArg, overlay: OverlayOpt = None) -> None:
 def fuzz_command(
     path: InputArg,
     out: Annotated[str, typer.Option("--out", "-o", help="Directory for the variant files and manifest.json.")],
-    strategy: Annotated[str, typer.Option("--strategy", "-s", help="random | edge | pairwise | t-way | mixed")] = "mixed",
-    count: Annotated[int | None, typer.Option("--count", "-n", min=1, max=10_000_000, help="How many variants (required for random and mixed; caps the others).")] = None,
+    strategy: Annotated[str, typer.Option(
+        "--strategy", "-s", help="random | edge | pairwise | t-way | mixed")] = "mixed",
+    count: Annotated[int | None, typer.Option(
+        "--count", "-n", min=1, max=10_000_000, help="How many variants (required for random and mixed; caps the "
+                                                     "others).")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Same seed, same variants.")] = 0,
     strength: Annotated[int, typer.Option("--strength", "-t", help="t for t-way covering arrays (2..4).")] = 2,
-    fmt: Annotated[str | None, typer.Option("--format", "-f", help="yaml | json | toml | ini | xml | properties (default: the input's own).")] = None,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", "-f", help="yaml | json | toml | ini | xml | properties (default: the input's own).")] = None,
     overlay: OverlayOpt = None,
-    extend: Annotated[str | None, typer.Option("--extend", help="Variants already run (a manifest or a directory of configs): cover what they don't.")] = None,
+    extend: Annotated[str | None, typer.Option(
+        "--extend", help="Variants already run (a manifest or a directory of configs): cover what they don't.")] = None,
 ) -> None:
     """Write one configuration file per generated variant, plus a manifest."""
     from testfleet.atomic import check_output
@@ -105,16 +110,23 @@ def fuzz_command(
 @app.command("coverage")
 def coverage_command(
     path: InputArg,
-    variants: Annotated[str | None, typer.Option("--variants", help="A fuzz manifest, its directory, or a directory of configuration files.")] = None,
-    run: Annotated[str | None, typer.Option("--run", help="A run in the store (id or 'last'): its variants and their outcomes.")] = None,
+    variants: Annotated[str | None, typer.Option(
+        "--variants", help="A fuzz manifest, its directory, or a directory of configuration files.")] = None,
+    run: Annotated[str | None, typer.Option(
+        "--run", help="A run in the store (id or 'last'): its variants and their outcomes.")] = None,
     strength: Annotated[int, typer.Option("--strength", "-t", help="t of the t-way measures.")] = 2,
     overlay: OverlayOpt = None,
     gaps: Annotated[int, typer.Option("--gaps", help="How many missing tuples to list.")] = 15,
-    html: Annotated[str | None, typer.Option("--html", help="Write heatmaps and the completeness curve (plotly) here.")] = None,
-    png: Annotated[str | None, typer.Option("--png", help="Write the pairwise heatmap as PNG here (needs Chromium).")] = None,
-    json_out: Annotated[str | None, typer.Option("--json", help="Write the measures, combinations and gaps as JSON here.")] = None,
-    minimum: Annotated[float | None, typer.Option("--min", min=0.0, max=1.0, help="Exit 1 when simple t-way coverage is below this fraction (0..1).")] = None,
-    store: Annotated[str | None, typer.Option("--store", help="DuckDB file for --run (default: from settings).")] = None,
+    html: Annotated[str | None, typer.Option(
+        "--html", help="Write heatmaps and the completeness curve (plotly) here.")] = None,
+    png: Annotated[str | None, typer.Option(
+        "--png", help="Write the pairwise heatmap as PNG here (needs Chromium).")] = None,
+    json_out: Annotated[str | None, typer.Option(
+        "--json", help="Write the measures, combinations and gaps as JSON here.")] = None,
+    minimum: Annotated[float | None, typer.Option(
+        "--min", min=0.0, max=1.0, help="Exit 1 when simple t-way coverage is below this fraction (0..1).")] = None,
+    store: Annotated[str | None, typer.Option(
+        "--store", help="DuckDB file for --run (default: from settings).")] = None,
 ) -> None:
     """NIST CCM coverage of a space by the variants that ran, the gaps, and heatmaps."""
     from testfleet.analysis.space_coverage import measure_points, points_of_run
@@ -158,7 +170,7 @@ def coverage_command(
     raise typer.Exit(code)
 
 
-def _print(result, data: dict, gaps: int) -> None:  # type: ignore[no-untyped-def]
+def _print(result: Any, data: dict[str, Any], gaps: int) -> None:
     console = make_console()
     report = result.report
     t = report.strength

@@ -54,7 +54,8 @@ def check_command(
     run: Annotated[str, typer.Option("--run", help="A run id, a unique prefix, or 'last'.")] = "last",
     json_out: Annotated[str | None, typer.Option("--json", help="Write the verdicts as JSON here.")] = None,
     md: Annotated[str | None, typer.Option("--md", help="Write a Markdown summary here.")] = None,
-    junitxml: Annotated[str | None, typer.Option("--junitxml", help="Write JUnit XML here (one testcase per spec).")] = None,
+    junitxml: Annotated[str | None, typer.Option(
+        "--junitxml", help="Write JUnit XML here (one testcase per spec).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="An untested spec fails the check too.")] = False,
     examples: Annotated[int, typer.Option("--examples", help="Violating executions shown per spec.")] = 5,
     store: StoreOpt = None,
@@ -110,7 +111,8 @@ def check_command(
 @app.command("lint")
 def lint_command(
     spec_file: SpecArg,
-    space: Annotated[str | None, typer.Option("--space", help="A space (schema, space file or example config) the givens range over.")] = None,
+    space: Annotated[str | None, typer.Option(
+        "--space", help="A space (schema, space file or example config) the givens range over.")] = None,
     overlay: Annotated[str | None, typer.Option("--overlay", help="Overlay for an inferred space.")] = None,
 ) -> None:
     """Find contradictory specs and specs no point of the space can match."""

@@ -75,9 +75,9 @@ def infer_dimension(value: Any) -> Dimension:
         lo, hi = (0, 100) if value == 0 else (value // 4, value * 4) if value > 0 else (value * 4, 0)
         return Int(lo, hi, default=value)
     if isinstance(value, float):
-        lo, hi = (0.0, 1.0) if value == 0 else (value / 4, value * 4) if value > 0 \
+        flo, fhi = (0.0, 1.0) if value == 0 else (value / 4, value * 4) if value > 0 \
             else (value * 4, 0.0)
-        return Float(lo, hi, default=value)
+        return Float(flo, fhi, default=value)
     if isinstance(value, str) and _SIZE.match(value):
         size = parse_size(value.replace(" ", ""))
         return Size(size // 4, max(size * 4, 1), default=size)

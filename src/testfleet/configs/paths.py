@@ -167,11 +167,11 @@ def flatten(data: Any) -> dict[str, Any]:
     return out
 
 
-class _Map(dict):  # type: ignore[type-arg]
+class _Map(dict[str, Any]):
     """A dict being rebuilt by unflatten (distinct from a leaf that happens to be a dict)."""
 
 
-class _Seq(dict):  # type: ignore[type-arg]
+class _Seq(dict[int, Any]):
     """A list being rebuilt by unflatten: index -> node, checked for gaps at the end."""
 
 

@@ -91,10 +91,10 @@ def read_ini(text: str, source: str) -> dict[str, dict[str, str]]:
         raise ConfigError(f"invalid INI: cannot read the line {content}", source=source, place=f"line {line}",
                           expected="[section], key = value, an indented continuation or a comment") from None
     except configparser.Error as exc:
-        line = getattr(exc, "lineno", None)
+        lineno = getattr(exc, "lineno", None)
         message = str(exc.message).split("\n")[0].split("]: ")[-1]
         raise ConfigError(f"invalid INI: {message}", source=source,
-                          place=f"line {line}" if line else None) from None
+                          place=f"line {lineno}" if lineno else None) from None
     return {name: dict(parser[name]) for name in parser.sections()}
 
 

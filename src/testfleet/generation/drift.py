@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -164,14 +165,14 @@ def _as_numbers(values: list[Any]) -> np.ndarray | None:
     return arr if np.all(np.isfinite(arr)) else None
 
 
-def _shares(counts: list[float]) -> np.ndarray:
+def _shares(counts: Sequence[float]) -> np.ndarray:
     p = np.asarray(counts, dtype=np.float64)
     p = p / p.sum() if p.sum() > 0 else np.full(len(p), 1.0 / len(p))
     p = np.maximum(p, EPSILON)
     return p / p.sum()
 
 
-def psi(reference: list[float], other: list[float]) -> float:
+def psi(reference: Sequence[float], other: Sequence[float]) -> float:
     """Population stability index of two count (or share) vectors over the same categories."""
     p, q = _shares(reference), _shares(other)
     return float(np.sum((q - p) * np.log(q / p)))

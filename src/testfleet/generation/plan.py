@@ -142,7 +142,8 @@ def mutate(request: CapturedRequest, rng: np.random.Generator) -> tuple[Captured
 
 
 def _edge_number(value: float, rng: np.random.Generator) -> float:
-    choices = [0, -1, -abs(value) if value else -7, value * 2, 2**31, 2**63, 1e308 if isinstance(value, float) else 10**18]
+    choices = [0, -1, -abs(value) if value else -7, value * 2, 2**31, 2**63,
+               1e308 if isinstance(value, float) else 10**18]
     new = choices[int(rng.integers(len(choices)))]
     return type(value)(new) if isinstance(value, int) and not isinstance(new, float) else new
 
@@ -153,7 +154,8 @@ def _edge_string(value: str, rng: np.random.Generator) -> str:
 
 
 def _mutate_field(body: dict[str, Any], rng: np.random.Generator) -> str | None:
-    keys = [k for k, v in body.items() if v != REDACTED and isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+    keys = [k for k, v in body.items()
+            if v != REDACTED and isinstance(v, (int, float, str)) and not isinstance(v, bool)]
     if not keys:
         return None
     key = keys[int(rng.integers(len(keys)))]

@@ -364,10 +364,10 @@ def read_lines(data: bytes, name: str, fmt: str) -> tuple[list[RawRequest], list
         except (Malformed, RecursionError) as exc:
             malformed.append((name, number, str(exc) or type(exc).__name__))
     if malformed and not requests:
-        _, line, reason = malformed[0]
+        _, number, reason = malformed[0]
         what = "a JSON Lines request" if fmt == JSONL else "an access-log line"
         raise TrafficError(f"no line could be read as {what}: {reason}", source=name,
-                           place=f"line {line}",
+                           place=f"line {number}",
                            expected="one JSON object per line" if fmt == JSONL
                            else 'combined log format: ip - user [time] "METHOD path HTTP/x" status size')
     return requests, malformed

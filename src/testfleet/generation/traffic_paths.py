@@ -86,7 +86,8 @@ def template_all(paths: Sequence[tuple[str, str]], *, min_distinct: int = MIN_DI
         for index, ((method, _), segs) in enumerate(zip(paths, split, strict=True)):
             if len(segs) <= position or kinds[index][position] is not None or not segs[position]:
                 continue
-            prefix = tuple(s if k is None else "{" + k + "}" for s, k in zip(segs[:position], kinds[index][:position], strict=True))
+            prefix = tuple(s if k is None else "{" + k + "}"
+                           for s, k in zip(segs[:position], kinds[index][:position], strict=True))
             groups[method, len(segs), prefix].append(index)
         for members in groups.values():
             distinct = {split[i][position] for i in members}

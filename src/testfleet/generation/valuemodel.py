@@ -192,12 +192,12 @@ def generate_node(node: dict[str, Any], n: int, ctx: Context, path: str = "") ->
 
 
 def _generate_kind(kind: str, node: dict[str, Any], n: int, ctx: Context, path: str) -> list[Any]:
-    spec = node.get(kind)
+    spec: Any = node.get(kind)  # a node's "types" says which kinds it has: spec is there
     if kind == "null":
         return [None] * n
     if kind == "boolean":
-        idx = ctx.choice([spec["true"], spec["false"]], n, [True, False], path)
-        return (idx == 0).tolist()
+        picked = ctx.choice([spec["true"], spec["false"]], n, [True, False], path)
+        return (picked == 0).tolist()
     if kind in ("integer", "number"):
         return _numeric(spec, n, ctx, path)
     if kind == "string":
@@ -274,7 +274,7 @@ def _other(model: dict[str, Any], n: int, ctx: Context) -> list[str]:
         return [s + model["tz"] for s in np.datetime_as_string(stamps, unit=model["unit"]).tolist()]
     shapes, counts = model["shapes"], model["counts"]
     which = ctx.choice(counts, n)
-    out: list[str] = [""] * n
+    out = [""] * n
     for i in np.unique(which).tolist():
         idx = np.flatnonzero(which == i)
         for j, text in zip(idx.tolist(), _fill_shape(shapes[i], len(idx), ctx.rng)):

@@ -175,7 +175,10 @@ class ConsoleReporter:
                exploration: dict | None = None) -> None:
         self.stop()
         final = [r for r in results if r.final]
-        rule = lambda title, style="": Rule(title, characters="=", style=style)
+
+        def rule(title: str, style: str = "") -> Rule:
+            return Rule(title, characters="=", style=style)
+
         if collect_errors:
             self.console.print(rule("ERRORS"))
             for error in collect_errors:

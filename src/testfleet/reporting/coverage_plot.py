@@ -166,7 +166,8 @@ def _pair_detail(detail: dict[str, Any]) -> Figure:
         # rather than look like "all passed"
         z = np.where(never, np.nan, fails / np.maximum(counts, 1))
         heat = go.Heatmap(z=z, x=x, y=y, zmin=0, zmax=1, colorscale="Reds", text=text,
-                          texttemplate="%{text}", textfont={"size": 12}, colorbar={"title": "failed", "tickformat": ".0%"},
+                          texttemplate="%{text}", textfont={"size": 12},
+                          colorbar={"title": "failed", "tickformat": ".0%"},
                           hovertemplate="%{y} × %{x}: %{text}<extra></extra>")
     else:
         z = np.where(never, np.nan, counts)

@@ -35,11 +35,11 @@ import os
 import secrets
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from pathlib import Path
-from typing import NamedTuple, Self, TypeVar
+from typing import BinaryIO, NamedTuple, Self, TypeVar
 
 import zstandard
 from fastcdc import fastcdc
@@ -144,7 +144,7 @@ def pmap(fn: Callable[[_T], _R], work: Sequence[_T]) -> list[_R]:
 
 
 def pmap_ordered(fn: Callable[[_T], _R], work: Sequence[_T], ahead: int = 2 * _WORKERS,
-                 before: Callable[[_T], object] | None = None) -> Iterator[_R]:
+                 before: Callable[[_T], object] | None = None) -> Generator[_R, None, None]:
     """``fn(w)`` for each piece in order, on the shared pool with at most ``ahead`` pieces
     submitted and not yet taken; ``before(w)`` runs on the caller's thread just before a piece
     is submitted. When the iterator is closed early (or fails) it waits for the pieces still
@@ -251,7 +251,7 @@ def sha256_file(data: bytes | mmap.mmap) -> str:
 Piece = tuple[str, Source | bytes, int, int]  # chunk id, where its bytes are, offset, length
 
 
-def compress_into(pack: PackWriter, pieces: dict[str, tuple[Source | bytes, int, int]]) -> None:
+def compress_into(pack: PackWriter, pieces: Mapping[str, tuple[Source | bytes, int, int]]) -> None:
     """Compress the new chunks (id -> source or raw bytes, offset, length), in the given order,
     into frames of about ``GROUP_BYTES`` raw bytes appended to ``pack``. A mapped source is
     mapped when its first frame is handed to the pool and closed once its last one is written."""
@@ -339,7 +339,7 @@ class PackWriter:
         self.pack_id = secrets.token_hex(16)
         self.rows: list[ChunkRow] = []
         self._ids: set[str] = set()
-        self._handle = None
+        self._handle: BinaryIO | None = None
         self._offset = 0
         self.final = packs_dir / f"{self.pack_id}{PACK_SUFFIX}"
         self._temp = packs_dir / f".{self.pack_id}{PACK_SUFFIX}{TEMP_SUFFIX}"

@@ -36,6 +36,7 @@ from testfleet.configs.formats import STRING_FORMATS, coerce_scalars, detect_for
 from testfleet.configs.paths import format_path
 from testfleet.errors import ConfigError
 from testfleet.jsonable import jsonable
+from testfleet.snapshots.tree import Entry as TreeEntry
 
 __all__ = ["Change", "FileDiff", "TreeDiff", "diff_documents", "diff_trees"]
 
@@ -155,7 +156,8 @@ class TreeDiff:
         return "\n".join(out) + "\n"
 
 
-Entry = Mapping[str, Any]  # kind ("file" | "dir" | "symlink"), mode, sha256, target
+# kind ("file" | "dir" | "symlink"), mode, sha256, target: a mapping or a stored entry (_field reads both)
+Entry = Mapping[str, Any] | TreeEntry
 
 
 def diff_trees(old_id: str, old: Mapping[str, Entry], new_id: str, new: Mapping[str, Entry],
@@ -202,7 +204,7 @@ def _noun(entry: Any) -> str:
 
 def _diff_entry(path: str, a: Any, b: Any, parents: tuple[set[str], set[str]],
                 read_old: Callable[[str], bytes], read_new: Callable[[str], bytes]) -> FileDiff | None:
-    kinds = [None if e is None else _field(e, "kind") for e in (a, b)]
+    kinds: list[Any] = [None if e is None else _field(e, "kind") for e in (a, b)]
     modes = [None if e is None else _field(e, "mode") for e in (a, b)]
 
     def make(status: str, kind: str, **more: Any) -> FileDiff:
@@ -240,12 +242,11 @@ def _decode(data: bytes) -> str | None:
 
 
 def _content_diff(path: str, old: bytes, new: bytes) -> tuple[str, list[Change], list[str], str]:
-    texts = (_decode(old), _decode(new))
-    if None in texts:
+    old_text, new_text = _decode(old), _decode(new)
+    if old_text is None or new_text is None:
         digests = [hashlib.sha256(data).hexdigest()[:12] for data in (old, new)]
         return "binary", [], [], (f"binary files differ: {len(old)} -> {len(new)} bytes, "
                                   f"sha256 {digests[0]}… -> {digests[1]}…")
-    old_text, new_text = texts
     note = ""
     try:
         fmt: str | None = detect_format(path, new_text)  # a .conf: INI or directives

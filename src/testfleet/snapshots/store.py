@@ -8,9 +8,9 @@ Approach:
   snapshots is in this module.
 * A save (or a batch of saves, :meth:`SnapshotStore.save_many`) is: scan and hash every file, ONE
   query for which chunks and snapshots the index already has, compress only the new chunks (in
-  ~1 MiB frames of consecutive chunks) into ONE new pack, write the pack (temp, fsync, rename), then ALL index rows in ONE transaction. A
-  crash before the commit leaves at most an orphan pack (``gc`` removes it), never a snapshot
-  that lists without its data.
+  ~1 MiB frames of consecutive chunks) into ONE new pack, write the pack (temp, fsync, rename),
+  then ALL index rows in ONE transaction. A crash before the commit leaves at most an orphan pack
+  (``gc`` removes it), never a snapshot that lists without its data.
 * The snapshot id hashes the entries only (:func:`.tree.snapshot_id`), so saving the same content
   again finds the existing snapshot and only adds the new tags and metadata.
 * Public methods take a full id or a unique prefix (:meth:`SnapshotStore.resolve`).
@@ -18,6 +18,7 @@ Approach:
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -268,7 +269,8 @@ class SnapshotStore:
              since: datetime | None = None, until: datetime | None = None,
              ids: Sequence[str] | None = None) -> list[SnapshotInfo]:
         """Snapshots with all these tags and metadata, saved in [since, until), newest first."""
-        where, params = ["TRUE"], []
+        where: builtins.list[str] = ["TRUE"]
+        params: builtins.list[Any] = []
         for tag in clean_tags(tags):
             params.append(tag)
             where.append(f"snapshot_id IN (SELECT snapshot_id FROM snapshot_tags "
@@ -307,15 +309,15 @@ class SnapshotStore:
         """One snapshot's summary."""
         return self.list(ids=[self.resolve(ref)])[0]
 
-    def entries(self, ref: str) -> list[Entry]:
+    def entries(self, ref: str) -> builtins.list[Entry]:
         """A snapshot's entries, sorted by path."""
         return self._entries(self.resolve(ref))
 
-    def _entries(self, sid: str) -> list[Entry]:
+    def _entries(self, sid: str) -> builtins.list[Entry]:
         rows = self.store.query(_ENTRIES, [sid])
         return [Entry(p, k, m, s, h, t, tuple(json.loads(c))) for p, k, m, s, h, t, c in rows]
 
-    def trees(self, sid: str | None = None) -> dict[str, list[Entry]]:
+    def trees(self, sid: str | None = None) -> dict[str, builtins.list[Entry]]:
         """Full id -> entries of one snapshot, or of every snapshot (with none left out)."""
         where, params = ("WHERE snapshot_id = $1", [sid]) if sid is not None else ("", [])
         out: dict[str, list[Entry]] = {r[0]: [] for r in self.store.query(
@@ -336,7 +338,7 @@ class SnapshotStore:
         rows = self.store.query(_STORED_SIZE, [self.resolve(ref)])
         return int(rows[0][0])
 
-    def runs_of(self, ref: str) -> list[tuple[str, str]]:
+    def runs_of(self, ref: str) -> builtins.list[tuple[str, str]]:
         """(run id, role) of every run that recorded using this snapshot."""
         rows = self.store.query("SELECT run_id, role FROM run_snapshots WHERE snapshot_id = $1 "
                                 "ORDER BY run_id, role", [self.resolve(ref)])
@@ -397,7 +399,7 @@ class SnapshotStore:
         """Read and check every chunk of one snapshot, or of all (see :mod:`.check`)."""
         return verify(self, None if ref is None else self.resolve(ref))
 
-    def drop_unused_chunks(self) -> tuple[int, list[tuple[str, int]], set[str]]:
+    def drop_unused_chunks(self) -> tuple[int, builtins.list[tuple[str, int]], set[str]]:
         """Delete the chunk rows no entry names. Returns how many, the (pack, stored) of each
         frame left holding no chunk, and the packs still used."""
         dropped = self.store.write("collect unused chunks", [(_DROP_UNUSED, [])])

@@ -21,7 +21,7 @@ class NotVectorisable(Exception):
     """The tree (or these columns) need the per-point evaluation."""
 
 
-def eval_columns(tree: tuple, cols: Mapping[str, np.ndarray]) -> Any:
+def eval_columns(tree: tuple[Any, ...], cols: Mapping[str, np.ndarray]) -> Any:
     kind = tree[0]
     if kind == "const":
         if tree[1] is None:

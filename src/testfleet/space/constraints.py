@@ -53,7 +53,7 @@ class Solver:
         for ci, scope in enumerate(self.scopes):
             for var in scope:
                 self.by_var.setdefault(var, []).append(ci)
-        self._cache: dict[tuple, bool] = {}
+        self._cache: dict[tuple[Any, ...], bool] = {}
 
     def _component(self, seeds: Sequence[int]) -> list[int]:
         """Variables linked to ``seeds`` through constraints (constraint-free ones need no search)."""
@@ -132,7 +132,7 @@ def constants_by_name(constraints: Sequence[Constraint]) -> dict[str, list[Any]]
     """Constants that constraints compare a parameter with directly (``port == 8443``)."""
     found: dict[str, list[Any]] = {}
 
-    def walk(tree: tuple) -> None:
+    def walk(tree: tuple[Any, ...]) -> None:
         if tree[0] == "compare":
             operands = tree[2]
             for left, right in pairwise(operands):

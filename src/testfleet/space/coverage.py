@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -283,7 +283,8 @@ def _code_dtype(space: int) -> type[np.integer]:
     return np.int64  # bincount refuses uint64 (no safe cast to its intp)
 
 
-def _tuple_counts(dims: tuple[int, ...], matrix: np.ndarray, t: int):
+def _tuple_counts(dims: tuple[int, ...], matrix: np.ndarray, t: int
+                  ) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
     """Yield ``(columns, counts)`` for every t-column combination; counts are per tuple code."""
     k = len(dims)
     largest = math.prod(sorted(dims)[-t:])

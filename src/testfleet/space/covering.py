@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from itertools import combinations
 from math import comb
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -44,7 +44,8 @@ class _Checker:
     """Memoised oracle on sorted (column, level) items: the oracle runs a constraint search."""
 
     def __init__(self, oracle: Oracle) -> None:
-        self.oracle, self.memo = oracle, {}
+        self.oracle = oracle
+        self.memo: dict[tuple[tuple[int, int], ...], bool] = {}
 
     def __call__(self, items: tuple[tuple[int, int], ...]) -> bool:
         hit = self.memo.get(items)
@@ -89,22 +90,22 @@ class _Space:
         self.req[self.T] = False
         if check is not None:
             self._constrain(check)
-        self._aff: dict[int, tuple] = {}
+        self._aff: dict[int, tuple[Any, ...]] = {}
 
     def _constrain(self, check: _Checker) -> None:
         """Require only consistent tuples; a tuple with an inconsistent sub-tuple is skipped unasked."""
         if not check(()):
             self.req[:] = False
             return
-        ok = {(): True}
+        ok: dict[tuple[tuple[int, int], ...], bool] = {(): True}
         for j in range(1, self.t + 1):
             for cols in combinations(range(self.k), j):
                 for vals in np.ndindex(*self.levels[list(cols)]):
                     items = tuple(zip(cols, vals))
                     ok[items] = all(ok[items[:i] + items[i + 1:]] for i in range(j)) and check(items)
-        for s, cols in enumerate(self.sub.tolist()):
+        for s, sub_cols in enumerate(self.sub.tolist()):
             for i, vals in enumerate(np.ndindex(*self.lv[s])):
-                self.req[self.off[s] + i] = ok[tuple(zip(cols, vals))]
+                self.req[self.off[s] + i] = ok[tuple(zip(sub_cols, vals))]
 
     def ids(self, rows: np.ndarray) -> np.ndarray:
         """(n, k) rows -> (n, n_subsets) tuple indices; T where the tuple has a free cell."""
@@ -125,7 +126,7 @@ class _Space:
         g[np.arange(self.vmax) >= self.levels[:, None]] = -1
         return g
 
-    def affected(self, s: int) -> tuple:
+    def affected(self, s: int) -> tuple[Any, ...]:
         """Subsets sharing a column with subset s, and where s's columns sit in them (cached)."""
         if s not in self._aff:
             cols = self.sub[s]
@@ -166,7 +167,7 @@ def _greedy(sp: _Space, cnt: np.ndarray, rng: np.random.Generator, n_cand: int,
             else:  # best level whose partial row is still consistent
                 score[(~sp.req[ids]).any(1)] = -1  # makes an inconsistent tuple: no need to ask
                 for m in np.flatnonzero(alive):
-                    part = [(j, int(rows[m, j])) for j in np.flatnonzero(fixed)] + [(int(c), -1)]
+                    part = [(int(j), int(rows[m, j])) for j in np.flatnonzero(fixed)] + [(int(c), -1)]
                     for v in np.argsort(-score[m]):
                         part[-1] = (int(c), int(v))
                         if score[m, v] >= 0 and check(tuple(sorted(part))):
@@ -277,7 +278,8 @@ def _prune(sp: _Space, rows: np.ndarray, base: np.ndarray) -> np.ndarray:
             break
         keep[idle[0]] = False
         np.subtract.at(cnt, ids[idle[0]], 1)
-    return np.maximum(rows[keep], 0)
+    kept: np.ndarray = np.maximum(rows[keep], 0)
+    return kept
 
 
 def _lower_bound(sp: _Space, cnt: np.ndarray, binary_model: bool) -> int:

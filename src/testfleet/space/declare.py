@@ -76,55 +76,55 @@ def _required(args: dict[str, Any], key: str, kind: str) -> Any:
     return args[key]
 
 
-def _int(args: dict, source: str | None, place: str) -> Dimension:
+def _int(args: dict[str, Any], source: str | None, place: str) -> Dimension:
     return Int(_required(args, "min", "int"), _required(args, "max", "int"), args.get("step", 1),
                default=args.get("default"))
 
 
-def _float(args: dict, source: str | None, place: str) -> Dimension:
+def _float(args: dict[str, Any], source: str | None, place: str) -> Dimension:
     return Float(_required(args, "min", "float"), _required(args, "max", "float"),
                  step=args.get("step"), default=args.get("default"))
 
 
-def _choice(args: dict, source: str | None, place: str) -> Dimension:
+def _choice(args: dict[str, Any], source: str | None, place: str) -> Dimension:
     return Choice(_required(args, "values", "choice"), default=args.get("default"))
 
 
-def _string(args: dict, source: str | None, place: str) -> Dimension:
+def _string(args: dict[str, Any], source: str | None, place: str) -> Dimension:
     return String(args.get("min_len", 0), args.get("max_len", 16), pattern=args.get("pattern"),
                   charset=args.get("charset"), default=args.get("default"))
 
 
-def _size(args: dict, source: str | None, place: str) -> Dimension:
+def _size(args: dict[str, Any], source: str | None, place: str) -> Dimension:
     return Size(_required(args, "min", "size"), _required(args, "max", "size"),
                 default=args.get("default"), human=args.get("human", True))
 
 
-def _duration(args: dict, source: str | None, place: str) -> Dimension:
+def _duration(args: dict[str, Any], source: str | None, place: str) -> Dimension:
     return Duration(_required(args, "min", "duration"), _required(args, "max", "duration"),
                     default=args.get("default"), human=args.get("human", True))
 
 
-def _optional(args: dict, source: str | None, place: str) -> Dimension:
+def _optional(args: dict[str, Any], source: str | None, place: str) -> Dimension:
     inner = dimension(_required(args, "of", "optional"), source=source, place=f"{place}.of")
     return Optional(inner, absent=bool(args.get("absent", False)),
                     weight=args.get("weight", 0.2), default=args.get("default"))
 
 
-def _list(args: dict, source: str | None, place: str) -> Dimension:
+def _list(args: dict[str, Any], source: str | None, place: str) -> Dimension:
     item = dimension(_required(args, "of", "list"), source=source, place=f"{place}.of")
     return ListOf(item, args.get("min_items", 0), args.get("max_items", 5),
                   default=args.get("default"))
 
 
-def _object(args: dict, source: str | None, place: str) -> Dimension:
+def _object(args: dict[str, Any], source: str | None, place: str) -> Dimension:
     fields = _required(args, "fields", "object")
     if not isinstance(fields, dict):
         raise SpaceError("object fields must be a mapping", expected="fields: {name: spec}")
     return Object({k: dimension(v, source=source, place=f"{place}.{k}") for k, v in fields.items()})
 
 
-def _union(args: dict, source: str | None, place: str) -> Dimension:
+def _union(args: dict[str, Any], source: str | None, place: str) -> Dimension:
     branches = _required(args, "of", "union")
     if not isinstance(branches, list):
         raise SpaceError("union 'of' must be a list", expected="of: [spec, spec]")
@@ -132,7 +132,7 @@ def _union(args: dict, source: str | None, place: str) -> Dimension:
                   for i, b in enumerate(branches)], default=args.get("default"))
 
 
-_BUILDERS: dict[str, Callable[[dict, str | None, str], Dimension]] = {
+_BUILDERS: dict[str, Callable[[dict[str, Any], str | None, str], Dimension]] = {
     "int": _int, "float": _float, "choice": _choice,
     "bool": lambda a, s, p: Bool(default=a.get("default")),
     "string": _string, "size": _size, "duration": _duration,

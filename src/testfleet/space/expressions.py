@@ -24,8 +24,9 @@ Functions: ``len min max abs present``.
 Limits, so that no input can exhaust the stack: an expression is at most ``MAX_LENGTH``
 characters, brackets, ``not`` and unary minus nest at most ``MAX_NESTING`` levels, and the tree
 is at most ``MAX_DEPTH`` operations deep. Chains of ``and`` / ``or`` are one flat node each, so
-thousands of terms cost no depth; a chain of 1,000 ``+`` is refused (split it, or sum a list). An ordered comparison with ``null`` is false (as in SQL),
-never an error, so constraints over optional parameters read naturally.
+thousands of terms cost no depth; a chain of 1,000 ``+`` is refused (split it, or sum a list).
+An ordered comparison with ``null`` is false (as in SQL), never an error, so constraints over
+optional parameters read naturally.
 
 The parser builds a tuple tree once; :meth:`Expression.evaluate` walks it for one point and
 :meth:`Expression.evaluate_columns` evaluates it over numpy columns (one call for a batch of
@@ -194,34 +195,34 @@ class _Parser:
         raise SpaceError(f"unexpected {seen} in {self.text!r}", place=f"column {token.pos + 1}",
                          expected=expected)
 
-    def parse(self) -> tuple:
+    def parse(self) -> tuple[Any, ...]:
         tree = self.implies()
         if self.tokens[self.i].kind != "end":
             self.fail(self.tokens[self.i], "an operator or the end of the expression")
         return tree
 
-    def implies(self) -> tuple:
+    def implies(self) -> tuple[Any, ...]:
         left = self.or_()
         if self.peek("->", "=>"):
             self.take()
             return ("implies", left, self.implies())
         return left
 
-    def or_(self) -> tuple:
+    def or_(self) -> tuple[Any, ...]:
         terms = [self.and_()]
         while self.peek("or", "||"):
             self.take()
             terms.append(self.and_())
         return terms[0] if len(terms) == 1 else ("or", *terms)  # flat: no depth per term
 
-    def and_(self) -> tuple:
+    def and_(self) -> tuple[Any, ...]:
         terms = [self.not_()]
         while self.peek("and", "&&"):
             self.take()
             terms.append(self.not_())
         return terms[0] if len(terms) == 1 else ("and", *terms)
 
-    def not_(self) -> tuple:
+    def not_(self) -> tuple[Any, ...]:
         if self.peek("not", "!"):
             self.enter(self.take())
             inner = self.not_()
@@ -229,7 +230,7 @@ class _Parser:
             return ("not", inner)
         return self.compare()
 
-    def compare(self) -> tuple:
+    def compare(self) -> tuple[Any, ...]:
         operands = [self.sum()]
         ops: list[str] = []
         while True:
@@ -243,13 +244,13 @@ class _Parser:
             operands.append(self.sum())
         return operands[0] if not ops else ("compare", tuple(ops), tuple(operands))
 
-    def sum(self) -> tuple:
+    def sum(self) -> tuple[Any, ...]:
         left = self.product()
         while self.peek("+", "-"):
             left = ("arith", self.take().text, left, self.product())
         return left
 
-    def product(self) -> tuple:
+    def product(self) -> tuple[Any, ...]:
         left = self.unary()
         while self.peek("*", "/", "//", "%"):
             if self._percent_sign():
@@ -267,7 +268,7 @@ class _Parser:
             after.kind == "op" and after.text in ("(", "[", "-", "+", "!", "not"))
         return not starts_operand
 
-    def unary(self) -> tuple:
+    def unary(self) -> tuple[Any, ...]:
         if self.peek("-", "+"):
             token = self.take()
             self.enter(token)
@@ -276,7 +277,7 @@ class _Parser:
             return ("neg", inner) if token.text == "-" else inner
         return self.atom()
 
-    def atom(self) -> tuple:
+    def atom(self) -> tuple[Any, ...]:
         token = self.take()
         if token.kind in ("number", "string", "const"):
             return ("const", token.value)
@@ -306,8 +307,8 @@ class _Parser:
         self.fail(token, "a value, a name or '('")
         raise AssertionError  # unreachable: fail raises
 
-    def items(self, closing: str) -> tuple:
-        items: list[tuple] = []
+    def items(self, closing: str) -> tuple[Any, ...]:
+        items: list[tuple[Any, ...]] = []
         if self.peek(closing):
             self.take()
             return ()
@@ -326,10 +327,10 @@ def _compare_one(op: str, left: Any, right: Any) -> bool:
     if op == "not in":
         return left not in right
     if op in ("==", "!="):
-        return COMPARE[op](left, right)
+        return bool(COMPARE[op](left, right))
     if left is None or right is None or left is MISSING or right is MISSING:
         return False  # an ordered comparison with null is false, as in SQL
-    return COMPARE[op](left, right)
+    return bool(COMPARE[op](left, right))
 
 
 @dataclass(frozen=True)
@@ -337,7 +338,7 @@ class Expression:
     """A parsed expression: its source text, the names it reads and its tree."""
 
     text: str
-    tree: tuple = field(repr=False)
+    tree: tuple[Any, ...] = field(repr=False)
     names: frozenset[str]
 
     def evaluate(self, env: Mapping[str, Any]) -> Any:
@@ -398,7 +399,7 @@ def parse(text: str) -> Expression:
     return Expression(text=text, tree=tree, names=frozenset(parser.names))
 
 
-def tree_depth(tree: tuple) -> int:
+def tree_depth(tree: tuple[Any, ...]) -> int:
     """Depth of a parsed tree, walked with an explicit stack (it may be too deep to recurse)."""
     deepest, todo = 0, [(tree, 1)]
     while todo:
@@ -413,7 +414,7 @@ def tree_depth(tree: tuple) -> int:
     return deepest
 
 
-def _eval(tree: tuple, env: Mapping[str, Any]) -> Any:
+def _eval(tree: tuple[Any, ...], env: Mapping[str, Any]) -> Any:
     kind = tree[0]
     if kind == "const":
         return tree[1]

@@ -112,7 +112,7 @@ class _Converter:
         builder = {"integer": self._integer, "number": self._number, "string": self._string,
                    "boolean": lambda s, p, n: Bool(default=s.get("default")),
                    "null": lambda s, p, n: Choice([None]), "object": self._object,
-                   "array": self._array}.get(kind)  # type: ignore[arg-type]
+                   "array": self._array}.get(kind)
         if kind is None:
             return Choice([None, 0, "", True])  # any JSON value: one of each simple type
         if builder is None:

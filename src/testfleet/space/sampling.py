@@ -145,16 +145,16 @@ def edge_points(space: Space, *, exclude: set[str] | None = None) -> Points:
     candidates = [Point(dict(base), "baseline")]
     for j, (name, dim) in enumerate(space.dimensions.items()):
         for label, value in dim.edges():
-            point = dict(base) | {name: value}
-            if space.violations(point):
+            params = dict(base) | {name: value}
+            if space.violations(params):
                 prefer = {i: base[n] for i, n in enumerate(space.names)}
                 solved = solver.solve({j: value}, prefer=prefer)
                 if solved is None or space.violations(
-                        point | {space.names[i]: v for i, v in solved.items()}):
+                        params | {space.names[i]: v for i, v in solved.items()}):
                     impossible.append(f"{name}={value!r} ({label})")
                     continue
-                point |= {space.names[i]: v for i, v in solved.items()}
-            candidates.append(Point(point, f"edge:{name}={label}"))
+                params |= {space.names[i]: v for i, v in solved.items()}
+            candidates.append(Point(params, f"edge:{name}={label}"))
     for point in candidates:
         if point.key not in seen:
             seen.add(point.key)

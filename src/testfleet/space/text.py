@@ -75,10 +75,11 @@ class String(Dimension):
         if self._regex is not None:
             generator = rstr.Rstr(rnd)
             for _ in range(_PATTERN_TRIES):
-                text = generator.xeger(self.pattern)
+                text: str = generator.xeger(self._regex.pattern)
                 if self.min_len <= len(text) <= self.max_len and self._regex.fullmatch(text):
                     return text
-            return self._levels[rnd.randrange(len(self._levels))].value
+            fallback: str = self._levels[rnd.randrange(len(self._levels))].value
+            return fallback
         chars = self.charset or DEFAULT_CHARSET
         length = rnd.randint(self.min_len, self.max_len)
         return "".join(rnd.choice(chars) for _ in range(length))
@@ -116,7 +117,7 @@ class String(Dimension):
         if self._regex is not None:
             rnd = random.Random(0)
             generator = rstr.Rstr(rnd)
-            found = [generator.xeger(self.pattern) for _ in range(_PATTERN_TRIES)]
+            found: list[str] = [generator.xeger(self._regex.pattern) for _ in range(_PATTERN_TRIES)]
             fitting = sorted({t for t in found if self.min_len <= len(t) <= self.max_len
                               and self._regex.fullmatch(t)}, key=lambda t: (len(t), t))
             # the pattern's own strings, each under the class it really belongs to

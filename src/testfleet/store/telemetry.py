@@ -90,7 +90,8 @@ class TelemetryStore:
         t0, t1 = float(span[0][0]), float(span[0][1])
         width = max((t1 - t0) / max(max_points, 1), 1e-6)
         data = self.store.fetch_numpy(
-            f"SELECT metric, worker, least(floor((t - {t0!r}) / {width!r}), {max(max_points, 1) - 1}) AS b, avg(t) AS t, avg(value) AS v "
+            f"SELECT metric, worker, least(floor((t - {t0!r}) / {width!r}), {max(max_points, 1) - 1}) AS b, "
+            f"avg(t) AS t, avg(value) AS v "
             f"FROM telemetry {where} GROUP BY metric, worker, b ORDER BY metric, worker, b", params)
         out: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         metrics, workers = data["metric"], data["worker"]

@@ -10,10 +10,11 @@ Protocol (JSON lines): the parent writes ``{"sut": [pid, ...], "metrics": [url, 
 child's stdin whenever the SUT instances change, and ``{"mark": n, "reply": bool}`` at a test's
 edges (the child samples at once, so a rate such as CPU % starts or ends with the test; with
 ``reply`` the sample comes back tagged ``n`` and the parent waits for it); the child writes
-``[t, {metric: value}]`` to its stdout each interval, ``t`` being ``time.monotonic()`` (CLOCK_MONOTONIC: one clock for every
-process on the machine, so samples line up with the parent's test windows). The child exits when
-its stdin closes or its parent is gone. :class:`SamplerProcess` is the parent's side and offers
-the reading surface the sampler thread it replaced had (``window``, ``samples``,
+``[t, {metric: value}]`` to its stdout each interval, ``t`` being ``time.monotonic()``
+(CLOCK_MONOTONIC: one clock for every process on the machine, so samples line up with the
+parent's test windows). The child exits when its stdin closes or its parent is gone.
+:class:`SamplerProcess` is the parent's side and offers the reading surface the sampler
+thread it replaced had (``window``, ``samples``,
 ``sample_once`` is not offered: a child's sample cannot be forced synchronously).
 """
 
@@ -343,7 +344,8 @@ def _child(interval: float, worker_pid: int, metrics_interval: float, stdin: int
                 send()
                 return 0
             *lines, pending = (pending + chunk).split(b"\n")
-        wishes, marks = [], []
+        wishes: list[dict[str, Any]] = []
+        marks: list[dict[str, Any]] = []
         for line in lines:
             try:
                 message = json.loads(line)
