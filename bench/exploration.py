@@ -8,6 +8,7 @@ of the same space and a Hypothesis ``@given`` test over it, median over seeds.
     python bench/exploration.py --zoo                # the zoo: 8 systems, 39 defects, 5 seeds, budget 300
     python bench/exploration.py --zoo --quick        # 1 seed, budget 60
     python bench/exploration.py --zoo --seeds 1 --system ledger_api --method explore --method random
+    python bench/exploration.py --zoo --seeds 3 --jobs 2     # three seeds, two runs at a time
 
 ``--zoo`` measures the systems of ``bench/zoo`` instead (see ``bench/zoo/measure.py`` and
 bench/README.md, "The zoo"): four methods, tables per half, geometric-mean ratios overall and
@@ -60,6 +61,7 @@ SUITE = BENCH / "exploration_suite"
 SERVICE = ROOT / "examples" / "inventory" / "inventory_service.py"
 RULESET = ROOT / "examples" / "inventory" / "rules.yaml"
 RESULTS = BENCH / "results" / "exploration.jsonl"
+RESULTS_ZOO = BENCH / "results" / "exploration_zoo.jsonl"
 METHODS = ("explore", "random", "hypothesis")
 
 
@@ -203,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ruleset", default=None, help="--zoo: passed to every explore run")
     parser.add_argument("--no-analysis", action="store_true",
                         help="--zoo: do not score failure analysis on the explore runs")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="--zoo: (seed, system, method) runs at once (figures do not depend on it)")
+    parser.add_argument("--timeout", type=float, default=20.0,
+                        help="--zoo: seconds one execution may run before it is stopped and counts "
+                             "as finding nothing (default 20)")
     parser.add_argument("--only", action="append", choices=METHODS)
     parser.add_argument("--telemetry-interval", type=float, default=None,
                         help="passed to testfleet run (default: testfleet's own, 0.1 s)")
@@ -279,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
 def zoo_main(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(BENCH / "zoo"))
     from measure import METHODS as ZOO_METHODS
-    from measure import measure, report
+    from measure import measure
+    from zoo_report import report
 
     seeds_n, budget = args.seeds or 5, args.budget or 300
     if args.quick:
@@ -291,19 +299,25 @@ def zoo_main(args: argparse.Namespace) -> int:
         return 2
     seeds = list(range(args.first_seed, args.first_seed + seeds_n))
     ctx = context() | {"bench": "exploration-zoo", "budget": budget, "seeds": seeds, "methods": methods,
-                       "ruleset": args.ruleset}
+                       "ruleset": args.ruleset, "timeout": args.timeout}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tf-zoo-") as tmp:
-        per, analyses, walls, defects = measure(methods, seeds, budget, args.system, Path(tmp),
-                                                args.ruleset, not args.no_analysis)
+        per, analyses, spent, defects = measure(methods, seeds, budget, args.system, Path(tmp),
+                                                args.ruleset, not args.no_analysis, jobs=args.jobs,
+                                                timeout=args.timeout)
     lines = report(per, defects, budget, analyses, ctx)
     wall = time.perf_counter() - start
-    print("wall seconds: " + ", ".join(f"{m} {walls[m]:.0f}" for m in methods) + f"; total {wall:.0f}")
-    lines.append(json.dumps(ctx | {"figure": "wall_s", "total": round(wall, 1),
-                                   **{m: round(walls[m], 1) for m in methods}}))
-    publish(lines, BENCH / "results" / "exploration_zoo.jsonl", save=not args.no_save)
+    print(f"\nseconds per method, summed over its runs (wall / CPU of the run's processes): "
+          + ", ".join(f"{m} {spent[m]['wall_s']:.0f} / {spent[m]['cpu_s']:.0f}" for m in methods)
+          + f"; total wall {wall:.0f} with --jobs {args.jobs}")
+    lines.append(json.dumps(ctx | {"figure": "seconds", "total_wall": round(wall, 1), "jobs": args.jobs,
+                                   **{m: {k: round(v, 1) for k, v in spent[m].items()} for m in methods}}))
+    if not args.no_save:
+        RESULTS_ZOO.parent.mkdir(parents=True, exist_ok=True)
+        with RESULTS_ZOO.open("a") as fh:
+            fh.writelines(line + "\n" for line in lines)
+        print(f"figures appended to {RESULTS_ZOO.relative_to(ROOT)}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
