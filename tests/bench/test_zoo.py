@@ -15,7 +15,7 @@ import pytest
 ZOO = Path(__file__).resolve().parents[2] / "bench" / "zoo"
 sys.path.insert(0, str(ZOO))
 
-from scoring import Defect, first_finds, geomean, load_truth, stop_sets, summarise  # noqa: E402
+from scoring import Defect, first_finds, geomean, load_truth, stop_sets, summarise, targets  # noqa: E402
 
 SYSTEMS, DEFECTS = load_truth()
 TAG = re.compile(r"""(?:_internal|_fault|_bug|_Broken|PoolFault|CacheFault|LimiterFault)\(\s*["']([a-z0-9-]+)["']""")
@@ -87,6 +87,27 @@ def test_geomean_ratio_counts_a_miss_as_budget_plus_one() -> None:
     assert overall["explore/random"] == pytest.approx(geomean([3 / 12, 101 / 5]))
     assert numeric["explore/random"] == pytest.approx(0.25) and order["explore/random"] == pytest.approx(101 / 5)
     assert overall["found_4of5"] == 1  # d1 found in all its seeds; d2 in one
+
+
+def test_targets_pass_and_fail_as_the_issue_states_them() -> None:
+    fast = Defect("fast", "numeric", "s", "c", (), "held-out")
+    slow = Defect("slow", "load", "s", "c", (), "held-out")
+    per = {"explore": {"fast": [1, 2, 2, 3, None], "slow": [10, 10, 12, 10, 10]},
+           "random": {"fast": [20, 20, 20, 20, 20], "slow": [40, 40, 40, 40, 40]},
+           "hypothesis": {"fast": [2, 2, 2, 2, 2], "slow": [5, 5, 5, 5, 5]},
+           "explore-notel": {"fast": [2, 2, 2, 2, 2], "slow": [30, 31, 29, 30, 30]}}
+    got = {t["target"].split(" <=")[0].split(" >")[0]: t for t in targets(per, [fast, slow], 100, "held-out")}
+    assert got["every defect found in"]["ok"] and got["every defect found in"]["value"] == "2/2"
+    assert got["geomean explore/random"]["ok"]  # sqrt(2/20 * 10/40) = 0.16
+    assert not got["geomean explore/hypothesis"]["ok"]  # sqrt(1 * 2) = 1.41
+    assert got["no class explore/random"]["ok"]
+    assert got["telemetry-dependent (load) explore/explore-notel"]["ok"]  # 10/30
+    per["explore"]["slow"] = [None, None, 12, None, 10]  # found in 2 of 5 only, and later than random
+    got = {t["target"].split(" <=")[0].split(" >")[0]: t for t in targets(per, [fast, slow], 100, "held-out")}
+    assert not got["every defect found in"]["ok"] and "slow" in got["every defect found in"]["value"]
+    assert not got["no class explore/random"]["ok"] and "load" in got["no class explore/random"]["value"]
+    assert not got["telemetry-dependent (load) explore/explore-notel"]["ok"]
+    assert targets(per, [fast, slow], 100, "tuning") == []
 
 
 def test_stop_sets_name_the_case_defects_and_the_systemwide_ones() -> None:
