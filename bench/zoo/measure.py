@@ -45,6 +45,7 @@ from zoo_harness import case_of, markers_in  # noqa: E402
 
 METHODS = ("explore", "random", "hypothesis", "explore-notel")
 RUN_TIMEOUT = 1800
+STALL_S = 180.0
 
 
 def _log(text: str) -> None:
@@ -64,23 +65,44 @@ class Ran:
     returncode: int
     output: str
     cpu_s: float  # user + system seconds of the process and the descendants it waited for
+    stalled: bool = False
 
 
-def _run(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> Ran:
-    """Run ``cmd`` (its own process group, output to ``log``) and take its rusage with wait4;
-    the whole group is killed after RUN_TIMEOUT."""
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, watch: Path) -> Ran:
+    """Run ``cmd`` (its own process group, output to ``log``) and take its rusage with wait4.
+    A run whose output and ``watch`` file stop growing for STALL_S seconds (a stalled run, not a
+    slow test: those have their own timeout) or that passes RUN_TIMEOUT is interrupted (SIGINT,
+    then SIGKILL): what it recorded so far still counts, the rest of its budget found nothing."""
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-    timer = threading.Timer(RUN_TIMEOUT, lambda: os.killpg(proc.pid, signal.SIGKILL))
-    timer.start()
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return Ran(proc.returncode, log.read_text(encoding="utf-8", errors="replace"),
-               usage.ru_utime + usage.ru_stime)
+    start = last = time.monotonic()
+    sizes = (-1, -1)
+    stalled = False
+    signalled: float | None = None
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        time.sleep(1.0)
+        now = time.monotonic()
+        if (new := (_size(log), _size(watch))) != sizes:
+            sizes, last = new, now
+        if signalled is None and (now - last > STALL_S or now - start > RUN_TIMEOUT):
+            stalled, signalled = True, now
+            os.killpg(proc.pid, signal.SIGINT)
+        elif signalled is not None and now - signalled > 30:
+            os.killpg(proc.pid, signal.SIGKILL)
+    code = os.waitstatus_to_exitcode(status)
+    return Ran(code, log.read_text(encoding="utf-8", errors="replace"), usage.ru_utime + usage.ru_stime,
+               stalled)
 
 
 def run_harness(system: System, method: str, seed: int, budget: int, work: Path,
@@ -90,10 +112,12 @@ def run_harness(system: System, method: str, seed: int, budget: int, work: Path,
     ran = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "zoo_harness",
                 "--basetemp", str(work / f"{name}.tmp"),
                 "-W", "ignore::pytest.PytestUnhandledThreadExceptionWarning"],
-               system.path, _env(method, seed, budget, out, stop, timeout), work / f"{name}.log")
-    if ran.returncode not in (0, 1) or not out.exists():
+               system.path, _env(method, seed, budget, out, stop, timeout), work / f"{name}.log", out)
+    if not ran.stalled and (ran.returncode not in (0, 1) or not out.exists()):
         raise RuntimeError(f"{system.name} {method}: pytest exited {ran.returncode}\n{ran.output[-3000:]}")
-    return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()], ran.cpu_s
+    lines = out.read_text(encoding="utf-8").splitlines() if out.exists() else []
+    rows = [json.loads(line) for line in lines if line.endswith("}")]
+    return rows + ([{"case": "", "outcome": "stalled", "markers": []}] if ran.stalled else []), ran.cpu_s
 
 
 def run_explore(system: System, method: str, seed: int, budget: int, work: Path,
@@ -111,8 +135,8 @@ def run_explore(system: System, method: str, seed: int, budget: int, work: Path,
         cmd += ["--ruleset", ruleset]
     cmd += ["--", "-p", "zoo_harness", "--basetemp", str(work / f"{name}.tmp"),
             "-W", "ignore::pytest.PytestUnhandledThreadExceptionWarning"]
-    ran = _run(cmd, system.path, _env(method, seed, budget, out, stop, timeout), work / f"{name}.log")
-    if ran.returncode not in (0, 1):
+    ran = _run(cmd, system.path, _env(method, seed, budget, out, stop, timeout), work / f"{name}.log", out)
+    if ran.returncode not in (0, 1) and not ran.stalled:
         raise RuntimeError(f"{system.name} {method}: testfleet run exited {ran.returncode}\n"
                            f"{ran.output[-3000:]}")
     from testfleet.store.db import Store
@@ -125,7 +149,7 @@ def run_explore(system: System, method: str, seed: int, budget: int, work: Path,
     rows = [{"case": case_of(nodeid), "outcome": outcome,
              "markers": markers_in(f"{message}\n{longrepr}") if outcome != "passed" else []}
             for nodeid, outcome, message, longrepr in found]
-    return rows, store, ran.cpu_s
+    return rows + ([{"case": "", "outcome": "stalled", "markers": []}] if ran.stalled else []), store, ran.cpu_s
 
 
 def analysis_of(store: Path, system: System, defects: list[Defect]) -> list[dict[str, Any]]:
@@ -201,10 +225,12 @@ def measure(methods: list[str], seeds: list[int], budget: int, systems_wanted: l
             found = first_finds(job.rows or [], mine)
             unexplained = sum(1 for r in job.rows or [] if r.get("outcome") == "failed" and not r["markers"])
             timeouts = sum(1 for r in job.rows or [] if r.get("outcome") == "timeout")
+            stalled = any(r.get("outcome") == "stalled" for r in job.rows or [])
             log(f"seed {job.seed} {job.system.name:<13} {job.method:<14} {job.wall_s:6.1f}s wall "
                 f"{job.cpu_s:6.1f}s cpu {len(job.rows or []):>4} ex  "
                 + " ".join(f"{d.id}={found[d.id] or '-'}" for d in mine)
                 + (f"  TIMEOUTS {timeouts}" if timeouts else "")
+                + ("  STALLED (interrupted; the rest of its budget found nothing)" if stalled else "")
                 + (f"  UNEXPLAINED FAILURES {unexplained}" if unexplained else ""))
     per = {m: {d.id: [] for d in defects} for m in methods}
     spent = {m: {"wall_s": 0.0, "cpu_s": 0.0} for m in methods}

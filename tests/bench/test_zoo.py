@@ -145,3 +145,24 @@ def test_the_random_harness_is_seeded_and_finds_a_planted_defect(tmp_path: Path)
     assert {r["case"] for r in first} == set(SYSTEMS["ttlcache"].cases)
     found = first_finds(first, [d for d in DEFECTS if d.system == "ttlcache"])
     assert found["cache-long-key"] == 9  # seed 3: key_len >= 1000 at the 9th point
+
+
+def test_a_stalled_run_is_interrupted_and_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import measure
+
+    monkeypatch.setattr(measure, "STALL_S", 2.0)
+    script = "import sys, time; print('started', flush=True); time.sleep(120)"
+    ran = measure._run([sys.executable, "-c", script], tmp_path, dict(os.environ), tmp_path / "log",
+                       tmp_path / "never-written")
+    assert ran.stalled and ran.returncode != 0
+    assert ran.output.startswith("started")
+
+
+def test_a_run_that_keeps_writing_is_not_stalled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import measure
+
+    monkeypatch.setattr(measure, "STALL_S", 2.0)
+    script = "import time\nfor i in range(5):\n    print(i, flush=True); time.sleep(1)"
+    ran = measure._run([sys.executable, "-c", script], tmp_path, dict(os.environ), tmp_path / "log",
+                       tmp_path / "never-written")
+    assert not ran.stalled and ran.returncode == 0 and ran.cpu_s > 0
