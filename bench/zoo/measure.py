@@ -178,12 +178,25 @@ class Job:
     rows: list[dict[str, Any]] | None = None
     analyses: list[dict[str, Any]] | None = None
     error: str | None = None
+    reused: bool = False  # taken from a result file of an earlier bench in the same --work
 
 
 def _do(job: Job, budget: int, work: Path, ruleset: str | None, analysis: bool, timeout: float,
-        defects: list[Defect]) -> Job:
+        defects: list[Defect], run: bool = True) -> Job:
+    """Run ``job``, or take its result from ``work`` when a run with the same settings left one
+    there (``--work DIR`` reused); with ``run`` false only the latter."""
     mine = [d for d in defects if d.system == job.system.name]
     stop = stop_sets(job.system, mine)
+    saved = work / f"{job.system.name}-{job.method}-{job.seed}.result.json"
+    key = {"budget": budget, "ruleset": ruleset, "timeout": timeout, "stop": stop}
+    if saved.exists():
+        data = json.loads(saved.read_text(encoding="utf-8"))
+        if data["key"] == key and (data["analyses"] is not None or not analysis or job.method != "explore"):
+            job.rows, job.cpu_s, job.wall_s, job.analyses = data["rows"], data["cpu_s"], data["wall_s"], data["analyses"]
+            job.reused = True
+            return job
+    if not run:
+        return job
     start = time.perf_counter()
     try:
         if job.method.startswith("explore"):
@@ -198,15 +211,19 @@ def _do(job: Job, budget: int, work: Path, ruleset: str | None, analysis: bool, 
     except Exception as exc:  # noqa: BLE001 - one broken job must not lose an hour of others
         job.error = f"{type(exc).__name__}: {exc}"[-2000:]
     job.wall_s = time.perf_counter() - start
+    if job.error is None:
+        saved.write_text(json.dumps({"key": key, "rows": job.rows, "cpu_s": job.cpu_s, "wall_s": job.wall_s,
+                                     "analyses": job.analyses}), encoding="utf-8")
     return job
 
 
 def measure(methods: list[str], seeds: list[int], budget: int, systems_wanted: list[str] | None,
             work: Path, ruleset: str | None, analysis: bool, log: Any = _log, jobs: int = 1,
-            timeout: float = 20.0
+            timeout: float = 20.0, run: bool = True
             ) -> tuple[dict[str, dict[str, list[int | None]]], list[dict[str, Any]], dict[str, dict[str, float]], list[Defect]]:
-    """Figures per method and defect (one entry per seed, in seed order), the analysis scores,
-    the wall and CPU seconds per method (summed over its jobs), the defects measured."""
+    """Figures per method and defect (one entry per seed that has a result, in seed order; a
+    run that failed, or was not run with ``run`` false, is left out and said so), the analysis
+    scores, the wall and CPU seconds per method (summed over its jobs), the defects measured."""
     systems, defects = load_truth()
     chosen = [s for s in systems.values() if not systems_wanted or s.name in systems_wanted]
     defects = [d for d in defects if d.system in {s.name for s in chosen}]
@@ -214,12 +231,15 @@ def measure(methods: list[str], seeds: list[int], budget: int, systems_wanted: l
     order = sorted(chosen, key=lambda s: "config_space" not in (s.path / "pyproject.toml").read_text())
     todo = [Job(seed, system, method) for seed in seeds for system in order for method in methods]
     with ThreadPoolExecutor(max(1, jobs)) as pool:
-        futures = [pool.submit(_do, job, budget, work, ruleset, analysis, timeout, defects) for job in todo]
+        futures = [pool.submit(_do, job, budget, work, ruleset, analysis, timeout, defects, run)
+                   for job in todo]
         for future in as_completed(futures):
             job = future.result()
+            if job.rows is None and job.error is None:
+                continue  # not run (run false) and no result to reuse
             if job.error:
-                log(f"seed {job.seed} {job.system.name:<13} {job.method:<14} JOB FAILED (its defects "
-                    f"count as misses): {job.error}")
+                log(f"seed {job.seed} {job.system.name:<13} {job.method:<14} RUN FAILED (left out of "
+                    f"the figures): {job.error}")
                 continue
             mine = [d for d in defects if d.system == job.system.name]
             found = first_finds(job.rows or [], mine)
@@ -227,6 +247,7 @@ def measure(methods: list[str], seeds: list[int], budget: int, systems_wanted: l
             timeouts = sum(1 for r in job.rows or [] if r.get("outcome") == "timeout")
             stalled = any(r.get("outcome") == "stalled" for r in job.rows or [])
             log(f"seed {job.seed} {job.system.name:<13} {job.method:<14} {job.wall_s:6.1f}s wall "
+                f"{'(reused) ' if job.reused else ''}"
                 f"{job.cpu_s:6.1f}s cpu {len(job.rows or []):>4} ex  "
                 + " ".join(f"{d.id}={found[d.id] or '-'}" for d in mine)
                 + (f"  TIMEOUTS {timeouts}" if timeouts else "")
@@ -235,7 +256,13 @@ def measure(methods: list[str], seeds: list[int], budget: int, systems_wanted: l
     per = {m: {d.id: [] for d in defects} for m in methods}
     spent = {m: {"wall_s": 0.0, "cpu_s": 0.0} for m in methods}
     analyses: list[dict[str, Any]] = []
+    missing = [j for j in todo if j.rows is None]
+    if missing:
+        log(f"{len(missing)} of {len(todo)} runs have no result (failed or not run) and are left out: "
+            + ", ".join(f"{j.system.name}/{j.method}/{j.seed}" for j in missing))
     for job in sorted(todo, key=lambda j: j.seed):  # seed order, whatever order they finished in
+        if job.rows is None:
+            continue
         mine = [d for d in defects if d.system == job.system.name]
         found = first_finds(job.rows or [], mine)
         for d in mine:
