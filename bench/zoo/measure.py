@@ -3,8 +3,9 @@ over seeds, for the tuning half and the held-out half (see bench/README.md, "The
 
 Methods, all through pytest with the system's own suite and SUT (``[tool.testfleet.sut]``):
 
-- ``explore``: ``testfleet run --workers 1 --explore B*cases --explore-per-case B --seed S`` in
-  the system's directory (one store per run); its explored executions (origin neither baseline
+- ``explore``: ``testfleet run CASES --workers 1 --explore B*cases --explore-per-case B --seed S``
+  in the system's directory (one store per run), the ground truth's cases named so that tests
+  with no defect of their own take no share; its explored executions (origin neither baseline
   nor minimize) in result order.
 - ``explore-notel``: the same with ``--telemetry-interval 0``.
 - ``random``: ``random_points(space, B, seed=S)`` of each test's space (with the SUT's config
@@ -126,7 +127,9 @@ def run_explore(system: System, method: str, seed: int, budget: int, work: Path,
     name = f"{system.name}-{method}-{seed}"
     store = work / f"{name}.duckdb"
     out = work / f"{name}.jsonl"
-    cmd = [sys.executable, "-m", "testfleet", "run", "--workers", "1", "--explore",
+    # only the listed tests, as random and hypothesis: a test that merely uses the SUT would
+    # otherwise take a share of the budget (it has the SUT's config space) from the cases
+    cmd = [sys.executable, "-m", "testfleet", "run", *system.cases, "--workers", "1", "--explore",
            str(budget * len(system.cases)), "--explore-per-case", str(budget), "--seed", str(seed),
            "--store", str(store), "--timeout", str(timeout), "-q"]
     if method == "explore-notel":
