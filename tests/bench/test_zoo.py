@@ -166,3 +166,26 @@ def test_a_run_that_keeps_writing_is_not_stalled(tmp_path: Path, monkeypatch: py
     ran = measure._run([sys.executable, "-c", script], tmp_path, dict(os.environ), tmp_path / "log",
                        tmp_path / "never-written")
     assert not ran.stalled and ran.returncode == 0 and ran.cpu_s > 0
+
+
+@pytest.mark.slow
+def test_a_hanging_execution_is_stopped_and_recorded_as_a_timeout(tmp_path: Path) -> None:
+    suite = tmp_path / "hangs"
+    (suite / "tests").mkdir(parents=True)
+    (suite / "pyproject.toml").write_text("[tool.pytest.ini_options]\ntestpaths = ['tests']\n")
+    (suite / "tests" / "test_hang.py").write_text(
+        "import threading\nimport testfleet\nfrom testfleet import Int\n\n\n"
+        "@testfleet.explore(n=Int(0, 1000))\n"
+        "def test_waits(n):\n"
+        "    if n % 2:\n"
+        "        threading.Event().wait()  # a pool that never joins\n")
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ZOO), os.environ.get("PYTHONPATH", "")]),
+           "ZOO_METHOD": "random", "ZOO_SEED": "1", "ZOO_BUDGET": "6", "ZOO_OUT": str(out), "ZOO_TIMEOUT": "1"}
+    ran = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "zoo_harness"],
+                         cwd=suite, capture_output=True, text=True, timeout=120, env=env)
+    assert ran.returncode in (0, 1), ran.stdout[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 6  # every point ran; none stalled the run
+    assert {r["outcome"] for r in rows} == {"passed", "timeout"}
+    assert all(r["markers"] == [] for r in rows)
