@@ -318,7 +318,7 @@ def zoo_main(args: argparse.Namespace) -> int:
                                                 timeout=args.timeout, run=not args.tabulate)
     lines = report(per, defects, budget, analyses, ctx)
     wall = time.perf_counter() - start
-    print(f"\nseconds per method, summed over its runs (wall / CPU of the run's processes): "
+    print("\nseconds per method, summed over its runs (wall / CPU of the run's processes): "
           + ", ".join(f"{m} {spent[m]['wall_s']:.0f} / {spent[m]['cpu_s']:.0f}" for m in methods)
           + (f"; tabulated from {args.work}" if args.tabulate else f"; total wall {wall:.0f} with --jobs {args.jobs}"))
     lines.append(json.dumps(ctx | {"figure": "seconds", "total_wall": round(wall, 1), "jobs": args.jobs,
