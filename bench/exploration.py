@@ -8,6 +8,8 @@ of the same space and a Hypothesis ``@given`` test over it, median over seeds.
     python bench/exploration.py --zoo                # the zoo: 8 systems, 39 defects, 5 seeds, budget 300
     python bench/exploration.py --zoo --quick        # 1 seed, budget 60
     python bench/exploration.py --zoo --seeds 1 --system ledger_api --method explore --method random
+    python bench/exploration.py --zoo --seeds 3 --jobs 2     # three seeds, two runs at a time
+    python bench/exploration.py --zoo --work /tmp/zoo --tabulate   # the tables of what is there
 
 ``--zoo`` measures the systems of ``bench/zoo`` instead (see ``bench/zoo/measure.py`` and
 bench/README.md, "The zoo"): four methods, tables per half, geometric-mean ratios overall and
@@ -60,6 +62,7 @@ SUITE = BENCH / "exploration_suite"
 SERVICE = ROOT / "examples" / "inventory" / "inventory_service.py"
 RULESET = ROOT / "examples" / "inventory" / "rules.yaml"
 RESULTS = BENCH / "results" / "exploration.jsonl"
+RESULTS_ZOO = BENCH / "results" / "exploration_zoo.jsonl"
 METHODS = ("explore", "random", "hypothesis")
 
 
@@ -203,6 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ruleset", default=None, help="--zoo: passed to every explore run")
     parser.add_argument("--no-analysis", action="store_true",
                         help="--zoo: do not score failure analysis on the explore runs")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="--zoo: (seed, system, method) runs at once (figures do not depend on it)")
+    parser.add_argument("--work", default=None,
+                        help="--zoo: keep every run's store, output and result here; a run whose "
+                             "result is already there (same budget, timeout, ruleset) is not run again")
+    parser.add_argument("--tabulate", action="store_true",
+                        help="--zoo: with --work, print the tables from the results there, run nothing")
+    parser.add_argument("--timeout", type=float, default=20.0,
+                        help="--zoo: seconds one execution may run before it is stopped and counts "
+                             "as finding nothing (default 20)")
     parser.add_argument("--only", action="append", choices=METHODS)
     parser.add_argument("--telemetry-interval", type=float, default=None,
                         help="passed to testfleet run (default: testfleet's own, 0.1 s)")
@@ -279,31 +292,43 @@ def main(argv: list[str] | None = None) -> int:
 def zoo_main(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(BENCH / "zoo"))
     from measure import METHODS as ZOO_METHODS
-    from measure import measure, report
+    from measure import measure
+    from zoo_report import report
 
     seeds_n, budget = args.seeds or 5, args.budget or 300
     if args.quick:
         seeds_n, budget = min(seeds_n, 1), min(budget, 60)
-    methods = args.method or list(ZOO_METHODS)
-    unknown = [m for m in methods if m not in ZOO_METHODS]
+    unknown = [m for m in args.method or () if m not in ZOO_METHODS]
     if unknown:
         print(f"--method: unknown {', '.join(unknown)} (expected one of {', '.join(ZOO_METHODS)})")
         return 2
+    methods = [m for m in ZOO_METHODS if m in (args.method or ZOO_METHODS)]  # explore first: the base
     seeds = list(range(args.first_seed, args.first_seed + seeds_n))
     ctx = context() | {"bench": "exploration-zoo", "budget": budget, "seeds": seeds, "methods": methods,
-                       "ruleset": args.ruleset}
+                       "ruleset": args.ruleset, "timeout": args.timeout}
     start = time.perf_counter()
+    if args.tabulate and not args.work:
+        print("--tabulate needs --work DIR")
+        return 2
     with tempfile.TemporaryDirectory(prefix="tf-zoo-") as tmp:
-        per, analyses, walls, defects = measure(methods, seeds, budget, args.system, Path(tmp),
-                                                args.ruleset, not args.no_analysis)
+        work = Path(args.work) if args.work else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        per, analyses, spent, defects = measure(methods, seeds, budget, args.system, work.resolve(),
+                                                args.ruleset, not args.no_analysis, jobs=args.jobs,
+                                                timeout=args.timeout, run=not args.tabulate)
     lines = report(per, defects, budget, analyses, ctx)
     wall = time.perf_counter() - start
-    print("wall seconds: " + ", ".join(f"{m} {walls[m]:.0f}" for m in methods) + f"; total {wall:.0f}")
-    lines.append(json.dumps(ctx | {"figure": "wall_s", "total": round(wall, 1),
-                                   **{m: round(walls[m], 1) for m in methods}}))
-    publish(lines, BENCH / "results" / "exploration_zoo.jsonl", save=not args.no_save)
+    print("\nseconds per method, summed over its runs (wall / CPU of the run's processes): "
+          + ", ".join(f"{m} {spent[m]['wall_s']:.0f} / {spent[m]['cpu_s']:.0f}" for m in methods)
+          + (f"; tabulated from {args.work}" if args.tabulate else f"; total wall {wall:.0f} with --jobs {args.jobs}"))
+    lines.append(json.dumps(ctx | {"figure": "seconds", "total_wall": round(wall, 1), "jobs": args.jobs,
+                                   **{m: {k: round(v, 1) for k, v in spent[m].items()} for m in methods}}))
+    if not args.no_save:
+        RESULTS_ZOO.parent.mkdir(parents=True, exist_ok=True)
+        with RESULTS_ZOO.open("a") as fh:
+            fh.writelines(line + "\n" for line in lines)
+        print(f"figures appended to {RESULTS_ZOO.relative_to(ROOT)}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

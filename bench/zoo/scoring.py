@@ -160,3 +160,48 @@ def score_analysis(frame: Any, cases: Sequence[str], texts: Sequence[str], defec
                                   and i.column not in defect.cause],
             "env_significant": [i.column for i in significant if i.source != "param"],
             "not_enough_data": result.not_enough_data}
+
+
+# -- the issue's targets ------------------------------------------------------------------------
+#: the class whose defects hang on load or latency, which only telemetry can see
+TELEMETRY_CLASSES = ("load",)
+
+
+def targets(per: Mapping[str, Mapping[str, Sequence[int | None]]], defects: Sequence[Defect],
+            budget: int, half: str, base: str = "explore") -> list[dict[str, Any]]:
+    """Issue 16's targets for ``half``, each {target, value, ok} (ok None: not measurable with
+    the methods or defects at hand). Ratios as in :func:`summarise`."""
+    group = [d for d in defects if d.half == half]
+    out: list[dict[str, Any]] = []
+    if not group or base not in per:
+        return out
+
+    def check(target: str, value: str, ok: bool | None) -> None:
+        out.append({"half": half, "target": target, "value": value, "ok": ok})
+
+    runs = max(len(per[base][d.id]) for d in group)
+    need = math.ceil(0.8 * runs)  # 4 of 5 seeds
+    often = [d for d in group if sum(v is not None for v in per[base][d.id]) >= need]
+    missed = [d.id for d in group if d not in often]
+    check(f"every defect found in >= {need}/{runs} seeds", f"{len(often)}/{len(group)}"
+          + (f" (not: {', '.join(missed)})" if missed else ""), not missed)
+    for peer, bound in (("random", 0.33), ("hypothesis", 1.0)):
+        if peer in per:
+            g = geomean(list(ratios(per, group, base, peer, budget).values()))
+            check(f"geomean {base}/{peer} <= {bound:g}", "n/a" if g is None else f"{g:.2f}",
+                  None if g is None else g <= bound)
+    if "random" in per:
+        by_class = {k: geomean(list(ratios(per, [d for d in group if d.klass == k], base, "random",
+                                           budget).values())) for k in sorted({d.klass for d in group})}
+        worse = {k: g for k, g in by_class.items() if g is not None and g > 1.2}
+        worst = max(((g, k) for k, g in by_class.items() if g is not None), default=None)
+        check(f"no class {base}/random > 1.2", ", ".join(f"{k} {g:.2f}" for k, g in worse.items())
+              or (f"worst {worst[1]} {worst[0]:.2f}" if worst else "n/a"),
+              None if worst is None else not worse)
+    notel = f"{base}-notel"
+    if notel in per:
+        dependent = [d for d in group if d.klass in TELEMETRY_CLASSES]
+        g = geomean(list(ratios(per, dependent, base, notel, budget).values()))
+        check(f"telemetry-dependent ({'/'.join(TELEMETRY_CLASSES)}) {base}/{notel} <= 0.33 (3x sooner)",
+              "n/a" if g is None else f"{g:.2f} over {len(dependent)}", None if g is None else g <= 1 / 3)
+    return out

@@ -9,9 +9,13 @@ what happened. Environment:
 - ``ZOO_OUT``: JSON lines, one per execution: case, index, outcome, the ``ZOO-DEFECT:`` markers in
   its failure text, the start of that text when it names none.
 - ``ZOO_STOP`` (optional): JSON {case: [marker, ...]}. Once a case has met all its markers, its
-  remaining executions skip the test body (random, hypothesis: stop at once). The bench sets it
-  from the ground truth so that a finished case costs nothing; executions after that point enter
-  no figure.
+  remaining executions are skipped before their setup, so no SUT restarts for them (random,
+  hypothesis: stop at once); once every case has, an explore run stops (``session.shouldstop``).
+  The bench sets it from the ground truth so that a finished case costs nothing; executions
+  after that point enter no figure.
+- ``ZOO_TIMEOUT`` (seconds, default 20): random and hypothesis interrupt an execution that runs
+  longer (SIGALRM in this process) and record it as ``timeout`` with no marker: a hang is an
+  execution that found nothing, never a stalled bench. Explore gets ``testfleet run --timeout``.
 
 random and hypothesis run a point the way a testfleet worker runs an explored variant
 (``testfleet.execution.pytest_worker``): the item's parameters swapped in, the ``sut.*`` values
@@ -28,12 +32,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 MARKER = re.compile(r"ZOO-DEFECT:([A-Za-z0-9_.-]+)")
+
+
+class ZooTimeout(BaseException):
+    """Raised in the main thread when an execution outlives ZOO_TIMEOUT (BaseException: a test's
+    own ``except Exception`` must not swallow it)."""
 
 
 def case_of(nodeid: str) -> str:
@@ -94,9 +104,11 @@ class ZooHarness:
         self.out = Path(os.environ["ZOO_OUT"])
         self.stop: dict[str, set[str]] = {k: set(v) for k, v in
                                           json.loads(os.environ.get("ZOO_STOP", "{}")).items()}
+        self.timeout = float(os.environ.get("ZOO_TIMEOUT", "20"))
         self.seen: dict[str, set[str]] = {}
         self.reports: list[pytest.TestReport] = []
         self.index: dict[str, int] = {}
+        self._offset = 0  # how far ZOO_OUT was read (explore)
 
     # -- recording -------------------------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -110,9 +122,11 @@ class ZooHarness:
         found = markers_in(text)
         self.seen.setdefault(case, set()).update(found)
         self.index[case] = self.index.get(case, 0) + 1
-        line = {"case": case, "index": self.index[case], "outcome": "failed" if failed else "passed",
-                "markers": found}
-        if failed and not found:
+        outcome = "passed" if not failed else "timeout" if ZooTimeout.__name__ in text else "failed"
+        if not failed and any(r.skipped for r in reports):
+            outcome = "skipped"
+        line = {"case": case, "index": self.index[case], "outcome": outcome, "markers": found}
+        if outcome == "failed" and not found:
             line["text"] = text[:300]
         with self.out.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(line) + "\n")
@@ -120,25 +134,29 @@ class ZooHarness:
     def done(self, case: str) -> bool:
         wanted = self.stop.get(case)
         if self.method == "explore" and wanted:
-            self.seen[case] = self._seen_in_file(case)
+            self._read_file()  # other worker processes (a restarted worker) append to it too
         return bool(wanted) and wanted <= self.seen.get(case, set())
 
-    def _seen_in_file(self, case: str) -> set[str]:
+    def _read_file(self) -> None:
+        """Take in the lines of ZOO_OUT added since the last call."""
         if not self.out.exists():
-            return set()
-        seen: set[str] = set()
-        for line in self.out.read_text(encoding="utf-8").splitlines():
+            return
+        with self.out.open("rb") as fh:
+            fh.seek(self._offset)
+            chunk = fh.read()
+        complete = chunk[:chunk.rfind(b"\n") + 1]  # a line being written is read next time
+        self._offset += len(complete)
+        for line in complete.decode("utf-8").splitlines():
             row = json.loads(line)
-            if row["case"] == case:
-                seen.update(row["markers"])
-        return seen
+            self.seen.setdefault(row["case"], set()).update(row["markers"])
 
-    # -- explore: testfleet runs the points; record them, skip the body of a finished case ---
+    # -- explore: testfleet runs the points; record them, skip a finished case before its setup
+    # (so that no SUT restarts for it), stop the run once every case is finished -------------
     @pytest.hookimpl(tryfirst=True)
-    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
-        if self.method == "explore" and self.done(case_of(pyfuncitem.nodeid)):
-            return True
-        return None
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        case = case_of(item.nodeid)
+        if self.method == "explore" and case in self.stop and self.done(case):
+            pytest.skip("zoo: every defect of this case was met")
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Any) -> Any:
@@ -147,12 +165,19 @@ class ZooHarness:
             return
         self.reports = []
         yield
-        self._record(case_of(item.nodeid), self.reports)
+        case = case_of(item.nodeid)
+        if case in self.stop:  # the baseline's other tests enter no figure
+            self._record(case, self.reports)
+            if all(self.done(c) for c in self.stop):
+                item.session.shouldstop = "zoo: every defect of the system was met"
 
     # -- random and hypothesis: this process runs the points ---------------------------------
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        if self.method != "explore":  # only the tests with a space take part
-            items[:] = [i for i in items if _space(i) is not None]
+        # only the tests with a space take part: the cases named in ZOO_STOP when it names some
+        # (a test that only uses the SUT has the SUT's config space, but no defect of its own)
+        if self.method != "explore":
+            items[:] = [i for i in items if (case_of(i.nodeid) in self.stop if self.stop
+                                             else _space(i) is not None)]
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
@@ -177,10 +202,18 @@ class ZooHarness:
 
         self.reports = []
         saved = _with_params(item, params)
+
+        def expire(signum: int, frame: Any) -> None:
+            raise ZooTimeout(f"execution ran over ZOO_TIMEOUT={self.timeout:g} s")
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, self.timeout)
         try:
             _configure_instance(item, params)
             item.ihook.pytest_runtest_protocol(item=item, nextitem=item.parent)
         finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
             if saved is not None:
                 item.callspec.params.update(saved)
         self._record(case_of(item.nodeid), self.reports)

@@ -15,7 +15,15 @@ import pytest
 ZOO = Path(__file__).resolve().parents[2] / "bench" / "zoo"
 sys.path.insert(0, str(ZOO))
 
-from scoring import Defect, first_finds, geomean, load_truth, stop_sets, summarise  # noqa: E402
+from scoring import (  # noqa: E402
+    Defect,
+    first_finds,
+    geomean,
+    load_truth,
+    stop_sets,
+    summarise,
+    targets,
+)
 
 SYSTEMS, DEFECTS = load_truth()
 TAG = re.compile(r"""(?:_internal|_fault|_bug|_Broken|PoolFault|CacheFault|LimiterFault)\(\s*["']([a-z0-9-]+)["']""")
@@ -89,6 +97,27 @@ def test_geomean_ratio_counts_a_miss_as_budget_plus_one() -> None:
     assert overall["found_4of5"] == 1  # d1 found in all its seeds; d2 in one
 
 
+def test_targets_pass_and_fail_as_the_issue_states_them() -> None:
+    fast = Defect("fast", "numeric", "s", "c", (), "held-out")
+    slow = Defect("slow", "load", "s", "c", (), "held-out")
+    per = {"explore": {"fast": [1, 2, 2, 3, None], "slow": [10, 10, 12, 10, 10]},
+           "random": {"fast": [20, 20, 20, 20, 20], "slow": [40, 40, 40, 40, 40]},
+           "hypothesis": {"fast": [2, 2, 2, 2, 2], "slow": [5, 5, 5, 5, 5]},
+           "explore-notel": {"fast": [2, 2, 2, 2, 2], "slow": [30, 31, 29, 30, 30]}}
+    got = {t["target"].split(" <=")[0].split(" >")[0]: t for t in targets(per, [fast, slow], 100, "held-out")}
+    assert got["every defect found in"]["ok"] and got["every defect found in"]["value"] == "2/2"
+    assert got["geomean explore/random"]["ok"]  # sqrt(2/20 * 10/40) = 0.16
+    assert not got["geomean explore/hypothesis"]["ok"]  # sqrt(1 * 2) = 1.41
+    assert got["no class explore/random"]["ok"]
+    assert got["telemetry-dependent (load) explore/explore-notel"]["ok"]  # 10/30
+    per["explore"]["slow"] = [None, None, 12, None, 10]  # found in 2 of 5 only, and later than random
+    got = {t["target"].split(" <=")[0].split(" >")[0]: t for t in targets(per, [fast, slow], 100, "held-out")}
+    assert not got["every defect found in"]["ok"] and "slow" in got["every defect found in"]["value"]
+    assert not got["no class explore/random"]["ok"] and "load" in got["no class explore/random"]["value"]
+    assert not got["telemetry-dependent (load) explore/explore-notel"]["ok"]
+    assert targets(per, [fast, slow], 100, "tuning") == []
+
+
 def test_stop_sets_name_the_case_defects_and_the_systemwide_ones() -> None:
     stops = stop_sets(SYSTEMS["kvserver"], DEFECTS)
     assert stops["tests/test_kv.py::test_operation_sequences"] == ["kv-incr-expired", "kv-session-leak"]
@@ -124,3 +153,47 @@ def test_the_random_harness_is_seeded_and_finds_a_planted_defect(tmp_path: Path)
     assert {r["case"] for r in first} == set(SYSTEMS["ttlcache"].cases)
     found = first_finds(first, [d for d in DEFECTS if d.system == "ttlcache"])
     assert found["cache-long-key"] == 9  # seed 3: key_len >= 1000 at the 9th point
+
+
+def test_a_stalled_run_is_interrupted_and_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import measure
+
+    monkeypatch.setattr(measure, "STALL_S", 2.0)
+    script = "import sys, time; print('started', flush=True); time.sleep(120)"
+    ran = measure._run([sys.executable, "-c", script], tmp_path, dict(os.environ), tmp_path / "log",
+                       tmp_path / "never-written")
+    assert ran.stalled and ran.returncode != 0
+    assert ran.output.startswith("started")
+
+
+def test_a_run_that_keeps_writing_is_not_stalled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import measure
+
+    monkeypatch.setattr(measure, "STALL_S", 2.0)
+    script = "import time\nfor i in range(5):\n    print(i, flush=True); time.sleep(1)"
+    ran = measure._run([sys.executable, "-c", script], tmp_path, dict(os.environ), tmp_path / "log",
+                       tmp_path / "never-written")
+    assert not ran.stalled and ran.returncode == 0 and ran.cpu_s > 0
+
+
+@pytest.mark.slow
+def test_a_hanging_execution_is_stopped_and_recorded_as_a_timeout(tmp_path: Path) -> None:
+    suite = tmp_path / "hangs"
+    (suite / "tests").mkdir(parents=True)
+    (suite / "pyproject.toml").write_text("[tool.pytest.ini_options]\ntestpaths = ['tests']\n")
+    (suite / "tests" / "test_hang.py").write_text(
+        "import threading\nimport testfleet\nfrom testfleet import Int\n\n\n"
+        "@testfleet.explore(n=Int(0, 1000))\n"
+        "def test_waits(n):\n"
+        "    if n % 2:\n"
+        "        threading.Event().wait()  # a pool that never joins\n")
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ZOO), os.environ.get("PYTHONPATH", "")]),
+           "ZOO_METHOD": "random", "ZOO_SEED": "1", "ZOO_BUDGET": "6", "ZOO_OUT": str(out), "ZOO_TIMEOUT": "1"}
+    ran = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "zoo_harness"],
+                         cwd=suite, check=False, capture_output=True, text=True, timeout=120, env=env)
+    assert ran.returncode in (0, 1), ran.stdout[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 6  # every point ran; none stalled the run
+    assert {r["outcome"] for r in rows} == {"passed", "timeout"}
+    assert all(r["markers"] == [] for r in rows)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from testfleet.errors import SpaceError, UnsatisfiableError
@@ -24,7 +24,7 @@ from testfleet.space import (
     Space,
     String,
 )
-from testfleet.space.sampling import generate
+from testfleet.space.sampling import generate, random_points
 
 # -- a small random space with random constraints --------------------------------------------
 
@@ -207,3 +207,25 @@ def test_unknown_names_in_constraints_get_a_suggestion() -> None:
         Space(threads=Int(1, 8), constraints=["thread < 4"])
     assert "did you mean 'threads'" in str(info.value)
     assert info.value.place == "constraints[0]"
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(space=small_spaces(), seed=st.integers(0, 2**32 - 1), short=st.integers(1, 40),
+       extra=st.integers(1, 400))
+def test_random_points_same_seed_same_prefix_whatever_the_count(space: Space, seed: int, short: int,
+                                                                  extra: int) -> None:
+    # a bench or a budget that asks for more points must see the same first ones
+    assume(_valid_points(space))
+    few = random_points(space, short, seed)[:]
+    many = random_points(space, short + extra, seed)[:]
+    assert many[:len(few)] == few
+
+
+def test_random_points_prefix_on_a_wide_constrained_space() -> None:
+    space = Space({"n": Int(0, 10**6), "s": String(0, 30), "mode": Choice(["a", "b", "c"]),
+                   "items": ListOf(Int(0, 9), 0, 5)}, ["n > 500000 -> mode != 'a'"])
+    ten = random_points(space, 10, seed=3)[:]
+    assert len(ten) == 10
+    for count in (11, 64, 65, 300, 2000):
+        assert random_points(space, count, seed=3)[:10] == ten
+    assert random_points(space, 10, seed=4)[:] != ten

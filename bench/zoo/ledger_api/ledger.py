@@ -148,6 +148,10 @@ class Handler(BaseHTTPRequestHandler):
         self._route("DELETE")
 
 
+class Server(HTTPServer):
+    request_queue_size = 64  # a client's 16 parallel connections must not be reset at the door
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -158,7 +162,7 @@ def main() -> None:
         with open(args.config, encoding="utf-8") as fh:
             config.update(json.load(fh))
     Handler.ledger = Ledger(config)
-    server = HTTPServer(("127.0.0.1", args.port), Handler)
+    server = Server(("127.0.0.1", args.port), Handler)
     print(f"listening on {server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

@@ -76,15 +76,21 @@ def _id_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def random_points(space: Space, count: int, seed: int, *,
                   exclude: set[str] | None = None) -> Points:
-    """``count`` distinct valid points drawn uniformly (fewer when the space has fewer)."""
+    """``count`` distinct valid points drawn uniformly (fewer when the space has fewer).
+
+    The same seed gives the same order whatever ``count``: ``random_points(s, 10, 7)`` is the
+    first ten of ``random_points(s, 300, 7)``. Batch sizes therefore depend only on the round
+    and the acceptance seen so far (they double each round), never on how many are wanted."""
     rng = np.random.default_rng(seed)
     seen = set(exclude or ())
     found: list[Point] = []
     drawn = accepted = 0
     stale = 0
+    rounds = 0
     while len(found) < count:
         rate = (accepted + 1) / (drawn + 1)
-        batch = int(min(max((count - len(found)) / rate * 1.2, 64), 200_000))
+        batch = int(min(max(64 * 2 ** min(rounds, 12) / rate, 64), 200_000))
+        rounds += 1
         columns = {name: dim.sample(rng, batch) for name, dim in space.dimensions.items()}
         ok = np.ones(batch, dtype=bool)
         for constraint in space.constraints:

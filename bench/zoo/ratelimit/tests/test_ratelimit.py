@@ -42,8 +42,10 @@ def test_bucket_grants_at_most_its_rate(rate: float, burst: int, requests: int, 
 
 
 @testfleet.explore(limit=Int(1, 50, default=5), window=Choice([1, 10, 60, 3600]),
-                   tz=Choice(["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata",
-                              "Asia/Kathmandu", "Australia/Adelaide"]),
+                   # the usual zones, those with DST, and those off the whole hour (-3:30 to +14)
+                   tz=Choice(["UTC", "Europe/Berlin", "America/New_York", "America/St_Johns",
+                              "Asia/Kolkata", "Asia/Kathmandu", "Asia/Tokyo", "Australia/Adelaide",
+                              "Australia/Lord_Howe", "Pacific/Chatham", "Pacific/Kiritimati"]),
                    requests=Int(0, 100, default=10))
 def test_window_grants_at_most_limit(limit: int, window: int, tz: str, requests: int) -> None:
     saved = os.environ.get("TZ")

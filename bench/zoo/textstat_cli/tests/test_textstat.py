@@ -38,7 +38,8 @@ def test_bad_width_is_refused() -> None:
                    text=String(0, 300, charset=TEXT_CHARS, default="Hello world.\nSecond line."),
                    width=Int(1, 120, default=40), encoding=Choice(["utf-8", "latin-1", "ascii"]),
                    strip=Bool(default=False),
-                   locale=Choice(["C.UTF-8", "en_US.UTF-8", "de_DE.UTF-8", "tr_TR.UTF-8"]))
+                   locale=Choice(["C.UTF-8", "en_US.UTF-8", "de_DE.UTF-8", "fr_FR.UTF-8", "tr_TR.UTF-8",
+                                  "el_GR.UTF-8", "ja_JP.UTF-8"]))
 def test_any_text(mode: str, text: str, width: int, encoding: str, strip: bool, locale: str) -> None:
     args = [mode, "--width", str(width), "--encoding", encoding] + (["--strip"] if strip else [])
     ran = textstat(*args, text=text, encoding=encoding, env={"LC_ALL": locale})
