@@ -194,7 +194,8 @@ def _do(job: Job, budget: int, work: Path, ruleset: str | None, analysis: bool, 
     if saved.exists():
         data = json.loads(saved.read_text(encoding="utf-8"))
         if data["key"] == key and (data["analyses"] is not None or not analysis or job.method != "explore"):
-            job.rows, job.cpu_s, job.wall_s, job.analyses = data["rows"], data["cpu_s"], data["wall_s"], data["analyses"]
+            job.rows, job.cpu_s, job.wall_s = data["rows"], data["cpu_s"], data["wall_s"]
+            job.analyses = data["analyses"]
             job.reused = True
             return job
     if not run:
@@ -222,7 +223,8 @@ def _do(job: Job, budget: int, work: Path, ruleset: str | None, analysis: bool, 
 def measure(methods: list[str], seeds: list[int], budget: int, systems_wanted: list[str] | None,
             work: Path, ruleset: str | None, analysis: bool, log: Any = _log, jobs: int = 1,
             timeout: float = 20.0, run: bool = True
-            ) -> tuple[dict[str, dict[str, list[int | None]]], list[dict[str, Any]], dict[str, dict[str, float]], list[Defect]]:
+            ) -> tuple[dict[str, dict[str, list[int | None]]], list[dict[str, Any]],
+                       dict[str, dict[str, float]], list[Defect]]:
     """Figures per method and defect (one entry per seed that has a result, in seed order; a
     run that failed, or was not run with ``run`` false, is left out and said so), the analysis
     scores, the wall and CPU seconds per method (summed over its jobs), the defects measured."""
