@@ -1,0 +1,94 @@
+"""The coverage sources of one explorable case, generated in rounds as the explorer needs them:
+edges (each dimension's boundaries and special values), orders (every item of a permutation
+right after every other), a pairwise covering array that extends what already ran, then random
+points in chunks until the space is used up.
+
+Random points come in blocks that share their SUT configuration (the ``sut.*`` parameters): the
+instance restarts only when the configuration changes, so its telemetry (CPU load, memory) is
+that of a warm instance serving several executions, which is what a trigger such as
+``CPU_load > 80%`` reads. Each block's configuration is itself drawn uniformly, and so are the
+other parameters of every point, so random sampling stays uniform per point.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from testfleet.execution.proposals import CaseState
+
+__all__ = ["CONFIG_BLOCK", "RANDOM_CHUNK", "config_key", "coverage_rounds"]
+
+RANDOM_CHUNK = 16
+#: Random points in a row that share one SUT configuration.
+CONFIG_BLOCK = 4
+#: Random chunks in a row that bring no point drawn before: a small space is used up.
+FRUITLESS_CHUNKS = 8
+#: Coverage scores (within a source they order its proposals; the bandit picks the source).
+EDGE_SCORE, PAIRWISE_SCORE, RANDOM_SCORE = 2.0, 1.5, 1.0
+
+Push = Callable[..., None]
+
+
+def config_key(params: dict[str, Any]) -> str:
+    """The SUT configuration a point asks for (its ``sut.*`` values), as a comparable key."""
+    return json.dumps({k: v for k, v in params.items() if k.startswith("sut.")}, sort_keys=True, default=repr)
+
+
+def coverage_rounds(state: CaseState, push: Push, used_up: Callable[[], None]) -> Iterator[None]:
+    """Push the case's next round of coverage proposals at each step (``push(state, params,
+    origin, parent, provenance, score=...)``); calls ``used_up`` once the space ran out."""
+    from testfleet.space.composite import Permutation
+    from testfleet.space.orders import adjacent_pair_orders
+    from testfleet.space.sampling import covering_points, edge_points
+
+    for i, point in enumerate(edge_points(state.space).points):
+        push(state, point.params, "edge", None, {"edge": point.origin}, score=EDGE_SCORE - 0.001 * i)
+    for name, dim in state.space.dimensions.items():
+        if isinstance(dim, Permutation):
+            for i, order in enumerate(adjacent_pair_orders(dim.items, state.seed)):
+                push(state, {**state.baseline, name: order}, "order", None,
+                     {"covers": "adjacent pairs of " + name}, score=PAIRWISE_SCORE - 0.001 * i)
+    yield
+    if len(state.space) >= 2:
+        rows = covering_points(state.space, 2, state.seed, existing=state.ran).points
+        for i, point in enumerate(sorted(rows, key=lambda p: config_key(p.params))):
+            push(state, point.params, "pairwise", None, {}, score=PAIRWISE_SCORE - 0.001 * i)
+        yield
+    chunk = fruitless = 0
+    seen: set[str] = set()
+    while fruitless < FRUITLESS_CHUNKS:  # a small space runs out: every point drawn again
+        chunk += 1
+        points = _config_blocks(state, chunk)
+        if not points:
+            break
+        fresh = 0
+        for params in points:
+            key = json.dumps(params, sort_keys=True, default=repr)
+            if key in seen:
+                continue
+            seen.add(key)
+            fresh += 1
+            push(state, params, "random", None, {}, score=RANDOM_SCORE)
+        fruitless = 0 if fresh else fruitless + 1
+        yield
+    used_up()
+
+
+def _config_blocks(state: CaseState, chunk: int) -> list[dict[str, Any]]:
+    """A chunk of uniform random points; with a SUT config space, every :data:`CONFIG_BLOCK`
+    points in a row take the configuration of the first (when the constraints allow it)."""
+    from testfleet.space.sampling import random_points
+
+    points = [dict(p.params) for p in random_points(state.space, RANDOM_CHUNK, state.seed + chunk).points]
+    if not any(name.startswith("sut.") for name in state.space.dimensions):
+        return points
+    out = []
+    for start in range(0, len(points), CONFIG_BLOCK):
+        block = points[start:start + CONFIG_BLOCK]
+        config = {k: v for k, v in block[0].items() if k.startswith("sut.")}
+        for params in block:
+            joined = {**params, **config}
+            out.append(params if state.space.violations(joined) else joined)
+    return out
