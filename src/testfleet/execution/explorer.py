@@ -58,7 +58,14 @@ from typing import Any
 from testfleet.execution.allocation import SourceBandit
 from testfleet.execution.explorer_rules import RuleLedger, RulesetFollower
 from testfleet.execution.explorer_sources import config_key, coverage_rounds
-from testfleet.execution.proposals import MAX_ROOM, SCORES, Budget, CaseState, Proposal, pair_coverage
+from testfleet.execution.proposals import (
+    MAX_ROOM,
+    SCORES,
+    Budget,
+    CaseState,
+    Proposal,
+    pair_coverage,
+)
 from testfleet.model import Case, Result, Variant, stable_id
 from testfleet.mutation.engine import ExploreTask, failure_key
 
