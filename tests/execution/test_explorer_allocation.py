@@ -169,3 +169,14 @@ def test_a_trigger_on_telemetry_never_measured_says_so(tmp_path) -> None:
     assert "never measured" in report["Hot"]["why"]
     ruleset = loads_ruleset(RULES)
     assert [r.mutation_name for r in ruleset] == list(report)
+
+
+def test_a_rule_of_higher_priority_starts_with_more_of_the_executions() -> None:
+    from testfleet.execution.allocation import rule_prior
+
+    bandit = SourceBandit(2)
+    bandit.set_prior("rule:urgent", rule_prior(3))
+    bandit.set_prior("rule:plain", rule_prior(1))
+    picks = [bandit.choose(["rule:urgent", "rule:plain"]) for _ in range(400)]
+    assert picks.count("rule:urgent") > picks.count("rule:plain")
+    assert rule_prior(3) > rule_prior(1) == bandit.priors["rule"]

@@ -29,7 +29,7 @@ source (``origin``)                score within the source
                                    failure with the same key (at least 0.5)
 ``anomaly`` (near an anomaly)      3 + robust z / 20 (at most 1) − 0.5 per earlier anomaly of the
                                    same metrics (at least 0.5)
-``rule:NAME`` (its trigger held)   2 + priority / 2
+``rule:NAME`` (its trigger held)   2 + priority / 2 (its source's prior yield rises with it)
 ``edge``, ``order``, ``pairwise``  generation order
 ``random``                         generation order
 =================================  ======================================================
@@ -55,7 +55,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from testfleet.execution.allocation import SourceBandit
+from testfleet.execution.allocation import SourceBandit, rule_prior
 from testfleet.execution.explorer_rules import RuleLedger, RulesetFollower
 from testfleet.execution.explorer_sources import config_key, coverage_rounds
 from testfleet.execution.proposals import (
@@ -399,6 +399,7 @@ class Explorer(RulesetFollower):
             origin = str(p["origin"])
             if origin.startswith("rule:"):
                 self.rule_ledger.proposed(origin.split(":", 1)[1])
+                state.bandit.set_prior(origin, rule_prior(p.get("provenance", {}).get("priority", 1)))
             provenance = {**p.get("provenance", {}), "proposed_by": result.worker}
             fresh = self._fresh_score(origin, provenance)
             self._push(state, dict(p["params"]), origin, variant.variant_id, provenance,
