@@ -110,14 +110,27 @@ def test_the_same_seed_gives_the_same_order_of_proposals() -> None:
     assert len(first) == 40 == len(set(first))
 
 
-def test_a_batch_keeps_the_instance_config_together() -> None:
-    explorer, baseline = _setup(11, budget=200)
+HOT_RULE = """
+rules:
+  - {mutation_name: Hot, target_parameter: n, variation_type: set, values: [7], trigger_condition: "CPU_load > 50"}
+"""
+
+
+def _config_changes(explorer: Explorer, baseline: Variant) -> tuple[int, int]:
     ran = _drive(explorer, baseline, lambda p: False)
     configs = [config_key({**SPACE.baseline(), **v.params}) for v in ran]
-    changes = sum(1 for a, b in itertools.pairwise(configs) if a != b)
+    return sum(1 for a, b in itertools.pairwise(configs) if a != b), len(ran)
+
+
+def test_while_a_trigger_reads_telemetry_the_instance_config_stays_for_a_while(tmp_path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(HOT_RULE)
+    changes, ran = _config_changes(*_setup(11, budget=200, ruleset=str(path)))
     # random points come in blocks of four sharing their configuration, and each batch is
     # grouped by it: far fewer restarts than one per variant
-    assert changes < 0.6 * len(ran), (changes, len(ran))
+    assert changes < 0.6 * ran, (changes, ran)
+    plain, ran = _config_changes(*_setup(11, budget=200))  # no trigger: every point its own
+    assert plain > changes
 
 
 def test_a_source_that_finds_new_failures_is_chosen_more() -> None:

@@ -9,7 +9,8 @@ those cases take the budget. Each keeps one heap of waiting proposals per *sourc
   (each dimension's boundaries and special values: -1, 0, 2^31 +- 1, 2^63 - 1, empty, the
   longest text, a combining mark, NUL, right-to-left...), ``order`` (every item of a permutation
   right after every other), ``pairwise`` (a covering array that extends what already ran) and
-  ``random`` points, in blocks that share their SUT configuration;
+  ``random`` points (in blocks that share their SUT configuration while a rule's trigger reads
+  telemetry);
 * **guided**, proposed by the workers' mutation engines (:mod:`testfleet.mutation.engine`) right
   after an execution, from its outcome and fresh telemetry: ``mutation`` (neighbours of a
   failure), ``anomaly`` (neighbours of an anomaly), ``rule:NAME`` (a rule whose trigger held);
@@ -57,7 +58,12 @@ from typing import Any
 
 from testfleet.execution.allocation import SourceBandit, rule_prior
 from testfleet.execution.explorer_rules import RuleLedger, RulesetFollower
-from testfleet.execution.explorer_sources import config_key, coverage_rounds
+from testfleet.execution.explorer_sources import (
+    CONFIG_BLOCK,
+    config_key,
+    coverage_rounds,
+    grouped_by_config,
+)
 from testfleet.execution.proposals import (
     MAX_ROOM,
     SCORES,
@@ -151,7 +157,8 @@ class Explorer(RulesetFollower):
             state = CaseState(index, case, space, {k: v for k, v in params.items() if k not in space.dimensions},
                               baseline, case_seed, SourceBandit(case_seed), last_config=config_key(baseline))
             state.ran.append(dict(state.baseline))
-            state.rounds = coverage_rounds(state, self._push, lambda s=state: self.used_up.append(s.case.nodeid))
+            state.rounds = coverage_rounds(state, self._push, lambda s=state: self.used_up.append(s.case.nodeid),
+                                           self._config_block)
             self.cases[index] = state
             self.waiting.add(index)
             self.dispatched.add(variants[index].variant_id)
@@ -165,6 +172,12 @@ class Explorer(RulesetFollower):
             if state is not None:
                 self._push(state, params, "replay", None, {"reason": "failed in an earlier run"})
         return len(self.cases)
+
+    def _config_block(self) -> int:
+        """Random points in a row that share a SUT configuration: several while a rule's trigger
+        reads telemetry (a warm instance's), else one (more configurations tried)."""
+        triggered = self.ruleset is not None and any(r.enabled and r.trigger for r in self.ruleset)
+        return CONFIG_BLOCK if triggered else 1
 
     # -- budget ------------------------------------------------------------------------------
     @property
@@ -299,25 +312,13 @@ class Explorer(RulesetFollower):
         return variant
 
     def _grouped(self, out: list[tuple[Proposal, Variant]]) -> list[tuple[Proposal, Variant]]:
-        """The batch in dispatch order grouped by SUT configuration, the one each case's instance
-        runs now first: the instance restarts once per configuration, not once per variant."""
-        if len(out) < 2:
-            self._note_configs(out)
-            return out
-        first: dict[tuple[int, str], int] = {}
-        for i, (proposal, _variant) in enumerate(out):
-            key = (proposal.base, config_key(proposal.params))
-            current = config_key({**self.cases[proposal.base].baseline, **proposal.params}) \
-                == self.cases[proposal.base].last_config
-            first.setdefault(key, -1 if current else i)
-        ordered = sorted(out, key=lambda pv: first[(pv[0].base, config_key(pv[0].params))])
-        self._note_configs(ordered)
-        return ordered
-
-    def _note_configs(self, out: list[tuple[Proposal, Variant]]) -> None:
-        for proposal, _variant in out:
+        """The batch grouped by SUT configuration, each case's current one first (see
+        :func:`~testfleet.execution.explorer_sources.grouped_by_config`)."""
+        ordered = grouped_by_config(out, self.cases)
+        for proposal, _variant in ordered:
             state = self.cases[proposal.base]
             state.last_config = config_key({**state.baseline, **proposal.params})
+        return ordered
 
     def _push(self, state: CaseState, params: dict[str, Any], origin: str, parent: str | None,
               provenance: dict[str, Any], *, bonus: float = 0.0,

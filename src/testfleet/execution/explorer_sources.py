@@ -3,22 +3,24 @@ edges (each dimension's boundaries and special values), orders (every item of a 
 right after every other), a pairwise covering array that extends what already ran, then random
 points in chunks until the space is used up.
 
-Random points come in blocks that share their SUT configuration (the ``sut.*`` parameters): the
-instance restarts only when the configuration changes, so its telemetry (CPU load, memory) is
-that of a warm instance serving several executions, which is what a trigger such as
-``CPU_load > 80%`` reads. Each block's configuration is itself drawn uniformly, and so are the
-other parameters of every point, so random sampling stays uniform per point.
+While a rule's trigger reads telemetry, random points come in blocks that share their SUT
+configuration (the ``sut.*`` parameters): the instance restarts only when the configuration
+changes, so its telemetry (CPU load, memory) is that of a warm instance serving several
+executions, which is what a trigger such as ``CPU_load > 80%`` reads. Each block's
+configuration is itself drawn uniformly, and so are the other parameters of every point, so
+random sampling stays uniform per point; but a block tries fewer configurations, so without
+such a trigger every point draws its own (configuration interactions are found sooner).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from testfleet.execution.proposals import CaseState
 
-__all__ = ["CONFIG_BLOCK", "RANDOM_CHUNK", "config_key", "coverage_rounds"]
+__all__ = ["CONFIG_BLOCK", "RANDOM_CHUNK", "config_key", "coverage_rounds", "grouped_by_config"]
 
 RANDOM_CHUNK = 16
 #: Random points in a row that share one SUT configuration.
@@ -36,9 +38,11 @@ def config_key(params: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in params.items() if k.startswith("sut.")}, sort_keys=True, default=repr)
 
 
-def coverage_rounds(state: CaseState, push: Push, used_up: Callable[[], None]) -> Iterator[None]:
+def coverage_rounds(state: CaseState, push: Push, used_up: Callable[[], None],
+                    block: Callable[[], int] = lambda: CONFIG_BLOCK) -> Iterator[None]:
     """Push the case's next round of coverage proposals at each step (``push(state, params,
-    origin, parent, provenance, score=...)``); calls ``used_up`` once the space ran out."""
+    origin, parent, provenance, score=...)``); calls ``used_up`` once the space ran out.
+    ``block()``: how many random points in a row share a configuration now."""
     from testfleet.space.composite import Permutation
     from testfleet.space.orders import adjacent_pair_orders
     from testfleet.space.sampling import covering_points, edge_points
@@ -60,7 +64,7 @@ def coverage_rounds(state: CaseState, push: Push, used_up: Callable[[], None]) -
     seen: set[str] = set()
     while fruitless < FRUITLESS_CHUNKS:  # a small space runs out: every point drawn again
         chunk += 1
-        points = _config_blocks(state, chunk)
+        points = _config_blocks(state, chunk, block())
         if not points:
             break
         fresh = 0
@@ -76,19 +80,31 @@ def coverage_rounds(state: CaseState, push: Push, used_up: Callable[[], None]) -
     used_up()
 
 
-def _config_blocks(state: CaseState, chunk: int) -> list[dict[str, Any]]:
-    """A chunk of uniform random points; with a SUT config space, every :data:`CONFIG_BLOCK`
-    points in a row take the configuration of the first (when the constraints allow it)."""
+def _config_blocks(state: CaseState, chunk: int, size: int) -> list[dict[str, Any]]:
+    """A chunk of uniform random points; with a SUT config space, every ``size`` points in a
+    row take the configuration of the first (when the constraints allow it)."""
     from testfleet.space.sampling import random_points
 
     points = [dict(p.params) for p in random_points(state.space, RANDOM_CHUNK, state.seed + chunk).points]
-    if not any(name.startswith("sut.") for name in state.space.dimensions):
+    if size <= 1 or not any(name.startswith("sut.") for name in state.space.dimensions):
         return points
     out = []
-    for start in range(0, len(points), CONFIG_BLOCK):
-        block = points[start:start + CONFIG_BLOCK]
+    for start in range(0, len(points), size):
+        block = points[start:start + size]
         config = {k: v for k, v in block[0].items() if k.startswith("sut.")}
         for params in block:
             joined = {**params, **config}
             out.append(params if state.space.violations(joined) else joined)
     return out
+
+
+def grouped_by_config(out: list[tuple[Any, Any]], cases: Mapping[int, CaseState]) -> list[tuple[Any, Any]]:
+    """A batch of ``(proposal, variant)`` in dispatch order, grouped by SUT configuration, the
+    one each case's instance runs now first: the instance restarts once per configuration, not
+    once per variant."""
+    first: dict[tuple[int, str], int] = {}
+    for i, (proposal, _variant) in enumerate(out):
+        state = cases[proposal.base]
+        current = config_key({**state.baseline, **proposal.params}) == state.last_config
+        first.setdefault((proposal.base, config_key(proposal.params)), -1 if current else i)
+    return sorted(out, key=lambda pv: first[(pv[0].base, config_key(pv[0].params))])
