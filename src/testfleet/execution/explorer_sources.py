@@ -1,5 +1,6 @@
 """The coverage sources of one explorable case, generated in rounds as the explorer needs them:
-edges (each dimension's boundaries and special values), orders (every item of a permutation
+edges (each dimension's boundaries and special values, each set on a random point of the
+space rather than on the baseline), orders (every item of a permutation
 right after every other), a pairwise covering array that extends what already ran, then random
 points in chunks until the space is used up.
 
@@ -47,8 +48,10 @@ def coverage_rounds(state: CaseState, push: Push, used_up: Callable[[], None],
     from testfleet.space.orders import adjacent_pair_orders
     from testfleet.space.sampling import covering_points, edge_points
 
-    for i, point in enumerate(edge_points(state.space).points):
-        push(state, point.params, "edge", None, {"edge": point.origin}, score=EDGE_SCORE - 0.001 * i)
+    edges = edge_points(state.space).points
+    for i, (point, background) in enumerate(zip(edges, _backgrounds(state, len(edges)), strict=True)):
+        push(state, _on_background(state, point, background), "edge", None, {"edge": point.origin},
+             score=EDGE_SCORE - 0.001 * i)
     for name, dim in state.space.dimensions.items():
         if isinstance(dim, Permutation):
             for i, order in enumerate(adjacent_pair_orders(dim.items, state.seed)):
@@ -78,6 +81,26 @@ def coverage_rounds(state: CaseState, push: Push, used_up: Callable[[], None],
         fruitless = 0 if fresh else fruitless + 1
         yield
     used_up()
+
+
+def _backgrounds(state: CaseState, count: int) -> list[dict[str, Any]]:
+    """Random points to set the edges on (the baseline where the space has too few)."""
+    from testfleet.space.sampling import random_points
+
+    drawn = [dict(p.params) for p in random_points(state.space, count, state.seed + 7919).points]
+    return drawn + [dict(state.baseline)] * (count - len(drawn))
+
+
+def _on_background(state: CaseState, point: Any, background: dict[str, Any]) -> dict[str, Any]:
+    """An edge value on a random point rather than on the baseline: the boundary is tried all
+    the same, and so is a uniform draw of everything else (a baseline of empty inputs or
+    default settings often hides what a boundary would break). Where the constraints refuse
+    the mix, the edge keeps the baseline's values."""
+    name = point.origin.split(":", 1)[1].split("=", 1)[0] if point.origin.startswith("edge:") else None
+    if name is None or name not in point.params:
+        return point.params
+    mixed = {**background, name: point.params[name]}
+    return point.params if state.space.violations(mixed) else mixed
 
 
 def _config_blocks(state: CaseState, chunk: int, size: int) -> list[dict[str, Any]]:
