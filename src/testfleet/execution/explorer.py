@@ -1,73 +1,84 @@
-"""Exploration: after the baseline, propose scored variants of the explorable cases until the
-budget (``--explore 500`` executions or ``--explore 2m``) is spent.
+"""Exploration: after the baseline, propose variants of the explorable cases until the budget
+(``--explore 500`` executions or ``--explore 2m``) is spent.
 
 Approach. A case is explorable when its test declared a space (``@testfleet.explore``, a
-scenario's params, the SUT's config space; the collected item carries the declaration). Two kinds
-of sources feed the coordinator's two priority queues; each proposal has a *mutation score* and
-the highest run first:
+scenario's params, the SUT's config space; the collected item carries the declaration). Only
+those cases take the budget. Each keeps one heap of waiting proposals per *source*:
 
-* **guided** (queue ``queue``), proposed by the workers' mutation engines
-  (:mod:`testfleet.mutation.engine`) right after an execution, from its outcome and its fresh
-  telemetry, within the case's budget (``room``, sent with the task): rules whose trigger held,
-  neighbours of a failure, neighbours of an anomaly. The coordinator re-scores them with what the
-  whole fleet has seen and again whenever they are popped (:meth:`Explorer._fresh_score`), plus
-  ``replay`` of past failures, first of all.
-* **coverage** (heap ``cover``), generated here per case in rounds: edges, orders putting every
-  item right after every other, a pairwise covering array that extends what already ran, random
-  points in chunks. Half of the budget is kept for them (``COVERAGE_SHARE``), so a guess that
-  keeps scoring high cannot starve the plain search.
+* **coverage** (:mod:`testfleet.execution.explorer_sources`), generated here in rounds: ``edge``
+  (each dimension's boundaries and special values: -1, 0, 2^31 +- 1, 2^63 - 1, empty, the
+  longest text, a combining mark, NUL, right-to-left...), ``order`` (every item of a permutation
+  right after every other), ``pairwise`` (a covering array that extends what already ran) and
+  ``random`` points (in blocks that share their SUT configuration while a rule's trigger reads
+  telemetry);
+* **guided**, proposed by the workers' mutation engines (:mod:`testfleet.mutation.engine`) right
+  after an execution, from its outcome and fresh telemetry: ``mutation`` (neighbours of a
+  failure), ``anomaly`` (neighbours of an anomaly), ``rule:NAME`` (a rule whose trigger held);
+  and ``replay`` of past failures, first of all.
+
+Which source gets the case's next execution is a bandit's choice
+(:mod:`testfleet.execution.allocation`): Thompson sampling over each source's measured yield,
+new distinct failures per execution, instead of fixed shares. Within a source, proposals go by
+score; guided scores are refreshed with what the whole fleet has seen (a failure or an anomaly
+seen again sinks its neighbours):
 
 =================================  ======================================================
-source (``origin``)                score
+source (``origin``)                score within the source
 =================================  ======================================================
-``replay`` (failed in a past run)  10 — like Hypothesis's example database
+``replay`` (failed in a past run)  10, before any other source
 ``mutation`` (near a failure)      4 + 1 when it was also anomalous − 0.5 per earlier
                                    failure with the same key (at least 0.5)
 ``anomaly`` (near an anomaly)      3 + robust z / 20 (at most 1) − 0.5 per earlier anomaly of the
                                    same metrics (at least 0.5)
-``rule:NAME`` (its trigger held)   2 + priority / 2 + 2 × its yield − 0.1 × its fruitless runs
-``edge``, ``order``, ``pairwise``  about 1.5, taking turns
-``random``                         1
+``rule:NAME`` (its trigger held)   2 + priority / 2 (its source's prior yield rises with it)
+``edge``, ``order``, ``pairwise``  generation order
+``random``                         generation order
 =================================  ======================================================
+
+The cases take turns a batch at a time (the one with the fewest explored executions first), and
+a batch is dispatched grouped by SUT configuration, the instance's current one first, so the
+instance restarts only when its configuration changes. A case gets at most ``per_case``
+explored executions (by default, with two or more explorable cases and a number of executions,
+twice its fair share; a case whose space ran out leaves its share to the others).
 
 Every proposal is a :class:`~testfleet.model.Variant` of its case with a stable id: the explorer
 never proposes an id it has dispatched or that the store says already ran (``known``), except
-replays. A case gets at most ``per_case`` explored executions (by default, with two or more
-explorable cases and a number of executions, twice its fair share). Every random choice is seeded
-from the run seed and the case id (the engine's from the case seed and the parent variant's id).
+replays. Every random choice is seeded from the run seed and the case id (the engine's from the
+case seed and the parent variant's id), and feedback applies a whole batch at a time in dispatch
+order: the same seed and the same outcomes give the same proposals in the same order.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from testfleet.errors import UsageError
+from testfleet.execution.allocation import SourceBandit, rule_prior
+from testfleet.execution.explorer_rules import RuleLedger, RulesetFollower
+from testfleet.execution.explorer_sources import (
+    CONFIG_BLOCK,
+    config_key,
+    coverage_rounds,
+    grouped_by_config,
+)
 from testfleet.execution.proposals import (
-    _RANDOM_CHUNK,
-    COVERAGE_SHARE,
-    COVERAGE_SOURCES,
     MAX_ROOM,
     SCORES,
     Budget,
+    CaseState,
     Proposal,
-    _CaseState,
-    _pair_coverage,
+    pair_coverage,
 )
 from testfleet.model import Case, Result, Variant, stable_id
 from testfleet.mutation.engine import ExploreTask, failure_key
 
 __all__ = ["Budget", "Explorer", "Proposal", "failure_key"]
 
-_FRUITLESS_CHUNKS = 8
-"""Random chunks in a row that bring no point drawn before: a small space is used up."""
 
-
-class Explorer:
+class Explorer(RulesetFollower):
     def __init__(self, budget: Budget, seed: int, *, known: set[str] | None = None,
                  replay: Sequence[tuple[str, dict[str, Any]]] = (),
                  ruleset_path: str | None = None, batch_size: int = 4,
@@ -82,8 +93,9 @@ class Explorer:
         self.ruleset: Any = None
         self._ruleset_stamp: tuple[float, int] | None = None
         self._checked_at = 0.0
-        self.rule_stats: dict[str, list[int]] = {}  # rule name -> [executions, failures]
+        self._ruleset_sent: str | None = None
         self.ruleset_versions: list[str] = []
+        self.rule_ledger = RuleLedger()
         self.provenance: list[dict[str, Any]] = []  # one event per dispatched variant
         self.seed = seed
         self.known = set(known or ())
@@ -92,74 +104,23 @@ class Explorer:
         #: spend theirs on what their rulesets propose); ``replayed`` counts them
         self.replays_count = replays_count
         self.replayed = 0
-        self.cases: dict[int, _CaseState] = {}
-        self.queue: list[Proposal] = []  # guided: replays, mutations, anomalies, rules
-        self.cover: list[Proposal] = []  # coverage: edges, uncovered pairs, random points
-        self.cover_spent = 0
+        self.cases: dict[int, CaseState] = {}
+        self.replays: list[Proposal] = []
         self.dispatched: set[str] = set()
         self.spent = 0
         self.started_at: float | None = None
+        self.drained = False  # nothing left to propose and nothing in flight that could add some
         self.found: list[dict[str, Any]] = []  # failures exploration found
         self.failures_seen: dict[str, int] = {}  # failure_key -> failing executions
         self.anomalies_seen: dict[tuple[str, ...], int] = {}  # anomalous metrics -> times
-        self.by_origin: dict[str, list[int]] = {}  # origin family -> [executions, failures]
+        self.by_origin: dict[str, list[int]] = {}  # origin family -> [executions, failures, new]
         self._order = itertools.count()
         self.used_up: list[str] = []  # cases whose whole space ran before the budget was spent
         self.per_case = per_case  # explored executions one case may take (None: the budget's)
+        self._default_cap = False  # per_case is ours (twice the fair share), not the user's
         self.case_spent: dict[int, int] = {}
-        self._ruleset_sent: str | None = None
         if ruleset_path is not None:
             self.reload_ruleset(force=True)
-
-    # -- the ruleset ---------------------------------------------------------------------------
-    def reload_ruleset(self, *, force: bool = False) -> bool:
-        """Read the ruleset again if its file changed (checked at most twice a second): an edit
-        during a run applies to the proposals made after it. A file that became invalid keeps
-        the last good version (and says so once per version)."""
-        if self.ruleset_path is None:
-            return False
-        now = time.monotonic()
-        if not force and now - self._checked_at < 0.5:
-            return False
-        self._checked_at = now
-        import os
-
-        from testfleet.mutation.rules import load_ruleset
-
-        try:
-            stat = os.stat(self.ruleset_path)
-        except OSError:
-            return False
-        stamp = (stat.st_mtime, stat.st_size)
-        if not force and stamp == self._ruleset_stamp:
-            return False
-        self._ruleset_stamp = stamp
-        try:
-            ruleset = load_ruleset(self.ruleset_path)
-        except UsageError:
-            if force:
-                raise
-            return False
-        changed = self.ruleset is None or ruleset.version != self.ruleset.version
-        self.ruleset = ruleset
-        if changed:
-            self.ruleset_versions.append(ruleset.version)
-        return changed
-
-    def ruleset_updates(self) -> list[tuple[str, dict[str, Any]]]:
-        """The ruleset versions the workers have not been sent yet: ``(key, document)``."""
-        if self.ruleset is None or self.ruleset_path is None or self._ruleset_sent == self.ruleset.version:
-            return []
-        self._ruleset_sent = self.ruleset.version
-        return [(self.ruleset_path, self.ruleset.to_dict())]
-
-    def ruleset_keys(self) -> tuple[str, ...]:
-        """The keys of the rulesets a worker's engine applies (the ruleset's path)."""
-        return (self.ruleset_path,) if self.ruleset is not None and self.ruleset_path else ()
-
-    def rulesets(self) -> list[tuple[str, dict[str, Any]]]:
-        """Every ruleset's current version (for a worker that just joined)."""
-        return [(key, self.ruleset.to_dict()) for key in self.ruleset_keys()]
 
     def task(self, base: int, variant: Variant, reference: dict[str, list[float]] | None = None,
              *, baseline: bool = False, origin: str = "") -> ExploreTask | None:
@@ -169,7 +130,8 @@ class Explorer:
         state = self.cases.get(base)
         if state is None:
             return None
-        room = MAX_ROOM if self.per_case is None else max(0, min(MAX_ROOM, self.per_case - self.case_spent.get(base, 0)))
+        cap = self._cap(base)
+        room = MAX_ROOM if cap is None else max(0, min(MAX_ROOM, cap - self.case_spent.get(base, 0)))
         dims = {k: v for k, v in variant.params.items() if k in state.space.dimensions}
         return ExploreTask(variant_id=variant.variant_id, case_seed=state.seed, baseline=dict(state.baseline),
                            params={**state.baseline, **dims}, room=room,
@@ -191,11 +153,12 @@ class Explorer:
             params = dict(item.get("params") or {})
             case = cases[index]
             case_seed = int(stable_id("explore", self.seed, case.case_id)[:8], 16)
-            state = _CaseState(index, case, space, {k: v for k, v in params.items() if k not in space.dimensions},
-                               {k: params.get(k, v) for k, v in space.baseline().items()},
-                               case_seed)
+            baseline = {k: params.get(k, v) for k, v in space.baseline().items()}
+            state = CaseState(index, case, space, {k: v for k, v in params.items() if k not in space.dimensions},
+                              baseline, case_seed, SourceBandit(case_seed), last_config=config_key(baseline))
             state.ran.append(dict(state.baseline))
-            state.rounds = self._rounds(state)
+            state.rounds = coverage_rounds(state, self._push, lambda s=state: self.used_up.append(s.case.nodeid),
+                                           self._config_block)
             self.cases[index] = state
             self.waiting.add(index)
             self.dispatched.add(variants[index].variant_id)
@@ -203,11 +166,18 @@ class Explorer:
         if self.per_case is None and self.budget.executions is not None and len(self.cases) > 1:
             # no case may take more than twice its fair share of the executions
             self.per_case = max(8, -(-2 * self.budget.executions // len(self.cases)))
+            self._default_cap = True
         for nodeid, params in self.replay:
             state = by_nodeid.get(nodeid)
             if state is not None:
                 self._push(state, params, "replay", None, {"reason": "failed in an earlier run"})
         return len(self.cases)
+
+    def _config_block(self) -> int:
+        """Random points in a row that share a SUT configuration: several while a rule's trigger
+        reads telemetry (a warm instance's), else one (more configurations tried)."""
+        triggered = self.ruleset is not None and any(r.enabled and r.trigger for r in self.ruleset)
+        return CONFIG_BLOCK if triggered else 1
 
     # -- budget ------------------------------------------------------------------------------
     @property
@@ -222,17 +192,29 @@ class Explorer:
 
     @property
     def exhausted(self) -> bool:
+        if self.drained:
+            return True
         if self.per_case is not None and self.cases and all(
-                self.case_spent.get(base, 0) >= self.per_case for base in self.cases):
+                self.case_spent.get(base, 0) >= (self._cap(base) or 0) for base in self.cases):
             return True
         if self.budget.executions is not None:
             return self.spent >= self.budget.executions
         return self.started_at is not None and time.monotonic() - self.started_at >= (self.budget.seconds or 0)
 
+    def _cap(self, base: int) -> int | None:
+        """The explored executions case ``base`` may take: ``per_case``, and when that is our
+        default, the whole remaining budget once every other case's space ran out."""
+        if self.per_case is None:
+            return None
+        if self._default_cap and all(self.cases[b].rounds is None and not self.cases[b].waiting()
+                                     for b in self.cases if b != base):
+            return self.budget.executions
+        return self.per_case
+
     # -- proposals ---------------------------------------------------------------------------
     def take(self, count: int | None = None) -> list[tuple[Proposal, Variant]]:
-        """The next batch of proposals, best first, each a new variant, counted against the
-        budget; empty while the previous batch (or a baseline) is still running.
+        """The next batch of proposals, each a new variant, counted against the budget; empty
+        while the previous batch (or a baseline) is still running.
 
         Batches keep the stream reproducible: feedback is applied only once a whole batch is
         back, in the order it was dispatched, so which worker finished first changes nothing;
@@ -240,134 +222,105 @@ class Explorer:
         depend on what was measured, as they should)."""
         if self.pending or self.waiting:
             return []
-        for _seq, args in sorted(self.inbox, key=lambda entry: entry[0]):
-            self._apply(*args)
-        self.inbox = []
+        self.flush()
         count = self.batch_size if count is None else min(count, self.batch_size)
-        out: list[tuple[Proposal, Variant]] = []
         if self.started_at is None:
             self.started_at = time.monotonic()
-            self._refill()  # edges (and the rules that always apply)
-            self._refill()  # the pairwise covering array: both bounded, scored against each other
-        stalled = 0
+        out: list[tuple[Proposal, Variant]] = []
+        state: CaseState | None = None
         while len(out) < count and not self.exhausted:
-            # coverage sources (edges, pairs, random points) refill once their best waiting
-            # proposal scores no better than a random point
-            if (not self.cover or self.cover[0].score <= SCORES["random"]) and not self._refill() \
-                    and not self.cover and not self.queue:
-                stalled += 1
-                if stalled > 2:
-                    break
-                continue
-            heap = self._next_heap()
+            if self.replays:
+                proposal = heapq.heappop(self.replays)
+            else:
+                if state is None or not self._has_room(state) or not self._ready(state):
+                    state = self._next_case()  # one case per batch: its configs stay together
+                    if state is None:
+                        break
+                proposal = self._pop(state)
+                if proposal is None:
+                    state = None
+                    continue
+            taken = self._dispatch(proposal)
+            if taken is not None:
+                out.append((proposal, taken))
+        if not out and not self.exhausted and not self.replays \
+                and all(not self._ready(s) for s in self.cases.values()):
+            self.drained = True  # nothing in flight can add a proposal: the run may go on
+        return self._grouped(out)
+
+    def _has_room(self, state: CaseState) -> bool:
+        cap = self._cap(state.base)
+        return cap is None or self.case_spent.get(state.base, 0) < cap
+
+    def _ready(self, state: CaseState) -> bool:
+        """Whether the case has a proposal waiting, generating the next round if it needs one."""
+        while not state.waiting() and state.rounds is not None:
+            try:
+                next(state.rounds)
+            except StopIteration:
+                state.rounds = None
+        return bool(state.waiting())
+
+    def _next_case(self) -> CaseState | None:
+        """The case with room and proposals that has taken the fewest explored executions."""
+        order = sorted(self.cases.values(), key=lambda s: (self.case_spent.get(s.base, 0), s.base))
+        return next((s for s in order if self._has_room(s) and self._ready(s)), None)
+
+    def _pop(self, state: CaseState) -> Proposal | None:
+        """The best waiting proposal of the source the case's bandit chooses."""
+        while state.rounds is not None and not state.heaps.get("random"):
+            try:  # every coverage source on offer from the start: the bandit weighs them
+                next(state.rounds)
+            except StopIteration:
+                state.rounds = None
+        while True:
+            source = state.bandit.choose(state.waiting())
+            if source is None:
+                return None
+            heap = state.heaps[source]
             proposal = heapq.heappop(heap)
-            fresh = self._fresh_score(proposal.origin, proposal.provenance)  # its source may have lost its promise since
-            if fresh is not None and fresh < proposal.score - 1e-9 and heap \
-                    and fresh < heap[0].score:
+            fresh = self._fresh_score(proposal.origin, proposal.provenance)  # it may have lost its promise
+            if fresh is not None and fresh < proposal.score - 1e-9 and heap and fresh < heap[0].score:
                 proposal.score, proposal.sort_key = fresh, (-fresh, proposal.order)
                 heapq.heappush(heap, proposal)
                 continue
-            if proposal.origin.split(":", 1)[0] in COVERAGE_SOURCES:
-                self.cover_spent += 1
+            return proposal
+
+    def _dispatch(self, proposal: Proposal) -> Variant | None:
+        state = self.cases[proposal.base]
+        forced = proposal.origin == "replay"
+        if not forced and not self._has_room(state):
+            return None
+        variant = Variant.of(state.case, {**state.fixed, **proposal.params},
+                             origin=proposal.origin, parent_id=proposal.parent_id)
+        if variant.variant_id in self.dispatched or (variant.variant_id in self.known and not forced):
+            return None
+        self.dispatched.add(variant.variant_id)
+        self.pending[variant.variant_id] = next(self._sequence)
+        self.provenance.append({
+            "kind": "variant", "case_id": state.case.case_id, "variant_id": variant.variant_id,
+            "nodeid": state.case.nodeid, "score": proposal.score,
+            "message": f"{proposal.origin} (score {proposal.score:.2f})",
+            "origin": proposal.origin, "parent_id": proposal.parent_id,
+            "seed": state.seed, **proposal.provenance})
+        state.ran.append(dict(proposal.params))
+        if forced and not self.replays_count:
+            self.replayed += 1
+        else:
+            self.case_spent[state.base] = self.case_spent.get(state.base, 0) + 1
+            self.spent += 1
+        return variant
+
+    def _grouped(self, out: list[tuple[Proposal, Variant]]) -> list[tuple[Proposal, Variant]]:
+        """The batch grouped by SUT configuration, each case's current one first (see
+        :func:`~testfleet.execution.explorer_sources.grouped_by_config`)."""
+        ordered = grouped_by_config(out, self.cases)
+        for proposal, _variant in ordered:
             state = self.cases[proposal.base]
-            if self.per_case is not None and self.case_spent.get(state.base, 0) >= self.per_case:
-                state.rounds = None  # this case's budget is spent: nothing more of it
-                continue
-            variant = Variant.of(state.case, {**state.fixed, **proposal.params},
-                                 origin=proposal.origin, parent_id=proposal.parent_id)
-            forced = proposal.origin == "replay"
-            if variant.variant_id in self.dispatched or (variant.variant_id in self.known and not forced):
-                continue
-            self.dispatched.add(variant.variant_id)
-            self.pending[variant.variant_id] = next(self._sequence)
-            self.provenance.append({
-                "kind": "variant", "case_id": state.case.case_id, "variant_id": variant.variant_id,
-                "nodeid": state.case.nodeid, "score": proposal.score,
-                "message": f"{proposal.origin} (score {proposal.score:.2f})",
-                "origin": proposal.origin, "parent_id": proposal.parent_id,
-                "seed": state.seed, **proposal.provenance})
-            state.ran.append(dict(proposal.params))
-            if forced and not self.replays_count:
-                self.replayed += 1
-            else:
-                self.case_spent[state.base] = self.case_spent.get(state.base, 0) + 1
-                self.spent += 1
-            out.append((proposal, variant))
-        return out
+            state.last_config = config_key({**state.baseline, **proposal.params})
+        return ordered
 
-    def _next_heap(self) -> list[Proposal]:
-        """Guided proposals (replays, mutations near failures and anomalies, fired rules) go by
-        score, but coverage keeps a share of the budget: a guess that keeps scoring high must not
-        starve the plain search that finds what no signal points to."""
-        if self.queue and self.queue[0].origin == "replay":
-            return self.queue
-        if not self.queue:
-            return self.cover
-        if not self.cover:
-            return self.queue
-        if self.cover_spent < COVERAGE_SHARE * (self.spent + 1):
-            return self.cover
-        return self.queue if self.queue[0].score >= self.cover[0].score else self.cover
-
-    def _refill(self) -> bool:
-        """Ask every case's generator for its next round; False when all are exhausted."""
-        grew = False
-        for state in self.cases.values():
-            if state.rounds is None:
-                continue
-            try:
-                next(state.rounds)
-                grew = True
-            except StopIteration:
-                state.rounds = None
-        return grew or bool(self.queue) or bool(self.cover)
-
-    def _rounds(self, state: _CaseState) -> Any:
-        from testfleet.space.composite import Permutation
-        from testfleet.space.orders import adjacent_pair_orders
-        from testfleet.space.sampling import covering_points, edge_points, random_points
-
-        # edges, uncovered pairs and random points take turns (each a little less urgent than
-        # the one before): one-factor boundaries, every two-level combination, and the
-        # conjunctions of three and more and values between levels that pairs never reach
-        for i, point in enumerate(edge_points(state.space).points):
-            self._push(state, point.params, "edge", None, {"edge": point.origin},
-                       score=SCORES["pairwise"] - 0.001 * i - 0.0007)
-        for name, dim in state.space.dimensions.items():  # orders: every item right after every other
-            if isinstance(dim, Permutation):
-                for i, order in enumerate(adjacent_pair_orders(dim.items, state.seed)):
-                    self._push(state, {**state.baseline, name: order}, "order", None,
-                               {"covers": "adjacent pairs of " + name},
-                               score=SCORES["pairwise"] - 0.001 * i + 0.0006)
-        yield
-        if len(state.space) >= 2:
-            rows = covering_points(state.space, 2, state.seed, existing=state.ran).points
-            for i, point in enumerate(rows):
-                self._push(state, point.params, "pairwise", None, {}, bonus=-0.001 * i)
-            for i, point in enumerate(random_points(state.space, len(rows), state.seed + 10**6).points):
-                self._push(state, point.params, "random", None, {},
-                           score=SCORES["pairwise"] - 0.001 * i - 0.0005)
-            yield
-        chunk = fruitless = 0
-        seen: set[str] = set()
-        while fruitless < _FRUITLESS_CHUNKS:  # a small space runs out: every point drawn again
-            chunk += 1
-            points = random_points(state.space, _RANDOM_CHUNK, state.seed + chunk).points
-            if not points:
-                return
-            fresh = 0
-            for point in points:
-                key = json.dumps(point.params, sort_keys=True, default=repr)
-                if key in seen:
-                    continue
-                seen.add(key)
-                fresh += 1
-                self._push(state, point.params, "random", None, {})
-            fruitless = 0 if fresh else fruitless + 1
-            yield
-        self.used_up.append(state.case.nodeid)
-
-    def _push(self, state: _CaseState, params: dict[str, Any], origin: str, parent: str | None,
+    def _push(self, state: CaseState, params: dict[str, Any], origin: str, parent: str | None,
               provenance: dict[str, Any], *, bonus: float = 0.0,
               score: float | None = None) -> None:
         clean = {k: v for k, v in params.items() if k in state.space.dimensions and type(v).__name__ != "_Missing"}
@@ -375,9 +328,9 @@ class Explorer:
             return  # every explored variant keeps every constraint, a replay's too
         family = origin.split(":", 1)[0]
         value = (SCORES.get(family, 1.0) if score is None else score) + bonus
-        heap = self.cover if family in COVERAGE_SOURCES else self.queue
-        heapq.heappush(heap, Proposal(value, state.base, clean, origin, parent, provenance,
-                                            order=next(self._order)))
+        proposal = Proposal(value, state.base, clean, origin, parent, provenance, order=next(self._order))
+        heap = self.replays if origin == "replay" else state.heaps.setdefault(origin, [])
+        heapq.heappush(heap, proposal)
 
     # -- feedback ----------------------------------------------------------------------------
     def observe(self, base: int, variant: Variant, result: Result,
@@ -396,22 +349,37 @@ class Explorer:
                 return
         self.inbox.append((seq, (base, variant, result, list(anomalies), list(proposals))))
 
+    def flush(self) -> None:
+        """Apply the outcomes that came back, in dispatch order."""
+        for _seq, args in sorted(self.inbox, key=lambda entry: entry[0]):
+            self._apply(*args)
+        self.inbox = []
+
     def _apply(self, base: int, variant: Variant, result: Result,
                anomalies: Sequence[dict[str, Any]], proposals: Sequence[dict[str, Any]]) -> None:
-        """Count the outcome, then queue the worker's proposals, re-scored with the fleet's view."""
+        """Count the outcome (the source's yield), then queue the worker's proposals, re-scored
+        with the fleet's view."""
         state = self.cases[base]
         family = (variant.origin or "baseline").split(":", 1)[0]
         failed = result.outcome.is_failure
-        if variant.origin != "baseline":
-            counts = self.by_origin.setdefault(family, [0, 0])
-            counts[0] += 1
-            counts[1] += int(failed)
-            if family == "rule":
-                stats = self.rule_stats.setdefault(variant.origin.split(":", 1)[1], [0, 0])
-                stats[0] += 1
-                stats[1] += int(failed)
+        key = failure_key(result.fingerprint, result.message) if failed else None
+        new = key is not None and key not in state.failures
+        if key is not None:
+            state.failures.add(key)
         params = {k: v for k, v in variant.params.items() if k in state.space.dimensions}
         self.reload_ruleset()
+        self.rule_ledger.evaluate(self.ruleset, state.case.nodeid, state.space.dimensions,
+                                  result.telemetry, result.duration)
+        if variant.origin != "baseline":
+            counts = self.by_origin.setdefault(family, [0, 0, 0])
+            counts[0] += 1
+            counts[1] += int(failed)
+            counts[2] += int(new)
+            if variant.origin != "replay":
+                state.bandit.record(variant.origin, 1.0 if new else 0.0)
+            if family == "rule":
+                self.rule_ledger.ran(variant.origin.split(":", 1)[1], failed,
+                                     (result.message or "").strip().split("\n")[0][:120] if new else None)
         if failed:
             if variant.origin != "baseline":
                 self.found.append({"base": base, "nodeid": result.nodeid,
@@ -420,7 +388,6 @@ class Explorer:
                                    "message": result.message, "fingerprint": result.fingerprint})
             # a failure already seen many times is known: its neighbours sink (the minimiser
             # will map it), so the other sources keep looking for new ones
-            key = failure_key(result.fingerprint, result.message)
             self.failures_seen[key] = self.failures_seen.get(key, 0) + 1
         # an explored parameter moves its metrics by design (a bigger payload, more memory): the
         # same metrics' anomalies again and again are its new normal, so their neighbours sink
@@ -430,35 +397,25 @@ class Explorer:
         for p in proposals:
             if p.get("ruleset") not in (None, self.ruleset_path):
                 continue  # another arm's rules (A/B)
+            origin = str(p["origin"])
+            if origin.startswith("rule:"):
+                self.rule_ledger.proposed(origin.split(":", 1)[1])
+                state.bandit.set_prior(origin, rule_prior(p.get("provenance", {}).get("priority", 1)))
             provenance = {**p.get("provenance", {}), "proposed_by": result.worker}
-            fresh = self._fresh_score(p["origin"], provenance)
-            self._push(state, dict(p["params"]), str(p["origin"]), variant.variant_id, provenance,
+            fresh = self._fresh_score(origin, provenance)
+            self._push(state, dict(p["params"]), origin, variant.variant_id, provenance,
                        score=float(p["score"]) if fresh is None else fresh)
-
-    def _mutation_score(self, key: str, anomalous: bool) -> float:
-        seen = self.failures_seen.get(key, 1)
-        return max(0.5, SCORES["mutation"] + (1.0 if anomalous else 0.0) - 0.5 * (seen - 1))
-
-    def _anomaly_score(self, metrics: Sequence[str], z: float) -> float:
-        seen = self.anomalies_seen.get(tuple(metrics), 1)
-        return max(0.5, SCORES["anomaly"] + min(1.0, z / 20.0) - 0.5 * (seen - 1))
 
     def _fresh_score(self, origin: str, provenance: dict[str, Any]) -> float | None:
         """The score a proposal would get now (None: scores of its kind never change)."""
-        if origin.startswith("rule:"):
-            return self._rule_score(provenance["rule"], provenance["priority"])
         if origin == "mutation" and "failure" in provenance:
-            return self._mutation_score(provenance["failure"], bool(provenance.get("anomalous")))
+            seen = self.failures_seen.get(provenance["failure"], 1)
+            return max(0.5, SCORES["mutation"] + (1.0 if provenance.get("anomalous") else 0.0) - 0.5 * (seen - 1))
         if origin == "anomaly" and "metrics" in provenance:
-            return self._anomaly_score(provenance["metrics"], float(provenance.get("z") or 0.0))
+            seen = self.anomalies_seen.get(tuple(provenance["metrics"]), 1)
+            z = float(provenance.get("z") or 0.0)
+            return max(0.5, SCORES["anomaly"] + min(1.0, z / 20.0) - 0.5 * (seen - 1))
         return None
-
-    def _rule_score(self, name: str, priority: float) -> float:
-        """A rule that finds failures climbs; one that keeps firing without finding any sinks,
-        so an always-true trigger cannot starve the other sources."""
-        runs, fails = self.rule_stats.get(name, [0, 0])
-        return max(0.5, SCORES["rule"] + 0.5 * priority + 2.0 * (fails / runs if runs else 0.0)
-                   - 0.1 * (runs - fails))
 
     def minimize_job(self, found: dict[str, Any], max_tests: int) -> Any:
         """A minimisation job for one failing variant exploration found."""
@@ -471,16 +428,19 @@ class Explorer:
                            fixed=dict(state.fixed), space=state.space, max_tests=max_tests,
                            message=found.get("message"))
 
+    def rules_report(self) -> dict[str, dict[str, Any]]:
+        """Every rule of the ruleset with what it did, and why when it found nothing."""
+        spaces = {s.case.nodeid: list(s.space.dimensions) for s in self.cases.values()}
+        return self.rule_ledger.report(self.ruleset, spaces)
+
     def summary(self) -> dict[str, Any]:
-        for _seq, args in sorted(self.inbox, key=lambda entry: entry[0]):  # the last batch
-            self._apply(*args)
-        self.inbox = []
-        coverage = {state.case.nodeid: _pair_coverage(state) for state in self.cases.values()}
+        self.flush()  # the last batch
+        coverage = {state.case.nodeid: pair_coverage(state) for state in self.cases.values()}
         return {"budget": self.budget.describe(), "executions": self.spent, "coverage": coverage,
                 "cases": len(self.cases), "found": [{k: v for k, v in f.items() if k != "base"}
                                                     for f in self.found],
-                "by_origin": {k: {"executions": v[0], "failures": v[1]}
+                "by_origin": {k: {"executions": v[0], "failures": v[1], "new_failures": v[2]}
                               for k, v in sorted(self.by_origin.items())},
-                "rules": {k: {"executions": v[0], "failures": v[1]}
-                          for k, v in sorted(self.rule_stats.items())},
+                "allocation": {s.case.nodeid: s.bandit.summary() for s in self.cases.values()},
+                "rules": self.rules_report(),
                 "ruleset_versions": self.ruleset_versions, "used_up": list(self.used_up)}

@@ -134,6 +134,13 @@ class ABExplorer:
                 self._seen.add(result.fingerprint)
                 self.new_failures[arm] += 1
 
+    def rules_report(self) -> dict[str, dict[str, Any]]:
+        return {f"{k} ({name})": v for name, arm in self.arms.items() for k, v in arm.rules_report().items()}
+
+    def flush(self) -> None:
+        for arm in self.arms.values():
+            arm.flush()
+
     def minimize_job(self, found: dict[str, Any], max_tests: int) -> Any:
         return self.arms["A"].minimize_job(found, max_tests)
 
@@ -146,6 +153,8 @@ class ABExplorer:
         merged["by_origin"] = _merge(a["by_origin"], b["by_origin"])
         merged["rules"] = {**{f"{k} (A)": v for k, v in a["rules"].items()},
                            **{f"{k} (B)": v for k, v in b["rules"].items()}}
+        merged["allocation"] = {f"{k} (A)": v for k, v in a["allocation"].items()} | \
+            {f"{k} (B)": v for k, v in b["allocation"].items()}
         merged["ab"] = self.comparison()
         return merged
 
@@ -184,7 +193,7 @@ def _part(budget: Budget, share: float) -> Budget:
 def _merge(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
     out = {k: dict(v) for k, v in a.items()}
     for k, v in b.items():
-        slot = out.setdefault(k, {"executions": 0, "failures": 0})
-        slot["executions"] += v["executions"]
-        slot["failures"] += v["failures"]
+        slot = out.setdefault(k, {})
+        for field, n in v.items():
+            slot[field] = slot.get(field, 0) + n
     return out

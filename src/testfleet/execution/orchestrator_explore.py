@@ -82,9 +82,23 @@ class ExplorationMixin:
         return True
 
     def _exploration_events(self) -> list[dict[str, Any]]:
-        """What exploration concluded, as events of the run: an A/B comparison's verdict."""
+        """What exploration concluded, as events of the run: an A/B comparison's verdict, and
+        one ``rule`` event per rule of the ruleset."""
+        if not self.explorer.cases:
+            return []
+        self.explorer.flush()  # the last batch's outcomes count too
         verdict = getattr(self.explorer, "verdict_event", None)
-        return [verdict()] if verdict is not None and self.explorer.cases else []
+        events = [verdict()] if verdict is not None else []
+        # every rule of the ruleset, with how often its trigger held and what it found (or why
+        # not): stored with the run, next to the variants it proposed
+        for name, account in self.explorer.rules_report().items():
+            found = account["new_failures"]
+            events.append({"kind": "rule", "case_id": "", "variant_id": None, "nodeid": "", "rule": name,
+                           **account, "message": f"rule {name}: trigger held {account['held']}/"
+                           f"{account['evaluated']}, proposed {account['proposed']}, ran "
+                           f"{account['executions']}, found {found}"
+                           + (f" ({account['why']})" if account.get("why") else "")})
+        return events
 
     def _failing_by_kind(self) -> dict[str, int]:
         """The final failing results (those the result line counts as failed or error) by what

@@ -1,5 +1,6 @@
-"""What the explorer works with: budgets, scored proposals, the per-case state, the scores of
-each source (see :mod:`testfleet.execution.explorer` for how they are used)."""
+"""What the explorer works with: budgets, scored proposals, the per-case state (one heap of
+waiting proposals per source, and the bandit that shares the case's executions between them;
+see :mod:`testfleet.execution.explorer` for how they are used)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testfleet.errors import UsageError
+from testfleet.execution.allocation import SourceBandit
 from testfleet.model import Case
 from testfleet.mutation.engine import BASE_SCORES
 from testfleet.space.space import Space
 
-__all__ = ["SCORES", "Budget", "Proposal"]
+__all__ = ["SCORES", "Budget", "CaseState", "Proposal"]
 
 SCORES = {"replay": 10.0, **BASE_SCORES, "edge": 2.0, "pairwise": 1.5, "random": 1.0}
-COVERAGE_SOURCES = frozenset({"edge", "order", "pairwise", "random"})
-COVERAGE_SHARE = 0.5  # of the explored executions, at least this share goes to coverage sources
-_RANDOM_CHUNK = 16
 MAX_ROOM = 32  # proposals one execution may send back at most (less when the case's budget is low)
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", re.ASCII)
 
@@ -68,19 +67,26 @@ class Proposal:
 
 
 @dataclass
-class _CaseState:
+class CaseState:
     base: int
     case: Case
     space: Space
     fixed: dict[str, Any]  # parametrize arguments that are not explored
     baseline: dict[str, Any]
     seed: int
-    rounds: Any = None  # the generator of this case's next proposals
+    bandit: SourceBandit
+    rounds: Any = None  # the generator of this case's next coverage proposals (None: used up)
     ran: list[dict[str, Any]] = field(default_factory=list)
+    heaps: dict[str, list[Proposal]] = field(default_factory=dict)  # source -> waiting proposals
+    failures: set[str] = field(default_factory=set)  # failure keys this case has shown
+    last_config: str | None = None  # the SUT configuration of its last dispatched variant
+
+    def waiting(self) -> list[str]:
+        """The sources with a proposal waiting."""
+        return [source for source, heap in self.heaps.items() if heap]
 
 
-
-def _pair_coverage(state: _CaseState) -> dict[str, float]:
+def pair_coverage(state: CaseState) -> dict[str, float]:
     """Pairwise coverage of the case's space by the baseline alone, and by all that ran."""
     from testfleet.space.coverage import measure
 

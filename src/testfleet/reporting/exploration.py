@@ -1,6 +1,7 @@
 """What ``--explore`` found, for the console: failing explored variants grouped by case and
 failure (one section each, not one per variant), the minimal failing change of each, and a
-table of the proposal sources with their yield."""
+table of the proposal sources with their yield, and every rule of the ruleset with what it did
+(or why it did nothing)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from testfleet.model import Result
 
-__all__ = ["ab_lines", "explored_failures", "failing_line", "label", "print_exploration"]
+__all__ = ["ab_lines", "explored_failures", "failing_line", "label", "print_exploration", "rule_lines"]
 
 
 def label(params: dict[str, Any]) -> str:
@@ -75,6 +76,27 @@ def ab_lines(ab: dict[str, Any]) -> list[str]:
     return lines
 
 
+def rule_lines(rules: dict[str, dict[str, Any]]) -> list[str]:
+    """Every rule of the ruleset: its trigger's evaluations and holds with the values it read,
+    its proposals, what they found, and why a rule found nothing."""
+    lines = []
+    for name, r in rules.items():
+        trigger = f"trigger {r['trigger']!r}" if r.get("trigger") else "no trigger"
+        held = f"held {r['held']}/{r['evaluated']}"
+        if r.get("values_when_held"):
+            held += " (" + ", ".join(f"{k} {v}" for k, v in r["values_when_held"].items()) + ")"
+        elif r.get("values_seen"):
+            held += " (seen " + ", ".join(f"{k} {v}" for k, v in r["values_seen"].items()) + ")"
+        text = (f"rule {name}: {trigger} {held}; proposed {r['proposed']}, ran {r['executions']}, "
+                f"{_count(r['failures'], 'failure')}, {r['new_failures']} new")
+        if r.get("found"):
+            text += ": " + "; ".join(r["found"][:3])
+        if r.get("why"):
+            text += f" - {r['why']}"
+        lines.append(text)
+    return lines
+
+
 def print_exploration(console: Console, exploration: dict[str, Any]) -> None:
     variants = exploration.get("variants", {})
     by_origin = exploration.get("by_origin", {})
@@ -93,10 +115,8 @@ def print_exploration(console: Console, exploration: dict[str, Any]) -> None:
             n, f = counts["executions"], counts["failures"]
             table.add_row(origin, str(n), str(f), f"{f / n:.0%}" if n else "-")
         console.print(table)
-    rules = exploration.get("rules", {})
-    if rules:
-        fired = ", ".join(f"{name} {c['failures']}/{c['executions']}" for name, c in rules.items())
-        console.print(f"rules that fired (failures/executions): {escape(fired)}")
+    for line in rule_lines(exploration.get("rules", {})):
+        console.print(escape(line), soft_wrap=True)
     for nodeid, cov in exploration.get("coverage", {}).items():
         if cov:
             console.print(f"pairwise coverage of {escape(nodeid)}: {cov['before']:.0%} (baseline) "
