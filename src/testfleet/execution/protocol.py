@@ -45,12 +45,34 @@ import pickle
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, NotRequired, TypedDict
 
-
 __all__ = [
-    "Bye", "CollectedItem", "Collected", "Collection", "Configure", "Explored", "Exited", "Fatal",
-    "Flush", "Fork", "Hello", "LateTeardown", "Ran", "Run", "Ruleset", "Series", "Shutdown",
-    "Started", "Stop", "Telemetry", "TestResult", "UnreadableMessage", "WorkerConfig",
-    "decode", "encode", "holds_stand_in", "receive",
+    "Bye",
+    "Collected",
+    "CollectedItem",
+    "Collection",
+    "Configure",
+    "Exited",
+    "Explored",
+    "Fatal",
+    "Flush",
+    "Fork",
+    "Hello",
+    "LateTeardown",
+    "Ran",
+    "Ruleset",
+    "Run",
+    "Series",
+    "Shutdown",
+    "Started",
+    "Stop",
+    "Telemetry",
+    "TestResult",
+    "UnreadableMessage",
+    "WorkerConfig",
+    "decode",
+    "encode",
+    "holds_stand_in",
+    "receive",
 ]
 
 ENV_ADDRESS = "TESTFLEET_COORDINATOR"
@@ -240,7 +262,7 @@ class Collected:
 class Exited:
     worker_id: str
     pid: int | None
-    code: int | None
+    code: int  # as os.waitstatus_to_exitcode gives it
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ def _is_subtest(report: pytest.TestReport) -> bool:
 def _skip_place(config: pytest.Config, report: pytest.TestReport) -> list[Any]:
     """Where a skip happened and why, folded the way pytest's ``-rs`` summary folds them: the
     path relative to the invocation folder, the line (None for a ``skip`` mark on the test)."""
-    fspath, lineno, reason = report.longrepr  # type: ignore[misc]
+    fspath, lineno, reason = report.longrepr  # type: ignore[misc,str-unpack]
     try:
         path = os.path.relpath(fspath, config.invocation_params.dir)
     except ValueError:  # another drive (Windows)

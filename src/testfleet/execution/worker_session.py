@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from testfleet.execution import protocol as P
-from testfleet.execution.worker_items import configure_instance, instance_config, space_declaration, swap_params
+from testfleet.execution.worker_items import (
+    configure_instance,
+    instance_config,
+    space_declaration,
+    swap_params,
+)
 from testfleet.execution.worker_results import result_of
 
 if TYPE_CHECKING:

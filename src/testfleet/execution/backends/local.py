@@ -20,7 +20,13 @@ import sys
 import tempfile
 import threading
 import time
-from multiprocessing.connection import Connection, Listener, answer_challenge, deliver_challenge, wait
+from multiprocessing.connection import (
+    Connection,
+    Listener,
+    answer_challenge,
+    deliver_challenge,
+    wait,
+)
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +214,7 @@ class LocalBackend(Backend):
                 os.read(self._wake_r, 4096)
                 self._take_accepted()
                 continue
-            self._read(ready, events)
+            self._read(ready, events)  # type: ignore[arg-type]  # the wake pipe's fd is handled above
         return events
 
     def _drain_for_collection(self, events: list[Event]) -> bool:
