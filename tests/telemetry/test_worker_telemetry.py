@@ -201,19 +201,21 @@ def test_close_restores_the_previous_metric_sink(tmp_path: Path) -> None:
     assert telemetry.end(t0)["custom.depth"]["count"] == 1.0
 
 
-@pytest.mark.parametrize(("config", "interval"), [
-    (WorkerConfig(), 0.1),
-    (WorkerConfig(telemetry_interval=0.25), 0.25),
-    (WorkerConfig(telemetry_interval=0.5, metrics_interval=math.nan), 0.5),
+@pytest.mark.parametrize(("config", "interval", "metrics"), [
+    (WorkerConfig(), 0.1, 1.0),
+    (WorkerConfig(telemetry_interval=0.25, metrics_interval=2.0), 0.25, 2.0),
+    (WorkerConfig(telemetry_interval=0.5, metrics_interval=math.nan), 0.5, 1.0),
+    (WorkerConfig(telemetry_interval=0.5, metrics_interval=0.0), 0.5, 1.0),
+    (WorkerConfig(telemetry_interval=2.0, metrics_interval=0.5), 2.0, 2.0),
 ])
-def test_from_config_reads_the_interval(config: WorkerConfig, interval: float) -> None:
+def test_from_config_reads_the_interval(config: WorkerConfig, interval: float, metrics: float) -> None:
     telemetry = WorkerTelemetry.from_config(config.telemetry_interval, config.metrics_interval)
     assert telemetry is not None
     assert telemetry.interval == interval  # the sampler process starts with start()
-    assert telemetry.metrics_interval >= interval  # a nonsense scrape period falls back on 1 s
+    assert telemetry.metrics_interval == metrics  # nonsense: 1 s; never more often than a sample
     assert telemetry.sampler is None  # nothing runs before start()
 
 
-@pytest.mark.parametrize("off", [0.0, -1.0, math.nan, math.inf])
+@pytest.mark.parametrize("off", [0.0, -0.0, -1.0, math.nan, math.inf])
 def test_from_config_zero_or_nonsense_numbers_switch_telemetry_off(off: float) -> None:
     assert WorkerTelemetry.from_config(off) is None
