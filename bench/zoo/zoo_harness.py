@@ -55,10 +55,11 @@ def markers_in(text: str) -> list[str]:
 
 
 def _space(item: pytest.Item) -> Any:
-    from testfleet.execution.pytest_worker import _space_declaration
+    from testfleet.execution.worker_config import sut_space_of
+    from testfleet.execution.worker_items import space_declaration
     from testfleet.space.declare import space_from_dict
 
-    declared = _space_declaration(item)
+    declared = space_declaration(item, sut_space_of(item.config.rootpath))
     return space_from_dict(declared) if declared is not None else None
 
 
@@ -115,7 +116,7 @@ class ZooHarness:
         self.reports.append(report)
 
     def _record(self, case: str, reports: list[pytest.TestReport]) -> None:
-        from testfleet.execution.pytest_worker import _crash_message
+        from testfleet.execution.worker_results import crash_message as _crash_message
 
         failed = [r for r in reports if r.failed]
         text = "\n".join(_crash_message(r) + "\n" + str(r.longrepr) for r in failed)
@@ -198,10 +199,10 @@ class ZooHarness:
         return True
 
     def execute(self, item: pytest.Item, params: dict[str, Any]) -> None:
-        from testfleet.execution.pytest_worker import _configure_instance, _with_params
+        from testfleet.execution.worker_items import configure_instance, swap_params
 
         self.reports = []
-        saved = _with_params(item, params)
+        saved = swap_params(item, params)
 
         def expire(signum: int, frame: Any) -> None:
             raise ZooTimeout(f"execution ran over ZOO_TIMEOUT={self.timeout:g} s")
@@ -209,13 +210,13 @@ class ZooHarness:
         previous = signal.signal(signal.SIGALRM, expire)
         signal.setitimer(signal.ITIMER_REAL, self.timeout)
         try:
-            _configure_instance(item, params)
+            configure_instance(item, params)
             item.ihook.pytest_runtest_protocol(item=item, nextitem=item.parent)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
             if saved is not None:
-                item.callspec.params.update(saved)
+                saved.restore()
         self._record(case_of(item.nodeid), self.reports)
 
     def hypothesis(self, item: pytest.Item, space: Any) -> None:

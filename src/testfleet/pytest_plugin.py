@@ -59,6 +59,10 @@ class _InstanceHolder:
         self.wanted: dict[str, Any] = {}
         #: the instance restarted after a crash: fixtures built on the old one are rebuilt
         self.stale = False
+        #: set by a testfleet worker from its WorkerConfig: the run's seed and its SUT table (the
+        #: settings are then not read again here); under plain pytest both come from the settings
+        self.seed: int | None = None
+        self.spec: Any = None
 
     def configure(self, sut_params: dict[str, Any]) -> None:
         """Before a variant runs: the variant's ``sut.*`` config values (the instance's own config
@@ -100,18 +104,20 @@ class _InstanceHolder:
         from testfleet.settings import load_settings
 
         rootpath = self.config.rootpath
-        try:
-            settings, source = load_settings([], {}, cwd=rootpath)
-            spec = settings.sut_spec()
-        except TestfleetError as exc:
-            pytest.fail(f"testfleet_instance: {exc}", pytrace=False)
+        spec = self.spec
         if spec is None:
-            pytest.fail("testfleet_instance needs a [tool.testfleet.sut] table (command, ready, ...) "
-                        f"in {source or rootpath / 'pyproject.toml'}", pytrace=False)
-        if spec.cwd is None:  # commands are relative to the settings file, like other paths
-            spec = spec.model_copy(update={"cwd": str(source.parent if source else rootpath)})
+            try:
+                settings, source = load_settings([], {}, cwd=rootpath)
+                spec = settings.sut_spec()
+            except TestfleetError as exc:
+                pytest.fail(f"testfleet_instance: {exc}", pytrace=False)
+            if spec is None:
+                pytest.fail("testfleet_instance needs a [tool.testfleet.sut] table (command, ready, ...) "
+                            f"in {source or rootpath / 'pyproject.toml'}", pytrace=False)
+            if spec.cwd is None:  # commands are relative to the settings file, like other paths
+                spec = spec.model_copy(update={"cwd": str(source.parent if source else rootpath)})
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        seed = int(os.environ.get("TESTFLEET_SEED", "0") or 0)
+        seed = self.seed if self.seed is not None else int(os.environ.get("TESTFLEET_SEED", "0") or 0)
         factory = getattr(self.config, "_tmp_path_factory", None)  # absent with -p no:tmpdir
         workdir = factory.mktemp(f"sut-{worker}") if factory is not None else \
             Path(tempfile.mkdtemp(prefix=f"testfleet-sut-{worker}-"))

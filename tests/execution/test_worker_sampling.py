@@ -14,11 +14,10 @@ def test_the_fleet_samples_no_more_often_than_one_worker_per_cpu(workers: int, c
     assert fleet_interval(0.1, workers, cpus) == pytest.approx(expected)
 
 
-def test_a_worker_reads_the_fleet_size_from_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_reads_the_fleet_size_from_its_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    telemetry = WorkerTelemetry.from_environment({"TESTFLEET_TELEMETRY_INTERVAL": "0.1",
-                                                  "TESTFLEET_WORKER_COUNT": "100"})
+    telemetry = WorkerTelemetry.from_config(0.1, workers=100)
     assert telemetry is not None
     assert telemetry.interval == pytest.approx(5.0)
     assert telemetry.metrics_interval >= telemetry.interval  # a scrape never more often than a sample
-    assert WorkerTelemetry.from_environment({"TESTFLEET_TELEMETRY_INTERVAL": "0"}) is None
+    assert WorkerTelemetry.from_config(0.0, workers=100) is None

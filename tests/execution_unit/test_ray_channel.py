@@ -30,3 +30,20 @@ def test_send_goes_to_the_coordinators_side():
     channel = ray_backend._Channel(queue.Queue(), outbox)
     channel.send(("hello", "gw0", 1))
     assert outbox.get_nowait() == ("hello", "gw0", 1)
+
+
+def test_an_actors_messages_travel_encoded_and_read_back_as_the_local_backends_do():
+    from testfleet.execution import protocol as P
+    from testfleet.execution.backends.base import HelloEvent, LostEvent, MessageEvent
+
+    actor = object.__new__(ray_backend.PytestActor)  # its queues only: no pytest session behind it
+    actor.outbox = queue.Queue()
+    for message in (P.Hello("gw0", 5), P.Bye("gw0", None), P.Exited("gw0", 5, 0)):
+        actor.outbox.put(message)
+    pulled = actor.pull(1.0)
+    assert [type(data) for data in pulled] == [bytes, bytes, bytes]
+    backend = ray_backend.RayBackend([], workers=1)
+    events: list = []
+    ended = [backend._dispatch("gw0", P.decode(data), events) for data in pulled]
+    assert ended == [False, False, True]  # the actor's session ended: its pull is not renewed
+    assert events == [HelloEvent("gw0", 5), MessageEvent("gw0", P.Bye("gw0", None)), LostEvent("gw0", 0)]

@@ -15,6 +15,7 @@ import pytest
 
 import testfleet
 from telemetry.conftest import wait_until as poll_until
+from testfleet.execution.protocol import WorkerConfig
 from testfleet.execution.sut import SutInstance, SutSpec
 from testfleet.execution.worker_telemetry import WorkerTelemetry
 
@@ -200,20 +201,21 @@ def test_close_restores_the_previous_metric_sink(tmp_path: Path) -> None:
     assert telemetry.end(t0)["custom.depth"]["count"] == 1.0
 
 
-@pytest.mark.parametrize(("environ", "interval"), [
-    ({}, 0.1),
-    ({"TESTFLEET_TELEMETRY_INTERVAL": "0.25"}, 0.25),
-    ({"TESTFLEET_TELEMETRY_INTERVAL": "often"}, 0.1),
-    ({"TESTFLEET_TELEMETRY_INTERVAL": ""}, 0.1),
-    ({"TESTFLEET_TELEMETRY_INTERVAL": "0.5", "TESTFLEET_METRICS_INTERVAL": "soon"}, 0.5),
+@pytest.mark.parametrize(("config", "interval", "metrics"), [
+    (WorkerConfig(), 0.1, 1.0),
+    (WorkerConfig(telemetry_interval=0.25, metrics_interval=2.0), 0.25, 2.0),
+    (WorkerConfig(telemetry_interval=0.5, metrics_interval=math.nan), 0.5, 1.0),
+    (WorkerConfig(telemetry_interval=0.5, metrics_interval=0.0), 0.5, 1.0),
+    (WorkerConfig(telemetry_interval=2.0, metrics_interval=0.5), 2.0, 2.0),
 ])
-def test_from_environment_reads_the_interval(environ: dict[str, str], interval: float) -> None:
-    telemetry = WorkerTelemetry.from_environment(environ)
+def test_from_config_reads_the_interval(config: WorkerConfig, interval: float, metrics: float) -> None:
+    telemetry = WorkerTelemetry.from_config(config.telemetry_interval, config.metrics_interval)
     assert telemetry is not None
     assert telemetry.interval == interval  # the sampler process starts with start()
+    assert telemetry.metrics_interval == metrics  # nonsense: 1 s; never more often than a sample
     assert telemetry.sampler is None  # nothing runs before start()
 
 
-@pytest.mark.parametrize("off", ["0", "0.0", "-1", "nan", "inf"])
-def test_from_environment_zero_or_nonsense_numbers_switch_telemetry_off(off: str) -> None:
-    assert WorkerTelemetry.from_environment({"TESTFLEET_TELEMETRY_INTERVAL": off}) is None
+@pytest.mark.parametrize("off", [0.0, -0.0, -1.0, math.nan, math.inf])
+def test_from_config_zero_or_nonsense_numbers_switch_telemetry_off(off: float) -> None:
+    assert WorkerTelemetry.from_config(off) is None

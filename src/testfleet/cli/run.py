@@ -24,6 +24,7 @@ from typing import Any
 from testfleet.atomic import check_outputs
 from testfleet.errors import OutputError, StoreError, TestfleetError, UsageError
 from testfleet.execution.backends.local import LocalBackend
+from testfleet.execution.worker_config import worker_config
 from testfleet.settings import Settings, check_store_folder, load_settings
 
 USAGE = 4
@@ -80,18 +81,8 @@ def keep_local_ray_on_loopback(address: str | None) -> None:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
-def worker_environment(settings: Settings, seed: int) -> dict[str, str]:
-    """What every worker is told through its environment: the run's seed (instances draw their
-    configs from it) and how often to sample telemetry (0: off)."""
-    return {"TESTFLEET_SEED": str(seed),
-            "TESTFLEET_TELEMETRY_INTERVAL": repr(float(settings.telemetry_interval)),
-            "TESTFLEET_METRICS_INTERVAL": repr(float(settings.metrics_interval))}
-
-
-def make_backend(settings: Settings, pytest_args: list[str], workers: int, cwd: Path,
-                 seed: int = 0) -> Any:
+def make_backend(settings: Settings, pytest_args: list[str], workers: int, cwd: Path) -> Any:
     """The backend the settings ask for; the Ray one only when Ray is installed."""
-    env = worker_environment(settings, seed)
     if settings.backend == "ray":
         keep_local_ray_on_loopback(settings.ray_address)
         try:
@@ -101,9 +92,9 @@ def make_backend(settings: Settings, pytest_args: list[str], workers: int, cwd: 
         store = Path(settings.store).resolve()
         excludes = [f"/{store.relative_to(cwd.resolve())}*"] if store.is_relative_to(cwd.resolve()) else []
         return RayBackend(pytest_args, workers=workers, address=settings.ray_address, cwd=cwd,
-                          pip=settings.ray_pip, env=env | settings.ray_env, excludes=excludes)
+                          pip=settings.ray_pip, env=dict(settings.ray_env), excludes=excludes)
     return LocalBackend(pytest_args, workers=workers, start_method=settings.start_method, cwd=cwd,
-                        offers={"resources": settings.resources, "labels": settings.labels}, env=env)
+                        offers={"resources": settings.resources, "labels": settings.labels})
 
 
 def git_sha(folder: Path) -> str | None:
@@ -170,7 +161,7 @@ def _execute(request: RunRequest) -> int:
     workers = settings.worker_count()
     seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**32)
     try:
-        backend = make_backend(settings, pytest_arguments(request, settings), workers, cwd, seed)
+        backend = make_backend(settings, pytest_arguments(request, settings), workers, cwd)
         backend.start()  # collection runs while the store opens
     except TestfleetError as exc:
         return _error(str(exc))
@@ -200,7 +191,8 @@ def _execute(request: RunRequest) -> int:
                        requirement_rules=settings.requirement_rules(),
                        strict_requirements=settings.strict_requirements,
                        monitor=_monitor(store, settings),
-                       explorer=_explorer(store, settings, seed))
+                       explorer=_explorer(store, settings, seed),
+                       worker=worker_config(settings, source, seed=seed, cwd=cwd))
         console = ConsoleReporter(verbosity=request.verbosity)
         configs = {"settings": [source]} if source else {}
         if settings.ruleset:  # the rulesets' versions at the start, kept with the run

@@ -20,12 +20,20 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from testfleet.execution import protocol as P
-from testfleet.execution.backends.base import Backend, Event
+from testfleet.execution.backends.base import (
+    Backend,
+    CollectedEvent,
+    CollectorExitedEvent,
+    Event,
+    HelloEvent,
+    LostEvent,
+    MessageEvent,
+)
 from testfleet.execution.orchestrator_explore import ExplorationMixin
 from testfleet.execution.plan import (
     Listener,
@@ -36,6 +44,7 @@ from testfleet.execution.plan import (
 )
 from testfleet.execution.resilience import RetryPolicy, describe_exit, lost_test_payload
 from testfleet.execution.scheduler import Scheduler
+from testfleet.execution.worker_items import with_sut_space
 from testfleet.model import FAILURE_OUTCOMES, Case, Outcome, Result, Run, Variant
 
 STORE_FLUSH_SECONDS = 1.0
@@ -93,6 +102,7 @@ class Orchestrator(ExplorationMixin):
         self.warnings: list[dict[str, Any]] = []
         self.worker_interrupted = False
         self.selected: list[int] = []
+        self.collected_items: list[P.CollectedItem] = []
         self.gave_up = False
         self.series: dict[str, list[Any]] = {"worker": [], "t": [], "metric": [], "value": []}
         self.events: list[dict[str, Any]] = []
@@ -158,37 +168,43 @@ class Orchestrator(ExplorationMixin):
         """Which test's data the coordinator could not read, and why."""
         msg = exc.message
         tests: list[str] = []
-        if isinstance(msg, tuple) and msg and msg[0] == P.COLLECTED:
-            tests = [str(item.get("nodeid")) for item in msg[1].get("items", ()) if P.holds_stand_in(item)]
-        elif isinstance(msg, tuple) and len(msg) > 1 and isinstance(msg[1], int) and msg[1] < len(self.items):
-            tests = [str(self.items[msg[1]]["nodeid"])]
+        if isinstance(msg, P.Collected):
+            tests = [str(item.get("nodeid")) for item in msg.collection.get("items", ()) if P.holds_stand_in(item)]
+        elif isinstance(msg, (P.Ran, P.LateTeardown, P.Started)) and msg.index < len(self.items):
+            tests = [str(self.items[msg.index]["nodeid"])]
         where = f" for {', '.join(tests[:3])}" + (f" and {len(tests) - 3} more" if len(tests) > 3 else "") \
             if tests else ""
         return (f"internal error: a worker sent data{where} that the coordinator cannot read: it refers to "
                 f"{', '.join(exc.missing)}, which cannot be imported outside the test session ({exc.reason})")
 
     # -- collection and plan ------------------------------------------------------------------
-    def _await_collection(self) -> dict[str, Any] | None:
+    def _await_collection(self) -> P.Collection | None:
         self._collector_exit: int | None = None
         while True:
             events = self.backend.poll(0.2)
             for position, event in enumerate(events):
-                if event.kind == "collected":
-                    self.backlog = events[position + 1:]  # handled once the plan exists
-                    return event.data
-                if event.kind == "collector_exited":
-                    self._collector_exit = event.data
-                    return None
-                if event.kind == "hello":  # spawn mode: a worker can be faster than the collector
-                    self._on_hello(event.worker_id)
+                match event:
+                    case CollectedEvent(collection):
+                        self.backlog = events[position + 1:]  # handled once the plan exists
+                        return collection
+                    case CollectorExitedEvent(code):
+                        self._collector_exit = code
+                        return None
+                    case HelloEvent(worker_id):  # spawn mode: a worker can be faster than the collector
+                        self._on_hello(worker_id)
 
-    def _plan(self, payload: dict[str, Any]) -> bool:
-        self.items = payload["items"]
+    def _plan(self, payload: P.Collection) -> bool:
+        self.collected_items = payload["items"]  # as the workers collected them, to compare
+        # a test that runs against the SUT explores the instance's config too (dimensions sut.*)
+        sut_space = self.plan.worker.sut_space
+        self.items = [{**item, "space": with_sut_space(item["space"], sut_space)}
+                      if sut_space is not None and item.get("uses_instance") else item
+                      for item in payload["items"]]
         self.collect_errors = list(payload["errors"])
-        self.warnings.extend(payload.get("warnings", []))
+        self.warnings.extend(payload["warnings"])
         self.run_info.collected = len(self.items)  # selected; deselected is counted apart
         self.run_info.deselected = payload["deselected"]
-        self.run_info.rootdir = payload.get("rootdir", "")
+        self.run_info.rootdir = payload["rootdir"]
         nodeids = [item["nodeid"] for item in self.items]
         self.cases = [Case.from_nodeid(i["nodeid"], file=i["file"], line=i["line"], name=i["name"],
                                        markers=i["markers"]) for i in self.items]
@@ -208,14 +224,14 @@ class Orchestrator(ExplorationMixin):
         pools, unmet = self._requirements(list(selected))
         self.selected = [i for i in selected if i not in unmet]
         self.total = len(self.selected)
-        skipped_modules = [self._collect_skip(entry) for entry in payload.get("skipped", [])]
+        skipped_modules = [self._collect_skip(entry) for entry in payload["skipped"]]
         for index, reason in unmet.items():
             self._unmet_requirement(index, reason)
         self.recorder.begin_run(self.run_info, self.cases + [c for c, _ in skipped_modules],
                                 self.variants + [v for _, v in skipped_modules])
         if self.collect_errors and not self.plan.continue_on_collection_errors:
             return False
-        if payload.get("terminal") and hasattr(self.listener, "on_terminal"):  # -r, -q as pytest saw them
+        if payload["terminal"] and hasattr(self.listener, "on_terminal"):  # -r, -q as pytest saw them
             self.listener.on_terminal(payload["terminal"])
         self.listener.on_collected(self.total + len(unmet), self.run_info.deselected, self.plan.workers)
         if unmet:
@@ -336,7 +352,7 @@ class Orchestrator(ExplorationMixin):
                 self.stopping = True
                 for slot in live:
                     if slot.ready:
-                        self.backend.send(slot.worker_id, (P.SHUTDOWN,))
+                        self.backend.send(slot.worker_id, P.Shutdown())
                     else:  # still starting and nothing left for it: not waited for (close() ends it)
                         slot.gone = True
                 self._drain(SHUTDOWN_GRACE)
@@ -353,56 +369,70 @@ class Orchestrator(ExplorationMixin):
         return timeout
 
     def _handle(self, event: Event) -> None:
-        slot = self.slots.get(event.worker_id) if event.worker_id else None
-        if event.kind == "hello" and slot is not None:
-            self._on_hello(event.worker_id)
-        elif event.kind == "message" and slot is not None:
-            msg = event.data
-            if msg[0] == P.RESULT:
-                self._on_result(slot, msg[1], msg[2])
-            elif msg[0] == P.STARTED:
-                slot.running = (msg[1], time.monotonic())
-            elif msg[0] == P.TEARDOWN:
-                self._record(msg[1], slot.worker_id, msg[2], late_teardown=True)
-            elif msg[0] == P.TELEMETRY:
-                self._add_series(slot.worker_id, msg[1])
-            elif msg[0] == P.FATAL:
-                if self.fatal is None:
-                    self.fatal = (int(msg[3]), str(msg[2]))
-                    # said at once (the whole message follows when the workers are gone), and the
-                    # tests still running are interrupted: nothing they find can be trusted
-                    first = str(msg[2]).splitlines()[0].split("; log ")[0] if msg[2] else "cannot go on"
-                    self._say(f"{slot.worker_id}: {first} (stopping the run)")
-                    self._stop_all()
-                    for other in self.slots.values():
-                        if other is not slot and not other.gone and other.outstanding:
-                            self.backend.kill(other.worker_id, signal.SIGINT)
-            elif msg[0] == P.BYE:
-                slot.said_bye = True
-                reason = msg[2] if len(msg) > 2 else None
-                if reason == "KeyboardInterrupt":
-                    self.worker_interrupted = True  # a test raised it: pytest stops, exit 2
-                if reason and not self.stopping:
-                    # The worker's own pytest session asked to stop (e.g. `-- -x`): stop the run.
-                    self._say(f"{slot.worker_id}: {reason}")
-                    self._stop_all()
-        elif event.kind == "lost" and slot is not None:
-            self._on_lost(slot, event.data)
-        elif event.kind == "collected" and event.data["items"] != self.items and self.items:
-            self._say("workers collected different tests; the run stops (is collection deterministic?)")
-            self.collect_errors.append({"nodeid": "", "longrepr": "Different tests were collected by the "
-                                        "workers: collection must not depend on the process."})
+        """One event of the fleet, to its handler (as pytest-xdist's ``DSession.worker_*``)."""
+        match event:
+            case HelloEvent(worker_id) if worker_id in self.slots:
+                self._on_hello(worker_id)
+            case MessageEvent(worker_id, message) if worker_id in self.slots:
+                self._on_message(self.slots[worker_id], message)
+            case LostEvent(worker_id, code) if worker_id in self.slots:
+                self._on_lost(self.slots[worker_id], code)
+            case CollectedEvent(collection) if self.items and collection["items"] != self.collected_items:
+                self._on_different_collection()
+
+    def _on_message(self, slot: _Slot, message: P.WorkerMessage) -> None:
+        match message:
+            case P.Ran(index, result):
+                self._on_result(slot, index, result)
+            case P.Started(index):
+                slot.running = (index, time.monotonic())
+            case P.LateTeardown(index, result):
+                self._record(index, slot.worker_id, result, late_teardown=True)
+            case P.Telemetry(series):
+                self._add_series(slot.worker_id, series)
+            case P.Fatal():
+                self._on_fatal(slot, message)
+            case P.Bye(reason=reason):
+                self._on_bye(slot, reason)
+
+    def _on_fatal(self, slot: _Slot, message: P.Fatal) -> None:
+        if self.fatal is not None:
+            return
+        self.fatal = (int(message.code), str(message.message))  # type: ignore[arg-type]
+        # said at once (the whole message follows when the workers are gone), and the tests
+        # still running are interrupted: nothing they find can be trusted
+        first = str(message.message).splitlines()[0].split("; log ")[0] if message.message else "cannot go on"
+        self._say(f"{slot.worker_id}: {first} (stopping the run)")
+        self._stop_all()
+        for other in self.slots.values():
+            if other is not slot and not other.gone and other.outstanding:
+                self.backend.kill(other.worker_id, signal.SIGINT)
+
+    def _on_bye(self, slot: _Slot, reason: str | None) -> None:
+        slot.said_bye = True
+        if reason == "KeyboardInterrupt":
+            self.worker_interrupted = True  # a test raised it: pytest stops, exit 2
+        if reason and not self.stopping:
+            # The worker's own pytest session asked to stop (e.g. `-- -x`): stop the run.
+            self._say(f"{slot.worker_id}: {reason}")
             self._stop_all()
+
+    def _on_different_collection(self) -> None:
+        self._say("workers collected different tests; the run stops (is collection deterministic?)")
+        self.collect_errors.append({"nodeid": "", "longrepr": "Different tests were collected by the "
+                                    "workers: collection must not depend on the process."})
+        self._stop_all()
 
     def _on_hello(self, worker_id: str) -> None:
         slot = self.slots.setdefault(worker_id, _Slot(worker_id))
         slot.ready = True
         if self.stopping:
-            self.backend.send(worker_id, (P.STOP,))
+            self.backend.send(worker_id, P.Stop())
             return
-        if self.explorer is not None:  # the rulesets its mutation engine applies
-            for key, document in self.explorer.rulesets():
-                self.backend.send(worker_id, (P.RULESET, key, document))
+        # the worker's one configuration: the run's, with the rulesets its mutation engine applies
+        rulesets = tuple(self.explorer.rulesets()) if self.explorer is not None else ()
+        self.backend.send(worker_id, P.Configure(replace(self.plan.worker, worker_count=self.plan.workers,
+                                                         rulesets=rulesets)))
         if self.scheduler is not None:
             self._feed(slot)
 
@@ -426,14 +456,14 @@ class Orchestrator(ExplorationMixin):
             slot.outstanding.extend(batch)
             slot.last_batch = len(batch)
             slot.flushed = False
-            explored = {i: (*self.variant_map.get(i, (i, None)), self.tasks.get(i))
+            explored = {i: P.Explored(*self.variant_map.get(i, (i, None)), self.tasks.get(i))
                         for i in batch if i in self.variant_map or i in self.tasks}
-            self.backend.send(slot.worker_id, (P.RUN, batch, bool(self.plan.timeout), explored))
+            self.backend.send(slot.worker_id, P.Run(batch, bool(self.plan.timeout), explored))
             if not self.plan.timeout:
                 self.listener.on_running(slot.worker_id, self.items[slot.outstanding[0]]["nodeid"])
         if self.scheduler.pool_empty(slot.pool) and len(slot.outstanding) >= 1 and not slot.flushed:
             slot.flushed = True
-            self.backend.send(slot.worker_id, (P.FLUSH,))
+            self.backend.send(slot.worker_id, P.Flush())
 
     def _feed_all(self) -> None:
         for slot in self.slots.values():
@@ -441,7 +471,7 @@ class Orchestrator(ExplorationMixin):
                 self._feed(slot)
 
     # -- results ------------------------------------------------------------------------------
-    def _on_result(self, slot: _Slot, index: int, payload: dict[str, Any]) -> None:
+    def _on_result(self, slot: _Slot, index: int, payload: P.TestResult) -> None:
         if slot.outstanding and slot.outstanding[0] == index:
             slot.outstanding.popleft()
         else:
@@ -458,32 +488,32 @@ class Orchestrator(ExplorationMixin):
         if not self.stopping and self.scheduler.needs_work(len(slot.outstanding), slot.last_batch):
             self._feed(slot)
 
-    def _record(self, index: int, worker_id: str, payload: dict[str, Any], late_teardown: bool = False) -> Result:
+    def _record(self, index: int, worker_id: str, payload: P.TestResult, late_teardown: bool = False) -> Result:
         """One result. ``late_teardown``: the error of fixtures torn down after a stop, reported as
         its own row against the same attempt, as pytest reports "1 failed, 1 error"."""
         item = self.items[index]
-        self.warnings.extend(payload.get("warnings", []))
+        self.warnings.extend(payload.warnings)
         attempt = self.attempts.get(index, 0) + (0 if late_teardown else 1)
         self.attempts[index] = attempt
-        outcome = Outcome(payload["outcome"])
+        outcome = Outcome(payload.outcome)
         case, variant = self.cases[index], self.variants[index]
-        start, stop = payload.get("start"), payload.get("stop")
+        start, stop = payload.start, payload.stop
         result = Result(
             run_id=self.run_info.run_id, variant_id=variant.variant_id, case_id=case.case_id,
             nodeid=item["nodeid"], attempt=attempt, worker=worker_id, outcome=outcome,
-            duration=payload.get("duration", 0.0),
+            duration=payload.duration,
             started_at=datetime.fromtimestamp(start, UTC) if start else None,
             finished_at=datetime.fromtimestamp(stop, UTC) if stop else datetime.now(UTC),
-            when=payload.get("when"), message=payload.get("message", ""),
-            longrepr=payload.get("longrepr", ""), stdout=payload.get("stdout", ""),
-            stderr=payload.get("stderr", ""), log=payload.get("log", ""),
-            categories=payload.get("categories") or [outcome.value],
-            fingerprint=payload.get("fingerprint"), file=item["file"], line=item["line"],
-            keywords=item.get("keywords", []), phases=payload.get("phases", {}),
-            telemetry=payload.get("telemetry") or {},
+            when=payload.when, message=payload.message,
+            longrepr=payload.longrepr, stdout=payload.stdout,
+            stderr=payload.stderr, log=payload.log,
+            categories=payload.categories or [outcome.value],
+            fingerprint=payload.fingerprint, file=item["file"], line=item["line"],
+            keywords=item.get("keywords", []), phases=payload.phases,
+            telemetry=payload.telemetry or {},
         )
-        if payload.get("series"):
-            self._add_series(worker_id, payload["series"])
+        if payload.series:
+            self._add_series(worker_id, payload.series)
         if outcome in FAILURE_OUTCOMES and not late_teardown:
             self.failed_once.add(index)
             if not self.stopping and self.retry.should_retry(outcome, attempt, self.crashes.get(index, 0)):
@@ -504,13 +534,13 @@ class Orchestrator(ExplorationMixin):
                     case_id=case.case_id, variant_id=variant.variant_id, nodeid=result.nodeid,
                     worker=worker_id, telemetry=result.telemetry, duration=result.duration)
                 self._add_events(anomalies)
-            if self.tasks.pop(index, None) is not None and outcome.is_failure and payload.get("instance"):
-                self._snapshot_instance(index, payload["instance"])
+            if self.tasks.pop(index, None) is not None and outcome.is_failure and payload.instance:
+                self._snapshot_instance(index, payload.instance)
             if index in self.min_index:
                 self.min_index.pop(index).answer(outcome.is_failure, result.fingerprint, result.message)
             elif self.explorer is not None:
                 base = self.variant_map.get(index, (index, None))[0]
-                self.explorer.observe(base, variant, result, anomalies, payload.get("proposals") or ())
+                self.explorer.observe(base, variant, result, anomalies, payload.proposals or ())
             if outcome in FAILURE_OUTCOMES:
                 self.failures += 1
                 if self.plan.maxfail and self.failures >= self.plan.maxfail and not self.stopping:
@@ -538,10 +568,10 @@ class Orchestrator(ExplorationMixin):
         if not timed_out:
             self.crashes[index] = self.crashes.get(index, 0) + 1
         ran_for = time.monotonic() - slot.running[1] if slot.running and slot.running[0] == index else None
-        payload = lost_test_payload(timed_out=timed_out, nodeid=self.items[index]["nodeid"],
-                                    worker_id=slot.worker_id, code=code, timeout=self.plan.timeout,
-                                    dump=self.crash_text(slot.worker_id), ran_for=ran_for)
-        self._say(payload["longrepr"].splitlines()[0])
+        payload = P.TestResult(**lost_test_payload(
+            timed_out=timed_out, nodeid=self.items[index]["nodeid"], worker_id=slot.worker_id, code=code,
+            timeout=self.plan.timeout, dump=self.crash_text(slot.worker_id), ran_for=ran_for))
+        self._say(payload.longrepr.splitlines()[0])
         self._record(index, slot.worker_id, payload)
         if self.stopping:
             self.not_run.extend(slot.outstanding)
@@ -592,7 +622,7 @@ class Orchestrator(ExplorationMixin):
             self.not_run.extend(self.scheduler.cancel())
         for slot in self.slots.values():
             if not slot.gone:
-                self.backend.send(slot.worker_id, (P.STOP,))
+                self.backend.send(slot.worker_id, P.Stop())
 
     def _drain(self, grace: float) -> None:
         """Wait for every worker to leave; kill the ones that do not within ``grace`` seconds."""

@@ -133,7 +133,7 @@ class ExplorationMixin:
         for key, document in self.explorer.ruleset_updates():  # an edited ruleset, before its tasks
             for worker_id, slot in self.slots.items():
                 if slot.ready and not slot.gone:
-                    self.backend.send(worker_id, (P.RULESET, key, document))
+                    self.backend.send(worker_id, P.Ruleset(key, document))
             # every version the run used is kept in the store, whole, next to the variants it made
             self._add_events([{"kind": "ruleset", "case_id": "", "variant_id": None, "nodeid": "",
                                "path": key, "version": document.get("version"), "document": document,

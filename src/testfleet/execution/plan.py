@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from testfleet.execution.protocol import WorkerConfig
 from testfleet.model import Case, Result, Run, Variant
 
 
@@ -64,6 +65,8 @@ class RunPlan:
     #: proposes explored variants once the baseline is dispatched (an execution.explorer.Explorer)
     explorer: Any = None
     minimize_budget: int = 100  # executions spent minimising each distinct failure exploration found
+    #: what every worker is told in reply to its Hello (its worker count and rulesets filled in)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
 
 
 @dataclass

@@ -1,7 +1,10 @@
 """Entry point of a collector/worker process: ``python -m testfleet.execution.worker_main``.
 
-The coordinator passes the mode and identity through the environment (the socket address and
-authkey must not show in ``ps``) and the pytest arguments on the command line after ``--``.
+    python -m testfleet.execution.worker_main zygote|worker --rundir DIR [--worker-id ID] -- PYTEST_ARGS
+
+How to reach the coordinator comes through the environment (the socket address and authkey must
+not show in ``ps``); the mode, the folder for crash dumps and (spawn mode) the worker's id on the
+command line; everything about the run in the WorkerConfig the coordinator sends after Hello.
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ def main(argv: list[str] | None = None) -> int:
     if parent:  # dies with the coordinator, whatever ends it (SIGKILL included)
         die_with_parent(int(parent))
     mode = argv.pop(0) if argv and argv[0] in ("zygote", "worker") else "worker"
+    options: dict[str, str] = {}
+    while argv and argv[0] in ("--rundir", "--worker-id"):
+        options[argv[0]] = argv[1]
+        del argv[:2]
     if argv and argv[0] == "--":
         argv.pop(0)
     plugin = WorkerPlugin(
         mode=mode,
         address=os.environ[P.ENV_ADDRESS],
         authkey=bytes.fromhex(os.environ[P.ENV_AUTHKEY]),
-        worker_id=os.environ.get(P.ENV_WORKER_ID),
-        rundir=os.environ["TESTFLEET_RUNDIR"],
-        worker_count=int(os.environ.get("TESTFLEET_WORKER_COUNT", "1")),
+        worker_id=options.get("--worker-id"),
+        rundir=options["--rundir"],
     )
     code = pytest.main(argv, plugins=[plugin])
     sys.stdout.flush()

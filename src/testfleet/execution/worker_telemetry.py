@@ -1,7 +1,7 @@
 """Telemetry inside a worker: a sampler process while variants run, a summary per result.
 
-One :class:`WorkerTelemetry` lives in each worker process (created by the worker plugin when the
-run's ``telemetry_interval`` is > 0). It starts a
+One :class:`WorkerTelemetry` lives in each worker process (created by the worker session from its
+WorkerConfig when the run's ``telemetry_interval`` is > 0). It starts a
 :class:`~testfleet.telemetry.sampler_process.SamplerProcess` (a child process, so sampling never
 competes for the worker's GIL) that reads, every interval:
 
@@ -44,7 +44,6 @@ from testfleet.telemetry.sampler_process import SamplerProcess
 
 __all__ = ["WorkerTelemetry"]
 
-ENV_INTERVAL = "TESTFLEET_TELEMETRY_INTERVAL"
 MARK_AT_END = 0.05  # tests at least this long get a sample at their end (a ~1 ms round trip)
 FAST_TEST = 0.005  # after a test this short, the next one's start is marked only if a tick is late
 
@@ -66,17 +65,14 @@ class WorkerTelemetry:
         self._summary: dict[str, dict[str, float]] = {}
 
     @classmethod
-    def from_environment(cls, environ: dict[str, str]) -> WorkerTelemetry | None:
-        """The worker's telemetry as the coordinator asked for it (None: switched off)."""
-        text = environ.get(ENV_INTERVAL, "0.1")
-        try:
-            interval = float(text)
-        except ValueError:
-            interval = 0.1
+    def from_config(cls, interval: float, metrics_interval: float = 1.0, *,
+                    workers: int = 1) -> WorkerTelemetry | None:
+        """The worker's telemetry as its WorkerConfig asks for it (None: switched off)."""
         if not math.isfinite(interval) or interval <= 0:
             return None
-        interval = fleet_interval(interval, int(_float(environ.get("TESTFLEET_WORKER_COUNT"), 1.0)))
-        metrics_every = max(interval, _float(environ.get("TESTFLEET_METRICS_INTERVAL"), 1.0))
+        interval = fleet_interval(interval, workers)
+        metrics_every = max(interval, metrics_interval if math.isfinite(metrics_interval)
+                            and metrics_interval > 0 else 1.0)
         return cls(interval, metrics_interval=metrics_every)
 
     def start(self) -> WorkerTelemetry:
@@ -207,12 +203,4 @@ def fleet_interval(interval: float, workers: int, cpus: int | None = None) -> fl
     sample at their start and end (:meth:`WorkerTelemetry.begin` / ``end``)."""
     cpus = cpus or os.cpu_count() or 1
     return interval * max(1.0, workers / cpus)
-
-
-def _float(text: str | None, default: float) -> float:
-    try:
-        value = float(text) if text is not None else default
-    except ValueError:
-        return default
-    return value if math.isfinite(value) and value > 0 else default
 

@@ -2,7 +2,7 @@
 
 Each worker records, for every report of an item, the category and the word pytest's
 ``pytest_report_teststatus`` gave it (``FAILED``, ``SUBFAILED[x] (i=1)``, ``XFAIL``,
-``SUBSKIPPED``...) and, for a skip, where and why (see ``pytest_worker.result_payload``). Here
+``SUBSKIPPED``...) and, for a skip, where and why (see ``worker_results.result_of``). Here
 those entries are laid out in pytest's order: one group per ``-r`` character (``-ra`` is
 ``sxXEf``, the default ``fE``), skips folded by place and reason as ``SKIPPED [2] file:line: why``.
 Results without that detail (a timeout, a crash, a run stored by an older version) fall back on

@@ -1,30 +1,66 @@
 """What a backend is: it starts the collector and the workers and moves messages; nothing more.
 
 The orchestrator, the scheduler and the worker code are shared by every backend (DESIGN.md). A
-backend reports what happens as :class:`Event` objects from :meth:`Backend.poll`, so the
-orchestrator's loop does not know whether workers are local processes or Ray actors.
+backend reports what happens as :data:`Event` objects (one dataclass per kind) from
+:meth:`Backend.poll`, so the orchestrator's loop does not know whether workers are local
+processes or Ray actors.
 """
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+from testfleet.execution.protocol import Collection, CoordinatorMessage, WorkerMessage
 
 
-@dataclass(slots=True)
-class Event:
-    """One thing that happened in the fleet.
+@dataclass(frozen=True, slots=True)
+class CollectedEvent:
+    """The suite was collected (by the collector, or by one more spawned worker)."""
 
-    kinds: ``collected`` (data: the collection payload), ``hello`` (a worker is ready; data: pid),
-    ``message`` (data: the worker's protocol message), ``lost`` (the worker's connection ended;
-    data: its exit code, negative for a signal, or None when unknown), ``collector_exited``
-    (the collector ended before sending its collection; data: exit code).
-    """
+    collection: Collection
+    kind: ClassVar[str] = "collected"
 
-    kind: str
-    worker_id: str | None = None
-    data: Any = None
+
+@dataclass(frozen=True, slots=True)
+class HelloEvent:
+    """A worker connected and is ready for its configuration and work."""
+
+    worker_id: str
+    pid: int | None
+    kind: ClassVar[str] = "hello"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    """A worker's protocol message (a result, a start, a bye...)."""
+
+    worker_id: str
+    message: WorkerMessage
+    kind: ClassVar[str] = "message"
+
+
+@dataclass(frozen=True, slots=True)
+class LostEvent:
+    """The worker's connection ended; ``code``: its exit code, negative for a signal, or None
+    when unknown."""
+
+    worker_id: str
+    code: int | None
+    kind: ClassVar[str] = "lost"
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorExitedEvent:
+    """The collector ended before sending its collection."""
+
+    code: int | None
+    kind: ClassVar[str] = "collector_exited"
+
+
+#: One thing that happened in the fleet: a tagged union (match on the class, or read ``kind``).
+Event = CollectedEvent | HelloEvent | MessageEvent | LostEvent | CollectorExitedEvent
 
 
 @dataclass(slots=True)
@@ -68,7 +104,7 @@ class Backend(abc.ABC):
         """Start one more worker (for ``pool``); it announces itself with a ``hello`` event."""
 
     @abc.abstractmethod
-    def send(self, worker_id: str, message: tuple) -> bool:
+    def send(self, worker_id: str, message: CoordinatorMessage) -> bool:
         """Send a protocol message; False when the worker is already gone."""
 
     @abc.abstractmethod

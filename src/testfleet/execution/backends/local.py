@@ -20,13 +20,28 @@ import sys
 import tempfile
 import threading
 import time
-from multiprocessing.connection import Connection, Listener, answer_challenge, deliver_challenge, wait
+from multiprocessing.connection import (
+    Connection,
+    Listener,
+    answer_challenge,
+    deliver_challenge,
+    wait,
+)
 from pathlib import Path
 from typing import Any
 
 from testfleet.errors import WorkerError
 from testfleet.execution import protocol as P
-from testfleet.execution.backends.base import Backend, Event, WorkerInfo
+from testfleet.execution.backends.base import (
+    Backend,
+    CollectedEvent,
+    CollectorExitedEvent,
+    Event,
+    HelloEvent,
+    LostEvent,
+    MessageEvent,
+    WorkerInfo,
+)
 from testfleet.execution.parent_death import ENV_PARENT_PID
 from testfleet.execution.resilience import trim_fault_dump
 
@@ -72,24 +87,23 @@ class LocalBackend(Backend):
         self._thread = threading.Thread(target=self._accept_loop, name="testfleet-accept", daemon=True)
 
     # -- processes ----------------------------------------------------------------------------
-    def _env(self, worker_id: str | None = None) -> dict[str, str]:
+    def _env(self) -> dict[str, str]:
+        """How the process reaches the coordinator (the address and authkey must not show in
+        ``ps``); everything else about the run comes in its WorkerConfig, after its Hello."""
         env = dict(os.environ)
         env.update(self.extra_env)
         env[P.ENV_ADDRESS] = str(self.listener.address)
         env[P.ENV_AUTHKEY] = self.authkey.hex()
-        env["TESTFLEET_RUNDIR"] = str(self.rundir)
-        env["TESTFLEET_WORKER_COUNT"] = str(self.workers)
         env[ENV_PARENT_PID] = str(os.getpid())
         env.pop(P.ENV_WORKER_ID, None)
-        if worker_id is not None:
-            env[P.ENV_WORKER_ID] = worker_id
         return env
 
     def _popen(self, mode: str, worker_id: str | None) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "testfleet.execution.worker_main", mode, "--", *self.pytest_args]
+        cmd = [sys.executable, "-m", "testfleet.execution.worker_main", mode, "--rundir", str(self.rundir),
+               *(["--worker-id", worker_id] if worker_id is not None else []), "--", *self.pytest_args]
         # A session of its own: Ctrl-C reaches the coordinator only, which then stops workers
         # cleanly instead of having every test interrupted at once.
-        return subprocess.Popen(cmd, cwd=self.cwd, env=self._env(worker_id), stdin=subprocess.DEVNULL,
+        return subprocess.Popen(cmd, cwd=self.cwd, env=self._env(), stdin=subprocess.DEVNULL,
                                 stdout=self._log, stderr=self._log, start_new_session=True)
 
     @property
@@ -118,7 +132,7 @@ class LocalBackend(Backend):
         if self.start_method == "fork":
             if self._collector_conn is None:
                 raise WorkerError("cannot fork a worker: the collector is not connected")
-            self._collector_conn.send((P.FORK, worker_id))
+            self._collector_conn.send(P.Fork(worker_id))
             self.info[worker_id] = WorkerInfo(worker_id)
         else:
             proc = self._popen("worker", worker_id)
@@ -134,7 +148,7 @@ class LocalBackend(Backend):
         except (ProcessLookupError, PermissionError):
             pass
 
-    def send(self, worker_id: str, message: tuple) -> bool:
+    def send(self, worker_id: str, message: P.CoordinatorMessage) -> bool:
         conn = self._conns.get(worker_id)
         if conn is None:
             return False
@@ -189,7 +203,7 @@ class LocalBackend(Backend):
         if not self._collected and self._collector_proc is not None:
             code = self._collector_proc.poll()
             if code is not None and not self._drain_for_collection(events):
-                return [Event("collector_exited", None, code)]
+                return [CollectorExitedEvent(code)]
         watch: list = [self._wake_r, *self._pending, *self._conns.values()]
         if self._collector_conn is not None:
             watch.append(self._collector_conn)
@@ -200,7 +214,7 @@ class LocalBackend(Backend):
                 os.read(self._wake_r, 4096)
                 self._take_accepted()
                 continue
-            self._read(ready, events)
+            self._read(ready, events)  # type: ignore[arg-type]  # the wake pipe's fd is handled above
         return events
 
     def _drain_for_collection(self, events: list[Event]) -> bool:
@@ -241,37 +255,35 @@ class LocalBackend(Backend):
         except (EOFError, OSError):
             self._lost(conn, events)
 
-    def _dispatch(self, conn: Connection, msg: tuple, events: list[Event]) -> None:
-        tag = msg[0]
-        if conn in self._pending:
+    def _dispatch(self, conn: Connection, msg: P.WorkerMessage, events: list[Event]) -> None:
+        if conn in self._pending:  # a new connection's first message says who it is
             self._pending.remove(conn)
-            if tag == P.COLLECTED:
-                self._collected = True
-                if self.start_method == "fork":
-                    self._collector_conn = conn
-                    self.info.setdefault("zygote", WorkerInfo("zygote", msg[1].get("pid")))
-                else:
+            match msg:
+                case P.Collected(collection):
+                    self._collected = True
+                    if self.start_method == "fork":
+                        self._collector_conn = conn
+                        self.info.setdefault("zygote", WorkerInfo("zygote", collection.get("pid")))
+                    else:
+                        conn.close()
+                    events.append(CollectedEvent(collection))
+                case P.Hello(worker_id, pid):
+                    self._conns[worker_id] = conn
+                    self._conn_owner[conn] = worker_id
+                    info = self.info.setdefault(worker_id, WorkerInfo(worker_id))
+                    info.pid = pid
+                    events.append(HelloEvent(worker_id, pid))
+                case _:
                     conn.close()
-                events.append(Event("collected", None, msg[1]))
-                return
-            if tag == P.HELLO:
-                worker_id, pid = msg[1], msg[2]
-                self._conns[worker_id] = conn
-                self._conn_owner[conn] = worker_id
-                info = self.info.setdefault(worker_id, WorkerInfo(worker_id))
-                info.pid = pid
-                events.append(Event("hello", worker_id, pid))
-                return
-            conn.close()
             return
         if conn is self._collector_conn:
-            if tag == P.EXITED:
-                self._exit_codes[msg[1]] = msg[3]
+            if isinstance(msg, P.Exited):
+                self._exit_codes[msg.worker_id] = msg.code
             return
         worker_id = self._conn_owner[conn]
-        if tag == P.BYE:
+        if isinstance(msg, P.Bye):
             self.info[worker_id].said_bye = True
-        events.append(Event("message", worker_id, msg))
+        events.append(MessageEvent(worker_id, msg))
 
     def _lost(self, conn: Connection, events: list[Event]) -> None:
         if conn in self._pending:
@@ -290,7 +302,7 @@ class LocalBackend(Backend):
         conn.close()
         info = self.info.get(worker_id)
         code = None if info is not None and info.said_bye else self._exit_code(worker_id)
-        events.append(Event("lost", worker_id, code))
+        events.append(LostEvent(worker_id, code))
 
     def _exit_code(self, worker_id: str) -> int | None:
         deadline = time.monotonic() + EXIT_STATUS_WAIT
@@ -307,13 +319,13 @@ class LocalBackend(Backend):
             if remaining <= 0 or not self._collector_conn.poll(remaining):
                 break
             try:
-                msg = self._collector_conn.recv()
+                msg = P.receive(self._collector_conn)
             except (EOFError, OSError):
                 self._collector_conn.close()
                 self._collector_conn = None
                 break
-            if msg[0] == P.EXITED:
-                self._exit_codes[msg[1]] = msg[3]
+            if isinstance(msg, P.Exited):
+                self._exit_codes[msg.worker_id] = msg.code
         return self._exit_codes.get(worker_id)
 
     def collector_output(self) -> str:
@@ -345,7 +357,7 @@ class LocalBackend(Backend):
         for conn in [*self._conns.values(), self._collector_conn]:
             if conn is not None:
                 try:
-                    conn.send((P.STOP,))
+                    conn.send(P.Stop())
                 except OSError:
                     pass
         self._take_accepted()

@@ -5,6 +5,9 @@ nodes); testfleet adds no protocol of its own. Each worker is an actor that runs
 pytest plugin as a local worker, in a thread, with a queue-backed channel in place of the Unix
 socket: the coordinator pushes protocol messages with ``actor.push`` and collects the worker's
 messages by keeping one ``actor.pull`` call in flight per actor (``ray.wait`` multiplexes them).
+The actor hands its messages over encoded (:func:`protocol.encode`), and the coordinator reads
+them with :func:`protocol.decode`, as the local backend reads its socket: a value of a class
+only the test session can import is named (``UnreadableMessage``), not a crash inside Ray.
 An actor that dies makes its pending ``pull`` fail, which is reported as a lost worker.
 
 Every actor collects the suite itself (``workers_collect``), as spawned local workers do. Tests
@@ -27,13 +30,19 @@ import ray
 
 from testfleet.errors import UsageError, WorkerError
 from testfleet.execution import protocol as P
-from testfleet.execution.backends.base import Backend, Event
+from testfleet.execution.backends.base import (
+    Backend,
+    CollectedEvent,
+    Event,
+    HelloEvent,
+    LostEvent,
+    MessageEvent,
+)
 from testfleet.execution.capabilities import Capabilities, Requirements
 
 PULL_SECONDS = 1.0
 PULL_GAP = 0.002
 PULL_MAX = 500
-EXIT = "__exit__"
 ALWAYS_EXCLUDED = [".testfleet/", ".git/", "__pycache__/", ".venv/", ".tox/"]
 
 
@@ -75,9 +84,7 @@ class _Channel:
 class PytestActor:
     """A worker as a Ray actor (wrapped with ``ray.remote`` when used)."""
 
-    def __init__(self, worker_id: str, pytest_args: list[str], worker_count: int, env: dict[str, str],
-                 cwd: str | None = None) -> None:
-        os.environ.update(env)
+    def __init__(self, worker_id: str, pytest_args: list[str], cwd: str | None = None) -> None:
         if cwd:  # a local Ray instance: the suite's files are right here
             os.chdir(cwd)
         self.inbox: queue.Queue[Any] = queue.Queue()
@@ -87,7 +94,6 @@ class PytestActor:
         self.next_seq = 0
         self.worker_id = worker_id
         self.pytest_args = pytest_args
-        self.worker_count = worker_count
         self.thread = threading.Thread(target=self._main, name="testfleet-pytest", daemon=True)
         self.thread.start()
 
@@ -98,12 +104,12 @@ class PytestActor:
 
         channel = _Channel(self.inbox, self.outbox)
         plugin = WorkerPlugin(mode="worker", worker_id=self.worker_id, rundir=tempfile.mkdtemp(prefix="testfleet-"),
-                              worker_count=self.worker_count, connector=lambda: channel)
+                              connector=lambda: channel)
         try:
             code = int(pytest.main(list(self.pytest_args), plugins=[plugin]))
         except BaseException:  # noqa: BLE001 - whatever happened, the coordinator must hear the end
             code = 3
-        self.outbox.put((EXIT, code))
+        self.outbox.put(P.Exited(self.worker_id, os.getpid(), code))
 
     def push(self, seq: int, message: Any) -> None:
         """Deliver the coordinator's message number ``seq``. A threaded actor may run calls out of
@@ -114,17 +120,18 @@ class PytestActor:
                 self.inbox.put(self.held.pop(self.next_seq))
                 self.next_seq += 1
 
-    def pull(self, timeout: float) -> list[Any]:
-        """The worker's messages: waits up to ``timeout`` for the first, then takes the ones that
-        follow closely (fast tests) so one actor call carries many results; returns as soon as the
-        worker goes quiet for ``PULL_GAP`` seconds, so a slow test's result is not held back."""
+    def pull(self, timeout: float) -> list[bytes]:
+        """The worker's messages, encoded: waits up to ``timeout`` for the first, then takes the
+        ones that follow closely (fast tests) so one actor call carries many results; returns as
+        soon as the worker goes quiet for ``PULL_GAP`` seconds, so a slow test's result is not
+        held back."""
         try:
-            messages = [self.outbox.get(timeout=timeout)]
+            messages = [P.encode(self.outbox.get(timeout=timeout))]
         except queue.Empty:
             return []
         while len(messages) < PULL_MAX:
             try:
-                messages.append(self.outbox.get(timeout=PULL_GAP))
+                messages.append(P.encode(self.outbox.get(timeout=PULL_GAP)))
             except queue.Empty:
                 break
         return messages
@@ -257,13 +264,12 @@ class RayBackend(Backend):
         options: dict[str, Any] = {"num_cpus": 1 if not pool else requirements.cpus, **requirements.ray_options()}
         if requirements.labels:
             options["label_selector"] = dict(requirements.labels)
-        env = {P.ENV_WORKER_ID: worker_id}
         cwd = None if self.address else str(self.cwd)
-        actor = self._actor_class.options(**options).remote(worker_id, self.pytest_args, self.workers, env, cwd)
+        actor = self._actor_class.options(**options).remote(worker_id, self.pytest_args, cwd)
         self.actors[worker_id] = actor
         self.pulls[actor.pull.remote(PULL_SECONDS)] = worker_id
 
-    def send(self, worker_id: str, message: tuple) -> bool:
+    def send(self, worker_id: str, message: P.CoordinatorMessage) -> bool:
         actor = self.actors.get(worker_id)
         if actor is None:
             return False
@@ -299,28 +305,28 @@ class RayBackend(Backend):
                 self._lost(worker_id, None, events)
                 continue
             ended = False
-            for message in messages:
-                ended = self._dispatch(worker_id, message, events) or ended
+            for data in messages:
+                ended = self._dispatch(worker_id, P.decode(data), events) or ended
             if not ended:
                 self.pulls[self.actors[worker_id].pull.remote(PULL_SECONDS)] = worker_id
         return events
 
-    def _dispatch(self, worker_id: str, message: tuple, events: list[Event]) -> bool:
-        tag = message[0]
-        if tag == EXIT:
-            self._lost(worker_id, message[1], events)
-            return True
-        if tag == P.COLLECTED:
-            events.append(Event("collected", None, message[1]))
-        elif tag == P.HELLO:
-            events.append(Event("hello", worker_id, message[2]))
-        else:
-            events.append(Event("message", worker_id, message))
+    def _dispatch(self, worker_id: str, message: P.WorkerMessage, events: list[Event]) -> bool:
+        match message:
+            case P.Exited(code=code):  # the actor's pytest session ended
+                self._lost(worker_id, code, events)
+                return True
+            case P.Collected(collection):
+                events.append(CollectedEvent(collection))
+            case P.Hello(pid=pid):
+                events.append(HelloEvent(worker_id, pid))
+            case _:
+                events.append(MessageEvent(worker_id, message))
         return False
 
     def _lost(self, worker_id: str, code: int | None, events: list[Event]) -> None:
         _end(self.actors.pop(worker_id, None))
-        events.append(Event("lost", worker_id, code))
+        events.append(LostEvent(worker_id, code))
 
     def collector_output(self) -> str:
         return ""
