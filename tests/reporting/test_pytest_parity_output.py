@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from execution.conftest import make_suite, outcome_counts, run_pytest, run_testfleet
+from execution.conftest import Ran, make_suite, outcome_counts, run_pytest, run_testfleet
 
 pytestmark = pytest.mark.slow
 
@@ -159,7 +159,8 @@ def _groups(lines: list[str]) -> list[str]:
 def test_subtests_and_short_summary_match_pytest(tmp_path: Path, args: tuple[str, ...]) -> None:
     root = make_suite(tmp_path / "suite", SUBTESTS_SUITE)
     plain = run_pytest(root, *args)
-    fleet = run_testfleet(root, "--", *args)
+    # the reports ride along (one run of the suite per verbosity, not one more for them)
+    fleet = run_testfleet(root, "--json", "r.json", "--junitxml", "j.xml", "--md", "s.md", "--", *args)
     assert outcome_counts(fleet.output) == outcome_counts(plain.output), fleet.log
     assert fleet.returncode == plain.returncode == 1, fleet.log
     # pytest's words for each report (SUBFAILED[number] (i=1), XFAIL, SKIPPED [1] ...) grouped in
@@ -173,18 +174,18 @@ def test_subtests_and_short_summary_match_pytest(tmp_path: Path, args: tuple[str
     assert len(fleet_words) == len(plain_words) == ("-ra" in args), fleet.log + "\n" + plain.log
     assert fleet_words <= plain_words | {"SKIPPED"}, fleet.log + "\n" + plain.log
     assert sorted(fleet_rest) == sorted(plain_rest), fleet.log + "\n" + plain.log
+    # each failed subtest has its own FAILURES section, named as pytest names it
+    for header in ("test_numbers [number] (i=1)", "TestCase.test_items (i=2)"):
+        assert re.search(rf"_ {re.escape(header)} _", fleet.stdout), fleet.log
     if "-q" in args:  # the bare summary line, counting subtests as pytest does under -q
         assert "subtests passed" in plain.stdout.splitlines()[-1]
         last = [line for line in fleet.stdout.splitlines() if re.search(r" in [\d.]+s", line)][-1]
         assert not last.startswith("="), fleet.log
-    # each failed subtest has its own FAILURES section, named as pytest names it
-    for header in ("test_numbers [number] (i=1)", "TestCase.test_items (i=2)"):
-        assert re.search(rf"_ {re.escape(header)} _", fleet.stdout), fleet.log
+        _assert_subtests_in_the_reports(root, fleet)  # which count them so too
 
 
-def test_subtests_are_in_the_json_junit_and_markdown_reports(tmp_path: Path) -> None:
-    root = make_suite(tmp_path / "suite", SUBTESTS_SUITE)
-    fleet = run_testfleet(root, "--json", "r.json", "--junitxml", "j.xml", "--md", "s.md", "--", "-q")
+def _assert_subtests_in_the_reports(root: Path, fleet: Ran) -> None:
+    """The subtests are in the JSON, JUnit XML and Markdown reports of the run."""
     report = json.loads((root / "r.json").read_text())
     counts = outcome_counts(fleet.output)
     assert {k: v for k, v in report["summary"].items() if k not in ("total", "collected")} == counts, fleet.log
