@@ -34,9 +34,14 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from execution.conftest import outcome_counts, run_pytest, run_testfleet
+from execution.conftest import Ran, outcome_counts, run_pytest, run_testfleet
 
+# under xdist this file shares a worker with the other heavy one (tests/conftest.py: HEAVY)
 pytestmark = pytest.mark.slow
+
+SUITE_TIMEOUT = 600
+"""The hang guard of one run of a real suite (up to ~3,100 tests): on a loaded 2-core machine
+babel's alone took over 120 s under plain pytest."""
 
 _FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
 
@@ -120,9 +125,11 @@ def short_summary(output: str) -> list[str]:
     return sorted(body)
 
 
-def compare(root: Path, *pytest_args: str, summary: bool = False, env: dict[str, str] | None = None) -> None:
-    plain = run_pytest(root, "-rfE", *pytest_args, env=env)
-    fleet = run_testfleet(root, "--", "-rfE", *pytest_args, env=env)
+def compare(root: Path, *pytest_args: str, summary: bool = False, env: dict[str, str] | None = None) -> Ran:
+    """Runs the suite under plain pytest and under testfleet, asserts they agree; returns the
+    plain run (so that a test can say more about it without running the suite again)."""
+    plain = run_pytest(root, "-rfE", *pytest_args, env=env, timeout=SUITE_TIMEOUT)
+    fleet = run_testfleet(root, "--", "-rfE", *pytest_args, env=env, timeout=SUITE_TIMEOUT)
     counts = outcome_counts(plain.output)
     assert sum(counts.values()) > 100, plain.log  # the suite really ran
     assert outcome_counts(fleet.output) == counts, fleet.log
@@ -131,6 +138,7 @@ def compare(root: Path, *pytest_args: str, summary: bool = False, env: dict[str,
     if summary:  # every SKIPPED/XFAIL/XPASS/SUBFAILED line, word for word
         assert short_summary(fleet.stdout) == short_summary(plain.stdout), fleet.log
     assert {r.worker for r in fleet.results()} == {"gw0", "gw1"}
+    return plain
 
 
 def test_toolz_suite_gives_the_same_outcomes(tmp_path: Path) -> None:
@@ -167,9 +175,9 @@ def test_more_itertools_sdist_with_unittest_subtests_gives_the_same_outcomes(tmp
     # unittest.TestCase classes throughout, ~2,300 ``self.subTest`` blocks (counted as
     # "subtests passed" under -q), and a skip that -ra lists
     root = fetch_sdist("more-itertools", "10.5.0", tmp_path / "sdist")
-    compare(root, "-ra", *verbosity, "tests", summary=True)
+    plain = compare(root, "-ra", *verbosity, "tests", summary=True)
     if verbosity:
-        assert "subtests passed" in run_pytest(root, "-q", "tests").stdout.splitlines()[-1]
+        assert "subtests passed" in plain.stdout.splitlines()[-1], plain.log
 
 
 def test_babel_sdist_with_package_module_and_function_scoped_fixtures_gives_the_same_outcomes(

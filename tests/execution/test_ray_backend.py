@@ -53,6 +53,7 @@ from testfleet.store.telemetry import TelemetryStore
 
 pytest.importorskip("ray", reason="the Ray backend's tests need Ray: pip install 'testfleet[test]'")
 
+# under xdist this file shares a worker with the other heavy one (tests/conftest.py: HEAVY)
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]

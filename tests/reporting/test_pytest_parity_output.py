@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from execution.conftest import make_suite, outcome_counts, run_pytest, run_testfleet
+from execution.conftest import Ran, make_suite, outcome_counts, run_pytest, run_testfleet
 
 pytestmark = pytest.mark.slow
 
@@ -129,6 +129,25 @@ def _summary_section(output: str) -> list[str]:
     return lines[start + 1:end]
 
 
+_FOLDED_SKIP = re.compile(r"^(?P<word>.+?) (?P<rest>\[\d+\] \S+: .*)$")
+
+
+def _skip_words(lines: list[str]) -> tuple[set[str], list[str]]:
+    """The words on the folded skip lines (``SKIPPED [1] file:line: why``), and the lines with
+    that word taken out. pytest labels every folded skip line with the word of the first skip it
+    saw (here ``SUBSKIPPED[number] (i=3)`` from a subtest, or ``SKIPPED`` from the marked test):
+    with two workers, which skip comes first depends on which worker finishes first."""
+    words: set[str] = set()
+    out: list[str] = []
+    for line in lines:
+        match = _FOLDED_SKIP.match(line)
+        if match and ("SKIPPED" in match["word"]):
+            words.add(match["word"])
+            line = "<skip> " + match["rest"]
+        out.append(line)
+    return words, out
+
+
 def _groups(lines: list[str]) -> list[str]:
     """The -r character of each summary line, runs of one character merged: e.g. ``sxXf``."""
     kinds = {"SKIPPED": "s", "SUBSKIPPED": "s", "XFAIL": "x", "XPASS": "X", "ERROR": "E"}
@@ -140,26 +159,33 @@ def _groups(lines: list[str]) -> list[str]:
 def test_subtests_and_short_summary_match_pytest(tmp_path: Path, args: tuple[str, ...]) -> None:
     root = make_suite(tmp_path / "suite", SUBTESTS_SUITE)
     plain = run_pytest(root, *args)
-    fleet = run_testfleet(root, "--", *args)
+    # the reports ride along (one run of the suite per verbosity, not one more for them)
+    fleet = run_testfleet(root, "--json", "r.json", "--junitxml", "j.xml", "--md", "s.md", "--", *args)
     assert outcome_counts(fleet.output) == outcome_counts(plain.output), fleet.log
     assert fleet.returncode == plain.returncode == 1, fleet.log
     # pytest's words for each report (SUBFAILED[number] (i=1), XFAIL, SKIPPED [1] ...) grouped in
     # pytest's order of the -r characters; within a group, workers finish in any order
     fleet_lines, plain_lines = _summary_section(fleet.stdout), _summary_section(plain.stdout)
-    assert sorted(fleet_lines) == sorted(plain_lines), fleet.log + "\n" + plain.log
     assert _groups(fleet_lines) == _groups(plain_lines), fleet.log + "\n" + plain.log
+    # the folded skip lines carry one word, that of a skip report of the suite: plain pytest's
+    # (its first skip, serially) or the marked test's own SKIPPED when its worker came first
+    fleet_words, fleet_rest = _skip_words(fleet_lines)
+    plain_words, plain_rest = _skip_words(plain_lines)
+    assert len(fleet_words) == len(plain_words) == ("-ra" in args), fleet.log + "\n" + plain.log
+    assert fleet_words <= plain_words | {"SKIPPED"}, fleet.log + "\n" + plain.log
+    assert sorted(fleet_rest) == sorted(plain_rest), fleet.log + "\n" + plain.log
+    # each failed subtest has its own FAILURES section, named as pytest names it
+    for header in ("test_numbers [number] (i=1)", "TestCase.test_items (i=2)"):
+        assert re.search(rf"_ {re.escape(header)} _", fleet.stdout), fleet.log
     if "-q" in args:  # the bare summary line, counting subtests as pytest does under -q
         assert "subtests passed" in plain.stdout.splitlines()[-1]
         last = [line for line in fleet.stdout.splitlines() if re.search(r" in [\d.]+s", line)][-1]
         assert not last.startswith("="), fleet.log
-    # each failed subtest has its own FAILURES section, named as pytest names it
-    for header in ("test_numbers [number] (i=1)", "TestCase.test_items (i=2)"):
-        assert re.search(rf"_ {re.escape(header)} _", fleet.stdout), fleet.log
+        _assert_subtests_in_the_reports(root, fleet)  # which count them so too
 
 
-def test_subtests_are_in_the_json_junit_and_markdown_reports(tmp_path: Path) -> None:
-    root = make_suite(tmp_path / "suite", SUBTESTS_SUITE)
-    fleet = run_testfleet(root, "--json", "r.json", "--junitxml", "j.xml", "--md", "s.md", "--", "-q")
+def _assert_subtests_in_the_reports(root: Path, fleet: Ran) -> None:
+    """The subtests are in the JSON, JUnit XML and Markdown reports of the run."""
     report = json.loads((root / "r.json").read_text())
     counts = outcome_counts(fleet.output)
     assert {k: v for k, v in report["summary"].items() if k not in ("total", "collected")} == counts, fleet.log

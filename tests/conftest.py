@@ -1,0 +1,53 @@
+"""How the suite is split between pytest-xdist workers, and in what order.
+
+CI runs the README's second command, ``python -m pytest -n logical --dist loadfile``. Under
+``--dist loadfile`` this file changes two things of xdist's scheduling:
+
+* Each test file still goes whole to one worker (a module-scoped fixture, such as the Ray
+  cluster or a run shared by a module's assertions, is set up once), but the :data:`HEAVY` files,
+  the runs that load the machine most (a Ray cluster; real third-party suites of thousands of
+  tests on two testfleet workers), form one unit: on two cores they never run at the same time.
+* Units are handed out in collection order. xdist would hand out the files with the most tests
+  first and the slow end-to-end files, which have few, last, so that one worker finished a long
+  file while the other idled. Here the heavy files come first, then every file with a test marked
+  ``slow``, then the rest: the long runs start at once and the many quick files fill the gaps.
+
+The sort is stable: within each part files keep pytest's order, and tests within a file keep
+theirs (some files rely on it: the Ray tests without a cluster run before the module's cluster
+exists). Every xdist worker computes the same order, as xdist requires. In a serial run only the
+order changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+HEAVY = frozenset({"tests/execution/test_ray_backend.py", "tests/test_third_party_parity.py"})
+"""Files (relative to the rootdir, as in node ids) that run one after the other on one worker."""
+
+
+def _file(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: (_file(item.nodeid) not in HEAVY, item.path not in slow_files))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getoption("dist") != "loadfile":
+        return None  # xdist's own scheduler
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesHeavyTogether(LoadFileScheduling):
+        """``loadfile``, with the heavy files as one unit and units in collection order."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return "heavy end-to-end files" if path in HEAVY else path
+
+    config.option.loadscopereorder = False  # read by LoadScopeScheduling.schedule
+    return FilesHeavyTogether(config, log)
