@@ -129,18 +129,19 @@ class MinimalCheck:
         return True
 
     def execute(self, item: pytest.Item, params: dict[str, Any]) -> tuple[str, list[str]]:
-        from testfleet.execution.pytest_worker import _configure_instance, _crash_message, _with_params
+        from testfleet.execution.worker_items import configure_instance, swap_params
+        from testfleet.execution.worker_results import crash_message
 
         self.reports = []
-        saved = _with_params(item, params)
+        saved = swap_params(item, params)
         try:
-            _configure_instance(item, params)
+            configure_instance(item, params)
             item.ihook.pytest_runtest_protocol(item=item, nextitem=item.parent)
         finally:
             if saved is not None:
-                item.callspec.params.update(saved)
+                saved.restore()
         failed = [r for r in self.reports if r.failed]
-        text = "\n".join(_crash_message(r) + "\n" + str(r.longrepr) for r in failed)
+        text = "\n".join(crash_message(r) + "\n" + str(r.longrepr) for r in failed)
         return ("failed" if failed else "passed"), markers_in(text)
 
 

@@ -7,8 +7,8 @@ source proposes reveals a failure the case had not shown before (a failure seen 
 nothing: it is known, the minimiser maps it). The prior is weak, :data:`PRIOR_WEIGHT`
 pseudo-executions at the mean :data:`PRIOR_YIELD` gives the source (a rule's rises with its
 ``priority``), so a few executions outweigh it. Each choice draws one sample per source that
-has a proposal waiting and takes the largest: a source that keeps finding nothing loses share, one that finds new failures gains
-it, and every source keeps a chance that shrinks only as its own evidence grows.
+has a proposal waiting and takes the largest: a source that keeps finding nothing loses share,
+one that finds new failures gains it, and every source keeps a chance that shrinks only as its own evidence grows.
 
 Draws come from a generator seeded by the run seed and the case, and feedback is applied in
 dispatch order (see :meth:`Explorer.take`): the same seed and the same outcomes give the same

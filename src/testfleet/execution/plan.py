@@ -81,5 +81,5 @@ class RunOutcome:
     collector_exit: int | None = None  # set when pytest ended before collecting (usage error, --co)
     collector_output: str = ""
     anomalies: list[dict[str, Any]] = field(default_factory=list)
-    fatal: tuple[int, str] | None = None
-    exploration: dict[str, Any] | None = None  # what --explore did and found  # (exit code, message): a worker's session could not go on
+    fatal: tuple[int, str] | None = None  # (exit code, message): a worker's session could not go on
+    exploration: dict[str, Any] | None = None  # what --explore did and found

@@ -93,7 +93,9 @@ class Backend(abc.ABC):
         return False
 
     def define_pool(self, key: str, requirements: Any) -> None:
-        """Workers spawned for pool ``key`` must meet ``requirements`` (see ``routes_requirements``)."""
+        """Workers spawned for pool ``key`` must meet ``requirements`` (see ``routes_requirements``).
+        A backend whose workers are all alike has nothing to do (optional hook, so not abstract)."""
+        return None
 
     def capabilities(self) -> list[Any]:
         """What the machines workers run on offer (``Capabilities``), to check requirements against."""
