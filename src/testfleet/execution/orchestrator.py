@@ -461,9 +461,13 @@ class Orchestrator(ExplorationMixin):
             self.backend.send(slot.worker_id, P.Run(batch, bool(self.plan.timeout), explored))
             if not self.plan.timeout:
                 self.listener.on_running(slot.worker_id, self.items[slot.outstanding[0]]["nodeid"])
-        if self.scheduler.pool_empty(slot.pool) and len(slot.outstanding) >= 1 and not slot.flushed:
-            slot.flushed = True
-            self.backend.send(slot.worker_id, P.Flush())
+        if self.scheduler.pool_empty(slot.pool):
+            # every worker of the pool may now run what it holds: also one that was passed over
+            # while a rerun it must not take was still queued for another worker
+            for other in self.slots.values():
+                if other.pool == slot.pool and other.outstanding and not other.flushed and not other.gone:
+                    other.flushed = True
+                    self.backend.send(other.worker_id, P.Flush())
 
     def _feed_all(self) -> None:
         for slot in self.slots.values():
