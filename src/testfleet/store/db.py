@@ -198,6 +198,11 @@ class Store:
             raise
         return store
 
+    def for_thread(self) -> Store:
+        """Another :class:`Store` on the same open database, for another thread (a DuckDB cursor:
+        its own transactions, the same file and the same process). Close it when done."""
+        return Store(self._db.cursor(), self.path, self.read_only)
+
     def _prepare(self) -> None:
         conn = self._db
         tables = {row[0] for row in conn.execute(

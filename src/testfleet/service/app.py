@@ -1,0 +1,27 @@
+"""The FastAPI application of ``testfleet serve``: the read API, the runs API and its WebSockets,
+the dashboard page, the JSON errors and the token check, over one :class:`ServiceState`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from testfleet.service.errors import install_error_handlers
+from testfleet.service.state import ServiceState
+
+__all__ = ["create_app"]
+
+
+def create_app(state: ServiceState) -> FastAPI:
+    from testfleet import __version__
+    from testfleet.service import api_read, api_runs, auth, pages
+
+    app = FastAPI(title="testfleet", version=__version__,
+                  description="Submit test runs to a testfleet coordinator, follow them live, "
+                              "and read their results, telemetry, coverage and analysis.")
+    app.state.service = state
+    install_error_handlers(app)
+    auth.install(app)
+    app.include_router(api_runs.router)
+    app.include_router(api_read.router)
+    app.include_router(pages.router)
+    return app
