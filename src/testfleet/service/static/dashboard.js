@@ -532,10 +532,10 @@ function renderDiffChoices() {
   if (!view) return;
   const others = [...runs.values()].filter((r) => r.id !== view.runId).sort((a, b) => (b.t || 0) - (a.t || 0));
   const keep = select.value;
-  const ids = others.map((r) => r.id);
-  if (select.options.length === ids.length && [...select.options].every((o, i) => o.value === ids[i])) return;
-  select.replaceChildren(...others.map((r) => el("option", {value: r.id, text: `${r.id} (${r.status})`})));
-  if (ids.includes(keep)) select.value = keep;
+  const labels = others.map((r) => `${r.id} (${r.status})`);
+  if (select.options.length === labels.length && [...select.options].every((o, i) => o.text === labels[i])) return;
+  select.replaceChildren(...others.map((r, i) => el("option", {value: r.id, text: labels[i]})));
+  if (others.some((r) => r.id === keep)) select.value = keep;
 }
 
 async function showDiff() {
