@@ -7,6 +7,7 @@ unchanged.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Annotated, Protocol, runtime_checkable
 
@@ -130,11 +131,22 @@ def run(
     anomaly_min_history: Annotated[int | None, typer.Option(
         "--anomaly-min-history", help="Executions of a case needed before its metrics are judged (default 8). Setting: "
                                       "anomaly_min_history.")] = None,
+    dashboard: Annotated[bool, typer.Option(
+        "--dashboard", help="Serve a live dashboard of this run on 127.0.0.1 while it runs, and print its URL.")] = False,
+    run_id: Annotated[str | None, typer.Option("--run-id", hidden=True)] = None,
+    events_fd: Annotated[int | None, typer.Option("--events-fd", hidden=True)] = None,
+    submitted: Annotated[str | None, typer.Option("--submitted", hidden=True)] = None,
     quiet: Annotated[int, typer.Option("-q", "--quiet", count=True, help="Less output.")] = 0,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="One line per test.")] = 0,
 ) -> None:
     """Run tests on local workers: testfleet run [PATHS] [--workers N|auto] [-- pytest args]."""
     from testfleet.cli.run import RunRequest, execute
+
+    if dashboard:
+        from testfleet.service.client import run_with_dashboard
+
+        given = sys.argv[1:]
+        raise typer.Exit(run_with_dashboard(given[given.index("run") + 1:] if "run" in given else [], store=store))
 
     request = RunRequest(
         paths=list(paths or []), pytest_extra=list((ctx.obj or {}).get("pytest_args", [])),
@@ -150,8 +162,11 @@ def run(
             "anomaly_min_history": anomaly_min_history, "explore": explore,
             "ruleset": ruleset, "ruleset_b": ruleset_b, "ab": ab, "explore_per_case": explore_per_case,
         },
-        argv=list(sys.argv),
+        argv=list(sys.argv), run_id=run_id, events_fd=events_fd,
     )
+    if submitted:  # a run a server started: what the user typed, and the store they know
+        shown = json.loads(submitted)
+        request.argv, request.store_label = list(shown["argv"]), str(shown["store"])
     raise typer.Exit(execute(request))
 
 
@@ -174,6 +189,56 @@ def _workers(value: str | None) -> int | str | None:
         return int(value)
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not a number or 'auto'", param_hint="'--workers'") from None
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default; any other needs a "
+                                                     "token).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free one).")] = 8642,
+    store: Annotated[str | None, typer.Option("--store", help="DuckDB file the server owns (default: from "
+                                                              "settings).")] = None,
+    token: Annotated[str | None, typer.Option("--token", envvar="TESTFLEET_TOKEN",
+                                              help="Token every client must send (generated and printed when the "
+                                                   "address is not loopback).")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help="Where submitted runs run: local or ray.")] = None,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="The Ray cluster of --backend ray.")] = None,
+    max_concurrent_runs: Annotated[int, typer.Option("--max-concurrent-runs", min=1,
+                                                     help="Runs that run side by side; the rest wait in order.")] = 1,
+    max_upload_mb: Annotated[int, typer.Option("--max-upload-mb", min=1,
+                                               help="Largest project archive accepted.")] = 64,
+    allow_origin: Annotated[list[str] | None, typer.Option(
+        "--allow-origin", help="Another Origin whose pages may open the WebSockets (repeatable).")] = None,
+) -> None:
+    """Serve a coordinator: submitted runs, a REST API, a live dashboard."""
+    from testfleet.cli.serve import serve
+    from testfleet.service.server import ServerOptions
+
+    defaults: list[str] = []
+    if backend:
+        defaults += ["--backend", backend]
+    if ray_address:
+        defaults += ["--ray-address", ray_address]
+    raise typer.Exit(serve(ServerOptions(host=host, port=port, store=store, token=token,
+                                         max_concurrent_runs=max_concurrent_runs, max_upload_mb=max_upload_mb,
+                                         allowed_origins=tuple(allow_origin or ()), run_defaults=tuple(defaults))))
+
+
+@app.command("submit", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                         "help_option_names": ["-h", "--help"]})
+def submit_command(
+    ctx: typer.Context,
+    server: Annotated[str | None, typer.Option("--server", envvar="TESTFLEET_SERVER",
+                                               help="The server's URL (default http://127.0.0.1:8642).")] = None,
+    token: Annotated[str | None, typer.Option("--token", envvar="TESTFLEET_TOKEN",
+                                              help="The server's token.")] = None,
+) -> None:
+    """Send this project to a server and run it there: testfleet submit [PATHS] [run options] [-- pytest args]."""
+    from testfleet.service.client import submit
+
+    pytest_args = list((ctx.obj or {}).get("pytest_args", []))
+    argv = list(ctx.args) + (["--", *pytest_args] if pytest_args else [])
+    raise typer.Exit(submit(argv, server=server, token=token))
 
 
 @app.command("runs")
@@ -301,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         cut = args.index("--")
         args, pytest_args = args[:cut], args[cut + 1:]
     command = next((a for a in args if not a.startswith("-")), None)
-    usage_exit = RUN_USAGE_EXIT if command == "run" else OTHER_USAGE_EXIT
+    usage_exit = RUN_USAGE_EXIT if command in ("run", "submit", "serve") else OTHER_USAGE_EXIT
     try:
         result = app(args=args, prog_name="testfleet", standalone_mode=False, obj={"pytest_args": pytest_args})
     except typer.Exit as exc:

@@ -42,6 +42,9 @@ class RunRequest:
     verbosity: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)
+    run_id: str | None = None  # given by `testfleet serve`, which must know it before the run starts
+    events_fd: int | None = None  # a pipe to `testfleet serve`: the run's events as JSON lines
+    store_label: str | None = None  # the store a user knows this run by (a server's: not the private copy)
 
 
 def _error(message: str) -> int:
@@ -178,7 +181,8 @@ def _execute(request: RunRequest) -> int:
         return _error(str(exc))
     run = None
     try:
-        run = Run(run_id=f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}", started_at=datetime.now(UTC),
+        run_id = request.run_id or f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+        run = Run(run_id=run_id, started_at=datetime.now(UTC),
                   argv=request.argv, paths=request.paths, settings=settings.model_dump(mode="json", by_alias=True)
                   | {"settings_file": str(source) if source else None, "environment": environment()},
                   seed=seed, git_sha=git_sha(cwd),
@@ -199,7 +203,12 @@ def _execute(request: RunRequest) -> int:
             configs["ruleset"] = [Path(settings.ruleset)]
         if settings.ruleset_b:
             configs["ruleset_b"] = [Path(settings.ruleset_b)]
-        orchestrator = Orchestrator(backend, plan, run, StoreRecorder(store, configs), console,
+        listener: Any = console
+        if request.events_fd is not None:
+            from testfleet.service.events import EventWriter, TeeListener
+
+            listener = TeeListener(console, EventWriter(request.events_fd, run.run_id))
+        orchestrator = Orchestrator(backend, plan, run, StoreRecorder(store, configs), listener,
                                     crash_text=getattr(backend, "crash_text", None))
         outcome = orchestrator.execute()
         console.stop()
@@ -209,7 +218,8 @@ def _execute(request: RunRequest) -> int:
             return outcome.collector_exit
         if outcome.fatal is not None:
             return _fatal(store, run, outcome, console, time.monotonic() - started_wall)
-        return _finish(store, settings, run, outcome, console, time.monotonic() - started_wall)
+        return _finish(store, settings, run, outcome, console, time.monotonic() - started_wall,
+                       store_label=request.store_label)
     except (StoreError, OutputError) as exc:  # a full disk, a store that went away: abort
         sys.stderr.write(f"ERROR: {exc}\n")
         _close_aborted(store, run, INTERNAL)
@@ -286,7 +296,8 @@ def _fatal(store: Any, run: Any, outcome: Any, console: Any, wall: float) -> int
     return code
 
 
-def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any, wall: float) -> int:
+def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any, wall: float,
+            store_label: str | None = None) -> int:
     from testfleet.model import RunStatus
     from testfleet.reporting.json_report import write_json
     from testfleet.reporting.junit import write_junit
@@ -318,7 +329,7 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
     if console.verbosity >= 0:
         for path in written:
             console.console.print(f"[dim]report: {path}[/dim]")
-        console.console.print(f"[dim]run {run.run_id} · store {settings.store}[/dim]")
+        console.console.print(f"[dim]run {run.run_id} · store {store_label or settings.store}[/dim]")
     return exit_code
 
 

@@ -326,6 +326,7 @@ class Orchestrator(ExplorationMixin):
         self.next_worker += 1
         self.slots[worker_id] = _Slot(worker_id, pool=pool)
         self.backend.spawn_worker(worker_id, pool)
+        self.listener.on_worker(worker_id, "started", pool)
 
     # -- the loop -----------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -557,6 +558,8 @@ class Orchestrator(ExplorationMixin):
     def _on_lost(self, slot: _Slot, code: int | None) -> None:
         slot.gone = True
         self.listener.on_running(slot.worker_id, None)
+        if not (slot.said_bye or self.stopping):
+            self.listener.on_worker(slot.worker_id, "lost", describe_exit(code))
         if not slot.outstanding:
             if not (slot.said_bye or self.stopping):
                 self._say(f"worker {slot.worker_id} {describe_exit(code)} while idle")

@@ -35,6 +35,7 @@ class ExplorationMixin:
     variants: list[Variant]
     scheduler: Any
     recorder: Any
+    listener: Any
     plan: Any
     stopping: bool
     total: int
@@ -178,6 +179,7 @@ class ExplorationMixin:
         self.series["worker"].extend([worker_id] * n)
         for key in ("t", "metric", "value"):
             self.series[key].extend(columns[key])
+        self.listener.on_series(worker_id, columns)
 
     def _add_events(self, events: list[dict[str, Any]]) -> None:
         now = time.time()

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -124,6 +125,12 @@ class ConsoleReporter:
                 sys.stdout.flush()
                 self.column = 0
         self.console.print(f"[yellow]{escape(text)}[/yellow]")
+
+    def on_worker(self, worker_id: str, state: str, detail: str) -> None:
+        """Workers starting and lost: the console says losses through on_message already."""
+
+    def on_series(self, worker_id: str, columns: dict[str, list[Any]]) -> None:
+        """Telemetry is not drawn on the terminal."""
 
     def on_exploring(self, budget: str) -> None:
         self.exploring = True
