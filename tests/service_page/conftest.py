@@ -1,17 +1,23 @@
 """What the dashboard's browser tests share: a headless Chromium driven by Playwright, and a
 harness server (the page's router, plus WebSocket routes streaming an :class:`EventHub` the test
 publishes into, over real HTTP on 127.0.0.1) so a test decides exactly which events the page
-gets and when, and can drop every connection to exercise the page's reconnect.
+gets and when, and can drop every connection to exercise the page's reconnect; and a real
+``testfleet serve`` process that real ``testfleet submit`` processes send runs to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,3 +188,58 @@ def page(browser: Any) -> Iterator[Any]:
     yield opened
     context.close()
     assert not errors, f"the page raised: {errors}"
+
+
+# ---------------------------------------------------------------- a real `testfleet serve`
+
+def child_env() -> dict[str, str]:
+    """The environment of a server or submit process: none of this session's pytest variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "TESTFLEET_", "COV_CORE_"))}
+    env.update({"NO_COLOR": "1", "COLUMNS": "200", "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTEST_ADDOPTS": "-p no:randomly"})
+    return env
+
+
+@dataclass
+class Served:
+    """A ``python -m testfleet serve`` process on 127.0.0.1 and a free port."""
+
+    url: str
+    process: subprocess.Popen[str]
+
+    def submit(self, project: Path, *args: str) -> subprocess.Popen[str]:
+        argv = [sys.executable, "-m", "testfleet", "submit", "--server", self.url, *args]
+        return subprocess.Popen(argv, cwd=project, env=child_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # Ctrl-C: the server stops its runs, closes its store
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_serve(directory: Path, *args: str) -> Served:
+    argv = [sys.executable, "-m", "testfleet", "serve", "--port", "0",
+            "--store", str(directory / "server.duckdb"), *args]
+    process = subprocess.Popen(argv, cwd=directory, env=child_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    first = process.stdout.readline()  # "testfleet serving STORE on URL", once it listens
+    if " on http://" not in first:
+        process.kill()
+        raise RuntimeError(f"testfleet serve did not start: {first}{process.stdout.read()}")
+    os.set_blocking(process.stdout.fileno(), False)
+    return Served(url=first.rsplit(" on ", 1)[1].strip(), process=process)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    running = start_serve(tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()

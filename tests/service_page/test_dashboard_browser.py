@@ -2,11 +2,17 @@
 
 The harness tests publish events into a hub themselves, so each step is decided by the test, not
 by timing; the page's state is read back from what it shows, through Playwright's auto-waiting
-``expect``.
+``expect``. The last test is the whole path: a real ``testfleet serve``, a real ``testfleet
+submit`` of a suite whose tests wait on files the test creates, and a worker killed by its pid.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +21,7 @@ from playwright.sync_api import expect
 
 from testfleet.service import pages
 
-from .conftest import Harness, RunFeed
+from .conftest import Harness, RunFeed, Served
 
 TRACEBACK = "def test_b():\n>       assert 1 == 2\nE       assert 1 == 2\n\ntest_x.py:5: AssertionError"
 
@@ -219,3 +225,130 @@ def test_missing_endpoints_are_shown_as_not_available(harness: Harness, page):
     feed.end(0)
     expect(page.get_by_test_id("analysis")).to_contain_text("not available (404")
     expect(page.get_by_test_id("coverage")).to_contain_text("not available (404")
+
+
+# ---------------------------------------------------------------- the page over a real server
+
+SUITE = '''\
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+GO = Path({go!r})  # the browser test creates it when the gated tests may finish
+VICTIM_PID = Path({pid!r})  # the victim's worker writes its pid here: the browser test kills it
+VICTIM_RAN = Path({ran!r})
+
+
+def wait_for(path):
+    deadline = time.monotonic() + 300
+    while not path.exists():  # the browser test decides when: it waits on the page, then creates the file
+        assert time.monotonic() < deadline, f"{{path}} never appeared"
+        time.sleep(0.02)
+
+
+def test_0_first():
+    pass
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_gated(i):
+    wait_for(GO)
+
+
+def test_gated_failure():
+    wait_for(GO)
+    assert 1 + 1 == 3, "arithmetic is broken"
+
+
+def test_victim():
+    if VICTIM_RAN.exists():  # the retry after its worker was killed
+        return
+    VICTIM_RAN.touch()
+    VICTIM_PID.write_text(str(os.getpid()))
+    wait_for(Path(str(GO) + ".never"))
+'''
+
+WORDS = {"errors": "error", "error": "error"}
+
+
+def console_counts(text: str) -> dict[str, int]:
+    """The counts of the console's last summary line (``1 failed, 6 passed, 1 flaky in 3.2s``)."""
+    line = [row for row in text.splitlines() if re.search(r"\d+ \w+.* in [\d.]+s", row)][-1]
+    return {WORDS.get(word, word): int(n) for n, word in re.findall(r"(\d+) (\w+)", line.split(" in ")[0])}
+
+
+def page_counts(page) -> dict[str, int]:
+    return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('[data-testid^=count-]')]
+        .map((e) => [e.dataset.testid.slice(6), Number(e.querySelector('b').textContent)]))""")
+
+
+def wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, "the submit ended before the victim ran"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def patient_expect():
+    expect.set_options(timeout=120_000)  # a real run: child process, collection, workers on a busy machine
+    yield
+    expect.set_options(timeout=5_000)  # Playwright's default, for the other tests
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("patient_expect")
+def test_real_server_run_seen_live_with_a_lost_worker_and_a_reload(served: Served, page, tmp_path: Path):
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    go, pid_file, ran = tmp_path / "go", tmp_path / "victim.pid", tmp_path / "victim.ran"
+    (project / "tests" / "test_gated.py").write_text(SUITE.format(go=str(go), pid=str(pid_file), ran=str(ran)))
+
+    page.goto(served.url + "/")
+    expect(page.get_by_test_id("connection")).to_have_text("connected")
+    submit = served.submit(project, "tests", "-n", "2")
+    try:
+        link = page.get_by_test_id("runs").locator("a").first
+        expect(link).to_be_visible()
+        link.click()
+        expect(page.get_by_test_id("total")).to_have_text("7")
+        # the first result, and no other: every other test waits for the go file
+        expect(page.get_by_test_id("done")).to_have_text("1")
+        expect(count(page, "passed")).to_have_text("1")
+        expect(page.get_by_test_id("workers")).to_contain_text("tests/test_gated.py::test_")
+
+        page.reload()  # mid-run: the page rebuilds its counts from after=0
+        expect(page.get_by_test_id("done")).to_have_text("1")
+        expect(count(page, "passed")).to_have_text("1")
+
+        go.touch()
+        wait_for_file(pid_file, submit)
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        expect(page.get_by_test_id("workers").locator("td.lost")).to_have_count(1)
+        expect(page.get_by_test_id("messages")).not_to_be_empty()
+
+        output, _ = submit.communicate(timeout=300)
+    finally:
+        if submit.poll() is None:
+            submit.kill()
+    expect(page.get_by_test_id("run-status")).to_have_text("finished")
+    expect(page.get_by_test_id("exit")).to_have_text(f"exit code {submit.returncode}")
+    expect(page.get_by_test_id("done")).to_have_text("7")
+    expected = console_counts(output)
+    assert expected.get("failed") == 1 and expected.get("passed", 0) >= 5, output
+    assert page_counts(page) == expected, output
+    expect(page.get_by_test_id("flaky")).to_contain_text("test_victim")  # its retry after the kill passed
+    expect(page.get_by_test_id("failures")).to_contain_text("arithmetic is broken")
+
+    page.reload()  # after the end: the same counts again, from the same events
+    expect(page.get_by_test_id("done")).to_have_text("7")
+    assert page_counts(page) == expected
+
+
+def test_a_run_the_server_does_not_know_is_not_followed_forever(served: Served, page):
+    page.goto(served.url + "/#run=no-such-run")
+    expect(page.get_by_test_id("run-conn")).to_have_text("not live")
+    expect(page.get_by_test_id("run-summary")).to_contain_text("no events of this run: not available (404")

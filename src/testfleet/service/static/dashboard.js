@@ -67,8 +67,8 @@ function fmtSeconds(s) {
 
 // A WebSocket that reconnects with backoff from the last seq it delivered.
 class Stream {
-  constructor(path, onEvents, onState) {
-    this.path = path; this.onEvents = onEvents; this.onState = onState;
+  constructor(path, onEvents, onState, mayGiveUp = false) {
+    this.path = path; this.onEvents = onEvents; this.onState = onState; this.mayGiveUp = mayGiveUp;
     this.lastSeq = 0; this.delay = 250; this.closed = false; this.socket = null; this.timer = null;
     this.open();
   }
@@ -77,7 +77,8 @@ class Stream {
     this.onState("connecting");
     const socket = new WebSocket(wsUrl(`${this.path}?after=${this.lastSeq}`));
     this.socket = socket;
-    socket.onopen = () => { this.delay = 250; this.onState("live"); };
+    let opened = false;
+    socket.onopen = () => { opened = true; this.failures = 0; this.delay = 250; this.onState("live"); };
     socket.onmessage = (message) => {
       let data;
       try { data = JSON.parse(message.data); } catch (err) { return; }
@@ -88,8 +89,15 @@ class Stream {
       });
       if (events.length) this.onEvents(events);
     };
-    socket.onclose = () => {
+    socket.onclose = (closing) => {
       if (this.socket !== socket || this.closed) return;
+      this.failures = opened ? 0 : (this.failures || 0) + 1;
+      // refused for good (no such live run: the handshake is turned down, three times running)
+      if (this.mayGiveUp && ((closing.code >= 4400 && closing.code < 4500) || this.failures >= 3)) {
+        this.closed = true;
+        this.onState("refused", closing);
+        return;
+      }
       this.onState("reconnecting");
       this.timer = setTimeout(() => this.open(), this.delay);
       this.delay = Math.min(this.delay * 2, 5000);
@@ -254,7 +262,7 @@ function applyResult(st, e) {
     st.failures.push(e);
     st.dirty.add("failures");
   }
-  const origin = e.origin || "baseline";
+  const origin = e.origin || (e.variant_id ? "variant" : "baseline");  // a variant of unknown source
   const tally = st.origins.get(origin) || {ran: 0, failed: 0};
   tally.ran += 1;
   if (e.outcome === "failed" || e.outcome === "error") tally.failed += 1;
@@ -263,8 +271,8 @@ function applyResult(st, e) {
 
 function applySeries(st, e) {
   const times = e.t || [], metrics = e.metric || [], values = e.value || [];
-  const worker = String(e.worker);
   for (let i = 0; i < times.length; i++) {
+    const worker = String(Array.isArray(e.worker) ? e.worker[i] : e.worker);  // a column, or one for all
     if (st.telemetryT0 === null) st.telemetryT0 = times[i];
     const x = times[i] - st.telemetryT0, y = values[i], metric = metrics[i];
     if (!st.telemetry.has(metric)) { st.telemetry.set(metric, new Map()); st.dirty.add("metrics"); }
@@ -565,6 +573,7 @@ function selectRun(runId) {
   $("flaky").replaceChildren(el("li", {class: "muted", text: "none so far"}));
   $("failure-count").textContent = ""; $("flaky-count").textContent = "";
   $("charts").replaceChildren(); $("metric").replaceChildren(); $("diff").replaceChildren();
+  $("run-summary").replaceChildren();
   $("telemetry-note").hidden = false; $("telemetry-note").textContent = "no telemetry yet";
   $("coverage").replaceChildren(el("p", {class: "muted", text: "shown once the run has ended"}));
   $("analysis").replaceChildren(el("p", {class: "muted", text: "shown once the run has ended"}));
@@ -574,11 +583,32 @@ function selectRun(runId) {
     for (const e of events) if (e.run_id === runId) applyRunEvent(st, e);
     if (st.ended && stream) stream.closed = true;  // nothing more will come: no reconnect after close
     scheduleRender();
-  }, (state) => {
+  }, (state, closing) => {
+    if (state === "refused" && view === st) showStoredRun(st, closing);
     const badge = $("run-conn");
-    badge.textContent = state === "live" ? "live" : state;
+    badge.textContent = state === "live" ? "live" : state === "refused" ? "not live" : state;
     badge.className = "conn " + (state === "live" ? "live" : state === "reconnecting" ? "down" : "");
-  });
+  }, true);
+  scheduleRender();
+}
+
+// A run the server has no events of (before its start, or unknown): what the store says of it.
+async function showStoredRun(st, closing) {
+  const answer = await api(`/runs/${encodeURIComponent(st.runId)}`);
+  if (view !== st) return;
+  if (!answer.ok) {
+    st.status = closing && closing.reason ? closing.reason : "unknown";
+    $("run-summary").replaceChildren(el("p", {class: "muted", text: `no events of this run: ${answer.message}`}));
+    scheduleRender();
+    return;
+  }
+  const run = answer.data || {};
+  st.status = run.status || st.status;
+  if (run.exit_code !== undefined && run.exit_code !== null) st.exitCode = run.exit_code;
+  if (run.counts && typeof run.counts === "object") Object.assign(st.counts, run.counts);
+  if (typeof run.total === "number") { st.total = run.total; st.done = run.total; }
+  $("run-summary").replaceChildren(renderValue(run));
+  markEnded(st, {});
   scheduleRender();
 }
 
