@@ -75,7 +75,8 @@ class Stream {
   open() {
     if (this.closed) return;
     this.onState("connecting");
-    const socket = new WebSocket(wsUrl(`${this.path}?after=${this.lastSeq}`));
+    // batch=1: the server may send several events as one JSON array
+    const socket = new WebSocket(wsUrl(`${this.path}?after=${this.lastSeq}&batch=1`));
     this.socket = socket;
     let opened = false;
     socket.onopen = () => { opened = true; this.failures = 0; this.delay = 250; this.onState("live"); };
@@ -295,38 +296,77 @@ let stream = null;  // its WebSocket
 let shownMetric = null;
 let frameAsked = false;
 
+// Drawing costs a layout and a paint of the page: at most every DRAW_EVERY_MS (a person reads
+// no faster), in an animation frame (none while the tab is hidden). The events themselves are
+// applied as they arrive.
+const DRAW_EVERY_MS = 100;
+const CHART_EVERY_MS = 1000;
+let lastDraw = 0;
+let lastChartDraw = 0;
+
 function scheduleRender() {
   if (frameAsked) return;
   frameAsked = true;
-  requestAnimationFrame(() => { frameAsked = false; render(); });
+  const wait = Math.max(0, lastDraw + DRAW_EVERY_MS - performance.now());
+  setTimeout(() => requestAnimationFrame(() => {
+    frameAsked = false;
+    lastDraw = performance.now();
+    render();
+  }), wait);
+}
+
+// Write only what changed: an unchanged page is not laid out or painted again.
+function setText(id, text) {
+  const node = $(id);
+  if (node.textContent !== text) node.textContent = text;
+}
+
+const drawn = new Map();  // part of the page -> the signature it was last drawn from
+
+function changed(part, signature) {
+  if (drawn.get(part) === signature) return false;
+  drawn.set(part, signature);
+  return true;
 }
 
 function render() {
   renderRuns();
   if (!view) return;
   const st = view;
-  $("run-status").textContent = st.status;
+  setText("run-status", st.status);
   $("run-status").className = "status " + st.status;
-  $("run-argv").textContent = st.argv && st.argv.length ? "testfleet run " + st.argv.join(" ") : "";
+  setText("run-argv", st.argv && st.argv.length ? "testfleet run " + st.argv.join(" ") : "");
   const total = st.total;
-  $("done").textContent = String(st.done);
-  $("total").textContent = total === null ? "?" : String(total);
-  const fill = $("progress-fill");
-  fill.style.width = total ? `${Math.min(100, (100 * st.done) / total)}%` : "0%";
-  fill.classList.toggle("bad", (st.counts.failed || 0) + (st.counts.error || 0) > 0);
-  $("progress-bar").setAttribute("aria-valuenow", String(st.done));
-  if (total !== null) $("progress-bar").setAttribute("aria-valuemax", String(total));
+  setText("done", String(st.done));
+  setText("total", total === null ? "?" : String(total));
+  const width = total ? `${Math.min(100, (100 * st.done) / total).toFixed(1)}%` : "0%";
+  const bad = (st.counts.failed || 0) + (st.counts.error || 0) > 0;
+  if (changed("progress", `${width} ${bad} ${total}`)) {
+    const fill = $("progress-fill");
+    fill.style.width = width;
+    fill.classList.toggle("bad", bad);
+    $("progress-bar").setAttribute("aria-valuenow", String(st.done));
+    if (total !== null) $("progress-bar").setAttribute("aria-valuemax", String(total));
+  }
   const busy = [...st.workers.values()].filter((w) => w.nodeid).length;
-  $("queue").textContent = total === null ? "–" : String(Math.max(0, total - st.done - busy));
-  $("eta").textContent = etaText(st);
-  $("exit").textContent = st.exitCode !== null ? `exit code ${st.exitCode}` : "";
-  renderCounts(st);
-  if (st.dirty.has("workers")) renderWorkers(st);
+  setText("queue", total === null ? "–" : String(Math.max(0, total - st.done - busy)));
+  setText("eta", etaText(st));
+  setText("exit", st.exitCode !== null ? `exit code ${st.exitCode}` : "");
+  if (changed("counts", JSON.stringify(st.counts))) renderCounts(st);
+  if (st.dirty.has("workers") && changed("workers", JSON.stringify([[...st.workers], st.messages.length, st.ended]))) {
+    renderWorkers(st);
+  }
   if (st.dirty.has("failures")) renderFailures(st);
   if (st.dirty.has("flaky")) renderFlaky(st);
-  renderExploration(st);
+  if (changed("exploration", JSON.stringify([st.budget, [...st.origins]]))) renderExploration(st);
   if (st.dirty.has("metrics")) renderMetricChoices(st);
-  renderCharts(st);
+  // a chart redraw costs tens of milliseconds (axes, every trace): new points go on once a second
+  if (st.dirty.has("charts") || performance.now() - lastChartDraw >= CHART_EVERY_MS) {
+    lastChartDraw = performance.now();
+    renderCharts(st);
+  } else if (st.pending.size) {
+    setTimeout(scheduleRender, CHART_EVERY_MS);
+  }
   if (st.dirty.has("ended")) loadFinishedPanels(st);
   st.dirty.clear();
 }
@@ -566,6 +606,7 @@ function selectRun(runId) {
   $("empty-view").hidden = Boolean(runId);
   if (!runId) { runsChanged = true; scheduleRender(); return; }
   view = newRunState(runId);
+  drawn.clear();
   runsChanged = true;  // the selected run is highlighted
   const st = view;
   $("run-id").textContent = runId;

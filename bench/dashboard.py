@@ -1,0 +1,227 @@
+#!/usr/bin/env python
+"""The dashboard's latency and its cost: a generated suite submitted to a real ``testfleet serve``,
+followed by headless Chromium pages.
+
+    python bench/dashboard.py                       # 2,000 tests, 2 workers, 5 pages, 3 pairs
+    python bench/dashboard.py --tests 500 --repeats 1
+
+latency: every page records, for each ``result`` event it receives over its WebSocket,
+``Date.now()/1000 - event.t`` (``window.__latencies``), ``t`` being when the child run made the
+event (time.time(), the same clock on this machine). So the figure is the whole path: the child's
+event pipe, the server's hub, the WebSocket and the page's JSON parsing. p50 and p95 over every
+result of every page of every run with pages (target p95 < 250 ms). Beside it, the peers' update
+intervals, as they state them (not measured here).
+
+overhead: the wall time of ``testfleet submit`` (the run plus its upload and console) of the same
+suite with 0 pages and with ``--pages`` pages following it, pairs alternating their order, after
+one untimed warm-up run; the figure is the difference of the medians in percent (target <= 3 %).
+
+Each page opens the dashboard at / before the submit and clicks the run in the live runs list as
+soon as it appears, as a person would; the run's child needs a second or more to start its
+workers, so the pages follow it before its first result. Prints a table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+#: the peers' update intervals as their documentation states them (reference figures, not measured)
+LOCUST_UI_POLL_S = 2.0  # Locust's web UI polls its stats every 2 s
+RAY_DASHBOARD_REFRESH = "every few seconds"  # Ray's dashboard refreshes its views every few seconds
+
+TEST_FILE = '''\
+import hashlib
+
+import pytest
+
+
+@pytest.mark.parametrize("i", range({per_file}))
+def test_digest(i):
+    data = str(i).encode() * 200
+    for _ in range(200):  # a little real work, ~1 ms
+        data = hashlib.sha256(data).digest() * 8
+    assert len(data) == 256
+'''
+
+
+def write_suite(root: Path, tests: int, per_file: int = 100) -> None:
+    (root / "tests").mkdir(parents=True)
+    files = max(1, tests // per_file)
+    for k in range(files):
+        n = per_file if k < files - 1 else tests - per_file * (files - 1)
+        (root / "tests" / f"test_gen_{k:03d}.py").write_text(TEST_FILE.format(per_file=n))
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "TESTFLEET_"))}
+    env.update({"NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_ADDOPTS": "-p no:randomly"})
+    return env
+
+
+def start_server(directory: Path) -> tuple[subprocess.Popen[str], str]:
+    argv = [sys.executable, "-m", "testfleet", "serve", "--port", "0", "--store", str(directory / "server.duckdb")]
+    process = subprocess.Popen(argv, cwd=directory, env=child_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    if " on http://" not in first:
+        process.kill()
+        sys.exit(f"testfleet serve did not start: {first}{process.stdout.read()}")
+    # keep reading its output so a full pipe never stalls it
+    threading.Thread(target=process.stdout.read, daemon=True).start()
+    return process, first.rsplit(" on ", 1)[1].strip()
+
+
+def submit(url: str, project: Path, workers: int) -> tuple[float, int, str]:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "testfleet", "submit", "--server", url, "tests", "-n", str(workers)],
+                          cwd=project, env=child_env(), capture_output=True, text=True, timeout=1800, check=False)
+    return time.perf_counter() - started, done.returncode, done.stdout + done.stderr
+
+
+def run_with_pages(browser: Any, url: str, project: Path, workers: int, pages: int,
+                   tests: int) -> tuple[float, list[float]]:
+    """One submit followed by ``pages`` pages: its wall time and every page's latencies (s)."""
+    contexts = [browser.new_context() for _ in range(pages)]
+    opened = [context.new_page() for context in contexts]
+    for page in opened:
+        page.goto(url + "/")
+        page.wait_for_selector("[data-testid=connection].live")
+    known = {page.evaluate("[...document.querySelectorAll('[data-run]')].map((a) => a.dataset.run).join(',')")
+             for page in opened}
+    seen_before = set(",".join(known).split(",")) - {""}
+    follower_error: list[BaseException] = []
+    result: dict[str, Any] = {}
+    # the submit runs in a thread; Playwright's sync API stays on this one
+    thread = threading.Thread(target=lambda: result.update(zip(("wall", "code", "out"),
+                                                                submit(url, project, workers))))
+    thread.start()
+    try:
+        for page in opened:  # click the new run as soon as the list shows it
+            selector = "[data-run]" + "".join(f':not([data-run="{run}"])' for run in seen_before)
+            page.click(selector, timeout=120_000)
+        for page in opened:
+            page.wait_for_function(f"document.getElementById('done').textContent === '{tests}'"
+                                   " && document.getElementById('run-status').textContent !== 'running'",
+                                   timeout=1_800_000, polling=200)
+    except BaseException as exc:  # noqa: B036 - report, then stop the submit below
+        follower_error.append(exc)
+    thread.join()
+    if result.get("code") != 0:
+        sys.exit(f"the submit failed (exit {result.get('code')}):\n{str(result.get('out'))[-3000:]}")
+    if follower_error:
+        raise follower_error[0]
+    latencies = [x for page in opened for x in page.evaluate("window.__latencies")]
+    for context in contexts:
+        context.close()
+    return float(result["wall"]), latencies
+
+
+def cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU time so far of the server process itself (hub, WebSockets; not its runs) and of every
+    Chromium process: where a watched run's extra time goes."""
+    import psutil
+
+    def used(process: Any) -> float:
+        try:
+            times = process.cpu_times()
+            return float(times.user + times.system)
+        except psutil.Error:
+            return 0.0
+
+    browsers = [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name().lower()]
+    return {"server": used(psutil.Process(server_pid)), "chromium": sum(used(p) for p in browsers)}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tests", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pages", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3, help="runs with 0 pages and with --pages pages, each")
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    from testfleet.reporting.coverage_plot import find_browser
+
+    executable = find_browser()
+    if executable is None:
+        sys.exit("needs Chromium (apt install chromium) or BROWSER_PATH")
+    with tempfile.TemporaryDirectory(prefix="testfleet-bench-dashboard-") as tmp:
+        directory = Path(tmp)
+        project = directory / "project"
+        write_suite(project, args.tests)
+        server, url = start_server(directory)
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+                warm, code, out = submit(url, project, args.workers)  # untimed: caches, the store's first rows
+                if code != 0:
+                    sys.exit(f"the warm-up submit failed (exit {code}):\n{out[-3000:]}")
+                walls: dict[int, list[float]] = {0: [], args.pages: []}
+                latencies: list[float] = []
+                for rep in range(args.repeats):
+                    order = (0, args.pages) if rep % 2 == 0 else (args.pages, 0)
+                    for pages in order:
+                        before = cpu_seconds(server.pid)
+                        if pages == 0:
+                            wall, code, out = submit(url, project, args.workers)
+                            if code != 0:
+                                sys.exit(f"the submit failed (exit {code}):\n{out[-3000:]}")
+                        else:
+                            wall, got = run_with_pages(browser, url, project, args.workers, pages, args.tests)
+                            latencies.extend(got)
+                        walls[pages].append(wall)
+                        after = cpu_seconds(server.pid)
+                        cpu = {k: after[k] - before[k] for k in after}
+                        print(f"  run {rep + 1}, {pages} pages: {wall:.2f} s (CPU: server {cpu['server']:.2f} s, "
+                              f"chromium {cpu['chromium']:.2f} s)", flush=True)
+                browser.close()
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+    ms = [1000 * x for x in latencies]
+    p50, p95, worst = percentile(ms, 50), percentile(ms, 95), max(ms)
+    bare, watched = statistics.median(walls[0]), statistics.median(walls[args.pages])
+    overhead = 100 * (watched - bare) / bare
+    print()
+    print(f"suite: {args.tests} tests on {args.workers} workers, {args.pages} pages, "
+          f"{args.repeats} runs each way (warm-up {warm:.2f} s, untimed)")
+    print(f"result -> browser latency over {len(ms)} results: p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
+          f"max {worst:.1f} ms (target p95 < 250 ms)")
+    print(f"  reference, as stated (not measured): Locust's web UI polls every {LOCUST_UI_POLL_S * 1000:.0f} ms; "
+          f"Ray's dashboard refreshes {RAY_DASHBOARD_REFRESH}")
+    print(f"wall time, median: 0 pages {bare:.2f} s {sorted(round(w, 2) for w in walls[0])}, "
+          f"{args.pages} pages {watched:.2f} s {sorted(round(w, 2) for w in walls[args.pages])}: "
+          f"overhead {overhead:+.1f} % (target <= 3 %)")
+    print(json.dumps({"bench": "dashboard", "tests": args.tests, "workers": args.workers, "pages": args.pages,
+                      "repeats": args.repeats, "results": len(ms), "latency_p50_ms": round(p50, 1),
+                      "latency_p95_ms": round(p95, 1), "latency_max_ms": round(worst, 1),
+                      "wall_0_pages_s": walls[0], "wall_pages_s": walls[args.pages],
+                      "overhead_pct": round(overhead, 2), "locust_ui_poll_s": LOCUST_UI_POLL_S}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
