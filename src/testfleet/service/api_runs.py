@@ -92,13 +92,22 @@ async def _stream(websocket: WebSocket, after: int, accept: Any, stop_at_end: st
     state = service_of(websocket)
     await websocket.accept()
     subscription = state.hub.subscribe(after, accept)
+    # ?batch=1 (the dashboard): what has come since the last send goes as one JSON array, so a
+    # burst costs one message, not one per event
+    batch = websocket.query_params.get("batch") == "1"
     try:
         while True:
-            for event in await subscription.next_events():
-                await websocket.send_text(json.dumps(event, separators=(",", ":")))
-                if stop_at_end is not None and event["kind"] == "end" and event.get("run_id") == stop_at_end:
-                    await websocket.close()
-                    return
+            events = await subscription.next_events()
+            ended = stop_at_end is not None and any(
+                e["kind"] == "end" and e.get("run_id") == stop_at_end for e in events)
+            if batch:
+                await websocket.send_text(json.dumps(events, separators=(",", ":")))
+            else:
+                for event in events:
+                    await websocket.send_text(json.dumps(event, separators=(",", ":")))
+            if ended:
+                await websocket.close()
+                return
     except WebSocketDisconnect:
         pass
     finally:
