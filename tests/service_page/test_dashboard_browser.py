@@ -183,6 +183,7 @@ def test_telemetry_charts_grow_with_series_events(harness: Harness, page):
     feed = RunFeed(harness.hub, "r5")
     feed.start(total=1)
     open_run(page, harness, "r5")
+    page.get_by_test_id("metric").scroll_into_view_if_needed()  # charts off screen are not drawn
     for step in range(3):
         for worker in (0, 1):
             base = 100.0 + step
@@ -197,6 +198,13 @@ def test_telemetry_charts_grow_with_series_events(harness: Harness, page):
     page.wait_for_function("document.querySelector('[data-testid=chart-1]').data[0].y.length === 4")
     page.get_by_test_id("metric").select_option("rss_bytes")
     page.wait_for_function("document.querySelector('[data-testid=chart-0]').data[0].y[0] === 1e6")
+    page.get_by_test_id("metric").select_option("cpu_percent")
+    page.get_by_test_id("run-id").scroll_into_view_if_needed()  # the charts leave the screen...
+    page.set_viewport_size({"width": 1280, "height": 300})
+    feed.emit("series", worker=1, t=[105.0], metric=["cpu_percent"], value=[43.0])
+    expect(page.get_by_test_id("done")).to_have_text("0")
+    page.get_by_test_id("metric").scroll_into_view_if_needed()  # ...and come back with what they missed
+    page.wait_for_function("document.querySelector('[data-testid=chart-1]').data[0].y.at(-1) === 43")
 
 
 def test_exploration_counts_variants_by_source_and_rule(harness: Harness, page):

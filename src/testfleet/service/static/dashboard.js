@@ -300,7 +300,9 @@ let frameAsked = false;
 // no faster), in an animation frame (none while the tab is hidden). The events themselves are
 // applied as they arrive.
 const DRAW_EVERY_MS = 100;
-const CHART_EVERY_MS = 1000;
+const CHART_EVERY_MS = 2000;
+const CHART_POINTS = 3000;  // the newest points a chart keeps (the state keeps them all)
+let chartsOnScreen = true;
 let lastDraw = 0;
 let lastChartDraw = 0;
 
@@ -360,8 +362,11 @@ function render() {
   if (st.dirty.has("flaky")) renderFlaky(st);
   if (changed("exploration", JSON.stringify([st.budget, [...st.origins]]))) renderExploration(st);
   if (st.dirty.has("metrics")) renderMetricChoices(st);
-  // a chart redraw costs tens of milliseconds (axes, every trace): new points go on once a second
-  if (st.dirty.has("charts") || performance.now() - lastChartDraw >= CHART_EVERY_MS) {
+  // a chart redraw costs tens of milliseconds (axes, every trace): new points go on every 2 s,
+  // and only while the charts are on screen (scrolled back into view, they are drawn afresh)
+  if (!chartsOnScreen) {
+    st.pending.clear();
+  } else if (st.dirty.has("charts") || performance.now() - lastChartDraw >= CHART_EVERY_MS) {
     lastChartDraw = performance.now();
     renderCharts(st);
   } else if (st.pending.size) {
@@ -483,14 +488,14 @@ function renderCharts(st) {
     for (const [worker, line] of [...lines.entries()].sort()) {
       const div = el("div", {class: "chart", id: chartId(worker), "data-testid": `chart-${worker}`});
       box.append(div);
-      Plotly.newPlot(div, [{x: line.x.slice(), y: line.y.slice(), mode: "lines", name: worker}],
+      Plotly.newPlot(div, [{x: line.x.slice(-CHART_POINTS), y: line.y.slice(-CHART_POINTS), mode: "lines", name: worker}],
         chartLayout(worker), {displaylogo: false, responsive: true});
     }
     return;
   }
   for (const [worker, p] of st.pending) {
     const div = $(chartId(worker));
-    if (div && p.x.length) Plotly.extendTraces(div, {x: [p.x], y: [p.y]}, [0]);
+    if (div && p.x.length) Plotly.extendTraces(div, {x: [p.x], y: [p.y]}, [0], CHART_POINTS);
   }
   st.pending.clear();
 }
@@ -673,6 +678,12 @@ function start() {
     if (view) { view.dirty.add("charts"); scheduleRender(); }
   });
   $("diff-go").addEventListener("click", showDiff);
+  new IntersectionObserver((entries) => {
+    const onScreen = entries[entries.length - 1].isIntersecting;
+    if (onScreen && !chartsOnScreen && view) view.dirty.add("charts");  // missed points: draw afresh
+    chartsOnScreen = onScreen;
+    scheduleRender();
+  }).observe($("telemetry-card"));
   window.addEventListener("hashchange", () => selectRun(runFromHash()));
   selectRun(runFromHash());
 }
