@@ -90,9 +90,10 @@ def submit(url: str, project: Path, workers: int) -> tuple[float, int, str]:
     return time.perf_counter() - started, done.returncode, done.stdout + done.stderr
 
 
-def run_with_pages(browser: Any, url: str, project: Path, workers: int, pages: int,
-                   tests: int) -> tuple[float, list[float]]:
-    """One submit followed by ``pages`` pages: its wall time and every page's latencies (s)."""
+def run_with_pages(browser: Any, url: str, project: Path, workers: int, pages: int, tests: int,
+                   server_pid: int) -> tuple[float, list[float], dict[str, float]]:
+    """One submit followed by ``pages`` pages: its wall time, every page's latencies (s), and the
+    CPU seconds the server and the browser spent from the submit to the pages' last update."""
     contexts = [browser.new_context() for _ in range(pages)]
     opened = [context.new_page() for context in contexts]
     for page in opened:
@@ -103,6 +104,7 @@ def run_with_pages(browser: Any, url: str, project: Path, workers: int, pages: i
     seen_before = set(",".join(known).split(",")) - {""}
     follower_error: list[BaseException] = []
     result: dict[str, Any] = {}
+    before = cpu_seconds(server_pid)  # the pages are loaded: what follows is following the run
     # the submit runs in a thread; Playwright's sync API stays on this one
     thread = threading.Thread(target=lambda: result.update(zip(("wall", "code", "out"),
                                                                 submit(url, project, workers))))
@@ -122,10 +124,11 @@ def run_with_pages(browser: Any, url: str, project: Path, workers: int, pages: i
         sys.exit(f"the submit failed (exit {result.get('code')}):\n{str(result.get('out'))[-3000:]}")
     if follower_error:
         raise follower_error[0]
+    after = cpu_seconds(server_pid)  # before the pages close: a closed page's CPU time is gone
     latencies = [x for page in opened for x in page.evaluate("window.__latencies")]
     for context in contexts:
         context.close()
-    return float(result["wall"]), latencies
+    return float(result["wall"]), latencies, {k: after[k] - before[k] for k in after}
 
 
 def cpu_seconds(server_pid: int) -> dict[str, float]:
@@ -180,17 +183,18 @@ def main() -> int:
                 for rep in range(args.repeats):
                     order = (0, args.pages) if rep % 2 == 0 else (args.pages, 0)
                     for pages in order:
-                        before = cpu_seconds(server.pid)
                         if pages == 0:
+                            before = cpu_seconds(server.pid)
                             wall, code, out = submit(url, project, args.workers)
                             if code != 0:
                                 sys.exit(f"the submit failed (exit {code}):\n{out[-3000:]}")
+                            after = cpu_seconds(server.pid)
+                            cpu = {k: after[k] - before[k] for k in after}
                         else:
-                            wall, got = run_with_pages(browser, url, project, args.workers, pages, args.tests)
+                            wall, got, cpu = run_with_pages(browser, url, project, args.workers, pages, args.tests,
+                                                            server.pid)
                             latencies.extend(got)
                         walls[pages].append(wall)
-                        after = cpu_seconds(server.pid)
-                        cpu = {k: after[k] - before[k] for k in after}
                         print(f"  run {rep + 1}, {pages} pages: {wall:.2f} s (CPU: server {cpu['server']:.2f} s, "
                               f"chromium {cpu['chromium']:.2f} s)", flush=True)
                 browser.close()

@@ -161,9 +161,9 @@ async function loadRunHistory() {
     const id = item.run_id || item.id;
     if (!id) continue;
     const run = runOf(id);
-    if (!run.t) run.t = Number(item.started_at || item.t || 0) || 0;
+    if (!run.t) run.t = (Date.parse(item.started_at) / 1000) || 0;  // an ISO time, or null
     if (run.status === "queued" && item.status) run.status = item.status;
-    if (run.total === null && item.total !== undefined) run.total = item.total;
+    if (run.total === null && typeof item.collected === "number") run.total = item.collected;
     if (run.exitCode === null && item.exit_code !== undefined) run.exitCode = item.exit_code;
   }
   runsChanged = true;
@@ -299,7 +299,7 @@ let frameAsked = false;
 // Drawing costs a layout and a paint of the page: at most every DRAW_EVERY_MS (a person reads
 // no faster), in an animation frame (none while the tab is hidden). The events themselves are
 // applied as they arrive.
-const DRAW_EVERY_MS = 100;
+const DRAW_EVERY_MS = 250;
 const CHART_EVERY_MS = 2000;
 const CHART_POINTS = 3000;  // the newest points a chart keeps (the state keeps them all)
 let chartsOnScreen = true;
@@ -652,7 +652,7 @@ async function showStoredRun(st, closing) {
   st.status = run.status || st.status;
   if (run.exit_code !== undefined && run.exit_code !== null) st.exitCode = run.exit_code;
   if (run.counts && typeof run.counts === "object") Object.assign(st.counts, run.counts);
-  if (typeof run.total === "number") { st.total = run.total; st.done = run.total; }
+  if (typeof run.collected === "number") { st.total = run.collected; st.done = run.collected; }
   $("run-summary").replaceChildren(renderValue(run));
   markEnded(st, {});
   scheduleRender();
