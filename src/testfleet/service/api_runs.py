@@ -8,6 +8,7 @@ follow on ``/ws/runs/{run_id}``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from typing import Annotated, Any
@@ -22,6 +23,8 @@ from testfleet.service.state import service_of
 __all__ = ["router"]
 
 router = APIRouter()
+
+BATCH_EVERY = 0.025  # seconds: the most a batched WebSocket holds an event back
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 413, 422)}
@@ -92,11 +95,14 @@ async def _stream(websocket: WebSocket, after: int, accept: Any, stop_at_end: st
     state = service_of(websocket)
     await websocket.accept()
     subscription = state.hub.subscribe(after, accept)
-    # ?batch=1 (the dashboard): what has come since the last send goes as one JSON array, so a
-    # burst costs one message, not one per event
+    # ?batch=1 (the dashboard): what has come since the last send goes as one JSON array, at most
+    # every BATCH_EVERY seconds, so a busy run costs a few dozen messages a second per page, not
+    # one per event (per message: a wakeup, an encoding, a frame, the browser's IPC)
     batch = websocket.query_params.get("batch") == "1"
     try:
         while True:
+            if batch:
+                await asyncio.sleep(BATCH_EVERY)
             events = await subscription.next_events()
             ended = stop_at_end is not None and any(
                 e["kind"] == "end" and e.get("run_id") == stop_at_end for e in events)
