@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 
 from testfleet.errors import StoreError
 from testfleet.model import Outcome, Run
@@ -48,7 +49,8 @@ router = APIRouter(tags=["read"], responses=_ERRORS)
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
 Cursor = Annotated[str | None, Query(description="The `next` of the previous page.")]
-RunRef = str  # a run id, a unique prefix of one, or 'last'
+RunRef = Annotated[str, PathParam(description="A run id, a unique prefix of one, or 'last' (the newest run).",
+                                  examples=["last"])]
 
 
 def _page(rows: list[tuple[list[Any], Any]], limit: int, kind: str) -> tuple[list[Any], str | None]:
@@ -62,7 +64,7 @@ def _run_out(run: Run) -> RunOut:
     return RunOut.model_validate({**run.model_dump(), "live": False, "status": run.status.value})
 
 
-def _resolve(state: ServiceState, db: Store, ref: RunRef) -> Run | str:
+def _resolve(state: ServiceState, db: Store, ref: str) -> Run | str:
     """The stored run ``ref`` names, or the id of a live run (one the store has not got)."""
     hub = state.hub
     if ref == "last":
@@ -93,7 +95,7 @@ def _live_cursor(state: ServiceState, run_id: str, after: tuple[str, list[Any]] 
                        source="request", place="cursor", expected="a cursor of this run's live list")
 
 
-def _stored(state: ServiceState, db: Store, ref: RunRef) -> Run:
+def _stored(state: ServiceState, db: Store, ref: str) -> Run:
     found = _resolve(state, db, ref)
     if isinstance(found, str):
         raise ApiError(409, f"run {found} is live: this answer needs its results in the store, "
