@@ -58,7 +58,8 @@ def fill_read_store(store: Store, root: Path, seed: int = 7) -> ReadData:
     cases = [Case(case_id=f"c{i:02d}", nodeid=f"tests/test_m.py::test_{i:02d}", file="tests/test_m.py")
              for i in range(30)]
     variants = [Variant.of(c) for c in cases]
-    explored = [Variant.of(cases[0], {"size": s}, origin="random") for s in (3, 5, 8)]
+    explored = [Variant.of(cases[0], {"size": s, "mode": m}, origin="random")
+                for s, m in ((3, "a"), (5, "b"), (8, "a"))]
     store.add_variants([*variants, *explored])
     base_failing = {3, 7, 11}
     new_failing = {7, 11, 20, 21}
@@ -108,7 +109,8 @@ def fill_read_store(store: Store, root: Path, seed: int = 7) -> ReadData:
     from testfleet.snapshots.store import SnapshotStore
 
     (root / "settings.toml").write_text("workers = 2\n")
-    (root / "space.yaml").write_text("dimensions:\n  size: {type: int, min: 1, max: 9}\n")
+    (root / "space.yaml").write_text("dimensions:\n  size: {type: int, min: 1, max: 9}\n"
+                                     "  mode: {type: choice, values: [a, b]}\n")
     snapshots = SnapshotStore(store)
     data.snapshot_ids = [snapshots.save([root / "settings.toml"], meta={"role": "settings"}),
                          snapshots.save([root / "space.yaml"], tags=["space"])]

@@ -194,13 +194,29 @@ def test_coverage_counts_executions_by_source_and_measures_a_space(read_service:
         {"origin": "baseline", "variants": 30, "executions": 30, "failures": 4},
         {"origin": "random", "variants": 3, "executions": 3, "failures": 1}]
     measured = client.get("/runs/last/coverage", params={"space": "space.yaml"}).json()
-    # space.yaml: size in 1..9; the run's explored sizes 3, 5, 8 (baselines have no size)
-    assert measured["coverage"]["rows"] == 3
-    assert measured["coverage"]["covered_tuples"] < measured["coverage"]["valid_tuples"]
+    # space.yaml: size in 1..9, mode a or b; the run explored (3, a), (5, b), (8, a) (baselines
+    # have neither); what `testfleet space coverage` measures, with the heatmap's matrix
+    coverage = measured["coverage"]
+    assert coverage["rows"] == 3 and coverage["strength"] == 2
+    assert 0 < coverage["covered_tuples"] < coverage["valid_tuples"]
+    assert coverage["names"] == ["size", "mode"]
+    assert len(coverage["matrix"]) == 2 and coverage["matrix"][0][1] == coverage["simple"]
+    assert coverage["pair_details"][0]["failed"] is not None  # outcomes known: failures per pair
     for space in ("../store.duckdb", "/etc/passwd", "missing.yaml"):
         response = client.get("/runs/last/coverage", params={"space": space})
         assert response.status_code == 400, space
         assert response.json()["error"]["message"]
+    # the measures are the CLI's: `testfleet space coverage space.yaml --run last --json`
+    import json
+
+    from execution.conftest import run_cli
+
+    read_service.state.store.close()  # the CLI's reader needs the file to itself
+    ran = run_cli(read_service.root, "space", "coverage", "space.yaml", "--run", "last", "--store",
+                  read_service.state.store.path, "--json", read_service.root / "cov.json")
+    assert ran.returncode == 0, ran.log
+    cli = json.loads((read_service.root / "cov.json").read_text())
+    assert {k: coverage[k] for k in cli} == cli
 
 
 def test_analysis_is_what_testfleet_analyze_json_writes(read_service: ReadService, tmp_path: Path) -> None:

@@ -33,8 +33,10 @@ def live_run(hub: EventHub, run_id: str) -> RunOut:
         kind = event["kind"]
         if kind == "run":
             run.status = str(event.get("status") or run.status)
-            run.argv = [str(a) for a in event.get("argv") or run.argv]
-            run.paths = [str(p) for p in event.get("paths") or run.paths]
+            if isinstance(event.get("argv"), list):
+                run.argv = [str(a) for a in event["argv"]]
+            if isinstance(event.get("paths"), list):
+                run.paths = [str(p) for p in event["paths"]]
             if run.started_at is None:
                 run.started_at = _time(event.get("t"))
             if event.get("exit_code") is not None:

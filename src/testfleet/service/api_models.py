@@ -104,8 +104,8 @@ class CoverageOut(BaseModel):
     space: str | None = Field(default=None,
                               description="The space file measured against (relative to the run's root).")
     coverage: dict[str, Any] | None = Field(
-        default=None, description="`testfleet space coverage --run --json` of the space: measures, combinations, gaps; "
-                          "null without ?space=.")
+        default=None, description="`testfleet space coverage --run --json` of the space (measures, combinations, "
+                          "gaps), with the pairwise matrix over `names` and `pair_details`; null without ?space=.")
 
 
 class AnalysisOut(BaseModel):

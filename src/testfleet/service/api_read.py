@@ -79,8 +79,10 @@ def _resolve(state: ServiceState, db: Store, ref: str) -> Run | str:
         return ref
     try:
         return db.get_run(ref)
-    except StoreError as exc:
-        status = 400 if "ambiguous" in exc.message else 404
+    except StoreError as exc:  # get_run's "no run ..." is a 404, an ambiguous prefix a 400
+        if not exc.message.startswith(("no run", "run prefix")):
+            raise  # the store itself failed: the JSON error of every TestfleetError
+        status = 404 if exc.message.startswith("no run") else 400
         raise ApiError(status, exc.message, source="request", place="run_id",
                        expected=exc.expected) from None
 
@@ -225,8 +227,11 @@ def get_coverage(
         source = load_input(_space_file(run, space))
         points, failed = points_of_run(db, run.run_id, source.space)
     result = measure_points(source.space, points, strength, failed=failed)
-    return CoverageOut(run_id=run.run_id, by_origin=by_origin, space=space,
-                       coverage=jsonable(result.to_dict(gap_limit=gaps)))
+    # what `testfleet space coverage --json` writes, and what its heatmaps draw: the pairwise
+    # matrix over the space's names and the value-pair details
+    data = {**result.to_dict(gap_limit=gaps), "names": list(source.space.names),
+            "matrix": result.matrix.tolist(), "pair_details": result.pair_details()}
+    return CoverageOut(run_id=run.run_id, by_origin=by_origin, space=space, coverage=jsonable(data))
 
 
 @router.get("/runs/{run_id}/analysis", response_model=AnalysisOut, responses=_STORED_ONLY,
