@@ -96,8 +96,11 @@ def test_result_pages_cover_every_row_once_in_the_store_order(read_service: Read
     assert [key(i) for i in items] == expected
     assert count == math.ceil(len(expected) / 7)
     assert items[-1]["finished_at"] is None  # results without a finish time come last
-    one_page, _ = pages(read_service.client, f"/runs/{run}/results", limit=1000)
-    assert one_page == items
+    # one row a page: every boundary is crossed, those between rows without a finish time too
+    singles, count = pages(read_service.client, f"/runs/{run}/results", limit=1)
+    assert singles == items and count == len(expected)
+    one_page, count = pages(read_service.client, f"/runs/{run}/results", limit=1000)
+    assert one_page == items and count == 1
 
 
 @pytest.mark.parametrize("params, keep", [

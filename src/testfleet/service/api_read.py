@@ -69,8 +69,8 @@ def _resolve(state: ServiceState, db: Store, ref: str) -> Run | str:
     hub = state.hub
     if ref == "last":
         live = api_live.live_run_ids(hub)
-        unstored = {rid: t for rid, t in live.items()
-                    if rid not in api_queries.run_ids_in_store(db, list(live))}
+        stored_ids = api_queries.run_ids_in_store(db, list(live))
+        unstored = {rid: t for rid, t in live.items() if rid not in stored_ids}
         newest = max(unstored.items(), key=lambda item: (item[1], item[0]), default=None)
         stored = api_queries.run_page(db, 1, None)
         if newest and (not stored or newest[1] * 1e6 >= stored[0][0][0]):
@@ -93,7 +93,7 @@ def _live_cursor(state: ServiceState, run_id: str, after: tuple[str, list[Any]] 
     if not state.hub.knows(run_id):
         raise ApiError(404, f"no live run {run_id!r}", source="request", place="run_id")
     if after is not None and after[0] != kind:
-        raise ApiError(400, "bad cursor: the run is live, the cursor is of its stored results",
+        raise ApiError(400, "bad cursor: the run is live, the cursor is of a stored list",
                        source="request", place="cursor", expected="a cursor of this run's live list")
 
 
