@@ -9,7 +9,10 @@ Every value is drawn from a seeded generator: the same store on every run.
 from __future__ import annotations
 
 import random
+import socket
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -141,6 +144,26 @@ def read_app(state: ServiceState) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_read.router)
     return app
+
+
+@contextmanager
+def served_on_loopback(app: FastAPI) -> Iterator[str]:
+    """``app`` under uvicorn on 127.0.0.1 (a free port) in a thread; yields its base URL. The
+    socket listens before uvicorn starts, so a first request waits in its backlog, never refused."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ Most tests drive the real ASGI app in process (``TestClient``); the end-to-end t
 from __future__ import annotations
 
 import math
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.conftest import ReadService, read_app
+from service.conftest import ReadService, read_app, served_on_loopback
 from testfleet.model import Result
 from testfleet.service.api_cursor import decode_cursor, encode_cursor
 from testfleet.service.errors import ApiError
@@ -334,9 +332,7 @@ def test_a_live_cursor_still_pages_after_the_run_is_merged(read_service: ReadSer
 @pytest.fixture
 def uvicorn_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A real ``testfleet run`` of a small suite, then the read API over its store under uvicorn
-    on 127.0.0.1 (a free port); yields the base URL and the store's path."""
-    import uvicorn
-
+    on 127.0.0.1; yields the base URL and the store's path."""
     from execution.conftest import make_suite, run_testfleet
 
     suite = make_suite(tmp_path / "suite", {"test_a.py": """
@@ -351,22 +347,13 @@ def uvicorn_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """})
     ran = run_testfleet(suite, "--", "-p", "no:randomly", workers=2)
     assert ran.returncode == 1, ran.log
-    store = Store.open(ran.store)  # type: ignore[arg-type]
+    assert ran.store is not None
+    store = Store.open(ran.store)
     app = read_app(ServiceState(store=store, hub=EventHub(), workdir=tmp_path / "work"))
-    # the socket listens before uvicorn starts: a request waits in its backlog, never refused
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{port}", Path(ran.store)  # type: ignore[arg-type]
+        with served_on_loopback(app) as url:
+            yield url, ran.store
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         store.close()
 
 

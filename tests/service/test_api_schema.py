@@ -1,9 +1,10 @@
-"""Schemathesis against the read API's own OpenAPI document: whatever parameters the schema
-allows (and values it does not), the server answers without a 5xx, with a status code, content
-type and body the document declares.
+"""Schemathesis against the read API's own OpenAPI document, over real HTTP on 127.0.0.1:
+whatever parameters the schema allows (and values it does not), the server answers without a
+5xx, with a status code, content type and body the document declares.
 
-The app runs in process over a real DuckDB store (the read fixtures' two runs); generation is
-derandomised and small, so the test is the same on every run and takes seconds.
+The app runs under uvicorn over a real DuckDB store (the read fixtures' two runs, and a live run
+in the hub); generation is derandomised and small, so the test is the same on every run and
+takes seconds.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.conftest import fill_read_store, read_app
+from service.conftest import fill_read_store, read_app, served_on_loopback
 from testfleet.service.hub import EventHub
 from testfleet.service.state import ServiceState
 from testfleet.store.db import Store
@@ -54,7 +55,8 @@ def read_api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
             if parameter["name"] in ("run_id", "base"):
                 parameter["schema"]["examples"] = ["last", "run-base", "live-1", "run"]
     app.openapi_schema = document
-    yield schemathesis.openapi.from_asgi("/openapi.json", app)
+    with served_on_loopback(app) as url:
+        yield schemathesis.openapi.from_url(f"{url}/openapi.json")
     store.close()
 
 
