@@ -3,6 +3,7 @@ runs side by side or waits its turn, can be cancelled, and its events can be cau
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -165,3 +166,15 @@ def test_run_with_a_dashboard_prints_its_url_and_ends_like_run(tmp_path: Path) -
     assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/#run=\S+", ran.stderr), ran.stderr
     assert outcome_counts(ran.output) == {"failed": 1, "passed": 11}
     assert len(ran.results(final_only=True)) == 12  # in the user's own store
+
+
+def test_report_files_of_a_submitted_run_come_back_where_the_command_asked(server: Server, tmp_path: Path) -> None:
+    project = make_suite(tmp_path / "p", FAILING)
+    elsewhere = tmp_path / "out" / "report.json"
+    ran = server.submit(project, "tests", "--junitxml", "reports/junit.xml", "--json", str(elsewhere))
+    assert ran.returncode == 1, ran.output
+    junit = (project / "reports" / "junit.xml").read_text()
+    assert 'tests="12"' in junit and 'failures="1"' in junit
+    summary = json.loads(elsewhere.read_text())["summary"]
+    assert summary["failed"] == 1 and summary["passed"] == 11
+    assert not (project / str(elsewhere).lstrip("/")).exists()  # not mirrored into the project
