@@ -149,6 +149,10 @@ def test_options_the_server_sets_are_refused_with_a_json_error(server: Server, t
     answer = server.post("/runs", params=[("arg", "--run-id=x")], content=b"not read",
                          headers={"Content-Type": "application/gzip"})
     assert answer.status_code == 400 and answer.json()["error"]["place"] == "arg"
+    as_json = server.post("/runs", json={"arg": ["tests"]})
+    assert as_json.status_code == 415 and as_json.json()["error"]["place"] == "Content-Type"
+    unknown = server.post("/runs", params={"args": "tests"}, content=b"", headers={"Content-Type": "application/gzip"})
+    assert unknown.status_code == 400 and unknown.json()["error"]["place"] == "args"
     assert server.submit(project, "tests").returncode == 1  # and it keeps serving
 
 
