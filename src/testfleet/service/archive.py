@@ -5,7 +5,9 @@ and nested ones, git's rules through ``pathspec``'s ``GitIgnoreSpec``: a deeper 
 higher one, the last matching line wins, ``!`` re-includes, ``dir/`` matches folders only, and
 nothing under an ignored folder comes back) plus what never belongs in a submitted run: ``.git``,
 ``__pycache__``, ``.testfleet``, DuckDB stores (``*.duckdb*``) and virtualenvs (a folder holding
-``pyvenv.cfg``). ``.git/info/exclude`` and the user's global excludes are not read. The bytes are
+``pyvenv.cfg``). ``.git/info/exclude`` and the user's global excludes are not read. One known
+difference from git: a line ending in ``**/`` ("d/**/", the folders under d) is read as
+pathspec reads it, as the folder d itself. The bytes are
 the same for the same tree: entries sorted, fixed mtime, owner, group and modes (0644, or 0755
 when the owner may execute), no gzip timestamp or name.
 
@@ -32,6 +34,7 @@ import gzip
 import io
 import os
 import posixpath
+import re
 import shutil
 import stat
 import tarfile
@@ -43,6 +46,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pathspec
+from pathspec.pattern import RegexPattern
 
 from testfleet.errors import UsageError
 
@@ -63,11 +67,38 @@ class _Entry:
     kind: str  # "file", "dir" or "link"
 
 
-class _Ignores:
-    """The .gitignore files met on the way down: (folder relative to the root, its spec)."""
+#: the regex group pathspec's gitignore patterns set where a match ends on a folder's "/"
+_DIR_MARK = "ps_d"
+_Rule = tuple[re.Pattern[str], re.Pattern[str], bool]  # (regex, it ending the path, True: ignore)
 
-    def __init__(self, specs: tuple[tuple[str, pathspec.GitIgnoreSpec], ...] = ()) -> None:
-        self.specs = specs
+
+def _matches_itself(regex: re.Pattern[str], whole: re.Pattern[str], target: str, is_dir: bool) -> bool:
+    """Whether a pattern matches ``target`` itself (a folder ends in "/"), not a folder above it.
+
+    pathspec's regexes are searched (they anchor themselves); a match may end on a folder's "/"
+    (the ``ps_d`` group) or, for "d/**" and "*", stop anywhere: "everything from here on".
+    """
+    found = whole.search(target)
+    if found and (found.groupdict().get(_DIR_MARK) or not is_dir):
+        return True
+    found = regex.search(target)
+    # a prefix match that is not a folder's mark: "d/**" matches under d (not d itself), "*" all
+    return bool(found and not found.groupdict().get(_DIR_MARK) and found.end() < len(target))
+
+
+class _Ignores:
+    """The .gitignore files met on the way down: (folder relative to the root, its rules).
+
+    pathspec's patterns also match everything *under* a matching folder ("b" matches "b/c.py"),
+    the right answer when one path is checked alone. The walk checks every folder before its
+    contents and never enters an ignored one, so here a rule counts only where it matches the
+    path itself: a match that stops at a folder's "/" short of the path's end is skipped (else
+    "!b" in a nested .gitignore would re-include every file under a folder b that git leaves
+    ignored by another rule), and "d/**" does not match the folder d itself.
+    """
+
+    def __init__(self, rules: tuple[tuple[str, list[_Rule]], ...] = ()) -> None:
+        self.rules = rules
 
     def below(self, folder: Path, rel: str) -> _Ignores:
         gitignore = folder / ".gitignore"
@@ -78,15 +109,19 @@ class _Ignores:
         except OSError as exc:
             raise UsageError(f"cannot read .gitignore: {exc.strerror}", source="archive",
                              place=str(gitignore)) from None
-        return _Ignores(self.specs + ((rel, pathspec.GitIgnoreSpec.from_lines(lines)),))
+        spec = pathspec.GitIgnoreSpec.from_lines(lines)
+        rules = [(p.regex, re.compile(f"(?:{p.regex.pattern})\\Z"), bool(p.include)) for p in spec.patterns
+                 if isinstance(p, RegexPattern) and p.regex is not None and p.include is not None]
+        return _Ignores(self.rules + ((rel, rules),)) if rules else self
 
     def ignored(self, rel: str, is_dir: bool) -> bool:
         ignored = False
-        for base, spec in self.specs:  # root first: a deeper .gitignore has the last word
+        for base, rules in self.rules:  # root first: a deeper .gitignore has the last word
             sub = rel if not base else rel[len(base) + 1:]
-            result = spec.check_file(sub + "/" if is_dir else sub)
-            if result.include is not None:
-                ignored = bool(result.include)
+            target = sub + "/" if is_dir else sub
+            for regex, whole, ignore in rules:  # the last matching line wins
+                if _matches_itself(regex, whole, target, is_dir):
+                    ignored = ignore
         return ignored
 
 
@@ -366,6 +401,10 @@ def _sanitised(member: tarfile.TarInfo, name: str) -> tarfile.TarInfo:
     return clean
 
 
+#: tarfile's filter refusals (3.11.4+); on older Pythons a class nothing raises
+_FILTER_ERROR: type[tarfile.FilterError] = getattr(tarfile, "FilterError", type("_NoFilterError", (Exception,), {}))
+
+
 def _prepare(dest: Path) -> Path:
     if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
         raise _refuse("the destination is not an empty folder", place=str(dest),
@@ -409,6 +448,9 @@ def _extract(data: bytes, tmp: Path, max_bytes: int, max_files: int) -> list[str
                     continue
                 tar.extract(_sanitised(member, name), tmp, **extra)
                 names.append(name)
+    except _FILTER_ERROR as exc:  # tarfile's data filter saw what the names alone did not
+        raise _refuse(f"a member leading out of the project: {exc}", place=exc.tarinfo.name,
+                      expected="members and link targets inside the project") from None
     except tarfile.TarError as exc:
         place = None if not names else f"after {names[-1]}"
         raise _refuse(f"not a readable tar archive: {exc}", place=place, expected="a gzip'd tar") from None
