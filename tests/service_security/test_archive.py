@@ -327,6 +327,22 @@ def test_unpack_needs_a_new_or_empty_destination(tmp_path):
     assert unpack(data, tmp_path / "new" / "deep", max_bytes=MB) == ["a"]
 
 
+def test_links_inside_unpack(tmp_path):
+    data = tar_gz([member("d", "dir"), member("d/a", content=b"A"), member("h", "hardlink", link="d/a"),
+                   member("d/s", "symlink", link="../h"), member("t", "symlink", link="d")])
+    assert unpack(data, tmp_path / "out", max_bytes=MB) == ["d", "d/a", "h", "d/s", "t"]
+    assert (tmp_path / "out" / "h").read_bytes() == (tmp_path / "out" / "t" / "s").read_bytes() == b"A"
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="no tar on this machine")
+def test_an_archive_made_by_tar_unpacks(tmp_path):
+    write_tree(tmp_path / "p", {"a.py": b"a", "sub/b.txt": b"b"})
+    made = subprocess.run(["tar", "czf", "-", "-C", str(tmp_path / "p"), "."], check=True,
+                          capture_output=True).stdout  # names as "./a.py", with a "./" entry first
+    unpack(made, tmp_path / "out", max_bytes=MB)
+    assert read_tree(tmp_path / "out") == {"a.py": b"a", "sub/b.txt": b"b"}
+
+
 def test_unpacked_modes_are_the_owners(tmp_path):
     setuid = member("s", content=b"#!")
     setuid[0].mode = 0o4777
