@@ -248,6 +248,7 @@ def test_gitignore_agrees_with_git(root_patterns, nested_patterns):
     ([member("a"), member("a")], "named twice"),
     ([member("a"), member("a/b")], "under a file or link"),
     ([member("a/b"), member("a", "symlink", link="c")], "where a folder was"),
+    ([member("ok"), member("n" * 300)], "cannot write a member"),  # a name too long for the disk
     # the names stay inside, the real files do not: l is the destination itself, so l/.. is its parent
     ([member("l", "symlink", link="."), member("m", "symlink", link="l/..")], "out of the project"),
     ([member("m", "symlink", link="l/.."), member("l", "symlink", link=".")], "out of the project"),

@@ -377,6 +377,7 @@ def unpack(data: bytes, dest: Path, *, max_bytes: int, max_files: int = 100_000)
 def _extract(data: bytes, tmp: Path, max_bytes: int, max_files: int) -> list[str]:
     checker = _Checker(max_bytes, max_files)
     names: list[str] = []
+    current: str | None = None  # the member being written, for the message of an OSError
     stream = _BoundedGunzip(data, max_bytes)
     extra: dict[str, object] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     try:
@@ -385,6 +386,7 @@ def _extract(data: bytes, tmp: Path, max_bytes: int, max_files: int) -> list[str
                 name = checker.check(member)
                 if not name:
                     continue
+                current = name
                 tar.extract(_sanitised(member, name), tmp, **extra)
                 names.append(name)
     except _FILTER_ERROR as exc:  # tarfile's data filter saw what the names alone did not
@@ -394,8 +396,7 @@ def _extract(data: bytes, tmp: Path, max_bytes: int, max_files: int) -> list[str
         place = None if not names else f"after {names[-1]}"
         raise _refuse(f"not a readable tar archive: {exc}", place=place, expected="a gzip'd tar") from None
     except OSError as exc:
-        raise _refuse(f"cannot write a member: {exc.strerror or exc}",
-                      place=names[-1] if names else None) from None
+        raise _refuse(f"cannot write a member: {exc.strerror or exc}", place=current) from None
     root = os.path.realpath(tmp)
     for name in checker.symlinks:  # the names were checked; now the files, with every link real
         if os.path.commonpath([root, os.path.realpath(tmp / name)]) != root:

@@ -238,7 +238,7 @@ async def read_limited(request: Request, max_bytes: int) -> bytes:
     one chunk), 400 for a Content-Length that is not a byte count."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.strip().isdigit():
+        if not (declared.isascii() and declared.strip().isdigit()):
             raise ApiError(400, "a Content-Length that is not a byte count", source="request",
                            place="Content-Length", expected="a whole number of bytes")
         if int(declared) > max_bytes:
