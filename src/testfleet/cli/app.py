@@ -132,7 +132,7 @@ def run(
         "--anomaly-min-history", help="Executions of a case needed before its metrics are judged (default 8). Setting: "
                                       "anomaly_min_history.")] = None,
     dashboard: Annotated[bool, typer.Option(
-        "--dashboard", help="Serve a live dashboard of this run on 127.0.0.1 while it runs, and print its URL.")] = False,
+        "--dashboard", help="Serve a live dashboard of this run on 127.0.0.1 while it runs; prints its URL.")] = False,
     run_id: Annotated[str | None, typer.Option("--run-id", hidden=True)] = None,
     events_fd: Annotated[int | None, typer.Option("--events-fd", hidden=True)] = None,
     submitted: Annotated[str | None, typer.Option("--submitted", hidden=True)] = None,

@@ -204,10 +204,12 @@ def _execute(request: RunRequest) -> int:
         if settings.ruleset_b:
             configs["ruleset_b"] = [Path(settings.ruleset_b)]
         listener: Any = console
+        writer = None
         if request.events_fd is not None:
             from testfleet.service.events import EventWriter, TeeListener
 
-            listener = TeeListener(console, EventWriter(request.events_fd, run.run_id))
+            writer = EventWriter(request.events_fd, run.run_id)
+            listener = TeeListener(console, writer)
         orchestrator = Orchestrator(backend, plan, run, StoreRecorder(store, configs), listener,
                                     crash_text=getattr(backend, "crash_text", None))
         outcome = orchestrator.execute()
@@ -219,7 +221,7 @@ def _execute(request: RunRequest) -> int:
         if outcome.fatal is not None:
             return _fatal(store, run, outcome, console, time.monotonic() - started_wall)
         return _finish(store, settings, run, outcome, console, time.monotonic() - started_wall,
-                       store_label=request.store_label)
+                       store_label=request.store_label, on_report=writer.report if writer else None)
     except (StoreError, OutputError) as exc:  # a full disk, a store that went away: abort
         sys.stderr.write(f"ERROR: {exc}\n")
         _close_aborted(store, run, INTERNAL)
@@ -297,7 +299,7 @@ def _fatal(store: Any, run: Any, outcome: Any, console: Any, wall: float) -> int
 
 
 def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any, wall: float,
-            store_label: str | None = None) -> int:
+            store_label: str | None = None, on_report: Any = None) -> int:
     from testfleet.model import RunStatus
     from testfleet.reporting.json_report import write_json
     from testfleet.reporting.junit import write_junit
@@ -323,6 +325,9 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
                                       outcome.warnings)))
     if settings.md:
         written.append(str(write_markdown(settings.md, run, outcome.results, outcome.collect_errors)))
+    if on_report is not None:  # a submitted run: the reports go back to who submitted it
+        for path in written:
+            on_report(Path(path))
     console.finish(outcome.results, outcome.collect_errors, summary_line(counts, wall, run.flaky),
                    exit_code not in (0, 5), outcome.not_run, outcome.warnings,
                    anomalies=outcome.anomalies, run_id=run.run_id, exploration=outcome.exploration)

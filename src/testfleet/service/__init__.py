@@ -43,6 +43,8 @@ kind            fields
 ``series``      ``worker``, ``t``, ``metric``, ``value`` (lists of the same length: telemetry)
 ``exploring``   ``budget``
 ``console``     ``text`` (the child's stdout, as the terminal would show it)
+``report``      ``path`` (relative to the project when inside it), ``content``: a report file
+                the run wrote (``--junitxml``, ``--json``, ``--md``), for ``submit`` to write
 ``end``         ``exit_code``
 ==============  ==================================================================================
 

@@ -27,7 +27,9 @@ router = APIRouter()
 BATCH_EVERY = 0.025  # seconds: the most a batched WebSocket holds an event back
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 413, 422)}
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 415, 422)}
+_SUBMIT_PARAMS = {"arg", "tty", "columns", "token"}
+_ARCHIVE_TYPES = {"application/gzip", "application/x-gzip", "application/x-tar+gzip", "application/octet-stream"}
 
 
 class Submitted(BaseModel):
@@ -54,6 +56,14 @@ async def submit_run(
     from testfleet.service import archive, auth
 
     state = service_of(request)
+    unknown = sorted(set(request.query_params) - _SUBMIT_PARAMS)
+    if unknown:
+        raise ApiError(400, f"unknown query parameter {unknown[0]!r}", source="request", place=unknown[0],
+                       expected=", ".join(sorted(_SUBMIT_PARAMS)))
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in _ARCHIVE_TYPES:
+        raise ApiError(415, f"the body is {kind or 'untyped'}, not a project archive", source="request",
+                       place="Content-Type", expected="application/gzip (a gzip'd tar: `testfleet submit`)")
     argv = list(arg or [])
     refused = refused_option(argv)
     if refused is not None:

@@ -54,9 +54,44 @@ def _error_text(response: httpx.Response) -> str:
     return f"{response.status_code}: {text}"
 
 
+REPORT_OPTIONS = ("--junitxml", "--json", "--md")
+
+
+class ReportTarget:
+    """Where a submitted run's report files land here: a relative path under the project's root
+    (never outside it), an absolute one only when this client asked for exactly that path."""
+
+    def __init__(self, root: Path, argv: list[str]) -> None:
+        self.root = root.resolve()
+        self.asked: set[Path] = set()
+        head = argv[:argv.index("--")] if "--" in argv else argv
+        for i, arg in enumerate(head):
+            name, sep, value = arg.partition("=")
+            if name in REPORT_OPTIONS:
+                given = value if sep else (head[i + 1] if i + 1 < len(head) else "")
+                if given:
+                    self.asked.add((self.root / given).resolve())
+
+    def place(self, shown: str) -> Path | None:
+        target = (self.root / shown).resolve()  # an absolute `shown` stays itself
+        if target in self.asked or (not Path(shown).is_absolute() and target.is_relative_to(self.root)):
+            return target
+        return None
+
+    def write(self, shown: str, content: str) -> None:
+        from testfleet.atomic import atomic_write_text
+
+        target = self.place(shown)
+        if target is None:
+            sys.stderr.write(f"not writing the server's report {shown}: not a path this run asked for\n")
+            return
+        atomic_write_text(target, content)
+
+
 def follow(server: str, run_id: str, token: str | None, *, write: Callable[[str], Any] | None = None,
-           on_event: Callable[[dict[str, Any]], None] | None = None) -> int:
-    """Show run ``run_id``'s console text until its end; its exit code."""
+           on_event: Callable[[dict[str, Any]], None] | None = None, reports: ReportTarget | None = None) -> int:
+    """Show run ``run_id``'s console text until its end; its exit code. Report files it sends
+    are written through ``reports`` (None: not written, as when the run ran in this folder)."""
     from websockets.exceptions import ConnectionClosed, InvalidStatus
     from websockets.sync.client import connect
 
@@ -82,6 +117,8 @@ def follow(server: str, run_id: str, token: str | None, *, write: Callable[[str]
                         on_event(event)
                     if event["kind"] == "console":
                         write(event["text"])
+                    elif event["kind"] == "report" and reports is not None:
+                        reports.write(str(event["path"]), str(event["content"]))
                     elif event["kind"] == "end":
                         return int(event["exit_code"])
         except InvalidStatus as exc:
@@ -135,7 +172,7 @@ def submit(argv: list[str], *, server: str | None = None, token: str | None = No
         if response.status_code != 201:
             raise UsageError(f"the server refused the run: {_error_text(response)}", source=server)
         run_id = response.json()["run_id"]
-        return follow(server, run_id, token)
+        return follow(server, run_id, token, reports=ReportTarget(root, argv))
     except TestfleetError as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
         return USAGE

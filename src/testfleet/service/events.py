@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from testfleet.jsonable import jsonable
 from testfleet.model import FAILURE_OUTCOMES, Result
 
 __all__ = ["EventWriter", "TeeListener"]
+
+#: the largest report file sent back to a submitting client
+MAX_REPORT = 64 * 1024 * 1024
 
 
 class EventWriter:
@@ -66,6 +70,23 @@ class EventWriter:
         if n:
             self.emit("series", worker=[worker_id] * n, t=columns["t"], metric=columns["metric"],
                       value=columns["value"])
+
+    def report(self, path: Path) -> None:
+        """A report file the run wrote (``--junitxml`` ...), sent whole so the client that
+        submitted the run can write it where it asked; its path relative to the run's folder
+        when it lies inside it."""
+        path = path.resolve()
+        try:
+            size = path.stat().st_size
+            if size > MAX_REPORT:
+                self.emit("message", text=f"report {path.name} ({size} bytes) is too large to send back")
+                return
+            content = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return
+        cwd = Path.cwd().resolve()
+        shown = str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
+        self.emit("report", path=shown, content=content)
 
     def close(self) -> None:
         try:
