@@ -28,15 +28,22 @@ class Subscription:
         self.accept = accept
         self.loop = asyncio.get_running_loop()
         self.ready = asyncio.Event()
+        # set before each look at the hub, so a publish either is seen by that look or wakes it;
+        # a listener busy sending (or pausing to batch) is not woken once per event
+        self.waiting = False
 
     def wake(self) -> None:
-        self.loop.call_soon_threadsafe(self.ready.set)
+        if self.waiting:
+            self.waiting = False
+            self.loop.call_soon_threadsafe(self.ready.set)
 
     async def next_events(self) -> list[Event]:
         while True:
             self.ready.clear()
+            self.waiting = True
             events = self.hub.since(self.after, self.accept)
             if events:
+                self.waiting = False
                 self.after = events[-1]["seq"]
                 return events
             await self.ready.wait()
