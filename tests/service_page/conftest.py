@@ -165,7 +165,9 @@ def harness() -> Iterator[Harness]:
         yield running
 
 
-@pytest.fixture(scope="session")
+# module scope: Playwright's sync API keeps an event loop running in this thread until it stops,
+# and asyncio.run() in another file's test on the same worker would refuse to start
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from browser import chromium
     from playwright.sync_api import sync_playwright

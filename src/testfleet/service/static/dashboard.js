@@ -46,7 +46,7 @@ async function api(path) {
   let response;
   try {
     const headers = TOKEN ? {Authorization: "Bearer " + TOKEN} : {};
-    response = await fetch(withToken(path), {headers});
+    response = await fetch(path, {headers});  // the token as a header: REST takes no ?token=
   } catch (err) {
     return {ok: false, message: "not available (server unreachable)"};
   }
