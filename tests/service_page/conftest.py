@@ -137,6 +137,8 @@ class RunFeed:
         self.total = total
         self.emit("run", status="running", argv=["tests", "-n", str(workers)], paths={})
         self.emit("collected", total=total, deselected=0, workers=workers)
+        for worker in range(workers):
+            self.emit("worker", worker=worker, state="started", detail="local")
 
     def result(self, nodeid: str, outcome: str = "passed", *, worker: int = 0, flaky: bool = False,
                final: bool = True, attempt: int = 1, longrepr: str | None = None,

@@ -117,9 +117,9 @@ def test_a_lost_worker_and_the_consoles_word_show(harness: Harness, page):
     feed.emit("worker", worker=1, state="lost", detail="exit code -9")
     feed.emit("message", text="worker 1 lost while running test_y.py::test_crash")
     expect(page.get_by_test_id("worker-state-1")).to_have_text("lost (exit code -9)")
+    expect(page.get_by_test_id("worker-state-0")).to_have_text("started (local)")
     expect(page.get_by_test_id("worker-test-1")).to_have_text("idle")
     expect(page.get_by_test_id("messages")).to_contain_text("worker 1 lost")
-    expect(page.get_by_test_id("worker-state-0")).to_have_text("started")
 
 
 def test_reconnect_misses_nothing_and_counts_nothing_twice(harness: Harness, page):
@@ -360,3 +360,48 @@ def test_a_run_the_server_does_not_know_is_not_followed_forever(served: Served, 
     page.goto(served.url + "/#run=no-such-run")
     expect(page.get_by_test_id("run-conn")).to_have_text("not live")
     expect(page.get_by_test_id("run-summary")).to_contain_text("no events of this run: not available (404")
+
+
+FLIP_SUITE = '''\
+from pathlib import Path
+
+FLAG = Path({flag!r})
+
+
+def test_flip():
+    assert not FLAG.exists(), "the flag is up"
+
+
+def test_steady():
+    pass
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("patient_expect")
+def test_a_finished_run_shows_its_analysis_coverage_and_diff(served: Served, page, tmp_path: Path):
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    flag = tmp_path / "flag"
+    (project / "tests" / "test_flip.py").write_text(FLIP_SUITE.format(flag=str(flag)))
+    flag.touch()
+    assert served.submit(project, "tests").wait(timeout=300) == 1  # test_flip fails
+    flag.unlink()
+    assert served.submit(project, "tests").wait(timeout=300) == 0  # ...and is fixed
+
+    page.goto(served.url + "/")
+    runs = page.get_by_test_id("runs").locator("a")
+    expect(runs).to_have_count(2)
+    newest, oldest = runs.nth(0).get_attribute("data-run"), runs.nth(1).get_attribute("data-run")
+    runs.nth(0).click()
+    expect(page.get_by_test_id("run-status")).to_have_text("finished")
+    expect(count(page, "passed")).to_have_text("2")
+    expect(page.get_by_test_id("analysis")).to_contain_text("Failure clusters")
+    expect(page.get_by_test_id("coverage")).to_contain_text("baseline")
+    # the events carry no variant source here: the panel takes the store's count at the end
+    expect(page.get_by_test_id("origins").locator("tr", has_text="baseline")).to_contain_text("2")
+    expect(page.get_by_test_id("diff-base")).to_have_value(oldest)
+    page.get_by_role("button", name="Compare").click()
+    fixed = page.get_by_test_id("diff").locator("dt", has_text="fixed").locator("xpath=following-sibling::dd[1]")
+    expect(fixed).to_contain_text("test_flip")
+    assert newest != oldest

@@ -203,7 +203,6 @@ function applyRunEvent(st, e) {
       break;
     case "collected":
       st.total = e.total;
-      for (let i = 0; i < (Number(e.workers) || 0); i++) workerOf(st, i);
       break;
     case "running": {
       workerOf(st, e.worker).nodeid = e.nodeid || null;
@@ -263,11 +262,11 @@ function applyResult(st, e) {
     st.failures.push(e);
     st.dirty.add("failures");
   }
-  const origin = e.origin || (e.variant_id ? "variant" : "baseline");  // a variant of unknown source
-  const tally = st.origins.get(origin) || {ran: 0, failed: 0};
+  if (!e.origin) return;  // a server whose events do not name the source: the store's count comes at the end
+  const tally = st.origins.get(e.origin) || {ran: 0, failed: 0};
   tally.ran += 1;
   if (e.outcome === "failed" || e.outcome === "error") tally.failed += 1;
-  st.origins.set(origin, tally);
+  st.origins.set(e.origin, tally);
 }
 
 function applySeries(st, e) {
@@ -447,7 +446,9 @@ function renderExploration(st) {
     bySource.set(source, sum);
     if (origin.startsWith("rule:")) rules.push([origin.slice(5), tally]);
   }
-  $("origins").replaceChildren(...[...bySource.entries()].sort().map(([s, t]) => yieldRow(s, t)));
+  $("origins").replaceChildren(...(bySource.size ? [...bySource.entries()].sort().map(([s, t]) => yieldRow(s, t))
+    : [el("tr", {}, el("td", {class: "muted", colspan: "4",
+      text: st.ended ? "no variants" : "counted from the store once the run has ended"}))]));
   $("rules").replaceChildren(...(rules.length ? rules.sort().map(([r, t]) => yieldRow(r, t))
     : [el("tr", {}, el("td", {class: "muted", colspan: "4", text: "no rule proposals ran"}))]));
 }
@@ -522,11 +523,16 @@ function renderValue(value, depth = 0) {
     for (const [k, v] of Object.entries(value)) dl.append(el("dt", {text: k}), el("dd", {}, renderValue(v, depth + 1)));
     return dl;
   }
-  const text = String(value);
+  const text = fmtValue(value);
   if (text.includes("\n") || text.length > 200) {
     return el("details", {class: "value"}, el("summary", {text: text.split("\n", 1)[0].slice(0, 120)}), el("pre", {text}));
   }
   return el("span", {text});
+}
+
+function fmtValue(value) {
+  if (typeof value === "number" && !Number.isInteger(value)) return String(Number(value.toPrecision(4)));
+  return String(value);
 }
 
 // The first {names, matrix} (or {x, y, z}) in a coverage answer, drawn as a heatmap.
@@ -552,6 +558,11 @@ async function loadFinishedPanels(st) {
     api(`/runs/${encodeURIComponent(st.runId)}/coverage`),
     api(`/runs/${encodeURIComponent(st.runId)}/analysis`)]);
   if (view !== st) return;  // another run was picked meanwhile
+  if (coverage.ok && Array.isArray(coverage.data.by_origin) && !st.origins.size) {
+    for (const o of coverage.data.by_origin) st.origins.set(o.origin, {ran: o.executions, failed: o.failures});
+    drawn.delete("exploration");
+    scheduleRender();
+  }
   showAnswer($("coverage"), coverage, (box, data) => {
     const heat = findHeatmap(data);
     if (heat && plotlyReady()) {
@@ -568,7 +579,12 @@ async function loadFinishedPanels(st) {
       box.append(el("h4", {text: `Failure clusters (${clusters.length})`}), renderValue(clusters));
       const rest = {...data};
       delete rest.clusters; delete rest.failure_clusters;
-      box.append(el("h4", {text: "Analysis"}), renderValue(rest));
+      // the full analysis is long: folded, with its summary figures on the fold
+      const facts = data.analysis || {};
+      const summary = ["executions", "failures", "failure_rate"].filter((k) => k in facts)
+        .map((k) => `${k.replace("_", " ")} ${fmtValue(facts[k])}`).join(" · ");
+      box.append(el("details", {class: "value"}, el("summary", {text: `Analysis${summary ? ": " + summary : ""}`}),
+        renderValue(rest)));
     } else {
       box.append(renderValue(data));
     }
