@@ -42,7 +42,10 @@ def test_page_script_and_style_are_served(harness: Harness):
         index = client.get("/")
         assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
         assert 'src="static/dashboard.js"' in index.text
-        for name, media in (("dashboard.js", "text/javascript"), ("dashboard.css", "text/css")):
+        names = [("dashboard.css", "text/css")] + [(f"{script}.js", "text/javascript")
+                                                   for script in ("common", "charts", "panels", "dashboard")]
+        for name, media in names:
+            assert f'src="static/{name}"' in index.text or name.endswith(".css")
             answer = client.get(f"/static/{name}")
             assert answer.status_code == 200 and answer.headers["content-type"].startswith(media)
             assert answer.content == (pages.static_dir() / name).read_bytes()

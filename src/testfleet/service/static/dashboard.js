@@ -4,112 +4,15 @@
 // and, when a WebSocket closes, reconnects with ?after=LAST: the server replays what came since,
 // so nothing is missed, and an event at or below LAST is ignored, so nothing counts twice. A
 // reload starts from after=0 and rebuilds the same state from the same events. Events only
-// change the state; the DOM is redrawn at most once per animation frame.
+// change the state; the page is drawn from it at most every DRAW_EVERY_MS, in an animation frame.
+// Loaded after common.js (helpers, REST, the WebSocket), charts.js and panels.js.
 "use strict";
 
 window.__latencies = [];  // seconds from a result's making (event.t) to its arrival here: the bench reads it
 
-const TOKEN = new URLSearchParams(location.search).get("token");
 const TERMINAL = new Set(["finished", "interrupted", "failed"]);
 const OUTCOME_ORDER = ["passed", "failed", "error", "skipped", "xfailed", "xpassed", "flaky"];
 const SHOWN_FAILURES = 200;  // the first failures get a traceback each; the rest are counted
-
-const $ = (id) => document.getElementById(id);
-
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs || {})) {
-    if (value === undefined || value === null) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) {
-    if (child !== null && child !== undefined) node.append(child);
-  }
-  return node;
-}
-
-function withToken(url) {
-  if (!TOKEN) return url;
-  return url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN);
-}
-
-function wsUrl(path) {
-  const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  return withToken(`${proto}//${location.host}${path}`);
-}
-
-// A REST call: {ok: true, data} or {ok: false, message}. A missing endpoint (404/405/501) or a
-// server that cannot answer is "not available", never an exception on the page.
-async function api(path) {
-  let response;
-  try {
-    const headers = TOKEN ? {Authorization: "Bearer " + TOKEN} : {};
-    response = await fetch(path, {headers});  // the token as a header: REST takes no ?token=
-  } catch (err) {
-    return {ok: false, message: "not available (server unreachable)"};
-  }
-  let body = null;
-  try { body = await response.json(); } catch (err) { body = null; }
-  if (response.ok) return {ok: true, data: body};
-  const detail = body && body.error && body.error.message ? `: ${body.error.message}` : "";
-  return {ok: false, status: response.status, message: `not available (${response.status}${detail})`};
-}
-
-function fmtSeconds(s) {
-  if (!isFinite(s) || s < 0) return "–";
-  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${Math.round(s % 60)} s`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
-}
-
-// A WebSocket that reconnects with backoff from the last seq it delivered.
-class Stream {
-  constructor(path, onEvents, onState, mayGiveUp = false) {
-    this.path = path; this.onEvents = onEvents; this.onState = onState; this.mayGiveUp = mayGiveUp;
-    this.lastSeq = 0; this.delay = 250; this.closed = false; this.socket = null; this.timer = null;
-    this.open();
-  }
-  open() {
-    if (this.closed) return;
-    this.onState("connecting");
-    // batch=1: the server may send several events as one JSON array
-    const socket = new WebSocket(wsUrl(`${this.path}?after=${this.lastSeq}&batch=1`));
-    this.socket = socket;
-    let opened = false;
-    socket.onopen = () => { opened = true; this.failures = 0; this.delay = 250; this.onState("live"); };
-    socket.onmessage = (message) => {
-      let data;
-      try { data = JSON.parse(message.data); } catch (err) { return; }
-      const events = (Array.isArray(data) ? data : [data]).filter((e) => {
-        if (typeof e.seq !== "number" || e.seq <= this.lastSeq) return false;  // seen already
-        this.lastSeq = e.seq;
-        return true;
-      });
-      if (events.length) this.onEvents(events);
-    };
-    socket.onclose = (closing) => {
-      if (this.socket !== socket || this.closed) return;
-      this.failures = opened ? 0 : (this.failures || 0) + 1;
-      // refused for good (no such live run: the handshake is turned down, three times running)
-      if (this.mayGiveUp && ((closing.code >= 4400 && closing.code < 4500) || this.failures >= 3)) {
-        this.closed = true;
-        this.onState("refused", closing);
-        return;
-      }
-      this.onState("reconnecting");
-      this.timer = setTimeout(() => this.open(), this.delay);
-      this.delay = Math.min(this.delay * 2, 5000);
-    };
-  }
-  close() {
-    this.closed = true;
-    clearTimeout(this.timer);
-    if (this.socket) this.socket.close();
-  }
-}
 
 // ---------------------------------------------------------------- the runs list
 
@@ -299,9 +202,6 @@ let frameAsked = false;
 // no faster), in an animation frame (none while the tab is hidden). The events themselves are
 // applied as they arrive.
 const DRAW_EVERY_MS = 250;
-const CHART_EVERY_MS = 2000;
-const CHART_POINTS = 3000;  // the newest points a chart keeps (the state keeps them all)
-let chartsOnScreen = true;
 let lastDraw = 0;
 let lastChartDraw = 0;
 
@@ -451,170 +351,6 @@ function renderExploration(st) {
       text: st.ended ? "no variants" : "counted from the store once the run has ended"}))]));
   $("rules").replaceChildren(...(rules.length ? rules.sort().map(([r, t]) => yieldRow(r, t))
     : [el("tr", {}, el("td", {class: "muted", colspan: "4", text: "no rule proposals ran"}))]));
-}
-
-// ---------------------------------------------------------------- telemetry charts
-
-function plotlyReady() { return typeof window.Plotly !== "undefined"; }
-
-function renderMetricChoices(st) {
-  const metrics = [...st.telemetry.keys()].sort();
-  const select = $("metric");
-  if (shownMetric === null || !st.telemetry.has(shownMetric)) {
-    shownMetric = metrics.find((m) => /cpu/i.test(m)) || metrics[0] || null;
-    st.dirty.add("charts");
-  }
-  select.replaceChildren(...metrics.map((m) => el("option", {value: m, text: m})));
-  if (shownMetric !== null) select.value = shownMetric;
-  $("telemetry-note").hidden = metrics.length > 0;
-}
-
-function chartId(worker) { return "chart-" + worker.replace(/[^A-Za-z0-9_-]/g, "_"); }
-
-function chartLayout(worker) {
-  return {title: {text: `worker ${worker}`, font: {size: 13}}, margin: {l: 50, r: 10, t: 30, b: 30},
-    xaxis: {title: {text: "s"}}, yaxis: {title: {text: shownMetric || ""}}, showlegend: false};
-}
-
-// A full redraw when the set of charts or the metric changed; otherwise only the new points,
-// appended with Plotly.extendTraces once per animation frame.
-function renderCharts(st) {
-  if (shownMetric === null) return;
-  if (!plotlyReady()) { $("telemetry-note").hidden = false; $("telemetry-note").textContent = "charts not available (plotly.js did not load)"; return; }
-  const lines = st.telemetry.get(shownMetric) || new Map();
-  const box = $("charts");
-  if (st.dirty.has("charts")) {
-    st.pending.clear();
-    box.replaceChildren();
-    for (const [worker, line] of [...lines.entries()].sort()) {
-      const div = el("div", {class: "chart", id: chartId(worker), "data-testid": `chart-${worker}`});
-      box.append(div);
-      Plotly.newPlot(div, [{x: line.x.slice(-CHART_POINTS), y: line.y.slice(-CHART_POINTS), mode: "lines", name: worker}],
-        chartLayout(worker), {displaylogo: false, responsive: true});
-    }
-    return;
-  }
-  for (const [worker, p] of st.pending) {
-    const div = $(chartId(worker));
-    if (div && p.x.length) Plotly.extendTraces(div, {x: [p.x], y: [p.y]}, [0], CHART_POINTS);
-  }
-  st.pending.clear();
-}
-
-// ---------------------------------------------------------------- panels of an ended run
-
-// Render any JSON answer readably: lists of objects as tables, objects as term/definition
-// lists, long text folded. The REST answers' shapes may grow; the page shows what comes.
-function renderValue(value, depth = 0) {
-  if (value === null || value === undefined) return el("span", {class: "muted", text: "–"});
-  if (Array.isArray(value)) {
-    if (!value.length) return el("span", {class: "muted", text: "none"});
-    if (value.every((v) => v && typeof v === "object" && !Array.isArray(v))) {
-      const keys = [...new Set(value.flatMap((v) => Object.keys(v)))];
-      const rows = value.slice(0, 100).map((v) => el("tr", {}, ...keys.map((k) => el("td", {}, renderValue(v[k], depth + 1)))));
-      const table = el("table", {class: "grid"}, el("thead", {}, el("tr", {}, ...keys.map((k) => el("th", {text: k})))), el("tbody", {}, ...rows));
-      return value.length > 100 ? el("div", {}, table, el("p", {class: "muted", text: `${value.length - 100} more`})) : table;
-    }
-    return el("span", {class: "mono", text: value.map((v) => (typeof v === "object" ? JSON.stringify(v) : String(v))).join(", ")});
-  }
-  if (typeof value === "object") {
-    if (depth > 3) return el("span", {class: "mono", text: JSON.stringify(value)});
-    const dl = el("dl", {class: "value"});
-    for (const [k, v] of Object.entries(value)) dl.append(el("dt", {text: k}), el("dd", {}, renderValue(v, depth + 1)));
-    return dl;
-  }
-  const text = fmtValue(value);
-  if (text.includes("\n") || text.length > 200) {
-    return el("details", {class: "value"}, el("summary", {text: text.split("\n", 1)[0].slice(0, 120)}), el("pre", {text}));
-  }
-  return el("span", {text});
-}
-
-function fmtValue(value) {
-  if (typeof value === "number" && !Number.isInteger(value)) return String(Number(value.toPrecision(4)));
-  return String(value);
-}
-
-// The first {names, matrix} (or {x, y, z}) in a coverage answer, drawn as a heatmap.
-function findHeatmap(value, depth = 0) {
-  if (!value || typeof value !== "object" || depth > 4) return null;
-  if (Array.isArray(value.matrix) && Array.isArray(value.names)) return {x: value.names, y: value.names, z: value.matrix};
-  if (Array.isArray(value.z)) return {x: value.x, y: value.y, z: value.z};
-  for (const v of Object.values(value)) {
-    const found = findHeatmap(v, depth + 1);
-    if (found) return found;
-  }
-  return null;
-}
-
-function showAnswer(box, answer, draw) {
-  if (!answer.ok) { box.replaceChildren(el("p", {class: "muted", text: answer.message})); return; }
-  box.replaceChildren();
-  draw(box, answer.data);
-}
-
-async function loadFinishedPanels(st) {
-  const [coverage, analysis] = await Promise.all([
-    api(`/runs/${encodeURIComponent(st.runId)}/coverage`),
-    api(`/runs/${encodeURIComponent(st.runId)}/analysis`)]);
-  if (view !== st) return;  // another run was picked meanwhile
-  if (coverage.ok && Array.isArray(coverage.data.by_origin) && !st.origins.size) {
-    for (const o of coverage.data.by_origin) st.origins.set(o.origin, {ran: o.executions, failed: o.failures});
-    drawn.delete("exploration");
-    scheduleRender();
-  }
-  showAnswer($("coverage"), coverage, (box, data) => {
-    const heat = findHeatmap(data);
-    if (heat && plotlyReady()) {
-      const div = el("div", {class: "chart", "data-testid": "coverage-heatmap"});
-      box.append(div);
-      Plotly.newPlot(div, [{type: "heatmap", x: heat.x, y: heat.y, z: heat.z, colorscale: "Blues", zmin: 0, zmax: 1}],
-        {margin: {l: 100, r: 10, t: 10, b: 80}}, {displaylogo: false, responsive: true});
-    }
-    box.append(renderValue(heat ? summaryOnly(data) : data));
-  });
-  showAnswer($("analysis"), analysis, (box, data) => {
-    const clusters = data && (data.clusters || data.failure_clusters);
-    if (Array.isArray(clusters)) {
-      box.append(el("h4", {text: `Failure clusters (${clusters.length})`}), renderValue(clusters));
-      const rest = {...data};
-      delete rest.clusters; delete rest.failure_clusters;
-      // the full analysis is long: folded, with its summary figures on the fold
-      const facts = data.analysis || {};
-      const summary = ["executions", "failures", "failure_rate"].filter((k) => k in facts)
-        .map((k) => `${k.replace("_", " ")} ${fmtValue(facts[k])}`).join(" · ");
-      box.append(el("details", {class: "value"}, el("summary", {text: `Analysis${summary ? ": " + summary : ""}`}),
-        renderValue(rest)));
-    } else {
-      box.append(renderValue(data));
-    }
-  });
-}
-
-function summaryOnly(data) {
-  // the heatmap already shows the matrices: list the rest
-  return JSON.parse(JSON.stringify(data, (k, v) => (k === "matrix" || k === "z" ? undefined : v)));
-}
-
-function renderDiffChoices() {
-  const select = $("diff-base");
-  if (!view) return;
-  const others = [...runs.values()].filter((r) => r.id !== view.runId).sort((a, b) => (b.t || 0) - (a.t || 0));
-  const keep = select.value;
-  const labels = others.map((r) => `${r.id} (${r.status})`);
-  if (select.options.length === labels.length && [...select.options].every((o, i) => o.text === labels[i])) return;
-  select.replaceChildren(...others.map((r, i) => el("option", {value: r.id, text: labels[i]})));
-  if (others.some((r) => r.id === keep)) select.value = keep;
-}
-
-async function showDiff() {
-  if (!view) return;
-  const base = $("diff-base").value;
-  const box = $("diff");
-  if (!base) { box.replaceChildren(el("p", {class: "muted", text: "no earlier run to compare with"})); return; }
-  box.replaceChildren(el("p", {class: "muted", text: "comparing…"}));
-  const answer = await api(`/runs/${encodeURIComponent(view.runId)}/diff?base=${encodeURIComponent(base)}`);
-  showAnswer(box, answer, (b, data) => b.append(renderValue(data)));
 }
 
 // ---------------------------------------------------------------- wiring
