@@ -195,8 +195,10 @@ def main() -> int:
                                                             server.pid)
                             latencies.extend(got)
                         walls[pages].append(wall)
-                        print(f"  run {rep + 1}, {pages} pages: {wall:.2f} s (CPU: server {cpu['server']:.2f} s, "
-                              f"chromium {cpu['chromium']:.2f} s)", flush=True)
+                        # (a 0-page run's Chromium figure would only count pages closing from the run before)
+                        browser_cpu = f", chromium {cpu['chromium']:.2f} s" if pages else ""
+                        print(f"  run {rep + 1}, {pages} pages: {wall:.2f} s (CPU: server {cpu['server']:.2f} s"
+                              f"{browser_cpu})", flush=True)
                 browser.close()
         finally:
             server.send_signal(signal.SIGINT)

@@ -74,7 +74,8 @@ class EventHub:
             self._by_run.setdefault(str(event.get("run_id")), []).append(event)
             subscribers = list(self._subscribers)
         for subscriber in subscribers:
-            subscriber.wake()
+            if subscriber.accept(event):  # a runs list is not woken by every result of every run
+                subscriber.wake()
         return event
 
     def since(self, after: int, accept: Callable[[Event], bool] | None = None) -> list[Event]:
