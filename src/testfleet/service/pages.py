@@ -1,0 +1,3 @@
+# TEMP
+from fastapi import APIRouter
+router = APIRouter()
