@@ -31,8 +31,11 @@ from testfleet.store.db import Store
 pytestmark = pytest.mark.slow
 
 SUITE = {
+    # Schemathesis (a test dependency of testfleet, not of this suite) autoloads a pytest plugin
+    # that blanks Hypothesis's falsifying examples ("x=,"): this suite leaves it out
     "pytest.ini": """
         [pytest]
+        addopts = -p no:schemathesis
         markers =
             smoke: quick checks
             network: talks to a pretend network

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from testfleet.execution import protocol as P
 from testfleet.execution.backends.base import Backend, Event
-from testfleet.execution.orchestrator import Orchestrator, _Slot
+from testfleet.execution.coordinator import Orchestrator, Slot
 from testfleet.execution.plan import RunPlan
 from testfleet.execution.scheduler import Scheduler
 from testfleet.model import Run
@@ -56,7 +56,7 @@ def coordinator(tests: int, workers: int = 2) -> tuple[Orchestrator, Recording]:
     orchestrator.items = [{"nodeid": n, "file": "t.py", "line": i} for i, n in enumerate(nodeids)]
     orchestrator.scheduler = Scheduler(nodeids, workers=workers)
     for i in range(workers):
-        orchestrator.slots[f"gw{i}"] = _Slot(f"gw{i}", ready=True)
+        orchestrator.fleet.slots[f"gw{i}"] = Slot(f"gw{i}", ready=True)
     return orchestrator, backend
 
 
@@ -74,29 +74,29 @@ def run_items(backend: Recording, worker: str) -> list[int]:
 
 def test_a_worker_passed_over_for_a_rerun_is_flushed_when_another_worker_takes_it() -> None:
     orchestrator, backend = coordinator(tests=4)
-    gw0, gw1 = orchestrator.slots["gw0"], orchestrator.slots["gw1"]
-    orchestrator._feed(gw0)
-    orchestrator._feed(gw1)
+    gw0, gw1 = orchestrator.fleet.slots["gw0"], orchestrator.fleet.slots["gw1"]
+    orchestrator.fleet.feed(gw0)
+    orchestrator.fleet.feed(gw1)
     assert sorted(run_items(backend, "gw0") + run_items(backend, "gw1")) == [0, 1, 2, 3]
     assert len(gw0.outstanding) == 2 and len(gw1.outstanding) == 2
     # gw0's first item fails: it is to be rerun on another worker; gw0 still holds its second
     failed = gw0.outstanding.popleft()
     orchestrator.scheduler.rerun(failed, "gw0")  # type: ignore[union-attr]
-    orchestrator._feed_all()
+    orchestrator.fleet.feed_all()
     # gw1 reports one item and takes the rerun: now nothing is queued for anyone
     gw1.outstanding.popleft()
-    orchestrator._feed(gw1)
+    orchestrator.fleet.feed(gw1)
     assert failed in run_items(backend, "gw1")
     assert orchestrator.scheduler.pool_empty("")  # type: ignore[union-attr]
-    holding = [s.worker_id for s in orchestrator.slots.values() if s.outstanding]
+    holding = [s.worker_id for s in orchestrator.fleet.slots.values() if s.outstanding]
     assert holding == ["gw0", "gw1"]
-    assert all(orchestrator.slots[w].flushed for w in holding)
+    assert all(orchestrator.fleet.slots[w].flushed for w in holding)
     assert set(flushed(backend)) == {"gw0", "gw1"}  # each was told, so each runs what it holds
 
 
 def test_a_worker_is_flushed_once_however_often_it_is_topped_up() -> None:
     orchestrator, backend = coordinator(tests=3)
     for _ in range(3):
-        orchestrator._feed_all()
+        orchestrator.fleet.feed_all()
     assert all(count == 1 for count in flushed(backend).values())
     assert sorted(i for w in ("gw0", "gw1") for i in run_items(backend, w)) == [0, 1, 2]

@@ -24,6 +24,7 @@ class Server:
     url: str
     store: Path
     process: subprocess.Popen[str]
+    token: str | None = None  # the one the server generated and printed (an address off loopback)
     log: list[str] = field(default_factory=list)
 
     def submit(self, cwd: Path, *args: str, timeout: float = TIMEOUT) -> Ran:
@@ -77,8 +78,13 @@ def start_server(tmp_path: Path, *args: str) -> Server:
     if " on http://" not in first:
         process.kill()
         pytest.fail(f"the server did not start: {first}{process.stdout.read()}")
+    url = first.rsplit(" on ", 1)[1].strip().replace("//0.0.0.0:", "//127.0.0.1:")
+    token = None
+    second = process.stdout.readline()  # the generated token, or the dashboard's URL
+    if second.startswith("token"):
+        token = second.rsplit(": ", 1)[1].strip()
     os.set_blocking(process.stdout.fileno(), False)
-    return Server(url=first.rsplit(" on ", 1)[1].strip(), store=store, process=process)
+    return Server(url=url, store=store, process=process, token=token)
 
 
 @pytest.fixture

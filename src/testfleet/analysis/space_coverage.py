@@ -132,3 +132,28 @@ def match_names(space: Space, points: list[dict[str, Any]], *,
         return [{k.removeprefix(prefix): v for k, v in point.items() if k.startswith(prefix)}
                 for point in points]
     return [{prefix + k: v for k, v in point.items()} for point in points]
+
+
+def recorded_spaces(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The spaces the run's explorable cases declared, as the run recorded them (``space``
+    events): ``[{"case_id", "nodeid", "space": <declaration>}]`` in the order they were seen."""
+    from testfleet.store.telemetry import TelemetryStore
+
+    seen: dict[str, dict[str, Any]] = {}
+    for event in TelemetryStore(store).events(run_id, kinds=("space",)):
+        if event.get("case_id") and isinstance(event.get("space"), dict):
+            seen.setdefault(str(event["case_id"]), {"case_id": event["case_id"], "nodeid": event.get("nodeid"),
+                                                    "space": event["space"]})
+    return list(seen.values())
+
+
+def case_coverage(store: Store, run_id: str, case_id: str, declared: dict[str, Any], strength: int = 2
+                  ) -> tuple[Space, SpaceCoverage]:
+    """t-way coverage of one explorable case's recorded space by that case's final executions."""
+    from testfleet.space.declare import space_from_dict
+
+    space = space_from_dict(declared, source=case_id)
+    results = [r for r in store.results(run_id, final_only=True) if r.case_id == case_id]
+    params = store.variant_params(sorted({r.variant_id for r in results}))
+    points = [{k: v for k, v in params.get(r.variant_id, {}).items() if k in space.dimensions} for r in results]
+    return space, measure_points(space, points, strength, failed=[r.outcome in FAILURE_OUTCOMES for r in results])

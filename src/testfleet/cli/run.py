@@ -173,6 +173,7 @@ def _execute(request: RunRequest) -> int:
     from testfleet.model import Run
     from testfleet.reporting.console import ConsoleReporter
     from testfleet.store.db import Store
+    from testfleet.store.recorder import StoreRecorder
 
     try:
         store = Store.open(settings.store)
@@ -336,64 +337,6 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
             console.console.print(f"[dim]report: {path}[/dim]")
         console.console.print(f"[dim]run {run.run_id} · store {store_label or settings.store}[/dim]")
     return exit_code
-
-
-class StoreRecorder:
-    """Feeds the orchestrator's results into the DuckDB store (the orchestrator's only writer).
-
-    ``configs`` maps a role (``settings``, later ``space``, ``ruleset``, ``sut:<instance>``) to
-    the files a run used; each is saved as a snapshot and linked to the run, so ``testfleet
-    replay`` can restore exactly what the run saw.
-    """
-
-    def __init__(self, store: Any, configs: dict[str, list[Path]] | None = None) -> None:
-        self.store = store
-        self.configs = configs or {}
-
-    def begin_run(self, run: Any, cases: list[Any], variants: list[Any]) -> None:
-        self.store.begin_run(run)
-        self.store.add_cases(cases, run_id=run.run_id)
-        self.store.add_variants(variants)
-        if self.configs:
-            from testfleet.snapshots.store import SnapshotStore
-
-            snapshots = SnapshotStore(self.store)
-            for role, paths in self.configs.items():
-                snapshot_id = snapshots.save(paths, meta={"role": role})
-                snapshots.record_run(run.run_id, role, snapshot_id)
-
-    def append_results(self, results: list[Any]) -> None:
-        self.store.append_results(results)
-
-    def add_variants(self, variants: list[Any]) -> None:
-        self.store.add_variants(variants)
-
-    def append_series(self, run_id: str, columns: dict[str, list[Any]]) -> None:
-        from testfleet.store.telemetry import TelemetryStore
-
-        TelemetryStore(self.store).append_series(run_id, columns["worker"], columns["t"],
-                                                 columns["metric"], columns["value"])
-
-    def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
-        from testfleet.store.telemetry import TelemetryStore
-
-        TelemetryStore(self.store).append_events(run_id, events)
-
-    def snapshot_config(self, run_id: str, instance: str, config: dict[str, Any]) -> str:
-        """Save an instance's config (``<instance>.json``) as a snapshot linked to the run as
-        ``sut:<snapshot id>``; the same content is stored once and keeps its id."""
-        import json
-        import tempfile
-
-        from testfleet.snapshots.store import SnapshotStore
-
-        snapshots = SnapshotStore(self.store)
-        with tempfile.TemporaryDirectory(prefix="testfleet-sut-") as tmp:
-            path = Path(tmp) / f"{instance}.json"
-            path.write_text(json.dumps(config, sort_keys=True, indent=2, default=str) + "\n")
-            snapshot_id = snapshots.save([path], meta={"role": "sut", "instance": instance})
-        snapshots.record_run(run_id, f"sut:{snapshot_id[:12]}", snapshot_id)
-        return snapshot_id
 
 
 __all__ = ["RunRequest", "UsageError", "execute"]

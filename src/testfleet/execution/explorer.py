@@ -160,6 +160,10 @@ class Explorer(RulesetFollower):
             state.rounds = coverage_rounds(state, self._push, lambda s=state: self.used_up.append(s.case.nodeid),
                                            self._config_block)
             self.cases[index] = state
+            # the declared space, kept with the run: coverage of a finished run is measured
+            # against it without the project (GET /runs/{id}/coverage, the dashboard's heatmap)
+            self.provenance.append({"kind": "space", "case_id": case.case_id, "nodeid": item["nodeid"],
+                                    "message": f"space of {item['nodeid']}", "space": declared})
             self.waiting.add(index)
             self.dispatched.add(variants[index].variant_id)
             by_nodeid[item["nodeid"]] = state

@@ -1,7 +1,8 @@
 """Which test runs next, and on which worker.
 
-Order. Items are grouped into *units* by ``--dist``: ``load`` (one item each), ``loadscope`` (the
-items of one class, or of one module when not in a class) or ``loadfile`` (one file). Units that
+Order. Items are grouped into *units* by the ``--dist`` policy (a :class:`DistPolicy`): ``load``
+(one item each), ``loadscope`` (the items of one class, or of one module when not in a class) or
+``loadfile`` (one file). Units that
 failed in the last run go first (``failed_first``); then slowest first by the median duration the
 store has seen for each item, unknown items counting as the mean of the known ones. Durations
 are bucketed on a ×1.5 scale so that tests of about the same length keep their collection order,
@@ -25,19 +26,64 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 GUIDED_FACTOR = 4
 MAX_BATCH = 1000
-DIST_MODES = ("load", "loadscope", "loadfile")
+
+
+class DistPolicy(Protocol):
+    """A ``--dist`` mode: which items travel together, as one unit, to one worker."""
+
+    name: str
+
+    def scope(self, nodeid: str) -> str:
+        """The unit an item belongs to: items with the same scope are handed out together."""
+        ...
+
+
+class Load:
+    """``load``: every item is its own unit."""
+
+    name = "load"
+
+    def scope(self, nodeid: str) -> str:
+        return nodeid
+
+
+class LoadScope:
+    """``loadscope``: the items of one class, or of one module when not in a class."""
+
+    name = "loadscope"
+
+    def scope(self, nodeid: str) -> str:
+        base = nodeid.split("[", 1)[0]
+        return base.rsplit("::", 1)[0] if "::" in base else base
+
+
+class LoadFile:
+    """``loadfile``: the items of one file."""
+
+    name = "loadfile"
+
+    def scope(self, nodeid: str) -> str:
+        return nodeid.split("::", 1)[0]
+
+
+POLICIES: dict[str, DistPolicy] = {policy.name: policy for policy in (Load(), LoadScope(), LoadFile())}
+DIST_MODES = tuple(POLICIES)
+
+
+def policy_for(dist: str) -> DistPolicy:
+    try:
+        return POLICIES[dist]
+    except KeyError:
+        raise ValueError(f"unknown dist mode {dist!r}") from None
 
 
 def scope_of(nodeid: str, dist: str) -> str:
-    if dist == "loadfile":
-        return nodeid.split("::", 1)[0]
-    if dist == "loadscope":
-        base = nodeid.split("[", 1)[0]
-        return base.rsplit("::", 1)[0] if "::" in base else base
-    return nodeid
+    # an unknown mode groups nothing, as ``load`` does (the Scheduler refuses it before)
+    return POLICIES.get(dist, POLICIES["load"]).scope(nodeid)
 
 
 @dataclass(slots=True)
@@ -53,8 +99,7 @@ class Scheduler:
                  history: dict[str, float] | None = None, failed: set[str] | None = None,
                  failed_first: bool = True, order: Sequence[int] | None = None,
                  pools: Sequence[str] | None = None, pool_workers: dict[str, int] | None = None) -> None:
-        if dist not in DIST_MODES:
-            raise ValueError(f"unknown dist mode {dist!r}")
+        policy = policy_for(dist)
         history = history or {}
         failed = failed or set()
         self.workers = max(1, workers)
@@ -65,7 +110,7 @@ class Scheduler:
         self.estimates = [history.get(n, mean) for n in nodeids]
         groups: dict[tuple[str, str], list[int]] = {}
         for index in (range(len(nodeids)) if order is None else order):
-            groups.setdefault((self.pools[index], scope_of(nodeids[index], dist)), []).append(index)
+            groups.setdefault((self.pools[index], policy.scope(nodeids[index])), []).append(index)
         units = [Unit(ix, sum(self.estimates[i] for i in ix), any(nodeids[i] in failed for i in ix), pool)
                  for (pool, _scope), ix in groups.items()]
 

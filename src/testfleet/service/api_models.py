@@ -98,9 +98,19 @@ class OriginCount(BaseModel):
     failures: int
 
 
+class CaseCoverageOut(BaseModel):
+    case_id: str
+    nodeid: str | None = None
+    coverage: dict[str, Any] = Field(
+        description="The case's t-way coverage of the space it declared (as recorded by the run): measures, "
+                    "combinations, gaps, the pairwise matrix over `names` and `pair_details`.")
+
+
 class CoverageOut(BaseModel):
     run_id: str
     by_origin: list[OriginCount] = Field(description="Final executions of the run by variant source.")
+    cases: list[CaseCoverageOut] = Field(
+        default_factory=list, description="Each explorable case's coverage of the space it declared.")
     space: str | None = Field(default=None,
                               description="The space file measured against (relative to the run's root).")
     coverage: dict[str, Any] | None = Field(

@@ -15,11 +15,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 
-from testfleet.errors import StoreError
+from testfleet.errors import StoreError, TestfleetError
 from testfleet.model import Outcome, Run
 from testfleet.service import api_live, api_queries
 from testfleet.service.api_cursor import decode_cursor, encode_cursor
 from testfleet.service.api_models import (
+    CaseCoverageOut,
     AnalysisOut,
     CoverageOut,
     DiffEntry,
@@ -219,7 +220,8 @@ def get_coverage(
         run = _stored(state, db, run_id)
         by_origin = [OriginCount(**row) for row in api_queries.origin_counts(db, run.run_id)]
         if space is None:
-            return CoverageOut(run_id=run.run_id, by_origin=by_origin)
+            return CoverageOut(run_id=run.run_id, by_origin=by_origin,
+                               cases=_recorded_coverage(db, run.run_id, strength, gaps))
         from testfleet.analysis.space_coverage import measure_points, points_of_run
         from testfleet.configs.fuzz import load_input
         from testfleet.jsonable import jsonable
@@ -232,6 +234,23 @@ def get_coverage(
     data = {**result.to_dict(gap_limit=gaps), "names": list(source.space.names),
             "matrix": result.matrix.tolist(), "pair_details": result.pair_details()}
     return CoverageOut(run_id=run.run_id, by_origin=by_origin, space=space, coverage=jsonable(data))
+
+
+def _recorded_coverage(db: Store, run_id: str, strength: int, gaps: int) -> list[CaseCoverageOut]:
+    from testfleet.analysis.space_coverage import case_coverage, recorded_spaces
+    from testfleet.jsonable import jsonable
+
+    out = []
+    for recorded in recorded_spaces(db, run_id):
+        try:
+            space, result = case_coverage(db, run_id, str(recorded["case_id"]), recorded["space"], strength)
+        except TestfleetError:  # a space this testfleet cannot rebuild: left out, not a 500
+            continue
+        data = {**result.to_dict(gap_limit=gaps), "names": list(space.names),
+                "matrix": result.matrix.tolist(), "pair_details": result.pair_details()}
+        out.append(CaseCoverageOut(case_id=str(recorded["case_id"]), nodeid=recorded.get("nodeid"),
+                                   coverage=jsonable(data)))
+    return out
 
 
 @router.get("/runs/{run_id}/analysis", response_model=AnalysisOut, responses=_STORED_ONLY,

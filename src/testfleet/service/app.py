@@ -13,15 +13,18 @@ __all__ = ["create_app"]
 
 def create_app(state: ServiceState) -> FastAPI:
     from testfleet import __version__
-    from testfleet.service import api_read, api_runs, auth, pages
+    from testfleet.service.api_read import router as read_router
+    from testfleet.service.api_runs import router as runs_router
+    from testfleet.service.auth import install as install_auth
+    from testfleet.service.pages import router as pages_router
 
     app = FastAPI(title="testfleet", version=__version__,
                   description="Submit test runs to a testfleet coordinator, follow them live, "
                               "and read their results, telemetry, coverage and analysis.")
     app.state.service = state
     install_error_handlers(app)
-    auth.install(app)
-    app.include_router(api_runs.router)
-    app.include_router(api_read.router)
-    app.include_router(pages.router)
+    install_auth(app)
+    app.include_router(runs_router)
+    app.include_router(read_router)
+    app.include_router(pages_router)
     return app

@@ -1,0 +1,90 @@
+"""The declared seams between the coordinator's parts.
+
+:class:`Host` is what the fleet, the recording and the exploration may use of the coordinator
+(:class:`~testfleet.execution.coordinator.loop.Orchestrator` satisfies it): the run's shared
+state and two actions, ``say`` and ``stop_all``. :class:`Exploring` is what the coordinator
+asks of exploration (:class:`~testfleet.execution.coordinator.exploration.Exploration`), which
+it holds only when the run explores (``--explore``); every call site checks for ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from testfleet.execution import protocol as P
+    from testfleet.execution.backends.base import Backend
+    from testfleet.execution.coordinator.fleet import Fleet
+    from testfleet.execution.coordinator.recording import Recording
+    from testfleet.execution.plan import Listener, Recorder, RunPlan
+    from testfleet.execution.scheduler import Scheduler
+    from testfleet.model import Case, Result, Run, Variant
+
+
+class Exploring(Protocol):
+    """Explored variants and the minimisation of what they found, as the coordinator drives them."""
+
+    def register(self, selected: list[int]) -> None:
+        """Tell the explorer which of the selected tests declare a space (once the plan exists)."""
+        ...
+
+    def rulesets(self) -> tuple[Any, ...]:
+        """The rulesets every worker's mutation engine applies (sent in its configuration)."""
+        ...
+
+    def explored(self, batch: list[int]) -> dict[int, P.Explored]:
+        """What the worker must know about the explored items of ``batch`` (params, task)."""
+        ...
+
+    def more(self, count: int) -> int:
+        """Queue up to ``count`` explored variants; how many were queued."""
+        ...
+
+    def minimizing(self) -> bool:
+        """Drive minimisation one step: True while a job has work in flight."""
+        ...
+
+    def on_final(self, index: int, result: Result, payload: P.TestResult,
+                 anomalies: list[dict[str, Any]]) -> None:
+        """An item's final result: the explorer learns from it, or a minimisation gets its answer."""
+        ...
+
+    def stop(self) -> None:
+        """The run stops: end the minimisation in flight."""
+        ...
+
+    def conclusion(self) -> list[dict[str, Any]]:
+        """What exploration concluded, as events of the run."""
+        ...
+
+    def outcome(self) -> dict[str, Any]:
+        """What --explore did and found, for the run's outcome."""
+        ...
+
+
+class Host(Protocol):
+    """The coordinator as its parts see it."""
+
+    backend: Backend
+    plan: RunPlan
+    run_info: Run
+    recorder: Recorder
+    listener: Listener
+    fleet: Fleet
+    recording: Recording
+    exploration: Exploring | None
+    scheduler: Scheduler | None
+    #: the run's items (as collected, then explored ones appended), their cases and variants
+    items: list[dict[str, Any]]
+    cases: list[Case]
+    variants: list[Variant]
+    collected_items: list[P.CollectedItem]
+    collect_errors: list[dict[str, Any]]
+    selected: list[int]
+    total: int
+    stopping: bool
+    warnings: list[dict[str, Any]]
+
+    def say(self, text: str) -> None: ...
+
+    def stop_all(self) -> None: ...

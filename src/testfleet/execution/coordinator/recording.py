@@ -1,0 +1,141 @@
+"""Recording: each result of the run, its retry, its flakiness, and the buffer to the store.
+
+The coordinator is the only writer of results during a run; it reaches the store through the
+:class:`~testfleet.execution.plan.Recorder` the caller hands it, in batches (every
+``STORE_FLUSH_SECONDS`` or ``STORE_FLUSH_ROWS`` results). A failed test is rerun on another worker
+while the retry policy allows (a crashed one once; one that crashed a worker twice, never); a test
+that failed and then passed is marked flaky.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from testfleet.execution.resilience import RetryPolicy
+from testfleet.model import FAILURE_OUTCOMES, Case, Outcome, Result, Variant
+
+if TYPE_CHECKING:
+    from testfleet.execution import protocol as P
+    from testfleet.execution.coordinator.interfaces import Host
+
+STORE_FLUSH_SECONDS = 1.0
+STORE_FLUSH_ROWS = 2000
+
+
+class Recording:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.retry = RetryPolicy(host.plan.reruns)
+        self.results: list[Result] = []
+        self.final: dict[int, Result] = {}  # index -> its final result
+        self.attempts: dict[int, int] = {}
+        self.crashes: dict[int, int] = {}  # index -> workers it crashed
+        self.failed_once: set[int] = set()
+        self.failures = 0
+        self.buffer: list[Result] = []
+        self.series: dict[str, list[Any]] = {"worker": [], "t": [], "metric": [], "value": []}
+        self.events: list[dict[str, Any]] = []
+        self.anomalies: list[dict[str, Any]] = []
+        self.last_flush = time.monotonic()
+
+    def record(self, index: int, worker_id: str, payload: P.TestResult, late_teardown: bool = False) -> Result:
+        """One result. ``late_teardown``: the error of fixtures torn down after a stop, reported as
+        its own row against the same attempt, as pytest reports "1 failed, 1 error"."""
+        host = self.host
+        item = host.items[index]
+        host.warnings.extend(payload.warnings)
+        attempt = self.attempts.get(index, 0) + (0 if late_teardown else 1)
+        self.attempts[index] = attempt
+        outcome = Outcome(payload.outcome)
+        case, variant = host.cases[index], host.variants[index]
+        start, stop = payload.start, payload.stop
+        result = Result(
+            run_id=host.run_info.run_id, variant_id=variant.variant_id, case_id=case.case_id,
+            nodeid=item["nodeid"], attempt=attempt, worker=worker_id, outcome=outcome,
+            duration=payload.duration,
+            started_at=datetime.fromtimestamp(start, UTC) if start else None,
+            finished_at=datetime.fromtimestamp(stop, UTC) if stop else datetime.now(UTC),
+            when=payload.when, message=payload.message,
+            longrepr=payload.longrepr, stdout=payload.stdout,
+            stderr=payload.stderr, log=payload.log,
+            categories=payload.categories or [outcome.value],
+            fingerprint=payload.fingerprint, file=item["file"], line=item["line"],
+            keywords=item.get("keywords", []), phases=payload.phases,
+            telemetry=payload.telemetry or {},
+        )
+        if payload.series:
+            self.add_series(worker_id, payload.series)
+        if outcome in FAILURE_OUTCOMES and not late_teardown:
+            self.failed_once.add(index)
+            if not host.stopping and self.retry.should_retry(outcome, attempt, self.crashes.get(index, 0)):
+                result.final = False
+                host.scheduler.rerun(index, worker_id)
+                host.fleet.feed_all()
+        elif index in self.failed_once and not late_teardown and outcome in (
+                Outcome.passed, Outcome.xfailed, Outcome.skipped):
+            result.flaky = True
+        self.results.append(result)
+        self.buffer.append(result)
+        if result.final and not late_teardown:
+            self.final[index] = result
+            anomalies: list[dict[str, Any]] = []
+            monitor = host.plan.monitor
+            if monitor is not None and result.telemetry and outcome is Outcome.passed:
+                anomalies = monitor.observe(
+                    case_id=case.case_id, variant_id=variant.variant_id, nodeid=result.nodeid,
+                    worker=worker_id, telemetry=result.telemetry, duration=result.duration)
+                self.add_events(anomalies)
+            if host.exploration is not None:
+                host.exploration.on_final(index, result, payload, anomalies)
+            if outcome in FAILURE_OUTCOMES:
+                self.failures += 1
+                if host.plan.maxfail and self.failures >= host.plan.maxfail and not host.stopping:
+                    host.say(f"stopping after {self.failures} failure{'s' if self.failures != 1 else ''}")
+                    host.stop_all()
+        host.listener.on_result(result, len(self.final), host.total)
+        return result
+
+    def record_synthetic(self, case: Case, variant: Variant, outcome: Outcome, *, worker: str, when: str,
+                         message: str, longrepr: str, line: int | None = None) -> None:
+        """A final result decided without running the test (it never reaches a worker)."""
+        now = datetime.now(UTC)
+        result = Result(run_id=self.host.run_info.run_id, variant_id=variant.variant_id, case_id=case.case_id,
+                        nodeid=case.nodeid, worker=worker, outcome=outcome, started_at=now, finished_at=now,
+                        when=when, message=message, longrepr=longrepr, categories=[outcome.value],
+                        file=case.file, line=line)
+        self.results.append(result)
+        self.buffer.append(result)
+
+    def add_series(self, worker_id: str, columns: dict[str, list[Any]]) -> None:
+        n = len(columns.get("t", ()))
+        self.series["worker"].extend([worker_id] * n)
+        for key in ("t", "metric", "value"):
+            self.series[key].extend(columns[key])
+        self.host.listener.on_series(worker_id, columns)
+
+    def add_events(self, events: list[dict[str, Any]]) -> None:
+        now = time.time()
+        for event in events:
+            event.setdefault("t", now)
+        self.events.extend(events)
+        self.anomalies.extend(e for e in events if e.get("kind") in ("outlier", "leak"))
+
+    def flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        pending = len(self.buffer) + len(self.series["t"]) // 50 + len(self.events)
+        if pending and (force or len(self.buffer) >= STORE_FLUSH_ROWS
+                        or now - self.last_flush >= STORE_FLUSH_SECONDS):
+            recorder, run_id = self.host.recorder, self.host.run_info.run_id
+            # results first: a reader that sees a run's telemetry also sees its results
+            if self.buffer:
+                recorder.append_results(self.buffer)
+                self.buffer = []
+            if self.series["t"]:
+                recorder.append_series(run_id, self.series)
+                self.series = {"worker": [], "t": [], "metric": [], "value": []}
+            if self.events:
+                recorder.append_events(run_id, self.events)
+                self.events = []
+            self.last_flush = now
