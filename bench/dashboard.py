@@ -91,7 +91,7 @@ def submit(url: str, project: Path, workers: int) -> tuple[float, int, str]:
 
 
 def run_with_pages(browser: Any, url: str, project: Path, workers: int, pages: int, tests: int,
-                   server_pid: int) -> tuple[float, list[float], dict[str, float]]:
+                   server_pid: int, earlier_runs: int) -> tuple[float, list[float], dict[str, float]]:
     """One submit followed by ``pages`` pages: its wall time, every page's latencies (s), and the
     CPU seconds the server and the browser spent from the submit to the pages' last update."""
     contexts = [browser.new_context() for _ in range(pages)]
@@ -99,6 +99,8 @@ def run_with_pages(browser: Any, url: str, project: Path, workers: int, pages: i
     for page in opened:
         page.goto(url + "/")
         page.wait_for_selector("[data-testid=connection].live")
+        # every earlier run listed, so that the one to click is the new one
+        page.wait_for_function(f"document.querySelectorAll('[data-run]').length >= {earlier_runs}")
     known = {page.evaluate("[...document.querySelectorAll('[data-run]')].map((a) => a.dataset.run).join(',')")
              for page in opened}
     seen_before = set(",".join(known).split(",")) - {""}
@@ -116,9 +118,12 @@ def run_with_pages(browser: Any, url: str, project: Path, workers: int, pages: i
         for page in opened:
             page.wait_for_function(f"document.getElementById('done').textContent === '{tests}'"
                                    " && document.getElementById('run-status').textContent !== 'running'",
-                                   timeout=1_800_000, polling=200)
+                                   timeout=600_000, polling=200)
     except BaseException as exc:  # noqa: B036 - report, then stop the submit below
         follower_error.append(exc)
+        for page in opened:  # what each page shows, to see where it stopped
+            print("  page:", page.evaluate("['run-id', 'done', 'total', 'run-status', 'run-conn']"
+                                           ".map((id) => document.getElementById(id).textContent)"), file=sys.stderr)
     thread.join()
     if result.get("code") != 0:
         sys.exit(f"the submit failed (exit {result.get('code')}):\n{str(result.get('out'))[-3000:]}")
@@ -192,7 +197,7 @@ def main() -> int:
                             cpu = {k: after[k] - before[k] for k in after}
                         else:
                             wall, got, cpu = run_with_pages(browser, url, project, args.workers, pages, args.tests,
-                                                            server.pid)
+                                                            server.pid, earlier_runs=1 + 2 * rep + order.index(pages))
                             latencies.extend(got)
                         walls[pages].append(wall)
                         # (a 0-page run's Chromium figure would only count pages closing from the run before)
