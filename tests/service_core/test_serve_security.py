@@ -10,9 +10,12 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 from execution.conftest import make_suite, run_cli
 
 from .conftest import start_server
+
+pytestmark = pytest.mark.slow  # real servers and runs: scheduled first in the parallel suite
 
 SUITE = {"tests/test_a.py": """
     def test_ok():

@@ -8,11 +8,14 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
 from execution.conftest import make_suite, outcome_counts, run_cli, run_testfleet
 
 from testfleet.store.db import Store
 
 from .conftest import Server, start_server
+
+pytestmark = pytest.mark.slow  # real servers and runs: scheduled first in the parallel suite
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "inventory"
 
