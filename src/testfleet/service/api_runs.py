@@ -101,10 +101,22 @@ def cancel_run(run_id: str, request: Request) -> Cancelled:
     return Cancelled(run_id=run_id, status="cancelling")
 
 
+async def _until_closed(websocket: WebSocket) -> None:
+    """Returns when the client goes away (what it sends is not read: the stream is one-way)."""
+    try:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+    except (RuntimeError, WebSocketDisconnect):  # already closed from this side
+        return
+
+
 async def _stream(websocket: WebSocket, after: int, accept: Any, stop_at_end: str | None) -> None:
     state = service_of(websocket)
     await websocket.accept()
     subscription = state.hub.subscribe(after, accept)
+    # a client that leaves while nothing is coming is noticed at once, not at the next event:
+    # its handler and subscription do not outlive it
+    closed = asyncio.ensure_future(_until_closed(websocket))
     # ?batch=1 (the dashboard): what has come since the last send goes as one JSON array, at most
     # every BATCH_EVERY seconds, so a busy run costs a few dozen messages a second per page, not
     # one per event (per message: a wakeup, an encoding, a frame, the browser's IPC)
@@ -113,7 +125,12 @@ async def _stream(websocket: WebSocket, after: int, accept: Any, stop_at_end: st
         while True:
             if batch:
                 await asyncio.sleep(BATCH_EVERY)
-            events = await subscription.next_events()
+            waiting = asyncio.ensure_future(subscription.next_events())
+            await asyncio.wait({waiting, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                waiting.cancel()
+                return
+            events = waiting.result()
             ended = stop_at_end is not None and any(
                 e["kind"] == "end" and e.get("run_id") == stop_at_end for e in events)
             if batch:
@@ -127,6 +144,7 @@ async def _stream(websocket: WebSocket, after: int, accept: Any, stop_at_end: st
     except WebSocketDisconnect:
         pass
     finally:
+        closed.cancel()
         subscription.close()
 
 
@@ -135,6 +153,7 @@ async def run_events(websocket: WebSocket, run_id: str, after: int = 0) -> None:
     """Every event of the run after sequence number ``after``, then live, until its ``end``."""
     state = service_of(websocket)
     if not state.hub.knows(run_id) and (state.runs is None or state.runs.get(run_id) is None):
+        await websocket.accept()  # then closed with a reason a browser can read (not a bare 1006)
         await websocket.close(code=4404, reason=f"no live run {run_id} on this server")
         return
     await _stream(websocket, after, lambda e: e.get("run_id") == run_id, stop_at_end=run_id)
