@@ -8,11 +8,7 @@ gets and when, and can drop every connection to exercise the page's reconnect; a
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +19,8 @@ from typing import Any
 import pytest
 import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+
+from service_core.conftest import Server, start_server
 
 from testfleet.service import pages
 from testfleet.service.errors import install_error_handlers
@@ -196,53 +194,10 @@ def page(browser: Any) -> Iterator[Any]:
 
 # ---------------------------------------------------------------- a real `testfleet serve`
 
-def child_env() -> dict[str, str]:
-    """The environment of a server or submit process: none of this session's pytest variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "TESTFLEET_", "COV_CORE_"))}
-    env.update({"NO_COLOR": "1", "COLUMNS": "200", "PYTHONDONTWRITEBYTECODE": "1",
-                "PYTEST_ADDOPTS": "-p no:randomly"})
-    return env
-
-
-@dataclass
-class Served:
-    """A ``python -m testfleet serve`` process on 127.0.0.1 and a free port."""
-
-    url: str
-    process: subprocess.Popen[str]
-
-    def submit(self, project: Path, *args: str) -> subprocess.Popen[str]:
-        argv = [sys.executable, "-m", "testfleet", "submit", "--server", self.url, *args]
-        return subprocess.Popen(argv, cwd=project, env=child_env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # Ctrl-C: the server stops its runs, closes its store
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def start_serve(directory: Path, *args: str) -> Served:
-    argv = [sys.executable, "-m", "testfleet", "serve", "--port", "0",
-            "--store", str(directory / "server.duckdb"), *args]
-    process = subprocess.Popen(argv, cwd=directory, env=child_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
-    first = process.stdout.readline()  # "testfleet serving STORE on URL", once it listens
-    if " on http://" not in first:
-        process.kill()
-        raise RuntimeError(f"testfleet serve did not start: {first}{process.stdout.read()}")
-    os.set_blocking(process.stdout.fileno(), False)
-    return Served(url=first.rsplit(" on ", 1)[1].strip(), process=process)
-
-
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    running = start_serve(tmp_path)
+def served(tmp_path: Path) -> Iterator[Server]:
+    """A real ``testfleet serve`` (the service tests' own, see tests/service_core/conftest.py)."""
+    running = start_server(tmp_path)
     try:
         yield running
     finally:

@@ -21,7 +21,7 @@ from playwright.sync_api import expect
 
 from testfleet.service import pages
 
-from .conftest import Harness, RunFeed, Served
+from .conftest import Harness, RunFeed, Server
 
 TRACEBACK = "def test_b():\n>       assert 1 == 2\nE       assert 1 == 2\n\ntest_x.py:5: AssertionError"
 
@@ -312,7 +312,7 @@ def patient_expect():
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("patient_expect")
-def test_real_server_run_seen_live_with_a_lost_worker_and_a_reload(served: Served, page, tmp_path: Path):
+def test_real_server_run_seen_live_with_a_lost_worker_and_a_reload(served: Server, page, tmp_path: Path):
     project = tmp_path / "project"
     (project / "tests").mkdir(parents=True)
     go, pid_file, ran = tmp_path / "go", tmp_path / "victim.pid", tmp_path / "victim.ran"
@@ -320,7 +320,7 @@ def test_real_server_run_seen_live_with_a_lost_worker_and_a_reload(served: Serve
 
     page.goto(served.url + "/")
     expect(page.get_by_test_id("connection")).to_have_text("connected")
-    submit = served.submit(project, "tests", "-n", "2")
+    submit = served.start_submit(project, "tests", "-n", "2")
     try:
         link = page.get_by_test_id("runs").locator("a").first
         expect(link).to_be_visible()
@@ -359,7 +359,7 @@ def test_real_server_run_seen_live_with_a_lost_worker_and_a_reload(served: Serve
     assert page_counts(page) == expected
 
 
-def test_a_run_the_server_does_not_know_is_not_followed_forever(served: Served, page):
+def test_a_run_the_server_does_not_know_is_not_followed_forever(served: Server, page):
     page.goto(served.url + "/#run=no-such-run")
     expect(page.get_by_test_id("run-conn")).to_have_text("not live")
     expect(page.get_by_test_id("run-summary")).to_contain_text("no events of this run: not available (404")
@@ -382,15 +382,15 @@ def test_steady():
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("patient_expect")
-def test_a_finished_run_shows_its_analysis_coverage_and_diff(served: Served, page, tmp_path: Path):
+def test_a_finished_run_shows_its_analysis_coverage_and_diff(served: Server, page, tmp_path: Path):
     project = tmp_path / "project"
     (project / "tests").mkdir(parents=True)
     flag = tmp_path / "flag"
     (project / "tests" / "test_flip.py").write_text(FLIP_SUITE.format(flag=str(flag)))
     flag.touch()
-    assert served.submit(project, "tests").wait(timeout=300) == 1  # test_flip fails
+    assert served.start_submit(project, "tests").wait(timeout=300) == 1  # test_flip fails
     flag.unlink()
-    assert served.submit(project, "tests").wait(timeout=300) == 0  # ...and is fixed
+    assert served.start_submit(project, "tests").wait(timeout=300) == 0  # ...and is fixed
 
     page.goto(served.url + "/")
     runs = page.get_by_test_id("runs").locator("a")
