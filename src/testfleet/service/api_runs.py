@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 
 from testfleet.service.errors import ApiError, ErrorResponse
-from testfleet.service.runs import SubmittedRun, new_run_id, refused_option
+from testfleet.service.runs import SubmittedRun, console_env, new_run_id, refused_option
 from testfleet.service.state import service_of
 
 __all__ = ["router"]
@@ -77,8 +77,7 @@ async def submit_run(
     except Exception:
         shutil.rmtree(state.workdir / run_id, ignore_errors=True)
         raise
-    env = {"FORCE_COLOR": "1", "TTY_COMPATIBLE": "1", "COLUMNS": str(columns)} if tty else \
-        {"NO_COLOR": "1", "TTY_COMPATIBLE": "0", "COLUMNS": str(columns)}
+    env = console_env(tty, columns)
     run = state.runs.submit(SubmittedRun(run_id=run_id, argv=argv, project=project, owned=True, env=env))
     return Submitted(run_id=run.run_id, status=run.status, events=f"/ws/runs/{run.run_id}")
 

@@ -180,7 +180,7 @@ def submit(argv: list[str], *, server: str | None = None, token: str | None = No
 
 def run_with_dashboard(argv: list[str], *, store: str | None = None) -> int:
     """``testfleet run ... --dashboard``: a private server on 127.0.0.1 for this one run."""
-    from testfleet.service.runs import SubmittedRun, new_run_id
+    from testfleet.service.runs import SubmittedRun, console_env, new_run_id
     from testfleet.service.server import ServerOptions, serving
     from testfleet.settings import load_settings
 
@@ -192,9 +192,7 @@ def run_with_dashboard(argv: list[str], *, store: str | None = None) -> int:
         with serving(options, str(Path(settings.store).resolve())) as served:
             run_id = new_run_id()
             sys.stderr.write(f"dashboard: {served.url}/#run={run_id}\n")
-            terminal = sys.stdout.isatty()
-            env = {"FORCE_COLOR": "1", "TTY_COMPATIBLE": "1"} if terminal else {}
-            env["COLUMNS"] = str(shutil.get_terminal_size().columns)
+            env = console_env(sys.stdout.isatty(), shutil.get_terminal_size().columns)
             # the store option is the server's: the run's own copy of it is the server's business
             argv = _without_store(argv)
             served.state.runs.submit(SubmittedRun(run_id=run_id, argv=argv, project=cwd, owned=False, env=env))

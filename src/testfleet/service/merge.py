@@ -54,44 +54,34 @@ def private_copy(main: Store, dest: Path) -> Path:
     return dest
 
 
-def merge_run(main: Store, private: Path, run_id: str) -> int:
-    """Take run ``run_id`` from the store file ``private`` into ``main``; returns the rows added."""
+def merge_run(main: Store, private: Path, run_id: str) -> None:
+    """Take run ``run_id`` from the store file ``private`` into ``main``."""
     if not private.exists():
         raise StoreError("the run's private store is missing", source=str(private))
     alias = f"tf_run_{secrets.token_hex(4)}"
     target = _current(main)
-    added = 0
     main.query(f"ATTACH {_literal(str(private))} AS {alias} (READ_ONLY)")
     try:
         main.query("BEGIN TRANSACTION")
         try:
+            copied = set(_tables(main, alias))
             for table in _tables(main, target):
-                if table == "meta" or table not in _tables(main, alias):
+                if table == "meta" or table not in copied:
                     continue
                 columns = _columns(main, target, table)
                 names = ", ".join(_quote(c) for c in columns)
                 source = f"{alias}.main.{_quote(table)}"
                 if "run_id" in columns:
-                    sql = (f"INSERT INTO {_quote(table)} ({names}) SELECT {names} FROM {source} "
-                           "WHERE run_id = $1")
-                    before = _count(main, table)
-                    main.query(sql, [run_id])
+                    main.query(f"INSERT INTO {_quote(table)} ({names}) SELECT {names} FROM {source} "
+                               "WHERE run_id = $1", [run_id])
                 else:
-                    sql = f"INSERT OR IGNORE INTO {_quote(table)} ({names}) SELECT {names} FROM {source}"
-                    before = _count(main, table)
-                    main.query(sql)
-                added += _count(main, table) - before
+                    main.query(f"INSERT OR IGNORE INTO {_quote(table)} ({names}) SELECT {names} FROM {source}")
             main.query("COMMIT")
         except BaseException:
             main.query("ROLLBACK")
             raise
     finally:
         main.query(f"DETACH {alias}")
-    return added
-
-
-def _count(store: Store, table: str) -> int:
-    return int(store.query(f"SELECT count(*) FROM {_quote(table)}")[0][0])
 
 
 def _literal(text: str) -> str:

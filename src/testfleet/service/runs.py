@@ -27,12 +27,20 @@ from typing import Any
 from testfleet.service.hub import EventHub
 from testfleet.service.merge import merge_run, private_copy
 
-__all__ = ["RunManager", "SubmittedRun", "new_run_id"]
+__all__ = ["RunManager", "SubmittedRun", "console_env", "new_run_id"]
 
 INTERRUPTED = 2
 INTERNAL = 3
 #: options the server sets itself: a submitted run may not choose them
 SERVER_OPTIONS = ("--store", "--run-id", "--events-fd", "--dashboard", "--submitted")
+
+
+def console_env(terminal: bool, columns: int) -> dict[str, str]:
+    """The environment that makes a run's console text what a terminal of ``columns`` (or a pipe)
+    would show, whatever the server's own stdout is."""
+    if terminal:
+        return {"FORCE_COLOR": "1", "TTY_COMPATIBLE": "1", "COLUMNS": str(columns)}
+    return {"NO_COLOR": "1", "TTY_COMPATIBLE": "0", "COLUMNS": str(columns)}
 
 
 def new_run_id() -> str:
