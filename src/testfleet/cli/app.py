@@ -86,6 +86,11 @@ def run(
         "--json", help="Write a JSON report (pytest-json-report layout). Setting: json.")] = None,
     md: Annotated[str | None, typer.Option(
         "--md", help="Write a Markdown summary (also to $GITHUB_STEP_SUMMARY). Setting: md.")] = None,
+    alluredir: Annotated[str | None, typer.Option(
+        "--alluredir", help="Write Allure 2 results to this folder (allure generate DIR). Setting: alluredir.")] = None,
+    codequality: Annotated[str | None, typer.Option(
+        "--codequality", help="Write the failures as a GitLab Code Quality report (Code Climate JSON). "
+                              "Setting: codequality.")] = None,
     start_method: Annotated[str | None, typer.Option(
         "--start-method", help="auto | fork | spawn: fork collects once for all workers. Setting: "
                                "start_method.")] = None,
@@ -161,6 +166,7 @@ def run(
             "metrics_interval": metrics_interval, "anomaly_threshold": anomaly_threshold,
             "anomaly_min_history": anomaly_min_history, "explore": explore,
             "ruleset": ruleset, "ruleset_b": ruleset_b, "ab": ab, "explore_per_case": explore_per_case,
+            "alluredir": alluredir, "codequality": codequality,
         },
         argv=list(sys.argv), run_id=run_id, events_fd=events_fd,
     )
