@@ -364,6 +364,37 @@ def flaky_cmd(
     raise typer.Exit(flaky_command(ref, runs, json_out, store))
 
 
+@app.command("ci")
+def ci_cmd(
+    provider: Annotated[str, typer.Argument(help="github | gitlab")],
+    paths: Annotated[list[str] | None, typer.Argument(
+        help="What `testfleet run` runs (default: pytest's testpaths).")] = None,
+    python: Annotated[str, typer.Option("--python", help="Python version of the CI job.")] = "3.12",
+    install: Annotated[str, typer.Option(
+        "--install", help="What pip installs (your project and testfleet).")] = "testfleet",
+    workers: Annotated[str, typer.Option("--workers", "-n", help="Workers of the run in CI.")] = "auto",
+    reports: Annotated[str, typer.Option(
+        "--reports", help="The folder the reports go to and are uploaded from.")] = "reports",
+) -> None:
+    """Print a ready CI pipeline: the store cached between runs, every report, artefacts uploaded."""
+    from testfleet.cli.ci import print_pipeline
+
+    raise typer.Exit(print_pipeline(provider, paths or [], python, install, workers, reports))
+
+
+@app.command("badge")
+def badge_cmd(
+    ref: Annotated[str, typer.Argument(help="A run id, a unique prefix, or 'last'.")] = "last",
+    output: Annotated[str, typer.Option("--output", "-o", help="The SVG file to write.")] = "badge.svg",
+    label: Annotated[str, typer.Option("--label", help="The badge's left-hand text.")] = "tests",
+    store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
+) -> None:
+    """Write a status badge (SVG) of a stored run: 'tests | 120 passed', '3 failed' in red..."""
+    from testfleet.cli.ci import make_badge
+
+    raise typer.Exit(make_badge(ref, output, label, store))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: split off pytest's arguments after ``--`` and map errors to exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
