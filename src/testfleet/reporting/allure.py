@@ -36,7 +36,7 @@ from testfleet.model import Outcome, Result, Run
 from testfleet.reporting.allure_telemetry import telemetry_csv, telemetry_svg
 from testfleet.reporting.variant_names import variant_name
 
-__all__ = ["STATUS", "history_id", "test_case_id", "validate_allure", "write_allure",
+__all__ = ["STATUS", "allure_history_id", "allure_test_case_id", "validate_allure", "write_allure",
            "write_allure_run", "write_allure_stored"]
 
 SCHEMA_FILE = Path(__file__).with_name("allure_schema.json")
@@ -58,17 +58,22 @@ CATEGORIES = [
 ]
 
 
+def _uuid(*parts: Any) -> str:
+    """A uuid derived from ``parts`` (JSON, ASCII-escaped: a lone surrogate in a node id is fine)."""
+    return str(uuid.uuid5(_NAMESPACE, json.dumps(parts, default=str)))
+
+
 def _md5(*parts: Any) -> str:
     blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.md5(blob.encode(), usedforsecurity=False).hexdigest()
 
 
-def history_id(nodeid: str, params: Mapping[str, Any] | None) -> str:
+def allure_history_id(nodeid: str, params: Mapping[str, Any] | None) -> str:
     """Allure's history key: the same node id and parameters give the same id in every run."""
     return _md5("history", nodeid, dict(params or {}))
 
 
-def test_case_id(nodeid: str) -> str:
+def allure_test_case_id(nodeid: str) -> str:
     """The test as written, whatever its parameters: ``test_x[1]`` and ``test_x[2]`` share it."""
     return _md5("case", nodeid.partition("[")[0])
 
@@ -152,10 +157,10 @@ class _Folder:
         self.files: dict[str, bytes] = {}
 
     def json(self, name: str, document: Any) -> None:
-        self.files[name] = json.dumps(document, indent=1, ensure_ascii=False).encode()
+        self.files[name] = json.dumps(document, indent=1).encode()  # ASCII: a lone surrogate stays writable
 
     def attach(self, owner: str, name: str, text: str, mime: str, ext: str) -> dict[str, str]:
-        source = f"{uuid.uuid5(_NAMESPACE, owner + '/' + name)}-attachment.{ext}"
+        source = f"{_uuid(owner, name)}-attachment.{ext}"
         self.files[source] = text.encode("utf-8", "replace")
         return {"name": name, "source": source, "type": mime}
 
@@ -201,14 +206,14 @@ def _result(folder: _Folder, run: Run, result: Result, host: str, markers: Seque
     params = dict((variant or {}).get("params") or {})
     origin = (variant or {}).get("origin")
     shown = variant_name(result.nodeid, params, origin) if origin not in (None, "baseline") else result.nodeid
-    owner = str(uuid.uuid5(_NAMESPACE, f"{run.run_id}/{result.variant_id}/{result.nodeid}/{result.attempt}"))
+    owner = _uuid(run.run_id, result.variant_id, result.nodeid, result.attempt)
     start, stop = _span(result, run)
     head, bracket, tail = shown.partition("[")  # the parameter part may hold "::" or "/"
     path, *names = head.split("::")
     name = (names[-1] if names else path) + bracket + tail
     document: dict[str, Any] = {
-        "uuid": owner, "historyId": history_id(result.nodeid, params),
-        "testCaseId": test_case_id(result.nodeid), "fullName": result.nodeid,
+        "uuid": owner, "historyId": allure_history_id(result.nodeid, params),
+        "testCaseId": allure_test_case_id(result.nodeid), "fullName": result.nodeid,
         "name": name, "titlePath": [*path.split("/"), *names[:-1]],
         "status": STATUS[result.outcome], "stage": "finished",
         "description": f"variant `{result.variant_id}` · attempt {result.attempt} on worker "
@@ -223,20 +228,21 @@ def _result(folder: _Folder, run: Run, result: Result, host: str, markers: Seque
     document["attachments"] = _attachments(folder, owner, result, telemetry, (start, stop))
     folder.json(f"{owner}-result.json", document)
     befores, afters = _fixtures(result, start, stop)
-    folder.json(f"{uuid.uuid5(_NAMESPACE, owner + '/container')}-container.json",
-                {"uuid": str(uuid.uuid5(_NAMESPACE, owner + "/container")), "name": result.nodeid,
+    container = _uuid(owner, "container")
+    folder.json(f"{container}-container.json",
+                {"uuid": container, "name": result.nodeid,
                  "children": [owner], "befores": befores, "afters": afters, "start": start, "stop": stop})
 
 
 def _collect_error(folder: _Folder, run: Run, error: Mapping[str, Any], host: str) -> None:
     nodeid = str(error.get("nodeid") or "collection")
-    owner = str(uuid.uuid5(_NAMESPACE, f"{run.run_id}/collect/{nodeid}"))
+    owner = _uuid(run.run_id, "collect", nodeid)
     at = _millis(run.started_at, run.started_at)
     labels = _suite_labels(nodeid) + [{"name": "host", "value": host},
                                       {"name": "framework", "value": "testfleet"},
                                       {"name": "language", "value": "python"}]
     folder.json(f"{owner}-result.json", {
-        "uuid": owner, "historyId": history_id(nodeid, {}), "testCaseId": test_case_id(nodeid),
+        "uuid": owner, "historyId": allure_history_id(nodeid, {}), "testCaseId": allure_test_case_id(nodeid),
         "fullName": nodeid, "name": nodeid, "status": "broken", "stage": "finished",
         "statusDetails": {"message": "collection failure", "trace": str(error.get("longrepr") or "")},
         "labels": labels, "start": at, "stop": at})
@@ -333,13 +339,15 @@ def validate_allure(directory: str | os.PathLike[str]) -> list[str]:
     schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     kinds = {"-result.json": "testResult", "-container.json": "container",
              "executor.json": "executor", "categories.json": "categories"}
+    validators = {kind: jsonschema.Draft202012Validator({"$ref": f"#/$defs/{kind}", "$defs": schema["$defs"]})
+                  for kind in kinds.values()}
     problems = []
     folder = Path(directory)
     for path in sorted(folder.iterdir()):
         kind = next((k for suffix, k in kinds.items() if path.name.endswith(suffix)), None)
         if kind is None:
             continue
-        validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{kind}", "$defs": schema["$defs"]})
+        validator = validators[kind]
         document = json.loads(path.read_text(encoding="utf-8"))
         for error in validator.iter_errors(document):
             problems.append(f"{path.name}: {'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message}")

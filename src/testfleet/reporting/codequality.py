@@ -112,4 +112,4 @@ def write_codequality(path: str | os.PathLike[str], results: Sequence[Result],
                       collect_errors: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Write the Code Quality JSON to ``path`` atomically; return the path."""
     issues = codequality_issues(results, collect_errors)
-    return atomic_write_text(path, json.dumps(issues, indent=1, ensure_ascii=False) + "\n")
+    return atomic_write_text(path, json.dumps(issues, indent=1) + "\n")
