@@ -86,8 +86,10 @@ def test_fingerprints_are_stable_and_explored_repeats_are_one_issue() -> None:
         return make("tests/test_x.py::test_x[baseline]", "failed", variant_id=variant,
                     message="ValueError", fingerprint=fingerprint)
 
-    first = codequality_issues([failing("v1"), failing("v2"), failing("v3", "other")])
+    first = codequality_issues([failing("v1"), failing("v2"), failing("v3", "other")],
+                               variants={"v3": {"origin": "edge", "params": {"n": 19}}})
     assert len(first) == 2 and first[0]["description"].endswith("(2 executions)")
+    assert first[1]["description"] == "tests/test_x.py::test_x[edge: n=19] failed: ValueError"
     again = codequality_issues([failing("v9")])  # the next pipeline: same test, same failure
     assert again[0]["fingerprint"] == first[0]["fingerprint"]
     assert codequality_issues([make("t.py::test_ok", "passed")]) == []

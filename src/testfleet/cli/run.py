@@ -333,7 +333,8 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
     if settings.alluredir:
         written.append(str(write_allure_run(settings.alluredir, store, run, outcome.results, outcome.collect_errors)))
     if settings.codequality:
-        written.append(str(write_codequality(settings.codequality, outcome.results, outcome.collect_errors)))
+        written.append(str(write_codequality(settings.codequality, outcome.results, outcome.collect_errors,
+                                             (outcome.exploration or {}).get("variants"))))
     if on_report is not None:  # a submitted run: the reports go back to who submitted it
         for path in written:
             on_report(Path(path))

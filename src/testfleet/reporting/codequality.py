@@ -23,6 +23,7 @@ from typing import Any
 from testfleet.atomic import atomic_write_text
 from testfleet.model import Outcome, Result
 from testfleet.reporting.summary import final_results
+from testfleet.reporting.variant_names import variant_name
 
 __all__ = ["codequality_issues", "crash_line", "write_codequality"]
 
@@ -52,7 +53,7 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
-def _issue(result: Result, failed_before: Result | None) -> dict[str, Any] | None:
+def _issue(result: Result, failed_before: Result | None, shown: str) -> dict[str, Any] | None:
     if result.outcome.is_failure:
         severity, word = SEVERITY[result.outcome], result.outcome.value
     elif result.flaky:
@@ -65,7 +66,7 @@ def _issue(result: Result, failed_before: Result | None) -> dict[str, Any] | Non
     reason = _first_line(attempt.message) or _first_line(attempt.longrepr)
     if result.flaky:
         reason = f"passed on attempt {result.attempt} after failing" + (f": {reason}" if reason else "")
-    description = f"{result.nodeid} {word}" + (f": {reason}" if reason else "")
+    description = f"{shown} {word}" + (f": {reason}" if reason else "")
     return {"type": "issue", "check_name": f"testfleet/{word}",
             "description": description[:1000], "categories": ["Bug Risk"],
             "fingerprint": _fingerprint("testfleet", word, result.nodeid, result.fingerprint or reason),
@@ -85,16 +86,19 @@ def _collect_issue(error: Mapping[str, Any]) -> dict[str, Any]:
             "severity": "blocker", "location": {"path": path, "lines": {"begin": lines[-1] if lines else 1}}}
 
 
-def codequality_issues(results: Sequence[Result],
-                       collect_errors: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
-    """The Code Climate issues of a run: its collection errors, failures and flaky tests."""
+def codequality_issues(results: Sequence[Result], collect_errors: Sequence[Mapping[str, Any]] = (),
+                       variants: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The Code Climate issues of a run: its collection errors, failures and flaky tests.
+    ``variants`` (variant id -> origin and params) names explored variants by their values."""
     issues = [_collect_issue(error) for error in collect_errors]
     seen: dict[str, dict[str, Any]] = {}
     repeats: dict[str, int] = {}
     failed_before = {r.variant_id: r for r in sorted(results, key=lambda r: r.attempt)
                      if not r.final and r.outcome.is_failure}
     for result in final_results(results):
-        issue = _issue(result, failed_before.get(result.variant_id))
+        variant = (variants or {}).get(result.variant_id) or {}
+        shown = variant_name(result.nodeid, variant.get("params"), variant.get("origin"))
+        issue = _issue(result, failed_before.get(result.variant_id), shown)
         if issue is None:
             continue
         # explored variants run the same item: one issue per test and way of failing, counted
@@ -109,7 +113,8 @@ def codequality_issues(results: Sequence[Result],
 
 
 def write_codequality(path: str | os.PathLike[str], results: Sequence[Result],
-                      collect_errors: Sequence[Mapping[str, Any]] = ()) -> Path:
+                      collect_errors: Sequence[Mapping[str, Any]] = (),
+                      variants: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
     """Write the Code Quality JSON to ``path`` atomically; return the path."""
-    issues = codequality_issues(results, collect_errors)
+    issues = codequality_issues(results, collect_errors, variants)
     return atomic_write_text(path, json.dumps(issues, indent=1) + "\n")
