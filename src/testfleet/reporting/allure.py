@@ -22,6 +22,8 @@ import hashlib
 import json
 import os
 import platform
+import shutil
+import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -31,7 +33,7 @@ from typing import Any
 import javaproperties
 import numpy as np
 
-from testfleet.atomic import atomic_write_bytes, check_output
+from testfleet.atomic import check_output, output_error
 from testfleet.model import Outcome, Result, Run
 from testfleet.reporting.allure_telemetry import telemetry_csv, telemetry_svg
 from testfleet.reporting.variant_names import variant_name
@@ -157,7 +159,7 @@ class _Folder:
         self.files: dict[str, bytes] = {}
 
     def json(self, name: str, document: Any) -> None:
-        self.files[name] = json.dumps(document, indent=1).encode()  # ASCII: a lone surrogate stays writable
+        self.files[name] = json.dumps(document, separators=(",", ":")).encode()  # ASCII: a lone surrogate is fine
 
     def attach(self, owner: str, name: str, text: str, mime: str, ext: str) -> dict[str, str]:
         source = f"{_uuid(owner, name)}-attachment.{ext}"
@@ -304,9 +306,28 @@ def write_allure(directory: str | os.PathLike[str], run: Run, results: Sequence[
     folder.json("executor.json", _executor(run))
     folder.json("categories.json", CATEGORIES)
     folder.files["environment.properties"] = _environment(run)
-    for name, data in folder.files.items():
-        atomic_write_bytes(target / name, data)
+    _write_folder(target, folder.files)
     return target
+
+
+def _write_folder(target: Path, files: Mapping[str, bytes]) -> None:
+    """Put ``files`` into ``target``, each whole: written into a staging folder beside it, then
+    renamed in. No fsync per file (atomic_write_bytes does one): a run writes thousands of small
+    files here, and 2,000 tests took 78 s that way."""
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        raise output_error(target, exc) from None
+    try:
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+        for name in files:
+            os.replace(staging / name, target / name)
+    except OSError as exc:
+        raise output_error(target, exc) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_allure_run(directory: str | os.PathLike[str], store: Any, run: Run, results: Sequence[Result],
