@@ -285,3 +285,12 @@ def test_allure_generate_reads_the_results(written: Path, tmp_path: Path) -> Non
     assert case["parameters"] == [{"name": "n", "value": "1"}, {"name": "s", "value": "a"}]
     categories = json.loads((report / "data" / "categories.json").read_text())
     assert {c["name"] for c in categories["children"]} >= {"Timed out", "Worker crashed", "Product defects"}
+
+
+def test_a_file_in_place_of_the_folder_is_one_clear_error(tmp_path: Path) -> None:
+    from testfleet.errors import OutputError
+
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(OutputError, match="exists and is not a folder"):
+        write_allure(tmp_path / "taken", make_run(), scenario())
+    assert (tmp_path / "taken").read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
