@@ -86,6 +86,11 @@ def run(
         "--json", help="Write a JSON report (pytest-json-report layout). Setting: json.")] = None,
     md: Annotated[str | None, typer.Option(
         "--md", help="Write a Markdown summary (also to $GITHUB_STEP_SUMMARY). Setting: md.")] = None,
+    alluredir: Annotated[str | None, typer.Option(
+        "--alluredir", help="Write Allure 2 results to this folder (allure generate DIR). Setting: alluredir.")] = None,
+    codequality: Annotated[str | None, typer.Option(
+        "--codequality", help="Write the failures as a GitLab Code Quality report (Code Climate JSON). "
+                              "Setting: codequality.")] = None,
     start_method: Annotated[str | None, typer.Option(
         "--start-method", help="auto | fork | spawn: fork collects once for all workers. Setting: "
                                "start_method.")] = None,
@@ -161,6 +166,7 @@ def run(
             "metrics_interval": metrics_interval, "anomaly_threshold": anomaly_threshold,
             "anomaly_min_history": anomaly_min_history, "explore": explore,
             "ruleset": ruleset, "ruleset_b": ruleset_b, "ab": ab, "explore_per_case": explore_per_case,
+            "alluredir": alluredir, "codequality": codequality,
         },
         argv=list(sys.argv), run_id=run_id, events_fd=events_fd,
     )
@@ -356,6 +362,37 @@ def flaky_cmd(
     from testfleet.cli.analyze import flaky_command
 
     raise typer.Exit(flaky_command(ref, runs, json_out, store))
+
+
+@app.command("ci")
+def ci_cmd(
+    provider: Annotated[str, typer.Argument(help="github | gitlab")],
+    paths: Annotated[list[str] | None, typer.Argument(
+        help="What `testfleet run` runs (default: pytest's testpaths).")] = None,
+    python: Annotated[str, typer.Option("--python", help="Python version of the CI job.")] = "3.12",
+    install: Annotated[str, typer.Option(
+        "--install", help="What pip installs (your project and testfleet).")] = "testfleet",
+    workers: Annotated[str, typer.Option("--workers", "-n", help="Workers of the run in CI.")] = "auto",
+    reports: Annotated[str, typer.Option(
+        "--reports", help="The folder the reports go to and are uploaded from.")] = "reports",
+) -> None:
+    """Print a ready CI pipeline: the store cached between runs, every report, artefacts uploaded."""
+    from testfleet.cli.ci import print_pipeline
+
+    raise typer.Exit(print_pipeline(provider, paths or [], python, install, workers, reports))
+
+
+@app.command("badge")
+def badge_cmd(
+    ref: Annotated[str, typer.Argument(help="A run id, a unique prefix, or 'last'.")] = "last",
+    output: Annotated[str, typer.Option("--output", "-o", help="The SVG file to write.")] = "badge.svg",
+    label: Annotated[str, typer.Option("--label", help="The badge's left-hand text.")] = "tests",
+    store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
+) -> None:
+    """Write a status badge (SVG) of a stored run: 'tests | 120 passed', '3 failed' in red..."""
+    from testfleet.cli.ci import make_badge
+
+    raise typer.Exit(make_badge(ref, output, label, store))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from testfleet.atomic import check_outputs
+from testfleet.atomic import check_output, check_outputs
 from testfleet.errors import OutputError, StoreError, TestfleetError, UsageError
 from testfleet.execution.backends.local import LocalBackend
 from testfleet.execution.worker_config import worker_config
@@ -146,7 +146,9 @@ def _execute(request: RunRequest) -> int:
         # Report paths are checked before any test runs: a directory or an unwritable folder
         # is a usage error (4), never "tests failed" after the whole run.
         check_outputs(("--junitxml", settings.junitxml), ("--json", settings.json_report),
-                      ("--md", settings.md))
+                      ("--md", settings.md), ("--codequality", settings.codequality))
+        if settings.alluredir:
+            check_output(settings.alluredir, "--alluredir", folder=True)
         check_store_folder(settings.store)
         for ruleset in (settings.ruleset, settings.ruleset_b):
             if ruleset:
@@ -302,6 +304,8 @@ def _fatal(store: Any, run: Any, outcome: Any, console: Any, wall: float) -> int
 def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any, wall: float,
             store_label: str | None = None, on_report: Any = None) -> int:
     from testfleet.model import RunStatus
+    from testfleet.reporting.allure import write_allure_run
+    from testfleet.reporting.codequality import write_codequality
     from testfleet.reporting.json_report import write_json
     from testfleet.reporting.junit import write_junit
     from testfleet.reporting.markdown import write_markdown
@@ -326,6 +330,11 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
                                       outcome.warnings)))
     if settings.md:
         written.append(str(write_markdown(settings.md, run, outcome.results, outcome.collect_errors)))
+    if settings.alluredir:
+        written.append(str(write_allure_run(settings.alluredir, store, run, outcome.results, outcome.collect_errors)))
+    if settings.codequality:
+        written.append(str(write_codequality(settings.codequality, outcome.results, outcome.collect_errors,
+                                             (outcome.exploration or {}).get("variants"))))
     if on_report is not None:  # a submitted run: the reports go back to who submitted it
         for path in written:
             on_report(Path(path))
