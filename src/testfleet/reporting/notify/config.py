@@ -64,16 +64,16 @@ class Delivery(_Strict):
     """How hard to try: ``attempts`` per target, waits of ``backoff`` seconds doubling up to
     ``max_delay``, ``timeout`` per request, and one ``deadline`` for every target together."""
 
-    attempts: int = Field(3, ge=1, le=10)
-    backoff: float = Field(1.0, ge=0, le=60)
-    max_delay: float = Field(10.0, ge=0, le=300)
-    timeout: float = Field(10.0, gt=0, le=300)
-    deadline: float = Field(60.0, gt=0, le=3600)
+    attempts: int = Field(default=3, ge=1, le=10)
+    backoff: float = Field(default=1.0, ge=0, le=60)
+    max_delay: float = Field(default=10.0, ge=0, le=300)
+    timeout: float = Field(default=10.0, gt=0, le=300)
+    deadline: float = Field(default=60.0, gt=0, le=3600)
 
 
 class _Target(_Strict):
-    name: str | None = Field(None, min_length=1, max_length=100)
-    when: tuple[When, ...] = Field(("failure",), min_length=1)
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    when: tuple[When, ...] = Field(default=("failure",), min_length=1)
 
     @field_validator("when", mode="before")
     @classmethod
@@ -94,17 +94,17 @@ class SlackTarget(_Target):
 
     kind: Literal["slack"]
     url_env: EnvName
-    max_failures: int = Field(10, ge=1, le=40)
+    max_failures: int = Field(default=10, ge=1, le=40)
 
 
 class WebhookTarget(_Target):
     """Any HTTP endpoint: a JSON body, signed with HMAC-SHA256 when ``secret_env`` is set."""
 
     kind: Literal["webhook"]
-    url: str | None = Field(None, pattern=r"^https?://\S+$")
+    url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     url_env: EnvName | None = None
     secret_env: EnvName | None = None
-    when: tuple[When, ...] = Field(("always",), min_length=1)
+    when: tuple[When, ...] = Field(default=("always",), min_length=1)
 
 
 class EmailTarget(_Target):
@@ -112,10 +112,10 @@ class EmailTarget(_Target):
 
     kind: Literal["email"]
     host: str = Field(min_length=1)
-    port: int = Field(587, ge=1, le=65535)
+    port: int = Field(default=587, ge=1, le=65535)
     starttls: bool = True
     ssl: bool = False
-    username: str | None = Field(None, min_length=1)
+    username: str | None = Field(default=None, min_length=1)
     password_env: EnvName | None = None
     sender: str = Field(alias="from", pattern=r"^[^@\s]+@[^@\s]+$")
     to: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")], ...] = Field(min_length=1)
@@ -132,12 +132,12 @@ class JiraTarget(_Target):
     kind: Literal["jira"]
     url: str = Field(pattern=r"^https?://\S+$")
     project: str = Field(min_length=1, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
-    issue_type: str = Field("Bug", min_length=1)
+    issue_type: str = Field(default="Bug", min_length=1)
     api: Literal[2, 3] = 3
-    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
     token_env: EnvName
     labels: tuple[Annotated[str, Field(pattern=r"^\S+$")], ...] = ("testfleet",)
-    max_issues: int = Field(10, ge=1, le=100)
+    max_issues: int = Field(default=10, ge=1, le=100)
 
 
 class GithubTarget(_Target):
@@ -145,9 +145,9 @@ class GithubTarget(_Target):
 
     kind: Literal["github"]
     token_env: EnvName = "GITHUB_TOKEN"
-    api_url: str | None = Field(None, pattern=r"^https?://\S+$")
-    check_name: str = Field("testfleet", min_length=1, max_length=100)
-    when: tuple[When, ...] = Field(("always",), min_length=1)
+    api_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    check_name: str = Field(default="testfleet", min_length=1, max_length=100)
+    when: tuple[When, ...] = Field(default=("always",), min_length=1)
 
 
 Target = SlackTarget | WebhookTarget | EmailTarget | JiraTarget | GithubTarget
