@@ -221,7 +221,7 @@ def _parse_target(position: int, raw: Any) -> _Target:
     if not isinstance(raw, dict):
         raise NotifyTableError(where, f"must be a table, not {_type_name(raw)}", "a table with a 'kind'")
     kind = raw.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         got = "missing" if kind is None else f"unknown kind {kind!r}" if isinstance(kind, str) \
             else f"must be a string, not {_type_name(kind)}"
         raise NotifyTableError(f"{where}.kind", got, "one of " + ", ".join(KINDS))
