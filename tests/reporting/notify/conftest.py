@@ -85,7 +85,7 @@ def service() -> Iterator[Callable[[Callable[[Request], Answer]], FakeService]]:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         fake.port = server.server_address[1]
         servers.append(server)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         return fake
 
     yield start
@@ -123,7 +123,8 @@ class Outcome:
         text = ""
         if self.outcome == "failed":
             exception, _, text_message = self.message.partition(": ")
-            text = longrepr(file, self.line or 3, exception, text_message, self.nodeid.split("::")[-1])
+            function = self.nodeid.split("::")[-1].split("[")[0]  # a parametrized test's function
+            text = longrepr(file, self.line or 3, exception, text_message, function)
         case = Case.from_nodeid(self.nodeid, file=file, line=1)
         return Result(run_id=run_id, variant_id=Variant.of(case).variant_id, case_id=case.case_id,
                       nodeid=self.nodeid, outcome=self.outcome, message=self.message, longrepr=text,
