@@ -43,7 +43,8 @@ def _text(summary: RunSummary) -> str:
         for group in summary.groups[:MAX_LISTED]:
             first = places[group.key]
             lines.append(f"- {group.title()}{'  [new]' if group.new else ''}")
-            lines.append(f"  {first.file}:{first.line}" if first.line else f"  {first.file}")
+            lines.append(f"  {first.headline()}")
+            lines.append(f"  at {first.file}:{first.line}" if first.line else f"  at {first.file}")
             lines += [f"  {nodeid}" for nodeid in group.nodeids[:10]]
         lines.append("")
     if summary.flaky:
@@ -62,7 +63,8 @@ def _html(summary: RunSummary) -> str:
             first = places[group.key]
             tests = "".join(f"<li><code>{e(n)}</code></li>" for n in group.nodeids[:10])
             parts.append(f"<li><strong>{e(group.title())}</strong>{' <em>new</em>' if group.new else ''}"
-                         f"<br><code>{e(first.file)}:{first.line or ''}</code><ul>{tests}</ul></li>")
+                         f"<pre>{e(first.headline())}</pre>"
+                         f"at <code>{e(first.file)}:{first.line or ''}</code><ul>{tests}</ul></li>")
         parts.append("</ul>")
     if summary.flaky:
         items = "".join(f"<li><code>{e(n)}</code></li>" for n in summary.flaky[:MAX_LISTED])
