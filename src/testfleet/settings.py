@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from testfleet.errors import SettingsError, TestfleetError
+from testfleet.reporting.notify.config import NotifySettings, NotifyTableError, parse_notify
 
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
 MAX_SEED = 2**63 - 1
@@ -87,6 +88,18 @@ class Settings(BaseModel):
                                      "earlier ones) before its metrics are judged")
     sut: dict[str, Any] | None = Field(None, description="[tool.testfleet.sut]: the system under test "
                                        "each worker starts (command, ready, config...)")
+    notify: NotifySettings | None = Field(None, description="[tool.testfleet.notify]: where the end "
+                                          "of a run is announced (Slack, webhook, e-mail, Jira, GitHub)")
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _notify_is_a_table(cls, table: Any) -> Any:
+        if table is None:
+            return None
+        try:
+            return parse_notify(table)
+        except NotifyTableError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("sut")
     @classmethod

@@ -345,6 +345,10 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
         for path in written:
             console.console.print(f"[dim]report: {path}[/dim]")
         console.console.print(f"[dim]run {run.run_id} · store {store_label or settings.store}[/dim]")
+    if settings.notify is not None:  # last: a delivery never changes the result (reporting/notify/send.py)
+        from testfleet.reporting.notify.send import notify_run
+
+        notify_run(store, settings.notify, run, console=console)
     return exit_code
 
 
