@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from testfleet.errors import SettingsError, TestfleetError
+from testfleet.execution.breakers import BreakerSettings
 
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
 MAX_SEED = 2**63 - 1
@@ -84,6 +85,8 @@ class Settings(BaseModel):
                                      "earlier ones) before its metrics are judged")
     sut: dict[str, Any] | None = Field(None, description="[tool.testfleet.sut]: the system under test "
                                        "each worker starts (command, ready, config...)")
+    breakers: BreakerSettings = Field(default_factory=BreakerSettings, description="[tool.testfleet.breakers]: "
+                                      "circuit breakers and escalating recovery")
 
     @field_validator("sut")
     @classmethod
