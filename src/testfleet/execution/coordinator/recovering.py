@@ -43,6 +43,7 @@ class Recovery:
         self.retiring: dict[str, str] = {}  # worker id -> why it was told to stop (its seat opened)
         self.probes: dict[str, int] = {}  # worker id -> the probe test it runs for its seat
         self.held: dict[int, list[str]] = {}  # index -> its endpoints, held back by an open breaker
+        self.avoid: dict[int, str] = {}  # index -> the seat it failed on: retried elsewhere
         self.given_up: set[int] = set()  # held items reported as errors at the end: never retried
         self.scenarios: dict[str, list[tuple[str, str]]] = {}  # file -> [(step name, endpoint)]
         self.events: list[dict[str, Any]] = []  # breaker and recovery events, for the summary
@@ -101,6 +102,8 @@ class Recovery:
             host.fleet.feed(slot)
         else:
             host.scheduler.rerun(index, worker_id)
+            if slot is not None:
+                self.avoid[index] = slot.seat  # not to the worker that replaced it either
         host.fleet.feed_all()
         return True
 
@@ -154,7 +157,7 @@ class Recovery:
         back; a half-open seat takes its probes only (the rest goes back to the queue)."""
         if not self.enabled or not batch:
             return batch
-        batch = [i for i in batch if not self._hold(i)]
+        batch = [i for i in batch if not self._elsewhere(slot, i) and not self._hold(i)]
         allowed = self.policy.seat_admits(slot.seat)
         if allowed is not None and batch:
             rest, batch = batch[allowed:], batch[:allowed]
@@ -277,6 +280,16 @@ class Recovery:
                     f"{'s' if self.policy.settings.half_open_probes != 1 else ''}")
         self._log(step)
         host.fleet.spawn(pool if pool is not None else slots[-1].pool if slots else "", seat=seat)
+
+    def _elsewhere(self, slot: Slot, index: int) -> bool:
+        """A retry offered to the seat it failed on goes back for another seat, while one can take it."""
+        if self.avoid.get(index) != slot.seat:
+            return False
+        if not any(other.seat != slot.seat and other.ready and not other.gone and self.may_feed(other)
+                   and other.pool == slot.pool for other in self.host.fleet.slots.values()):
+            return False
+        self.host.scheduler.rerun(index, slot.worker_id)  # skipped by this worker while others live
+        return True
 
     def _hold(self, index: int) -> bool:
         """Hold an item back if an endpoint it reaches is open (or half-open with its probes out)."""
