@@ -332,7 +332,8 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
             on_report(Path(path))
     console.finish(outcome.results, outcome.collect_errors, summary_line(counts, wall, run.flaky),
                    exit_code not in (0, 5), outcome.not_run, outcome.warnings,
-                   anomalies=outcome.anomalies, run_id=run.run_id, exploration=outcome.exploration)
+                   anomalies=outcome.anomalies, run_id=run.run_id, exploration=outcome.exploration,
+                   resilience=outcome.resilience)
     if console.verbosity >= 0:
         for path in written:
             console.console.print(f"[dim]report: {path}[/dim]")

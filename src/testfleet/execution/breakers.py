@@ -142,6 +142,10 @@ class CircuitBreaker:
             return 0
         return max(0, self.settings.half_open_probes - self.probes_sent)
 
+    def hold_open(self) -> None:
+        """Open for good (its target is quarantined): it never probes again."""
+        self.state, self.opened_at = "open", None
+
     def sent_probe(self) -> None:
         if self.state == "half_open":
             self.probes_sent += 1

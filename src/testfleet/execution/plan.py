@@ -90,3 +90,4 @@ class RunOutcome:
     anomalies: list[dict[str, Any]] = field(default_factory=list)
     fatal: tuple[int, str] | None = None  # (exit code, message): a worker's session could not go on
     exploration: dict[str, Any] | None = None  # what --explore did and found
+    resilience: list[dict[str, Any]] = field(default_factory=list)  # breaker and recovery events

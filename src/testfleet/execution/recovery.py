@@ -129,6 +129,8 @@ class EscalationPolicy:
         openings = sum(b.openings for b in self.seat_breakers(seat))
         if openings >= self.settings.quarantine_after:
             self.quarantined.add(seat)
+            for breaker in self.seat_breakers(seat):
+                breaker.hold_open()
             return Step(5, seat, f"its breakers opened {openings} times (quarantine_after = "
                         f"{self.settings.quarantine_after}); last: {transition.reason}")
         if transition.scope == "instance":

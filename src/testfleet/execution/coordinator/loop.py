@@ -376,4 +376,5 @@ class Orchestrator:
                           warnings=self.warnings,
                           collector_exit=collector_exit, collector_output=output,
                           anomalies=recording.anomalies, fatal=self.fatal,
-                          exploration=None if self.exploration is None else self.exploration.outcome())
+                          exploration=None if self.exploration is None else self.exploration.outcome(),
+                          resilience=self.recovery.events)
