@@ -3,7 +3,6 @@ every test is opened, probed, quarantined, and its tests get their verdict on th
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -26,7 +25,6 @@ quarantine_after = 2
 CRASHING_SEAT = """
 import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -77,8 +75,9 @@ def test_a_seat_that_keeps_crashing_is_opened_probed_and_quarantined_and_no_verd
     assert "circuit breakers and recovery" in ran.stdout and "LEVEL 5 quarantine the worker gw1" in ran.stdout
 
 
-def test_a_bad_breaker_setting_is_refused_with_file_and_key(suite, tmp_path: Path) -> None:
-    root = suite({"testfleet.toml": "[breakers]\nfailure_ratio = 1.5\n", "tests/test_a.py": "def test_a():\n    pass\n"})
+def test_a_bad_breaker_setting_is_refused_with_file_and_key(suite) -> None:
+    root = suite({"testfleet.toml": "[breakers]\nfailure_ratio = 1.5\n",
+                  "tests/test_a.py": "def test_a():\n    pass\n"})
     ran = run_testfleet(root)
     assert ran.returncode == 4, ran.log
     assert "testfleet.toml" in ran.stderr + ran.stdout and "breakers.failure_ratio" in ran.output, ran.log

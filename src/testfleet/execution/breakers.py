@@ -39,17 +39,17 @@ class BreakerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    enabled: bool = Field(True, description="breakers and escalating recovery on (false: testfleet's "
+    enabled: bool = Field(default=True, description="breakers and escalating recovery on (false: testfleet's "
                           "plain crash retry and worker replacement)")
-    failure_ratio: float = Field(0.5, gt=0, le=1, description="share of infrastructure errors over "
+    failure_ratio: float = Field(default=0.5, gt=0, le=1, description="share of infrastructure errors over "
                                  "the window that opens a breaker")
-    window: float = Field(60.0, gt=0, description="seconds of results the failure ratio is taken over")
-    min_calls: int = Field(10, ge=1, description="results in the window before the ratio is judged")
-    consecutive_errors: int = Field(5, ge=1, description="infrastructure errors in a row that open "
+    window: float = Field(default=60.0, gt=0, description="seconds of results the failure ratio is taken over")
+    min_calls: int = Field(default=10, ge=1, description="results in the window before the ratio is judged")
+    consecutive_errors: int = Field(default=5, ge=1, description="infrastructure errors in a row that open "
                                     "a breaker")
-    cooldown: float = Field(10.0, ge=0, description="seconds a breaker stays open before it probes")
-    half_open_probes: int = Field(1, ge=1, description="tests sent through a half-open breaker")
-    quarantine_after: int = Field(3, ge=1, description="openings of a worker's breaker before its "
+    cooldown: float = Field(default=10.0, ge=0, description="seconds a breaker stays open before it probes")
+    half_open_probes: int = Field(default=1, ge=1, description="tests sent through a half-open breaker")
+    quarantine_after: int = Field(default=3, ge=1, description="openings of a worker's breaker before its "
                                   "seat is quarantined for the rest of the run")
 
 
