@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
+from testfleet.execution import protocol as P
+from testfleet.execution.backends.base import Backend, Event
 from testfleet.execution.breakers import BreakerSettings
+from testfleet.execution.coordinator import Orchestrator, Slot
+from testfleet.execution.coordinator.recovering import Recovery
+from testfleet.execution.plan import RunPlan
 from testfleet.execution.recovery import EscalationPolicy
-from testfleet.model import Outcome
+from testfleet.execution.scheduler import Scheduler
+from testfleet.model import Case, Outcome, Run, Variant
 
 
 class Clock:
@@ -122,3 +131,100 @@ def test_give_up_says_why_and_how_many() -> None:
     assert step.level == 6 and step.action == "stop the run"
     assert step.reason == "all workers are gone and --max-worker-restarts (3) is spent: 7 tests not run"
     assert step.event()["kind"] == "recovery" and step.event()["level"] == 6
+
+
+# -- endpoint breakers in the coordinator (a backend that only records what is sent) -----------
+ORDERS = "name: {name}\nsteps:\n{steps}"
+REFUSED = "step 'create' (POST http://127.0.0.1:9/orders): no response: ConnectError: [Errno 111] Connection refused"
+
+
+class Sent(Backend):
+    name = "sent"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, P.CoordinatorMessage]] = []
+
+    def start(self) -> None: ...
+    def spawn_worker(self, worker_id: str, pool: str = "") -> None: ...
+    def kill(self, worker_id: str, sig: int) -> None: ...
+    def poll(self, timeout: float | None) -> list[Event]:
+        return []
+    def collector_output(self) -> str:
+        return ""
+    def close(self) -> None: ...
+
+    def send(self, worker_id: str, message: P.CoordinatorMessage) -> bool:
+        self.sent.append((worker_id, message))
+        return True
+
+    def ran(self) -> list[int]:
+        return [i for _, m in self.sent if isinstance(m, P.Run) for i in m.indices]
+
+
+def scenario_run(tmp_path: Path, clock: Clock) -> tuple[Orchestrator, Sent]:
+    files = {"a": [("list", "GET", "/items"), ("create", "POST", "/orders")],
+             "b": [("create", "POST", "/orders")], "c": [("health", "GET", "/health")],
+             "d": [("create", "POST", "/orders")], "e": [("create", "POST", "/orders")]}
+    for name, steps in files.items():
+        text = "".join(f"  - name: {s}\n    request: {{method: {m}, path: {p}}}\n" for s, m, p in steps)
+        (tmp_path / f"{name}.scenario.yaml").write_text(ORDERS.format(name=name, steps=text))
+    backend = Sent()
+    plan = RunPlan(workers=2, breakers=BreakerSettings(consecutive_errors=2, cooldown=5.0))
+    run = Run(run_id="r", started_at=datetime.now(UTC), rootdir=str(tmp_path))
+    orchestrator = Orchestrator(backend, plan, run, recorder=None)  # type: ignore[arg-type]
+    orchestrator.recovery = Recovery(orchestrator, clock=clock)
+    nodeids = [f"{name}.scenario.yaml::{name}" for name in files]
+    orchestrator.items = [{"nodeid": n, "file": n.split("::")[0], "line": 0, "uses_instance": False}
+                          for n in nodeids]
+    orchestrator.cases = [Case.from_nodeid(n) for n in nodeids]
+    orchestrator.variants = [Variant.of(c) for c in orchestrator.cases]
+    orchestrator.total = len(nodeids)
+    orchestrator.scheduler = Scheduler(nodeids, workers=2, order=[2])  # a and b ran first; d, e come later
+    for worker in ("gw0", "gw1"):
+        orchestrator.fleet.slots[worker] = Slot(worker, ready=True, seat=worker)
+    return orchestrator, backend
+
+
+def result(outcome: str, message: str = "") -> P.TestResult:
+    return P.TestResult(outcome=outcome, categories=[outcome], when="call", message=message, longrepr=message,
+                        start=0.0, stop=0.0, duration=0.0)
+
+
+def test_an_open_endpoint_holds_its_scenarios_back_probes_one_then_lets_them_go(tmp_path: Path) -> None:
+    clock = Clock()
+    orchestrator, backend = scenario_run(tmp_path, clock)
+    recording, fleet = orchestrator.recording, orchestrator.fleet
+    recording.record(0, "gw0", result("failed", REFUSED))  # a: GET /items answered, POST /orders refused
+    recording.record(2, "gw0", result("passed"))  # c on gw0 passed: its seat is fine
+    recording.record(1, "gw1", result("failed", REFUSED))  # b: POST /orders refused again
+    changes = [(e["scope"], e["target"], e["to"]) for e in orchestrator.recovery.events if e["kind"] == "breaker"]
+    assert changes == [("endpoint", "POST /orders", "open")]
+    assert orchestrator.recovery.policy.board.get("endpoint", "GET /items").state == "closed"
+    assert 0 in backend.ran()  # a's retry went to gw0 before the breaker opened; b's waits
+    orchestrator.scheduler.requeue([3, 4])  # d and e reach POST /orders too
+    fleet.feed_all()
+    assert set(orchestrator.recovery.held) == {1, 3, 4}
+    assert not {1, 3, 4} & set(backend.ran())
+    clock.now += 5
+    orchestrator.recovery.tick()  # half-open: exactly one of them goes, as the probe
+    probes = [i for i in backend.ran() if i in (1, 3, 4)]
+    assert len(probes) == 1 and set(orchestrator.recovery.held) == {1, 3, 4} - set(probes)
+    [probe] = probes
+    recording.record(probe, "gw0", result("passed"))  # the endpoint answers again: closed
+    fleet.feed_all()
+    assert orchestrator.recovery.held == {} and set(backend.ran()) >= {1, 3, 4}
+    assert [e["to"] for e in orchestrator.recovery.events if e["kind"] == "breaker"] == ["open", "half_open", "closed"]
+
+
+def test_scenarios_still_held_when_the_run_ends_are_errors_naming_the_breaker(tmp_path: Path) -> None:
+    orchestrator, _backend = scenario_run(tmp_path, Clock())
+    orchestrator.recording.record(0, "gw0", result("failed", REFUSED))
+    orchestrator.recording.record(1, "gw1", result("failed", REFUSED))
+    orchestrator.scheduler.requeue([3, 4])
+    orchestrator.fleet.feed_all()
+    orchestrator.recovery.settle()
+    final = orchestrator.recording.final
+    for index in (1, 3, 4):  # never ran (again): an error each, not silently lost
+        assert final[index].outcome is Outcome.error
+        assert final[index].message == ("not run: the circuit breaker of endpoint POST /orders was open "
+                                        "when the run ended")

@@ -19,6 +19,8 @@ the :class:`~testfleet.execution.recovery.EscalationPolicy` decides:
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,10 +38,11 @@ HELD_MESSAGE = "not run: the circuit breaker of endpoint {endpoint} was open whe
 
 
 class Recovery:
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, clock: Callable[[], float] = time.monotonic) -> None:
         plan = host.plan
         self.host = host
-        self.policy = EscalationPolicy(plan.breakers, reruns=plan.reruns, restart_budget=plan.restart_budget)
+        self.policy = EscalationPolicy(plan.breakers, reruns=plan.reruns, restart_budget=plan.restart_budget,
+                                       clock=clock)
         self.retiring: dict[str, str] = {}  # worker id -> why it was told to stop (its seat opened)
         self.probes: dict[str, int] = {}  # worker id -> the probe test it runs for its seat
         self.held: dict[int, list[str]] = {}  # index -> its endpoints, held back by an open breaker
@@ -94,7 +97,9 @@ class Recovery:
             return False
         if infra or result.outcome is Outcome.crashed:
             self._log(step, target=result.nodeid)
-        if step.level == 1 and slot is not None:
+        if step.level == 1 and slot is not None and self._hold(index):
+            pass  # its endpoint's breaker is open: it waits for the probe with the others
+        elif step.level == 1 and slot is not None:
             slot.outstanding.append(index)
             slot.flushed = False
             explored = host.exploration.explored([index]) if host.exploration is not None else {}
