@@ -289,6 +289,7 @@ class Orchestrator:
         # still running are interrupted: nothing they find can be trusted
         first = str(message.message).splitlines()[0].split("; log ")[0] if message.message else "cannot go on"
         self.say(f"{slot.worker_id}: {first} (stopping the run)")
+        self.recovery.fatal(slot.worker_id, first)
         self.stop_all()
         for other in self.fleet.slots.values():
             if other is not slot and not other.gone and other.outstanding:

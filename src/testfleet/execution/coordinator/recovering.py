@@ -148,6 +148,11 @@ class Recovery:
         elif step.level == 6:
             self._stop(step)
 
+    def fatal(self, worker_id: str, why: str) -> None:
+        """A worker's session cannot go on (the SUT never started, a usage error): nothing any
+        level below could mend. Logged as level 6; the coordinator stops with the worker's exit code."""
+        self._log(Step(6, worker_id, f"{why} (the worker's session cannot go on)"), say=False)
+
     def give_up(self, left: int) -> None:
         """No worker left and work queued: level 6."""
         self._stop(self.policy.give_up_step(left))
@@ -352,13 +357,13 @@ class Recovery:
             reached.append((endpoint, False))
         return reached
 
-    def _log(self, step: Step, target: str | None = None) -> None:
+    def _log(self, step: Step, target: str | None = None, say: bool = True) -> None:
         event = step.event()
         if target is not None:
             event["nodeid"] = target
         self.events.append(event)
         self.host.recording.add_events([dict(event)])
-        if step.level >= 3:
+        if step.level >= 3 and say:
             self.host.say(step.describe())
 
     def _stop(self, step: Step) -> None:
