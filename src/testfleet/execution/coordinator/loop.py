@@ -252,7 +252,7 @@ class Orchestrator:
         rulesets = self.exploration.rulesets() if self.exploration is not None else ()
         self.backend.send(worker_id, P.Configure(replace(self.plan.worker, worker_count=self.plan.workers,
                                                          rulesets=rulesets)))
-        if self.scheduler is not None:
+        if self.scheduler is not None and not self.recovery.turned_away(slot):
             self.fleet.feed(slot)
 
     def worker_ran(self, slot: Slot, index: int, payload: P.TestResult) -> None:

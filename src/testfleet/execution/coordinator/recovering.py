@@ -128,6 +128,14 @@ class Recovery:
         self._refill(slot.seat, slot.pool)  # its breaker may have half-opened meanwhile
         return True
 
+    def turned_away(self, slot: Slot) -> bool:
+        """A worker that said hello in a seat quarantined while it started: it leaves at once."""
+        if slot.seat not in self.policy.quarantined:
+            return False
+        self.retiring[slot.worker_id] = "quarantined"
+        self.host.backend.send(slot.worker_id, P.Stop())
+        return True
+
     def replace(self, slot: Slot, *, counts: bool, cause: str) -> None:
         """A worker left unasked: replace it (level 4), leave its seat empty (open breaker,
         quarantine: level 5), or stop the run (level 6)."""
