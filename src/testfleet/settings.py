@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from testfleet.errors import SettingsError, TestfleetError
 from testfleet.reporting.notify.config import NotifySettings, NotifyTableError, parse_notify
+from testfleet.execution.breakers import BreakerSettings
 
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
 MAX_SEED = 2**63 - 1
@@ -88,6 +89,8 @@ class Settings(BaseModel):
                                      "earlier ones) before its metrics are judged")
     sut: dict[str, Any] | None = Field(None, description="[tool.testfleet.sut]: the system under test "
                                        "each worker starts (command, ready, config...)")
+    breakers: BreakerSettings = Field(default_factory=BreakerSettings, description="[tool.testfleet.breakers]: "
+                                      "circuit breakers and escalating recovery")
     notify: NotifySettings | None = Field(None, description="[tool.testfleet.notify]: where the end "
                                           "of a run is announced (Slack, webhook, e-mail, Jira, GitHub)")
 

@@ -192,6 +192,7 @@ def _execute(request: RunRequest) -> int:
                   backend=backend.name, workers=workers)
         plan = RunPlan(workers=workers, dist=settings.dist, timeout=settings.timeout, reruns=settings.reruns,
                        maxfail=settings.maxfail, restart_budget=settings.restart_budget(),
+                       breakers=settings.breakers,
                        history=store.duration_history(), last_failed=store.last_failed(),
                        failed_first=settings.failed_first, only_last_failed=request.last_failed,
                        continue_on_collection_errors="--continue-on-collection-errors" in request.pytest_extra,
@@ -340,7 +341,8 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
             on_report(Path(path))
     console.finish(outcome.results, outcome.collect_errors, summary_line(counts, wall, run.flaky),
                    exit_code not in (0, 5), outcome.not_run, outcome.warnings,
-                   anomalies=outcome.anomalies, run_id=run.run_id, exploration=outcome.exploration)
+                   anomalies=outcome.anomalies, run_id=run.run_id, exploration=outcome.exploration,
+                   resilience=outcome.resilience)
     if console.verbosity >= 0:
         for path in written:
             console.console.print(f"[dim]report: {path}[/dim]")

@@ -2,9 +2,9 @@
 
 The coordinator is the only writer of results during a run; it reaches the store through the
 :class:`~testfleet.execution.plan.Recorder` the caller hands it, in batches (every
-``STORE_FLUSH_SECONDS`` or ``STORE_FLUSH_ROWS`` results). A failed test is rerun on another worker
-while the retry policy allows (a crashed one once; one that crashed a worker twice, never); a test
-that failed and then passed is marked flaky.
+``STORE_FLUSH_SECONDS`` or ``STORE_FLUSH_ROWS`` results). Each result goes through the run's breakers, and a failed test
+runs again where the recovery policy says (:mod:`.recovering`: a crashed one once, on another
+worker; one that crashed a worker twice, never); a test that failed and then passed is marked flaky.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from testfleet.execution.resilience import RetryPolicy
 from testfleet.model import FAILURE_OUTCOMES, Case, Outcome, Result, Variant
 
 if TYPE_CHECKING:
@@ -27,7 +26,6 @@ STORE_FLUSH_ROWS = 2000
 class Recording:
     def __init__(self, host: Host) -> None:
         self.host = host
-        self.retry = RetryPolicy(host.plan.reruns)
         self.results: list[Result] = []
         self.final: dict[int, Result] = {}  # index -> its final result
         self.attempts: dict[int, int] = {}
@@ -67,12 +65,12 @@ class Recording:
         )
         if payload.series:
             self.add_series(worker_id, payload.series)
+        if not late_teardown:
+            host.recovery.observe(index, worker_id, result)
         if outcome in FAILURE_OUTCOMES and not late_teardown:
             self.failed_once.add(index)
-            if not host.stopping and self.retry.should_retry(outcome, attempt, self.crashes.get(index, 0)):
+            if not host.stopping and host.recovery.retry(index, worker_id, result, self.crashes.get(index, 0)):
                 result.final = False
-                host.scheduler.rerun(index, worker_id)
-                host.fleet.feed_all()
         elif index in self.failed_once and not late_teardown and outcome in (
                 Outcome.passed, Outcome.xfailed, Outcome.skipped):
             result.flaky = True
