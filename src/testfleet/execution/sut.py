@@ -265,6 +265,11 @@ class SutInstance:
                                  workdir=str(self.workdir))
         _ACTIVE[id(self)] = self
         self._wait_ready(values)
+        if os.environ.get("TESTFLEET_CHAOS_DIR"):  # --chaos: tests reach the SUT through a proxy
+            from testfleet.execution.chaos.agent import front
+
+            self.info.port = front(self.instance, port, self._proc.pid)
+            self.info.base_url = f"http://{HOST}:{self.info.port}"
         return self.info
 
     def stop(self) -> int | None:
