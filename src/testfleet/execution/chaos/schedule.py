@@ -109,6 +109,7 @@ class Injection:
     target: str = field(compare=False)
     duration: float = field(compare=False, default=0.0)
     params: dict[str, float] = field(compare=False, default_factory=dict)
+    entry: int = field(compare=False, default=-1)  # its entry in the schedule file (-1: a profile's)
 
 
 class Schedule:
@@ -120,9 +121,12 @@ class Schedule:
 
     def upcoming(self) -> Iterator[Injection]:
         """Every injection in time order (ties: in the file's order)."""
-        streams = [((t, i, spec) for t in spec.times()) for i, spec in enumerate(self.specs)]
-        for seq, (at, _i, spec) in enumerate(heapq.merge(*streams, key=lambda x: (x[0], x[1]))):
-            yield Injection(at, seq, spec.fault, spec.target, spec.duration, dict(spec.params))
+        def stream(i: int, spec: FaultSpec) -> Iterator[tuple[float, int, FaultSpec]]:
+            return ((t, i, spec) for t in spec.times())
+
+        streams = [stream(i, spec) for i, spec in enumerate(self.specs)]
+        for seq, (at, i, spec) in enumerate(heapq.merge(*streams, key=lambda x: (x[0], x[1]))):
+            yield Injection(at, seq, spec.fault, spec.target, spec.duration, dict(spec.params), entry=i)
 
 
 def _place(loc: tuple[int | str, ...]) -> str:
@@ -135,9 +139,9 @@ def _place(loc: tuple[int | str, ...]) -> str:
 def parse_schedule(data: Any, source: str) -> Schedule:
     """A validated schedule from parsed YAML; SettingsError naming ``source`` and the key."""
     if isinstance(data, dict):
-        unknown = sorted(set(data) - {"faults"})
+        unknown = [key for key in data if key != "faults"]
         if unknown:
-            raise SettingsError(f"unknown key {unknown[0]!r}", source=source, place=str(unknown[0]),
+            raise SettingsError(f"unknown key {unknown[0]!r}", source=source, place=str(unknown[0]) or "''",
                                 expected="a mapping with only 'faults', or a list of faults")
         data = data.get("faults")
         prefix: tuple[int | str, ...] = ("faults",)
