@@ -120,13 +120,33 @@ def test_network_and_memory_faults_are_orders_to_the_workers_agent(tmp_path: Pat
 
 def test_a_fault_without_a_target_is_recorded_as_skipped_with_the_reason(tmp_path: Path) -> None:
     host = _Host(_Backend({"gw0": 1}), ["gw0"])
-    _run_until_quiet(_injector(host, tmp_path, [
-        {"at": 0, "fault": "kill_sut", "target": "any"},  # no SUT instance
+    injector = _injector(host, tmp_path, [
         {"at": 0, "fault": "stop_worker", "target": "gw7", "duration": 1},  # no such worker
-        {"at": 0, "fault": "kill_node", "target": "any"}]))  # local backend
-    assert [e.get("skipped") for e in host.events] == [
-        "no live worker with a SUT instance", "gw7 is not a live worker", "kill_node needs the Ray backend"]
+        {"at": 0, "fault": "kill_node", "target": "any"}])  # local backend
+    _run_until_quiet(injector)
+    assert [e.get("skipped") for e in host.events] == ["gw7 is not a live worker", "kill_node needs the Ray backend"]
     assert host.backend.killed == []
+
+
+def test_a_fault_for_any_waits_until_a_worker_can_take_it(tmp_path: Path) -> None:
+    host = _Host(_Backend({"gw0": 1}), ["gw0"])
+    injector = _injector(host, tmp_path, [{"at": 0, "fault": "latency", "target": "any", "duration": 1},
+                                          {"at": 0, "fault": "kill_sut", "target": "any"}])
+    injector.tick()
+    assert host.events == [] and len(injector.waiting) == 2  # no SUT instance yet
+    (tmp_path / "sut-gw0.json").write_text(json.dumps({"pid": 2**22 + 12345, "port": 1, "proxy_port": 2}))
+    injector.tick()
+    assert [(e["fault"], e["target"], e.get("skipped")) for e in host.events] == [
+        ("latency", "gw0", None), ("kill_sut", "gw0", None)]
+    assert not injector.waiting
+
+
+def test_a_fault_still_waiting_when_the_run_ends_is_skipped(tmp_path: Path) -> None:
+    host = _Host(_Backend({"gw0": 1}), ["gw0"])
+    injector = _injector(host, tmp_path, [{"at": 0, "fault": "pause_sut", "target": "any", "duration": 1}])
+    injector.tick()
+    injector.close()
+    assert [e.get("skipped") for e in host.events] == ["the run ended before any worker could take it"]
 
 
 def test_any_picks_the_same_targets_for_the_same_seed(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ when it is gone) and carried out:
 * ``kill_node``: only where the cluster has a node that can go without the driver; a local Ray
   cluster has only its head, so it is skipped with that reason.
 
-Every fault is an event of the run (``kind = "fault"``, data ``fault``, ``target``, ``at``,
+A fault aimed at ``any`` when no worker can take it yet (the fleet or its SUT instances are still
+starting) waits until one can, for at most ``DEFER_LIMIT`` seconds; its event says how late it
+came (``late``). Every fault is an event of the run (``kind = "fault"``, data ``fault``, ``target``, ``at``,
 ``duration``, ``params``; a fault that could not be injected has ``skipped`` with the reason) and
 a console line. Whatever is stopped when the run ends is continued (:meth:`Injector.close`).
 """
@@ -37,6 +39,9 @@ from testfleet.execution.chaos.schedule import NETWORK, Injection
 if TYPE_CHECKING:
     from testfleet.execution.coordinator.interfaces import Host
 
+DEFER_LIMIT = 30.0
+DEFER_POLL = 0.2
+
 
 class Stream(Protocol):
     name: str
@@ -56,6 +61,7 @@ class Injector:
         self.resume: list[tuple[float, int, int, str]] = []  # (due, pid, signal kind, what) to SIGCONT
         self.orders: dict[str, list[dict[str, Any]]] = {}
         self.injected: list[dict[str, Any]] = []
+        self.waiting: list[tuple[float, Injection]] = []  # (when it was due, fault) no target could take yet
 
     # -- driven by the loop ------------------------------------------------------------------
     def until_next(self) -> float:
@@ -64,6 +70,8 @@ class Injector:
             return 0.0
         now = time.monotonic()
         due = [d for d, *_ in self.resume]
+        if self.waiting:
+            due.append(now + DEFER_POLL)
         if self.next is not None:
             due.append(self.started + self.next.at)
         return max(0.0, min(due) - now) if due else 3600.0
@@ -75,8 +83,13 @@ class Injector:
         for item in [r for r in self.resume if r[0] <= now]:
             self.resume.remove(item)
             _signal(item[1], signal.SIGCONT, group=item[2] == 1)
-        while self.next is not None and self.started + self.next.at <= now and not self.host.stopping:
-            self.inject(self.next)
+        if self.host.stopping:
+            return
+        waiting, self.waiting = self.waiting, []
+        for due, injection in waiting:
+            self.inject(injection, due=due)
+        while self.next is not None and self.started + self.next.at <= now:
+            self.inject(self.next, due=now)
             self.next = next(self.stream, None)
 
     def close(self) -> None:
@@ -84,19 +97,27 @@ class Injector:
         for _due, pid, group, _what in self.resume:
             _signal(pid, signal.SIGCONT, group=group == 1)
         self.resume.clear()
+        for _due, injection in self.waiting:
+            self._record(injection, injection.target, "the run ended before any worker could take it")
+        self.waiting.clear()
         self.next = None
 
     # -- one fault ---------------------------------------------------------------------------
-    def inject(self, injection: Injection) -> None:
+    def inject(self, injection: Injection, due: float | None = None) -> None:
         fault = injection.fault
+        now = time.monotonic()
+        due = now if due is None else due
         needs_sut = fault in NETWORK or fault in ("kill_sut", "pause_sut")
         target, skipped = self._aim(injection.target, needs_sut)
+        if target is None and injection.target == "any" and now - due < DEFER_LIMIT:
+            self.waiting.append((due, injection))  # the fleet is still starting: as soon as it can
+            return
         if skipped is None and target is not None:
             try:
                 skipped = self._carry_out(fault, target, injection)
             except OSError as exc:
                 skipped = f"could not be injected: {exc}"
-        self._record(injection, target or injection.target, skipped)
+        self._record(injection, target or injection.target, skipped, late=now - due)
 
     def _aim(self, wanted: str, needs_sut: bool) -> tuple[str | None, str | None]:
         live = sorted((s.worker_id for s in self.host.fleet.live() if s.ready),
@@ -151,7 +172,7 @@ class Injector:
                     "would end the run, not test its recovery")
         return "killing a Ray node other than this machine's needs access to its host; not supported"
 
-    def _record(self, injection: Injection, target: str, skipped: str | None) -> None:
+    def _record(self, injection: Injection, target: str, skipped: str | None, late: float = 0.0) -> None:
         params = dict(injection.params)
         what = injection.fault + (f" {injection.duration:g}s" if injection.duration else "") + \
             "".join(f" {k}={v:g}" for k, v in params.items())
@@ -160,6 +181,9 @@ class Injector:
                                  "fault": injection.fault, "target": target, "at": time.time(),
                                  "duration": injection.duration, "params": params,
                                  "schedule": self.schedule.name}
+        if late >= DEFER_POLL:
+            event["late"] = round(late, 2)
+            event["message"] = message = message + f" ({late:.1f}s late: no worker could take it sooner)"
         if skipped:
             event["skipped"] = skipped
         else:
