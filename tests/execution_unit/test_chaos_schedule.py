@@ -107,7 +107,7 @@ def fault_entries(draw: st.DrawFn) -> dict:
     return entry
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(fault_entries(), min_size=1, max_size=5), st.booleans())
 def test_every_valid_schedule_round_trips_through_yaml(entries: list[dict], wrapped: bool) -> None:
     text = yaml.safe_dump({"faults": entries} if wrapped else entries)
