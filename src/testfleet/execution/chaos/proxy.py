@@ -23,6 +23,7 @@ choices (jitter, shares) come from a generator seeded per proxy.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
 import socket
@@ -50,14 +51,15 @@ class _Loop:
 
     _lock = threading.Lock()
     _loop: asyncio.AbstractEventLoop | None = None
+    _pid = 0  # a forked child inherits the loop but not its thread: it makes its own
 
     @classmethod
     def get(cls) -> asyncio.AbstractEventLoop:
         with cls._lock:
-            if cls._loop is None or cls._loop.is_closed():
+            if cls._loop is None or cls._loop.is_closed() or cls._pid != os.getpid():
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="testfleet-chaos-proxy", daemon=True).start()
-                cls._loop = loop
+                cls._loop, cls._pid = loop, os.getpid()
             return cls._loop
 
 
