@@ -87,6 +87,8 @@ class Settings(BaseModel):
                                      "execution's metric is flagged as an anomaly")
     anomaly_min_history: int = Field(8, ge=2, description="executions of a case (this run and "
                                      "earlier ones) before its metrics are judged")
+    chaos: str | None = Field(None, min_length=1, description="failure injection: the profile mild, "
+                              "moderate or severe, or a YAML schedule file")
     sut: dict[str, Any] | None = Field(None, description="[tool.testfleet.sut]: the system under test "
                                        "each worker starts (command, ready, config...)")
     breakers: BreakerSettings = Field(default_factory=BreakerSettings, description="[tool.testfleet.breakers]: "
@@ -272,6 +274,8 @@ def load_settings(paths: list[str] | None = None, overrides: dict[str, Any] | No
     for key in PATH_KEYS:
         if isinstance(values.get(key), str) and values[key]:
             values[key] = str(base / values[key])
+    if isinstance(values.get("chaos"), str) and values["chaos"] not in ("mild", "moderate", "severe"):
+        values["chaos"] = str(base / values["chaos"])  # a schedule file, relative like other paths
     try:
         settings = Settings.model_validate(values, strict=True)  # a file's "3" is not 3
     except ValidationError as exc:

@@ -136,6 +136,9 @@ def run(
     anomaly_min_history: Annotated[int | None, typer.Option(
         "--anomaly-min-history", help="Executions of a case needed before its metrics are judged (default 8). Setting: "
                                       "anomaly_min_history.")] = None,
+    chaos: Annotated[str | None, typer.Option(
+        "--chaos", help="Inject faults while the run goes on: mild, moderate, severe, or a YAML schedule file; each "
+                        "fault is an event and the summary says what it broke. Setting: chaos.")] = None,
     dashboard: Annotated[bool, typer.Option(
         "--dashboard", help="Serve a live dashboard of this run on 127.0.0.1 while it runs; prints its URL.")] = False,
     run_id: Annotated[str | None, typer.Option("--run-id", hidden=True)] = None,
@@ -167,6 +170,7 @@ def run(
             "anomaly_min_history": anomaly_min_history, "explore": explore,
             "ruleset": ruleset, "ruleset_b": ruleset_b, "ab": ab, "explore_per_case": explore_per_case,
             "alluredir": alluredir, "codequality": codequality,
+            "chaos": chaos,
         },
         argv=list(sys.argv), run_id=run_id, events_fd=events_fd,
     )

@@ -84,8 +84,10 @@ def keep_local_ray_on_loopback(address: str | None) -> None:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
-def make_backend(settings: Settings, pytest_args: list[str], workers: int, cwd: Path) -> Any:
-    """The backend the settings ask for; the Ray one only when Ray is installed."""
+def make_backend(settings: Settings, pytest_args: list[str], workers: int, cwd: Path,
+                 env: dict[str, str] | None = None) -> Any:
+    """The backend the settings ask for; the Ray one only when Ray is installed; ``env``: added to
+    the workers' environment (--chaos)."""
     if settings.backend == "ray":
         keep_local_ray_on_loopback(settings.ray_address)
         try:
@@ -95,9 +97,9 @@ def make_backend(settings: Settings, pytest_args: list[str], workers: int, cwd: 
         store = Path(settings.store).resolve()
         excludes = [f"/{store.relative_to(cwd.resolve())}*"] if store.is_relative_to(cwd.resolve()) else []
         return RayBackend(pytest_args, workers=workers, address=settings.ray_address, cwd=cwd,
-                          pip=settings.ray_pip, env=dict(settings.ray_env), excludes=excludes)
+                          pip=settings.ray_pip, env=dict(settings.ray_env) | (env or {}), excludes=excludes)
     return LocalBackend(pytest_args, workers=workers, start_method=settings.start_method, cwd=cwd,
-                        offers={"resources": settings.resources, "labels": settings.labels})
+                        offers={"resources": settings.resources, "labels": settings.labels}, env=env)
 
 
 def git_sha(folder: Path) -> str | None:
@@ -165,8 +167,14 @@ def _execute(request: RunRequest) -> int:
         return _error(f"file or directory not found: {missing[0]}")
     workers = settings.worker_count()
     seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**32)
+    chaos = None
     try:
-        backend = make_backend(settings, pytest_arguments(request, settings), workers, cwd)
+        if settings.chaos:  # a bad schedule is refused before any worker starts
+            from testfleet.execution.chaos import plan_chaos
+
+            chaos = plan_chaos(settings.chaos, seed, has_sut=settings.sut is not None, cwd=cwd)
+        backend = make_backend(settings, pytest_arguments(request, settings), workers, cwd,
+                               env=chaos.env() if chaos is not None else None)
         backend.start()  # collection runs while the store opens
     except TestfleetError as exc:
         return _error(str(exc))
@@ -215,8 +223,10 @@ def _execute(request: RunRequest) -> int:
             writer = EventWriter(request.events_fd, run.run_id)
             listener = TeeListener(console, writer)
         orchestrator = Orchestrator(backend, plan, run, StoreRecorder(store, configs), listener,
-                                    crash_text=getattr(backend, "crash_text", None))
+                                    crash_text=getattr(backend, "crash_text", None), chaos=chaos)
         outcome = orchestrator.execute()
+        if chaos is not None:
+            chaos.cleanup()
         console.stop()
         if outcome.collector_exit is not None:
             # pytest ended before collecting (a usage error, --collect-only, ...): show what it said.
@@ -343,6 +353,11 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
                    exit_code not in (0, 5), outcome.not_run, outcome.warnings,
                    anomalies=outcome.anomalies, run_id=run.run_id, exploration=outcome.exploration,
                    resilience=outcome.resilience)
+    if settings.chaos and console.verbosity >= 0:  # what was injected, what it broke, recovery
+        from testfleet.analysis.recovery_time import fault_lines
+
+        for line in fault_lines(store, run.run_id):
+            console.console.print(line, markup=False, highlight=False)
     if console.verbosity >= 0:
         for path in written:
             console.console.print(f"[dim]report: {path}[/dim]")

@@ -55,7 +55,8 @@ class Orchestrator:
     """The coordinator of one run (it meets :class:`~.interfaces.Host` for its parts)."""
 
     def __init__(self, backend: Backend, plan: RunPlan, run: Run, recorder: Recorder,
-                 listener: Listener | None = None, crash_text: Callable[[str], str] | None = None) -> None:
+                 listener: Listener | None = None, crash_text: Callable[[str], str] | None = None,
+                 chaos: Any = None) -> None:
         self.backend = backend
         self.plan = plan
         self.run_info = run
@@ -83,6 +84,11 @@ class Orchestrator:
         self.recording = Recording(self)
         self.recovery = Recovery(self)
         self.exploration: Exploring | None = None if plan.explorer is None else Exploration(self, plan.explorer)
+        self.injector: Any = None  # --chaos: faults injected beside the loop (a ChaosPlan given)
+        if chaos is not None:
+            from testfleet.execution.chaos.injector import Injector
+
+            self.injector = Injector(self, chaos.stream, chaos.folder, chaos.seed)
 
     # -- public -------------------------------------------------------------------------------
     def execute(self) -> RunOutcome:
@@ -118,6 +124,8 @@ class Orchestrator:
             except KeyboardInterrupt:
                 pass
         finally:
+            if self.injector is not None:
+                self.injector.close()
             if self.plan.monitor is not None and self.recording.final:
                 self.recording.add_events(self.plan.monitor.finish())
             if self.exploration is not None:
@@ -161,13 +169,18 @@ class Orchestrator:
                         self.worker_hello(worker_id)
 
     def _loop(self) -> None:
-        fleet, exploration = self.fleet, self.exploration
+        fleet, exploration, injector = self.fleet, self.exploration, self.injector
         for event in self.backlog:
             self._handle(event)
         while True:
-            for event in self.backend.poll(fleet.poll_timeout(min(STORE_FLUSH_SECONDS,
-                                                                  self.recovery.next_due() or STORE_FLUSH_SECONDS))):
+            due = self.recovery.next_due()
+            wait = STORE_FLUSH_SECONDS if due is None else min(STORE_FLUSH_SECONDS, due)
+            if injector is not None:
+                wait = min(wait, injector.until_next())
+            for event in self.backend.poll(fleet.poll_timeout(wait)):
                 self._handle(event)
+            if injector is not None:
+                injector.tick()
             fleet.check_timeouts()
             self.recovery.tick()  # breakers whose cool-down is over probe
             self.recording.flush()
@@ -227,6 +240,8 @@ class Orchestrator:
     def _drain(self, grace: float) -> None:
         """Wait for every worker to leave; kill the ones that do not within ``grace`` seconds."""
         slots = self.fleet.slots
+        if self.injector is not None:  # a stopped worker or SUT cannot leave: continue them first
+            self.injector.close()
         deadline = time.monotonic() + grace
         while any(not s.gone for s in slots.values()):
             remaining = deadline - time.monotonic()
