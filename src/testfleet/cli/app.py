@@ -134,8 +134,8 @@ def run(
     dashboard: Annotated[bool, typer.Option(
         "--dashboard", help="Serve a live dashboard of this run on 127.0.0.1 while it runs; prints its URL.")] = False,
     resume: Annotated[str | None, typer.Option(
-        "--resume", help="Finish an interrupted run (an id, a unique prefix or 'last'): run only its tests that have no "
-                         "result yet, with its recorded arguments and settings, into the same run.")] = None,
+        "--resume", help="Finish an interrupted run (an id, a unique prefix or 'last'): run only its tests that have "
+                         "no result yet, with its recorded arguments and settings, into the same run.")] = None,
     resume_into: Annotated[str | None, typer.Option("--resume-into", hidden=True)] = None,
     run_id: Annotated[str | None, typer.Option("--run-id", hidden=True)] = None,
     events_fd: Annotated[int | None, typer.Option("--events-fd", hidden=True)] = None,
