@@ -193,6 +193,8 @@ def replay(store: Store) -> dict[str, int]:
             if events:
                 TelemetryStore(store).append_events(run_id, events)
             replayed[run_id] = len(missing)
+            if missing and rows[0][0] == "interrupted":  # closed before (a replay that failed): recount
+                store.finish_run(liveness.as_interrupted(store, store.get_run(run_id, settle=False)))
         path.unlink(missing_ok=True)
     try:
         folder.rmdir()
