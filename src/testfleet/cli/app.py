@@ -141,6 +141,10 @@ def run(
                         "fault is an event and the summary says what it broke. Setting: chaos.")] = None,
     dashboard: Annotated[bool, typer.Option(
         "--dashboard", help="Serve a live dashboard of this run on 127.0.0.1 while it runs; prints its URL.")] = False,
+    resume: Annotated[str | None, typer.Option(
+        "--resume", help="Finish an interrupted run (an id, a unique prefix or 'last'): run only its tests that have "
+                         "no result yet, with its recorded arguments and settings, into the same run.")] = None,
+    resume_into: Annotated[str | None, typer.Option("--resume-into", hidden=True)] = None,
     run_id: Annotated[str | None, typer.Option("--run-id", hidden=True)] = None,
     events_fd: Annotated[int | None, typer.Option("--events-fd", hidden=True)] = None,
     submitted: Annotated[str | None, typer.Option("--submitted", hidden=True)] = None,
@@ -150,6 +154,19 @@ def run(
     """Run tests on local workers: testfleet run [PATHS] [--workers N|auto] [-- pytest args]."""
     from testfleet.cli.run import RunRequest, execute
 
+    if resume is not None:  # the run's own arguments, run again (cli/resume.py)
+        from testfleet.cli.resume import resume_arguments
+        from testfleet.errors import UsageError
+
+        if paths:
+            raise UsageError("--resume runs the tests of the recorded run: give no paths", place="--resume")
+        resumed_id, recorded = resume_arguments(resume, store)
+        # reports and verbosity asked for now apply (after the recorded ones, so they win)
+        now = [*(["--store", store] if store else []), *(["--junitxml", junitxml] if junitxml else []),
+               *(["--json", json_report] if json_report else []), *(["--md", md] if md else []),
+               *(["-q"] * quiet), *(["-v"] * verbose)]
+        cut = recorded.index("--") if "--" in recorded else len(recorded)
+        raise typer.Exit(main(["run", "--resume-into", resumed_id, *recorded[:cut], *now, *recorded[cut:]]))
     if dashboard:
         from testfleet.service.client import run_with_dashboard
 
@@ -172,7 +189,7 @@ def run(
             "alluredir": alluredir, "codequality": codequality,
             "chaos": chaos,
         },
-        argv=list(sys.argv), run_id=run_id, events_fd=events_fd,
+        argv=list(sys.argv), run_id=run_id, events_fd=events_fd, resume_of=resume_into,
     )
     if submitted:  # a run a server started: what the user typed, and the store they know
         shown = json.loads(submitted)

@@ -45,6 +45,7 @@ class RunRequest:
     run_id: str | None = None  # given by `testfleet serve`, which must know it before the run starts
     events_fd: int | None = None  # a pipe to `testfleet serve`: the run's events as JSON lines
     store_label: str | None = None  # the store a user knows this run by (a server's: not the private copy)
+    resume_of: str | None = None  # --resume: the interrupted run this invocation finishes (cli/resume.py)
 
 
 def _error(message: str) -> int:
@@ -162,6 +163,16 @@ def _execute(request: RunRequest) -> int:
                              "--explore", place="--ruleset-b")
     except TestfleetError as exc:
         return _error(str(exc))
+    resumed = None
+    if request.resume_of:  # the run's recorded settings and seed, its earlier attempts' time
+        from testfleet.cli.resume import load_resumed, recorded_settings
+
+        try:
+            resumed = load_resumed(settings.store, request.resume_of)
+            settings = recorded_settings(resumed.run, settings)
+        except TestfleetError as exc:
+            return _error(str(exc))
+        settings.seed, started_wall = resumed.run.seed, started_wall - resumed.run.duration
     missing = missing_paths(request.paths, cwd)
     if missing:
         return _error(f"file or directory not found: {missing[0]}")
@@ -180,7 +191,7 @@ def _execute(request: RunRequest) -> int:
         return _error(str(exc))
 
     from testfleet.execution.orchestrator import Orchestrator, RunPlan
-    from testfleet.model import Run
+    from testfleet.model import Run, RunStatus
     from testfleet.reporting.console import ConsoleReporter
     from testfleet.store.db import Store
     from testfleet.store.recorder import StoreRecorder
@@ -193,7 +204,8 @@ def _execute(request: RunRequest) -> int:
     run = None
     try:
         run_id = request.run_id or f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-        run = Run(run_id=run_id, started_at=datetime.now(UTC),
+        run = resumed.run.model_copy(update={"status": RunStatus.running, "finished_at": None, "exit_code": None}) \
+            if resumed else Run(run_id=run_id, started_at=datetime.now(UTC),
                   argv=request.argv, paths=request.paths, settings=settings.model_dump(mode="json", by_alias=True)
                   | {"settings_file": str(source) if source else None, "environment": environment()},
                   seed=seed, git_sha=git_sha(cwd),
@@ -207,7 +219,8 @@ def _execute(request: RunRequest) -> int:
                        requirement_rules=settings.requirement_rules(),
                        strict_requirements=settings.strict_requirements,
                        monitor=_monitor(store, settings),
-                       explorer=_explorer(store, settings, seed),
+                       explorer=None if resumed else _explorer(store, settings, seed),
+                       resume=resumed.results if resumed else None,
                        worker=worker_config(settings, source, seed=seed, cwd=cwd))
         console = ConsoleReporter(verbosity=request.verbosity)
         configs = {"settings": [source]} if source else {}
@@ -222,11 +235,15 @@ def _execute(request: RunRequest) -> int:
 
             writer = EventWriter(request.events_fd, run.run_id)
             listener = TeeListener(console, writer)
-        orchestrator = Orchestrator(backend, plan, run, StoreRecorder(store, configs), listener,
+        recorder = StoreRecorder(store, {} if resumed else configs, resuming=resumed is not None)
+        orchestrator = Orchestrator(backend, plan, run, recorder, listener,
                                     crash_text=getattr(backend, "crash_text", None), chaos=chaos)
         outcome = orchestrator.execute()
+        recorder.close()
         if chaos is not None:
             chaos.cleanup()
+        if resumed:  # flaky counts the earlier attempts' finals too
+            run.flaky = sum(1 for r in outcome.results if r.final and r.flaky)
         console.stop()
         if outcome.collector_exit is not None:
             # pytest ended before collecting (a usage error, --collect-only, ...): show what it said.

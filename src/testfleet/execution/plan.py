@@ -71,6 +71,8 @@ class RunPlan:
     monitor: Any = None
     #: proposes explored variants once the baseline is dispatched (an execution.explorer.Explorer)
     explorer: Any = None
+    #: --resume: every result the run stored before (only tests without a final one run again)
+    resume: list[Result] | None = None
     minimize_budget: int = 100  # executions spent minimising each distinct failure exploration found
     #: what every worker is told in reply to its Hello (its worker count and rulesets filled in)
     worker: WorkerConfig = field(default_factory=WorkerConfig)

@@ -37,6 +37,7 @@ class Recording:
         self.events: list[dict[str, Any]] = []
         self.anomalies: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
+        self.journaled = (0, 0)  # how much of buffer and events went to the journal
 
     def record(self, index: int, worker_id: str, payload: P.TestResult, late_teardown: bool = False) -> Result:
         """One result. ``late_teardown``: the error of fixtures torn down after a stop, reported as
@@ -121,6 +122,12 @@ class Recording:
         self.anomalies.extend(e for e in events if e.get("kind") in ("outlier", "leak"))
 
     def flush(self, force: bool = False) -> None:
+        # Every pass: what arrived goes to the recorder's write-ahead journal, if it keeps one
+        # (store/journal.py), so that kill -9 before the next batch below loses nothing.
+        journal = getattr(self.host.recorder, "journal_arrivals", None)
+        if journal is not None:
+            journal(self.buffer[self.journaled[0]:], self.events[self.journaled[1]:])
+            self.journaled = (len(self.buffer), len(self.events))
         now = time.monotonic()
         pending = len(self.buffer) + len(self.series["t"]) // 50 + len(self.events)
         if pending and (force or len(self.buffer) >= STORE_FLUSH_ROWS
@@ -136,4 +143,8 @@ class Recording:
             if self.events:
                 recorder.append_events(run_id, self.events)
                 self.events = []
+            self.journaled = (0, 0)
+            checkpoint = getattr(recorder, "checkpoint", None)
+            if checkpoint is not None:  # the journal's lines are all in the store now
+                checkpoint()
             self.last_flush = now
