@@ -3,7 +3,6 @@ every test is opened, probed, quarantined, and its tests get their verdict on th
 
 from __future__ import annotations
 
-
 import pytest
 
 from execution.conftest import by_nodeid, run_testfleet
@@ -25,6 +24,7 @@ quarantine_after = 2
 CRASHING_SEAT = """
 import os
 import time
+from pathlib import Path
 
 import pytest
 
