@@ -48,7 +48,7 @@ STATUS = {Outcome.passed: "passed", Outcome.failed: "failed", Outcome.error: "br
 SEVERITIES = ("blocker", "critical", "normal", "minor", "trivial")
 # pytest's own markers say how a test runs, not what it is about: they are not tags.
 _NOT_TAGS = frozenset({"parametrize", "skip", "skipif", "xfail", "usefixtures", "filterwarnings",
-                       "requires", "explore", "subtests", "slow_ok"}) | frozenset(SEVERITIES)
+                       "requires", "explore", "subtests"}) | frozenset(SEVERITIES)
 _NAMESPACE = uuid.UUID("5f1c2b9e-7a43-4c1e-9d6a-6e0f5b7e2a10")
 CATEGORIES = [
     {"name": "Timed out", "description": "killed by testfleet after --timeout",
