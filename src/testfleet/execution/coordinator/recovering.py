@@ -116,12 +116,12 @@ class Recovery:
     def took_back(self, slot: Slot) -> bool:
         """A worker that left because its seat's breaker opened: what it held goes back to the
         queue (True). False for any other loss."""
-        if slot.worker_id not in self.retiring or not slot.said_bye:
-            return False
+        host = self.host
+        if slot.worker_id not in self.retiring or not slot.said_bye or host.stopping:
+            return False  # (a stopping run counts what it held as not run)
         del self.retiring[slot.worker_id]
         self.probes.pop(slot.worker_id, None)
-        host = self.host
-        if slot.outstanding and not host.stopping:
+        if slot.outstanding:
             host.scheduler.requeue(list(slot.outstanding))
             slot.outstanding.clear()
             host.fleet.feed_all()
