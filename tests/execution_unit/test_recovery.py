@@ -228,3 +228,55 @@ def test_scenarios_still_held_when_the_run_ends_are_errors_naming_the_breaker(tm
         assert final[index].outcome is Outcome.error
         assert final[index].message == ("not run: the circuit breaker of endpoint POST /orders was open "
                                         "when the run ended")
+
+
+SUT_CRASHED = "the system under test crashed during this test (exit code -9); restarted it on port 5000"
+
+
+def test_an_instance_that_keeps_crashing_is_vacated_restarted_in_a_fresh_worker_and_probed() -> None:
+    clock = Clock()
+    backend = Sent()
+    spawned: list[str] = []
+    backend.spawn_worker = lambda worker_id, pool="": spawned.append(worker_id)  # type: ignore[method-assign]
+    plan = RunPlan(workers=2, breakers=BreakerSettings(consecutive_errors=2, cooldown=5.0))
+    orchestrator = Orchestrator(backend, plan, Run(run_id="r", started_at=datetime.now(UTC)),
+                                recorder=None)  # type: ignore[arg-type]
+    orchestrator.recovery = recovery = Recovery(orchestrator, clock=clock)
+    nodeids = [f"t.py::test_{i}" for i in range(12)]
+    orchestrator.items = [{"nodeid": n, "file": "t.py", "line": i, "uses_instance": True}
+                          for i, n in enumerate(nodeids)]
+    orchestrator.cases = [Case.from_nodeid(n) for n in nodeids]
+    orchestrator.variants = [Variant.of(c) for c in orchestrator.cases]
+    orchestrator.total = len(nodeids)
+    orchestrator.scheduler = Scheduler(nodeids, workers=2)
+    fleet = orchestrator.fleet
+    fleet.next_worker = 2
+    for worker in ("gw0", "gw1"):
+        fleet.slots[worker] = Slot(worker, ready=True, seat=worker)
+    fleet.feed_all()
+    gw1 = fleet.slots["gw1"]
+    first = gw1.outstanding[0]
+    orchestrator.worker_ran(gw1, first, result("error", SUT_CRASHED))
+    assert [(w, m.indices) for w, m in backend.sent if isinstance(m, P.Run) and m.indices == [first]] \
+        == [("gw1", [first])]  # level 1: the same worker runs it again
+    orchestrator.worker_ran(gw1, first, result("error", SUT_CRASHED))  # the instance crashed again
+    assert ("gw1", P.Stop()) in backend.sent  # its seat takes no more work: the worker stops
+    held = list(gw1.outstanding)
+    assert held  # it still held queued tests when it was told to stop
+    gw1.said_bye = True
+    orchestrator.worker_lost(gw1, None)  # it left after its test: what it held goes to gw0
+    assert orchestrator.scheduler is not None and set(held) <= set(orchestrator.scheduler.queues[""][0].indices)
+    clock.now += 5
+    recovery.tick()  # half-open: a fresh worker (a fresh instance) takes the seat
+    assert spawned == ["gw2"] and fleet.slots["gw2"].seat == "gw1"
+    orchestrator.worker_hello("gw2")
+    to_gw2 = [m for w, m in backend.sent if w == "gw2" and isinstance(m, (P.Run, P.Flush))]
+    assert len(to_gw2) == 2 and len(to_gw2[0].indices) == 1 and isinstance(to_gw2[1], P.Flush)  # type: ignore[union-attr]
+    [probe] = to_gw2[0].indices  # type: ignore[union-attr]
+    orchestrator.worker_ran(fleet.slots["gw2"], probe, result("passed"))
+    assert len([m for w, m in backend.sent if w == "gw2" and isinstance(m, P.Run)]) > 1  # closed: fed again
+    changes = [(e["scope"], e["target"], e["to"]) for e in recovery.events if e["kind"] == "breaker"]
+    assert changes == [("instance", "gw1", "open"), ("instance", "gw1", "half_open"), ("instance", "gw1", "closed")]
+    assert recovery.events[1]["moved"] == len(held)
+    levels = [e["level"] for e in recovery.events if e["kind"] == "recovery"]
+    assert levels == [1, 3, 2, 3]  # same worker; restart the instance; the test elsewhere; the fresh session

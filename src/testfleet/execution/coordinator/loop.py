@@ -13,9 +13,10 @@ Each event of the backend goes to one handler (as pytest-xdist's ``DSession.work
 ``worker_telemetry``, ``worker_fatal`` and ``worker_bye``.
 
 Fault rules: a worker that dies mid-test gets that test reported ``crashed`` with the exit code or
-signal and faulthandler's traceback; the tests queued behind it go back to the queue; the worker
-is replaced while the restart budget lasts. A crashed test is retried once; a test that crashes
-a worker twice is not retried again.
+signal and faulthandler's traceback; the tests queued behind it go back to the queue; what happens
+next (retry here or elsewhere, replace the worker, quarantine its seat, stop the run) is the
+escalating recovery's (:mod:`.recovering`, with its circuit breakers). A crashed test is retried
+once; a test that crashes a worker twice is not retried again.
 """
 
 from __future__ import annotations
