@@ -53,10 +53,10 @@ def test_a_full_table_reads_with_each_kinds_defaults() -> None:
     ({"targets": [{"kind": "teams"}]}, "targets[0].kind: unknown kind 'teams' (expected one of slack,"),
     ({"retries": 3}, "retries: is not a known key (expected one of attempts,"),
     ({"targets": [{"kind": "github", "when": ["failure", "sometimes"]}]},
-     "targets[0].when[1]: is not valid (expected one of always, failure, new-failures, flaky"),
+     "targets[0].when[1]: 'sometimes' is not valid (expected one of always, failure, new-failures, flaky"),
     ({"targets": [{"kind": "webhook"}]}, "targets[0].url: give the endpoint as url or url_env"),
     ({"targets": [{"kind": "jira", "url": "https://j", "project": "QA", "token_env": "T", "api": 4}]},
-     "targets[0].api: is not valid (expected 2 (Jira Server/Data Center) or 3 (Jira Cloud))"),
+     "targets[0].api: 4 is not valid (expected 2 (Jira Server/Data Center) or 3 (Jira Cloud))"),
     ({"attempts": 0}, "attempts: Input should be greater than or equal to 1"),
     ({"targets": {"kind": "github"}}, "targets: must be a list of tables, not a table"),
 ])

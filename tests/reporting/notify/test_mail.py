@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
 from collections.abc import Iterator
 from email import message_from_bytes, policy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -89,3 +93,32 @@ def test_a_busy_server_is_tried_again_a_wrong_password_is_not(store: Store, smtp
                              env={"SMTP_PASSWORD": "wrong"}, sleep=lambda s: None)
     assert (refused.ok, refused.attempts) == (False, 1)
     assert refused.error.startswith(f"SMTP 535 from 127.0.0.1:{port}")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="makes its certificate with the openssl command")
+def test_starttls_upgrades_the_connection_and_a_server_without_it_is_refused(
+        store: Store, smtp: tuple[Mailbox, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = summarize(store, store_run(store, "r1", [Outcome("tests/test_a.py::test_x", "failed", "E: x", 2)]))
+    box, plain_port = smtp
+    (refused,) = deliver_all(_target(plain_port, starttls=True), summary, env={}, sleep=lambda s: None)
+    assert (refused.ok, refused.attempts) == (False, 1)  # a settings problem: not tried again
+    assert "STARTTLS extension not supported by server" in refused.error
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client verifies the server against this CA
+    secure, port = Mailbox(), free_port()
+    controller = Controller(secure, hostname="127.0.0.1", port=port, tls_context=server_tls, require_starttls=True,
+                            authenticator=secure.authenticate)
+    controller.start()
+    try:
+        (result,) = deliver_all(_target(port, starttls=True, username="ci", password_env="SMTP_PASSWORD"),
+                                summary, env={"SMTP_PASSWORD": "hunter2-smtp"})
+    finally:
+        controller.stop()
+    assert result.ok, result.error
+    assert secure.logins == [(b"ci", b"hunter2-smtp")] and len(secure.envelopes) == 1

@@ -207,7 +207,7 @@ def parse_notify(table: Any) -> NotifySettings:
     try:
         delivery = Delivery.model_validate(policy)
     except ValidationError as exc:
-        raise _from_pydantic("", exc, Delivery) from None
+        raise _from_pydantic("", exc, Delivery, policy) from None
     raw_targets = table.get("targets", [])
     if not isinstance(raw_targets, list):
         raise NotifyTableError("targets", f"must be a list of tables, not {_type_name(raw_targets)}",
@@ -238,7 +238,7 @@ def _parse_target(position: int, raw: Any) -> _Target:
     try:
         target = model.model_validate(raw)
     except ValidationError as exc:
-        raise _from_pydantic(where, exc, model) from None
+        raise _from_pydantic(where, exc, model, raw) from None
     if isinstance(target, WebhookTarget) and (target.url is None) == (target.url_env is None):
         raise NotifyTableError(f"{where}.url", "give the endpoint as url or url_env (one of them)",
                                "url = 'https://...' or url_env = 'NAME_OF_A_VARIABLE'")
@@ -248,11 +248,14 @@ def _parse_target(position: int, raw: Any) -> _Target:
     return target
 
 
-def _from_pydantic(where: str, exc: ValidationError, model: type[BaseModel]) -> NotifyTableError:
+def _from_pydantic(where: str, exc: ValidationError, model: type[BaseModel], raw: dict[str, Any],
+                   ) -> NotifyTableError:
     error = exc.errors()[0]
     loc = [part for part in error["loc"] if isinstance(part, str)]
     key = loc[0] if loc else ""
     suffix = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"][1:])
+    if isinstance(raw.get(key), str):  # `when = "x"` is read as ["x"]: its place is the key itself
+        suffix = ""
     place = ".".join(filter(None, [where, key])) + suffix
     if error["type"] == "missing":
         message = "is missing"
@@ -261,7 +264,10 @@ def _from_pydantic(where: str, exc: ValidationError, model: type[BaseModel]) -> 
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] in ("string_pattern_mismatch", "literal_error"):
-            message = "is not valid"  # pydantic would quote its regular expression
+            # pydantic would quote its regular expression; the value is shown unless it may be a secret
+            shown = error.get("input")
+            message = f"{shown!r} is not valid" if isinstance(shown, str | int) and len(str(shown)) < 80 \
+                and not key.endswith("_env") else "is not valid"
     expected = _EXPECTED.get(key)
     if key.endswith("_env"):
         expected = "the name of the environment variable that holds the secret"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testfleet.analysis.failures import fingerprint
-from testfleet.model import FAILURE_OUTCOMES, Result, Run
+from testfleet.model import FAILURE_OUTCOMES, Run
 from testfleet.reporting.summary import summary_line
 
 _LOCATION = re.compile(r"^(\S+?):(\d+): ", re.MULTILINE)  # pytest's "path:line: Exception" lines
@@ -118,34 +118,37 @@ class RunSummary:
         }
 
 
-def failing_line(result: Result) -> int | None:
+def failing_line(file: str, line: int | None, longrepr: str) -> int | None:
     """The line of the test's own file the failure happened on: pytest's last ``file:line:``
     location in that file (the innermost frame there), else the test's definition line."""
-    if result.file and result.longrepr:
-        hits = [int(m.group(2)) for m in _LOCATION.finditer(result.longrepr)
-                if m.group(1).replace("\\", "/").endswith(result.file.replace("\\", "/"))]
+    if file and longrepr:
+        hits = [int(m.group(2)) for m in _LOCATION.finditer(longrepr)
+                if m.group(1).replace("\\", "/").endswith(file.replace("\\", "/"))]
         if hits:
             return hits[-1]
-    return result.line
+    return line
 
 
 def summarize(store: Any, run: Run) -> RunSummary:
     """The :class:`RunSummary` of a finished run, from what the store holds."""
-    results = store.results(run.run_id, final_only=True)
     previously = failing_before(store, run)
     failures: dict[tuple[str, str], Failure] = {}
     groups: dict[str, dict[str, Any]] = {}
-    for result in results:
-        if result.outcome not in FAILURE_OUTCOMES:
-            continue
-        fp = fingerprint(str(result.outcome), result.message, result.longrepr)
-        new = result.nodeid not in previously
-        failure = Failure(result.nodeid, str(result.outcome), result.message, result.file,
-                          failing_line(result), fp.key, new, result.longrepr)
-        failures.setdefault((result.nodeid, fp.key), failure)
+    # only the failing rows are read: a run of 100k passing tests costs nothing here
+    rows = store.query(
+        "SELECT nodeid, outcome, message, longrepr, file, line FROM results "
+        "WHERE run_id = $1 AND final AND list_contains($2, outcome) "
+        "ORDER BY finished_at NULLS LAST, nodeid, attempt, rowid",
+        [run.run_id, sorted(o.value for o in FAILURE_OUTCOMES)])
+    for nodeid, outcome, message, longrepr, file, line in rows:
+        fp = fingerprint(outcome, message, longrepr)
+        new = nodeid not in previously
+        failure = Failure(nodeid, outcome, message, file, failing_line(file, line, longrepr), fp.key, new,
+                          longrepr)
+        failures.setdefault((nodeid, fp.key), failure)
         group = groups.setdefault(fp.key, {"fp": fp, "nodeids": [], "new": True})
-        if result.nodeid not in group["nodeids"]:
-            group["nodeids"].append(result.nodeid)
+        if nodeid not in group["nodeids"]:
+            group["nodeids"].append(nodeid)
         group["new"] = group["new"] and new
     ordered = sorted(groups.values(), key=lambda g: (-len(g["nodeids"]), g["fp"].key))
     return RunSummary(
