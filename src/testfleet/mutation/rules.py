@@ -274,6 +274,7 @@ def _rule(spec: dict[str, Any], i: int, where: _Where) -> Rule:
     if step is not None and step <= 0:
         raise fail("step_size", f"must be > 0, not {spec['step_size']}")
     if kind == "range" and step is None:
+        assert lo is not None and hi is not None  # the schema requires both on a range rule
         step = 1 if isinstance(lo, int) and isinstance(hi, int) else ((hi - lo) / 10 or 1.0)
     values = spec.get("values")
     if values is not None:

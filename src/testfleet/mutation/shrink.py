@@ -77,7 +77,7 @@ def ddmin(items: Sequence[Any], fails: Callable[[list[Any]], bool]) -> list[Any]
 # -- numbers -----------------------------------------------------------------------------------
 
 def _special_magnitudes() -> list[int]:
-    out = set()
+    out: set[int] = set()
     for k in range(0, 65):
         out.update((2**k - 1, 2**k, 2**k + 1))
     for k in range(0, 20):
@@ -217,13 +217,13 @@ def shrink_text(probe: Probe, text: str, *, allowed: Callable[[str], bool] | Non
         return text
     if probe(""):
         return ""
-    plain = next((c for c in REPLACEMENTS if allowed is None or allowed(c * len(text))), None)
-    if plain is not None and plain * len(text) != text and probe(plain * len(text)):
+    filler = next((c for c in REPLACEMENTS if allowed is None or allowed(c * len(text))), None)
+    if filler is not None and filler * len(text) != text and probe(filler * len(text)):
         # only the length matters: the shortest run of one plain character that still fails,
         # found by bisection (ddmin would take about two probes per character here)
         n = len(text)
-        k = _search(n - 1, lambda j: probe(plain * (j + 1)), [v - 1 for v in landmarks(0, n)])
-        return plain * (k + 1)
+        k = _search(n - 1, lambda j: probe(filler * (j + 1)), [v - 1 for v in landmarks(0, n)])
+        return filler * (k + 1)
     chars = ddmin(list(text), lambda keep: probe("".join(keep)))
     current = "".join(chars)
     for i in range(len(current)):
