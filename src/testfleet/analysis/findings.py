@@ -216,10 +216,11 @@ def _open_ended(cond: Condition, column: Column) -> Condition:
     low = None if cond.low is not None and cond.low < x.min() else cond.low
     high = None if cond.high is not None and cond.high >= x.max() else cond.high
     if column.kind == CATEGORICAL:
-        inside = [i for i, v in enumerate(column.labels or [])
+        labels = column.labels or []
+        inside = [i for i, v in enumerate(labels)
                   if (low is None or v > low) and (high is None or v <= high)]
         if len(inside) == 1:
-            return Condition(cond.column, "=", value=column.labels[inside[0]], code=inside[0],
+            return Condition(cond.column, "=", value=labels[inside[0]], code=inside[0],
                              source=cond.source)
     if (low, high) == (cond.low, cond.high):
         return cond
@@ -332,7 +333,8 @@ def _specialisations(frame: AnalysisFrame, rules: list[tuple[list[Condition], np
         return []
     # one exact test per candidate, all at once; a tail past fdr / cuts is cut short
     counts = np.array([t[5] for t in tried])
-    p_values = p_greater(*counts.T, stop=fdr / max(cuts, 1))
+    failures, count, fail_total, total = counts.T
+    p_values = p_greater(failures, count, fail_total, total, stop=fdr / max(cuts, 1))
     out = []
     for (conds, mask, column, v, above, _), p in zip(tried, p_values):
         if p * max(cuts, 1) > fdr:

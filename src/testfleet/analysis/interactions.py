@@ -222,14 +222,14 @@ def joint_tables(levels: Sequence[np.ndarray], sizes: Sequence[int], columns: Se
     fail_codes = [code[failing] for code in codes]
     pack_sizes = [math.prod(sizes[c] for c in pack) for pack in packs]
     out: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
-    for key, subsets in groups.items():
-        dims = [sizes[c] for p in key for c in packs[p]]
-        axis_of = {c: i for i, c in enumerate(c for p in key for c in packs[p])}
-        space = math.prod(pack_sizes[p] for p in key)
+    for group, subsets in groups.items():
+        dims = [sizes[c] for p in group for c in packs[p]]
+        axis_of = {c: i for i, c in enumerate(c for p in group for c in packs[p])}
+        space = math.prod(pack_sizes[p] for p in group)
         tables = []
         for source in (codes, fail_codes):
-            code = source[key[0]].astype(np.intp)
-            for p in key[1:]:
+            code = source[group[0]].astype(np.intp)
+            for p in group[1:]:
                 code *= pack_sizes[p]
                 code += source[p]
             tables.append(np.bincount(code, minlength=space).reshape(dims))
