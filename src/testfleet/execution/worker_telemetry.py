@@ -31,6 +31,7 @@ import os
 import time
 from typing import Any
 
+from testfleet.execution.protocol import Series
 from testfleet.execution.sut import active_instances
 from testfleet.telemetry import custom
 from testfleet.telemetry.sampler import (
@@ -89,7 +90,7 @@ class WorkerTelemetry:
         """Tell the sampler process which SUT processes to read (instances start and restart)."""
         instances = [inst for inst in active_instances() if inst.pid is not None]
         if self.sampler is not None:
-            self.sampler.watch([inst.pid for inst in instances],
+            self.sampler.watch([pid for inst in instances if (pid := inst.pid) is not None],
                                [url for inst in instances if (url := inst.metrics_url()) is not None])
         return instances
 
@@ -106,7 +107,8 @@ class WorkerTelemetry:
         # the first long test after such a stream has rates from the last tick (< interval ago)
         fresh = self.interval if self._last_duration < FAST_TEST else self.interval / 4
         if self.sampler is not None and now - self.sampler.newest >= fresh:
-            self._start_mark = self.sampler.mark()
+            mark = self.sampler.mark()  # without reply: the mark's number (None: not sent)
+            self._start_mark = mark if isinstance(mark, int) else None
         return time.monotonic()
 
     def end(self, t0: float) -> dict[str, dict[str, float]]:
@@ -138,7 +140,7 @@ class WorkerTelemetry:
             # long enough to pay a round trip (~1 ms): a sample taken now closes the window, so
             # the CPU of the test's last moments is the test's, not the next one's
             closing = self.sampler.mark(reply=True)
-            t1 = closing.t if closing is not None else t1
+            t1 = closing.t if isinstance(closing, Sample) else t1
         samples = self.sampler.window(t0 - 3 * self.interval, t1)
         inside = [s for s in samples if t0 <= s.t <= t1]
         before = [s for s in samples if s.t < t0]
@@ -164,7 +166,7 @@ class WorkerTelemetry:
         return ([before[-1]] if before else []) + inside
 
     # -- series ------------------------------------------------------------------------------
-    def take_series(self) -> dict[str, list[Any]]:
+    def take_series(self) -> Series:
         """New samples since the last call, as columns: ``t`` (epoch seconds), ``metric``, ``value``."""
         t: list[float] = []
         metric: list[str] = []
