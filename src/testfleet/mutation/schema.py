@@ -44,7 +44,8 @@ HINTS = {
 def schema() -> dict[str, Any]:
     """The published JSON Schema (draft 2020-12) of a ruleset file."""
     text = resources.files("testfleet.mutation").joinpath("ruleset.schema.json").read_text("utf-8")
-    return json.loads(text)
+    published: dict[str, Any] = json.loads(text)
+    return published
 
 
 @cache
@@ -97,7 +98,7 @@ class Where:
             return None
         if index >= len(node.value):
             return None
-        rule = node.value[index]
+        rule: yaml.Node = node.value[index]
         if fld is not None and isinstance(rule, yaml.MappingNode):
             for key, _value in rule.value:
                 if isinstance(key, yaml.ScalarNode) and key.value == fld:

@@ -25,12 +25,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["PLAIN", "ddmin", "landmarks", "repair_order", "shrink_float", "shrink_grid",
            "shrink_dict", "shrink_list", "shrink_text", "simplest_between"]
 
 Probe = Callable[[Any], bool]
+T = TypeVar("T")
 
 #: Characters a text is simplified to; a character outside this set is "special".
 PLAIN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -95,8 +96,7 @@ def landmarks(lo: float, hi: float) -> list[int]:
     return sorted(v for v in values if lo < v < hi)
 
 
-def _between_marks(marks: Sequence[Any], lo: Any, hi: Any,
-                   fails: Callable[[Any], bool]) -> tuple[Any, Any]:
+def _between_marks(marks: Sequence[T], lo: T, hi: T, fails: Callable[[T], bool]) -> tuple[T, T]:
     """``(lo, hi)`` narrowed to two neighbours among ``marks`` (ordered from ``lo``, which
     passes, toward ``hi``, which fails) by bisecting over the marks: the first that fails and
     the last before it that passes."""
