@@ -267,7 +267,8 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
     clock = time.perf_counter()
     edges = {p.column.name: p.edges for p in preps if p.edges is not None}
     candidates: list[Candidate] = [([v.condition], "value", v.q_value, v.count, v.failures)
-                                   for i in impacts for v in i.values if v.elevated]
+                                   for i in impacts for v in i.values
+                                   if v.elevated and v.q_value is not None]  # elevated: tested
     candidates += [(i.conditions, "interaction", i.q_value, i.count, i.failures)
                    for i in interactions]
     small: list[Rule] = []

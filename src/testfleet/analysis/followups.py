@@ -11,7 +11,7 @@ alone is to blame. Seeded; never a parameter set already executed or already pro
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -182,13 +182,14 @@ def next_variants(frame: AnalysisFrame, analysis: Analysis, count: int = 5, seed
 
 
 def _propose(frame: AnalysisFrame, kind: str, rule: Rule, cond: Condition,
-             donor: tuple[Any, int], rows, proposed: set[str], tries: int = 200
+             donor: tuple[Any, int], rows: Iterator[np.integer[Any]], proposed: set[str],
+             tries: int = 200
              ) -> FollowUp | None:
     """The next new proposal from ``rows`` (an iterator of execution rows), or None."""
     new, donor_row = donor
     ids = frame.variant_ids
-    for row in itertools.islice(rows, tries):
-        row = int(row)
+    for drawn in itertools.islice(rows, tries):
+        row = int(drawn)
         params = dict(_params(frame)[row])
         old = params.get(cond.column, _UNSET)
         if new is _UNSET:
