@@ -25,6 +25,7 @@ quarantine_after = 2
 CRASHING_SEAT = """
 import os
 import time
+from pathlib import Path
 
 import pytest
 
