@@ -24,7 +24,8 @@ loss is Ray's to decide, and Ray decides: the worker actors are normal (not deta
 by the driver's job, so Ray kills them, and the test they run, when the driver dies; a Ray
 instance that testfleet started itself (no ``--ray-address``) goes too, its node processes being
 the driver's. A cluster joined with ``--ray-address`` lives on, as it should; only the run's
-actors leave. Measured on a loaded 2-core machine with testfleet's own Ray instance: every Ray
+actors leave (Ray's documented fate-sharing of an actor with its owner; only the local instance
+is tested here). Measured on a loaded 2-core machine with testfleet's own Ray instance: every Ray
 process gone 3.5 s after SIGKILL of the driver, the actor running a blocked test included
 (``tests/execution/test_resume_ray.py``, opt-in: starting Ray costs more than a unit test may).
 The results the driver had received are in its journal either way, and ``--resume`` finishes the
