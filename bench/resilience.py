@@ -178,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
             for arm in arms:  # on and off one after the other: the same load hits both
                 store = root / f"{profile}-{'on' if arm else 'off'}.duckdb"
                 ran = run_once(folders[arm], store, profile, args.seed, args.timeout)
-                if ran["code"] not in (0, 1):
-                    print(f"{profile} breakers {'on' if arm else 'off'}: exit {ran['code']}\n{ran['stderr'][-2000:]}")
+                if ran["code"] not in (0, 1, 2):  # 2: interrupted (gave up), its results still count
+                    print(f"{profile} breakers {'on' if arm else 'off'}: exit {ran['code']}\n"
+                          f"{ran['stdout'][-1500:]}{ran['stderr'][-1500:]}")
                     failed = True
                     continue
                 finals, impacts = read_run(store)

@@ -15,7 +15,7 @@ the real CLI (``python -m testfleet``) and a real DuckDB store per run:
           lost result). Figures: kills, counts_match (stressed final counts == quiet ones),
           lost (tests without a final result), duplicated (tests with more than one).
   trials  ``--trials`` (20) times: a run of 200 tests sleeping 20 ms is kill -9'd at a
-          random moment (seeded) between its first test and 95% of the quiet run's testing time, then
+          random moment (seeded: after a random number of finished tests, plus 0-50 ms), then
           ``testfleet run --resume last``. Per trial: the results stored before the resume
           (DuckDB + the replayed journal), lost, duplicated, tests with a result that ran
           again (rerun_after_result), the seconds until every process of the killed run was
@@ -183,24 +183,21 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
-def trial(suite: Path, number: int, rng: random.Random, quiet: dict[str, Any], testing: float,
-          tests: int) -> dict[str, Any]:
-    """One run kill -9'd at a random moment of its testing (from its first test to 95% of the quiet
-    run's testing time), then resumed."""
+def trial(suite: Path, number: int, rng: random.Random, quiet: dict[str, Any], tests: int) -> dict[str, Any]:
+    """One run kill -9'd at a random moment of its testing, then resumed."""
     store, log = suite / f"trial{number}.duckdb", suite / f"trial{number}.log"
-    began = time.monotonic()
     proc = start(suite, store, log)
-    while not lines(log) and proc.poll() is None:  # the first test started: the run is recorded
-        time.sleep(0.01)
-    first = time.monotonic() - began
-    kill_at = first + rng.uniform(0.0, 0.95 * testing)
+    # the moment: after a random number of finished tests (progress, not seconds: a loaded
+    # machine stretches time), then a random few milliseconds more
+    kill_after, extra = rng.randrange(1, tests), rng.uniform(0.0, 0.05)
     descendants: list[psutil.Process] = []
-    while time.monotonic() - began < kill_at and proc.poll() is None:
+    while proc.poll() is None and sum(1 for word, _, _ in lines(log) if word == "end") < kill_after:
         try:
             descendants = psutil.Process(proc.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
+    time.sleep(extra)
     finished_first = proc.poll() is not None
     if not finished_first:
         try:
@@ -223,7 +220,7 @@ def trial(suite: Path, number: int, rng: random.Random, quiet: dict[str, Any], t
                              env=env(log), capture_output=True, text=True, check=False)
     after = store_facts(store)
     ran_after = Counter(nodeid for word, nodeid, _ in lines(log) if word == "start")
-    row = {"trial": number, "kill_at_s": round(kill_at, 2), "finished_before_kill": finished_first,
+    row = {"trial": number, "killed_after_tests": kill_after, "finished_before_kill": finished_first,
            "stored_before": len(had_result), "resume_exit": resumed.returncode,
            "lost": tests - len(after["per_test"]),
            "duplicated": sum(1 for n in after["per_test"].values() if n > 1),
@@ -240,7 +237,7 @@ def trials(root: Path, count: int, tests: int, seed: int) -> list[dict[str, Any]
     rng = random.Random(seed)
     rows = []
     for number in range(1, count + 1):
-        row = trial(suite, number, rng, quiet, testing, tests)
+        row = trial(suite, number, rng, quiet, tests)
         rows.append(row)
         print("trial " + " ".join(f"{k}={v}" for k, v in row.items() if k != "trial"), f"#{number}", flush=True)
     clean = sum(1 for r in rows if r["lost"] == 0 and r["duplicated"] == 0 and r["counts_match"] and r["same_run"])

@@ -136,10 +136,12 @@ def test_a_run_killed_mid_way_leaves_no_process_and_resumes_to_every_test_once(t
         assert [r.run_id for r in store.list_runs()] == [run.run_id]  # the same run, not a new one
         final = store.results(run.run_id, final_only=True)
         after = store.get_run(run.run_id)
+        resumes = store.query("SELECT data->>'kept' FROM events WHERE run_id = $1 AND kind = 'resumed'", [run.run_id])
     per_test = Counter(r.nodeid for r in final)
     assert len(per_test) == 30 and set(per_test.values()) == {1}, per_test  # every test exactly once
     assert Counter(r.outcome.value for r in final) == {"passed": 28, "failed": 1, "skipped": 1}
     assert (after.status, after.exit_code) == (RunStatus.finished, 1)
+    assert resumes == [(str(len(before)),)]  # the resume is an event of the run
     assert after.counts == {"passed": 28, "failed": 1, "skipped": 1}
     # what had a result before the kill did not run again
     executions = _executions(root)

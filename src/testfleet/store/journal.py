@@ -12,9 +12,10 @@ Decisions, and why:
 
 * ``os.write`` on an ``O_APPEND`` descriptor, once per loop pass (a batch of arrivals): once
   ``write`` returns the bytes are the kernel's, so ``kill -9`` of the coordinator at any later
-  moment keeps them. ``fsync`` (which only matters if the machine itself goes down) runs at most
-  every :data:`SYNC_SECONDS` (50 ms), or at the next loop pass after that: a power cut loses at
-  most the last ~second, a killed process nothing that was written.
+  moment keeps them. ``fsync`` (which only matters if the machine itself goes down) is asked for
+  at most every :data:`SYNC_SECONDS` (50 ms), or at the next loop pass after that, and done by a
+  thread of the journal's own (it waits for the disk, milliseconds, which the loop must not): a
+  power cut loses at most the last ~second, a killed process nothing that was written.
 * When a batch is committed to DuckDB the journal is truncated (:meth:`Journal.checkpoint`): it
   only ever holds what the store lacks, so it stays small and replay is cheap.
 * :func:`replay` runs when the store is next opened for writing (before orphaned runs are closed
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -62,6 +64,10 @@ class Journal:
         self._pending = False  # written since the last checkpoint
         self._dirty = False  # written since the last fsync
         self._synced = 0.0
+        # fsync waits for the disk (ms), so a thread does it: the coordinator's loop never waits
+        self._wake = threading.Event()
+        self._lock = threading.Lock()  # the descriptor is not closed under a running fsync
+        self._syncer: threading.Thread | None = None
 
     def _open(self) -> int:
         if self._fd is None:
@@ -84,11 +90,31 @@ class Journal:
         self.sync()
 
     def sync(self, force: bool = False) -> None:
-        """fsync what was written, unless the last fsync was under :data:`SYNC_SECONDS` ago."""
+        """Have what was written fsync'd (by the syncing thread; ``force``: now, here), unless the
+        last fsync was asked for under :data:`SYNC_SECONDS` ago."""
         now = time.monotonic()
-        if self._dirty and self._fd is not None and (force or now - self._synced >= SYNC_SECONDS):
+        if not (self._dirty and self._fd is not None and (force or now - self._synced >= SYNC_SECONDS)):
+            return
+        self._dirty, self._synced = False, now
+        if force:
             os.fsync(self._fd)
-            self._dirty, self._synced = False, now
+            return
+        if self._syncer is None:
+            self._syncer = threading.Thread(target=self._sync_forever, name="journal-fsync", daemon=True)
+            self._syncer.start()
+        self._wake.set()
+
+    def _sync_forever(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                if self._fd is None:
+                    return
+                try:
+                    os.fsync(self._fd)
+                except OSError:
+                    pass  # a full disk: the next write says so where it is handled
 
     def checkpoint(self) -> None:
         """Everything written is in the store now: empty the journal."""
@@ -101,8 +127,10 @@ class Journal:
         of the store replays it)."""
         if self._fd is None:
             return
-        os.close(self._fd)
-        self._fd = None
+        with self._lock:
+            os.close(self._fd)
+            self._fd = None
+        self._wake.set()  # the syncing thread sees the descriptor gone and ends
         if not self._pending:
             self.path.unlink(missing_ok=True)
             try:

@@ -7,7 +7,8 @@ worker picked with the run's seed among those alive and ready; a worker id: that
 when it is gone) and carried out:
 
 * ``kill_worker``: SIGKILL through the backend (on Ray, ``ray.kill`` of the actor);
-  ``kill_actor``: the same, Ray only;
+  ``kill_actor``: the same, Ray only. The replacement of a worker killed by injection does not
+  spend ``--max-worker-restarts``: injected kills alone must not end a run;
 * ``stop_worker``: SIGSTOP of the worker's process, SIGCONT when ``duration`` is over;
 * ``kill_sut`` / ``pause_sut``: SIGKILL, or SIGSTOP then SIGCONT, of the SUT's process group;
 * network faults (latency, bandwidth, reset_peer, timeout, http_error) and ``fill_memory``: an
@@ -138,6 +139,9 @@ class Injector:
         if fault == "kill_actor" and backend.name != "ray":
             return "kill_actor needs the Ray backend (use kill_worker)"
         if fault in ("kill_worker", "kill_actor"):
+            # the loss is the injection's, not the suite's: it does not spend --max-worker-restarts
+            # (the loss's replacement counts one restart; this gives it back in advance)
+            self.host.fleet.restarts -= 1
             backend.kill(target, signal.SIGKILL)
         elif fault == "stop_worker":
             pid = self._worker_pid(target)
