@@ -33,7 +33,7 @@ from testfleet.errors import SettingsError, TestfleetError
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
 MAX_SEED = 2**63 - 1
 """Seeds are stored as DuckDB BIGINT and fed to numpy, which refuses negative ones."""
-PATH_KEYS = ("store", "junitxml", "json", "md", "ruleset", "ruleset_b")
+PATH_KEYS = ("store", "junitxml", "json", "md", "html", "ruleset", "ruleset_b")
 
 
 class Settings(BaseModel):
@@ -51,6 +51,7 @@ class Settings(BaseModel):
     junitxml: str | None = Field(None, min_length=1)
     json_report: str | None = Field(None, alias="json", min_length=1)
     md: str | None = Field(None, min_length=1)
+    html: str | None = Field(None, min_length=1, description="a self-contained HTML report")
     start_method: Literal["auto", "fork", "spawn"] = "auto"
     failed_first: bool = True
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="the run's seed (0 .. 2**63-1)")

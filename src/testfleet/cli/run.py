@@ -146,7 +146,7 @@ def _execute(request: RunRequest) -> int:
         # Report paths are checked before any test runs: a directory or an unwritable folder
         # is a usage error (4), never "tests failed" after the whole run.
         check_outputs(("--junitxml", settings.junitxml), ("--json", settings.json_report),
-                      ("--md", settings.md))
+                      ("--md", settings.md), ("--html", settings.html))
         check_store_folder(settings.store)
         for ruleset in (settings.ruleset, settings.ruleset_b):
             if ruleset:
@@ -326,6 +326,9 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
                                       outcome.warnings)))
     if settings.md:
         written.append(str(write_markdown(settings.md, run, outcome.results, outcome.collect_errors)))
+    if settings.html:  # read back from the store: the same document as `testfleet report RUN --html`
+        from testfleet.cli.report import write_html_report
+        written.append(str(write_html_report(store, run.run_id, settings.html)))
     if on_report is not None:  # a submitted run: the reports go back to who submitted it
         for path in written:
             on_report(Path(path))
