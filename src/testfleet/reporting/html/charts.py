@@ -44,7 +44,8 @@ class Charts:
     def place(self, figure: Any) -> str:
         """Register ``figure``; the ``<div>`` that shows it (its id is ``chart-N``)."""
         chart_id = f"chart-{len(self.figures) + 1}"
-        spec = _finite(json.loads(figure.to_json()))
+        # the standard library's engine: orjson refuses a lone surrogate a test may have printed
+        spec = _finite(json.loads(figure.to_json(engine="json")))
         layout = spec.get("layout") or {}
         template = layout.pop("template", None)
         index = None

@@ -38,7 +38,8 @@ def pre(text: str, css: str = "", limit: int = TEXT_LIMIT) -> str:
     if gone:
         body += (f'<span class="cut">[… {gone:,} characters cut here; the store keeps the '
                  f"whole text …]</span>{esc(tail)}")
-    return f'<pre class="{css}">{body}</pre>' if css else f"<pre>{body}</pre>"
+    # a newline right after <pre> is dropped by HTML parsers: this one, so the text's own stays
+    return f'<pre class="{css}">\n{body}</pre>' if css else f"<pre>\n{body}</pre>"
 
 
 def summary_section(data: ReportData) -> str:
