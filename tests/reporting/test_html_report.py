@@ -244,7 +244,7 @@ def document_of(nodeid: str, message: str, output: str, *, anomaly: str = "") ->
     return render(data, plotlyjs=lambda: "/* plotly.js */")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(nodeid=TEXT, message=TEXT, output=TEXT, anomaly=TEXT)
 def test_any_text_stays_text(nodeid: str, message: str, output: str, anomaly: str) -> None:
     page = Page(document_of(nodeid, message, output, anomaly=anomaly))
