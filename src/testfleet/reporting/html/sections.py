@@ -12,7 +12,8 @@ from typing import Any
 
 from testfleet.model import Outcome, Result
 from testfleet.reporting.html.gather import ReportData
-from testfleet.reporting.html.text import cut, esc, first_line
+from testfleet.reporting.html.text import cut, esc
+from testfleet.reporting.markdown import first_line
 from testfleet.reporting.summary import format_duration, ordered_words, summary_line
 from testfleet.reporting.variant_names import params_label, variant_name
 

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["cut", "esc", "first_line", "script_json", "visible"]
+__all__ = ["cut", "esc", "script_json", "visible"]
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -44,17 +44,6 @@ def cut(text: str, limit: int) -> tuple[str, str, int]:
         return text, "", 0
     head = limit // 4
     return text[:head], text[len(text) - (limit - head):], len(text) - limit
-
-
-def first_line(message: str, longrepr: str = "") -> str:
-    """The first non-empty line of the message, else the first ``E`` line of the traceback."""
-    for line in message.splitlines():
-        if line.strip():
-            return line.strip()
-    for line in longrepr.splitlines():
-        if line.startswith("E "):
-            return line[1:].strip()
-    return ""
 
 
 def script_json(value: Any) -> str:
