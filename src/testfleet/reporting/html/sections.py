@@ -137,6 +137,9 @@ def failures_section(data: ReportData) -> str:
             note += f"; replay: testfleet replay {result.variant_id}"
             parts.append(failure_block(result, name, len(items) + offset,
                                        f'<p class="muted">{esc(note)}</p>'))
+        if len(explored) > FAILURES_SHOWN:
+            parts.append(f"<p>… and {len(explored) - FAILURES_SHOWN:,} more distinct explored "
+                         f"failures: <code>testfleet show {esc(data.run.run_id)}</code></p>")
     return "".join(parts) + "</section>"
 
 
