@@ -35,7 +35,7 @@ from testfleet.execution.breakers import BreakerSettings
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
 MAX_SEED = 2**63 - 1
 """Seeds are stored as DuckDB BIGINT and fed to numpy, which refuses negative ones."""
-PATH_KEYS = ("store", "junitxml", "json", "md", "ruleset", "ruleset_b", "alluredir", "codequality")
+PATH_KEYS = ("store", "junitxml", "json", "md", "html", "ruleset", "ruleset_b", "alluredir", "codequality")
 
 
 class Settings(BaseModel):
@@ -56,6 +56,7 @@ class Settings(BaseModel):
     alluredir: str | None = Field(None, min_length=1, description="a folder for Allure 2 results")
     codequality: str | None = Field(None, min_length=1, description="a GitLab Code Quality report "
                                     "(Code Climate JSON) of the failures")
+    html: str | None = Field(None, min_length=1, description="a self-contained HTML report")
     start_method: Literal["auto", "fork", "spawn"] = "auto"
     failed_first: bool = True
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="the run's seed (0 .. 2**63-1)")

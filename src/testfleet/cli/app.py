@@ -91,6 +91,9 @@ def run(
     codequality: Annotated[str | None, typer.Option(
         "--codequality", help="Write the failures as a GitLab Code Quality report (Code Climate JSON). "
                               "Setting: codequality.")] = None,
+    html: Annotated[str | None, typer.Option(
+        "--html", help="Write one self-contained HTML report (charts included, opens offline). "
+                       "Setting: html.")] = None,
     start_method: Annotated[str | None, typer.Option(
         "--start-method", help="auto | fork | spawn: fork collects once for all workers. Setting: "
                                "start_method.")] = None,
@@ -179,7 +182,7 @@ def run(
         overrides={
             "workers": _workers(workers), "maxfail": 1 if exitfirst else maxfail, "failed_first": failed_first,
             "dist": dist, "timeout": timeout, "reruns": reruns, "max_worker_restarts": max_worker_restarts,
-            "store": store, "junitxml": junitxml, "json_report": json_report, "md": md,
+            "store": store, "junitxml": junitxml, "json_report": json_report, "md": md, "html": html,
             "start_method": start_method, "seed": seed, "backend": backend, "ray_address": ray_address,
             "strict_requirements": strict_requirements, "ray_pip": ray_pip or None,
             "ray_env": _pairs(ray_env, "--ray-env"), "telemetry_interval": telemetry_interval,
@@ -288,6 +291,19 @@ def show_command(
     from testfleet.cli.history import show_run
 
     raise typer.Exit(show_run(ref, store))
+
+
+@app.command("report")
+def report_cmd(
+    ref: Annotated[str, typer.Argument(help="A run id, a unique prefix of one, or 'last'.")] = "last",
+    html: Annotated[str | None, typer.Option(
+        "--html", help="Write one self-contained HTML report of the run here (opens offline).")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
+) -> None:
+    """Write the report of a stored run: testfleet report RUN --html FILE."""
+    from testfleet.cli.report import report_command
+
+    raise typer.Exit(report_command(ref, html, store))
 
 
 @app.command("workers")

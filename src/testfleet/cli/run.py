@@ -149,7 +149,7 @@ def _execute(request: RunRequest) -> int:
         # Report paths are checked before any test runs: a directory or an unwritable folder
         # is a usage error (4), never "tests failed" after the whole run.
         check_outputs(("--junitxml", settings.junitxml), ("--json", settings.json_report),
-                      ("--md", settings.md), ("--codequality", settings.codequality))
+                      ("--md", settings.md), ("--codequality", settings.codequality), ("--html", settings.html))
         if settings.alluredir:
             check_output(settings.alluredir, "--alluredir", folder=True)
         check_store_folder(settings.store)
@@ -363,6 +363,9 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
     if settings.codequality:
         written.append(str(write_codequality(settings.codequality, outcome.results, outcome.collect_errors,
                                              (outcome.exploration or {}).get("variants"))))
+    if settings.html:  # read back from the store: the same document as `testfleet report RUN --html`
+        from testfleet.cli.report import write_html_report
+        written.append(str(write_html_report(store, run.run_id, settings.html)))
     if on_report is not None:  # a submitted run: the reports go back to who submitted it
         for path in written:
             on_report(Path(path))
