@@ -16,6 +16,13 @@ overhead: the wall time of ``testfleet submit`` (the run plus its upload and con
 suite with 0 pages and with ``--pages`` pages following it, pairs alternating their order, after
 one untimed warm-up run; the figure is the difference of the medians in percent (target <= 3 %).
 
+``--clients ws`` follows the run with plain WebSocket clients instead of Chromium pages: each one
+subscribes to the runs list (``/ws/events``) before the submit, then to the new run's stream
+(``/ws/runs/{id}?batch=1``) exactly as the page does, and parses every message. That isolates
+what *serving* the pages costs the machine that runs the tests (the hub, the sockets), from
+rendering them, which a person's browser does on their own machine. ``--clients browser`` (the
+default) keeps the pages on the same two cores as the run, so it charges the run with both.
+
 Each page opens the dashboard at / before the submit and clicks the run in the live runs list as
 soon as it appears, as a person would; the run's child needs a second or more to start its
 workers, so the pages follow it before its first result. Prints a table and one JSON line.
@@ -35,6 +42,9 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+# bench/http.py would shadow the standard library's http (which httpx imports)
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 #: the peers' update intervals as their documentation states them (reference figures, not measured)
 LOCUST_UI_POLL_S = 2.0  # Locust's web UI polls its stats every 2 s
@@ -136,6 +146,73 @@ def run_with_pages(browser: Any, url: str, project: Path, workers: int, pages: i
     return float(result["wall"]), latencies, {k: after[k] - before[k] for k in after}
 
 
+def follow_ws(ws_url: str, known: set[str], latencies: list[float], ready: threading.Barrier,
+              failures: list[BaseException]) -> None:
+    """One client: the runs list until a new run appears, then that run's events to its end."""
+    from websockets.sync.client import connect
+
+    try:
+        run_id = None
+        with connect(ws_url + "/ws/events?after=0") as listing:
+            ready.wait()
+            while run_id is None:
+                for event in _events(listing.recv()):
+                    if event.get("kind") == "run" and event["run_id"] not in known:
+                        run_id = event["run_id"]
+        with connect(f"{ws_url}/ws/runs/{run_id}?after=0&batch=1", max_size=None) as stream:
+            while True:
+                events = _events(stream.recv())
+                now = time.time()
+                latencies.extend(now - e["t"] for e in events if e.get("kind") == "result")
+                if any(e.get("kind") == "end" for e in events):
+                    return
+    except BaseException as exc:  # noqa: B036 - reported by the caller
+        failures.append(exc)
+        ready.abort()
+
+
+def _events(message: str | bytes) -> list[dict[str, Any]]:
+    data = json.loads(message)
+    return data if isinstance(data, list) else [data]
+
+
+def run_with_clients(url: str, project: Path, workers: int, clients: int,
+                     server_pid: int) -> tuple[float, list[float], dict[str, float]]:
+    """One submit followed by ``clients`` WebSocket clients (see the module's docstring)."""
+    import httpx
+
+    known = {run["run_id"] for run in _all_runs(httpx, url)}
+    latencies: list[float] = []
+    failures: list[BaseException] = []
+    ready = threading.Barrier(clients + 1)
+    threads = [threading.Thread(target=follow_ws, args=(url.replace("http", "ws", 1), known, latencies, ready,
+                                                        failures), daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    ready.wait(timeout=60)
+    before = cpu_seconds(server_pid)
+    wall, code, out = submit(url, project, workers)
+    for thread in threads:
+        thread.join(timeout=120)
+    after = cpu_seconds(server_pid)
+    if code != 0:
+        sys.exit(f"the submit failed (exit {code}):\n{out[-3000:]}")
+    if failures:
+        raise failures[0]
+    return wall, latencies, {k: after[k] - before[k] for k in after}
+
+
+def _all_runs(httpx: Any, url: str) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = httpx.get(url + "/runs", params={"cursor": cursor} if cursor else {}, timeout=30).json()
+        runs.extend(page["items"])
+        cursor = page.get("next")
+        if not cursor:
+            return runs
+
+
 def cpu_seconds(server_pid: int) -> dict[str, float]:
     """CPU time so far of the server process itself (hub, WebSockets; not its runs) and of every
     Chromium process: where a watched run's extra time goes."""
@@ -163,6 +240,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pages", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3, help="runs with 0 pages and with --pages pages, each")
+    parser.add_argument("--clients", choices=("browser", "ws"), default="browser",
+                        help="follow with Chromium pages on this machine, or with plain WebSocket clients")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -184,6 +263,7 @@ def main() -> int:
                 if code != 0:
                     sys.exit(f"the warm-up submit failed (exit {code}):\n{out[-3000:]}")
                 walls: dict[int, list[float]] = {0: [], args.pages: []}
+                server_cpu: dict[int, list[float]] = {0: [], args.pages: []}
                 latencies: list[float] = []
                 for rep in range(args.repeats):
                     order = (0, args.pages) if rep % 2 == 0 else (args.pages, 0)
@@ -195,13 +275,18 @@ def main() -> int:
                                 sys.exit(f"the submit failed (exit {code}):\n{out[-3000:]}")
                             after = cpu_seconds(server.pid)
                             cpu = {k: after[k] - before[k] for k in after}
+                        elif args.clients == "ws":
+                            wall, got, cpu = run_with_clients(url, project, args.workers, pages, server.pid)
+                            latencies.extend(got)
                         else:
                             wall, got, cpu = run_with_pages(browser, url, project, args.workers, pages, args.tests,
                                                             server.pid, earlier_runs=1 + 2 * rep + order.index(pages))
                             latencies.extend(got)
                         walls[pages].append(wall)
                         # (a 0-page run's Chromium figure would only count pages closing from the run before)
-                        browser_cpu = f", chromium {cpu['chromium']:.2f} s" if pages else ""
+                        shown = pages and args.clients == "browser"
+                        browser_cpu = f", chromium {cpu['chromium']:.2f} s" if shown else ""
+                        server_cpu[pages].append(cpu["server"])
                         print(f"  run {rep + 1}, {pages} pages: {wall:.2f} s (CPU: server {cpu['server']:.2f} s"
                               f"{browser_cpu})", flush=True)
                 browser.close()
@@ -217,16 +302,26 @@ def main() -> int:
     bare, watched = statistics.median(walls[0]), statistics.median(walls[args.pages])
     overhead = 100 * (watched - bare) / bare
     print()
-    print(f"suite: {args.tests} tests on {args.workers} workers, {args.pages} pages, "
+    print(f"suite: {args.tests} tests on {args.workers} workers, {args.pages} "
+          f"{'pages (Chromium, on this machine)' if args.clients == 'browser' else 'WebSocket clients'}, "
           f"{args.repeats} runs each way (warm-up {warm:.2f} s, untimed)")
-    print(f"result -> browser latency over {len(ms)} results: p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
+    who = "browser" if args.clients == "browser" else "client"
+    print(f"result -> {who} latency over {len(ms)} results: p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
           f"max {worst:.1f} ms (target p95 < 250 ms)")
     print(f"  reference, as stated (not measured): Locust's web UI polls every {LOCUST_UI_POLL_S * 1000:.0f} ms; "
           f"Ray's dashboard refreshes {RAY_DASHBOARD_REFRESH}")
     print(f"wall time, median: 0 pages {bare:.2f} s {sorted(round(w, 2) for w in walls[0])}, "
           f"{args.pages} pages {watched:.2f} s {sorted(round(w, 2) for w in walls[args.pages])}: "
           f"overhead {overhead:+.1f} % (target <= 3 %)")
-    print(json.dumps({"bench": "dashboard", "tests": args.tests, "workers": args.workers, "pages": args.pages,
+    # the server's own CPU (hub, sockets; not its runs) for the followed runs, over their wall time:
+    # a figure the machine's noise moves far less than the wall time's difference
+    serving = statistics.median(server_cpu[args.pages]) - statistics.median(server_cpu[0])
+    print(f"server CPU, median: 0 pages {statistics.median(server_cpu[0]):.2f} s, {args.pages} pages "
+          f"{statistics.median(server_cpu[args.pages]):.2f} s: serving them costs {serving:+.2f} CPU s, "
+          f"{100 * serving / watched:+.1f} % of one core over the run")
+    print(json.dumps({"bench": "dashboard", "clients": args.clients, "tests": args.tests,
+                      "workers": args.workers, "pages": args.pages,
+                      "server_cpu_0_s": server_cpu[0], "server_cpu_pages_s": server_cpu[args.pages],
                       "repeats": args.repeats, "results": len(ms), "latency_p50_ms": round(p50, 1),
                       "latency_p95_ms": round(p95, 1), "latency_max_ms": round(worst, 1),
                       "wall_0_pages_s": walls[0], "wall_pages_s": walls[args.pages],

@@ -264,6 +264,14 @@ def test_int_step_snaps_max_to_the_grid() -> None:
     assert set(dim.sample(rng(), 400).tolist()) == {0, 3, 6, 9}
 
 
+def test_numpy_values_get_plain_python_answers_that_json_can_encode() -> None:
+    # sampled values are numpy scalars; contains and level_of answer with the bool and int
+    # they declare, so a caller may keep or encode the answer (JSON refuses numpy.bool_)
+    dim, grid = Int(0, 4), Float(0.0, 1.0, step=0.25)
+    answers = [dim.contains(np.int64(2)), dim.level_of(np.int64(2)), grid.contains(np.float64(0.5))]
+    assert json.dumps(answers) == "[true, 2, true]"
+
+
 def test_int_sampling_reaches_both_bounds() -> None:
     assert set(Int(1, 4).sample(rng(), 400).tolist()) == {1, 2, 3, 4}
 

@@ -175,17 +175,18 @@ def _conditional(impacts: list[Impact], preps: list[Prepared], failed: np.ndarra
     values it does not. A real second cause, or a part of an interaction (``cache=off`` within
     ``threads>8``), still does. This only ever withdraws significance, so the false discovery
     control of the marginal tests holds."""
-    prep_of = {id(i): p for i, p in zip(impacts, preps)}
+    # (levels, size) of each impact's column that has levels: only those can be conditioned
+    leveled = {id(i): (p.levels, p.size) for i, p in zip(impacts, preps) if p.levels is not None}
     ranked = sorted((i for i in impacts if i.significant and i.source == "param"
-                     and prep_of[id(i)].levels is not None),
+                     and id(i) in leveled),
                     key=lambda i: (i.p_value, -(i.effect or 0.0), i.column))
     for k, impact in enumerate(ranked[1:], start=1):
         given = ranked[:min(k, CONDITIONERS)]
         strata = np.zeros(failed.size, dtype=np.int64)
         for g in given:
-            p = prep_of[id(g)]
-            strata = strata * (p.size + 1) + p.levels
-        found = stratified_test(prep_of[id(impact)].levels.astype(np.int64), failed, strata,
+            levels, size = leveled[id(g)]
+            strata = strata * (size + 1) + levels
+        found = stratified_test(leveled[id(impact)][0].astype(np.int64), failed, strata,
                                 seed=seed)
         names = " and ".join(g.column for g in given)
         impact.details["conditional"] = {"given": [g.column for g in given],
@@ -228,22 +229,25 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
     clock = time.perf_counter()
     interactions: list[Interaction] = []
     sparse: list[Combination] = []
-    tested_count, notes = 0, []
+    tested_count = 0
+    notes: list[str] = []
     if reason is None and max_order >= 2:
         # an environment factor joins combinations only once its stratified test holds
         usable = [p for p, i in zip(preps, impacts) if p.levels is not None
                   and (p.column.source != "env" or i.significant)]
         by_index = {p.index: p for p in usable}
-        singles, testable = [], []
+        singles: list[tuple[np.ndarray, np.ndarray]] = []
+        testable: list[np.ndarray] = []
         for p in preps:
-            if p.levels is None:
+            if p.levels is None or p.keep is None:  # set together: a column with levels
                 singles.append((np.zeros(1), np.zeros(1)))
                 testable.append(np.zeros(1, dtype=bool))
                 continue
             lumped = np.full(p.n.size, p.keep.size)
             lumped[p.keep] = np.arange(p.keep.size)
-            singles.append(tuple(np.bincount(lumped, weights=w, minlength=p.size)[:p.size]
-                                 .astype(np.int64) for w in (p.n, p.f)))
+            n, f = (np.bincount(lumped, weights=w, minlength=p.size)[:p.size].astype(np.int64)
+                    for w in (p.n, p.f))
+            singles.append((n, f))
             testable.append(np.arange(p.size) < p.keep.size)
         order = {i.column: rank for rank, i in enumerate(
             sorted(tested, key=lambda i: (i.q_value, -(i.effect or 0))))}
@@ -263,7 +267,8 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
     clock = time.perf_counter()
     edges = {p.column.name: p.edges for p in preps if p.edges is not None}
     candidates: list[Candidate] = [([v.condition], "value", v.q_value, v.count, v.failures)
-                                   for i in impacts for v in i.values if v.elevated]
+                                   for i in impacts for v in i.values
+                                   if v.elevated and v.q_value is not None]  # elevated: tested
     candidates += [(i.conditions, "interaction", i.q_value, i.count, i.failures)
                    for i in interactions]
     small: list[Rule] = []
@@ -275,17 +280,19 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
     small = [r for r in small if (r.mask(frame) & failed & ~explained).any()]
     notes += [f"below the minimum support ({MIN_SUPPORT} executions), not tested: {r.text}"
               for r in small]
-    below = []
+    below: list[Interaction] = []
     for c in sparse:
-        combo = Interaction(_conditions(preps, c), c.count, c.failures, c.rate, c.component_rate,
-                            c.lift, c.p_value, c.q_value, significant=False)
-        cell = np.logical_and.reduce([k.mask(frame.column(k.column)) for k in combo.conditions])
+        small_combo = Interaction(_conditions(preps, c), c.count, c.failures, c.rate,
+                                  c.component_rate, c.lift, c.p_value, c.q_value,
+                                  significant=False)
+        cell = np.logical_and.reduce([k.mask(frame.column(k.column))
+                                      for k in small_combo.conditions])
         if not (cell & failed & ~explained).any():
             continue
-        below.append(combo)
+        below.append(small_combo)
         notes.append(f"below the minimum support ({MIN_SUPPORT} executions), not tested: "
-                     f"{combo.text} failed {combo.failures} of {combo.count} (its values alone "
-                     f"at most {combo.component_rate:.0%})")
+                     f"{small_combo.text} failed {small_combo.failures} of {small_combo.count} "
+                     f"(its values alone at most {small_combo.component_rate:.0%})")
     timings["rules"] = time.perf_counter() - clock
     clock = time.perf_counter()
     sensitivity: dict[str, list[Sensitivity]] = {}
@@ -302,4 +309,9 @@ def _analyze(frame: AnalysisFrame, fdr: float, bins: int, max_order: int, seed: 
 
 
 def _conditions(preps: list[Prepared], combo: Combination) -> list[Condition]:
-    return [preps[c].conditions[int(preps[c].keep[lv])] for c, lv in zip(combo.columns, combo.levels)]
+    out = []
+    for c, lv in zip(combo.columns, combo.levels):
+        keep = preps[c].keep
+        assert keep is not None  # search() only combines columns that have levels (and keep)
+        out.append(preps[c].conditions[int(keep[lv])])
+    return out

@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from testfleet.jsonable import jsonable as to_json  # noqa: F401  (re-exported: one JSON-safe spelling)
+from testfleet.jsonable import jsonable
+
+#: Values made JSON-safe: one spelling for every analysis module (re-exported).
+to_json = jsonable
 
 
 

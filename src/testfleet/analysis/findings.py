@@ -54,19 +54,22 @@ class Condition:
 
     def mask(self, column: Column) -> np.ndarray:
         values = column.values
+        matches: np.ndarray  # numpy's comparisons are typed Any
         if self.op == "=":
-            return values == self.code
-        if self.op == "unset":
-            return values == -1 if column.kind == CATEGORICAL else np.isnan(values)
-        values = column.numbers()       # a range over a categorical column of numbers too
-        if self.low is None and self.high is None:
-            return ~np.isnan(values)
-        mask = values > self.low if self.low is not None else values <= self.high
-        if self.low is not None and self.high is not None:
-            mask &= values <= self.high
-        return mask
+            matches = values == self.code
+        elif self.op == "unset":
+            matches = values == -1 if column.kind == CATEGORICAL else np.isnan(values)
+        else:
+            values = column.numbers()       # a range over a categorical column of numbers too
+            if self.low is None and self.high is None:
+                matches = ~np.isnan(values)
+            else:
+                matches = values > self.low if self.low is not None else values <= self.high
+            if self.low is not None and self.high is not None:
+                matches &= values <= self.high
+        return matches
 
-    def key(self) -> tuple:
+    def key(self) -> tuple[Any, ...]:
         return (self.column, self.op, self.code, self.low, self.high)
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,7 +114,7 @@ class Rule:
 
 
 #: a rule candidate: conditions, source ("value" | "interaction"), q-value, count, failures
-Candidate = tuple[list[Condition], str, float | None, int, int]
+Candidate = tuple[list[Condition], str, float, int, int]
 
 
 CLOSE_P = 0.001   # an open end of a range closes only on this much evidence
@@ -216,10 +219,11 @@ def _open_ended(cond: Condition, column: Column) -> Condition:
     low = None if cond.low is not None and cond.low < x.min() else cond.low
     high = None if cond.high is not None and cond.high >= x.max() else cond.high
     if column.kind == CATEGORICAL:
-        inside = [i for i, v in enumerate(column.labels or [])
+        labels = column.labels or []
+        inside = [i for i, v in enumerate(labels)
                   if (low is None or v > low) and (high is None or v <= high)]
         if len(inside) == 1:
-            return Condition(cond.column, "=", value=column.labels[inside[0]], code=inside[0],
+            return Condition(cond.column, "=", value=labels[inside[0]], code=inside[0],
                              source=cond.source)
     if (low, high) == (cond.low, cond.high):
         return cond
@@ -233,7 +237,7 @@ def _low(cond: Condition) -> float:
 def _merge_bins(candidates: list[Candidate]) -> list[Candidate]:
     """Candidates that differ only in neighbouring bins of one numeric condition, merged into
     one range (``threads>8`` rather than three bins); counts add up, q is the smallest."""
-    groups: dict[tuple, list] = {}
+    groups: dict[tuple[Any, ...], list[Candidate]] = {}
     out = []
     for cand in candidates:
         ranges = [c for c in cand[0] if c.op == "range"]
@@ -245,17 +249,19 @@ def _merge_bins(candidates: list[Candidate]) -> list[Candidate]:
     for group in groups.values():
         group.sort(key=lambda cand: _low(next(c for c in cand[0] if c.op == "range")))
         run = [group[0]]
-        for cand in [*group[1:], None]:
+        for following in [*group[1:], None]:
             last = next(c for c in run[-1][0] if c.op == "range")
-            if cand is not None and next(c for c in cand[0] if c.op == "range").low == last.high:
-                run.append(cand)
+            if following is not None and \
+                    next(c for c in following[0] if c.op == "range").low == last.high:
+                run.append(following)
                 continue
             first = next(c for c in run[0][0] if c.op == "range")
             merged = Condition(first.column, "range", low=first.low, high=last.high,
                                source=first.source)
             out.append(([merged if c.op == "range" else c for c in run[0][0]], run[0][1],
                         min(r[2] for r in run), sum(r[3] for r in run), sum(r[4] for r in run)))
-            run = [cand]
+            if following is not None:
+                run = [following]
     return out
 
 
@@ -332,7 +338,8 @@ def _specialisations(frame: AnalysisFrame, rules: list[tuple[list[Condition], np
         return []
     # one exact test per candidate, all at once; a tail past fdr / cuts is cut short
     counts = np.array([t[5] for t in tried])
-    p_values = p_greater(*counts.T, stop=fdr / max(cuts, 1))
+    failures, count, fail_total, total = counts.T
+    p_values = p_greater(failures, count, fail_total, total, stop=fdr / max(cuts, 1))
     out = []
     for (conds, mask, column, v, above, _), p in zip(tried, p_values):
         if p * max(cuts, 1) > fdr:
@@ -367,7 +374,7 @@ def build_rules(frame: AnalysisFrame, candidates: list[Candidate], edges: dict[s
     chosen = [candidates[i] for i in np.argsort(-prelim, kind="stable")[:3 * MAX_RULES]]
     failed = np.asarray(frame.failed, dtype=bool)
     scored = []
-    seen: set[tuple] = set()
+    seen: set[tuple[Any, ...]] = set()
     for conds, source, q, _, _ in chosen:
         conds = list(conds)
         masks = [c.mask(frame.column(c.column)) for c in conds]

@@ -11,6 +11,7 @@ alone is to blame. Seeded; never a parameter set already executed or already pro
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +48,15 @@ class FollowUp:
 _UNSET = object()
 
 
+def _params(frame: AnalysisFrame) -> list[Mapping[str, Any]]:
+    """The parameters of each execution, which every proposal starts from."""
+    if frame.params is None:
+        raise ValueError("next_variants needs the frame's per-execution params")
+    return frame.params
+
+
 def _typed(frame: AnalysisFrame, column: str, row: int) -> Any:
-    return frame.params[row].get(column, _UNSET)
+    return _params(frame)[row].get(column, _UNSET)
 
 
 def _donor(frame: AnalysisFrame, cond: Condition, col: Column, toward: str
@@ -121,7 +129,8 @@ def _executed(frame: AnalysisFrame, params: dict[str, Any], base: int, changed: 
             mask &= col.values == value
         if not mask.any():
             return False
-    return any(frame.params[int(r)] == params for r in np.flatnonzero(mask))
+    executed = _params(frame)
+    return any(executed[int(r)] == params for r in np.flatnonzero(mask))
 
 
 def next_variants(frame: AnalysisFrame, analysis: Analysis, count: int = 5, seed: int = 0
@@ -135,8 +144,7 @@ def next_variants(frame: AnalysisFrame, analysis: Analysis, count: int = 5, seed
     When every such test has one proposal, they repeat on other executions (replications).
     Values come from executed variants; nothing already executed or proposed is proposed.
     """
-    if frame.params is None:
-        raise ValueError("next_variants needs the frame's per-execution params")
+    _params(frame)  # fails early, before any work, on a frame without them
     rng = np.random.default_rng(seed)
     failed = np.asarray(frame.failed, dtype=bool)
     everything = np.ones(len(frame), dtype=bool)
@@ -174,14 +182,15 @@ def next_variants(frame: AnalysisFrame, analysis: Analysis, count: int = 5, seed
 
 
 def _propose(frame: AnalysisFrame, kind: str, rule: Rule, cond: Condition,
-             donor: tuple[Any, int], rows, proposed: set[str], tries: int = 200
+             donor: tuple[Any, int], rows: Iterator[np.integer[Any]], proposed: set[str],
+             tries: int = 200
              ) -> FollowUp | None:
     """The next new proposal from ``rows`` (an iterator of execution rows), or None."""
     new, donor_row = donor
     ids = frame.variant_ids
-    for row in itertools.islice(rows, tries):
-        row = int(row)
-        params = dict(frame.params[row])
+    for drawn in itertools.islice(rows, tries):
+        row = int(drawn)
+        params = dict(_params(frame)[row])
         old = params.get(cond.column, _UNSET)
         if new is _UNSET:
             params.pop(cond.column, None)

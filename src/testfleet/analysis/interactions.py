@@ -51,10 +51,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special, stats
 
 MIN_SUPPORT = 10        # executions a value or combination needs before it is tested
@@ -72,16 +73,23 @@ def bh(p: np.ndarray) -> np.ndarray:
     return stats.false_discovery_control(p, method="bh") if p.size else p.copy()
 
 
-def _log_choose(n, k):
-    return -np.log1p(n) - special.betaln(n - k + 1, k + 1)
+#: counts, as arrays or one number (a margin shared by every cell)
+Counts = np.ndarray | float
 
 
-def _log_pmf(x, count, fail_total, total):
-    return (_log_choose(fail_total, x) + _log_choose(total - fail_total, count - x)
-            - _log_choose(total, count))
+def _log_choose(n: Counts, k: Counts) -> np.ndarray:
+    out: np.ndarray = -np.log1p(n) - special.betaln(n - k + 1, k + 1)  # scipy is untyped
+    return out
 
 
-def _ratio(x, n, big_k, m, up: bool):
+def _log_pmf(x: Counts, count: Counts, fail_total: Counts, total: Counts) -> np.ndarray:
+    out: np.ndarray = (_log_choose(fail_total, x) + _log_choose(total - fail_total, count - x)
+                       - _log_choose(total, count))
+    return out
+
+
+def _ratio(x: np.ndarray, n: np.ndarray, big_k: np.ndarray, m: np.ndarray, up: bool
+           ) -> np.ndarray:
     """pmf(x+1)/pmf(x) (up) or pmf(x-1)/pmf(x) (down); 0 past the support."""
     if up:
         num, den = (big_k - x) * (n - x), (x + 1) * (m - big_k - n + x + 1)
@@ -91,7 +99,8 @@ def _ratio(x, n, big_k, m, up: bool):
         return np.where((num > 0) & (den > 0), num / den, 0.0)
 
 
-def _tail(start, n, big_k, m, up: bool, above: float, below: float) -> np.ndarray:
+def _tail(start: np.ndarray, n: np.ndarray, big_k: np.ndarray, m: np.ndarray, up: bool,
+          above: float, below: float) -> np.ndarray:
     """P(X >= start) (up) or P(X <= start) (down), summed away from the mode term by term.
 
     Past the mode the ratios fall, so the remainder is at most a geometric series; a cell stops
@@ -124,7 +133,8 @@ def _tail(start, n, big_k, m, up: bool, above: float, below: float) -> np.ndarra
     return out
 
 
-def p_greater(failures, count, fail_total, total, stop: float = 1.0) -> np.ndarray:
+def p_greater(failures: ArrayLike, count: ArrayLike, fail_total: ArrayLike, total: ArrayLike,
+              stop: float = 1.0) -> np.ndarray:
     """One-sided Fisher exact test: P(X >= failures) for X ~ Hypergeom(total executions of
     which fail_total failed, count drawn) - a cell failing more often than the rest of its table.
 
@@ -149,13 +159,15 @@ def p_greater(failures, count, fail_total, total, stop: float = 1.0) -> np.ndarr
     if lower.size:
         p[lower] = np.clip(1 - _tail(k[lower] - 1, n[lower], big_k[lower], m[lower], False,
                                      2.0, 1 - stop), 0.0, 1.0)
-    return p.reshape(shape)
+    out: np.ndarray = p.reshape(shape)
+    return out
 
 
-def p_floor(count, fail_total, total) -> np.ndarray:
+def p_floor(count: ArrayLike, fail_total: ArrayLike, total: Counts) -> np.ndarray:
     """The smallest p_greater these margins allow: every draw a failure (Tarone's screen)."""
-    count, fail_total = np.asarray(count, dtype=float), np.asarray(fail_total, dtype=float)
-    return np.exp(_log_pmf(np.minimum(count, fail_total), count, fail_total, total))
+    drawn, failing = np.asarray(count, dtype=float), np.asarray(fail_total, dtype=float)
+    floor: np.ndarray = np.exp(_log_pmf(np.minimum(drawn, failing), drawn, failing, total))
+    return floor
 
 
 def lifted(rate: np.ndarray, parts: np.ndarray) -> np.ndarray:
@@ -164,14 +176,15 @@ def lifted(rate: np.ndarray, parts: np.ndarray) -> np.ndarray:
     return (rate >= LIFT * parts) | (1 - rate <= (1 - parts) / LIFT)
 
 
-def wilson_low(failures, count, z: float = 1.96) -> np.ndarray:
+def wilson_low(failures: ArrayLike, count: ArrayLike, z: float = 1.96) -> np.ndarray:
     """Lower bound of the Wilson score interval of a failure rate (ranks rules by confidence
     and support at once)."""
     n = np.maximum(np.asarray(count, dtype=float), 1.0)
     phat = np.asarray(failures, dtype=float) / n
     centre = phat + z * z / (2 * n)
     spread = z * np.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n))
-    return (centre - spread) / (1 + z * z / n)
+    low: np.ndarray = (centre - spread) / (1 + z * z / n)
+    return low
 
 
 # ---------------------------------------------------------------------------------- counting
@@ -222,14 +235,14 @@ def joint_tables(levels: Sequence[np.ndarray], sizes: Sequence[int], columns: Se
     fail_codes = [code[failing] for code in codes]
     pack_sizes = [math.prod(sizes[c] for c in pack) for pack in packs]
     out: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
-    for key, subsets in groups.items():
-        dims = [sizes[c] for p in key for c in packs[p]]
-        axis_of = {c: i for i, c in enumerate(c for p in key for c in packs[p])}
-        space = math.prod(pack_sizes[p] for p in key)
+    for group, subsets in groups.items():
+        dims = [sizes[c] for p in group for c in packs[p]]
+        axis_of = {c: i for i, c in enumerate(c for p in group for c in packs[p])}
+        space = math.prod(pack_sizes[p] for p in group)
         tables = []
         for source in (codes, fail_codes):
-            code = source[key[0]].astype(np.intp)
-            for p in key[1:]:
+            code = source[group[0]].astype(np.intp)
+            for p in group[1:]:
                 code *= pack_sizes[p]
                 code += source[p]
             tables.append(np.bincount(code, minlength=space).reshape(dims))
@@ -266,7 +279,11 @@ class _Cells:
     parts_rate: np.ndarray  # best rate among all proper parts
 
 
-def _cells(subsets, tables, testable, singles, pairs) -> _Cells | None:
+Tables = Mapping[tuple[int, ...], tuple[np.ndarray, np.ndarray]]  # joint_tables' (counts, failures)
+
+
+def _cells(subsets: Sequence[tuple[int, ...]], tables: Tables, testable: Sequence[np.ndarray],
+           singles: Sequence[tuple[np.ndarray, np.ndarray]], pairs: Tables) -> _Cells | None:
     chunks = []
     for subset in subsets:
         counts, fails = tables[subset]
@@ -404,7 +421,8 @@ def _subset(cells: _Cells, keep: np.ndarray) -> _Cells:
 
 def _significant(cells: _Cells, p: np.ndarray, fdr: float) -> np.ndarray:
     rate = cells.failures / np.maximum(cells.count, 1)
-    return (bh(p) <= fdr) & lifted(rate, cells.parts_rate)
+    significant: np.ndarray = (bh(p) <= fdr) & lifted(rate, cells.parts_rate)
+    return significant
 
 
 MAX_SPARSE = 10   # interactions below the minimum support listed as notes

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def record_versions(store: Store, specs: Sequence[Spec]) -> list[str]:
     return [s.ref for s in new]
 
 
-def versions(store: Store, spec_id: str) -> list[tuple[str, datetime, dict]]:
+def versions(store: Store, spec_id: str) -> list[tuple[str, datetime, dict[str, Any]]]:
     """Every recorded version of a spec, oldest first."""
     # epoch seconds: fetching TIMESTAMPTZ would need pytz in duckdb's Python client
     return [(ver, datetime.fromtimestamp(seen, UTC), json.loads(body) if isinstance(body, str)

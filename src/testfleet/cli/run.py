@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from testfleet.atomic import check_outputs
+from testfleet.atomic import check_output, check_outputs
 from testfleet.errors import OutputError, StoreError, TestfleetError, UsageError
 from testfleet.execution.backends.local import LocalBackend
 from testfleet.execution.worker_config import worker_config
@@ -45,6 +45,7 @@ class RunRequest:
     run_id: str | None = None  # given by `testfleet serve`, which must know it before the run starts
     events_fd: int | None = None  # a pipe to `testfleet serve`: the run's events as JSON lines
     store_label: str | None = None  # the store a user knows this run by (a server's: not the private copy)
+    resume_of: str | None = None  # --resume: the interrupted run this invocation finishes (cli/resume.py)
 
 
 def _error(message: str) -> int:
@@ -148,7 +149,9 @@ def _execute(request: RunRequest) -> int:
         # Report paths are checked before any test runs: a directory or an unwritable folder
         # is a usage error (4), never "tests failed" after the whole run.
         check_outputs(("--junitxml", settings.junitxml), ("--json", settings.json_report),
-                      ("--md", settings.md))
+                      ("--md", settings.md), ("--codequality", settings.codequality))
+        if settings.alluredir:
+            check_output(settings.alluredir, "--alluredir", folder=True)
         check_store_folder(settings.store)
         for ruleset in (settings.ruleset, settings.ruleset_b):
             if ruleset:
@@ -160,6 +163,16 @@ def _execute(request: RunRequest) -> int:
                              "--explore", place="--ruleset-b")
     except TestfleetError as exc:
         return _error(str(exc))
+    resumed = None
+    if request.resume_of:  # the run's recorded settings and seed, its earlier attempts' time
+        from testfleet.cli.resume import load_resumed, recorded_settings
+
+        try:
+            resumed = load_resumed(settings.store, request.resume_of)
+            settings = recorded_settings(resumed.run, settings)
+        except TestfleetError as exc:
+            return _error(str(exc))
+        settings.seed, started_wall = resumed.run.seed, started_wall - resumed.run.duration
     missing = missing_paths(request.paths, cwd)
     if missing:
         return _error(f"file or directory not found: {missing[0]}")
@@ -178,7 +191,7 @@ def _execute(request: RunRequest) -> int:
         return _error(str(exc))
 
     from testfleet.execution.orchestrator import Orchestrator, RunPlan
-    from testfleet.model import Run
+    from testfleet.model import Run, RunStatus
     from testfleet.reporting.console import ConsoleReporter
     from testfleet.store.db import Store
     from testfleet.store.recorder import StoreRecorder
@@ -191,20 +204,23 @@ def _execute(request: RunRequest) -> int:
     run = None
     try:
         run_id = request.run_id or f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-        run = Run(run_id=run_id, started_at=datetime.now(UTC),
+        run = resumed.run.model_copy(update={"status": RunStatus.running, "finished_at": None, "exit_code": None}) \
+            if resumed else Run(run_id=run_id, started_at=datetime.now(UTC),
                   argv=request.argv, paths=request.paths, settings=settings.model_dump(mode="json", by_alias=True)
                   | {"settings_file": str(source) if source else None, "environment": environment()},
                   seed=seed, git_sha=git_sha(cwd),
                   backend=backend.name, workers=workers)
         plan = RunPlan(workers=workers, dist=settings.dist, timeout=settings.timeout, reruns=settings.reruns,
                        maxfail=settings.maxfail, restart_budget=settings.restart_budget(),
+                       breakers=settings.breakers,
                        history=store.duration_history(), last_failed=store.last_failed(),
                        failed_first=settings.failed_first, only_last_failed=request.last_failed,
                        continue_on_collection_errors="--continue-on-collection-errors" in request.pytest_extra,
                        requirement_rules=settings.requirement_rules(),
                        strict_requirements=settings.strict_requirements,
                        monitor=_monitor(store, settings),
-                       explorer=_explorer(store, settings, seed),
+                       explorer=None if resumed else _explorer(store, settings, seed),
+                       resume=resumed.results if resumed else None,
                        worker=worker_config(settings, source, seed=seed, cwd=cwd))
         console = ConsoleReporter(verbosity=request.verbosity)
         configs = {"settings": [source]} if source else {}
@@ -219,11 +235,15 @@ def _execute(request: RunRequest) -> int:
 
             writer = EventWriter(request.events_fd, run.run_id)
             listener = TeeListener(console, writer)
-        orchestrator = Orchestrator(backend, plan, run, StoreRecorder(store, configs), listener,
+        recorder = StoreRecorder(store, {} if resumed else configs, resuming=resumed is not None)
+        orchestrator = Orchestrator(backend, plan, run, recorder, listener,
                                     crash_text=getattr(backend, "crash_text", None), chaos=chaos)
         outcome = orchestrator.execute()
+        recorder.close()
         if chaos is not None:
             chaos.cleanup()
+        if resumed:  # flaky counts the earlier attempts' finals too
+            run.flaky = sum(1 for r in outcome.results if r.final and r.flaky)
         console.stop()
         if outcome.collector_exit is not None:
             # pytest ended before collecting (a usage error, --collect-only, ...): show what it said.
@@ -312,6 +332,8 @@ def _fatal(store: Any, run: Any, outcome: Any, console: Any, wall: float) -> int
 def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any, wall: float,
             store_label: str | None = None, on_report: Any = None) -> int:
     from testfleet.model import RunStatus
+    from testfleet.reporting.allure import write_allure_run
+    from testfleet.reporting.codequality import write_codequality
     from testfleet.reporting.json_report import write_json
     from testfleet.reporting.junit import write_junit
     from testfleet.reporting.markdown import write_markdown
@@ -336,12 +358,18 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
                                       outcome.warnings)))
     if settings.md:
         written.append(str(write_markdown(settings.md, run, outcome.results, outcome.collect_errors)))
+    if settings.alluredir:
+        written.append(str(write_allure_run(settings.alluredir, store, run, outcome.results, outcome.collect_errors)))
+    if settings.codequality:
+        written.append(str(write_codequality(settings.codequality, outcome.results, outcome.collect_errors,
+                                             (outcome.exploration or {}).get("variants"))))
     if on_report is not None:  # a submitted run: the reports go back to who submitted it
         for path in written:
             on_report(Path(path))
     console.finish(outcome.results, outcome.collect_errors, summary_line(counts, wall, run.flaky),
                    exit_code not in (0, 5), outcome.not_run, outcome.warnings,
-                   anomalies=outcome.anomalies, run_id=run.run_id, exploration=outcome.exploration)
+                   anomalies=outcome.anomalies, run_id=run.run_id, exploration=outcome.exploration,
+                   resilience=outcome.resilience)
     if settings.chaos and console.verbosity >= 0:  # what was injected, what it broke, recovery
         from testfleet.analysis.recovery_time import fault_lines
 
@@ -351,6 +379,10 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
         for path in written:
             console.console.print(f"[dim]report: {path}[/dim]")
         console.console.print(f"[dim]run {run.run_id} · store {store_label or settings.store}[/dim]")
+    if settings.notify is not None:  # last: a delivery never changes the result (reporting/notify/send.py)
+        from testfleet.reporting.notify.send import notify_run
+
+        notify_run(store, settings.notify, run, console=console)
     return exit_code
 
 

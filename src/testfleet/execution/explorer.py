@@ -54,6 +54,7 @@ import heapq
 import itertools
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from testfleet.execution.allocation import SourceBandit, rule_prior
@@ -157,7 +158,7 @@ class Explorer(RulesetFollower):
             state = CaseState(index, case, space, {k: v for k, v in params.items() if k not in space.dimensions},
                               baseline, case_seed, SourceBandit(case_seed), last_config=config_key(baseline))
             state.ran.append(dict(state.baseline))
-            state.rounds = coverage_rounds(state, self._push, lambda s=state: self.used_up.append(s.case.nodeid),
+            state.rounds = coverage_rounds(state, self._push, partial(self.used_up.append, case.nodeid),
                                            self._config_block)
             self.cases[index] = state
             # the declared space, kept with the run: coverage of a finished run is measured
@@ -172,9 +173,9 @@ class Explorer(RulesetFollower):
             self.per_case = max(8, -(-2 * self.budget.executions // len(self.cases)))
             self._default_cap = True
         for nodeid, params in self.replay:
-            state = by_nodeid.get(nodeid)
-            if state is not None:
-                self._push(state, params, "replay", None, {"reason": "failed in an earlier run"})
+            replayed = by_nodeid.get(nodeid)
+            if replayed is not None:
+                self._push(replayed, params, "replay", None, {"reason": "failed in an earlier run"})
         return len(self.cases)
 
     def _config_block(self) -> int:
@@ -232,6 +233,7 @@ class Explorer(RulesetFollower):
             self.started_at = time.monotonic()
         out: list[tuple[Proposal, Variant]] = []
         state: CaseState | None = None
+        proposal: Proposal | None
         while len(out) < count and not self.exhausted:
             if self.replays:
                 proposal = heapq.heappop(self.replays)
@@ -344,6 +346,7 @@ class Explorer(RulesetFollower):
         made after it; they wait for the batch (see take)."""
         if base not in self.cases:
             return
+        seq: int | None
         if variant.origin == "baseline":
             self.waiting.discard(base)
             seq = -len(self.cases) - 1 + base  # baselines first, in collection order
@@ -384,7 +387,7 @@ class Explorer(RulesetFollower):
             if family == "rule":
                 self.rule_ledger.ran(variant.origin.split(":", 1)[1], failed,
                                      (result.message or "").strip().split("\n")[0][:120] if new else None)
-        if failed:
+        if key is not None:  # failed
             if variant.origin != "baseline":
                 self.found.append({"base": base, "nodeid": result.nodeid,
                                    "variant_id": variant.variant_id,

@@ -165,17 +165,17 @@ class ABExplorer:
                 "message": f"A/B: {ab['verdict']}", **ab}
 
     def comparison(self) -> dict[str, Any]:
-        arms = {}
-        for name, arm in self.arms.items():
-            n = arm.spent
-            arms[name] = {"ruleset": arm.ruleset_path, "versions": arm.ruleset_versions,
-                          "executions": n, "distinct_failures": len(self.fingerprints[name]),
-                          "new_distinct_failures": self.new_failures[name],
-                          "per_execution": len(self.fingerprints[name]) / n if n else 0.0}
-        table = [[arms[x]["distinct_failures"], max(arms[x]["executions"] - arms[x]["distinct_failures"], 0)]
-                 for x in ("A", "B")]
+        distinct = {name: len(self.fingerprints[name]) for name in self.arms}
+        rate = {name: distinct[name] / arm.spent if arm.spent else 0.0
+                for name, arm in self.arms.items()}
+        arms = {name: {"ruleset": arm.ruleset_path, "versions": arm.ruleset_versions,
+                       "executions": arm.spent, "distinct_failures": distinct[name],
+                       "new_distinct_failures": self.new_failures[name],
+                       "per_execution": rate[name]}
+                for name, arm in self.arms.items()}
+        table = [[distinct[x], max(self.arms[x].spent - distinct[x], 0)] for x in ("A", "B")]
         p = float(stats.fisher_exact(table)[1]) if any(sum(row) for row in table) else 1.0
-        rate_a, rate_b = arms["A"]["per_execution"], arms["B"]["per_execution"]
+        rate_a, rate_b = rate["A"], rate["B"]
         better = "A" if rate_a > rate_b else "B" if rate_b > rate_a else None
         return {"arms": arms, "p_value": p, "better": better if p < 0.05 else None,
                 "replays": sum(arm.replayed for arm in self.arms.values()),

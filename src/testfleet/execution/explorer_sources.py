@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testfleet.execution.proposals import CaseState
+
+if TYPE_CHECKING:
+    from testfleet.space.sampling import Point
 
 __all__ = ["CONFIG_BLOCK", "RANDOM_CHUNK", "config_key", "coverage_rounds", "grouped_by_config"]
 
@@ -91,7 +94,7 @@ def _backgrounds(state: CaseState, count: int) -> list[dict[str, Any]]:
     return drawn + [dict(state.baseline)] * (count - len(drawn))
 
 
-def _on_background(state: CaseState, point: Any, background: dict[str, Any]) -> dict[str, Any]:
+def _on_background(state: CaseState, point: Point, background: dict[str, Any]) -> dict[str, Any]:
     """An edge value on a random point rather than on the baseline: the boundary is tried all
     the same, and so is a uniform draw of everything else (a baseline of empty inputs or
     default settings often hides what a boundary would break). Where the constraints refuse

@@ -76,7 +76,7 @@ class SutSpec(BaseModel):
             raise _settings_error(exc) from None
 
     @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any) -> SutSpec:  # type: ignore[override]
+    def model_validate(cls, obj: Any, **kwargs: Any) -> SutSpec:
         if not isinstance(obj, dict):
             raise SettingsError(f"{TABLE} expected a table, got {type(obj).__name__}")
         return cls(**obj)

@@ -19,7 +19,7 @@ from testfleet.execution.protocol import Series, TestResult
 OUTCOME_PRIORITY = ("failed", "error", "xpassed", "xfailed", "skipped", "passed")
 
 
-def crash_message(report: pytest.TestReport) -> str:
+def crash_message(report: pytest.TestReport | pytest.CollectReport) -> str:
     longrepr = report.longrepr
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None and getattr(crash, "message", None):
@@ -60,7 +60,7 @@ def _skip_place(config: pytest.Config, report: pytest.TestReport) -> list[Any]:
 def _subtest_entry(config: pytest.Config, rep: pytest.TestReport, category: str, word: str) -> dict[str, Any]:
     """One subtest: its description (``[msg] (i=1)``), outcome, pytest's summary word and, when
     it did not pass, its message, traceback and captured output."""
-    entry: dict[str, Any] = {"description": rep._sub_test_description(), "outcome": rep.outcome,  # type: ignore[attr-defined]
+    entry: dict[str, Any] = {"description": rep._sub_test_description(), "outcome": rep.outcome,
                              "category": category, "word": word, "duration": rep.duration}
     if rep.failed or rep.skipped:
         entry["message"] = crash_message(rep)

@@ -30,6 +30,8 @@ from testfleet.execution.worker_items import (
 from testfleet.execution.worker_results import result_of
 
 if TYPE_CHECKING:
+    from _pytest.nodes import Node  # an item's parent's type; pytest does not export it
+
     from testfleet.execution.pytest_worker import WorkerPlugin
     from testfleet.execution.worker_telemetry import WorkerTelemetry
 
@@ -168,7 +170,7 @@ class WorkerSession:
         explored = self.explored.pop(index, None)
         base = explored.base if explored is not None else index
         item = self.items[base]
-        nextitem = None
+        nextitem: Node | None = None
         if self.queue:
             following = self.explored.get(self.queue[0])
             nextitem = self.items[following.base if following is not None else self.queue[0]]

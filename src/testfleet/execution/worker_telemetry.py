@@ -31,6 +31,7 @@ import os
 import time
 from typing import Any
 
+from testfleet.execution.protocol import Series
 from testfleet.execution.sut import active_instances
 from testfleet.telemetry import custom
 from testfleet.telemetry.sampler import (
@@ -85,13 +86,15 @@ class WorkerTelemetry:
             self.sampler.stop()
         custom.install(self._previous_sink)
 
-    def _watch(self) -> list:
-        """Tell the sampler process which SUT processes to read (instances start and restart)."""
-        instances = [inst for inst in active_instances() if inst.pid is not None]
+    def _watch(self) -> list[int]:
+        """Tell the sampler process which SUT processes to read (instances start and restart);
+        their pids."""
+        running = [(pid, inst) for inst in active_instances() if (pid := inst.pid) is not None]
+        pids = [pid for pid, _inst in running]
         if self.sampler is not None:
-            self.sampler.watch([inst.pid for inst in instances],
-                               [url for inst in instances if (url := inst.metrics_url()) is not None])
-        return instances
+            self.sampler.watch(pids, [url for _pid, inst in running
+                                      if (url := inst.metrics_url()) is not None])
+        return pids
 
     # -- per test ----------------------------------------------------------------------------
     def begin(self) -> float:
@@ -106,7 +109,8 @@ class WorkerTelemetry:
         # the first long test after such a stream has rates from the last tick (< interval ago)
         fresh = self.interval if self._last_duration < FAST_TEST else self.interval / 4
         if self.sampler is not None and now - self.sampler.newest >= fresh:
-            self._start_mark = self.sampler.mark()
+            mark = self.sampler.mark()  # without reply: the mark's number (None: not sent)
+            self._start_mark = mark if isinstance(mark, int) else None
         return time.monotonic()
 
     def end(self, t0: float) -> dict[str, dict[str, float]]:
@@ -124,12 +128,12 @@ class WorkerTelemetry:
         self._custom_rows.extend(custom.CustomMetrics.buckets(reported, self.interval))
         return summary
 
-    def _read_here(self, instances: list) -> dict[str, float]:
+    def _read_here(self, sut_pids: list[int]) -> dict[str, float]:
         if self._here is None:
             self._here = (worker_probe(), SystemProbe())
         values = {**self._here[0](), **self._here[1]()}
-        for inst in instances:
-            values.update(ProcessProbe(inst.pid, "sut").read())
+        for pid in sut_pids:
+            values.update(ProcessProbe(pid, "sut").read())
         return values
 
     def _window_with_start(self, t0: float, t1: float) -> list[Sample]:
@@ -138,7 +142,7 @@ class WorkerTelemetry:
             # long enough to pay a round trip (~1 ms): a sample taken now closes the window, so
             # the CPU of the test's last moments is the test's, not the next one's
             closing = self.sampler.mark(reply=True)
-            t1 = closing.t if closing is not None else t1
+            t1 = closing.t if isinstance(closing, Sample) else t1
         samples = self.sampler.window(t0 - 3 * self.interval, t1)
         inside = [s for s in samples if t0 <= s.t <= t1]
         before = [s for s in samples if s.t < t0]
@@ -148,23 +152,22 @@ class WorkerTelemetry:
                 inside = [s for s in inside if s.t != start.t]
             if inside:
                 before = []
-        instances = self._watch()
+        sut_pids = self._watch()
         if not before and not inside:
             # the sampler process has not sent its first sample yet (it starts with the worker):
             # read here once rather than leave the result without telemetry
-            inside = [Sample(time.monotonic(), self._read_here(instances))]
-        elif not any("sut.rss_mb" in s.values for s in ([*before[-1:], *inside])) and instances:
+            inside = [Sample(time.monotonic(), self._read_here(sut_pids))]
+        elif not any("sut.rss_mb" in s.values for s in ([*before[-1:], *inside])) and sut_pids:
             # a short test that started the SUT itself: no sample has seen the SUT yet, so
             # read it once here rather than give the result no sut.* summary
             values: dict[str, float] = {}
-            for inst in instances:
-                assert inst.pid is not None
-                values.update(ProcessProbe(inst.pid, "sut").read())
+            for pid in sut_pids:
+                values.update(ProcessProbe(pid, "sut").read())
             inside = [*inside, Sample(time.monotonic(), values)]
         return ([before[-1]] if before else []) + inside
 
     # -- series ------------------------------------------------------------------------------
-    def take_series(self) -> dict[str, list[Any]]:
+    def take_series(self) -> Series:
         """New samples since the last call, as columns: ``t`` (epoch seconds), ``metric``, ``value``."""
         t: list[float] = []
         metric: list[str] = []

@@ -33,6 +33,7 @@ still shows the defect that was found rather than whichever failure is simplest 
 
 from __future__ import annotations
 
+import enum
 import json
 import queue
 import re
@@ -53,7 +54,15 @@ MAX_JOBS = 12
 #: such as "a" also occurs inside the words of the message).
 ECHO_CHARS = 6
 
-_STOP = object()
+
+
+class _Stop(enum.Enum):
+    """The answer to every question once the search is told to stop."""
+
+    STOP = "stop"
+
+
+_STOP = _Stop.STOP
 
 
 def _texts(params: Mapping[str, Any]) -> list[str]:
@@ -129,7 +138,7 @@ class MinimizeJob:
         self.other_failures = 0  # candidates that failed, but not the way being minimised
         self.error: BaseException | None = None
         self._questions: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._answers: queue.Queue[Any] = queue.Queue()
+        self._answers: queue.Queue[bool | None | _Stop] = queue.Queue()
         self._asked: dict[str, Any] | None = None
         self._thread = threading.Thread(target=self._run, name="testfleet-minimize", daemon=True)
 

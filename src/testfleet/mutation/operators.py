@@ -92,7 +92,7 @@ def _native(value: Any) -> Any:
     return value
 
 
-def _key(value: Any) -> tuple:
+def _key(value: Any) -> tuple[Any, ...]:
     if value is MISSING:
         return ("missing",)
     if value is None:
@@ -147,9 +147,11 @@ class _Context:
     def base(self) -> float | int | None:
         """The current value as a number, else the dimension's baseline when numeric."""
         if _is_number(self.current):
-            return _native(self.current)
+            number: float | int = _native(self.current)  # numpy's numbers as Python's
+            return number
         if self.numeric is not None:
-            return self.numeric.baseline()
+            baseline: float | int = self.numeric.baseline()  # a value of an Int or a Float
+            return baseline
         return None
 
     def fit(self, x: float, clamp: bool = True) -> float | int:

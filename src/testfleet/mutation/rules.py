@@ -35,7 +35,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from testfleet.errors import ConfigError, SpaceError
 from testfleet.mutation.errors import RulesetError
@@ -47,6 +47,8 @@ from testfleet.space.dimensions import parse_duration, parse_size
 
 __all__ = ["VARIATION_TYPES", "Rule", "Ruleset", "RulesetError", "load_ruleset", "loads_ruleset",
            "ruleset_from_data", "schema"]
+
+T = TypeVar("T")
 
 #: Fields that only some variation types read.
 _ONLY_FOR = {"values": ("set",), "factor": ("scale", "grow"), "amount": ("jitter",),
@@ -226,7 +228,7 @@ def content_version(data: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
-def _finite(value: Any, where: _Where, i: int, fld: str) -> Any:
+def _finite(value: T, where: _Where, i: int, fld: str) -> T:
     if isinstance(value, float) and not math.isfinite(value):
         raise RulesetError(f"{value} is not a finite number", source=where.source,
                            place=where.place(i, fld), expected=_HINTS[fld])
@@ -237,7 +239,8 @@ def _quantity(value: Any, where: _Where, i: int, fld: str) -> float | int | None
     if value is None:
         return None
     if not isinstance(value, str):
-        return _finite(value, where, i, fld)
+        number: float | int = value  # the schema allows a number or a text with a unit here
+        return _finite(number, where, i, fld)
     try:
         return parse_size(value)
     except SpaceError:
@@ -274,6 +277,7 @@ def _rule(spec: dict[str, Any], i: int, where: _Where) -> Rule:
     if step is not None and step <= 0:
         raise fail("step_size", f"must be > 0, not {spec['step_size']}")
     if kind == "range" and step is None:
+        assert lo is not None and hi is not None  # the schema requires both on a range rule
         step = 1 if isinstance(lo, int) and isinstance(hi, int) else ((hi - lo) / 10 or 1.0)
     values = spec.get("values")
     if values is not None:

@@ -44,7 +44,8 @@ HINTS = {
 def schema() -> dict[str, Any]:
     """The published JSON Schema (draft 2020-12) of a ruleset file."""
     text = resources.files("testfleet.mutation").joinpath("ruleset.schema.json").read_text("utf-8")
-    return json.loads(text)
+    published: dict[str, Any] = json.loads(text)
+    return published
 
 
 @cache
@@ -97,7 +98,7 @@ class Where:
             return None
         if index >= len(node.value):
             return None
-        rule = node.value[index]
+        rule: yaml.Node = node.value[index]
         if fld is not None and isinstance(rule, yaml.MappingNode):
             for key, _value in rule.value:
                 if isinstance(key, yaml.ScalarNode) and key.value == fld:
@@ -139,9 +140,12 @@ def check_schema(data: Any, where: Where) -> None:
         fld = str(path[1]) if len(path) > 1 else None
         return index, fld
 
-    first = min(locate(e)[0] if locate(e)[0] is not None else -1 for e in errors)
-    error = best_match(e for e in errors if (locate(e)[0] if locate(e)[0] is not None
-                                             else -1) == first)
+    def position(error: jsonschema.ValidationError) -> int:
+        index = locate(error)[0]
+        return -1 if index is None else index
+
+    first = min(position(e) for e in errors)
+    error = best_match(e for e in errors if position(e) == first)
     index, fld = locate(error)
     instance = error.instance
     if fld is None and isinstance(instance, dict):
@@ -165,6 +169,7 @@ def check_schema(data: Any, where: Where) -> None:
         message = f"{short(instance)} is not valid"
     else:
         message = short(error.message, 160)
+    expected: str | None
     if index is None and fld is None:
         expected = "one rule, a list of rules, or {name, version, rules: [...]}"
     else:

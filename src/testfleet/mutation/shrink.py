@@ -25,12 +25,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["PLAIN", "ddmin", "landmarks", "repair_order", "shrink_float", "shrink_grid",
            "shrink_dict", "shrink_list", "shrink_text", "simplest_between"]
 
 Probe = Callable[[Any], bool]
+T = TypeVar("T")
 
 #: Characters a text is simplified to; a character outside this set is "special".
 PLAIN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -77,7 +78,7 @@ def ddmin(items: Sequence[Any], fails: Callable[[list[Any]], bool]) -> list[Any]
 # -- numbers -----------------------------------------------------------------------------------
 
 def _special_magnitudes() -> list[int]:
-    out = set()
+    out: set[int] = set()
     for k in range(0, 65):
         out.update((2**k - 1, 2**k, 2**k + 1))
     for k in range(0, 20):
@@ -95,8 +96,7 @@ def landmarks(lo: float, hi: float) -> list[int]:
     return sorted(v for v in values if lo < v < hi)
 
 
-def _between_marks(marks: Sequence[Any], lo: Any, hi: Any,
-                   fails: Callable[[Any], bool]) -> tuple[Any, Any]:
+def _between_marks(marks: Sequence[T], lo: T, hi: T, fails: Callable[[T], bool]) -> tuple[T, T]:
     """``(lo, hi)`` narrowed to two neighbours among ``marks`` (ordered from ``lo``, which
     passes, toward ``hi``, which fails) by bisecting over the marks: the first that fails and
     the last before it that passes."""
@@ -217,13 +217,13 @@ def shrink_text(probe: Probe, text: str, *, allowed: Callable[[str], bool] | Non
         return text
     if probe(""):
         return ""
-    plain = next((c for c in REPLACEMENTS if allowed is None or allowed(c * len(text))), None)
-    if plain is not None and plain * len(text) != text and probe(plain * len(text)):
+    filler = next((c for c in REPLACEMENTS if allowed is None or allowed(c * len(text))), None)
+    if filler is not None and filler * len(text) != text and probe(filler * len(text)):
         # only the length matters: the shortest run of one plain character that still fails,
         # found by bisection (ddmin would take about two probes per character here)
         n = len(text)
-        k = _search(n - 1, lambda j: probe(plain * (j + 1)), [v - 1 for v in landmarks(0, n)])
-        return plain * (k + 1)
+        k = _search(n - 1, lambda j: probe(filler * (j + 1)), [v - 1 for v in landmarks(0, n)])
+        return filler * (k + 1)
     chars = ddmin(list(text), lambda keep: probe("".join(keep)))
     current = "".join(chars)
     for i in range(len(current)):

@@ -116,7 +116,7 @@ class Dimension(ABC):
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.to_dict() == other.to_dict()  # type: ignore[union-attr]
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
 
     def __hash__(self) -> int:
         return hash(repr(self))
@@ -165,7 +165,7 @@ class Int(Dimension):
     def contains(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             return False
-        return self.min <= value <= self.max and (value - self.min) % self.step == 0
+        return bool(self.min <= value <= self.max and (value - self.min) % self.step == 0)
 
     def cardinality(self) -> int:
         return self.count
@@ -200,7 +200,11 @@ class Int(Dimension):
             return [Level(self._label(self.min + k * self.step), self.min + k * self.step)
                     for k in range(self.count)]
         edges = self._interior()
-        mids = [self._inside(edges, i) for i in range(INTERIOR_BINS)]
+        mids = []
+        for i in range(INTERIOR_BINS):
+            mid = self._inside(edges, i)
+            assert mid is not None  # _interior's edges leave a grid value in every bin
+            mids.append(mid)
         values = [self.min, *mids, self.max]
         labels = ["min", *(f"~{self._label(m)}" for m in mids), "max"]
         return [Level(label, value) for label, value in zip(labels, values, strict=True)]
@@ -212,7 +216,7 @@ class Int(Dimension):
         if not self.contains(value):
             return -1
         if self.count <= EXACT_LEVELS:
-            return (value - self.min) // self.step
+            return int((value - self.min) // self.step)
         if value == self.min:
             return 0
         if value == self.max:
@@ -292,7 +296,7 @@ class Float(Dimension):
             return False
         if self.step:
             k = (value - self.min) / self.step
-            return abs(k - round(k)) <= 1e-9 * max(1.0, abs(k))
+            return bool(abs(k - round(k)) <= 1e-9 * max(1.0, abs(k)))
         return True
 
     def _interior(self) -> np.ndarray:

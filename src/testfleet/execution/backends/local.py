@@ -204,7 +204,7 @@ class LocalBackend(Backend):
             code = self._collector_proc.poll()
             if code is not None and not self._drain_for_collection(events):
                 return [CollectorExitedEvent(code)]
-        watch: list = [self._wake_r, *self._pending, *self._conns.values()]
+        watch: list[Connection | int] = [self._wake_r, *self._pending, *self._conns.values()]
         if self._collector_conn is not None:
             watch.append(self._collector_conn)
         if not self._collected:  # keep an eye on a collector that dies

@@ -244,7 +244,9 @@ class RayBackend(Backend):
             raise UsageError(f"cannot reach the Ray cluster: {exc}", place="--ray-address") from None
         except ValueError as exc:
             raise UsageError(f"Ray refused to start: {exc}", place="--backend ray") from None
-        self._actor_class = ray.remote(max_concurrency=4)(PytestActor)
+        # ray's typed overloads of remote() list only task options; max_concurrency is an actor
+        # option it accepts (ray/_common/ray_option_utils.py, actor_options)
+        self._actor_class = ray.remote(max_concurrency=4)(PytestActor)  # type: ignore[call-overload]
 
     def capabilities(self) -> list[Capabilities]:
         """What each alive node of the cluster offers (from Ray's own view of its resources)."""

@@ -141,7 +141,7 @@ class Injector:
         if fault in ("kill_worker", "kill_actor"):
             # the loss is the injection's, not the suite's: it does not spend --max-worker-restarts
             # (the loss's replacement counts one restart; this gives it back in advance)
-            self.host.fleet.restarts -= 1
+            self.host.recovery.policy.restarts -= 1
             backend.kill(target, signal.SIGKILL)
         elif fault == "stop_worker":
             pid = self._worker_pid(target)
