@@ -131,6 +131,9 @@ def run(
     anomaly_min_history: Annotated[int | None, typer.Option(
         "--anomaly-min-history", help="Executions of a case needed before its metrics are judged (default 8). Setting: "
                                       "anomaly_min_history.")] = None,
+    report: Annotated[list[str] | None, typer.Option(
+        "--report", help="NAME=PATH: write a plugin reporter's file (repeatable; `testfleet plugins` lists "
+                         "them). Setting: reports.")] = None,
     dashboard: Annotated[bool, typer.Option(
         "--dashboard", help="Serve a live dashboard of this run on 127.0.0.1 while it runs; prints its URL.")] = False,
     run_id: Annotated[str | None, typer.Option("--run-id", hidden=True)] = None,
@@ -161,6 +164,7 @@ def run(
             "metrics_interval": metrics_interval, "anomaly_threshold": anomaly_threshold,
             "anomaly_min_history": anomaly_min_history, "explore": explore,
             "ruleset": ruleset, "ruleset_b": ruleset_b, "ab": ab, "explore_per_case": explore_per_case,
+            "reports": _pairs(report, "--report"),
         },
         argv=list(sys.argv), run_id=run_id, events_fd=events_fd,
     )

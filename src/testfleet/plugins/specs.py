@@ -1,0 +1,89 @@
+"""The shapes plugins hand to testfleet: what each hook's providers are.
+
+Plain dataclasses and callables, so a plugin needs nothing of testfleet but ``hookimpl`` and
+these (and may build them from its own classes). Each names what calls it and with what.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from testfleet.errors import UsageError
+
+__all__ = ["BackendFactory", "GeneratorSpec", "Notifier", "OperatorFn", "PluginError",
+           "Probe", "ReporterSpec", "SourceSpec"]
+
+
+class PluginError(UsageError):
+    """A plugin that cannot be loaded, or two providers of one name."""
+
+
+#: A mutation operator: called with the rule's context (``mutation.operators.OperatorContext``:
+#: ``rule``, ``dimension``, ``current``, ``rng``, and the helpers ``base()``, ``fit(x)``,
+#: ``coerce(v)``); yields candidate values, best first. ``propose`` keeps those inside the
+#: dimension, different from the current value and from each other. Every random choice must
+#: come from ``ctx.rng`` (a seed reproduces the proposals).
+OperatorFn = Callable[[Any], Iterable[Any]]
+
+#: A backend: ``factory(settings, pytest_args, workers, cwd)`` returns an object with the
+#: interface of ``execution.backends.base.Backend`` (``name``, ``start()``, ``poll()``,
+#: ``send()``, ``close()`` ...). ``--backend NAME`` / ``backend = "NAME"`` chooses it.
+BackendFactory = Callable[[Any, list[str], int, Path], Any]
+
+
+@dataclass(frozen=True)
+class ReporterSpec:
+    """A report written when a run ends.
+
+    ``write(path, run, outcome)`` writes the file (``run``: ``model.Run``; ``outcome``:
+    ``execution.plan.RunOutcome`` with ``results``, ``collect_errors``, ``warnings``,
+    ``exploration``) and returns the path written. ``setting`` is the ``Settings`` attribute
+    that holds the path (``junitxml``, ``json_report``, ``md``); a plugin's reporter leaves it
+    None and is asked for with ``--report NAME=PATH`` (``[tool.testfleet.reports] NAME = PATH``).
+    """
+
+    name: str
+    write: Callable[[str, Any, Any], Path | str]
+    setting: str | None = None
+    description: str = ""
+
+
+class Notifier(Protocol):
+    """Told once when a run ends (``[tool.testfleet.notify.NAME]`` is ``config``). A notifier
+    must not raise for a failed delivery: it records and retries on its own."""
+
+    def notify(self, run: Any, outcome: Any, config: Mapping[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """A generative model of requests, learned by ``testfleet generate learn --generator NAME``.
+
+    ``learn(requests, out, options)`` learns from ``requests`` (``generation.traffic``'s
+    ``Request`` objects) and saves the model at ``out`` (a file, or a directory when ``folder``);
+    ``options`` holds ``min_samples``, ``base_model``, ``epochs``, ``seed``. It returns the
+    lines to show the user.
+    """
+
+    name: str
+    learn: Callable[[list[Any], str, Mapping[str, Any]], Iterable[str]]
+    folder: bool = False
+    description: str = ""
+
+
+class Probe(Protocol):
+    def read(self) -> Mapping[str, float]: ...
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A telemetry source: ``factory()`` builds a probe (in the worker, before the sampler child
+    is forked) whose ``read()`` returns ``{metric: value}`` at every sample. The values are
+    stored as ``plugin.<name>.<metric>``, which trigger conditions accept."""
+
+    name: str
+    factory: Callable[[], Probe]
+    description: str = ""

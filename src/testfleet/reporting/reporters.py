@@ -1,0 +1,43 @@
+"""The built-in report files, registered through the plugin hook ``testfleet_add_reporters``:
+JUnit XML (``--junitxml``), pytest-json-report JSON (``--json``) and Markdown (``--md``).
+
+Each writer is called as ``write(path, run, outcome)`` when the run ends, as a plugin's is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from testfleet.plugins import ReporterSpec, hookimpl
+
+__all__ = ["testfleet_add_reporters"]
+
+
+def _junit(path: str, run: Any, outcome: Any) -> Path:
+    from testfleet.reporting.junit import write_junit
+
+    return write_junit(path, run, outcome.results, outcome.collect_errors,
+                       (outcome.exploration or {}).get("variants"))
+
+
+def _json(path: str, run: Any, outcome: Any) -> Path:
+    from testfleet.reporting.json_report import write_json
+
+    return write_json(path, run, outcome.results, outcome.collect_errors, outcome.warnings)
+
+
+def _markdown(path: str, run: Any, outcome: Any) -> Path:
+    from testfleet.reporting.markdown import write_markdown
+
+    return write_markdown(path, run, outcome.results, outcome.collect_errors)
+
+
+@hookimpl
+def testfleet_add_reporters() -> list[ReporterSpec]:
+    return [
+        ReporterSpec("junit", _junit, setting="junitxml", description="JUnit XML"),
+        ReporterSpec("json", _json, setting="json_report", description="pytest-json-report JSON"),
+        ReporterSpec("md", _markdown, setting="md",
+                     description="a Markdown summary (also to $GITHUB_STEP_SUMMARY)"),
+    ]
