@@ -331,6 +331,18 @@ def analyze_cmd(
                                      confirm))
 
 
+@app.command("plugins")
+def plugins_command(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    builtins: Annotated[bool, typer.Option(
+        "--builtins/--no-builtins", help="List testfleet's own providers too (default).")] = True,
+) -> None:
+    """The installed plugins (entry-point group 'testfleet') and what each provides, per hook."""
+    from testfleet.cli.plugins import show_plugins
+
+    raise typer.Exit(show_plugins(json_out, builtins))
+
+
 @app.command("telemetry")
 def telemetry_cmd(
     ref: Annotated[str, typer.Argument(help="A run id, a unique prefix, or 'last'.")] = "last",
