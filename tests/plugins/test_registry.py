@@ -141,3 +141,54 @@ def test_a_plugin_reporter_is_asked_for_by_name(example_site: Path, monkeypatch,
         ("junit", "--junitxml", "j.xml"), ("csv", "--report csv", "r.csv")]
     with pytest.raises(PluginError, match="no plugin reporter named 'xlsx' .*expected csv"):
         report_targets(Settings(reports={"xlsx": "r.xlsx"}))
+
+
+BACKEND_AND_GENERATOR = """
+from pathlib import Path
+from testfleet.plugins import GeneratorSpec, hookimpl
+
+
+class Inline:
+    name = "inline"
+
+    def __init__(self, args, workers):
+        self.args, self.workers = args, workers
+
+
+def _inline(settings, pytest_args, workers, cwd):
+    return Inline(pytest_args, workers)
+
+
+def _count(requests, out, options):
+    Path(out).write_text(str(len(requests)))
+    yield f"counted {len(requests)} requests"
+
+
+@hookimpl
+def testfleet_add_backends():
+    return {"inline": _inline}
+
+
+@hookimpl
+def testfleet_add_generators():
+    return {"count": GeneratorSpec("count", _count)}
+"""
+
+
+def test_a_plugin_backend_and_generator_are_chosen_by_name(tmp_path: Path, monkeypatch, fresh_registry,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from testfleet.cli.app import main
+    from testfleet.cli.run import make_backend
+
+    make_dist(tmp_path / "site", "extra-dist", "tfplug_extra", BACKEND_AND_GENERATOR)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    backend = make_backend(Settings(backend="inline"), ["-q"], 3, tmp_path)
+    assert (backend.name, backend.args, backend.workers) == ("inline", ["-q"], 3)
+    with pytest.raises(ValueError, match="unknown backend 'nope'; expected local \\| ray \\| inline"):
+        Settings(backend="nope")
+    traffic = Path(__file__).resolve().parents[2] / "examples" / "inventory" / "traffic" / "requests.jsonl"
+    code = main(["generate", "learn", str(traffic), "-o", str(tmp_path / "m.txt"), "--generator", "count"])
+    assert code == 0 and "counted" in capsys.readouterr().out
+    assert int((tmp_path / "m.txt").read_text()) > 0
+    assert main(["generate", "learn", str(traffic), "-o", str(tmp_path / "n"), "--generator", "nope"]) == 2
+    assert "statistical | llm | count" in capsys.readouterr().err

@@ -93,7 +93,7 @@ def run(
         "--seed", min=0, max=MAX_SEED, help="Seed of the run, 0 .. 2**63-1 (recorded; reproduces random choices). "
                                             "Setting: seed.")] = None,
     backend: Annotated[str | None, typer.Option(
-        "--backend", help="local | ray: where workers run. Setting: backend.")] = None,
+        "--backend", help="local | ray | a plugin's backend: where workers run. Setting: backend.")] = None,
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", help="Join a running Ray cluster: 'auto' or ray://host:port (default: start Ray here). "
                               "Setting: ray_address.")] = None,
