@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from testfleet.atomic import check_outputs
 from testfleet.errors import OutputError, StoreError, TestfleetError, UsageError
 from testfleet.execution.worker_config import worker_config
 from testfleet.settings import Settings, check_store_folder, load_settings
@@ -127,9 +126,9 @@ def _execute(request: RunRequest) -> int:
         settings, source = load_settings(request.paths, request.overrides, cwd=cwd)
         # Report paths are checked before any test runs: a directory or an unwritable folder
         # is a usage error (4), never "tests failed" after the whole run.
-        from testfleet.plugins.reports import report_targets
+        from testfleet.plugins.reports import check_reports
 
-        check_outputs(*((flag, path) for _spec, flag, path in report_targets(settings)))
+        check_reports(settings)  # every reporter's path: junit, json, md and the plugins'
         check_store_folder(settings.store)
         for ruleset in (settings.ruleset, settings.ruleset_b):
             if ruleset:

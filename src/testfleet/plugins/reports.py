@@ -10,7 +10,7 @@ from typing import Any
 
 from testfleet.plugins.specs import PluginError, ReporterSpec
 
-__all__ = ["report_targets"]
+__all__ = ["check_reports", "report_targets"]
 
 
 def _flag(setting: str) -> str:
@@ -40,3 +40,11 @@ def report_targets(settings: Any) -> list[tuple[ReporterSpec, str, str]]:
         if path:
             out.append((spec, flag, str(path)))
     return out
+
+
+def check_reports(settings: Any) -> None:
+    """Refuse, before any test runs, a report path that cannot be written (exit 4)."""
+    from testfleet.atomic import check_output
+
+    for spec, flag, path in report_targets(settings):
+        check_output(path, flag, folder=spec.folder)

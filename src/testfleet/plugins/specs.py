@@ -22,8 +22,11 @@ class PluginError(UsageError):
 
 
 #: A mutation operator: called with the rule's context (``mutation.operators.OperatorContext``:
-#: ``rule``, ``dimension``, ``current``, ``rng``, and the helpers ``base()``, ``fit(x)``,
-#: ``coerce(v)``); yields candidate values, best first. ``propose`` keeps those inside the
+#: ``rule``, ``dimension``, ``current``, ``rng``, the numeric bounds ``lo``/``hi`` (the rule's
+#: and the dimension's, None when open), and the helpers ``base()`` (the current value as a
+#: number), ``fit(x)`` (clamped and snapped to the dimension) and ``coerce(v)``); yields
+#: candidate values, best first. A rule of a plugin's type may set min_value and max_value
+#: (values, factor, amount and step_size belong to the built-in types). ``propose`` keeps those inside the
 #: dimension, different from the current value and from each other. Every random choice must
 #: come from ``ctx.rng`` (a seed reproduces the proposals).
 OperatorFn = Callable[[Any], Iterable[Any]]
@@ -49,6 +52,7 @@ class ReporterSpec:
     write: Callable[[str, Any, Any], Path | str]
     setting: str | None = None
     description: str = ""
+    folder: bool = False  # the path is a folder (Allure's results), not a file
 
 
 class Notifier(Protocol):
