@@ -29,11 +29,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from testfleet.errors import SettingsError, TestfleetError
+from testfleet.reporting.notify.config import NotifySettings, NotifyTableError, parse_notify
+from testfleet.execution.breakers import BreakerSettings
 
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
 MAX_SEED = 2**63 - 1
 """Seeds are stored as DuckDB BIGINT and fed to numpy, which refuses negative ones."""
-PATH_KEYS = ("store", "junitxml", "json", "md", "ruleset", "ruleset_b")
+PATH_KEYS = ("store", "junitxml", "json", "md", "ruleset", "ruleset_b", "alluredir", "codequality")
 
 
 class Settings(BaseModel):
@@ -51,6 +53,9 @@ class Settings(BaseModel):
     junitxml: str | None = Field(None, min_length=1)
     json_report: str | None = Field(None, alias="json", min_length=1)
     md: str | None = Field(None, min_length=1)
+    alluredir: str | None = Field(None, min_length=1, description="a folder for Allure 2 results")
+    codequality: str | None = Field(None, min_length=1, description="a GitLab Code Quality report "
+                                    "(Code Climate JSON) of the failures")
     start_method: Literal["auto", "fork", "spawn"] = "auto"
     failed_first: bool = True
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="the run's seed (0 .. 2**63-1)")
@@ -82,8 +87,24 @@ class Settings(BaseModel):
                                      "execution's metric is flagged as an anomaly")
     anomaly_min_history: int = Field(8, ge=2, description="executions of a case (this run and "
                                      "earlier ones) before its metrics are judged")
+    chaos: str | None = Field(None, min_length=1, description="failure injection: the profile mild, "
+                              "moderate or severe, or a YAML schedule file")
     sut: dict[str, Any] | None = Field(None, description="[tool.testfleet.sut]: the system under test "
                                        "each worker starts (command, ready, config...)")
+    breakers: BreakerSettings = Field(default_factory=BreakerSettings, description="[tool.testfleet.breakers]: "
+                                      "circuit breakers and escalating recovery")
+    notify: NotifySettings | None = Field(None, description="[tool.testfleet.notify]: where the end "
+                                          "of a run is announced (Slack, webhook, e-mail, Jira, GitHub)")
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _notify_is_a_table(cls, table: Any) -> Any:
+        if table is None:
+            return None
+        try:
+            return parse_notify(table)
+        except NotifyTableError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("sut")
     @classmethod
@@ -266,6 +287,8 @@ def load_settings(paths: list[str] | None = None, overrides: dict[str, Any] | No
     for key in PATH_KEYS:
         if isinstance(values.get(key), str) and values[key]:
             values[key] = str(base / values[key])
+    if isinstance(values.get("chaos"), str) and values["chaos"] not in ("mild", "moderate", "severe"):
+        values["chaos"] = str(base / values["chaos"])  # a schedule file, relative like other paths
     try:
         settings = Settings.model_validate(values, strict=True)  # a file's "3" is not 3
     except ValidationError as exc:

@@ -35,7 +35,8 @@ def test_the_built_ins_come_through_the_hooks() -> None:
     assert list(found.operators()) == ["range", "set", "scale", "jitter", "shuffle", "boundary", "grow",
                                        "drop"]
     assert set(found.backends()) == {"local", "ray"}
-    assert list(found.reporters()) == ["junit", "json", "md"]
+    assert list(found.reporters()) == ["junit", "json", "md", "allure", "codequality"]
+    assert found.reporters()["allure"].folder and found.reporters()["allure"].setting == "alluredir"
     assert set(found.generators()) == {"statistical", "llm"}
     assert found.trigger_metrics()["CPU_load"] == ("sut.cpu_percent", "mean")
     assert all(info.builtin and info.distribution == "testfleet" for info in found.plugins())
@@ -155,7 +156,7 @@ class Inline:
         self.args, self.workers = args, workers
 
 
-def _inline(settings, pytest_args, workers, cwd):
+def _inline(settings, pytest_args, workers, cwd, env):
     return Inline(pytest_args, workers)
 
 

@@ -86,6 +86,11 @@ def run(
         "--json", help="Write a JSON report (pytest-json-report layout). Setting: json.")] = None,
     md: Annotated[str | None, typer.Option(
         "--md", help="Write a Markdown summary (also to $GITHUB_STEP_SUMMARY). Setting: md.")] = None,
+    alluredir: Annotated[str | None, typer.Option(
+        "--alluredir", help="Write Allure 2 results to this folder (allure generate DIR). Setting: alluredir.")] = None,
+    codequality: Annotated[str | None, typer.Option(
+        "--codequality", help="Write the failures as a GitLab Code Quality report (Code Climate JSON). "
+                              "Setting: codequality.")] = None,
     start_method: Annotated[str | None, typer.Option(
         "--start-method", help="auto | fork | spawn: fork collects once for all workers. Setting: "
                                "start_method.")] = None,
@@ -134,8 +139,15 @@ def run(
     report: Annotated[list[str] | None, typer.Option(
         "--report", help="NAME=PATH: write a plugin reporter's file (repeatable; `testfleet plugins` lists "
                          "them). Setting: reports.")] = None,
+    chaos: Annotated[str | None, typer.Option(
+        "--chaos", help="Inject faults while the run goes on: mild, moderate, severe, or a YAML schedule file; each "
+                        "fault is an event and the summary says what it broke. Setting: chaos.")] = None,
     dashboard: Annotated[bool, typer.Option(
         "--dashboard", help="Serve a live dashboard of this run on 127.0.0.1 while it runs; prints its URL.")] = False,
+    resume: Annotated[str | None, typer.Option(
+        "--resume", help="Finish an interrupted run (an id, a unique prefix or 'last'): run only its tests that have "
+                         "no result yet, with its recorded arguments and settings, into the same run.")] = None,
+    resume_into: Annotated[str | None, typer.Option("--resume-into", hidden=True)] = None,
     run_id: Annotated[str | None, typer.Option("--run-id", hidden=True)] = None,
     events_fd: Annotated[int | None, typer.Option("--events-fd", hidden=True)] = None,
     submitted: Annotated[str | None, typer.Option("--submitted", hidden=True)] = None,
@@ -145,6 +157,19 @@ def run(
     """Run tests on local workers: testfleet run [PATHS] [--workers N|auto] [-- pytest args]."""
     from testfleet.cli.run import RunRequest, execute
 
+    if resume is not None:  # the run's own arguments, run again (cli/resume.py)
+        from testfleet.cli.resume import resume_arguments
+        from testfleet.errors import UsageError
+
+        if paths:
+            raise UsageError("--resume runs the tests of the recorded run: give no paths", place="--resume")
+        resumed_id, recorded = resume_arguments(resume, store)
+        # reports and verbosity asked for now apply (after the recorded ones, so they win)
+        now = [*(["--store", store] if store else []), *(["--junitxml", junitxml] if junitxml else []),
+               *(["--json", json_report] if json_report else []), *(["--md", md] if md else []),
+               *(["-q"] * quiet), *(["-v"] * verbose)]
+        cut = recorded.index("--") if "--" in recorded else len(recorded)
+        raise typer.Exit(main(["run", "--resume-into", resumed_id, *recorded[:cut], *now, *recorded[cut:]]))
     if dashboard:
         from testfleet.service.client import run_with_dashboard
 
@@ -165,8 +190,10 @@ def run(
             "anomaly_min_history": anomaly_min_history, "explore": explore,
             "ruleset": ruleset, "ruleset_b": ruleset_b, "ab": ab, "explore_per_case": explore_per_case,
             "reports": _pairs(report, "--report"),
+            "alluredir": alluredir, "codequality": codequality,
+            "chaos": chaos,
         },
-        argv=list(sys.argv), run_id=run_id, events_fd=events_fd,
+        argv=list(sys.argv), run_id=run_id, events_fd=events_fd, resume_of=resume_into,
     )
     if submitted:  # a run a server started: what the user typed, and the store they know
         shown = json.loads(submitted)
@@ -372,6 +399,37 @@ def flaky_cmd(
     from testfleet.cli.analyze import flaky_command
 
     raise typer.Exit(flaky_command(ref, runs, json_out, store))
+
+
+@app.command("ci")
+def ci_cmd(
+    provider: Annotated[str, typer.Argument(help="github | gitlab")],
+    paths: Annotated[list[str] | None, typer.Argument(
+        help="What `testfleet run` runs (default: pytest's testpaths).")] = None,
+    python: Annotated[str, typer.Option("--python", help="Python version of the CI job.")] = "3.12",
+    install: Annotated[str, typer.Option(
+        "--install", help="What pip installs (your project and testfleet).")] = "testfleet",
+    workers: Annotated[str, typer.Option("--workers", "-n", help="Workers of the run in CI.")] = "auto",
+    reports: Annotated[str, typer.Option(
+        "--reports", help="The folder the reports go to and are uploaded from.")] = "reports",
+) -> None:
+    """Print a ready CI pipeline: the store cached between runs, every report, artefacts uploaded."""
+    from testfleet.cli.ci import print_pipeline
+
+    raise typer.Exit(print_pipeline(provider, paths or [], python, install, workers, reports))
+
+
+@app.command("badge")
+def badge_cmd(
+    ref: Annotated[str, typer.Argument(help="A run id, a unique prefix, or 'last'.")] = "last",
+    output: Annotated[str, typer.Option("--output", "-o", help="The SVG file to write.")] = "badge.svg",
+    label: Annotated[str, typer.Option("--label", help="The badge's left-hand text.")] = "tests",
+    store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
+) -> None:
+    """Write a status badge (SVG) of a stored run: 'tests | 120 passed', '3 failed' in red..."""
+    from testfleet.cli.ci import make_badge
+
+    raise typer.Exit(make_badge(ref, output, label, store))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,7 @@ class RunRequest:
     run_id: str | None = None  # given by `testfleet serve`, which must know it before the run starts
     events_fd: int | None = None  # a pipe to `testfleet serve`: the run's events as JSON lines
     store_label: str | None = None  # the store a user knows this run by (a server's: not the private copy)
+    resume_of: str | None = None  # --resume: the interrupted run this invocation finishes (cli/resume.py)
 
 
 def _error(message: str) -> int:
@@ -74,11 +75,13 @@ def pytest_arguments(request: RunRequest, settings: Settings) -> list[str]:
     return args
 
 
-def make_backend(settings: Settings, pytest_args: list[str], workers: int, cwd: Path) -> Any:
-    """The backend the settings ask for: local, ray or a plugin's (the registry's factories)."""
+def make_backend(settings: Settings, pytest_args: list[str], workers: int, cwd: Path,
+                 env: dict[str, str] | None = None) -> Any:
+    """The backend the settings ask for: local, ray or a plugin's (the registry's factories);
+    ``env``: added to the workers' environment (--chaos)."""
     from testfleet.plugins import registry
 
-    return registry().backends()[settings.backend](settings, pytest_args, workers, cwd)
+    return registry().backends()[settings.backend](settings, pytest_args, workers, cwd, env)
 
 
 def git_sha(folder: Path) -> str | None:
@@ -140,19 +143,35 @@ def _execute(request: RunRequest) -> int:
                              "--explore", place="--ruleset-b")
     except TestfleetError as exc:
         return _error(str(exc))
+    resumed = None
+    if request.resume_of:  # the run's recorded settings and seed, its earlier attempts' time
+        from testfleet.cli.resume import load_resumed, recorded_settings
+
+        try:
+            resumed = load_resumed(settings.store, request.resume_of)
+            settings = recorded_settings(resumed.run, settings)
+        except TestfleetError as exc:
+            return _error(str(exc))
+        settings.seed, started_wall = resumed.run.seed, started_wall - resumed.run.duration
     missing = missing_paths(request.paths, cwd)
     if missing:
         return _error(f"file or directory not found: {missing[0]}")
     workers = settings.worker_count()
     seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**32)
+    chaos = None
     try:
-        backend = make_backend(settings, pytest_arguments(request, settings), workers, cwd)
+        if settings.chaos:  # a bad schedule is refused before any worker starts
+            from testfleet.execution.chaos import plan_chaos
+
+            chaos = plan_chaos(settings.chaos, seed, has_sut=settings.sut is not None, cwd=cwd)
+        backend = make_backend(settings, pytest_arguments(request, settings), workers, cwd,
+                               env=chaos.env() if chaos is not None else None)
         backend.start()  # collection runs while the store opens
     except TestfleetError as exc:
         return _error(str(exc))
 
     from testfleet.execution.orchestrator import Orchestrator, RunPlan
-    from testfleet.model import Run
+    from testfleet.model import Run, RunStatus
     from testfleet.reporting.console import ConsoleReporter
     from testfleet.store.db import Store
     from testfleet.store.recorder import StoreRecorder
@@ -165,20 +184,23 @@ def _execute(request: RunRequest) -> int:
     run = None
     try:
         run_id = request.run_id or f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-        run = Run(run_id=run_id, started_at=datetime.now(UTC),
+        run = resumed.run.model_copy(update={"status": RunStatus.running, "finished_at": None, "exit_code": None}) \
+            if resumed else Run(run_id=run_id, started_at=datetime.now(UTC),
                   argv=request.argv, paths=request.paths, settings=settings.model_dump(mode="json", by_alias=True)
                   | {"settings_file": str(source) if source else None, "environment": environment()},
                   seed=seed, git_sha=git_sha(cwd),
                   backend=backend.name, workers=workers)
         plan = RunPlan(workers=workers, dist=settings.dist, timeout=settings.timeout, reruns=settings.reruns,
                        maxfail=settings.maxfail, restart_budget=settings.restart_budget(),
+                       breakers=settings.breakers,
                        history=store.duration_history(), last_failed=store.last_failed(),
                        failed_first=settings.failed_first, only_last_failed=request.last_failed,
                        continue_on_collection_errors="--continue-on-collection-errors" in request.pytest_extra,
                        requirement_rules=settings.requirement_rules(),
                        strict_requirements=settings.strict_requirements,
                        monitor=_monitor(store, settings),
-                       explorer=_explorer(store, settings, seed),
+                       explorer=None if resumed else _explorer(store, settings, seed),
+                       resume=resumed.results if resumed else None,
                        worker=worker_config(settings, source, seed=seed, cwd=cwd))
         console = ConsoleReporter(verbosity=request.verbosity)
         configs = {"settings": [source]} if source else {}
@@ -200,9 +222,15 @@ def _execute(request: RunRequest) -> int:
             from testfleet.service.events import TeeListener
 
             listener = TeeListener(listener, extra)
-        orchestrator = Orchestrator(backend, plan, run, StoreRecorder(store, configs), listener,
-                                    crash_text=getattr(backend, "crash_text", None))
+        recorder = StoreRecorder(store, {} if resumed else configs, resuming=resumed is not None)
+        orchestrator = Orchestrator(backend, plan, run, recorder, listener,
+                                    crash_text=getattr(backend, "crash_text", None), chaos=chaos)
         outcome = orchestrator.execute()
+        recorder.close()
+        if chaos is not None:
+            chaos.cleanup()
+        if resumed:  # flaky counts the earlier attempts' finals too
+            run.flaky = sum(1 for r in outcome.results if r.final and r.flaky)
         console.stop()
         if outcome.collector_exit is not None:
             # pytest ended before collecting (a usage error, --collect-only, ...): show what it said.
@@ -304,17 +332,27 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
     run.finished_at = datetime.now(UTC)
     run.status = RunStatus.interrupted if exit_code == 2 else RunStatus.finished
     store.finish_run(run)
-    written = [str(spec.write(path, run, outcome)) for spec, _flag, path in report_targets(settings)]
+    written = [str(spec.write(path, run, outcome, store)) for spec, _flag, path in report_targets(settings)]
     if on_report is not None:  # a submitted run: the reports go back to who submitted it
         for path in written:
             on_report(Path(path))
     console.finish(outcome.results, outcome.collect_errors, summary_line(counts, wall, run.flaky),
                    exit_code not in (0, 5), outcome.not_run, outcome.warnings,
-                   anomalies=outcome.anomalies, run_id=run.run_id, exploration=outcome.exploration)
+                   anomalies=outcome.anomalies, run_id=run.run_id, exploration=outcome.exploration,
+                   resilience=outcome.resilience)
+    if settings.chaos and console.verbosity >= 0:  # what was injected, what it broke, recovery
+        from testfleet.analysis.recovery_time import fault_lines
+
+        for line in fault_lines(store, run.run_id):
+            console.console.print(line, markup=False, highlight=False)
     if console.verbosity >= 0:
         for path in written:
             console.console.print(f"[dim]report: {path}[/dim]")
         console.console.print(f"[dim]run {run.run_id} · store {store_label or settings.store}[/dim]")
+    if settings.notify is not None:  # last: a delivery never changes the result (reporting/notify/send.py)
+        from testfleet.reporting.notify.send import notify_run
+
+        notify_run(store, settings.notify, run, console=console)
     return exit_code
 
 

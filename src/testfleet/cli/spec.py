@@ -1,7 +1,8 @@
 """``testfleet spec check|lint|history``: behaviour specifications against stored results.
 
 Exit codes (DESIGN.md): 0 every spec holds (or is untested), 1 a spec is violated (or, with
-``--strict``, untested) / lint found problems, 2 bad input.
+``--strict``, untested) / lint found problems, 2 bad input. A failed ``check`` (a CI gate) also
+says ``spec gate failed: <counts>; exit 1`` on stderr.
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ def check_command(
         sys.stderr.write(note + "\n")
     failing = any(v.status == VIOLATED for v in verdicts) or (
         strict and any(v.status == UNTESTED for v in verdicts))
+    if failing:  # the CI gate's verdict, on stderr so that it shows whatever --json/--md print
+        sys.stderr.write(f"spec gate failed: {spec_report.summary(verdicts)}"
+                         f"{' (--strict: untested fails)' if strict else ''}; exit {NOT_MET}\n")
     raise typer.Exit(NOT_MET if failing else 0)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from testfleet.execution.breakers import BreakerSettings
 from testfleet.execution.protocol import WorkerConfig
 from testfleet.model import Case, Result, Run, Variant
 
@@ -57,6 +58,8 @@ class RunPlan:
     reruns: int = 0
     maxfail: int = 0
     restart_budget: int = 4
+    #: [tool.testfleet.breakers]: circuit breakers and escalating recovery (execution.recovery)
+    breakers: BreakerSettings = field(default_factory=BreakerSettings)
     history: dict[str, float] = field(default_factory=dict)
     last_failed: set[str] = field(default_factory=set)
     failed_first: bool = True
@@ -68,6 +71,8 @@ class RunPlan:
     monitor: Any = None
     #: proposes explored variants once the baseline is dispatched (an execution.explorer.Explorer)
     explorer: Any = None
+    #: --resume: every result the run stored before (only tests without a final one run again)
+    resume: list[Result] | None = None
     minimize_budget: int = 100  # executions spent minimising each distinct failure exploration found
     #: what every worker is told in reply to its Hello (its worker count and rulesets filled in)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
@@ -87,3 +92,4 @@ class RunOutcome:
     anomalies: list[dict[str, Any]] = field(default_factory=list)
     fatal: tuple[int, str] | None = None  # (exit code, message): a worker's session could not go on
     exploration: dict[str, Any] | None = None  # what --explore did and found
+    resilience: list[dict[str, Any]] = field(default_factory=list)  # breaker and recovery events

@@ -1,5 +1,8 @@
 """Fault rules of a run: when a failed test is retried, and how a lost test is reported.
 
+:class:`RetryPolicy` is the test-level budget that :class:`~testfleet.execution.recovery.EscalationPolicy`
+(levels 1 and 2 of escalating recovery) applies; breakers and the higher levels live there.
+
 A test that fails is rerun while its attempts are within ``--reruns``. A test that crashed its
 worker is retried once whatever ``--reruns`` says (the crash may have been the machine's, not the
 test's), and never after crashing a worker twice. A test whose worker died under it is reported

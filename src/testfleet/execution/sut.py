@@ -39,6 +39,10 @@ pick and the bind (the SUT's log says the address is in use), the start is retri
 target on a *fixed* port that already answers before the SUT was started is refused: the probe
 would be talking to someone else's server.
 
+Under ``testfleet run --chaos`` the tests get the port (and ``base_url``) of a proxy in front of
+the instance (:mod:`testfleet.execution.chaos.agent`), which keeps its port across restarts;
+``{port}`` in the command stays the SUT's own.
+
 ``config_space`` names a space file (dimensions + constraints, see ``testfleet space show``) or a
 JSON Schema: exploration varies the configuration within it (``sut.<key>``, every constraint
 kept). Instances run ``config`` (the declared defaults) unless ``draw_from_space = true``: then each
@@ -265,6 +269,11 @@ class SutInstance:
                                  workdir=str(self.workdir))
         _ACTIVE[id(self)] = self
         self._wait_ready(values)
+        if os.environ.get("TESTFLEET_CHAOS_DIR"):  # --chaos: tests reach the SUT through a proxy
+            from testfleet.execution.chaos.agent import front
+
+            self.info.port = front(self.instance, port, self._proc.pid)
+            self.info.base_url = f"http://{HOST}:{self.info.port}"
         return self.info
 
     def stop(self) -> int | None:

@@ -117,6 +117,10 @@ class WorkerSession:
         faulthandler.enable(file=crash_file, all_threads=True)
         self.conn = self.plugin.connect()
         self.conn.send(P.Hello(self.worker_id, os.getpid()))
+        if os.environ.get("TESTFLEET_CHAOS_DIR"):  # --chaos: this worker's side of the injection
+            from testfleet.execution.chaos.agent import start_agent
+
+            start_agent(self.worker_id)
         try:
             if self._await_config() and self.telemetry is not None:
                 self.telemetry.start()

@@ -194,7 +194,7 @@ _EXPECTED = {
     "testfleet_add_trigger_metrics": "a (metric, statistic) pair such as ('sut.rss_mb', 'max')",
     "testfleet_add_telemetry_sources": "a testfleet.plugins.SourceSpec",
     "testfleet_add_generators": "a testfleet.plugins.GeneratorSpec",
-    "testfleet_add_backends": "a function (settings, pytest_args, workers, cwd) -> backend",
+    "testfleet_add_backends": "a function (settings, pytest_args, workers, cwd, env) -> backend",
     "testfleet_add_reporters": "a testfleet.plugins.ReporterSpec",
     "testfleet_add_notifiers": "an object with notify(run, outcome, config)",
 }

@@ -31,25 +31,27 @@ class PluginError(UsageError):
 #: come from ``ctx.rng`` (a seed reproduces the proposals).
 OperatorFn = Callable[[Any], Iterable[Any]]
 
-#: A backend: ``factory(settings, pytest_args, workers, cwd)`` returns an object with the
+#: A backend: ``factory(settings, pytest_args, workers, cwd, env)`` (``env``: variables to add
+#: to the workers' environment, or None) returns an object with the
 #: interface of ``execution.backends.base.Backend`` (``name``, ``start()``, ``poll()``,
 #: ``send()``, ``close()`` ...). ``--backend NAME`` / ``backend = "NAME"`` chooses it.
-BackendFactory = Callable[[Any, list[str], int, Path], Any]
+BackendFactory = Callable[[Any, list[str], int, Path, dict[str, str] | None], Any]
 
 
 @dataclass(frozen=True)
 class ReporterSpec:
     """A report written when a run ends.
 
-    ``write(path, run, outcome)`` writes the file (``run``: ``model.Run``; ``outcome``:
+    ``write(path, run, outcome, store)`` writes the file (``run``: ``model.Run``; ``outcome``:
     ``execution.plan.RunOutcome`` with ``results``, ``collect_errors``, ``warnings``,
-    ``exploration``) and returns the path written. ``setting`` is the ``Settings`` attribute
+    ``exploration``; ``store``: the run's ``store.db.Store``, to read) and returns the path
+    written. ``setting`` is the ``Settings`` attribute
     that holds the path (``junitxml``, ``json_report``, ``md``); a plugin's reporter leaves it
     None and is asked for with ``--report NAME=PATH`` (``[tool.testfleet.reports] NAME = PATH``).
     """
 
     name: str
-    write: Callable[[str, Any, Any], Path | str]
+    write: Callable[[str, Any, Any, Any], Path | str]
     setting: str | None = None
     description: str = ""
     folder: bool = False  # the path is a folder (Allure's results), not a file

@@ -179,7 +179,7 @@ class ConsoleReporter:
     def finish(self, results: Iterable[Result], collect_errors: list[dict], summary: str,
                failed: bool, messages_not_run: list[str], warnings: list[dict] | None = None,
                anomalies: list[dict] | None = None, run_id: str = "",
-               exploration: dict | None = None) -> None:
+               exploration: dict | None = None, resilience: list[dict] | None = None) -> None:
         self.stop()
         final = [r for r in results if r.final]
 
@@ -224,6 +224,8 @@ class ConsoleReporter:
             self._warnings_summary(warnings)
         if anomalies and self.verbosity >= 0:
             self._anomalies(anomalies, run_id)
+        if resilience and self.verbosity >= 0:
+            self._resilience(resilience)
         if messages_not_run and self.verbosity >= 0:
             self.console.print(f"[yellow]{len(messages_not_run)} test(s) not run (stopped early)[/yellow]")
         # pytest cuts a failure's message to the terminal's width, except on CI or with -vv
@@ -261,6 +263,25 @@ class ConsoleReporter:
         more = len(anomalies) - shown
         hint = f"testfleet telemetry {run_id or 'last'}"
         self.console.print(f"[dim]{f'... and {more} more; ' if more > 0 else ''}details: {hint}[/dim]")
+
+    def _resilience(self, events: list[dict], shown: int = 20) -> None:
+        """Circuit breakers that changed state and the recovery levels above a retry."""
+        kept = [e for e in events if e["kind"] == "breaker" or e.get("level", 0) >= 3]
+        if not kept:
+            return
+        self.console.print(Rule("circuit breakers and recovery", characters="=", style="yellow"))
+        for event in kept[:shown]:
+            if event["kind"] == "breaker":
+                line = Text.assemble(("BREAKER ", "yellow"), event.get("message", ""))
+            else:
+                line = Text.assemble((f"LEVEL {event['level']} ", "yellow"),
+                                     f"{event['action']} {event['target']}: {event['reason']}")
+            self.console.print(line, soft_wrap=True)
+        retries = sum(1 for e in events if e["kind"] == "recovery" and e.get("level", 0) < 3)
+        more = len(kept) - shown
+        tail = [f"{more} more" if more > 0 else "", f"{retries} tests retried (levels 1-2)" if retries else ""]
+        if any(tail):
+            self.console.print(f"[dim]{'; '.join(t for t in tail if t)}[/dim]")
 
     def _warnings_summary(self, warnings: list[dict]) -> None:
         """pytest's "warnings summary": each distinct warning once, with the tests that raised it."""

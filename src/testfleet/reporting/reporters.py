@@ -1,7 +1,8 @@
 """The built-in report files, registered through the plugin hook ``testfleet_add_reporters``:
-JUnit XML (``--junitxml``), pytest-json-report JSON (``--json``) and Markdown (``--md``).
+JUnit XML (``--junitxml``), pytest-json-report JSON (``--json``), Markdown (``--md``), Allure
+results (``--alluredir``, a folder) and GitLab Code Quality (``--codequality``).
 
-Each writer is called as ``write(path, run, outcome)`` when the run ends, as a plugin's is.
+Each writer is called as ``write(path, run, outcome, store)`` when the run ends, as a plugin's is.
 """
 
 from __future__ import annotations
@@ -14,23 +15,36 @@ from testfleet.plugins import ReporterSpec, hookimpl
 __all__ = ["testfleet_add_reporters"]
 
 
-def _junit(path: str, run: Any, outcome: Any) -> Path:
+def _junit(path: str, run: Any, outcome: Any, store: Any) -> Path:
     from testfleet.reporting.junit import write_junit
 
     return write_junit(path, run, outcome.results, outcome.collect_errors,
                        (outcome.exploration or {}).get("variants"))
 
 
-def _json(path: str, run: Any, outcome: Any) -> Path:
+def _json(path: str, run: Any, outcome: Any, store: Any) -> Path:
     from testfleet.reporting.json_report import write_json
 
     return write_json(path, run, outcome.results, outcome.collect_errors, outcome.warnings)
 
 
-def _markdown(path: str, run: Any, outcome: Any) -> Path:
+def _markdown(path: str, run: Any, outcome: Any, store: Any) -> Path:
     from testfleet.reporting.markdown import write_markdown
 
     return write_markdown(path, run, outcome.results, outcome.collect_errors)
+
+
+def _allure(path: str, run: Any, outcome: Any, store: Any) -> Path:
+    from testfleet.reporting.allure import write_allure_run
+
+    return write_allure_run(path, store, run, outcome.results, outcome.collect_errors)
+
+
+def _codequality(path: str, run: Any, outcome: Any, store: Any) -> Path:
+    from testfleet.reporting.codequality import write_codequality
+
+    return write_codequality(path, outcome.results, outcome.collect_errors,
+                             (outcome.exploration or {}).get("variants"))
 
 
 @hookimpl
@@ -40,4 +54,8 @@ def testfleet_add_reporters() -> list[ReporterSpec]:
         ReporterSpec("json", _json, setting="json_report", description="pytest-json-report JSON"),
         ReporterSpec("md", _markdown, setting="md",
                      description="a Markdown summary (also to $GITHUB_STEP_SUMMARY)"),
+        ReporterSpec("allure", _allure, setting="alluredir", folder=True,
+                     description="Allure results (a folder)"),
+        ReporterSpec("codequality", _codequality, setting="codequality",
+                     description="GitLab Code Quality JSON"),
     ]

@@ -187,11 +187,13 @@ class Store:
             with store._guard("open"):
                 store._prepare()
             if not read_only:  # runs whose coordinator died are closed (store/liveness.py)
+                from testfleet.store.journal import replay
                 from testfleet.store.liveness import close_orphans
 
-                try:
+                try:  # first what a killed coordinator journalled (store/journal.py)
+                    replay(store)
                     close_orphans(store)
-                except StoreError:
+                except (StoreError, OSError):
                     pass  # a full disk: readers still show them interrupted; the next open retries
         except BaseException:
             store.close()
@@ -329,6 +331,17 @@ class Store:
                      ("UPDATE runs SET coordinator_pid = $1, coordinator_host = $2, "
                       "coordinator_started = $3 WHERE run_id = $4",
                       [*this_coordinator(), run.run_id])])
+
+    def reopen_run(self, run: Run) -> None:
+        """``testfleet run --resume``: a recorded run runs again, begun by this process (its end,
+        status and exit code are cleared until it finishes; what it stored stays)."""
+        from testfleet.store.liveness import this_coordinator
+
+        sql = ("UPDATE runs SET status = 'running', finished_at = NULL, exit_code = NULL, "
+               "coordinator_pid = $1, coordinator_host = $2, coordinator_started = $3 "
+               "WHERE run_id = $4 RETURNING run_id")
+        if not self._write(f"reopen run {run.run_id}", [(sql, [*this_coordinator(), run.run_id])]):
+            raise StoreError(f"no run {run.run_id!r} to resume", source=str(self.path))
 
     def finish_run(self, run: Run) -> None:
         """Update a recorded run's end: finished_at, status, exit code, counts, totals."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from testfleet.model import Case, Result, Run, Variant
 from testfleet.store.db import Store
+from testfleet.store.journal import Journal
 
 
 class StoreRecorder:
@@ -23,12 +24,19 @@ class StoreRecorder:
     replay`` can restore exactly what the run saw.
     """
 
-    def __init__(self, store: Store, configs: dict[str, list[Path]] | None = None) -> None:
+    def __init__(self, store: Store, configs: dict[str, list[Path]] | None = None, *,
+                 resuming: bool = False) -> None:
         self.store = store
         self.configs = configs or {}
+        self.resuming = resuming  # --resume: the run's row exists; it is reopened, not inserted
+        self.journal: Journal | None = None
 
     def begin_run(self, run: Run, cases: list[Case], variants: list[Variant]) -> None:
-        self.store.begin_run(run)
+        if self.resuming:
+            self.store.reopen_run(run)
+        else:
+            self.store.begin_run(run)
+        self.journal = Journal(self.store.path, run.run_id)
         self.store.add_cases(cases, run_id=run.run_id)
         self.store.add_variants(variants)
         if self.configs:
@@ -41,6 +49,21 @@ class StoreRecorder:
 
     def append_results(self, results: list[Result]) -> None:
         self.store.append_results(results)
+
+    # the write-ahead journal (store/journal.py): what arrived, before its batch reaches DuckDB
+    def journal_arrivals(self, results: list[Result], events: list[dict[str, Any]]) -> None:
+        if self.journal is not None:
+            self.journal.append(results, events)
+            self.journal.sync()
+
+    def checkpoint(self) -> None:
+        """Every journalled result and event is in the store now."""
+        if self.journal is not None:
+            self.journal.checkpoint()
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
 
     def add_variants(self, variants: list[Variant]) -> None:
         self.store.add_variants(variants)

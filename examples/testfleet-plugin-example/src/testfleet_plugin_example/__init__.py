@@ -41,7 +41,7 @@ class LoadProbe:
         return {"load1": os.getloadavg()[0]}
 
 
-def write_csv(path: str, run: Any, outcome: Any) -> Path:
+def write_csv(path: str, run: Any, outcome: Any, store: Any = None) -> Path:
     """One row per result: nodeid, outcome, duration, attempt, worker, variant id."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

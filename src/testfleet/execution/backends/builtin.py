@@ -1,7 +1,8 @@
 """The built-in backends, registered through the plugin hook ``testfleet_add_backends``:
 ``local`` (worker subprocesses) and ``ray`` (Ray actors, when Ray is installed).
 
-A factory takes ``(settings, pytest_args, workers, cwd)``, as a plugin's does.
+A factory takes ``(settings, pytest_args, workers, cwd, env)``, as a plugin's does; ``env`` is
+added to the workers' environment (``--chaos``), or None.
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ def keep_local_ray_on_loopback(address: str | None) -> None:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
-def local_backend(settings: Any, pytest_args: list[str], workers: int, cwd: Path) -> Any:
+def local_backend(settings: Any, pytest_args: list[str], workers: int, cwd: Path,
+                  env: dict[str, str] | None = None) -> Any:
     from testfleet.execution.backends.local import LocalBackend
 
     return LocalBackend(pytest_args, workers=workers, start_method=settings.start_method, cwd=cwd,
-                        offers={"resources": settings.resources, "labels": settings.labels})
+                        offers={"resources": settings.resources, "labels": settings.labels}, env=env)
 
 
-def ray_backend(settings: Any, pytest_args: list[str], workers: int, cwd: Path) -> Any:
+def ray_backend(settings: Any, pytest_args: list[str], workers: int, cwd: Path,
+                env: dict[str, str] | None = None) -> Any:
     keep_local_ray_on_loopback(settings.ray_address)
     try:
         from testfleet.execution.backends.ray import RayBackend
@@ -41,7 +44,7 @@ def ray_backend(settings: Any, pytest_args: list[str], workers: int, cwd: Path) 
     store = Path(settings.store).resolve()
     excludes = [f"/{store.relative_to(cwd.resolve())}*"] if store.is_relative_to(cwd.resolve()) else []
     return RayBackend(pytest_args, workers=workers, address=settings.ray_address, cwd=cwd,
-                      pip=settings.ray_pip, env=dict(settings.ray_env), excludes=excludes)
+                      pip=settings.ray_pip, env=dict(settings.ray_env) | (env or {}), excludes=excludes)
 
 
 @hookimpl

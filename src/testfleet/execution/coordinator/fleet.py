@@ -4,6 +4,9 @@ Feeding: a worker holds its last queued item until it knows the next one, so it 
 with two or more items, or told (FLUSH) that no more are coming. Once a pool's queue is empty,
 every worker of that pool that still holds items is flushed (tests/execution_unit/test_feeding.py).
 
+Which worker may take work, and whether a lost one is replaced, is the recovery's
+(:mod:`.recovering`): breakers, probes, quarantine, ``--max-worker-restarts``.
+
 ``timeout`` is enforced here, not in the worker: the worker is killed (SIGABRT first, so
 faulthandler dumps where it hung, then SIGKILL after ``KILL_GRACE``) and replaced.
 """
@@ -39,6 +42,7 @@ class Slot:
     said_bye: bool = False
     pool: str = ""
     kill_deadline: float | None = None  # SIGKILL then, unless it is gone
+    seat: str = ""  # its place in the fleet: the first worker's id, inherited by replacements
 
 
 class Fleet:
@@ -46,15 +50,14 @@ class Fleet:
         self.host = host
         self.slots: dict[str, Slot] = {}
         self.next_worker = 0
-        self.restarts = 0
 
     def live(self) -> list[Slot]:
         return [s for s in self.slots.values() if not s.gone]
 
-    def spawn(self, pool: str = "") -> None:
+    def spawn(self, pool: str = "", seat: str = "") -> None:
         worker_id = f"gw{self.next_worker}"
         self.next_worker += 1
-        self.slots[worker_id] = Slot(worker_id, pool=pool)
+        self.slots[worker_id] = Slot(worker_id, pool=pool, seat=seat or worker_id)
         self.host.backend.spawn_worker(worker_id, pool)
         self.host.listener.on_worker(worker_id, "started", pool)
 
@@ -63,17 +66,17 @@ class Fleet:
         is always left with two or more items, or told (FLUSH) that no more are coming."""
         host = self.host
         scheduler = host.scheduler
-        if host.stopping or not slot.ready or slot.gone or scheduler is None:
+        if host.stopping or not slot.ready or slot.gone or scheduler is None or not host.recovery.may_feed(slot):
             return
         alive = sum(1 for s in self.slots.values() if s.ready and not s.gone and s.pool == slot.pool)
         if slot.pool == "" and scheduler.pool_empty("") and host.exploration is not None:
             host.exploration.more(2 * max(alive, 1))
         batch: list[int] = []
-        while len(slot.outstanding) + len(batch) < 2:
+        while len(slot.outstanding) + len(batch) < 2 and host.recovery.may_feed(slot):
             more = scheduler.next_batch(slot.worker_id, alive=alive, pool=slot.pool)
             if not more:
                 break
-            batch.extend(more)
+            batch.extend(host.recovery.admit(slot, more))  # breakers: held endpoints, half-open probes
         if not batch and not slot.outstanding:
             return
         if batch:
@@ -82,6 +85,9 @@ class Fleet:
             slot.flushed = False
             explored = host.exploration.explored(batch) if host.exploration is not None else {}
             host.backend.send(slot.worker_id, P.Run(batch, bool(host.plan.timeout), explored))
+            if host.recovery.probing(slot):  # a probe runs alone, without waiting for a next item
+                slot.flushed = True
+                host.backend.send(slot.worker_id, P.Flush())
             if not host.plan.timeout:
                 host.listener.on_running(slot.worker_id, host.items[slot.outstanding[0]]["nodeid"])
         if scheduler.pool_empty(slot.pool):
@@ -97,19 +103,6 @@ class Fleet:
         for slot in self.slots.values():
             if not slot.outstanding or scheduler.needs_work(len(slot.outstanding), slot.last_batch):
                 self.feed(slot)
-
-    def replace(self, slot: Slot, *, counts: bool) -> None:
-        """Start a worker in a lost one's place; ``counts``: against --max-worker-restarts."""
-        host = self.host
-        if host.stopping:
-            return
-        if counts:
-            if self.restarts >= host.plan.restart_budget:
-                host.say(f"not replacing {slot.worker_id}: --max-worker-restarts "
-                         f"({host.plan.restart_budget}) reached")
-                return
-            self.restarts += 1
-        self.spawn(slot.pool)
 
     def check_timeouts(self) -> None:
         now = time.monotonic()

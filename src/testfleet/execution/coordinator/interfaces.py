@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from testfleet.execution.backends.base import Backend
     from testfleet.execution.coordinator.fleet import Fleet
     from testfleet.execution.coordinator.recording import Recording
+    from testfleet.execution.coordinator.recovering import Recovery
     from testfleet.execution.plan import Listener, Recorder, RunPlan
     from testfleet.execution.scheduler import Scheduler
     from testfleet.model import Case, Result, Run, Variant
@@ -72,6 +73,7 @@ class Host(Protocol):
     listener: Listener
     fleet: Fleet
     recording: Recording
+    recovery: Recovery
     exploration: Exploring | None
     scheduler: Scheduler | None
     #: the run's items (as collected, then explored ones appended), their cases and variants

@@ -13,9 +13,10 @@ Each event of the backend goes to one handler (as pytest-xdist's ``DSession.work
 ``worker_telemetry``, ``worker_fatal`` and ``worker_bye``.
 
 Fault rules: a worker that dies mid-test gets that test reported ``crashed`` with the exit code or
-signal and faulthandler's traceback; the tests queued behind it go back to the queue; the worker
-is replaced while the restart budget lasts. A crashed test is retried once; a test that crashes
-a worker twice is not retried again.
+signal and faulthandler's traceback; the tests queued behind it go back to the queue; what happens
+next (retry here or elsewhere, replace the worker, quarantine its seat, stop the run) is the
+escalating recovery's (:mod:`.recovering`, with its circuit breakers). A crashed test is retried
+once; a test that crashes a worker twice is not retried again.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from testfleet.execution.coordinator.fleet import Fleet, Slot
 from testfleet.execution.coordinator.interfaces import Exploring
 from testfleet.execution.coordinator.planning import plan_run
 from testfleet.execution.coordinator.recording import STORE_FLUSH_SECONDS, Recording
+from testfleet.execution.coordinator.recovering import Recovery
 from testfleet.execution.plan import Listener, NullListener, Recorder, RunOutcome, RunPlan
 from testfleet.execution.resilience import describe_exit, lost_test_payload
 from testfleet.execution.scheduler import Scheduler
@@ -54,7 +56,8 @@ class Orchestrator:
     """The coordinator of one run (it meets :class:`~.interfaces.Host` for its parts)."""
 
     def __init__(self, backend: Backend, plan: RunPlan, run: Run, recorder: Recorder,
-                 listener: Listener | None = None, crash_text: Callable[[str], str] | None = None) -> None:
+                 listener: Listener | None = None, crash_text: Callable[[str], str] | None = None,
+                 chaos: Any = None) -> None:
         self.backend = backend
         self.plan = plan
         self.run_info = run
@@ -80,7 +83,13 @@ class Orchestrator:
         self.fatal: tuple[int, str] | None = None
         self.fleet = Fleet(self)
         self.recording = Recording(self)
+        self.recovery = Recovery(self)
         self.exploration: Exploring | None = None if plan.explorer is None else Exploration(self, plan.explorer)
+        self.injector: Any = None  # --chaos: faults injected beside the loop (a ChaosPlan given)
+        if chaos is not None:
+            from testfleet.execution.chaos.injector import Injector
+
+            self.injector = Injector(self, chaos.stream, chaos.folder, chaos.seed)
 
     # -- public -------------------------------------------------------------------------------
     def execute(self) -> RunOutcome:
@@ -116,6 +125,8 @@ class Orchestrator:
             except KeyboardInterrupt:
                 pass
         finally:
+            if self.injector is not None:
+                self.injector.close()
             if self.plan.monitor is not None and self.recording.final:
                 self.recording.add_events(self.plan.monitor.finish())
             if self.exploration is not None:
@@ -159,15 +170,24 @@ class Orchestrator:
                         self.worker_hello(worker_id)
 
     def _loop(self) -> None:
-        fleet, exploration = self.fleet, self.exploration
+        fleet, exploration, injector = self.fleet, self.exploration, self.injector
         for event in self.backlog:
             self._handle(event)
         while True:
-            for event in self.backend.poll(fleet.poll_timeout(STORE_FLUSH_SECONDS)):
+            due = self.recovery.next_due()
+            wait = STORE_FLUSH_SECONDS if due is None else min(STORE_FLUSH_SECONDS, due)
+            if injector is not None:
+                wait = min(wait, injector.until_next())
+            for event in self.backend.poll(fleet.poll_timeout(wait)):
                 self._handle(event)
+            if injector is not None:
+                injector.tick()
             fleet.check_timeouts()
+            self.recovery.tick()  # breakers whose cool-down is over probe
             self.recording.flush()
             live = fleet.live()
+            if not live and self.recovery.waiting():
+                continue  # a seat takes work again once its breaker probes
             if not live:
                 if self.scheduler and not self.scheduler.empty and not self.stopping:
                     self._give_up()
@@ -180,6 +200,7 @@ class Orchestrator:
                 continue
             if not self.stopping and self.scheduler is not None and self.scheduler.empty \
                     and not any(s.outstanding for s in live):
+                self.recovery.settle()  # scenarios held back by an open endpoint breaker
                 self.stopping = True
                 for slot in live:
                     if slot.ready:
@@ -220,6 +241,8 @@ class Orchestrator:
     def _drain(self, grace: float) -> None:
         """Wait for every worker to leave; kill the ones that do not within ``grace`` seconds."""
         slots = self.fleet.slots
+        if self.injector is not None:  # a stopped worker or SUT cannot leave: continue them first
+            self.injector.close()
         deadline = time.monotonic() + grace
         while any(not s.gone for s in slots.values()):
             remaining = deadline - time.monotonic()
@@ -245,7 +268,7 @@ class Orchestrator:
         rulesets = self.exploration.rulesets() if self.exploration is not None else ()
         self.backend.send(worker_id, P.Configure(replace(self.plan.worker, worker_count=self.plan.workers,
                                                          rulesets=rulesets)))
-        if self.scheduler is not None:
+        if self.scheduler is not None and not self.recovery.turned_away(slot):
             self.fleet.feed(slot)
 
     def worker_ran(self, slot: Slot, index: int, payload: P.TestResult) -> None:
@@ -282,6 +305,7 @@ class Orchestrator:
         # still running are interrupted: nothing they find can be trusted
         first = str(message.message).splitlines()[0].split("; log ")[0] if message.message else "cannot go on"
         self.say(f"{slot.worker_id}: {first} (stopping the run)")
+        self.recovery.fatal(slot.worker_id, first)
         self.stop_all()
         for other in self.fleet.slots.values():
             if other is not slot and not other.gone and other.outstanding:
@@ -299,12 +323,14 @@ class Orchestrator:
     def worker_lost(self, slot: Slot, code: int | None) -> None:
         slot.gone = True
         self.listener.on_running(slot.worker_id, None)
+        if self.recovery.took_back(slot):  # it left because its seat's breaker opened
+            return
         if not (slot.said_bye or self.stopping):
             self.listener.on_worker(slot.worker_id, "lost", describe_exit(code))
         if not slot.outstanding:
             if not (slot.said_bye or self.stopping):
                 self.say(f"worker {slot.worker_id} {describe_exit(code)} while idle")
-                self.fleet.replace(slot, counts=True)
+                self.recovery.replace(slot, counts=True, cause=f"{describe_exit(code)} while idle")
             return
         if self.stopping and slot.killed_for is None:
             # Stopped (-x, Ctrl-C): whatever it still held was never run.
@@ -327,7 +353,8 @@ class Orchestrator:
         else:
             self.scheduler.requeue(list(slot.outstanding))
         slot.outstanding.clear()
-        self.fleet.replace(slot, counts=not timed_out)
+        self.recovery.replace(slot, counts=not timed_out,
+                              cause="was killed for a timeout" if timed_out else describe_exit(code))
 
     def worker_collected_differently(self) -> None:
         self.say("workers collected different tests; the run stops (is collection deterministic?)")
@@ -337,10 +364,7 @@ class Orchestrator:
 
     # -- the end ------------------------------------------------------------------------------
     def _give_up(self) -> None:
-        left = self.scheduler.cancel()
-        self.not_run.extend(left)
-        self.say(f"all workers are gone and --max-worker-restarts ({self.plan.restart_budget}) is spent: "
-                 f"{len(left)} test{'s' if len(left) != 1 else ''} not run")
+        self.recovery.give_up(len(self.scheduler))  # level 6: stops the run, the rest not run
         self.gave_up = True
 
     def _unreadable(self, exc: P.UnreadableMessage) -> str:
@@ -364,8 +388,10 @@ class Orchestrator:
         self.run_info.flaky = sum(1 for r in recording.final.values() if r.flaky)
         return RunOutcome(run=self.run_info, results=recording.results, collect_errors=self.collect_errors,
                           not_run=not_run, messages=self.messages,
-                          interrupted=interrupted or self.gave_up or self.worker_interrupted,
+                          interrupted=interrupted or self.gave_up or self.worker_interrupted
+                          or self.recovery.stopped is not None,
                           warnings=self.warnings,
                           collector_exit=collector_exit, collector_output=output,
                           anomalies=recording.anomalies, fatal=self.fatal,
-                          exploration=None if self.exploration is None else self.exploration.outcome())
+                          exploration=None if self.exploration is None else self.exploration.outcome(),
+                          resilience=self.recovery.events)

@@ -51,6 +51,10 @@ def plan_run(host: Host, payload: P.Collection) -> bool:
             selected = previously
         else:
             host.say("run-last-failure: no previously failed tests, not deselecting items.")
+    if plan.resume is not None:  # --resume: what has a final result already is not run again
+        from testfleet.execution.coordinator.resuming import resume
+
+        selected = resume(host, plan.resume, nodeids, selected, payload["skipped"])
     pools, unmet = requirements(host, list(selected))
     host.selected = [i for i in selected if i not in unmet]
     host.total = len(host.selected)

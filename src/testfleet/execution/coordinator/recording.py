@@ -2,9 +2,9 @@
 
 The coordinator is the only writer of results during a run; it reaches the store through the
 :class:`~testfleet.execution.plan.Recorder` the caller hands it, in batches (every
-``STORE_FLUSH_SECONDS`` or ``STORE_FLUSH_ROWS`` results). A failed test is rerun on another worker
-while the retry policy allows (a crashed one once; one that crashed a worker twice, never); a test
-that failed and then passed is marked flaky.
+``STORE_FLUSH_SECONDS`` or ``STORE_FLUSH_ROWS`` results). Each result goes through the run's breakers, and a failed test
+runs again where the recovery policy says (:mod:`.recovering`: a crashed one once, on another
+worker; one that crashed a worker twice, never); a test that failed and then passed is marked flaky.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from testfleet.execution.resilience import RetryPolicy
 from testfleet.model import FAILURE_OUTCOMES, Case, Outcome, Result, Variant
 
 if TYPE_CHECKING:
@@ -27,7 +26,6 @@ STORE_FLUSH_ROWS = 2000
 class Recording:
     def __init__(self, host: Host) -> None:
         self.host = host
-        self.retry = RetryPolicy(host.plan.reruns)
         self.results: list[Result] = []
         self.final: dict[int, Result] = {}  # index -> its final result
         self.attempts: dict[int, int] = {}
@@ -39,6 +37,7 @@ class Recording:
         self.events: list[dict[str, Any]] = []
         self.anomalies: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
+        self.journaled = (0, 0)  # how much of buffer and events went to the journal
 
     def record(self, index: int, worker_id: str, payload: P.TestResult, late_teardown: bool = False) -> Result:
         """One result. ``late_teardown``: the error of fixtures torn down after a stop, reported as
@@ -67,12 +66,12 @@ class Recording:
         )
         if payload.series:
             self.add_series(worker_id, payload.series)
+        if not late_teardown:
+            host.recovery.observe(index, worker_id, result)
         if outcome in FAILURE_OUTCOMES and not late_teardown:
             self.failed_once.add(index)
-            if not host.stopping and self.retry.should_retry(outcome, attempt, self.crashes.get(index, 0)):
+            if not host.stopping and host.recovery.retry(index, worker_id, result, self.crashes.get(index, 0)):
                 result.final = False
-                host.scheduler.rerun(index, worker_id)
-                host.fleet.feed_all()
         elif index in self.failed_once and not late_teardown and outcome in (
                 Outcome.passed, Outcome.xfailed, Outcome.skipped):
             result.flaky = True
@@ -123,6 +122,12 @@ class Recording:
         self.anomalies.extend(e for e in events if e.get("kind") in ("outlier", "leak"))
 
     def flush(self, force: bool = False) -> None:
+        # Every pass: what arrived goes to the recorder's write-ahead journal, if it keeps one
+        # (store/journal.py), so that kill -9 before the next batch below loses nothing.
+        journal = getattr(self.host.recorder, "journal_arrivals", None)
+        if journal is not None:
+            journal(self.buffer[self.journaled[0]:], self.events[self.journaled[1]:])
+            self.journaled = (len(self.buffer), len(self.events))
         now = time.monotonic()
         pending = len(self.buffer) + len(self.series["t"]) // 50 + len(self.events)
         if pending and (force or len(self.buffer) >= STORE_FLUSH_ROWS
@@ -138,4 +143,8 @@ class Recording:
             if self.events:
                 recorder.append_events(run_id, self.events)
                 self.events = []
+            self.journaled = (0, 0)
+            checkpoint = getattr(recorder, "checkpoint", None)
+            if checkpoint is not None:  # the journal's lines are all in the store now
+                checkpoint()
             self.last_flush = now

@@ -1,0 +1,220 @@
+"""The injector: carries out a chaos schedule beside the coordinator's loop.
+
+It is driven from the loop's tick (:meth:`Injector.tick`, called once per loop turn; the loop
+waits at most :meth:`Injector.until_next` for events), so it needs no thread and a run without
+``--chaos`` has no injector at all. Each fault, when due, is aimed at its target (``any``: a
+worker picked with the run's seed among those alive and ready; a worker id: that worker, skipped
+when it is gone) and carried out:
+
+* ``kill_worker``: SIGKILL through the backend (on Ray, ``ray.kill`` of the actor);
+  ``kill_actor``: the same, Ray only;
+* ``stop_worker``: SIGSTOP of the worker's process, SIGCONT when ``duration`` is over;
+* ``kill_sut`` / ``pause_sut``: SIGKILL, or SIGSTOP then SIGCONT, of the SUT's process group;
+* network faults (latency, bandwidth, reset_peer, timeout, http_error) and ``fill_memory``: an
+  order to the worker's agent (see :mod:`.agent`), which applies it to its proxy or its memory;
+* ``kill_node``: only where the cluster has a node that can go without the driver; a local Ray
+  cluster has only its head, so it is skipped with that reason.
+
+A fault aimed at ``any`` when no worker can take it yet (the fleet or its SUT instances are still
+starting) waits until one can, for at most ``DEFER_LIMIT`` seconds; its event says how late it
+came (``late``). Every fault is an event of the run (``kind = "fault"``, data ``fault``, ``target``, ``at``,
+``duration``, ``params``; a fault that could not be injected has ``skipped`` with the reason) and
+a console line. Whatever is stopped when the run ends is continued (:meth:`Injector.close`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from testfleet.atomic import atomic_write_text
+from testfleet.execution.chaos.schedule import NETWORK, Injection
+
+if TYPE_CHECKING:
+    from testfleet.execution.coordinator.interfaces import Host
+
+DEFER_LIMIT = 30.0
+DEFER_POLL = 0.2
+
+
+class Stream(Protocol):
+    name: str
+
+    def upcoming(self) -> Iterator[Injection]: ...
+
+
+class Injector:
+    def __init__(self, host: Host, schedule: Stream, folder: Path, seed: int) -> None:
+        self.host = host
+        self.schedule = schedule
+        self.folder = Path(folder)
+        self.rng = random.Random(f"chaos-targets:{seed}")
+        self.started: float | None = None
+        self.stream = schedule.upcoming()
+        self.next: Injection | None = next(self.stream, None)
+        self.resume: list[tuple[float, int, int, str]] = []  # (due, pid, signal kind, what) to SIGCONT
+        self.orders: dict[str, list[dict[str, Any]]] = {}
+        self.injected: list[dict[str, Any]] = []
+        self.waiting: list[tuple[float, Injection]] = []  # (when it was due, fault) no target could take yet
+
+    # -- driven by the loop ------------------------------------------------------------------
+    def until_next(self) -> float:
+        """Seconds until something is due (the loop waits no longer than this for events)."""
+        if self.started is None:
+            return 0.0
+        now = time.monotonic()
+        due = [d for d, *_ in self.resume]
+        if self.waiting:
+            due.append(now + DEFER_POLL)
+        if self.next is not None:
+            due.append(self.started + self.next.at)
+        return max(0.0, min(due) - now) if due else 3600.0
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        for item in [r for r in self.resume if r[0] <= now]:
+            self.resume.remove(item)
+            _signal(item[1], signal.SIGCONT, group=item[2] == 1)
+        if self.host.stopping:
+            return
+        waiting, self.waiting = self.waiting, []
+        for due, injection in waiting:
+            self.inject(injection, due=due)
+        while self.next is not None and self.started + self.next.at <= now:
+            self.inject(self.next, due=now)
+            self.next = next(self.stream, None)
+
+    def close(self) -> None:
+        """Continue whatever is still stopped: nothing may stay frozen after the run."""
+        for _due, pid, group, _what in self.resume:
+            _signal(pid, signal.SIGCONT, group=group == 1)
+        self.resume.clear()
+        for _due, injection in self.waiting:
+            self._record(injection, injection.target, "the run ended before any worker could take it")
+        self.waiting.clear()
+        self.next = None
+
+    # -- one fault ---------------------------------------------------------------------------
+    def inject(self, injection: Injection, due: float | None = None) -> None:
+        fault = injection.fault
+        now = time.monotonic()
+        due = now if due is None else due
+        needs_sut = fault in NETWORK or fault in ("kill_sut", "pause_sut")
+        target, skipped = self._aim(injection.target, needs_sut)
+        if target is None and injection.target == "any" and now - due < DEFER_LIMIT:
+            self.waiting.append((due, injection))  # the fleet is still starting: as soon as it can
+            return
+        if skipped is None and target is not None:
+            try:
+                skipped = self._carry_out(fault, target, injection)
+            except OSError as exc:
+                skipped = f"could not be injected: {exc}"
+        self._record(injection, target or injection.target, skipped, late=now - due)
+
+    def _aim(self, wanted: str, needs_sut: bool) -> tuple[str | None, str | None]:
+        live = sorted((s.worker_id for s in self.host.fleet.live() if s.ready),
+                      key=lambda w: (len(w), w))
+        if needs_sut:
+            live = [w for w in live if self._sut(w) is not None]
+        if wanted == "any":
+            if not live:
+                return None, "no live worker" + (" with a SUT instance" if needs_sut else "")
+            return self.rng.choice(live), None
+        if wanted not in live:
+            return wanted, f"{wanted} is not a live worker" + (" with a SUT instance" if needs_sut else "")
+        return wanted, None
+
+    def _carry_out(self, fault: str, target: str, injection: Injection) -> str | None:
+        backend = self.host.backend
+        due = time.monotonic() + injection.duration
+        if fault == "kill_actor" and backend.name != "ray":
+            return "kill_actor needs the Ray backend (use kill_worker)"
+        if fault in ("kill_worker", "kill_actor"):
+            backend.kill(target, signal.SIGKILL)
+        elif fault == "stop_worker":
+            pid = self._worker_pid(target)
+            if pid is None:
+                return f"the pid of {target} is not known here"
+            _signal(pid, signal.SIGSTOP, group=False)
+            self.resume.append((due, pid, 0, target))
+        elif fault in ("kill_sut", "pause_sut"):
+            sut = self._sut(target)
+            assert sut is not None
+            if fault == "kill_sut":
+                _signal(int(sut["pid"]), signal.SIGKILL, group=True)
+            else:
+                _signal(int(sut["pid"]), signal.SIGSTOP, group=True)
+                self.resume.append((due, int(sut["pid"]), 1, target))
+        elif fault == "kill_node":
+            return self._kill_node()
+        else:  # network faults and fill_memory: the worker's agent applies them
+            orders = self.orders.setdefault(target, [])
+            orders.append({"fault": fault, "duration": injection.duration, "params": injection.params})
+            atomic_write_text(self.folder / f"orders-{target}.json", json.dumps(orders))
+        return None
+
+    def _kill_node(self) -> str:
+        if self.host.backend.name != "ray":
+            return "kill_node needs the Ray backend"
+        import ray
+
+        alive = [n for n in ray.nodes() if n.get("Alive")]
+        if len(alive) <= 1:
+            return ("the Ray cluster has one node, the head that runs the driver: killing it "
+                    "would end the run, not test its recovery")
+        return "killing a Ray node other than this machine's needs access to its host; not supported"
+
+    def _record(self, injection: Injection, target: str, skipped: str | None, late: float = 0.0) -> None:
+        params = dict(injection.params)
+        what = injection.fault + (f" {injection.duration:g}s" if injection.duration else "") + \
+            "".join(f" {k}={v:g}" for k, v in params.items())
+        message = f"chaos: {what} on {target}" + (f" skipped: {skipped}" if skipped else "")
+        event: dict[str, Any] = {"kind": "fault", "worker": target, "message": message,
+                                 "fault": injection.fault, "target": target, "at": time.time(),
+                                 "duration": injection.duration, "params": params,
+                                 "schedule": self.schedule.name}
+        if late >= DEFER_POLL:
+            event["late"] = round(late, 2)
+            event["message"] = message = message + f" ({late:.1f}s late: no worker could take it sooner)"
+        if skipped:
+            event["skipped"] = skipped
+        else:
+            self.injected.append(event)
+        self.host.recording.add_events([event])
+        self.host.say(message)
+
+    # -- where things are --------------------------------------------------------------------
+    def _read(self, name: str) -> dict[str, Any] | None:
+        try:
+            value = json.loads((self.folder / name).read_text())
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    def _sut(self, worker_id: str) -> dict[str, Any] | None:
+        return self._read(f"sut-{worker_id}.json")
+
+    def _worker_pid(self, worker_id: str) -> int | None:
+        info = getattr(self.host.backend, "info", {}).get(worker_id)
+        if info is not None and getattr(info, "pid", None):
+            return int(info.pid)
+        found = self._read(f"worker-{worker_id}.json")
+        return int(found["pid"]) if found and "pid" in found else None
+
+
+def _signal(pid: int, signum: int, *, group: bool) -> None:
+    try:
+        if group:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass

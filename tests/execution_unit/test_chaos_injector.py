@@ -1,0 +1,158 @@
+"""The injector, driven by hand as the coordinator's loop drives it: each due fault reaches its
+target (real processes for the signals), becomes an event and a console line, and whatever it
+stopped is continued when its time is up or the run ends."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import psutil
+import pytest
+
+from testfleet.execution.backends.base import WorkerInfo
+from testfleet.execution.chaos.injector import Injector
+from testfleet.execution.chaos.schedule import parse_schedule
+
+
+class _Backend:
+    name = "local"
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.info = {w: WorkerInfo(w, pid) for w, pid in pids.items()}
+        self.killed: list[tuple[str, int]] = []
+
+    def kill(self, worker_id: str, sig: int) -> None:
+        self.killed.append((worker_id, sig))
+
+
+class _Host:
+    def __init__(self, backend: _Backend, workers: list[str]) -> None:
+        self.backend = backend
+        self.stopping = False
+        self.events: list[dict[str, Any]] = []
+        self.said: list[str] = []
+        slots = [SimpleNamespace(worker_id=w, ready=True) for w in workers]
+        self.fleet = SimpleNamespace(live=lambda: slots)
+        self.recording = SimpleNamespace(add_events=self.events.extend)
+
+    def say(self, text: str) -> None:
+        self.said.append(text)
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def _injector(host: _Host, tmp_path: Path, faults: list[dict[str, Any]], seed: int = 1) -> Injector:
+    return Injector(host, parse_schedule(faults, "chaos.yaml"), tmp_path, seed)  # type: ignore[arg-type]
+
+
+def _status(pid: int, wanted: str) -> str:
+    """The process's state once it is ``wanted`` (a signal takes effect when the process is next
+    scheduled), or whatever it is after 2 s."""
+    deadline = time.monotonic() + 2
+    while (status := psutil.Process(pid).status()) != wanted and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return str(status)
+
+
+def _run_until_quiet(injector: Injector, limit: float = 5.0) -> None:
+    deadline = time.monotonic() + limit
+    injector.tick()
+    while (injector.next is not None or injector.resume) and time.monotonic() < deadline:
+        time.sleep(min(injector.until_next(), 0.5))
+        injector.tick()
+
+
+def test_kill_worker_goes_through_the_backend_and_is_an_event(tmp_path: Path) -> None:
+    host = _Host(_Backend({"gw0": 1, "gw1": 2}), ["gw0", "gw1"])
+    _run_until_quiet(_injector(host, tmp_path, [{"at": 0, "fault": "kill_worker", "target": "gw1"}]))
+    assert host.backend.killed == [("gw1", signal.SIGKILL)]
+    (event,) = host.events
+    assert (event["kind"], event["fault"], event["target"], event["worker"]) == ("fault", "kill_worker", "gw1", "gw1")
+    assert event["at"] == pytest.approx(time.time(), abs=10) and "skipped" not in event
+    assert host.said == ["chaos: kill_worker on gw1"]
+
+
+def test_stop_worker_stops_it_for_its_duration_then_continues_it(tmp_path: Path,
+                                                                  sleeper: subprocess.Popen[bytes]) -> None:
+    host = _Host(_Backend({"gw0": sleeper.pid}), ["gw0"])
+    injector = _injector(host, tmp_path, [{"at": 0, "fault": "stop_worker", "target": "any", "duration": 0.3}])
+    injector.tick()
+    assert _status(sleeper.pid, psutil.STATUS_STOPPED) == psutil.STATUS_STOPPED
+    _run_until_quiet(injector)
+    assert _status(sleeper.pid, psutil.STATUS_SLEEPING) != psutil.STATUS_STOPPED
+    assert host.events[0]["duration"] == 0.3
+
+
+def test_close_continues_a_paused_sut_whose_fault_outlives_the_run(tmp_path: Path,
+                                                                   sleeper: subprocess.Popen[bytes]) -> None:
+    (tmp_path / "sut-gw0.json").write_text(json.dumps({"pid": sleeper.pid, "port": 1, "proxy_port": 2}))
+    host = _Host(_Backend({"gw0": 1}), ["gw0"])
+    injector = _injector(host, tmp_path, [{"at": 0, "fault": "pause_sut", "target": "gw0", "duration": 600}])
+    injector.tick()
+    assert _status(sleeper.pid, psutil.STATUS_STOPPED) == psutil.STATUS_STOPPED
+    injector.close()
+    assert _status(sleeper.pid, psutil.STATUS_SLEEPING) != psutil.STATUS_STOPPED
+
+
+def test_network_and_memory_faults_are_orders_to_the_workers_agent(tmp_path: Path) -> None:
+    (tmp_path / "sut-gw0.json").write_text(json.dumps({"pid": 1, "port": 1, "proxy_port": 2}))
+    host = _Host(_Backend({"gw0": 1}), ["gw0"])
+    _run_until_quiet(_injector(host, tmp_path, [
+        {"at": 0, "fault": "latency", "target": "any", "duration": 2, "params": {"ms": 100}},
+        {"at": 0, "fault": "fill_memory", "target": "gw0", "duration": 1, "params": {"mib": 8}}]))
+    orders = json.loads((tmp_path / "orders-gw0.json").read_text())
+    assert [(o["fault"], o["params"]) for o in orders] == [("latency", {"ms": 100}), ("fill_memory", {"mib": 8})]
+
+
+def test_a_fault_without_a_target_is_recorded_as_skipped_with_the_reason(tmp_path: Path) -> None:
+    host = _Host(_Backend({"gw0": 1}), ["gw0"])
+    injector = _injector(host, tmp_path, [
+        {"at": 0, "fault": "stop_worker", "target": "gw7", "duration": 1},  # no such worker
+        {"at": 0, "fault": "kill_node", "target": "any"}])  # local backend
+    _run_until_quiet(injector)
+    assert [e.get("skipped") for e in host.events] == ["gw7 is not a live worker", "kill_node needs the Ray backend"]
+    assert host.backend.killed == []
+
+
+def test_a_fault_for_any_waits_until_a_worker_can_take_it(tmp_path: Path) -> None:
+    host = _Host(_Backend({"gw0": 1}), ["gw0"])
+    injector = _injector(host, tmp_path, [{"at": 0, "fault": "latency", "target": "any", "duration": 1},
+                                          {"at": 0, "fault": "kill_sut", "target": "any"}])
+    injector.tick()
+    assert host.events == [] and len(injector.waiting) == 2  # no SUT instance yet
+    (tmp_path / "sut-gw0.json").write_text(json.dumps({"pid": 2**22 + 12345, "port": 1, "proxy_port": 2}))
+    injector.tick()
+    assert [(e["fault"], e["target"], e.get("skipped")) for e in host.events] == [
+        ("latency", "gw0", None), ("kill_sut", "gw0", None)]
+    assert not injector.waiting
+
+
+def test_a_fault_still_waiting_when_the_run_ends_is_skipped(tmp_path: Path) -> None:
+    host = _Host(_Backend({"gw0": 1}), ["gw0"])
+    injector = _injector(host, tmp_path, [{"at": 0, "fault": "pause_sut", "target": "any", "duration": 1}])
+    injector.tick()
+    injector.close()
+    assert [e.get("skipped") for e in host.events] == ["the run ended before any worker could take it"]
+
+
+def test_any_picks_the_same_targets_for_the_same_seed(tmp_path: Path) -> None:
+    def targets(seed: int) -> list[str]:
+        host = _Host(_Backend({}), ["gw0", "gw1", "gw2", "gw10"])
+        _run_until_quiet(_injector(host, tmp_path, [{"every": 0.001, "count": 12, "fault": "kill_worker"}], seed))
+        return [w for w, _ in host.backend.killed]
+
+    assert targets(3) == targets(3) and len(set(targets(3))) > 1
