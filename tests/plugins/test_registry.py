@@ -38,6 +38,7 @@ def test_the_built_ins_come_through_the_hooks() -> None:
     assert list(found.reporters()) == ["junit", "json", "md", "allure", "codequality"]
     assert found.reporters()["allure"].folder and found.reporters()["allure"].setting == "alluredir"
     assert set(found.generators()) == {"statistical", "llm"}
+    assert list(found.notifiers()) == ["slack", "webhook", "email", "jira", "github"]
     assert found.trigger_metrics()["CPU_load"] == ("sut.cpu_percent", "mean")
     assert all(info.builtin and info.distribution == "testfleet" for info in found.plugins())
 

@@ -29,7 +29,8 @@ How it fits DESIGN.md's layers: this package imports nothing of testfleet at mod
 they register (``mutation/operators.py`` holds ``testfleet_add_mutation_operators`` for the eight
 built-in variation types, ``mutation/triggers.py`` the trigger aliases,
 ``generation/generators.py`` the statistical and llm generators, ``execution/backends/builtin.py``
-local and ray, ``reporting/reporters.py`` junit, json and md); :mod:`~testfleet.plugins.manager`
+local and ray, ``reporting/reporters.py`` junit, json, md, allure and codequality,
+``reporting/notify/builtin.py`` slack, webhook, email, jira and github); :mod:`~testfleet.plugins.manager`
 imports those modules *by name*, lazily, on the first question, so no layer imports a higher one.
 Then it loads the ``testfleet`` entry points through :mod:`importlib.metadata`, exactly the
 ones a ``pip install`` made visible.
@@ -53,12 +54,13 @@ from typing import TYPE_CHECKING
 from testfleet.plugins.hookspecs import hookimpl, hookspec
 from testfleet.plugins.specs import (
     GeneratorSpec,
+    NotifierSpec,
     PluginError,
     ReporterSpec,
     SourceSpec,
 )
 
-__all__ = ["GeneratorSpec", "PluginError", "ReporterSpec", "SourceSpec", "hookimpl", "hookspec",
+__all__ = ["GeneratorSpec", "NotifierSpec", "PluginError", "ReporterSpec", "SourceSpec", "hookimpl", "hookspec",
            "registry"]
 
 

@@ -59,7 +59,7 @@ def testfleet_add_reporters() -> list[Any]:
 
 @hookspec
 def testfleet_add_notifiers() -> dict[str, Any]:
-    """``{name: Notifier}``: told once when a run ends."""
+    """``{kind: NotifierSpec}``: targets of ``[tool.testfleet.notify]``, told when a run ends."""
     raise NotImplementedError
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import pluggy
 
 from testfleet.plugins import hookspecs
-from testfleet.plugins.specs import GeneratorSpec, PluginError, ReporterSpec, SourceSpec
+from testfleet.plugins.specs import GeneratorSpec, NotifierSpec, PluginError, ReporterSpec, SourceSpec
 
 __all__ = ["BUILTINS", "GROUP", "PluginInfo", "Registry", "build_registry", "registry", "reset"]
 
@@ -35,6 +35,7 @@ BUILTINS = {
     "testfleet_add_generators": "testfleet.generation.generators",
     "testfleet_add_backends": "testfleet.execution.backends.builtin",
     "testfleet_add_reporters": "testfleet.reporting.reporters",
+    "testfleet_add_notifiers": "testfleet.reporting.notify.builtin",
 }
 """hook -> the module whose ``@hookimpl`` functions register testfleet's own providers. Each is
 imported when its hook is first asked: a worker that only wants telemetry sources does not
@@ -103,8 +104,8 @@ class Registry:
     def reporters(self) -> dict[str, ReporterSpec]:
         return self._named("testfleet_add_reporters", _of(ReporterSpec))
 
-    def notifiers(self) -> dict[str, Any]:
-        return self._named("testfleet_add_notifiers", _notifier)
+    def notifiers(self) -> dict[str, NotifierSpec]:
+        return self._named("testfleet_add_notifiers", _of(NotifierSpec))
 
     def run_listeners(self, run: Any, settings: Any) -> list[tuple[str, Any]]:
         """``(plugin name, listener)`` for each plugin that wants to listen to this run."""
@@ -196,7 +197,7 @@ _EXPECTED = {
     "testfleet_add_generators": "a testfleet.plugins.GeneratorSpec",
     "testfleet_add_backends": "a function (settings, pytest_args, workers, cwd, env) -> backend",
     "testfleet_add_reporters": "a testfleet.plugins.ReporterSpec",
-    "testfleet_add_notifiers": "an object with notify(run, outcome, config)",
+    "testfleet_add_notifiers": "a testfleet.plugins.NotifierSpec",
 }
 
 
@@ -206,10 +207,6 @@ def _callable(value: Any) -> bool:
 
 def _metric(value: Any) -> bool:
     return isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, str) for v in value)
-
-
-def _notifier(value: Any) -> bool:
-    return callable(getattr(value, "notify", None))
 
 
 def _of(kind: type) -> Callable[[Any], bool]:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from testfleet.errors import UsageError
 
-__all__ = ["BackendFactory", "GeneratorSpec", "Notifier", "OperatorFn", "PluginError",
+__all__ = ["BackendFactory", "GeneratorSpec", "NotifierSpec", "OperatorFn", "PluginError",
            "Probe", "ReporterSpec", "SourceSpec"]
 
 
@@ -57,11 +57,23 @@ class ReporterSpec:
     folder: bool = False  # the path is a folder (Allure's results), not a file
 
 
-class Notifier(Protocol):
-    """Told once when a run ends (``[tool.testfleet.notify.NAME]`` is ``config``). A notifier
-    must not raise for a failed delivery: it records and retries on its own."""
+@dataclass(frozen=True)
+class NotifierSpec:
+    """A kind of notification target: ``[[tool.testfleet.notify.targets]]`` with ``kind = NAME``.
 
-    def notify(self, run: Any, outcome: Any, config: Mapping[str, Any]) -> None: ...
+    ``target`` is the pydantic model of one such table (``kind: Literal[NAME]``, ``name``,
+    ``when`` as ``reporting.notify.config``'s targets have, and its own keys; secrets only as
+    ``*_env`` keys naming environment variables). ``deliver(target, summary, env, tries)`` sends
+    one finished run (``summary``: ``reporting.notify.summary.RunSummary``; ``env``: the
+    environment to read secrets from; ``tries``: ``reporting.notify.delivery.Tries``, which
+    retries with backoff) and returns what to store with the delivery event; it raises
+    ``DeliveryError`` when the delivery failed. A delivery never changes the run's result.
+    """
+
+    name: str
+    deliver: Callable[..., Mapping[str, Any]]  # (target, summary, env, tries)
+    target: type | None = None
+    description: str = ""
 
 
 @dataclass(frozen=True)
