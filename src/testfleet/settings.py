@@ -287,6 +287,9 @@ def load_settings(paths: list[str] | None = None, overrides: dict[str, Any] | No
     for key in PATH_KEYS:
         if isinstance(values.get(key), str) and values[key]:
             values[key] = str(base / values[key])
+    if isinstance(values.get("reports"), dict):  # plugin reporters' paths, relative to the file too
+        values["reports"] = {name: str(base / path) if isinstance(path, str) and path else path
+                             for name, path in values["reports"].items()}
     if isinstance(values.get("chaos"), str) and values["chaos"] not in ("mild", "moderate", "severe"):
         values["chaos"] = str(base / values["chaos"])  # a schedule file, relative like other paths
     try:

@@ -194,3 +194,12 @@ def test_a_plugin_backend_and_generator_are_chosen_by_name(tmp_path: Path, monke
     assert int((tmp_path / "m.txt").read_text()) > 0
     assert main(["generate", "learn", str(traffic), "-o", str(tmp_path / "n"), "--generator", "nope"]) == 2
     assert "statistical | llm | count" in capsys.readouterr().err
+
+
+def test_plugin_report_paths_in_a_settings_file_are_relative_to_it(tmp_path: Path) -> None:
+    from testfleet.settings import load_settings
+
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "testfleet.toml").write_text('[reports]\ncsv = "out/r.csv"\n')
+    settings, _source = load_settings([], {}, cwd=tmp_path / "proj")
+    assert settings.reports == {"csv": str(tmp_path / "proj" / "out" / "r.csv")}
