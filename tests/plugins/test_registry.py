@@ -203,3 +203,47 @@ def test_plugin_report_paths_in_a_settings_file_are_relative_to_it(tmp_path: Pat
     (tmp_path / "proj" / "testfleet.toml").write_text('[reports]\ncsv = "out/r.csv"\n')
     settings, _source = load_settings([], {}, cwd=tmp_path / "proj")
     assert settings.reports == {"csv": str(tmp_path / "proj" / "out" / "r.csv")}
+
+
+NOTIFIER = """
+from pathlib import Path
+from typing import Literal
+
+from testfleet.plugins import NotifierSpec, hookimpl
+from testfleet.reporting.notify.config import NotifyTarget
+
+
+class FileTarget(NotifyTarget):
+    kind: Literal["file"]
+    path: str
+
+
+def deliver(target, summary, env, tries):
+    Path(target.path).write_text(summary.text)
+    return {"bytes": len(summary.text)}
+
+
+@hookimpl
+def testfleet_add_notifiers():
+    return {"file": NotifierSpec("file", deliver, target=FileTarget)}
+"""
+
+
+def test_a_plugin_notification_kind_is_configured_and_delivered(tmp_path: Path, monkeypatch,
+                                                                fresh_registry) -> None:
+    from types import SimpleNamespace
+
+    from testfleet.reporting.notify.config import NotifyTableError, parse_notify
+    from testfleet.reporting.notify.send import deliver_all
+
+    make_dist(tmp_path / "site", "file-dist", "tfplug_notify", NOTIFIER)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    table = {"targets": [{"kind": "file", "path": str(tmp_path / "n.txt"), "when": "always"}]}
+    settings = parse_notify(table)
+    assert parse_notify(settings.to_table()) == settings  # what a run records reads back the same
+    summary = SimpleNamespace(matches=lambda when: True, text="run r1: 2 failed")
+    [result] = deliver_all(settings, summary, env={})  # type: ignore[arg-type]
+    assert (result.ok, result.via, result.detail) == (True, "file", {"bytes": 16})
+    assert (tmp_path / "n.txt").read_text() == "run r1: 2 failed"
+    with pytest.raises(NotifyTableError, match="one of slack, webhook, email, jira, github, file"):
+        parse_notify({"targets": [{"kind": "fax"}]})

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from testfleet.reporting.notify.config import NotifySettings, Target
+from testfleet.reporting.notify.config import NotifySettings, NotifyTarget
 from testfleet.reporting.notify.delivery import DeliveryError, Tries
 from testfleet.reporting.notify.summary import RunSummary, summarize
 
@@ -64,7 +64,7 @@ def deliver_all(settings: NotifySettings, summary: RunSummary, env: Mapping[str,
 
     notifiers = registry().notifiers()  # asked here: the threads below only read it
 
-    def one(item: tuple[str, Target]) -> DeliveryResult:
+    def one(item: tuple[str, NotifyTarget]) -> DeliveryResult:
         label, target = item
         tries = Tries(settings.delivery, deadline, sleep=sleep)
         started = time.monotonic()
@@ -83,7 +83,7 @@ def deliver_all(settings: NotifySettings, summary: RunSummary, env: Mapping[str,
         return list(pool.map(one, chosen))
 
 
-def _redact(text: str, target: Target, env: Mapping[str, str]) -> str:
+def _redact(text: str, target: NotifyTarget, env: Mapping[str, str]) -> str:
     for name in target.secret_envs().values():
         value = env.get(name) if name else None
         if value and len(value) >= 4:
