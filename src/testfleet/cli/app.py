@@ -101,7 +101,7 @@ def run(
         "--seed", min=0, max=MAX_SEED, help="Seed of the run, 0 .. 2**63-1 (recorded; reproduces random choices). "
                                             "Setting: seed.")] = None,
     backend: Annotated[str | None, typer.Option(
-        "--backend", help="local | ray: where workers run. Setting: backend.")] = None,
+        "--backend", help="local | ray | a plugin's backend: where workers run. Setting: backend.")] = None,
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", help="Join a running Ray cluster: 'auto' or ray://host:port (default: start Ray here). "
                               "Setting: ray_address.")] = None,
@@ -139,6 +139,9 @@ def run(
     anomaly_min_history: Annotated[int | None, typer.Option(
         "--anomaly-min-history", help="Executions of a case needed before its metrics are judged (default 8). Setting: "
                                       "anomaly_min_history.")] = None,
+    report: Annotated[list[str] | None, typer.Option(
+        "--report", help="NAME=PATH: write a plugin reporter's file (repeatable; `testfleet plugins` lists "
+                         "them). Setting: reports.")] = None,
     chaos: Annotated[str | None, typer.Option(
         "--chaos", help="Inject faults while the run goes on: mild, moderate, severe, or a YAML schedule file; each "
                         "fault is an event and the summary says what it broke. Setting: chaos.")] = None,
@@ -189,6 +192,7 @@ def run(
             "metrics_interval": metrics_interval, "anomaly_threshold": anomaly_threshold,
             "anomaly_min_history": anomaly_min_history, "explore": explore,
             "ruleset": ruleset, "ruleset_b": ruleset_b, "ab": ab, "explore_per_case": explore_per_case,
+            "reports": _pairs(report, "--report"),
             "alluredir": alluredir, "codequality": codequality,
             "chaos": chaos,
         },
@@ -368,6 +372,18 @@ def analyze_cmd(
         raise typer.BadParameter("must be between 0 and 1", param_hint="'--fdr'")
     raise typer.Exit(analyze_command(ref, runs, fdr, next_count, json_out, md, html, store, seed,
                                      confirm))
+
+
+@app.command("plugins")
+def plugins_command(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    builtins: Annotated[bool, typer.Option(
+        "--builtins/--no-builtins", help="List testfleet's own providers too (default).")] = True,
+) -> None:
+    """The installed plugins (entry-point group 'testfleet') and what each provides, per hook."""
+    from testfleet.cli.plugins import show_plugins
+
+    raise typer.Exit(show_plugins(json_out, builtins))
 
 
 @app.command("telemetry")
