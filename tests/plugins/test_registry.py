@@ -35,7 +35,7 @@ def test_the_built_ins_come_through_the_hooks() -> None:
     assert list(found.operators()) == ["range", "set", "scale", "jitter", "shuffle", "boundary", "grow",
                                        "drop"]
     assert set(found.backends()) == {"local", "ray"}
-    assert list(found.reporters()) == ["junit", "json", "md", "allure", "codequality"]
+    assert list(found.reporters()) == ["junit", "json", "md", "allure", "codequality", "html"]
     assert found.reporters()["allure"].folder and found.reporters()["allure"].setting == "alluredir"
     assert set(found.generators()) == {"statistical", "llm"}
     assert list(found.notifiers()) == ["slack", "webhook", "email", "jira", "github"]

@@ -44,6 +44,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from testfleet.errors import StoreError
 from testfleet.model import Result
 
 if TYPE_CHECKING:
@@ -87,9 +88,12 @@ class Journal:
         lines = [b'{"r":' + r.model_dump_json().encode() + b"}\n" for r in results]
         lines += [json.dumps({"e": e}, default=str).encode() + b"\n" for e in events]
         data = b"".join(lines)
-        fd = self._open()
-        while data:  # a write to a regular file is whole unless the disk fills
-            data = data[os.write(fd, data):]
+        try:
+            fd = self._open()
+            while data:  # a write to a regular file is whole unless the disk fills
+                data = data[os.write(fd, data):]
+        except OSError as exc:  # the journal lives beside the store: its failure is the store's
+            raise StoreError(f"cannot write the run's journal {self.path}: {exc.strerror or exc}") from exc
         self._pending = self._dirty = True
         self.sync()
 
