@@ -124,7 +124,7 @@ class Handing:
             host.scheduler.requeue(list(slot.outstanding))
             slot.outstanding.clear()
         if not host.scheduler.empty:
-            host.fleet.spawn(slot.pool, seat=slot.seat)
+            host.fleet.spawn(slot.pool, seat=slot.seat or slot.worker_id)
             host.fleet.feed_all()
         return True
 
