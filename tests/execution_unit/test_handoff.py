@@ -16,7 +16,9 @@ import pytest
 from testfleet.errors import SettingsError
 from testfleet.execution import protocol as P
 from testfleet.execution.backends.base import Backend, Event
+from testfleet.execution.capabilities import Capabilities, Requirements
 from testfleet.execution.coordinator import Orchestrator, Slot
+from testfleet.execution.coordinator.handing import await_capacity
 from testfleet.execution.handoff import HandoffSettings, Running, next_check, overdue_after, stragglers, summary
 from testfleet.execution.plan import RunPlan
 from testfleet.execution.scheduler import Scheduler
@@ -214,3 +216,72 @@ def test_a_cancelled_original_gives_back_what_it_still_held_to_a_fresh_worker() 
     assert backend.spawned == ["gw2"]  # work is queued again: a fresh worker takes the seat
     assert host.fleet.slots["gw2"].seat == "gw0"
     assert sorted(i for _, indices, _ in copies_sent(backend)[1:] for i in indices) == [1, 2]
+
+
+# -- work no current worker can do ----------------------------------------------------------------
+class Autoscaling(Recorded):
+    """A cluster whose autoscaler brings a GPU node ``after`` seconds of the fake clock."""
+
+    def __init__(self, clock: Clock, after: float) -> None:
+        super().__init__()
+        self.clock, self.after = clock, after
+        self.asked: list[list[str]] = []
+        self.pools: dict[str, Requirements] = {}
+
+    def capabilities(self) -> list[Capabilities]:
+        nodes = [Capabilities(cpus=2)]
+        if self.clock.now >= self.after:
+            nodes.append(Capabilities(cpus=8, gpus=[{"name": "H100", "memory": 80 * 2**30}]))
+        return nodes
+
+    def define_pool(self, key: str, requirements: Requirements) -> None:
+        self.pools[key] = requirements
+
+    def request_capacity(self, wanted: list[Requirements]) -> None:
+        self.asked.append([r.describe() for r in wanted])
+
+
+def waiting_host(backend: Backend, wait: float) -> Orchestrator:
+    host = Orchestrator(backend, RunPlan(workers=1, handoff=HandoffSettings(autoscale_wait=wait)),
+                        Run(run_id="r", started_at=datetime.now(UTC)), recorder=None)  # type: ignore[arg-type]
+    host.items = [{"nodeid": "t.py::test_gpu", "file": "t.py", "line": 1}]
+    return host
+
+
+def test_a_test_no_node_meets_waits_for_the_autoscaler_and_runs_when_a_node_comes() -> None:
+    clock = Clock()
+    backend = Autoscaling(clock, after=5.0)
+    host = waiting_host(backend, wait=30.0)
+    gpu = Requirements(gpus=1)
+    pools = [""]
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    left = await_capacity(host, {0: gpu}, {0: "requires gpus=1: no worker offers it"}, pools, clock, sleep)
+    assert left == {} and pools == [gpu.key()] and backend.pools == {gpu.key(): gpu}
+    assert backend.asked == [[gpu.describe()], []]  # asked, then withdrawn
+    assert 5.0 <= clock.now <= 5.0 + 2.0  # it looked again every 2 s, no longer than needed
+    event = host.recording.events[-1]
+    assert event["action"] == "capacity" and event["met"] == ["t.py::test_gpu"] and event["unmet"] == []
+
+
+def test_a_test_still_unmet_after_the_wait_is_skipped_and_a_local_run_skips_at_once() -> None:
+    clock = Clock()
+    backend = Autoscaling(clock, after=1000.0)
+    host = waiting_host(backend, wait=30.0)
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    reason = {0: "requires gpus=1: no worker offers it"}
+    assert await_capacity(host, {0: Requirements(gpus=1)}, reason, [""], clock, sleep) == reason
+    assert clock.now == pytest.approx(30.0)  # bounded
+    assert host.recording.events[-1]["unmet"] == ["t.py::test_gpu"]
+    # a backend that cannot ask (local), or no wait set: at once, nothing asked
+    local = waiting_host(Recorded(), wait=30.0)
+    assert await_capacity(local, {0: Requirements(gpus=1)}, reason, [""], clock, sleep) == reason
+    assert clock.now == pytest.approx(30.0) and local.recording.events == []
+    off = Autoscaling(clock, after=0.0)
+    assert await_capacity(waiting_host(off, wait=0.0), {0: Requirements(gpus=1)}, reason, [""]) == reason
+    assert off.asked == []

@@ -11,7 +11,7 @@ summary line.
 ``[tool.testfleet.handoff]``: ``enabled``, ``factor`` and ``min_extra`` say when a test is a
 straggler (``elapsed > max(factor × historical, historical + min_extra)``; a test without history
 never is); ``autoscale_wait`` is how long a Ray run waits for a node that meets a test's
-requirements before it is skipped.
+requirements (asked of Ray's autoscaler) before it is skipped, 0 by default (skipped at once).
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ class HandoffSettings(BaseModel):
     factor: float = Field(default=3.0, gt=1, description="a test is a straggler after this many times its "
                           "historical (median) duration ...")
     min_extra: float = Field(default=2.0, ge=0, description="... and at least this many seconds past it")
-    autoscale_wait: float = Field(default=60.0, ge=0, description="seconds a Ray run waits for a node that "
-                                  "meets a test's requirements (asked of the autoscaler) before skipping it")
+    # 0 by default: a cluster without an autoscaler (most) would make every such run wait for nothing
+    autoscale_wait: float = Field(default=0.0, ge=0, description="seconds a Ray run waits for a node that "
+                                  "meets a test's requirements (asked of the autoscaler) before skipping it; "
+                                  "0: skip at once")
 
 
 @dataclass(frozen=True, slots=True)

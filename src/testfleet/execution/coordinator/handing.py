@@ -173,3 +173,51 @@ class Handing:
                  "historical_s": copy.historical, "message": message, **data}
         self.events.append(event)
         host.recording.add_events([dict(event)])
+
+
+# -- work no worker can do yet ---------------------------------------------------------------------
+CAPACITY_POLL = 2.0  # seconds between two looks at the cluster's nodes
+
+
+def await_capacity(host: Host, wanted: dict[int, Any], unmet: dict[int, str], pools: list[str],
+                   clock: Callable[[], float] = time.monotonic,
+                   sleep: Callable[[float], None] = time.sleep) -> dict[int, str]:
+    """Tests no current worker can run, on a backend that can ask for more (Ray's autoscaler):
+    ask for nodes that meet ``wanted`` (index -> Requirements) and wait up to ``autoscale_wait``
+    seconds for them. A test a node now meets gets its pool; what is still unmet is returned, to be
+    skipped with its reason. A backend that cannot ask (local) skips at once, as before."""
+    from testfleet.execution.capabilities import skip_reason
+
+    backend = host.backend
+    wait = host.plan.handoff.autoscale_wait
+    ask = getattr(backend, "request_capacity", None)
+    if not unmet or ask is None or wait <= 0:
+        return unmet
+    distinct = list({wanted[i].key(): wanted[i] for i in unmet}.values())
+    ask(distinct)
+    host.say(f"{len(unmet)} test{'s' if len(unmet) != 1 else ''} wait up to {wait:g} s for a node that meets "
+             f"{'their' if len(unmet) != 1 else 'its'} requirements (asked of the autoscaler)")
+    started = clock()
+    deadline = started + wait
+    unmet = dict(unmet)
+    while True:
+        offered = backend.capabilities()
+        for index in list(unmet):
+            if skip_reason(wanted[index], offered) is None:
+                del unmet[index]
+                key = wanted[index].key()
+                pools[index] = key
+                backend.define_pool(key, wanted[index])
+        if not unmet or clock() >= deadline:
+            break
+        sleep(max(0.0, min(CAPACITY_POLL, deadline - clock())))
+    ask([])  # withdrawn: Ray keeps a request until the next one (nodes our workers hold stay)
+    met = [i for i in wanted if i not in unmet]
+    message = (f"capacity: {len(met)} test{'s' if len(met) != 1 else ''} found a node in {clock() - started:.0f} s"
+               + (f"; {len(unmet)} still unmet, skipped" if unmet else ""))
+    host.say(message)
+    host.recording.add_events([{"kind": "handoff", "action": "capacity", "message": message, "worker": "scheduler",
+                                "requested": [r.describe() for r in distinct], "waited_s": round(clock() - started, 3),
+                                "met": [host.items[i]["nodeid"] for i in met],
+                                "unmet": [host.items[i]["nodeid"] for i in unmet]}])
+    return unmet
