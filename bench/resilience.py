@@ -199,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, key in (("recovery", "recovery_s"), ("wrongly_failed", "wrongly_failed"), ("cpu", "cpu_s")):
                 value = gain(on[key], off[key])
                 low, high = CLAIMS[name]
-                shown = f"{value:+.1f} %" if value is not None else "n/a"
-                print(f"  {profile} {name}: on vs off {shown} better (document claims {low}-{high} %)")
+                shown = f"{value:+.1f} % better" if value is not None else "n/a (0 with breakers off)"
+                print(f"  {profile} {name}: on vs off {shown} (document claims {low}-{high} %)")
                 lines.append(json.dumps(meta | {"figure": f"{name}_gain_pct", "profile": profile,
                                                 "value": None if value is None else round(value, 2),
                                                 "claimed": [low, high]}))

@@ -36,7 +36,7 @@ from testfleet.execution.handoff import HandoffSettings
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
 MAX_SEED = 2**63 - 1
 """Seeds are stored as DuckDB BIGINT and fed to numpy, which refuses negative ones."""
-PATH_KEYS = ("store", "junitxml", "json", "md", "ruleset", "ruleset_b", "alluredir", "codequality")
+PATH_KEYS = ("store", "junitxml", "json", "md", "html", "ruleset", "ruleset_b", "alluredir", "codequality")
 
 
 class Settings(BaseModel):
@@ -57,11 +57,12 @@ class Settings(BaseModel):
     alluredir: str | None = Field(None, min_length=1, description="a folder for Allure 2 results")
     codequality: str | None = Field(None, min_length=1, description="a GitLab Code Quality report "
                                     "(Code Climate JSON) of the failures")
+    html: str | None = Field(None, min_length=1, description="a self-contained HTML report")
     start_method: Literal["auto", "fork", "spawn"] = "auto"
     failed_first: bool = True
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="the run's seed (0 .. 2**63-1)")
     pytest_args: list[str] = Field(default_factory=list, description="extra arguments for pytest")
-    backend: Literal["local", "ray"] = "local"
+    backend: str = Field("local", description="local | ray | a plugin's backend: where workers run")
     ray_address: str | None = Field(None, min_length=1, description="'auto' or ray://host:port; none: start Ray here")
     ray_pip: list[str] = Field(default_factory=list, description="pip packages for the Ray job's runtime_env")
     ray_env: dict[str, str] = Field(default_factory=dict, description="environment variables for Ray workers")
@@ -140,6 +141,19 @@ class Settings(BaseModel):
             except TestfleetError as exc:
                 raise ValueError(str(exc)) from None
         return rules
+
+    reports: dict[str, str] = Field(default_factory=dict, description="[tool.testfleet.reports] "
+                                    "NAME = PATH: files of plugins' reporters")
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_is_known(cls, value: str) -> str:
+        from testfleet.plugins import registry  # local, ray and the plugins' backends
+
+        known = registry().backends()
+        if value not in known:
+            raise ValueError(f"unknown backend {value!r}; expected {' | '.join(known)}")
+        return value
 
     @field_validator("explore")
     @classmethod
@@ -277,6 +291,9 @@ def load_settings(paths: list[str] | None = None, overrides: dict[str, Any] | No
     for key in PATH_KEYS:
         if isinstance(values.get(key), str) and values[key]:
             values[key] = str(base / values[key])
+    if isinstance(values.get("reports"), dict):  # plugin reporters' paths, relative to the file too
+        values["reports"] = {name: str(base / path) if isinstance(path, str) and path else path
+                             for name, path in values["reports"].items()}
     if isinstance(values.get("chaos"), str) and values["chaos"] not in ("mild", "moderate", "severe"):
         values["chaos"] = str(base / values["chaos"])  # a schedule file, relative like other paths
     try:

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -140,6 +141,7 @@ _WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # real processes, killed
 def test_after_kill_9_at_random_moments_the_store_opens_with_each_journalled_result_once(
         tmp_path: Path) -> None:
     rng = random.Random(19)

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from testfleet.errors import TestfleetError
 from testfleet.model import FAILURE_OUTCOMES
+from testfleet.reporting.analysis_report import picture_subjects, to_json
 from testfleet.reporting.consoles import make_console
 
 BAD_INPUT = 2
@@ -78,14 +79,6 @@ def _new_results(path: Path, seen: set[str]) -> tuple[set[str], list[tuple[dict[
                  for params, outcome in rows]
 
 
-def to_json(found: dict[str, Any]) -> dict[str, Any]:
-    return {"runs": found["runs"], "analysis": found["analysis"].to_dict(),
-            "clusters": [c.to_dict() for c in found["clusters"]],
-            "flaky": [f.to_dict() for f in found["flaky"]],
-            "next": [p.to_dict() for p in found["next"]], "next_asked": found["next_asked"],
-            "confirmed": [c.to_dict() for c in found.get("confirmed", [])]}
-
-
 def analyze_command(ref: str, runs: int, fdr: float, want_next: int, json_out: str | None,
                     md: str | None, html: str | None, store: str | None, seed: int,
                     confirm: int = 0) -> int:
@@ -116,22 +109,6 @@ def analyze_command(ref: str, runs: int, fdr: float, want_next: int, json_out: s
 
     print_analysis(make_console(), data)
     return 0
-
-
-def picture_subjects(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
-    """The parameters worth a bar chart (significant first, at most 4) and the top pair."""
-    from testfleet.reporting.analysis_report import impact_rows, interaction_rows
-
-    impacts = impact_rows(data["analysis"])
-    params = [i["parameter"] for i in impacts if i["significant"]][:4] or \
-        [i["parameter"] for i in impacts if i["tested"]][:2]
-    pairs = []
-    for inter in interaction_rows(data["analysis"]):
-        names = inter["parameters"]
-        if len(names) >= 2:
-            pairs.append((names[0], names[1]))
-            break
-    return params, pairs
 
 
 def flaky_command(ref: str, runs: int, json_out: str | None, store: str | None) -> int:

@@ -91,6 +91,9 @@ def run(
     codequality: Annotated[str | None, typer.Option(
         "--codequality", help="Write the failures as a GitLab Code Quality report (Code Climate JSON). "
                               "Setting: codequality.")] = None,
+    html: Annotated[str | None, typer.Option(
+        "--html", help="Write one self-contained HTML report (charts included, opens offline). "
+                       "Setting: html.")] = None,
     start_method: Annotated[str | None, typer.Option(
         "--start-method", help="auto | fork | spawn: fork collects once for all workers. Setting: "
                                "start_method.")] = None,
@@ -98,7 +101,7 @@ def run(
         "--seed", min=0, max=MAX_SEED, help="Seed of the run, 0 .. 2**63-1 (recorded; reproduces random choices). "
                                             "Setting: seed.")] = None,
     backend: Annotated[str | None, typer.Option(
-        "--backend", help="local | ray: where workers run. Setting: backend.")] = None,
+        "--backend", help="local | ray | a plugin's backend: where workers run. Setting: backend.")] = None,
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", help="Join a running Ray cluster: 'auto' or ray://host:port (default: start Ray here). "
                               "Setting: ray_address.")] = None,
@@ -136,6 +139,9 @@ def run(
     anomaly_min_history: Annotated[int | None, typer.Option(
         "--anomaly-min-history", help="Executions of a case needed before its metrics are judged (default 8). Setting: "
                                       "anomaly_min_history.")] = None,
+    report: Annotated[list[str] | None, typer.Option(
+        "--report", help="NAME=PATH: write a plugin reporter's file (repeatable; `testfleet plugins` lists "
+                         "them). Setting: reports.")] = None,
     chaos: Annotated[str | None, typer.Option(
         "--chaos", help="Inject faults while the run goes on: mild, moderate, severe, or a YAML schedule file; each "
                         "fault is an event and the summary says what it broke. Setting: chaos.")] = None,
@@ -179,13 +185,14 @@ def run(
         overrides={
             "workers": _workers(workers), "maxfail": 1 if exitfirst else maxfail, "failed_first": failed_first,
             "dist": dist, "timeout": timeout, "reruns": reruns, "max_worker_restarts": max_worker_restarts,
-            "store": store, "junitxml": junitxml, "json_report": json_report, "md": md,
+            "store": store, "junitxml": junitxml, "json_report": json_report, "md": md, "html": html,
             "start_method": start_method, "seed": seed, "backend": backend, "ray_address": ray_address,
             "strict_requirements": strict_requirements, "ray_pip": ray_pip or None,
             "ray_env": _pairs(ray_env, "--ray-env"), "telemetry_interval": telemetry_interval,
             "metrics_interval": metrics_interval, "anomaly_threshold": anomaly_threshold,
             "anomaly_min_history": anomaly_min_history, "explore": explore,
             "ruleset": ruleset, "ruleset_b": ruleset_b, "ab": ab, "explore_per_case": explore_per_case,
+            "reports": _pairs(report, "--report"),
             "alluredir": alluredir, "codequality": codequality,
             "chaos": chaos,
         },
@@ -290,6 +297,19 @@ def show_command(
     raise typer.Exit(show_run(ref, store))
 
 
+@app.command("report")
+def report_cmd(
+    ref: Annotated[str, typer.Argument(help="A run id, a unique prefix of one, or 'last'.")] = "last",
+    html: Annotated[str | None, typer.Option(
+        "--html", help="Write one self-contained HTML report of the run here (opens offline).")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
+) -> None:
+    """Write the report of a stored run: testfleet report RUN --html FILE."""
+    from testfleet.cli.report import report_command
+
+    raise typer.Exit(report_command(ref, html, store))
+
+
 @app.command("workers")
 def workers_command(
     backend: Annotated[str | None, typer.Option("--backend", help="local | ray (default: from settings).")] = None,
@@ -352,6 +372,18 @@ def analyze_cmd(
         raise typer.BadParameter("must be between 0 and 1", param_hint="'--fdr'")
     raise typer.Exit(analyze_command(ref, runs, fdr, next_count, json_out, md, html, store, seed,
                                      confirm))
+
+
+@app.command("plugins")
+def plugins_command(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    builtins: Annotated[bool, typer.Option(
+        "--builtins/--no-builtins", help="List testfleet's own providers too (default).")] = True,
+) -> None:
+    """The installed plugins (entry-point group 'testfleet') and what each provides, per hook."""
+    from testfleet.cli.plugins import show_plugins
+
+    raise typer.Exit(show_plugins(json_out, builtins))
 
 
 @app.command("telemetry")

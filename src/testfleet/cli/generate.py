@@ -86,7 +86,8 @@ def _feedback(model: Path) -> dict[Any, float]:
 def learn_cmd(
     traffic: Annotated[list[str], typer.Argument(help="Captures: HAR, JSON Lines, nginx/Apache access logs.")],
     out: Annotated[str, typer.Option("-o", "--out", help="Where the model goes (a file; a directory for llm).")],
-    generator: Annotated[str, typer.Option("--generator", help="statistical (default) or llm.")] = "statistical",
+    generator: Annotated[str, typer.Option("--generator", help="statistical (default), llm or a plugin's "
+                                                              "(`testfleet plugins`).")] = "statistical",
     min_samples: Annotated[int, typer.Option(
         "--min-samples", help="Endpoints with fewer samples are not modelled.")] = 5,
     redact: Annotated[list[str] | None, typer.Option(
@@ -99,26 +100,18 @@ def learn_cmd(
 ) -> None:
     """Learn a generative model of requests, per endpoint, from captured traffic."""
     from testfleet.atomic import check_output
+    from testfleet.plugins import registry
 
     try:
-        check_output(out, "--out", folder=generator == "llm")
+        generators = registry().generators()  # statistical, llm and the plugins' generators
+        if generator not in generators:
+            raise typer.BadParameter(" | ".join(generators), param_hint="'--generator'")
+        spec = generators[generator]
+        check_output(out, "--out", folder=spec.folder)
         report = _ingest(traffic, redact)
-        if generator == "statistical":
-            from testfleet.generation.statistical import learn
-
-            model = learn(report.requests, min_samples=min_samples)
-            model.save(out)
-            for endpoint, why in sorted(model.skipped.items()):
-                console.print(f"[yellow]not modelled[/yellow] {escape(endpoint)}: {escape(why)}")
-            console.print(f"learned {len(model.endpoints)} endpoints -> {escape(out)}")
-        elif generator == "llm":
-            from testfleet.generation.llm import LLMGenerator
-
-            trained = LLMGenerator().train(report.requests, base_model=base_model, out_dir=out,
-                                           epochs=epochs, seed=seed)
-            console.print(f"trained {escape(str(trained))} -> {escape(out)}")
-        else:
-            raise typer.BadParameter("statistical or llm", param_hint="'--generator'")
+        options = {"min_samples": min_samples, "base_model": base_model, "epochs": epochs, "seed": seed}
+        for line in spec.learn(report.requests, out, options):
+            console.print(escape(line))
     except (TestfleetError, ImportError) as exc:
         raise _fail(exc) from None
 

@@ -21,9 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from testfleet.atomic import check_output, check_outputs
 from testfleet.errors import OutputError, StoreError, TestfleetError, UsageError
-from testfleet.execution.backends.local import LocalBackend
 from testfleet.execution.worker_config import worker_config
 from testfleet.settings import Settings, check_store_folder, load_settings
 
@@ -77,30 +75,13 @@ def pytest_arguments(request: RunRequest, settings: Settings) -> list[str]:
     return args
 
 
-def keep_local_ray_on_loopback(address: str | None) -> None:
-    """A Ray instance testfleet starts itself stays on 127.0.0.1: Ray otherwise swaps loopback for
-    the machine's outward address. Ray reads this switch when it is imported, so call it first;
-    the Ray processes started here inherit it."""
-    if not address or address.split("://", 1)[-1].startswith(("127.", "localhost")):
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-
-
 def make_backend(settings: Settings, pytest_args: list[str], workers: int, cwd: Path,
                  env: dict[str, str] | None = None) -> Any:
-    """The backend the settings ask for; the Ray one only when Ray is installed; ``env``: added to
-    the workers' environment (--chaos)."""
-    if settings.backend == "ray":
-        keep_local_ray_on_loopback(settings.ray_address)
-        try:
-            from testfleet.execution.backends.ray import RayBackend
-        except ImportError:
-            raise UsageError("the Ray backend needs Ray: pip install 'testfleet[ray]'", place="--backend ray") from None
-        store = Path(settings.store).resolve()
-        excludes = [f"/{store.relative_to(cwd.resolve())}*"] if store.is_relative_to(cwd.resolve()) else []
-        return RayBackend(pytest_args, workers=workers, address=settings.ray_address, cwd=cwd,
-                          pip=settings.ray_pip, env=dict(settings.ray_env) | (env or {}), excludes=excludes)
-    return LocalBackend(pytest_args, workers=workers, start_method=settings.start_method, cwd=cwd,
-                        offers={"resources": settings.resources, "labels": settings.labels}, env=env)
+    """The backend the settings ask for: local, ray or a plugin's (the registry's factories);
+    ``env``: added to the workers' environment (--chaos)."""
+    from testfleet.plugins import registry
+
+    return registry().backends()[settings.backend](settings, pytest_args, workers, cwd, env)
 
 
 def git_sha(folder: Path) -> str | None:
@@ -148,10 +129,9 @@ def _execute(request: RunRequest) -> int:
         settings, source = load_settings(request.paths, request.overrides, cwd=cwd)
         # Report paths are checked before any test runs: a directory or an unwritable folder
         # is a usage error (4), never "tests failed" after the whole run.
-        check_outputs(("--junitxml", settings.junitxml), ("--json", settings.json_report),
-                      ("--md", settings.md), ("--codequality", settings.codequality))
-        if settings.alluredir:
-            check_output(settings.alluredir, "--alluredir", folder=True)
+        from testfleet.plugins.reports import check_reports
+
+        check_reports(settings)  # every reporter's path: junit, json, md and the plugins'
         check_store_folder(settings.store)
         for ruleset in (settings.ruleset, settings.ruleset_b):
             if ruleset:
@@ -235,6 +215,13 @@ def _execute(request: RunRequest) -> int:
 
             writer = EventWriter(request.events_fd, run.run_id)
             listener = TeeListener(console, writer)
+        from testfleet.plugins.listeners import plugin_listeners
+
+        extra = plugin_listeners(run, settings)  # plugins' result listeners
+        if extra is not None:
+            from testfleet.service.events import TeeListener
+
+            listener = TeeListener(listener, extra)
         recorder = StoreRecorder(store, {} if resumed else configs, resuming=resumed is not None)
         orchestrator = Orchestrator(backend, plan, run, recorder, listener,
                                     crash_text=getattr(backend, "crash_text", None), chaos=chaos)
@@ -332,11 +319,7 @@ def _fatal(store: Any, run: Any, outcome: Any, console: Any, wall: float) -> int
 def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any, wall: float,
             store_label: str | None = None, on_report: Any = None) -> int:
     from testfleet.model import RunStatus
-    from testfleet.reporting.allure import write_allure_run
-    from testfleet.reporting.codequality import write_codequality
-    from testfleet.reporting.json_report import write_json
-    from testfleet.reporting.junit import write_junit
-    from testfleet.reporting.markdown import write_markdown
+    from testfleet.plugins.reports import report_targets
     from testfleet.reporting.summary import count_outcomes, exit_code_for, summary_line
 
     counts = count_outcomes(outcome.results, outcome.collect_errors, run.deselected)
@@ -349,20 +332,7 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
     run.finished_at = datetime.now(UTC)
     run.status = RunStatus.interrupted if exit_code == 2 else RunStatus.finished
     store.finish_run(run)
-    written = []
-    if settings.junitxml:
-        written.append(str(write_junit(settings.junitxml, run, outcome.results, outcome.collect_errors,
-                                       (outcome.exploration or {}).get("variants"))))
-    if settings.json_report:
-        written.append(str(write_json(settings.json_report, run, outcome.results, outcome.collect_errors,
-                                      outcome.warnings)))
-    if settings.md:
-        written.append(str(write_markdown(settings.md, run, outcome.results, outcome.collect_errors)))
-    if settings.alluredir:
-        written.append(str(write_allure_run(settings.alluredir, store, run, outcome.results, outcome.collect_errors)))
-    if settings.codequality:
-        written.append(str(write_codequality(settings.codequality, outcome.results, outcome.collect_errors,
-                                             (outcome.exploration or {}).get("variants"))))
+    written = [str(spec.write(path, run, outcome, store)) for spec, _flag, path in report_targets(settings)]
     if on_report is not None:  # a submitted run: the reports go back to who submitted it
         for path in written:
             on_report(Path(path))

@@ -44,7 +44,7 @@ def _pairs(values: dict[str, Any]) -> str:
 
 
 def _ray_machines(address: str | None) -> list[Capabilities]:
-    from testfleet.cli.run import keep_local_ray_on_loopback
+    from testfleet.execution.backends.builtin import keep_local_ray_on_loopback
 
     keep_local_ray_on_loopback(address)
     try:

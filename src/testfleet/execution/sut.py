@@ -130,7 +130,7 @@ class InstanceInfo:
     port: int
     pid: int
     base_url: str
-    config: dict
+    config: dict[str, Any]
     config_path: str | None
     log_path: str
     workdir: str
@@ -139,7 +139,7 @@ class InstanceInfo:
 class SutInstance:
     """One SUT process owned by one worker. Use as a context manager, or start()/stop()."""
 
-    def __init__(self, spec: SutSpec, instance: str, workdir: Path, config: dict | None = None) -> None:
+    def __init__(self, spec: SutSpec, instance: str, workdir: Path, config: dict[str, Any] | None = None) -> None:
         self.spec = spec
         self.instance = instance
         #: holds the log and, unless ``persist_state``, one working directory per configuration
@@ -172,7 +172,7 @@ class SutInstance:
         if self._proc is None or self._proc.poll() is not None:
             return False
         try:
-            return psutil.Process(self._proc.pid).status() != psutil.STATUS_ZOMBIE
+            return bool(psutil.Process(self._proc.pid).status() != psutil.STATUS_ZOMBIE)
         except psutil.NoSuchProcess:
             return False
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from testfleet.mutation.rules import Rule
+from testfleet.plugins import hookimpl
 from testfleet.space.composite import ListOf, Optional, Permutation
 from testfleet.space.dimensions import (
     SPECIAL_FLOATS,
@@ -49,7 +50,7 @@ from testfleet.space.dimensions import (
 from testfleet.space.expressions import MISSING
 from testfleet.space.text import LONE_SURROGATE, SPECIAL_TEXTS, String
 
-__all__ = ["MISSING", "propose"]
+__all__ = ["MISSING", "OperatorContext", "propose"]
 
 #: Candidates looked at per call at most (filters may reject many of a range's values).
 MAX_ATTEMPTS = 2000
@@ -64,7 +65,9 @@ def propose(rule: Rule, dimension: Dimension | None, current: Any, rng: np.rando
     ctx = _Context(rule, dimension, current, rng)
     out: list[Any] = []
     seen = {_key(_native(current))}
-    for attempt, candidate in enumerate(_GENERATORS[rule.variation_type](ctx)):
+    from testfleet.plugins import registry  # plugins' operators too (variation types by name)
+
+    for attempt, candidate in enumerate(registry().operators()[rule.variation_type](ctx)):
         if attempt >= MAX_ATTEMPTS:
             break
         value = _native(candidate)
@@ -347,3 +350,11 @@ _GENERATORS: dict[str, Callable[[_Context], Iterator[Any]]] = {
     "range": _range, "set": _set, "scale": _scale, "jitter": _jitter, "shuffle": _shuffle,
     "boundary": _boundary, "grow": _grow, "drop": _drop,
 }
+
+#: What an operator (built-in or a plugin's) is called with.
+OperatorContext = _Context
+
+
+@hookimpl
+def testfleet_add_mutation_operators() -> dict[str, Callable[[_Context], Iterator[Any]]]:
+    return dict(_GENERATORS)

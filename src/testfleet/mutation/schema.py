@@ -18,9 +18,18 @@ from jsonschema.exceptions import best_match
 
 from testfleet.mutation.errors import RulesetError
 
-__all__ = ["HINTS", "VARIATION_TYPES", "Where", "check_schema", "schema", "short"]
+__all__ = ["HINTS", "VARIATION_TYPES", "Where", "check_schema", "schema", "short",
+           "variation_types"]
 
 VARIATION_TYPES = ("range", "set", "scale", "jitter", "shuffle", "boundary", "grow", "drop")
+
+
+def variation_types() -> tuple[str, ...]:
+    """The built-in variation types and those plugins add (testfleet_add_mutation_operators)."""
+    from testfleet.plugins import registry
+
+    return tuple(registry().operators())
+
 #: What each field expects, for messages.
 HINTS = {
     "mutation_name": "a non-empty name, unique in the ruleset",
@@ -40,17 +49,27 @@ HINTS = {
     "rules": "a list of rules",
 }
 
-@cache
 def schema() -> dict[str, Any]:
-    """The published JSON Schema (draft 2020-12) of a ruleset file."""
-    text = resources.files("testfleet.mutation").joinpath("ruleset.schema.json").read_text("utf-8")
-    published: dict[str, Any] = json.loads(text)
-    return published
+    """The published JSON Schema (draft 2020-12) of a ruleset file, its ``variation_type``
+    enum holding the installed plugins' operators too."""
+    return _schema(variation_types())
 
 
 @cache
+def _schema(types: tuple[str, ...]) -> dict[str, Any]:
+    text = resources.files("testfleet.mutation").joinpath("ruleset.schema.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    data["$defs"]["rule"]["properties"]["variation_type"]["enum"] = list(types)
+    return data
+
+
 def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(schema())
+    return _validator_of(variation_types())
+
+
+@cache
+def _validator_of(types: tuple[str, ...]) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(_schema(types))
 
 
 class Where:
@@ -173,6 +192,7 @@ def check_schema(data: Any, where: Where) -> None:
     if index is None and fld is None:
         expected = "one rule, a list of rules, or {name, version, rules: [...]}"
     else:
-        expected = HINTS.get(fld or "", None)
+        expected = (" | ".join(variation_types()) if fld == "variation_type"
+                    else HINTS.get(fld or "", None))
     raise RulesetError(message, source=where.source, place=where.place(index, fld),
                        expected=expected)

@@ -5,8 +5,10 @@ A trigger is parsed once with the safe expression language of
 ``latency_p95_ms > 200 and rss_mb > 500``, ``sut.rss_mb.p95 >= 256 or duration > 2s``. A number
 written ``80%`` is the number itself, compared with a metric that counts percent.
 
-Names resolve through :data:`ALIASES` or are full metric names (``sut.*``, ``worker.*``,
-``system.*``, ``http.*``, ``custom.*``, ``prom.*``) with an optional statistic suffix
+Names resolve through :data:`ALIASES` and the aliases plugins add (the hook
+``testfleet_add_trigger_metrics``) or are full metric names (``sut.*``, ``worker.*``,
+``system.*``, ``http.*``, ``custom.*``, ``prom.*``; ``plugin.*`` from plugins' telemetry
+sources) with an optional statistic suffix
 (``.mean .max .p95 .delta .count``); without one, the statistic is the one the anomaly monitor
 judges the metric on (``max`` for memory and counts, ``mean`` for CPU, ``p95`` for latencies),
 else ``mean``. Unknown names are an error when the ruleset loads. A metric absent from the
@@ -23,6 +25,7 @@ from typing import Any
 
 from testfleet.errors import SpaceError
 from testfleet.mutation.errors import RulesetError
+from testfleet.plugins import hookimpl
 from testfleet.space.expressions import Expression, parse
 from testfleet.telemetry.monitor import WATCHED
 
@@ -48,7 +51,18 @@ ALIASES: dict[str, tuple[str, str]] = {
 #: The statistics a telemetry summary holds per metric.
 STATS = ("mean", "max", "p95", "delta", "count")
 #: First segments of full metric names.
-NAMESPACES = ("sut", "worker", "system", "http", "custom", "prom")
+NAMESPACES = ("sut", "worker", "system", "http", "custom", "prom", "plugin")
+
+
+@hookimpl
+def testfleet_add_trigger_metrics() -> dict[str, tuple[str, str]]:
+    return dict(ALIASES)
+
+
+def _aliases() -> dict[str, tuple[str, str]]:
+    from testfleet.plugins import registry
+
+    return registry().trigger_metrics()
 
 
 def _default_stat(metric: str) -> str:
@@ -60,8 +74,9 @@ def _default_stat(metric: str) -> str:
 
 def resolve(name: str) -> tuple[str, str] | None:
     """``(metric, statistic)`` a trigger name reads, or None when the name is unknown."""
-    if name in ALIASES:
-        return ALIASES[name]
+    aliases = _aliases()
+    if name in aliases:
+        return aliases[name]
     parts = name.split(".")
     if len(parts) < 2 or parts[0] not in NAMESPACES or not all(parts):
         return None
@@ -71,7 +86,7 @@ def resolve(name: str) -> tuple[str, str] | None:
 
 
 def _known() -> str:
-    return (", ".join(ALIASES) + "; or a metric " + " | ".join(f"{n}.*" for n in NAMESPACES)
+    return (", ".join(_aliases()) + "; or a metric " + " | ".join(f"{n}.*" for n in NAMESPACES)
             + " with an optional ." + " | .".join(STATS))
 
 

@@ -166,3 +166,27 @@ def to_markdown(data: dict[str, Any]) -> str:
         lines += ["### Confirmation", ""] + [f"- **{c['verdict']}**: {c['text']}"
                                              for c in data["confirmed"]] + [""]
     return "\n".join(lines)
+
+
+def to_json(found: dict[str, Any]) -> dict[str, Any]:
+    """An analysis (``testfleet analyze``'s findings: runs, analysis, clusters, flaky, next...) as
+    its JSON document, the one the CLI, the API and the HTML report show."""
+    return {"runs": found["runs"], "analysis": found["analysis"].to_dict(),
+            "clusters": [c.to_dict() for c in found["clusters"]],
+            "flaky": [f.to_dict() for f in found["flaky"]],
+            "next": [p.to_dict() for p in found["next"]], "next_asked": found["next_asked"],
+            "confirmed": [c.to_dict() for c in found.get("confirmed", [])]}
+
+
+def picture_subjects(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The parameters worth a bar chart (significant first, at most 4) and the top pair."""
+    impacts = impact_rows(data["analysis"])
+    params = [i["parameter"] for i in impacts if i["significant"]][:4] or \
+        [i["parameter"] for i in impacts if i["tested"]][:2]
+    pairs = []
+    for inter in interaction_rows(data["analysis"]):
+        names = inter["parameters"]
+        if len(names) >= 2:
+            pairs.append((names[0], names[1]))
+            break
+    return params, pairs

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -28,6 +28,9 @@ from rich.text import Text
 from testfleet.model import FAILURE_OUTCOMES, Outcome, Result
 from testfleet.reporting.short_summary import DEFAULT_REPORTCHARS, summary_lines
 from testfleet.reporting.variant_names import params_label, variant_name
+
+if TYPE_CHECKING:
+    from testfleet.execution.protocol import Series
 
 LETTERS = {"passed": ".", "failed": "F", "error": "E", "skipped": "s", "xfailed": "x", "xpassed": "X",
            "timeout": "T", "crashed": "C"}
@@ -129,7 +132,7 @@ class ConsoleReporter:
     def on_worker(self, worker_id: str, state: str, detail: str) -> None:
         """Workers starting and lost: the console says losses through on_message already."""
 
-    def on_series(self, worker_id: str, columns: dict[str, list[Any]]) -> None:
+    def on_series(self, worker_id: str, columns: Series) -> None:
         """Telemetry is not drawn on the terminal."""
 
     def on_exploring(self, budget: str) -> None:

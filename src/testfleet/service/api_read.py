@@ -266,7 +266,7 @@ def get_analysis(
     from testfleet.analysis.dataset import choose_runs, load_frame, load_rows
     from testfleet.analysis.failures import cluster_failures
     from testfleet.analysis.flaky import flaky_tests
-    from testfleet.cli.analyze import to_json
+    from testfleet.reporting.analysis_report import to_json
     from testfleet.jsonable import jsonable
 
     state = service_of(request)

@@ -54,7 +54,7 @@ def _error_text(response: httpx.Response) -> str:
     return f"{response.status_code}: {text}"
 
 
-REPORT_OPTIONS = ("--junitxml", "--json", "--md")
+REPORT_OPTIONS = ("--junitxml", "--json", "--md", "--html", "--codequality")
 
 
 class ReportTarget:

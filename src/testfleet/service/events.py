@@ -12,10 +12,13 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testfleet.jsonable import jsonable
 from testfleet.model import FAILURE_OUTCOMES, Result
+
+if TYPE_CHECKING:
+    from testfleet.execution.protocol import Series
 
 __all__ = ["EventWriter", "TeeListener"]
 
@@ -65,7 +68,7 @@ class EventWriter:
     def on_worker(self, worker_id: str, state: str, detail: str) -> None:
         self.emit("worker", worker=worker_id, state=state, detail=detail)
 
-    def on_series(self, worker_id: str, columns: dict[str, list[Any]]) -> None:
+    def on_series(self, worker_id: str, columns: Series) -> None:
         n = len(columns.get("t", ()))
         if n:
             self.emit("series", worker=[worker_id] * n, t=columns["t"], metric=columns["metric"],
@@ -123,5 +126,5 @@ class TeeListener:
     def on_worker(self, worker_id: str, state: str, detail: str) -> None:
         self._each("on_worker", worker_id, state, detail)
 
-    def on_series(self, worker_id: str, columns: dict[str, list[Any]]) -> None:
+    def on_series(self, worker_id: str, columns: Series) -> None:
         self._each("on_series", worker_id, columns)

@@ -27,7 +27,11 @@ Decisions, and why:
 * Measured: ``python bench/vs_xdist.py --quick`` shows no slowdown beyond noise (README,
   "A killed run loses nothing"); serialising a result costs ~15 us, one ``write`` a few us.
 
-Telemetry samples are not journalled (they are sampled again when the tests rerun).
+Not journalled: telemetry samples; a result still in flight (sent by a worker, not yet read by
+the coordinator), whose test then runs again on ``--resume``; and results that arrive while a
+stopping run (Ctrl-C, ``-x``) drains its workers, which reach the store at the final flush.
+``bench/resume_trials.py`` measures what this means: 20 of 20 runs killed at random moments
+resumed with nothing lost or duplicated, and no test that had a stored result ran again.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from typing import IO, Any
 import psutil
 
 from testfleet.execution.parent_death import _libc, die_with_parent
+from testfleet.plugins.telemetry import plugin_probes, read_plugin_probes
 from testfleet.telemetry.sampler import ProcessProbe, Sample, SystemProbe, window_of
 
 __all__ = ["SamplerProcess"]
@@ -216,6 +217,7 @@ class _ForkedChild:
         from_child_r, from_child_w = os.pipe()
         parent = os.getpid()
         _libc_ready()
+        plugins = plugin_probes()  # built here: the child loads nothing after the fork
         with warnings.catch_warnings():  # 3.12+ warns on fork with threads; the child uses no lock
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
@@ -231,7 +233,7 @@ class _ForkedChild:
                 null = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(null, 2)
                 os.closerange(3, _max_fd())  # the coordinator's socket, the SUT watchdog's pipe...
-                code = _child(interval, worker_pid, metrics_interval, 0, 1)
+                code = _child(interval, worker_pid, metrics_interval, 0, 1, plugins)
             except BaseException:  # noqa: BLE001 - whatever happens, the child must not return
                 code = 1
             finally:
@@ -285,7 +287,8 @@ def _libc_ready() -> None:
 
 
 # -- the child ---------------------------------------------------------------------------------
-def _child(interval: float, worker_pid: int, metrics_interval: float, stdin: int = 0, stdout: int = 1) -> int:
+def _child(interval: float, worker_pid: int, metrics_interval: float, stdin: int = 0, stdout: int = 1,
+           plugins: dict[str, Any] | None = None) -> int:
     worker = ProcessProbe(worker_pid, "worker", tree=False)
     system = SystemProbe()
     sut: dict[int, ProcessProbe] = {}
@@ -308,6 +311,8 @@ def _child(interval: float, worker_pid: int, metrics_interval: float, stdin: int
         for probe in sut.values():
             for name, value in probe().items():
                 values[name] = values.get(name, 0.0) + value
+        if plugins:
+            read_plugin_probes(plugins, values)
         if scrapers and now >= next_scrape and mark is None:
             next_scrape = now + metrics_interval
             for probe in scrapers.values():

@@ -250,7 +250,8 @@ class RayBackend(Backend):
 
     def capabilities(self) -> list[Capabilities]:
         """What each alive node of the cluster offers (from Ray's own view of its resources)."""
-        return [Capabilities.from_ray_node(node) for node in ray.nodes() if node.get("Alive")]
+        return [Capabilities.from_ray_node(node) for node in ray.nodes()  # type: ignore[no-untyped-call]
+                if node.get("Alive")]
 
     @property
     def routes_requirements(self) -> bool:
@@ -358,7 +359,7 @@ def ray_workers_table() -> list[dict[str, Any]]:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     refs = []
-    for node in ray.nodes():
+    for node in ray.nodes():  # type: ignore[no-untyped-call]  # ray leaves it unannotated
         if node.get("Alive"):
             offered = Capabilities.from_ray_node(node)
             labels = {k: v for k, v in offered.labels.items() if not k.startswith("ray.io/")}

@@ -170,7 +170,7 @@ class Injector:
             return "kill_node needs the Ray backend"
         import ray
 
-        alive = [n for n in ray.nodes() if n.get("Alive")]
+        alive = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]  # ray: unannotated
         if len(alive) <= 1:
             return ("the Ray cluster has one node, the head that runs the driver: killing it "
                     "would end the run, not test its recovery")

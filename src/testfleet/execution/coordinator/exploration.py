@@ -55,8 +55,12 @@ class Exploration:
         return tuple(self.explorer.rulesets())
 
     def explored(self, batch: list[int]) -> dict[int, P.Explored]:
-        return {i: P.Explored(*self.variant_map.get(i, (i, None)), self.tasks.get(i))
-                for i in batch if i in self.variant_map or i in self.tasks}
+        explored: dict[int, P.Explored] = {}
+        for i in batch:
+            if i in self.variant_map or i in self.tasks:
+                base, params = self.variant_map.get(i, (i, None))
+                explored[i] = P.Explored(base, params, self.tasks.get(i))
+        return explored
 
     def more(self, count: int) -> int:
         """Queue up to ``count`` explored variants (best mutation scores first)."""
@@ -179,7 +183,7 @@ class Exploration:
 
     def _add_variant(self, base: int, variant: Variant) -> int:
         host = self.host
-        [index] = host.scheduler.extend(1, like=base)
+        [index] = host.queue.extend(1, like=base)
         host.items.append({**host.items[base], "params": variant.params, "explored": True})
         host.cases.append(host.cases[base])
         host.variants.append(variant)

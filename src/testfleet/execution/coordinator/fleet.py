@@ -101,7 +101,7 @@ class Fleet:
                     host.backend.send(other.worker_id, P.Flush())
 
     def feed_all(self) -> None:
-        scheduler = self.host.scheduler
+        scheduler = self.host.queue
         for slot in self.slots.values():
             if not slot.outstanding or scheduler.needs_work(len(slot.outstanding), slot.last_batch):
                 self.feed(slot)

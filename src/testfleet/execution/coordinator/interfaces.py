@@ -89,6 +89,11 @@ class Host(Protocol):
     stopping: bool
     warnings: list[dict[str, Any]]
 
+    @property
+    def queue(self) -> Scheduler:
+        """The scheduler, which every part reaches only once the plan exists."""
+        ...
+
     def say(self, text: str) -> None: ...
 
     def stop_all(self) -> None: ...

@@ -93,6 +93,13 @@ class Orchestrator:
 
             self.injector = Injector(self, chaos.stream, chaos.folder, chaos.seed)
 
+    @property
+    def queue(self) -> Scheduler:
+        """The scheduler: made when the collection is planned, before any worker is fed."""
+        if self.scheduler is None:
+            raise RuntimeError("the run's scheduler is used before its plan exists")
+        return self.scheduler
+
     # -- public -------------------------------------------------------------------------------
     def execute(self) -> RunOutcome:
         interrupted = False
@@ -292,7 +299,7 @@ class Orchestrator:
             self.listener.on_running(slot.worker_id, self.items[slot.outstanding[0]]["nodeid"])
         else:
             self.listener.on_running(slot.worker_id, None)
-        if not self.stopping and self.scheduler.needs_work(len(slot.outstanding), slot.last_batch):
+        if not self.stopping and self.queue.needs_work(len(slot.outstanding), slot.last_batch):
             self.fleet.feed(slot)
 
     def worker_started(self, slot: Slot, index: int) -> None:
@@ -301,7 +308,7 @@ class Orchestrator:
     def worker_late_teardown(self, slot: Slot, index: int, payload: P.TestResult) -> None:
         self.recording.record(index, slot.worker_id, payload, late_teardown=True)
 
-    def worker_telemetry(self, slot: Slot, series: dict[str, list[Any]]) -> None:
+    def worker_telemetry(self, slot: Slot, series: P.Series) -> None:
         self.recording.add_series(slot.worker_id, series)
 
     def worker_fatal(self, slot: Slot, message: P.Fatal) -> None:
@@ -361,7 +368,7 @@ class Orchestrator:
         if self.stopping:
             self.not_run.extend(slot.outstanding)
         else:
-            self.scheduler.requeue(list(slot.outstanding))
+            self.queue.requeue(list(slot.outstanding))
         slot.outstanding.clear()
         self.recovery.replace(slot, counts=not timed_out,
                               cause="was killed for a timeout" if timed_out else describe_exit(code))
@@ -374,7 +381,7 @@ class Orchestrator:
 
     # -- the end ------------------------------------------------------------------------------
     def _give_up(self) -> None:
-        self.recovery.give_up(len(self.scheduler))  # level 6: stops the run, the rest not run
+        self.recovery.give_up(len(self.queue))  # level 6: stops the run, the rest not run
         self.gave_up = True
 
     def _unreadable(self, exc: P.UnreadableMessage) -> str:

@@ -28,7 +28,7 @@ def plan_run(host: Host, payload: P.Collection) -> bool:
     # a test that runs against the SUT explores the instance's config too (dimensions sut.*)
     sut_space = plan.worker.sut_space
     host.items = [{**item, "space": with_sut_space(item["space"], sut_space)}
-                  if sut_space is not None and item.get("uses_instance") else item
+                  if sut_space is not None and item.get("uses_instance") else dict(item)
                   for item in payload["items"]]
     host.collect_errors = list(payload["errors"])
     host.warnings.extend(payload["warnings"])

@@ -107,7 +107,7 @@ class Recording:
         self.results.append(result)
         self.buffer.append(result)
 
-    def add_series(self, worker_id: str, columns: dict[str, list[Any]]) -> None:
+    def add_series(self, worker_id: str, columns: P.Series) -> None:
         n = len(columns.get("t", ()))
         self.series["worker"].extend([worker_id] * n)
         for key in ("t", "metric", "value"):

@@ -107,7 +107,7 @@ class Recovery:
                                                explored))
             host.fleet.feed(slot)
         else:
-            host.scheduler.rerun(index, worker_id)
+            host.queue.rerun(index, worker_id)
             if slot is not None:
                 self.avoid[index] = slot.seat  # not to the worker that replaced it either
         host.fleet.feed_all()
@@ -123,7 +123,7 @@ class Recovery:
         del self.retiring[slot.worker_id]
         self.probes.pop(slot.worker_id, None)
         if slot.outstanding:
-            host.scheduler.requeue(list(slot.outstanding))
+            host.queue.requeue(list(slot.outstanding))
             slot.outstanding.clear()
             host.fleet.feed_all()
         self._refill(slot.seat, slot.pool)  # its breaker may have half-opened meanwhile
@@ -181,7 +181,7 @@ class Recovery:
         if allowed is not None and batch:
             rest, batch = batch[allowed:], batch[:allowed]
             if rest:
-                self.host.scheduler.requeue(rest)
+                self.host.queue.requeue(rest)
             for breaker in self.policy.seat_breakers(slot.seat):
                 for _ in batch:
                     breaker.sent_probe()
@@ -307,7 +307,7 @@ class Recovery:
         if not any(other.seat != slot.seat and other.ready and not other.gone and self.may_feed(other)
                    and other.pool == slot.pool for other in self.host.fleet.slots.values()):
             return False
-        self.host.scheduler.rerun(index, slot.worker_id)  # skipped by this worker while others live
+        self.host.queue.rerun(index, slot.worker_id)  # skipped by this worker while others live
         return True
 
     def _hold(self, index: int) -> bool:

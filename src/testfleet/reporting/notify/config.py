@@ -72,6 +72,7 @@ class Delivery(_Strict):
 
 
 class _Target(_Strict):
+    kind: str  # each kind's model narrows it to its Literal
     name: str | None = Field(default=None, min_length=1, max_length=100)
     when: tuple[When, ...] = Field(default=("failure",), min_length=1)
 
@@ -82,7 +83,7 @@ class _Target(_Strict):
 
     def label(self, position: int) -> str:
         """How messages and stored events name this target."""
-        return self.name or f"{self.kind}#{position}"  # type: ignore[attr-defined]
+        return self.name or f"{self.kind}#{position}"
 
     def secret_envs(self) -> dict[str, str | None]:
         """Each ``*_env`` key set on this target -> the variable it names."""
@@ -153,6 +154,15 @@ class GithubTarget(_Target):
 Target = SlackTarget | WebhookTarget | EmailTarget | JiraTarget | GithubTarget
 KINDS: dict[str, type[_Target]] = {"slack": SlackTarget, "webhook": WebhookTarget,
                                    "email": EmailTarget, "jira": JiraTarget, "github": GithubTarget}
+NotifyTarget = _Target
+"""The base of a target's model: a plugin's notification kind subclasses it (NotifierSpec.target)."""
+
+
+def _kinds() -> dict[str, type[_Target]]:
+    """kind -> target model: the built-in kinds and the plugins' (testfleet_add_notifiers)."""
+    from testfleet.plugins import registry
+
+    return {kind: spec.target for kind, spec in registry().notifiers().items() if spec.target is not None}
 
 _EXPECTED = {
     "when": "one of " + ", ".join(WHEN_VALUES) + ", or a list of them",
@@ -171,9 +181,9 @@ class NotifySettings(_Strict):
     """The validated ``[tool.testfleet.notify]`` table."""
 
     delivery: Delivery = Delivery()  # frozen: one shared default is safe
-    targets: tuple[Target, ...] = ()
+    targets: tuple[_Target, ...] = ()  # a kind's own model: built-in (Target) or a plugin's
 
-    def labelled(self) -> list[tuple[str, Target]]:
+    def labelled(self) -> list[tuple[str, _Target]]:
         """(label, target) for every target, labels unique (a repeated name gets ``#n``)."""
         seen: dict[str, int] = {}
         out = []
@@ -213,7 +223,7 @@ def parse_notify(table: Any) -> NotifySettings:
         raise NotifyTableError("targets", f"must be a list of tables, not {_type_name(raw_targets)}",
                                "[[tool.testfleet.notify.targets]] entries")
     targets = [_parse_target(position, raw) for position, raw in enumerate(raw_targets)]
-    return NotifySettings(delivery=delivery, targets=tuple(targets))  # type: ignore[arg-type]
+    return NotifySettings(delivery=delivery, targets=tuple(targets))
 
 
 def _parse_target(position: int, raw: Any) -> _Target:
@@ -221,11 +231,12 @@ def _parse_target(position: int, raw: Any) -> _Target:
     if not isinstance(raw, dict):
         raise NotifyTableError(where, f"must be a table, not {_type_name(raw)}", "a table with a 'kind'")
     kind = raw.get("kind")
-    if not isinstance(kind, str) or kind not in KINDS:
+    kinds = _kinds()
+    if not isinstance(kind, str) or kind not in kinds:
         got = "missing" if kind is None else f"unknown kind {kind!r}" if isinstance(kind, str) \
             else f"must be a string, not {_type_name(kind)}"
-        raise NotifyTableError(f"{where}.kind", got, "one of " + ", ".join(KINDS))
-    model = KINDS[kind]
+        raise NotifyTableError(f"{where}.kind", got, "one of " + ", ".join(kinds))
+    model = kinds[kind]
     if kind == "slack" and "url" in raw:  # the one key people will try: refuse it with the reason
         raise NotifyTableError(f"{where}.url", "a Slack webhook URL is a secret and is not read from "
                                "the file", "url_env naming the environment variable that holds it")

@@ -21,15 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from testfleet.reporting.notify import github, jira, mail, slack, webhook
-from testfleet.reporting.notify.config import NotifySettings, Target
+from testfleet.reporting.notify.config import NotifySettings, NotifyTarget
 from testfleet.reporting.notify.delivery import DeliveryError, Tries
 from testfleet.reporting.notify.summary import RunSummary, summarize
 
-SENDERS: dict[str, Callable[[Any, RunSummary, Any, Tries], dict[str, Any]]] = {
-    "slack": slack.deliver, "webhook": webhook.deliver, "email": mail.deliver,
-    "jira": jira.deliver, "github": github.deliver,
-}
 DELIVERY_EVENT = "delivery"
 ISSUE_EVENT = "tracker_issue"
 
@@ -65,13 +60,16 @@ def deliver_all(settings: NotifySettings, summary: RunSummary, env: Mapping[str,
     if not chosen:
         return []
     deadline = time.monotonic() + settings.delivery.deadline
+    from testfleet.plugins import registry  # the built-in kinds come through the plugin hook
 
-    def one(item: tuple[str, Target]) -> DeliveryResult:
+    notifiers = registry().notifiers()  # asked here: the threads below only read it
+
+    def one(item: tuple[str, NotifyTarget]) -> DeliveryResult:
         label, target = item
         tries = Tries(settings.delivery, deadline, sleep=sleep)
         started = time.monotonic()
         try:
-            detail = SENDERS[target.kind](target, summary, env, tries)
+            detail = dict(notifiers[target.kind].deliver(target, summary, env, tries))
             return DeliveryResult(label, target.kind, True, tries.attempts, time.monotonic() - started,
                                   detail=detail)
         except DeliveryError as exc:
@@ -85,7 +83,7 @@ def deliver_all(settings: NotifySettings, summary: RunSummary, env: Mapping[str,
         return list(pool.map(one, chosen))
 
 
-def _redact(text: str, target: Target, env: Mapping[str, str]) -> str:
+def _redact(text: str, target: NotifyTarget, env: Mapping[str, str]) -> str:
     for name in target.secret_envs().values():
         value = env.get(name) if name else None
         if value and len(value) >= 4:
