@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from testfleet.errors import SettingsError, TestfleetError
 from testfleet.reporting.notify.config import NotifySettings, NotifyTableError, parse_notify
 from testfleet.execution.breakers import BreakerSettings
+from testfleet.execution.handoff import HandoffSettings
 
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
 MAX_SEED = 2**63 - 1
@@ -94,6 +95,8 @@ class Settings(BaseModel):
                                        "each worker starts (command, ready, config...)")
     breakers: BreakerSettings = Field(default_factory=BreakerSettings, description="[tool.testfleet.breakers]: "
                                       "circuit breakers and escalating recovery")
+    handoff: HandoffSettings = Field(default_factory=HandoffSettings, description="[tool.testfleet.handoff]: "
+                                     "speculative copies of stragglers, waiting for capacity")
     notify: NotifySettings | None = Field(None, description="[tool.testfleet.notify]: where the end "
                                           "of a run is announced (Slack, webhook, e-mail, Jira, GitHub)")
 

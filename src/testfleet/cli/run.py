@@ -192,7 +192,7 @@ def _execute(request: RunRequest) -> int:
                   backend=backend.name, workers=workers)
         plan = RunPlan(workers=workers, dist=settings.dist, timeout=settings.timeout, reruns=settings.reruns,
                        maxfail=settings.maxfail, restart_budget=settings.restart_budget(),
-                       breakers=settings.breakers,
+                       breakers=settings.breakers, handoff=settings.handoff,
                        history=store.duration_history(), last_failed=store.last_failed(),
                        failed_first=settings.failed_first, only_last_failed=request.last_failed,
                        continue_on_collection_errors="--continue-on-collection-errors" in request.pytest_extra,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from testfleet.execution.breakers import BreakerSettings
+from testfleet.execution.handoff import HandoffSettings
 from testfleet.execution.protocol import Series, WorkerConfig
 from testfleet.model import Case, Result, Run, Variant
 
@@ -60,6 +61,8 @@ class RunPlan:
     restart_budget: int = 4
     #: [tool.testfleet.breakers]: circuit breakers and escalating recovery (execution.recovery)
     breakers: BreakerSettings = field(default_factory=BreakerSettings)
+    #: [tool.testfleet.handoff]: speculative copies of stragglers (execution.handoff)
+    handoff: HandoffSettings = field(default_factory=HandoffSettings)
     history: dict[str, float] = field(default_factory=dict)
     last_failed: set[str] = field(default_factory=set)
     failed_first: bool = True

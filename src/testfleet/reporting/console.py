@@ -229,6 +229,10 @@ class ConsoleReporter:
             self._anomalies(anomalies, run_id)
         if resilience and self.verbosity >= 0:
             self._resilience(resilience)
+            from testfleet.execution.handoff import summary as handoff_summary
+
+            if handoff := handoff_summary(resilience):  # speculative copies of stragglers
+                self.console.print(Text(handoff, style="cyan"), soft_wrap=True)
         if messages_not_run and self.verbosity >= 0:
             self.console.print(f"[yellow]{len(messages_not_run)} test(s) not run (stopped early)[/yellow]")
         # pytest cuts a failure's message to the terminal's width, except on CI or with -vv

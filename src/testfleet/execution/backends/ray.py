@@ -257,6 +257,16 @@ class RayBackend(Backend):
     def routes_requirements(self) -> bool:
         return True
 
+    def request_capacity(self, wanted: list[Requirements]) -> None:
+        """Ask the cluster's autoscaler for nodes that fit ``wanted`` (an empty list withdraws the
+        request, which Ray keeps until the next call). Labels are not asked for; a cluster without
+        an autoscaler ignores the request."""
+        from ray.autoscaler.sdk import request_resources
+
+        bundles = [{k: v for k, v in {"CPU": r.cpus or 1, "GPU": r.gpus, "memory": r.memory,
+                                      **r.resources}.items() if v} for r in wanted]
+        request_resources(bundles=bundles)
+
     def define_pool(self, key: str, requirements: Requirements) -> None:
         self.pools[key] = requirements
 

@@ -66,7 +66,8 @@ class Fleet:
         is always left with two or more items, or told (FLUSH) that no more are coming."""
         host = self.host
         scheduler = host.scheduler
-        if host.stopping or not slot.ready or slot.gone or scheduler is None or not host.recovery.may_feed(slot):
+        if host.stopping or not slot.ready or slot.gone or scheduler is None or not host.recovery.may_feed(slot) \
+                or host.handoff.cancelling(slot):
             return
         alive = sum(1 for s in self.slots.values() if s.ready and not s.gone and s.pool == slot.pool)
         if slot.pool == "" and scheduler.pool_empty("") and host.exploration is not None:
@@ -84,7 +85,8 @@ class Fleet:
             slot.last_batch = len(batch)
             slot.flushed = False
             explored = host.exploration.explored(batch) if host.exploration is not None else {}
-            host.backend.send(slot.worker_id, P.Run(batch, bool(host.plan.timeout), explored))
+            report_start = bool(host.plan.timeout) or host.handoff.reports_start(batch)  # timeouts, stragglers
+            host.backend.send(slot.worker_id, P.Run(batch, report_start, explored))
             if host.recovery.probing(slot):  # a probe runs alone, without waiting for a next item
                 slot.flushed = True
                 host.backend.send(slot.worker_id, P.Flush())

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from testfleet.execution import protocol as P
     from testfleet.execution.backends.base import Backend
     from testfleet.execution.coordinator.fleet import Fleet
+    from testfleet.execution.coordinator.handing import Handing
     from testfleet.execution.coordinator.recording import Recording
     from testfleet.execution.coordinator.recovering import Recovery
     from testfleet.execution.plan import Listener, Recorder, RunPlan
@@ -74,6 +75,7 @@ class Host(Protocol):
     fleet: Fleet
     recording: Recording
     recovery: Recovery
+    handoff: Handing
     exploration: Exploring | None
     scheduler: Scheduler | None
     #: the run's items (as collected, then explored ones appended), their cases and variants

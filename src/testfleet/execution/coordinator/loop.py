@@ -40,6 +40,7 @@ from testfleet.execution.backends.base import (
 )
 from testfleet.execution.coordinator.exploration import Exploration
 from testfleet.execution.coordinator.fleet import Fleet, Slot
+from testfleet.execution.coordinator.handing import Handing
 from testfleet.execution.coordinator.interfaces import Exploring
 from testfleet.execution.coordinator.planning import plan_run
 from testfleet.execution.coordinator.recording import STORE_FLUSH_SECONDS, Recording
@@ -84,6 +85,7 @@ class Orchestrator:
         self.fleet = Fleet(self)
         self.recording = Recording(self)
         self.recovery = Recovery(self)
+        self.handoff = Handing(self)  # speculative copies of stragglers
         self.exploration: Exploring | None = None if plan.explorer is None else Exploration(self, plan.explorer)
         self.injector: Any = None  # --chaos: faults injected beside the loop (a ChaosPlan given)
         if chaos is not None:
@@ -185,12 +187,15 @@ class Orchestrator:
             wait = STORE_FLUSH_SECONDS if due is None else min(STORE_FLUSH_SECONDS, due)
             if injector is not None:
                 wait = min(wait, injector.until_next())
+            if (straggler := self.handoff.next_due()) is not None:
+                wait = min(wait, straggler)
             for event in self.backend.poll(fleet.poll_timeout(wait)):
                 self._handle(event)
             if injector is not None:
                 injector.tick()
             fleet.check_timeouts()
             self.recovery.tick()  # breakers whose cool-down is over probe
+            self.handoff.tick()  # an idle worker copies a straggler
             self.recording.flush()
             live = fleet.live()
             if not live and self.recovery.waiting():
@@ -279,6 +284,8 @@ class Orchestrator:
             self.fleet.feed(slot)
 
     def worker_ran(self, slot: Slot, index: int, payload: P.TestResult) -> None:
+        if not self.handoff.first_result(slot, index, payload.outcome):
+            return  # the cancelled copy of a test whose other copy finished first
         if slot.outstanding and slot.outstanding[0] == index:
             slot.outstanding.popleft()
         else:
@@ -330,6 +337,8 @@ class Orchestrator:
     def worker_lost(self, slot: Slot, code: int | None) -> None:
         slot.gone = True
         self.listener.on_running(slot.worker_id, None)
+        if self.handoff.lost(slot):  # killed: its copy of a test lost the race
+            return
         if self.recovery.took_back(slot):  # it left because its seat's breaker opened
             return
         if not (slot.said_bye or self.stopping):
@@ -354,6 +363,7 @@ class Orchestrator:
             timed_out=timed_out, nodeid=self.items[index]["nodeid"], worker_id=slot.worker_id, code=code,
             timeout=self.plan.timeout, dump=self.crash_text(slot.worker_id), ran_for=ran_for))
         self.say(payload.longrepr.splitlines()[0])
+        self.handoff.first_result(slot, index, payload.outcome)  # a copied test's other copy is cancelled
         self.recording.record(index, slot.worker_id, payload)
         if self.stopping:
             self.not_run.extend(slot.outstanding)
@@ -401,4 +411,4 @@ class Orchestrator:
                           collector_exit=collector_exit, collector_output=output,
                           anomalies=recording.anomalies, fatal=self.fatal,
                           exploration=None if self.exploration is None else self.exploration.outcome(),
-                          resilience=self.recovery.events)
+                          resilience=self.recovery.events + self.handoff.events)

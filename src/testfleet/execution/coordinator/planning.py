@@ -103,6 +103,7 @@ def requirements(host: Host, selected: list[int]) -> tuple[list[str], dict[int, 
              for pattern, kwargs in host.plan.requirement_rules]
     pools = [""] * len(host.items)
     unmet: dict[int, str] = {}
+    wanted: dict[int, Requirements] = {}
     offered = None
     for index in selected:
         item = host.items[index]
@@ -116,9 +117,14 @@ def requirements(host: Host, selected: list[int]) -> tuple[list[str], dict[int, 
         reason = skip_reason(needed, offered) if offered else None
         if reason:
             unmet[index] = reason
+            wanted[index] = needed
         elif host.backend.routes_requirements:
             pools[index] = needed.key()
             host.backend.define_pool(needed.key(), needed)
+    if unmet and host.backend.routes_requirements:  # Ray: ask the autoscaler, wait a bounded time
+        from testfleet.execution.coordinator.handing import await_capacity
+
+        unmet = await_capacity(host, wanted, unmet, pools)
     return pools, unmet
 
 

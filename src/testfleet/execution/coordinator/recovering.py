@@ -103,7 +103,8 @@ class Recovery:
             slot.outstanding.append(index)
             slot.flushed = False
             explored = host.exploration.explored([index]) if host.exploration is not None else {}
-            host.backend.send(worker_id, P.Run([index], bool(host.plan.timeout), explored))
+            host.backend.send(worker_id, P.Run([index], bool(host.plan.timeout) or host.handoff.reports_start([index]),
+                                               explored))
             host.fleet.feed(slot)
         else:
             host.queue.rerun(index, worker_id)
