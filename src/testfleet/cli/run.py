@@ -221,6 +221,7 @@ def _execute(request: RunRequest) -> int:
                        monitor=_monitor(store, settings),
                        explorer=None if resumed else _explorer(store, settings, seed),
                        resume=resumed.results if resumed else None,
+                       replicate=_replicate(settings),
                        worker=worker_config(settings, source, seed=seed, cwd=cwd))
         console = ConsoleReporter(verbosity=request.verbosity)
         configs = {"settings": [source]} if source else {}
@@ -291,6 +292,12 @@ def _monitor(store: Any, settings: Settings) -> Any:
     monitor = RunMonitor(threshold=settings.anomaly_threshold, min_history=settings.anomaly_min_history)
     monitor.prime(TelemetryStore(store).history())
     return monitor
+
+
+def _replicate(settings: Settings) -> Any:
+    """[tool.testfleet.replicate] with the run's budget resolved; None when replication is off."""
+    budget = settings.replicate.resolved_budget(settings.explore)
+    return settings.replicate.model_copy(update={"budget": budget}) if budget else None
 
 
 def _explorer(store: Any, settings: Settings, seed: int) -> Any:

@@ -84,6 +84,8 @@ class Fleet:
             slot.last_batch = len(batch)
             slot.flushed = False
             explored = host.exploration.explored(batch) if host.exploration is not None else {}
+            if host.replication is not None:  # replays run a collected item with their values
+                explored.update(host.replication.explored(batch))
             host.backend.send(slot.worker_id, P.Run(batch, bool(host.plan.timeout), explored))
             if host.recovery.probing(slot):  # a probe runs alone, without waiting for a next item
                 slot.flushed = True

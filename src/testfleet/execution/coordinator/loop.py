@@ -85,6 +85,11 @@ class Orchestrator:
         self.recording = Recording(self)
         self.recovery = Recovery(self)
         self.exploration: Exploring | None = None if plan.explorer is None else Exploration(self, plan.explorer)
+        self.replication: Any = None  # replays of failures, classified (a Replication), when budgeted
+        if plan.replicate is not None:
+            from testfleet.execution.coordinator.replicating import Replication
+
+            self.replication = Replication(self, plan.replicate)
         self.injector: Any = None  # --chaos: faults injected beside the loop (a ChaosPlan given)
         if chaos is not None:
             from testfleet.execution.chaos.injector import Injector
@@ -131,6 +136,8 @@ class Orchestrator:
                 self.recording.add_events(self.plan.monitor.finish())
             if self.exploration is not None:
                 self.recording.add_events(self.exploration.conclusion())
+            if self.replication is not None:
+                self.replication.conclusion()
             self.recording.flush(force=True)
             gc.unfreeze()  # a process that runs again (tests, an API caller) collects this plan then
             output = self.backend.collector_output()
@@ -323,6 +330,8 @@ class Orchestrator:
     def worker_lost(self, slot: Slot, code: int | None) -> None:
         slot.gone = True
         self.listener.on_running(slot.worker_id, None)
+        if self.replication is not None:  # the replays pinned to it are dropped
+            self.replication.worker_gone(slot.worker_id)
         if self.recovery.took_back(slot):  # it left because its seat's breaker opened
             return
         if not (slot.said_bye or self.stopping):
@@ -384,7 +393,8 @@ class Orchestrator:
                  output: str = "") -> RunOutcome:
         recording = self.recording
         ran = set(recording.final)
-        not_run = [self.items[i]["nodeid"] for i in dict.fromkeys(self.not_run) if i not in ran]
+        replayed = self.replication.by_index if self.replication is not None else {}
+        not_run = [self.items[i]["nodeid"] for i in dict.fromkeys(self.not_run) if i not in ran and i not in replayed]
         self.run_info.flaky = sum(1 for r in recording.final.values() if r.flaky)
         return RunOutcome(run=self.run_info, results=recording.results, collect_errors=self.collect_errors,
                           not_run=not_run, messages=self.messages,
@@ -394,4 +404,5 @@ class Orchestrator:
                           collector_exit=collector_exit, collector_output=output,
                           anomalies=recording.anomalies, fatal=self.fatal,
                           exploration=None if self.exploration is None else self.exploration.outcome(),
-                          resilience=self.recovery.events)
+                          resilience=self.recovery.events,
+                          replication=None if self.replication is None else self.replication.outcome())
