@@ -170,7 +170,8 @@ def _closest(pairs: list[tuple[Execution, Execution]], side: str) -> tuple[list[
                 value = getattr(e, side).get(k)
                 if value not in entry[which]:
                     entry[which].append(value)
-    return sorted(keys), {k: keys[k] for k in sorted(keys)}
+    ordered = {k: {which: sorted(values, key=repr) for which, values in keys[k].items()} for k in sorted(keys)}
+    return sorted(keys), ordered
 
 
 # -- where to replay -------------------------------------------------------------------------------
