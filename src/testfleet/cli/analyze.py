@@ -37,6 +37,9 @@ def gather(store: str | None, ref: str, runs: int, fdr: float, want_next: int, s
         chosen = choose_runs(db, ref, runs)
         frame = load_frame(db, chosen)
         rows = load_rows(db, chosen)
+        from testfleet.store.telemetry import TelemetryStore
+
+        replicated = [e for run in chosen for e in TelemetryStore(db).events(run.run_id, kinds=("replication",))]
         path = Path(db.path).resolve()   # confirming runs start in the run's rootdir
     analysis = analyze(frame, fdr=fdr, seed=seed)
     count = max(want_next, confirm)
@@ -44,7 +47,7 @@ def gather(store: str | None, ref: str, runs: int, fdr: float, want_next: int, s
     confirmed = _confirm(path, chosen[0], rows, proposals[:confirm], seed) if confirm else []
     return {"runs": [r.run_id for r in chosen], "frame": frame, "analysis": analysis,
             "clusters": cluster_failures(rows), "flaky": flaky_tests(rows),
-            "next": proposals, "next_asked": bool(count), "confirmed": confirmed}
+            "next": proposals, "next_asked": bool(count), "confirmed": confirmed, "replication": replicated}
 
 
 def _confirm(path: Path, run: Any, rows: list[dict[str, Any]], proposals: list[Any], seed: int
@@ -83,7 +86,8 @@ def to_json(found: dict[str, Any]) -> dict[str, Any]:
             "clusters": [c.to_dict() for c in found["clusters"]],
             "flaky": [f.to_dict() for f in found["flaky"]],
             "next": [p.to_dict() for p in found["next"]], "next_asked": found["next_asked"],
-            "confirmed": [c.to_dict() for c in found.get("confirmed", [])]}
+            "confirmed": [c.to_dict() for c in found.get("confirmed", [])],
+            "replication": found.get("replication", [])}
 
 
 def analyze_command(ref: str, runs: int, fdr: float, want_next: int, json_out: str | None,

@@ -377,6 +377,12 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
                    exit_code not in (0, 5), outcome.not_run, outcome.warnings,
                    anomalies=outcome.anomalies, run_id=run.run_id, exploration=outcome.exploration,
                    resilience=outcome.resilience)
+    if outcome.replication and console.verbosity >= 0:  # each failure replayed, and its class
+        from testfleet.execution.replication import verdict_lines
+
+        for line in verdict_lines(outcome.replication["verdicts"], outcome.replication["spent"],
+                                  outcome.replication["budget"]):
+            console.console.print(line, markup=False, highlight=False)
     if settings.chaos and console.verbosity >= 0:  # what was injected, what it broke, recovery
         from testfleet.analysis.recovery_time import fault_lines
 

@@ -219,3 +219,22 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def verdict_lines(events: Sequence[Mapping[str, Any]], spent: int | None = None,
+                  budget: int | None = None) -> list[str]:
+    """The ``replication`` events of a run as text: one line per failure, its class and evidence
+    (for the run summary, ``testfleet show`` and ``testfleet analyze``)."""
+    if not events and not spent:
+        return []
+    head = f"replication: {len(events)} failure{'s' if len(events) != 1 else ''} classified"
+    if spent is not None:
+        head += f", {spent} replay{'s' if spent != 1 else ''}" + (f" of {budget}" if budget is not None else "")
+    lines = [head]
+    for event in events:
+        text = str(event.get("message", "")).removeprefix(f"replicated {event.get('nodeid')}: ")
+        replays = len(event.get("replays") or [])
+        lines.append(f"  {str(event.get('class', '?')).upper():22} {event.get('nodeid')}: {text} "
+                     f"[{replays} replay{'s' if replays != 1 else ''}"
+                     + ("" if event.get("complete", True) else ", incomplete") + "]")
+    return lines

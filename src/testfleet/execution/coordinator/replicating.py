@@ -140,7 +140,7 @@ class Replication:
             if not job.done:
                 job.dropped += len(job.pending)
                 job.pending.clear()
-                self._finish(job, say=False)
+                self._finish(job)
         return []
 
     def outcome(self) -> dict[str, Any]:
@@ -198,7 +198,7 @@ class Replication:
             "config": changed, "message": f"replay of {job.variant.variant_id[:12]} on {worker_id}"
             + (f" with {changed}" if changed else "")}])
 
-    def _finish(self, job: Job, say: bool = True) -> None:
+    def _finish(self, job: Job) -> None:
         job.done = True
         if not job.replays:
             return
@@ -213,9 +213,7 @@ class Replication:
                  "original": {"worker": job.original.env.get("worker"), "config": dict(job.original.config)},
                  "replays": job.rows, "dropped": job.dropped, "complete": job.dropped == 0, "message": text}
         self.verdicts.append(event)
-        host.recording.add_events([dict(event)])
-        if say:
-            host.say(text)
+        host.recording.add_events([dict(event)])  # the summary lists the verdicts (verdict_lines)
 
     def _config_of(self, index: int, payload: P.TestResult) -> dict[str, Any]:
         """The SUT configuration an execution really ran with (flattened), else its ``sut.*`` values."""
