@@ -46,12 +46,12 @@ class ReplicateSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    enabled: bool | None = Field(None, description="replicate failures (default: during --explore only)")
-    budget: int | None = Field(None, ge=0, description="replays the run may spend (default: `share` of an "
+    enabled: bool | None = Field(default=None, description="replicate failures (default: during --explore only)")
+    budget: int | None = Field(default=None, ge=0, description="replays the run may spend (default: `share` of an "
                                f"--explore count, {DEFAULT_TIME_BUDGET} for a time budget)")
-    share: float = Field(0.25, gt=0, le=1, description="the share of an --explore count replays may take")
-    repeats: int = Field(3, ge=0, description="replays on the same worker and configuration (flakiness)")
-    neighbours: int = Field(4, ge=0, description="neighbouring SUT configurations tried (one key changed each)")
+    share: float = Field(default=0.25, gt=0, le=1, description="the share of an --explore count replays may take")
+    repeats: int = Field(default=3, ge=0, description="replays on the same worker and configuration (flakiness)")
+    neighbours: int = Field(default=4, ge=0, description="neighbouring SUT configurations tried (one key changed each)")
 
     def resolved_budget(self, explore: str | None) -> int:
         """The replays this run may spend (0: replication is off)."""
