@@ -65,6 +65,7 @@ class Replication:
         self.verdicts: list[dict[str, Any]] = []
         self._space: Any = None
         self._caps: dict[str, str] | None = None
+        self._instance_configs: dict[str, dict[str, Any]] = {}  # worker id -> its instance's own config
 
     # -- the coordinator's calls --------------------------------------------------------------
     def is_replay(self, index: int) -> bool:
@@ -89,7 +90,7 @@ class Replication:
             return
         self.seen.add((variant.case_id, what))
         self.attempts[variant.variant_id] = max(self.attempts.get(variant.variant_id, 0), result.attempt)
-        config = self._config_of(index, payload)
+        config = self._config_of(index, worker_id, payload)
         explorer = getattr(host.exploration, "variant_map", {}) if host.exploration is not None else {}
         base = explorer.get(index, (index, None))[0]
         job = Job(index, base, variant, "failure" if failed else "anomaly",
@@ -114,7 +115,7 @@ class Replication:
                                     worker=worker_id, telemetry=result.telemetry, duration=result.duration)
             self.host.recording.add_events(found)
             bad = bool(found)
-        config = self._config_of(index, payload)
+        config = self._config_of(index, worker_id, payload)
         job.replays.append(Execution(bad, self._env(worker_id), config))
         job.rows.append({"variant_id": result.variant_id, "worker": worker_id, "outcome": result.outcome.value,
                          "bad": bad, "attempt": result.attempt, "config": config})
@@ -215,12 +216,27 @@ class Replication:
         self.verdicts.append(event)
         host.recording.add_events([dict(event)])  # the summary lists the verdicts (verdict_lines)
 
-    def _config_of(self, index: int, payload: P.TestResult) -> dict[str, Any]:
-        """The SUT configuration an execution really ran with (flattened), else its ``sut.*`` values."""
+    def _config_of(self, index: int, worker_id: str, payload: P.TestResult) -> dict[str, Any]:
+        """The SUT configuration an execution ran with (flattened): as its worker reported it
+        (explored executions), else its instance's own (the declared config, or the point drawn
+        for that worker) with the variant's ``sut.*`` values laid over; {} without an instance."""
         if payload.instance and isinstance(payload.instance.get("config"), dict):
             return flatten(payload.instance["config"])
-        params = self.host.variants[index].params
-        return {k.removeprefix(SUT): v for k, v in params.items() if k.startswith(SUT)}
+        host = self.host
+        values = {k.removeprefix(SUT): v for k, v in host.variants[index].params.items() if k.startswith(SUT)}
+        spec = host.plan.worker.sut
+        if spec is None or not host.items[index].get("uses_instance"):
+            return values
+        base = self._instance_configs.get(worker_id)
+        if base is None:
+            from testfleet.execution.sut_spec import instance_config
+
+            try:
+                base = flatten(instance_config(spec, worker_id, host.plan.worker.seed))
+            except Exception:  # noqa: BLE001 - the instance reports a bad config itself
+                base = {}
+            self._instance_configs[worker_id] = base
+        return {**base, **values}
 
     def _env(self, worker_id: str) -> dict[str, str]:
         """What a worker's environment is made of, as far as the coordinator knows it."""
