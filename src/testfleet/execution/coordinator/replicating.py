@@ -177,7 +177,9 @@ class Replication:
         host = self.host
         case = host.cases[job.index]
         variant = Variant.of(case, params, origin="replay", parent_id=job.variant.variant_id)
-        if (variant.variant_id, worker_id, repeat) in self.replayed or host.scheduler is None:
+        slot = host.fleet.slots.get(worker_id)
+        if (variant.variant_id, worker_id, repeat) in self.replayed or host.scheduler is None \
+                or slot is None or slot.gone:  # a worker that crashed on it takes nothing more
             return
         self.replayed.add((variant.variant_id, worker_id, repeat))
         index = host.scheduler.pin(job.index, worker_id)
