@@ -45,8 +45,11 @@ def gather(store: str | None, ref: str, runs: int, fdr: float, want_next: int, s
     count = max(want_next, confirm)
     proposals = next_variants(frame, analysis, count=count, seed=seed) if count else []
     confirmed = _confirm(path, chosen[0], rows, proposals[:confirm], seed) if confirm else []
+    # a variant whose replays found the cause (a worker, a config) failed and passed for that reason
+    explained = {e["variant_id"] for e in replicated if e.get("class") != "flaky"}
     return {"runs": [r.run_id for r in chosen], "frame": frame, "analysis": analysis,
-            "clusters": cluster_failures(rows), "flaky": flaky_tests(rows),
+            "clusters": cluster_failures(rows),
+            "flaky": [f for f in flaky_tests(rows) if f.variant_id not in explained],
             "next": proposals, "next_asked": bool(count), "confirmed": confirmed, "replication": replicated}
 
 
