@@ -82,7 +82,7 @@ class Replication:
         variant = host.variants[index]
         failed = result.outcome.is_failure
         if host.stopping or self.spent >= self.budget or worker_id not in host.fleet.slots \
-                or variant.origin in ("minimize", "replay") or not (failed or anomalies):
+                or variant.origin == "minimize" or not (failed or anomalies):
             return
         what = failure_key(result.fingerprint, result.message) if failed else \
             "anomaly:" + ",".join(sorted(str(a.get("metric", "")) for a in anomalies))
