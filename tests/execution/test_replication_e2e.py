@@ -72,3 +72,6 @@ def test_a_failure_only_on_one_worker_is_replayed_and_classified_environment_spe
     assert "ENVIRONMENT-SPECIFIC" in ran.output and "fails with gw1, passes with gw0" in ran.output
     shown = run_cli(root, "show", "last", "--store", ran.store)
     assert "ENVIRONMENT-SPECIFIC" in shown.output and "fails with gw1, passes with gw0" in shown.output, shown.log
+    analyzed = run_cli(root, "analyze", "last", "--store", ran.store)
+    assert "ENVIRONMENT-SPECIFIC" in analyzed.output, analyzed.log
+    assert "flaky:" not in analyzed.output  # failing on gw1 and passing on gw0 has a cause: not flaky

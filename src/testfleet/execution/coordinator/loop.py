@@ -44,6 +44,7 @@ from testfleet.execution.coordinator.interfaces import Exploring
 from testfleet.execution.coordinator.planning import plan_run
 from testfleet.execution.coordinator.recording import STORE_FLUSH_SECONDS, Recording
 from testfleet.execution.coordinator.recovering import Recovery
+from testfleet.execution.coordinator.replicating import Replication
 from testfleet.execution.plan import Listener, NullListener, Recorder, RunOutcome, RunPlan
 from testfleet.execution.resilience import describe_exit, lost_test_payload
 from testfleet.execution.scheduler import Scheduler
@@ -85,11 +86,8 @@ class Orchestrator:
         self.recording = Recording(self)
         self.recovery = Recovery(self)
         self.exploration: Exploring | None = None if plan.explorer is None else Exploration(self, plan.explorer)
-        self.replication: Any = None  # replays of failures, classified (a Replication), when budgeted
-        if plan.replicate is not None:
-            from testfleet.execution.coordinator.replicating import Replication
-
-            self.replication = Replication(self, plan.replicate)
+        # failures replayed at once and classified, when the run has a replication budget
+        self.replication = None if plan.replicate is None else Replication(self, plan.replicate)
         self.injector: Any = None  # --chaos: faults injected beside the loop (a ChaosPlan given)
         if chaos is not None:
             from testfleet.execution.chaos.injector import Injector
