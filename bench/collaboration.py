@@ -3,6 +3,8 @@
 
     python bench/collaboration.py --part handoff                 # ~3-5 minutes on 2 cores
     python bench/collaboration.py --part handoff --tests 30 --runs 5 --no-save
+    python bench/collaboration.py --part replication            # ~1-3 minutes on 2 cores
+    python bench/collaboration.py --part replication --cases 12 --no-save
 
 Parts (each writes its own JSON lines; the other parts of issue 20 are added beside this one):
 
@@ -17,6 +19,11 @@ history and 2 s more), alternating which goes first, each on its own copy of the
 both see the same history. Figures: wall time (launch to exit) per arm, summed over the runs,
 and ``wall_reduction_pct`` = 1 - on/off (target >= 20 %); stragglers copied and copies that won
 (the store's ``handoff`` events); and whether every run kept exactly one passed result per test.
+
+``replication`` — failures replayed at once on the other worker, neighbouring SUT configurations
+and the same worker, and classified; planted defects of each class (see
+``bench/collab_replication.py``). Figures: classification accuracy (target >= 90 %) and
+executions spent per classification.
 One JSON line per figure goes to stdout and is appended to bench/results/collaboration.jsonl.
 Targets are reported, never enforced.
 """
@@ -36,6 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from collab_replication import part_replication
 from vs_xdist import context, publish
 
 from testfleet.store.db import Store
@@ -145,7 +153,8 @@ def part_handoff(args: argparse.Namespace, meta: dict[str, Any]) -> list[str]:
             for name, value in figures.items()]
 
 
-PARTS: dict[str, Callable[[argparse.Namespace, dict[str, Any]], list[str]]] = {"handoff": part_handoff}
+PARTS: dict[str, Callable[[argparse.Namespace, dict[str, Any]], list[str]]] = {
+    "handoff": part_handoff, "replication": part_replication}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", action="append", choices=sorted(PARTS), help="run only this part (repeatable)")
     parser.add_argument("--tests", type=int, default=40, help="handoff: tests in the generated suite")
     parser.add_argument("--runs", type=int, default=3, help="handoff: run seeds, each run with hand-off on and off")
-    parser.add_argument("--seed", type=int, default=20261207, help="seed of the durations and of the run seeds")
+    parser.add_argument("--cases", type=int, default=8, help="replication: tests per planted class")
+    parser.add_argument("--flaky-rate", type=float, default=0.4, help="replication: failure rate of the flaky tests")
+    parser.add_argument("--seed", type=int, default=20261207, help="seed of durations, run seeds, planted randomness")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds one testfleet run may take")
     parser.add_argument("--no-save", action="store_true", help=f"do not append to {RESULTS}")
     args = parser.parse_args(argv)

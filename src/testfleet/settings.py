@@ -32,6 +32,7 @@ from testfleet.errors import SettingsError, TestfleetError
 from testfleet.reporting.notify.config import NotifySettings, NotifyTableError, parse_notify
 from testfleet.execution.breakers import BreakerSettings
 from testfleet.execution.handoff import HandoffSettings
+from testfleet.execution.replication import ReplicateSettings
 
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
 MAX_SEED = 2**63 - 1
@@ -97,6 +98,8 @@ class Settings(BaseModel):
                                       "circuit breakers and escalating recovery")
     handoff: HandoffSettings = Field(default_factory=HandoffSettings, description="[tool.testfleet.handoff]: "
                                      "speculative copies of stragglers, waiting for capacity")
+    replicate: ReplicateSettings = Field(default_factory=ReplicateSettings, description="[tool.testfleet."
+                                         "replicate]: failures replayed on other workers and configurations")
     notify: NotifySettings | None = Field(None, description="[tool.testfleet.notify]: where the end "
                                           "of a run is announced (Slack, webhook, e-mail, Jira, GitHub)")
 
@@ -306,7 +309,11 @@ def load_settings(paths: list[str] | None = None, overrides: dict[str, Any] | No
         if value is None:
             continue
         try:
-            setattr(settings, key, value)
+            if key == "replicate_budget":  # --replicate-budget: [tool.testfleet.replicate] budget
+                settings.replicate = ReplicateSettings.model_validate({**settings.replicate.model_dump(),
+                                                                       "budget": value})
+            else:
+                setattr(settings, key, value)
         except ValidationError as exc:
             flag = "--" + ("json" if key == "json_report" else key.replace("_", "-"))
             raise SettingsError(f"invalid value {value!r}: {_message(exc.errors()[0])}",

@@ -38,14 +38,20 @@ def gather(store: str | None, ref: str, runs: int, fdr: float, want_next: int, s
         chosen = choose_runs(db, ref, runs)
         frame = load_frame(db, chosen)
         rows = load_rows(db, chosen)
+        from testfleet.store.telemetry import TelemetryStore
+
+        replicated = [e for run in chosen for e in TelemetryStore(db).events(run.run_id, kinds=("replication",))]
         path = Path(db.path).resolve()   # confirming runs start in the run's rootdir
     analysis = analyze(frame, fdr=fdr, seed=seed)
     count = max(want_next, confirm)
     proposals = next_variants(frame, analysis, count=count, seed=seed) if count else []
     confirmed = _confirm(path, chosen[0], rows, proposals[:confirm], seed) if confirm else []
+    # a variant whose replays found the cause (a worker, a config) failed and passed for that reason
+    explained = {e["variant_id"] for e in replicated if e.get("class") != "flaky"}
     return {"runs": [r.run_id for r in chosen], "frame": frame, "analysis": analysis,
-            "clusters": cluster_failures(rows), "flaky": flaky_tests(rows),
-            "next": proposals, "next_asked": bool(count), "confirmed": confirmed}
+            "clusters": cluster_failures(rows),
+            "flaky": [f for f in flaky_tests(rows) if f.variant_id not in explained],
+            "next": proposals, "next_asked": bool(count), "confirmed": confirmed, "replication": replicated}
 
 
 def _confirm(path: Path, run: Any, rows: list[dict[str, Any]], proposals: list[Any], seed: int

@@ -118,6 +118,11 @@ def run(
     explore_per_case: Annotated[int | None, typer.Option(
         "--explore-per-case", help="Explored executions one case may take at most (default: twice its fair share of an "
                                    "--explore count when several cases explore). Setting: explore_per_case.")] = None,
+    replicate_budget: Annotated[int | None, typer.Option(
+        "--replicate-budget", help="Replays of failures (on the other workers, neighbouring SUT configurations and the "
+                                   "same worker again) the run may spend to classify each failure; 0 turns "
+                                   "replication off (default: a quarter of an --explore count, off without "
+                                   "--explore). Setting: replicate.budget.")] = None,
     ruleset: Annotated[str | None, typer.Option(
         "--ruleset", help="Mutation rules (YAML/JSON) exploration applies when their trigger holds; edits apply during "
                           "the run. Setting: ruleset.")] = None,
@@ -194,7 +199,7 @@ def run(
             "ruleset": ruleset, "ruleset_b": ruleset_b, "ab": ab, "explore_per_case": explore_per_case,
             "reports": _pairs(report, "--report"),
             "alluredir": alluredir, "codequality": codequality,
-            "chaos": chaos,
+            "chaos": chaos, "replicate_budget": replicate_budget,
         },
         argv=list(sys.argv), run_id=run_id, events_fd=events_fd, resume_of=resume_into,
     )

@@ -60,6 +60,7 @@ def show_run(ref: str, store: str | None) -> int:
             from testfleet.store.telemetry import TelemetryStore
 
             ab_events = TelemetryStore(db).events(run.run_id, kinds=("ab",))
+            replicated = TelemetryStore(db).events(run.run_id, kinds=("replication",))
     except TestfleetError as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
         return BAD_INPUT
@@ -74,6 +75,10 @@ def show_run(ref: str, store: str | None) -> int:
 
         for line in ab_lines(event):
             console.print(escape(line))
+    from testfleet.execution.replication import verdict_lines
+
+    for line in verdict_lines(replicated):  # each failure replayed, and its class
+        console.print(escape(line), highlight=False)
     failures = [r for r in final if r.outcome in FAILURE_OUTCOMES]
     if failures:
         console.print("\n[bold red]failures[/bold red]")

@@ -201,6 +201,7 @@ def _execute(request: RunRequest) -> int:
                        monitor=_monitor(store, settings),
                        explorer=None if resumed else _explorer(store, settings, seed),
                        resume=resumed.results if resumed else None,
+                       replicate=_replicate(settings),
                        worker=worker_config(settings, source, seed=seed, cwd=cwd))
         console = ConsoleReporter(verbosity=request.verbosity)
         configs = {"settings": [source]} if source else {}
@@ -280,6 +281,12 @@ def _monitor(store: Any, settings: Settings) -> Any:
     return monitor
 
 
+def _replicate(settings: Settings) -> Any:
+    """[tool.testfleet.replicate] with the run's budget resolved; None when replication is off."""
+    budget = settings.replicate.resolved_budget(settings.explore)
+    return settings.replicate.model_copy(update={"budget": budget}) if budget else None
+
+
 def _explorer(store: Any, settings: Settings, seed: int) -> Any:
     """``--explore``: the budget, the variants that already ran, the past failures to replay."""
     if not settings.explore:
@@ -340,6 +347,12 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
                    exit_code not in (0, 5), outcome.not_run, outcome.warnings,
                    anomalies=outcome.anomalies, run_id=run.run_id, exploration=outcome.exploration,
                    resilience=outcome.resilience)
+    if outcome.replication and console.verbosity >= 0:  # each failure replayed, and its class
+        from testfleet.execution.replication import verdict_lines
+
+        for line in verdict_lines(outcome.replication["verdicts"], outcome.replication["spent"],
+                                  outcome.replication["budget"]):
+            console.console.print(line, markup=False, highlight=False)
     if settings.chaos and console.verbosity >= 0:  # what was injected, what it broke, recovery
         from testfleet.analysis.recovery_time import fault_lines
 

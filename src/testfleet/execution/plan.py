@@ -76,6 +76,8 @@ class RunPlan:
     explorer: Any = None
     #: --resume: every result the run stored before (only tests without a final one run again)
     resume: list[Result] | None = None
+    #: [tool.testfleet.replicate] with its budget resolved (execution.replication); None: no replays
+    replicate: Any = None
     minimize_budget: int = 100  # executions spent minimising each distinct failure exploration found
     #: what every worker is told in reply to its Hello (its worker count and rulesets filled in)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
@@ -96,3 +98,4 @@ class RunOutcome:
     fatal: tuple[int, str] | None = None  # (exit code, message): a worker's session could not go on
     exploration: dict[str, Any] | None = None  # what --explore did and found
     resilience: list[dict[str, Any]] = field(default_factory=list)  # breaker and recovery events
+    replication: dict[str, Any] | None = None  # replays spent and failures classified

@@ -14,6 +14,7 @@ large while the queue is long (few messages) and shrink to single units at the e
 left with a long tail). A worker is topped up before it runs dry (see ``needs_work``).
 
 Reruns go to the front, and to another worker than the one the test failed on when one exists.
+A *pinned* item (a replay of a failure on one chosen worker) is taken only by its worker, first.
 
 Pools. A test with requirements may only run on workers that meet them (on Ray: actors created
 with those resources). Each distinct set of requirements is a *pool* with its own queue; a worker
@@ -124,6 +125,7 @@ class Scheduler:
             self.queues.setdefault(unit.pool, deque()).append(unit)
             self.remaining[unit.pool] = self.remaining.get(unit.pool, 0.0) + unit.estimate
         self.reruns: deque[tuple[int, str | None]] = deque()
+        self.pinned: dict[str, list[int]] = {}  # worker id -> items only it may take
 
     @property
     def pool_names(self) -> list[str]:
@@ -132,17 +134,22 @@ class Scheduler:
 
     @property
     def empty(self) -> bool:
-        return not any(self.queues.values()) and not self.reruns
+        return not any(self.queues.values()) and not self.reruns and not any(self.pinned.values())
 
     def pool_empty(self, pool: str) -> bool:
-        """Nothing queued for ``pool``, reruns included: its workers may run what they hold."""
-        return not self.queues.get(pool) and not any(self.pools[i] == pool for i, _ in self.reruns)
+        """Nothing queued for ``pool``, reruns and pinned items included: its workers may run what they hold."""
+        return not self.queues.get(pool) and not any(self.pools[i] == pool for i, _ in self.reruns) \
+            and not any(self.pools[i] == pool for pinned in self.pinned.values() for i in pinned)
 
     def __len__(self) -> int:
-        return sum(len(u.indices) for q in self.queues.values() for u in q) + len(self.reruns)
+        return sum(len(u.indices) for q in self.queues.values() for u in q) + len(self.reruns) \
+            + sum(len(p) for p in self.pinned.values())
 
     def next_batch(self, worker_id: str, *, alive: int, pool: str = "") -> list[int]:
         """Indices for ``worker_id`` (of ``pool``) to run next; empty when nothing is left for it."""
+        batch = self.pinned.pop(worker_id, [])
+        if batch:
+            return batch
         batch = self._take_reruns(worker_id, alive, pool)
         if batch:
             return batch
@@ -195,12 +202,27 @@ class Scheduler:
         self.remaining[pool] = self.remaining.get(pool, 0.0) + estimate * count
         return indices
 
+    def pin(self, like: int, worker_id: str) -> int:
+        """A new item shaped like item ``like`` that only ``worker_id`` takes, before anything else
+        (a replay of a failure on that worker). Returns its index."""
+        index = len(self.pools)
+        self.pools.append(self.pools[like])
+        self.estimates.append(self.estimates[like])
+        self.pinned.setdefault(worker_id, []).append(index)
+        return index
+
+    def unpin(self, worker_id: str) -> list[int]:
+        """Drop the items pinned to ``worker_id`` (it left); returns them."""
+        return self.pinned.pop(worker_id, [])
+
     def cancel(self) -> list[int]:
         """Drop everything still queued (``-x``); returns what was dropped."""
-        dropped = [i for q in self.queues.values() for u in q for i in u.indices] + [i for i, _ in self.reruns]
+        dropped = [i for q in self.queues.values() for u in q for i in u.indices] + [i for i, _ in self.reruns] \
+            + [i for pinned in self.pinned.values() for i in pinned]
         for queue in self.queues.values():
             queue.clear()
         self.reruns.clear()
+        self.pinned.clear()
         self.remaining = dict.fromkeys(self.remaining, 0.0)
         return dropped
 

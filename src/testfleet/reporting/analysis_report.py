@@ -110,6 +110,10 @@ def print_analysis(console: Console, data: dict[str, Any]) -> None:
         console.print("[bold]flaky[/]: " + ", ".join(
             f"{escape(f['nodeid'])} ({f['score']:.0%}, {f['low']:.0%}–{f['high']:.0%})"
             for f in data["flaky"][:5]))
+    from testfleet.execution.replication import verdict_lines
+
+    for line in verdict_lines(data.get("replication") or []):  # failures replayed during the runs
+        console.print(escape(line), highlight=False)
     if data.get("next_asked") and not data["next"]:
         console.print("next variants: every one-factor change of the suspects has already run")
     if data["next"]:
@@ -159,6 +163,9 @@ def to_markdown(data: dict[str, Any]) -> str:
         lines += ["### Flaky tests", ""] + [
             f"- `{f['nodeid']}`: {f['score']:.0%} ({f['low']:.0%}–{f['high']:.0%}), "
             f"{f['evidence']}" for f in data["flaky"]] + [""]
+    if data.get("replication"):
+        lines += ["### Replicated failures", ""] + [
+            f"- **{e['class']}** `{e['nodeid']}`: {e['message']}" for e in data["replication"]] + [""]
     if data["next"]:
         lines += ["### Next variants", ""] + [f"- {p['reason']}: `{abbreviate_params(p['params'])}`"
                                               for p in data["next"]] + [""]
@@ -175,7 +182,8 @@ def to_json(found: dict[str, Any]) -> dict[str, Any]:
             "clusters": [c.to_dict() for c in found["clusters"]],
             "flaky": [f.to_dict() for f in found["flaky"]],
             "next": [p.to_dict() for p in found["next"]], "next_asked": found["next_asked"],
-            "confirmed": [c.to_dict() for c in found.get("confirmed", [])]}
+            "confirmed": [c.to_dict() for c in found.get("confirmed", [])],
+            "replication": found.get("replication", [])}
 
 
 def picture_subjects(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:

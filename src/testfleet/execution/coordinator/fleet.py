@@ -85,6 +85,8 @@ class Fleet:
             slot.last_batch = len(batch)
             slot.flushed = False
             explored = host.exploration.explored(batch) if host.exploration is not None else {}
+            if host.replication is not None:  # replays run a collected item with their values
+                explored.update(host.replication.explored(batch))
             report_start = bool(host.plan.timeout) or host.handoff.reports_start(batch)  # timeouts, stragglers
             host.backend.send(slot.worker_id, P.Run(batch, report_start, explored))
             if host.recovery.probing(slot):  # a probe runs alone, without waiting for a next item

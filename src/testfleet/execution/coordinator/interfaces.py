@@ -77,6 +77,8 @@ class Host(Protocol):
     recovery: Recovery
     handoff: Handing
     exploration: Exploring | None
+    #: failures replayed and classified (coordinator.replicating.Replication); None: replication is off
+    replication: Any
     scheduler: Scheduler | None
     #: the run's items (as collected, then explored ones appended), their cases and variants
     items: list[dict[str, Any]]

@@ -45,6 +45,7 @@ from testfleet.execution.coordinator.interfaces import Exploring
 from testfleet.execution.coordinator.planning import plan_run
 from testfleet.execution.coordinator.recording import STORE_FLUSH_SECONDS, Recording
 from testfleet.execution.coordinator.recovering import Recovery
+from testfleet.execution.coordinator.replicating import Replication
 from testfleet.execution.plan import Listener, NullListener, Recorder, RunOutcome, RunPlan
 from testfleet.execution.resilience import describe_exit, lost_test_payload
 from testfleet.execution.scheduler import Scheduler
@@ -87,6 +88,8 @@ class Orchestrator:
         self.recovery = Recovery(self)
         self.handoff = Handing(self)  # speculative copies of stragglers
         self.exploration: Exploring | None = None if plan.explorer is None else Exploration(self, plan.explorer)
+        # failures replayed at once and classified, when the run has a replication budget
+        self.replication = None if plan.replicate is None else Replication(self, plan.replicate)
         self.injector: Any = None  # --chaos: faults injected beside the loop (a ChaosPlan given)
         if chaos is not None:
             from testfleet.execution.chaos.injector import Injector
@@ -140,6 +143,8 @@ class Orchestrator:
                 self.recording.add_events(self.plan.monitor.finish())
             if self.exploration is not None:
                 self.recording.add_events(self.exploration.conclusion())
+            if self.replication is not None:
+                self.replication.conclusion()
             self.recording.flush(force=True)
             gc.unfreeze()  # a process that runs again (tests, an API caller) collects this plan then
             output = self.backend.collector_output()
@@ -337,6 +342,8 @@ class Orchestrator:
     def worker_lost(self, slot: Slot, code: int | None) -> None:
         slot.gone = True
         self.listener.on_running(slot.worker_id, None)
+        if self.replication is not None:  # the replays pinned to it are dropped
+            self.replication.worker_gone(slot.worker_id)
         if self.handoff.lost(slot):  # killed: its copy of a test lost the race
             return
         if self.recovery.took_back(slot):  # it left because its seat's breaker opened
@@ -401,7 +408,8 @@ class Orchestrator:
                  output: str = "") -> RunOutcome:
         recording = self.recording
         ran = set(recording.final)
-        not_run = [self.items[i]["nodeid"] for i in dict.fromkeys(self.not_run) if i not in ran]
+        replayed = self.replication.by_index if self.replication is not None else {}
+        not_run = [self.items[i]["nodeid"] for i in dict.fromkeys(self.not_run) if i not in ran and i not in replayed]
         self.run_info.flaky = sum(1 for r in recording.final.values() if r.flaky)
         return RunOutcome(run=self.run_info, results=recording.results, collect_errors=self.collect_errors,
                           not_run=not_run, messages=self.messages,
@@ -411,4 +419,5 @@ class Orchestrator:
                           collector_exit=collector_exit, collector_output=output,
                           anomalies=recording.anomalies, fatal=self.fatal,
                           exploration=None if self.exploration is None else self.exploration.outcome(),
-                          resilience=self.recovery.events + self.handoff.events)
+                          resilience=self.recovery.events + self.handoff.events,
+                          replication=None if self.replication is None else self.replication.outcome())

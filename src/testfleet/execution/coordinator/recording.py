@@ -68,6 +68,14 @@ class Recording:
             self.add_series(worker_id, payload.series)
         if not late_teardown:
             host.recovery.observe(index, worker_id, result)
+        if host.replication is not None and host.replication.is_replay(index):
+            # a replay is evidence about another execution: stored, never retried nor counted
+            result.final = False
+            self.results.append(result)
+            self.buffer.append(result)
+            if not late_teardown:
+                host.replication.on_replay(index, worker_id, result, payload)
+            return result
         if outcome in FAILURE_OUTCOMES and not late_teardown:
             self.failed_once.add(index)
             if not host.stopping and host.recovery.retry(index, worker_id, result, self.crashes.get(index, 0)):
@@ -88,6 +96,8 @@ class Recording:
                 self.add_events(anomalies)
             if host.exploration is not None:
                 host.exploration.on_final(index, result, payload, anomalies)
+            if host.replication is not None:
+                host.replication.on_final(index, worker_id, result, payload, anomalies)
             if outcome in FAILURE_OUTCOMES:
                 self.failures += 1
                 if host.plan.maxfail and self.failures >= host.plan.maxfail and not host.stopping:
