@@ -40,7 +40,27 @@ def test_the_built_ins_come_through_the_hooks() -> None:
     assert set(found.generators()) == {"statistical", "llm"}
     assert list(found.notifiers()) == ["slack", "webhook", "email", "jira", "github"]
     assert found.trigger_metrics()["CPU_load"] == ("sut.cpu_percent", "mean")
+    assert list(found.telemetry_sources()) == ["system"] and found.telemetry_sources()["system"].raw
     assert all(info.builtin and info.distribution == "testfleet" for info in found.plugins())
+
+
+def test_the_runs_own_listeners_come_through_the_hook() -> None:
+    from testfleet.plugins.listeners import run_listener
+
+    class Sink:
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def on_message(self, text: str) -> None:
+            self.seen.append(text)
+
+    console, events = Sink(), Sink()
+    found = build_registry(entry_points=[])
+    [(plugin, listener, builtin)] = found.run_listeners(None, None, {"console": console, "events": None})
+    assert builtin and plugin == "testfleet.cli.listeners" and listener is console
+    tee = run_listener(None, None, {"console": console, "events": events})
+    tee.on_message("worker gw1 lost")
+    assert console.seen == events.seen == ["worker gw1 lost"]
 
 
 def test_an_installed_plugin_is_found_through_its_entry_point(example_site: Path, monkeypatch, fresh_registry) -> None:
@@ -51,7 +71,7 @@ def test_an_installed_plugin_is_found_through_its_entry_point(example_site: Path
                                                              "testfleet_plugin_example")
     assert "powers_of_two" in found.operators() and "range" in found.operators()
     assert found.trigger_metrics()["loadavg"] == ("plugin.example.load1", "max")
-    assert list(found.telemetry_sources()) == ["example"]
+    assert list(found.telemetry_sources()) == ["system", "example"]
     assert found.reporters()["csv"].setting is None
     assert found.provided()["example"] == {
         "testfleet_add_mutation_operators": ["powers_of_two"],

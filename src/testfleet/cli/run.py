@@ -209,20 +209,15 @@ def _execute(request: RunRequest) -> int:
             configs["ruleset"] = [Path(settings.ruleset)]
         if settings.ruleset_b:
             configs["ruleset_b"] = [Path(settings.ruleset_b)]
-        listener: Any = console
         writer = None
         if request.events_fd is not None:
-            from testfleet.service.events import EventWriter, TeeListener
+            from testfleet.service.events import EventWriter
 
             writer = EventWriter(request.events_fd, run.run_id)
-            listener = TeeListener(console, writer)
-        from testfleet.plugins.listeners import plugin_listeners
+        from testfleet.plugins.listeners import run_listener
 
-        extra = plugin_listeners(run, settings)  # plugins' result listeners
-        if extra is not None:
-            from testfleet.service.events import TeeListener
-
-            listener = TeeListener(listener, extra)
+        # the console, the service's event writer and the plugins' listeners, through one hook
+        listener = run_listener(run, settings, {"console": console, "events": writer})
         recorder = StoreRecorder(store, {} if resumed else configs, resuming=resumed is not None)
         orchestrator = Orchestrator(backend, plan, run, recorder, listener,
                                     crash_text=getattr(backend, "crash_text", None), chaos=chaos)

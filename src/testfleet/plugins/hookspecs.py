@@ -64,8 +64,12 @@ def testfleet_add_notifiers() -> dict[str, Any]:
 
 
 @hookspec
-def testfleet_run_listener(run: Any, settings: Any) -> Any:
+def testfleet_run_listener(run: Any, settings: Any, outputs: Any) -> Any:
     """A listener for this run (``run``: ``model.Run``; ``settings``: ``Settings``), or None.
+    ``outputs`` holds what the run itself writes to: ``console`` (the terminal reporter) and
+    ``events`` (the writer of ``testfleet serve``'s event stream, or None); the built-in
+    listeners (the console, the service's event writer) come through this hook from them, and an
+    implementation may leave the argument out.
 
     It may define any of ``execution.plan.Listener``'s methods: ``on_collected(total,
     deselected, workers)``, ``on_running(worker_id, nodeid)``, ``on_result(result, done,

@@ -1,7 +1,10 @@
-"""Plugins' result listeners, as one listener of the run's event stream.
+"""The run's listeners, built in and plugins', as one listener of the run's event stream.
 
-A plugin's listener may define only the methods it cares about (``on_result`` most often). A
-listener that raises is reported once on stderr and dropped: a plugin's bug never stops a run.
+Every listener comes through the hook ``testfleet_run_listener``: the built-in ones (the console,
+and the service's event writer when the run has an event pipe; :mod:`testfleet.cli.listeners`)
+first, then the plugins'. A listener may define only the methods it cares about (``on_result``
+most often). A plugin's listener that raises is reported once on stderr and dropped: a plugin's
+bug never stops a run. A built-in listener's error is the run's, as it always was.
 """
 
 from __future__ import annotations
@@ -9,16 +12,21 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-__all__ = ["PluginListeners", "plugin_listeners"]
+__all__ = ["PluginListeners", "run_listener"]
 
 
 class PluginListeners:
-    """Tells every plugin listener that has the method, in plugin order."""
+    """Tells every listener that has the method, built-in ones first, then in plugin order."""
 
-    def __init__(self, listeners: list[tuple[str, Any]]) -> None:
+    def __init__(self, listeners: list[tuple[str, Any]], builtin: list[Any] | None = None) -> None:
         self.listeners = list(listeners)
+        self.builtin = list(builtin or [])
 
     def _each(self, method: str, *args: Any) -> None:
+        for own in self.builtin:
+            call = getattr(own, method, None)
+            if call is not None:
+                call(*args)
         for entry in list(self.listeners):
             plugin, listener = entry
             call = getattr(listener, method, None)
@@ -49,18 +57,28 @@ class PluginListeners:
     def on_worker(self, worker_id: str, state: str, detail: str) -> None:
         self._each("on_worker", worker_id, state, detail)
 
-    def on_series(self, worker_id: str, columns: dict[str, list[Any]]) -> None:
+    def on_series(self, worker_id: str, columns: Any) -> None:  # a protocol.Series
         self._each("on_series", worker_id, columns)
 
 
-def plugin_listeners(run: Any, settings: Any) -> PluginListeners | None:
-    """The installed plugins' listeners for this run, or None when no plugin listens."""
+def run_listener(run: Any, settings: Any, outputs: dict[str, Any]) -> PluginListeners:
+    """Every listener of this run as one: the built-in ones from ``outputs`` (``console``, and
+    ``events``: the service's event writer or None) and the installed plugins'. A plugin that
+    breaks the registry here (its workers are already up) costs its listeners only, with one
+    warning; the console stays."""
     from testfleet.plugins.manager import registry
     from testfleet.plugins.specs import PluginError
 
     try:
-        found = registry().run_listeners(run, settings)
-    except PluginError as exc:  # the workers are up: the run goes on without plugin listeners
+        found = registry().run_listeners(run, settings, outputs)
+    except PluginError as exc:
         sys.stderr.write(f"WARNING: {exc}\n")
-        return None
-    return PluginListeners(found) if found else None
+        import importlib
+
+        from testfleet.plugins.manager import BUILTINS
+
+        builtin = importlib.import_module(BUILTINS["testfleet_run_listener"])  # without the registry
+        own = [builtin.testfleet_run_listener(run, settings, outputs)]
+        return PluginListeners([], [x for x in own if x is not None])
+    return PluginListeners([(plugin, listener) for plugin, listener, own in found if not own],
+                           [listener for _plugin, listener, own in found if own])

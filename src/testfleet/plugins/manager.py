@@ -36,6 +36,8 @@ BUILTINS = {
     "testfleet_add_backends": "testfleet.execution.backends.builtin",
     "testfleet_add_reporters": "testfleet.reporting.reporters",
     "testfleet_add_notifiers": "testfleet.reporting.notify.builtin",
+    "testfleet_add_telemetry_sources": "testfleet.telemetry.sources",
+    "testfleet_run_listener": "testfleet.cli.listeners",
 }
 """hook -> the module whose ``@hookimpl`` functions register testfleet's own providers. Each is
 imported when its hook is first asked: a worker that only wants telemetry sources does not
@@ -107,12 +109,14 @@ class Registry:
     def notifiers(self) -> dict[str, NotifierSpec]:
         return self._named("testfleet_add_notifiers", _of(NotifierSpec))
 
-    def run_listeners(self, run: Any, settings: Any) -> list[tuple[str, Any]]:
-        """``(plugin name, listener)`` for each plugin that wants to listen to this run."""
+    def run_listeners(self, run: Any, settings: Any, outputs: Any = None) -> list[tuple[str, Any, bool]]:
+        """``(plugin name, listener, built in)`` for each plugin that listens to this run, the
+        built-in ones first."""
         out = []
-        for plugin, listener in self._call("testfleet_run_listener", run=run, settings=settings):
+        for plugin, listener in self._call("testfleet_run_listener", run=run, settings=settings,
+                                           outputs=outputs or {}):
             if listener is not None:
-                out.append((plugin, listener))
+                out.append((plugin, listener, self.infos[plugin].builtin))
         return out
 
     def provided(self) -> dict[str, dict[str, list[str]]]:

@@ -100,8 +100,11 @@ class Probe(Protocol):
 class SourceSpec:
     """A telemetry source: ``factory()`` builds a probe (in the worker, before the sampler child
     is forked) whose ``read()`` returns ``{metric: value}`` at every sample. The values are
-    stored as ``plugin.<name>.<metric>``, which trigger conditions accept."""
+    stored as ``plugin.<name>.<metric>``, which trigger conditions accept. A ``raw`` source (a
+    built-in one, ``system``) names its metrics itself, each under ``<name>.``; names outside
+    that prefix are dropped, so no source can write another's metrics."""
 
     name: str
     factory: Callable[[], Probe]
     description: str = ""
+    raw: bool = False

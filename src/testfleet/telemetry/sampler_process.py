@@ -38,7 +38,7 @@ import psutil
 
 from testfleet.execution.parent_death import _libc, die_with_parent
 from testfleet.plugins.telemetry import plugin_probes, read_plugin_probes
-from testfleet.telemetry.sampler import ProcessProbe, Sample, SystemProbe, window_of
+from testfleet.telemetry.sampler import ProcessProbe, Sample, window_of
 
 __all__ = ["SamplerProcess"]
 
@@ -290,7 +290,8 @@ def _libc_ready() -> None:
 def _child(interval: float, worker_pid: int, metrics_interval: float, stdin: int = 0, stdout: int = 1,
            plugins: dict[str, Any] | None = None) -> int:
     worker = ProcessProbe(worker_pid, "worker", tree=False)
-    system = SystemProbe()
+    if plugins is None:  # run on its own (main): the registered sources, `system` among them
+        plugins = plugin_probes()
     sut: dict[int, ProcessProbe] = {}
     scrapers: dict[str, Any] = {}
     next_scrape = 0.0
@@ -307,7 +308,6 @@ def _child(interval: float, worker_pid: int, metrics_interval: float, stdin: int
         now = time.monotonic()
         values: dict[str, float] = {}
         values.update(worker())
-        values.update(system())
         for probe in sut.values():
             for name, value in probe().items():
                 values[name] = values.get(name, 0.0) + value
