@@ -24,6 +24,9 @@ def show_workers(backend: str | None, ray_address: str | None) -> int:
         if settings.backend == "ray":
             machines = _ray_machines(settings.ray_address)
         else:
+            if settings.backend != "local":  # a plugin's backend: where its workers run is its own
+                sys.stderr.write(f"note: the backend {settings.backend!r} (a plugin) does not describe its "
+                                 "machines; shown: this machine\n")
             machines = [detect(resources=settings.resources, labels=settings.labels)]
     except TestfleetError as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
