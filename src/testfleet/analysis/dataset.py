@@ -113,3 +113,16 @@ def load_rows(store: Store, runs: Sequence[Run]) -> list[dict[str, Any]]:
         item["git_sha"] = sha[item["run_id"]]
         out.append(item)
     return out
+
+
+def replication_verdicts(db: Store, runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """The ``replication`` events of ``runs``: what replaying each failure at once concluded."""
+    from testfleet.store.telemetry import TelemetryStore
+
+    return [e for run in runs for e in TelemetryStore(db).events(run.run_id, kinds=("replication",))]
+
+
+def explained_by_replays(verdicts: list[dict[str, Any]]) -> set[str]:
+    """Variants whose replays found the cause (a worker, a config): they failed and passed for
+    that reason, so they are not flaky."""
+    return {str(e["variant_id"]) for e in verdicts if e.get("class") != "flaky"}

@@ -29,7 +29,13 @@ _FAILED = frozenset(str(o) for o in FAILURE_OUTCOMES)
 def gather(store: str | None, ref: str, runs: int, fdr: float, want_next: int, seed: int,
            confirm: int = 0) -> dict[str, Any]:
     from testfleet.analysis.correlation import analyze, next_variants
-    from testfleet.analysis.dataset import choose_runs, load_frame, load_rows
+    from testfleet.analysis.dataset import (
+        choose_runs,
+        explained_by_replays,
+        load_frame,
+        load_rows,
+        replication_verdicts,
+    )
     from testfleet.analysis.failures import cluster_failures
     from testfleet.analysis.flaky import flaky_tests
     from testfleet.cli.history import _open
@@ -38,16 +44,13 @@ def gather(store: str | None, ref: str, runs: int, fdr: float, want_next: int, s
         chosen = choose_runs(db, ref, runs)
         frame = load_frame(db, chosen)
         rows = load_rows(db, chosen)
-        from testfleet.store.telemetry import TelemetryStore
-
-        replicated = [e for run in chosen for e in TelemetryStore(db).events(run.run_id, kinds=("replication",))]
+        replicated = replication_verdicts(db, chosen)
         path = Path(db.path).resolve()   # confirming runs start in the run's rootdir
     analysis = analyze(frame, fdr=fdr, seed=seed)
     count = max(want_next, confirm)
     proposals = next_variants(frame, analysis, count=count, seed=seed) if count else []
     confirmed = _confirm(path, chosen[0], rows, proposals[:confirm], seed) if confirm else []
-    # a variant whose replays found the cause (a worker, a config) failed and passed for that reason
-    explained = {e["variant_id"] for e in replicated if e.get("class") != "flaky"}
+    explained = explained_by_replays(replicated)
     return {"runs": [r.run_id for r in chosen], "frame": frame, "analysis": analysis,
             "clusters": cluster_failures(rows),
             "flaky": [f for f in flaky_tests(rows) if f.variant_id not in explained],

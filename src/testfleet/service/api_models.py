@@ -128,6 +128,8 @@ class AnalysisOut(BaseModel):
     next: list[dict[str, Any]]
     next_asked: bool
     confirmed: list[dict[str, Any]]
+    replication: list[dict[str, Any]] = Field(default_factory=list, description="what replaying each "
+                                              "failure at once concluded (the run's replication verdicts)")
 
 
 class DiffEntry(BaseModel):

@@ -263,7 +263,13 @@ def get_analysis(
     seed: Annotated[int, Query(ge=0, le=2**32 - 1, description="Seed of the randomised tests.")] = 0,
 ) -> AnalysisOut:
     from testfleet.analysis.correlation import analyze, next_variants
-    from testfleet.analysis.dataset import choose_runs, load_frame, load_rows
+    from testfleet.analysis.dataset import (
+        choose_runs,
+        explained_by_replays,
+        load_frame,
+        load_rows,
+        replication_verdicts,
+    )
     from testfleet.analysis.failures import cluster_failures
     from testfleet.analysis.flaky import flaky_tests
     from testfleet.reporting.analysis_report import to_json
@@ -275,11 +281,14 @@ def get_analysis(
         chosen = choose_runs(db, run.run_id, runs)
         frame = load_frame(db, chosen)
         rows = load_rows(db, chosen)
+        replicated = replication_verdicts(db, chosen)
     analysis = analyze(frame, fdr=fdr, seed=seed)
     proposals = next_variants(frame, analysis, count=next, seed=seed) if next else []
+    explained = explained_by_replays(replicated)
     data = to_json({"runs": [r.run_id for r in chosen], "analysis": analysis,
-                    "clusters": cluster_failures(rows), "flaky": flaky_tests(rows),
-                    "next": proposals, "next_asked": bool(next), "confirmed": []})
+                    "clusters": cluster_failures(rows),
+                    "flaky": [f for f in flaky_tests(rows) if f.variant_id not in explained],
+                    "next": proposals, "next_asked": bool(next), "confirmed": [], "replication": replicated})
     return AnalysisOut.model_validate(jsonable(data))
 
 

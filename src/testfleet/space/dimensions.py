@@ -308,6 +308,15 @@ class Float(Dimension):
         if self.step and self.count <= EXACT_LEVELS:
             grid = [self._snap(self.min + k * self.step) for k in range(self.count)]
             return [Level(self._label(v), v) for v in grid]
+        mids = self._mids()
+        if mids is None:  # a span of a few representable floats: no interior level of its own
+            return [Level("min", self.min), Level("max", self.max)]
+        return [Level("min", self.min), *(Level(f"~{self._label(m)}", m) for m in mids),
+                Level("max", self.max)]
+
+    def _mids(self) -> list[float] | None:
+        """One representative per interior bin, or None when the bins are too narrow for the
+        floats between min and max to give each its own value strictly inside the range."""
         edges = self._interior()
         mids = []
         for i in range(INTERIOR_BINS):
@@ -322,9 +331,11 @@ class Float(Dimension):
                           if 0 < k < self.count - 1]
                 snapped = min(inside, key=lambda v: abs(v - middle)) if inside else snapped
                 inner = bool(inside)
-            mids.append(snapped if inner else middle)
-        return [Level("min", self.min), *(Level(f"~{self._label(m)}", m) for m in mids),
-                Level("max", self.max)]
+            mids.append(float(snapped if inner else middle))
+        bounds = [self.min, *mids, self.max]
+        if any(a >= b for a, b in zip(bounds, bounds[1:])):
+            return None
+        return mids
 
     def _snap(self, x: float) -> float:
         if self.step:
@@ -348,6 +359,8 @@ class Float(Dimension):
             return np.where(ok, 0, -1)
         if self.step and self.count <= EXACT_LEVELS:  # one level per grid value
             return np.where(ok, np.rint((arr - self.min) / self.step), -1).astype(np.int64)
+        if self._mids() is None:  # two levels (see levels): the nearer end
+            return np.where(ok, (arr - self.min > self.max - arr).astype(np.int64), -1).astype(np.int64)
         inner = np.clip(np.searchsorted(self._interior()[1:-1], arr, side="left") + 1,
                         1, INTERIOR_BINS)
         out = np.where(arr == self.min, 0, np.where(arr == self.max, INTERIOR_BINS + 1, inner))
