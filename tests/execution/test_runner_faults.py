@@ -211,9 +211,12 @@ def test_ctrl_c_interrupts_a_long_test_and_still_tears_fixtures_down(suite, tmp_
     })
     store = root / "s.duckdb"
     # Its own process group, as a shell gives a foreground job: Ctrl-C goes to the whole group.
+    # A foreground job also has Ctrl-C's default action, whatever this process has: a shell runs
+    # background jobs (`cmd &`) with SIGINT ignored, and Python then never raises KeyboardInterrupt.
     proc = subprocess.Popen([sys.executable, "-m", "testfleet", "run", "--store", str(store), "--workers", "1"],
                             cwd=root, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + TIMEOUT
         while not started.exists() or not started.read_text():  # the test is running

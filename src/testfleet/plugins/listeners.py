@@ -39,6 +39,9 @@ class PluginListeners:
                 sys.stderr.write(f"WARNING: the listener of plugin {plugin!r} failed in {method} "
                                  f"and was dropped: {type(exc).__name__}: {exc}\n")
 
+    def on_terminal(self, options: dict[str, Any]) -> None:  # -r, -q as pytest saw them (the console)
+        self._each("on_terminal", options)
+
     def on_collected(self, total: int, deselected: int, workers: int) -> None:
         self._each("on_collected", total, deselected, workers)
 

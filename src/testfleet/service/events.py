@@ -106,7 +106,12 @@ class TeeListener:
 
     def _each(self, name: str, *args: Any) -> None:
         for listener in self.listeners:
-            getattr(listener, name)(*args)
+            call = getattr(listener, name, None)  # on_terminal is the console's only
+            if call is not None:
+                call(*args)
+
+    def on_terminal(self, options: dict[str, Any]) -> None:  # -r, -q as pytest saw them
+        self._each("on_terminal", options)
 
     def on_collected(self, total: int, deselected: int, workers: int) -> None:
         self._each("on_collected", total, deselected, workers)
