@@ -21,6 +21,6 @@ def testfleet_run_listener(run: Any, settings: Any, outputs: Any) -> Any:
         return console
     if console is None:
         return events
-    from testfleet.service.events import TeeListener
+    from testfleet.plugins.listeners import PluginListeners
 
-    return TeeListener(console, events)
+    return PluginListeners([], [console, events])  # built-ins: told in order, errors not swallowed

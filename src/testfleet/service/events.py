@@ -20,7 +20,7 @@ from testfleet.model import FAILURE_OUTCOMES, Result
 if TYPE_CHECKING:
     from testfleet.execution.protocol import Series
 
-__all__ = ["EventWriter", "TeeListener"]
+__all__ = ["EventWriter"]
 
 #: the largest report file sent back to a submitting client
 MAX_REPORT = 64 * 1024 * 1024
@@ -96,40 +96,3 @@ class EventWriter:
             os.close(self.fd)
         except OSError:
             pass
-
-
-class TeeListener:
-    """Tells every listener it holds, in order (the console first: the terminal never waits)."""
-
-    def __init__(self, *listeners: Any) -> None:
-        self.listeners = listeners
-
-    def _each(self, name: str, *args: Any) -> None:
-        for listener in self.listeners:
-            call = getattr(listener, name, None)  # on_terminal is the console's only
-            if call is not None:
-                call(*args)
-
-    def on_terminal(self, options: dict[str, Any]) -> None:  # -r, -q as pytest saw them
-        self._each("on_terminal", options)
-
-    def on_collected(self, total: int, deselected: int, workers: int) -> None:
-        self._each("on_collected", total, deselected, workers)
-
-    def on_running(self, worker_id: str, nodeid: str | None) -> None:
-        self._each("on_running", worker_id, nodeid)
-
-    def on_result(self, result: Result, done: int, total: int) -> None:
-        self._each("on_result", result, done, total)
-
-    def on_message(self, text: str) -> None:
-        self._each("on_message", text)
-
-    def on_exploring(self, budget: str) -> None:
-        self._each("on_exploring", budget)
-
-    def on_worker(self, worker_id: str, state: str, detail: str) -> None:
-        self._each("on_worker", worker_id, state, detail)
-
-    def on_series(self, worker_id: str, columns: Series) -> None:
-        self._each("on_series", worker_id, columns)
