@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from testfleet.execution import protocol as P
     from testfleet.execution.backends.base import Backend
+    from testfleet.execution.bus import Bus
     from testfleet.execution.coordinator.fleet import Fleet
     from testfleet.execution.coordinator.handing import Handing
     from testfleet.execution.coordinator.recording import Recording
@@ -74,6 +75,8 @@ class Host(Protocol):
     listener: Listener
     fleet: Fleet
     recording: Recording
+    #: the typed event bus the fleet's parts publish collaboration news on (execution.bus)
+    bus: Bus
     recovery: Recovery
     handoff: Handing
     exploration: Exploring | None

@@ -38,6 +38,7 @@ from testfleet.execution.backends.base import (
     LostEvent,
     MessageEvent,
 )
+from testfleet.execution.bus import Bus
 from testfleet.execution.coordinator.exploration import Exploration
 from testfleet.execution.coordinator.fleet import Fleet, Slot
 from testfleet.execution.coordinator.handing import Handing
@@ -85,6 +86,7 @@ class Orchestrator:
         self.fatal: tuple[int, str] | None = None
         self.fleet = Fleet(self)
         self.recording = Recording(self)
+        self.bus = Bus(self.recording.add_events)  # how the fleet's parts tell each other news
         self.recovery = Recovery(self)
         self.handoff = Handing(self)  # speculative copies of stragglers
         self.exploration: Exploring | None = None if plan.explorer is None else Exploration(self, plan.explorer)

@@ -1,0 +1,91 @@
+"""One typed event bus in the coordinator, over which the fleet's parts collaborate.
+
+Replication, hand-off, resource allocation and the anomaly helpers publish typed messages here
+(each a frozen dataclass deriving from :class:`BusMessage`) instead of calling each other: a part
+that wants to react to another's news subscribes to its message type, and its handler runs at
+once, in the same pass of the coordinator's loop (the loop is single-threaded, so there is no
+queue to drain and no ordering to guess).
+
+Every published message is kept, in order, with a sequence number and its time, and becomes one
+row of the run's ``events`` table (``kind`` = the message's topic, ``bus_seq`` = its sequence
+number), so ``testfleet show RUN --events`` can draw the collaboration as a timeline after the
+run, from the store alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+__all__ = ["Bus", "BusMessage", "Envelope"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BusMessage:
+    """What one part of the fleet tells the others. Subclasses set :attr:`topic` (the event kind
+    the message is stored as) and add their own fields, which must be JSON-safe."""
+
+    topic: ClassVar[str] = "bus"
+    action: str  # what happened, one word: "replay", "verdict", "start", "grant", "attach", ...
+    subject: str  # whom it is about: a worker id, an instance, a nodeid ("" for the fleet)
+    reason: str  # one line for a person: what happened and why
+
+    def payload(self) -> dict[str, Any]:
+        """The message's own fields beyond the common three."""
+        common = {"action", "subject", "reason"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in common}
+
+
+M = TypeVar("M", bound=BusMessage)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A published message, as the bus keeps it."""
+
+    seq: int  # 1, 2, ... in publication order
+    t: float  # wall-clock time of publication (seconds since the epoch)
+    message: BusMessage
+
+    def to_event(self) -> dict[str, Any]:
+        """The row of the ``events`` table the message becomes."""
+        m = self.message
+        return {**m.payload(), "kind": m.topic, "action": m.action, "subject": m.subject, "message": m.reason,
+                "bus_seq": self.seq, "t": self.t}
+
+
+class Bus:
+    """Publish typed messages, deliver them to subscribers at once, keep them all.
+
+    ``sink`` receives each message as an event row (the coordinator passes its recording's
+    ``add_events``); ``clock`` gives its time."""
+
+    def __init__(self, sink: Callable[[list[dict[str, Any]]], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._sink = sink
+        self._clock = clock
+        self._handlers: list[tuple[type[BusMessage], Callable[[Any], None]]] = []
+        self.log: list[Envelope] = []
+
+    def subscribe(self, kind: type[M], handler: Callable[[M], None]) -> None:
+        """Call ``handler`` with every message published from now on that is a ``kind``."""
+        self._handlers.append((kind, handler))
+
+    def publish(self, message: BusMessage) -> Envelope:
+        """Keep ``message``, record it as an event, and hand it to its subscribers, in the order
+        they subscribed. A handler may publish in turn; its messages follow this one."""
+        envelope = Envelope(len(self.log) + 1, self._clock(), message)
+        self.log.append(envelope)
+        if self._sink is not None:
+            self._sink([envelope.to_event()])
+        for kind, handler in list(self._handlers):
+            if isinstance(message, kind):
+                handler(message)
+        return envelope
+
+    def messages(self, kind: type[M]) -> list[M]:
+        """The messages of type ``kind`` published so far, in order."""
+        return [e.message for e in self.log if isinstance(e.message, kind)]
