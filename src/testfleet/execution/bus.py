@@ -20,7 +20,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["Bus", "BusMessage", "Envelope"]
+__all__ = ["Bus", "BusMessage", "Envelope", "optional", "stored_as"]
+
+
+def stored_as(key: str) -> Any:
+    """A message field kept under another name in its event row: a name Python reserves
+    (``class``, ``from``), or one the common fields take (``reason``), that readers of the
+    event already use."""
+    return dataclasses.field(metadata={"key": key})
+
+
+def optional() -> Any:
+    """A message field left out of its event row when it is None (readers test its presence)."""
+    return dataclasses.field(default=None, metadata={"optional": True})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,9 +46,15 @@ class BusMessage:
     reason: str  # one line for a person: what happened and why
 
     def payload(self) -> dict[str, Any]:
-        """The message's own fields beyond the common three."""
+        """The message's own fields beyond the common three, under their stored names."""
         common = {"action", "subject", "reason"}
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in common}
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in common or (value is None and f.metadata.get("optional")):
+                continue
+            out[f.metadata.get("key", f.name)] = value
+        return out
 
 
 M = TypeVar("M", bound=BusMessage)
