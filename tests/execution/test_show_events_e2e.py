@@ -8,6 +8,7 @@ import re
 import pytest
 
 from execution.conftest import run_cli, run_testfleet
+from testfleet.cli.history import show_run
 from testfleet.store.db import Store
 from testfleet.store.telemetry import TelemetryStore
 
@@ -25,7 +26,7 @@ def test_fine():
 LINE = re.compile(r"^\s*\+(?P<offset>\d+\.\d\d)s\s+(?P<what>\S+)\s+(?P<subject>\S+)\s+(?P<message>.+)$")
 
 
-def test_the_replays_and_the_verdict_of_a_run_are_shown_as_a_timeline_in_bus_order(suite) -> None:
+def test_the_replays_and_the_verdict_of_a_run_are_shown_as_a_timeline_in_bus_order(suite, capsys) -> None:
     root = suite({"tests/test_broken.py": SUITE})
     ran = run_testfleet(root, "--replicate-budget", "3", "--seed", "5")
     assert ran.returncode == 1, ran.log
@@ -51,9 +52,10 @@ def test_the_replays_and_the_verdict_of_a_run_are_shown_as_a_timeline_in_bus_ord
     offsets = [float(p["offset"]) for p in parsed]
     assert offsets == sorted(offsets) and offsets[-1] <= run.duration + 1.0
 
-    only = run_cli(root, "show", "last", "--events", "--kind", "replication", "--store", ran.store)
-    assert only.returncode == 0, only.log
-    assert [line.split()[1] for line in only.stdout.strip().splitlines()[1:]] == ["replication/verdict"]
-
-    missing = run_cli(root, "show", "nosuchrun", "--events", "--store", ran.store)
-    assert missing.returncode == 2 and "nosuchrun" in missing.stderr and missing.stdout == "", missing.log
+    # the same command in this process (a CLI start each costs a second of CPU): one kind; no such run
+    assert show_run("last", str(ran.store), events=True, kinds=("replication",)) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[1] for line in out.strip().splitlines()[1:]] == ["replication/verdict"], out
+    assert show_run("nosuchrun", str(ran.store), events=True) == 2
+    missing = capsys.readouterr()
+    assert "nosuchrun" in missing.err and missing.out == ""
