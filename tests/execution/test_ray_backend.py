@@ -491,3 +491,46 @@ def test_exploration_on_ray_proposes_from_the_actors_engines(cluster: Cluster, t
     fired = [e for e in events if e["origin"] == "rule:Bigger"]
     assert fired and fired[0]["trigger_values"]["worker.rss_mb"] > 1, ran.log
     assert fired[0]["proposed_by"] in workers  # an actor that ran the parent proposed it
+
+
+# test_reader waits (bounded) until the bus actor of its run holds a replay, then keeps what it read
+BUS_READER = """
+import json
+import time
+
+SEEN = @SEEN@
+
+
+def test_broken():
+    assert 1 + 1 == 3
+
+
+def test_reader():
+    from testfleet.execution.bus_relay import read_bus
+
+    deadline = time.monotonic() + 60
+    rows = read_bus()
+    while time.monotonic() < deadline and not any(r["kind"] == "replay" for r in rows):
+        time.sleep(0.2)
+        rows = read_bus()
+    with open(SEEN, "w") as fh:
+        json.dump(rows, fh)
+"""
+
+
+def test_the_bus_messages_reach_the_runs_actor_where_its_tests_read_them_live(cluster: Cluster,
+                                                                              tmp_path: Path) -> None:
+    seen = tmp_path / "seen.json"
+    root = make_suite(tmp_path / "suite", {"tests/test_bus.py": BUS_READER.replace("@SEEN@", repr(str(seen)))})
+    ran = run_testfleet(root, "tests", "--backend", "ray", "--ray-address", cluster.address,
+                        "--replicate-budget", "2", "--seed", "2", env=cluster.env)
+    assert ran.returncode == 1, ran.log
+    live = json.loads(seen.read_text())
+    with Store.open(ran.store, read_only=True) as store:
+        stored = [e for e in TelemetryStore(store).events(ran.run().run_id) if "bus_seq" in e]
+    stored.sort(key=lambda e: e["bus_seq"])
+    # a test of the run read, while the run went on, the bus's messages so far: the store's, in its order
+    assert any(r["kind"] == "replay" for r in live), (live, ran.log)
+    assert [(r["bus_seq"], r["kind"], r["message"]) for r in live] == [
+        (e["bus_seq"], e["kind"], e["message"]) for e in stored[:len(live)]]
+    assert stored[-1]["kind"] == "replication"  # the verdict came after the replays, once they were back

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from testfleet.execution.bus import Bus, BusMessage
+from testfleet.execution.bus_relay import BusLog
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,3 +44,24 @@ def test_a_handler_that_publishes_is_recorded_after_the_message_it_reacts_to() -
     bus.publish(Replayed(action="replay", subject="t::a", reason="x", instance="i2"))
     assert [(r["kind"], r["subject"]) for r in rows] == [("replication", "t::a"), ("allocation", "i2")]
     assert [e.seq for e in bus.log] == [1, 2]
+
+
+def test_a_tap_gets_the_messages_published_before_it_then_each_new_one() -> None:
+    tapped: list[list[dict[str, Any]]] = []
+    bus = Bus(clock=iter([1.0, 2.0, 3.0]).__next__)
+    bus.publish(Replayed(action="replay", subject="t::a", reason="x", instance="i1"))
+    bus.publish(Replayed(action="replay", subject="t::a", reason="y", instance="i2"))
+    bus.tap(tapped.append)
+    bus.publish(Granted(action="grant", subject="i1", reason="z", cpus=1))
+    assert [[r["bus_seq"] for r in rows] for rows in tapped] == [[1, 2], [3]]
+    assert tapped[1][0] == bus.log[-1].to_event()
+
+
+def test_the_ray_actors_log_hands_out_the_rows_after_a_sequence_number() -> None:
+    log = BusLog()  # the actor's class, without Ray: what read_bus(since) returns
+    rows: list[dict[str, Any]] = []
+    bus = Bus(rows.extend)
+    bus.tap(log.append)
+    for n in range(3):
+        bus.publish(Granted(action="grant", subject=f"i{n}", reason="r", cpus=n))
+    assert log.since() == rows and [r["subject"] for r in log.since(2)] == ["i2"]

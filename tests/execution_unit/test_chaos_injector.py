@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from testfleet.execution.backends.base import WorkerInfo
+from testfleet.execution.bus import Bus
 from testfleet.execution.chaos.injector import Injector
 from testfleet.execution.chaos.schedule import parse_schedule
 
@@ -43,6 +44,7 @@ class _Host:
         self.fleet = SimpleNamespace(live=lambda: slots)
         self.recovery = SimpleNamespace(policy=SimpleNamespace(restarts=0))
         self.recording = SimpleNamespace(add_events=self.events.extend)
+        self.bus = Bus(self.events.extend)  # each fault is a message, kept as an event row
 
     def say(self, text: str) -> None:
         self.said.append(text)

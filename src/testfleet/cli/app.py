@@ -295,11 +295,15 @@ def runs_command(
 def show_command(
     ref: Annotated[str, typer.Argument(help="A run id, a unique prefix of one, or 'last'.")] = "last",
     store: Annotated[str | None, typer.Option("--store", help="DuckDB file (default: from settings).")] = None,
+    events: Annotated[bool, typer.Option("--events", help="The run's collaboration as a timeline: replays, "
+                                         "hand-offs, allocation, helpers, breakers, faults, one a line.")] = False,
+    kind: Annotated[list[str] | None, typer.Option("--kind", help="With --events: only events of this kind "
+                                                   "(repeatable; any event kind, e.g. handoff, outlier).")] = None,
 ) -> None:
-    """Show one run: its summary, failures and flaky tests."""
+    """Show one run: its summary, failures and flaky tests (--events: its collaboration timeline)."""
     from testfleet.cli.history import show_run
 
-    raise typer.Exit(show_run(ref, store))
+    raise typer.Exit(show_run(ref, store, events=events, kinds=tuple(kind or ())))
 
 
 @app.command("report")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.markup import escape
@@ -50,7 +51,11 @@ def _explored_variants(db: Store, run_id: str) -> dict[str, tuple[str, dict]]:
     return {variant_id: (origin, json.loads(params) if params else {}) for variant_id, origin, params in rows}
 
 
-def show_run(ref: str, store: str | None) -> int:
+def show_run(ref: str, store: str | None, *, events: bool = False, kinds: Sequence[str] = ()) -> int:
+    """One run: its summary, failures and flaky tests; with ``events`` (or ``kinds``), the timeline
+    of its collaboration events instead (``kinds``: only events of those kinds)."""
+    if events or kinds:
+        return show_timeline(ref, store, kinds)
     console = make_console()
     try:
         with _open(store) as db:
@@ -93,4 +98,27 @@ def show_run(ref: str, store: str | None) -> int:
         console.print("\n[bold yellow]flaky[/bold yellow]")
         for r in flaky:
             console.print(f"  {escape(r.nodeid)}  passed on attempt {r.attempt}")
+    return 0
+
+
+def show_timeline(ref: str, store: str | None, kinds: Sequence[str] = ()) -> int:
+    """``testfleet show RUN --events``: the run's collaboration events, one a line, in order."""
+    from testfleet.reporting.timeline import timeline, timeline_lines
+    from testfleet.store.telemetry import TelemetryStore
+
+    console = make_console()
+    try:
+        with _open(store) as db:
+            run = db.get_run(ref)
+            rows = TelemetryStore(db).events(run.run_id, kinds=list(kinds) or None)
+    except TestfleetError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return BAD_INPUT
+    entries = timeline(rows, run.started_at.timestamp(), kinds or None)
+    console.print(f"[bold]run {run.run_id}[/bold]  {run.status.value}  exit {run.exit_code}  "
+                  f"started {run.started_at:%Y-%m-%d %H:%M:%S}")
+    if not entries:
+        console.print("no " + (f"{'/'.join(kinds)} events" if kinds else "collaboration events") + " in this run")
+    for line in timeline_lines(entries):
+        console.print(escape(line), highlight=False, soft_wrap=True)
     return 0

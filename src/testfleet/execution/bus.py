@@ -9,7 +9,8 @@ queue to drain and no ordering to guess).
 Every published message is kept, in order, with a sequence number and its time, and becomes one
 row of the run's ``events`` table (``kind`` = the message's topic, ``bus_seq`` = its sequence
 number), so ``testfleet show RUN --events`` can draw the collaboration as a timeline after the
-run, from the store alone.
+run, from the store alone. On Ray the same rows also go, as they are published, to an actor of
+the run's job (:mod:`testfleet.execution.bus_relay`), where its tasks and actors read them live.
 """
 
 from __future__ import annotations
@@ -20,7 +21,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["Bus", "BusMessage", "Envelope"]
+__all__ = ["Bus", "BusMessage", "Envelope", "optional", "stored_as"]
+
+
+def stored_as(key: str) -> Any:
+    """A message field kept under another name in its event row: a name Python reserves
+    (``class``, ``from``), or one the common fields take (``reason``), that readers of the
+    event already use."""
+    return dataclasses.field(metadata={"key": key})
+
+
+def optional() -> Any:
+    """A message field left out of its event row when it is None (readers test its presence)."""
+    return dataclasses.field(default=None, metadata={"optional": True})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,9 +47,15 @@ class BusMessage:
     reason: str  # one line for a person: what happened and why
 
     def payload(self) -> dict[str, Any]:
-        """The message's own fields beyond the common three."""
+        """The message's own fields beyond the common three, under their stored names."""
         common = {"action", "subject", "reason"}
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in common}
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in common or (value is None and f.metadata.get("optional")):
+                continue
+            out[f.metadata.get("key", f.name)] = value
+        return out
 
 
 M = TypeVar("M", bound=BusMessage)
@@ -68,7 +87,15 @@ class Bus:
         self._sink = sink
         self._clock = clock
         self._handlers: list[tuple[type[BusMessage], Callable[[Any], None]]] = []
+        self._taps: list[Callable[[list[dict[str, Any]]], None]] = []
         self.log: list[Envelope] = []
+
+    def tap(self, sink: Callable[[list[dict[str, Any]]], None]) -> None:
+        """Also hand every message's event row to ``sink`` (on Ray, the run's bus actor:
+        :mod:`testfleet.execution.bus_relay`), those published so far first."""
+        if self.log:
+            sink([e.to_event() for e in self.log])
+        self._taps.append(sink)
 
     def subscribe(self, kind: type[M], handler: Callable[[M], None]) -> None:
         """Call ``handler`` with every message published from now on that is a ``kind``."""
@@ -81,6 +108,8 @@ class Bus:
         self.log.append(envelope)
         if self._sink is not None:
             self._sink([envelope.to_event()])
+        for tap in self._taps:
+            tap([envelope.to_event()])
         for kind, handler in list(self._handlers):
             if isinstance(message, kind):
                 handler(message)

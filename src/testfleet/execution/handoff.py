@@ -12,6 +12,10 @@ summary line.
 straggler (``elapsed > max(factor × historical, historical + min_extra)``; a test without history
 never is); ``autoscale_wait`` is how long a Ray run waits for a node that meets a test's
 requirements (asked of Ray's autoscaler) before it is skipped, 0 by default (skipped at once).
+
+Every step is a message on the coordinator's bus (:mod:`testfleet.execution.bus`), topic
+``handoff``: :class:`CopyStarted`, :class:`CopyDecided` and :class:`CapacityAwaited`; each
+becomes a ``handoff`` event row with the fields the summary and ``bench/collaboration.py`` read.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from testfleet.execution.bus import BusMessage
 
 
 class HandoffSettings(BaseModel):
@@ -105,6 +111,59 @@ class Copy:
         """The first result came from ``worker``: it wins; returns the loser to cancel."""
         self.winner = worker
         return self.copy if worker == self.original else self.original
+
+
+# -- the messages on the bus ------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class CopyStarted(BusMessage):
+    """A straggler got a speculative copy (``subject``: its nodeid)."""
+
+    topic = "handoff"
+    action: str = "start"
+    case_id: str
+    variant_id: str
+    nodeid: str
+    worker: str  # the worker running the copy
+    original: str
+    copy: str
+    historical_s: float
+    elapsed_s: float  # how long the original had run when the copy started
+
+
+@dataclass(frozen=True, kw_only=True)
+class CopyDecided(BusMessage):
+    """The first result of a copied test came: ``winner`` keeps it, ``loser`` is cancelled."""
+
+    topic = "handoff"
+    action: str = "result"
+    case_id: str
+    variant_id: str
+    nodeid: str
+    worker: str
+    original: str
+    copy: str
+    historical_s: float
+    winner: str
+    loser: str
+    winner_origin: str  # "speculative" (the copy won) or "original"
+    outcome: str
+    attempt: int
+    original_ran_s: float
+    copy_ran_s: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityAwaited(BusMessage):
+    """Tests no worker could run waited for a node that meets them (Ray's autoscaler)."""
+
+    topic = "handoff"
+    action: str = "capacity"
+    subject: str = ""  # the fleet
+    worker: str = "scheduler"
+    requested: list[str]
+    waited_s: float
+    met: list[str]
+    unmet: list[str]
 
 
 def summary(events: Iterable[Mapping[str, Any]]) -> str | None:

@@ -22,6 +22,8 @@ configuration):
   the configuration keys as well.
 
 Pure: executions in, :class:`Verdict` out. :class:`ReplicateSettings` is ``[tool.testfleet.replicate]``.
+What replication tells the fleet's bus: :class:`ReplayQueued` (a ``replay`` event, the replay's
+provenance) and :class:`FailureClassified` (a ``replication`` event, the class and its evidence).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from testfleet.execution.bus import BusMessage, stored_as
 
 DETERMINISTIC = "deterministic"
 CONFIG_SPECIFIC = "configuration-specific"
@@ -219,6 +223,46 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+# -- the messages on the bus ------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ReplayQueued(BusMessage):
+    """A replay of a failing variant, pinned to ``worker`` (``subject``: its nodeid)."""
+
+    topic = "replay"  # the event kind replays have always had: provenance readers select it
+    action: str = "queue"
+    case_id: str
+    variant_id: str  # the replay's own variant (its values may differ from the failing one's)
+    nodeid: str
+    origin: str = "replay"
+    parent_id: str  # the failing variant
+    worker: str
+    repeat: int  # n-th replay on the same worker and configuration (0: another factor changed)
+    config: dict[str, Any]  # the SUT keys changed from the failing execution
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailureClassified(BusMessage):
+    """A failure's replays are back: its class and the evidence for it."""
+
+    topic = "replication"
+    action: str = "verdict"
+    case_id: str
+    variant_id: str
+    nodeid: str
+    verdict: str = stored_as("class")  # one of CLASSES
+    keys: list[str]
+    differences: dict[str, dict[str, list[Any]]]
+    rate: float
+    interval: list[float]
+    executions: int
+    failures: int
+    trigger: str  # "failure" or "anomaly"
+    original: dict[str, Any]  # {"worker", "config"} of the execution that failed
+    replays: list[dict[str, Any]]
+    dropped: int
+    complete: bool
 
 
 def verdict_lines(events: Sequence[Mapping[str, Any]], spent: int | None = None,

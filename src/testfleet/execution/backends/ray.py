@@ -23,6 +23,7 @@ import queue
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,13 @@ class RayBackend(Backend):
         # ray's typed overloads of remote() list only task options; max_concurrency is an actor
         # option it accepts (ray/_common/ray_option_utils.py, actor_options)
         self._actor_class = ray.remote(max_concurrency=4)(PytestActor)  # type: ignore[call-overload]
+
+    def bus_relay(self) -> Callable[[list[dict[str, Any]]], None]:
+        """A sink for the coordinator's bus that forwards each message to the run's bus actor,
+        which the job's tasks and actors read live (:mod:`testfleet.execution.bus_relay`)."""
+        from testfleet.execution.bus_relay import ray_relay
+
+        return ray_relay()
 
     def capabilities(self) -> list[Capabilities]:
         """What each alive node of the cluster offers (from Ray's own view of its resources)."""

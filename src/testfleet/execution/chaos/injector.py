@@ -18,9 +18,10 @@ when it is gone) and carried out:
 
 A fault aimed at ``any`` when no worker can take it yet (the fleet or its SUT instances are still
 starting) waits until one can, for at most ``DEFER_LIMIT`` seconds; its event says how late it
-came (``late``). Every fault is an event of the run (``kind = "fault"``, data ``fault``, ``target``, ``at``,
-``duration``, ``params``; a fault that could not be injected has ``skipped`` with the reason) and
-a console line. Whatever is stopped when the run ends is continued (:meth:`Injector.close`).
+came (``late``). Every fault is a message on the coordinator's bus (:class:`FaultInjected`), kept
+as an event of the run (``kind = "fault"``, data ``fault``, ``target``, ``at``, ``duration``,
+``params``; a fault that could not be injected has ``skipped`` with the reason) and a console line.
+Whatever is stopped when the run ends is continued (:meth:`Injector.close`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from testfleet.atomic import atomic_write_text
 from testfleet.execution.chaos.schedule import NETWORK, Injection
+from testfleet.execution.resilience_messages import FaultInjected
 
 if TYPE_CHECKING:
     from testfleet.execution.coordinator.interfaces import Host
@@ -181,18 +183,15 @@ class Injector:
         what = injection.fault + (f" {injection.duration:g}s" if injection.duration else "") + \
             "".join(f" {k}={v:g}" for k, v in params.items())
         message = f"chaos: {what} on {target}" + (f" skipped: {skipped}" if skipped else "")
-        event: dict[str, Any] = {"kind": "fault", "worker": target, "message": message,
-                                 "fault": injection.fault, "target": target, "at": time.time(),
-                                 "duration": injection.duration, "params": params,
-                                 "schedule": self.schedule.name}
         if late >= DEFER_POLL:
-            event["late"] = round(late, 2)
-            event["message"] = message = message + f" ({late:.1f}s late: no worker could take it sooner)"
-        if skipped:
-            event["skipped"] = skipped
-        else:
+            message += f" ({late:.1f}s late: no worker could take it sooner)"
+        fault = FaultInjected(action="skip" if skipped else "inject", subject=target, reason=message, worker=target,
+                              fault=injection.fault, target=target, at=time.time(), duration=injection.duration,
+                              params=params, schedule=self.schedule.name,
+                              late=round(late, 2) if late >= DEFER_POLL else None, skipped=skipped or None)
+        event = self.host.bus.publish(fault).to_event()
+        if not skipped:
             self.injected.append(event)
-        self.host.recording.add_events([event])
         self.host.say(message)
 
     # -- where things are --------------------------------------------------------------------

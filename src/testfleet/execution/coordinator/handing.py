@@ -12,9 +12,11 @@ worker); the other copy is **cancelled by killing its worker**, the way a timeou
   ends, which is what the copy is there to avoid);
 * what else the loser held goes back to the queue, and a fresh worker takes its seat when work is
   queued (a cancellation is not a failure: no restart is spent, no breaker sees it);
-* every copy is a ``handoff`` event when it starts (``action: start``) and when one side wins
-  (``action: result``: winner, loser, ``winner_origin`` — ``speculative`` when the copy won, the
-  winning result's provenance — and how long each side had run).
+* every copy is a message on the bus, kept as a ``handoff`` event, when it starts
+  (:class:`~testfleet.execution.handoff.CopyStarted`) and when one side wins
+  (:class:`~testfleet.execution.handoff.CopyDecided`: winner, loser, ``winner_origin`` —
+  ``speculative`` when the copy won, the winning result's provenance — and how long each side
+  had run).
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from testfleet.execution import protocol as P
-from testfleet.execution.handoff import Copy, Running, next_check, stragglers
+from testfleet.execution.handoff import (
+    CapacityAwaited,
+    Copy,
+    CopyDecided,
+    CopyStarted,
+    Running,
+    next_check,
+    stragglers,
+)
 
 if TYPE_CHECKING:
     from testfleet.execution.coordinator.fleet import Slot
@@ -104,9 +114,10 @@ class Handing:
         original_ran, copy_ran = now - copy.original_started, now - copy.copy_started
         message = (f"{copy.nodeid}: the {'copy' if origin == 'speculative' else 'original'} on {slot.worker_id} "
                    f"finished first ({outcome}); {loser}'s run is cancelled")
-        self._event("result", copy, message, winner=slot.worker_id, loser=loser, winner_origin=origin,
-                    outcome=outcome, attempt=host.recording.attempts.get(index, 0) + 1,
-                    original_ran_s=round(original_ran, 3), copy_ran_s=round(copy_ran, 3))
+        self._publish(CopyDecided(**self._about(copy), reason=message, winner=slot.worker_id, loser=loser,
+                                  winner_origin=origin, outcome=outcome,
+                                  attempt=host.recording.attempts.get(index, 0) + 1,
+                                  original_ran_s=round(original_ran, 3), copy_ran_s=round(copy_ran, 3)))
         host.say(message)
         self._cancel(loser, index)
         return True
@@ -150,7 +161,7 @@ class Handing:
         elapsed = now - test.started
         message = (f"{test.nodeid}: running {elapsed:.1f} s on {test.worker} (history {historical:.2f} s); "
                    f"a speculative copy starts on {helper.worker_id}")
-        self._event("start", copy, message, elapsed_s=round(elapsed, 3))
+        self._publish(CopyStarted(**self._about(copy), reason=message, elapsed_s=round(elapsed, 3)))
         host.say(message)
 
     def _cancel(self, worker_id: str, index: int) -> None:
@@ -165,14 +176,15 @@ class Handing:
         host.listener.on_running(worker_id, None)
         host.backend.kill(worker_id, signal.SIGKILL)
 
-    def _event(self, action: str, copy: Copy, message: str, **data: Any) -> None:
+    def _about(self, copy: Copy) -> dict[str, Any]:
+        """The fields every message about ``copy`` carries."""
         host = self.host
-        event = {"kind": "handoff", "action": action, "case_id": host.cases[copy.index].case_id,
-                 "variant_id": host.variants[copy.index].variant_id, "nodeid": copy.nodeid,
-                 "worker": copy.copy, "original": copy.original, "copy": copy.copy,
-                 "historical_s": copy.historical, "message": message, **data}
-        self.events.append(event)
-        host.recording.add_events([dict(event)])
+        return {"subject": copy.nodeid, "case_id": host.cases[copy.index].case_id,
+                "variant_id": host.variants[copy.index].variant_id, "nodeid": copy.nodeid,
+                "worker": copy.copy, "original": copy.original, "copy": copy.copy, "historical_s": copy.historical}
+
+    def _publish(self, message: CopyStarted | CopyDecided) -> None:
+        self.events.append(self.host.bus.publish(message).to_event())
 
 
 # -- work no worker can do yet ---------------------------------------------------------------------
@@ -216,8 +228,8 @@ def await_capacity(host: Host, wanted: dict[int, Any], unmet: dict[int, str], po
     message = (f"capacity: {len(met)} test{'s' if len(met) != 1 else ''} found a node in {clock() - started:.0f} s"
                + (f"; {len(unmet)} still unmet, skipped" if unmet else ""))
     host.say(message)
-    host.recording.add_events([{"kind": "handoff", "action": "capacity", "message": message, "worker": "scheduler",
-                                "requested": [r.describe() for r in distinct], "waited_s": round(clock() - started, 3),
-                                "met": [host.items[i]["nodeid"] for i in met],
-                                "unmet": [host.items[i]["nodeid"] for i in unmet]}])
+    host.bus.publish(CapacityAwaited(reason=message, requested=[r.describe() for r in distinct],
+                                     waited_s=round(clock() - started, 3),
+                                     met=[host.items[i]["nodeid"] for i in met],
+                                     unmet=[host.items[i]["nodeid"] for i in unmet]))
     return unmet

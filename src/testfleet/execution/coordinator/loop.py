@@ -111,6 +111,12 @@ class Orchestrator:
         collector_exit: int | None = None
         try:
             self.backend.start()
+            relay = getattr(self.backend, "bus_relay", None)  # Ray: the bus's messages reach an actor too
+            if relay is not None:
+                try:
+                    self.bus.tap(relay())
+                except Exception as exc:  # noqa: BLE001 - a live view only: the store keeps the record
+                    self.say(f"the bus's Ray actor did not start ({exc}); its messages are in the store only")
             if self.backend.workers_collect:  # every worker collects: start them all now
                 for _ in range(self.plan.workers):
                     self.fleet.spawn()

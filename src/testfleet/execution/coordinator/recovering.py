@@ -12,8 +12,9 @@ the :class:`~testfleet.execution.recovery.EscalationPolicy` decides:
   exactly ``half_open_probes`` tests, whose results close or reopen the breaker;
 * a scenario whose endpoint's breaker is open is held back until it probes, and reported as an
   ``error`` naming the breaker if the run would otherwise end with it unrun;
-* every breaker change is a ``breaker`` event, every level taken a ``recovery`` event, each with a
-  console line.
+* every breaker change is a ``breaker`` message on the bus, every level taken a ``recovery`` one
+  (:mod:`testfleet.execution.resilience_messages`; each kept as an event of that kind), each with
+  a console line.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from testfleet.execution import protocol as P
 from testfleet.execution.breakers import Transition, infra_kind, is_infrastructure
 from testfleet.execution.recovery import EscalationPolicy, Step
+from testfleet.execution.resilience_messages import BreakerChanged, RecoveryTaken
 from testfleet.model import Outcome, Result
 
 if TYPE_CHECKING:
@@ -239,11 +241,9 @@ class Recovery:
                f"{change.reason}{'' if change.new == 'open' else ')'}"
         if moved:
             text += f"; {moved} test{'s' if moved != 1 else ''} moved"
-        event = {"kind": "breaker", "case_id": "", "variant_id": None, "nodeid": "", "worker": worker_id or "",
-                 "scope": change.scope, "target": change.target, "from": change.old, "to": change.new,
-                 "reason": change.reason, "moved": moved, "message": text}
-        self.events.append(event)
-        host.recording.add_events([dict(event)])
+        self.events.append(host.bus.publish(BreakerChanged(
+            action=change.new, subject=change.target, reason=text, worker=worker_id or "", scope=change.scope,
+            target=change.target, old=change.old, new=change.new, cause=change.reason, moved=moved)).to_event())
         if change.scope == "endpoint":
             host.say(text)
             if change.new != "open":
@@ -367,11 +367,9 @@ class Recovery:
         return reached
 
     def _log(self, step: Step, target: str | None = None, say: bool = True) -> None:
-        event = step.event()
-        if target is not None:
-            event["nodeid"] = target
-        self.events.append(event)
-        self.host.recording.add_events([dict(event)])
+        self.events.append(self.host.bus.publish(RecoveryTaken(
+            action=step.action, subject=step.target, reason=step.describe(), nodeid=target or "",
+            level=step.level, target=step.target, cause=step.reason)).to_event())
         if step.level >= 3 and say:
             self.host.say(step.describe())
 

@@ -13,10 +13,12 @@ it queues *replays* of that execution, one factor changed at a time
 
 A replay is a new item of the run pinned to its worker (:meth:`Scheduler.pin`), with a
 :class:`~testfleet.model.Variant` of origin ``replay`` whose parent is the failing variant, and a
-``replay`` event (its provenance). Its result is stored (``final`` false: it does not change the
+:class:`~testfleet.execution.replication.ReplayQueued` message on the bus, kept as a ``replay``
+event (its provenance). Its result is stored (``final`` false: it does not change the
 run's counts or exit code) and the classifier reads the worker and configuration it *really* ran
 with. Each failure (case and failure key) is replicated once; replays stop when the budget is
-spent. Once its replays are back, a failure's class is a ``replication`` event.
+spent. Once its replays are back, a failure's class is a
+:class:`~testfleet.execution.replication.FailureClassified` message, kept as a ``replication`` event.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from testfleet.execution import protocol as P
-from testfleet.execution.replication import Execution, ReplicateSettings, classify, flatten, neighbour_configs
+from testfleet.execution.replication import (
+    Execution,
+    FailureClassified,
+    ReplayQueued,
+    ReplicateSettings,
+    classify,
+    flatten,
+    neighbour_configs,
+)
 from testfleet.model import Result, Variant
 from testfleet.mutation.engine import failure_key
 
@@ -195,11 +205,10 @@ class Replication:
         changed = {k.removeprefix(SUT): v for k, v in params.items() if job.variant.params.get(k) != v}
         if variant.variant_id != job.variant.variant_id:
             host.recorder.add_variants([variant])
-        host.recording.add_events([{
-            "kind": "replay", "case_id": case.case_id, "variant_id": variant.variant_id, "nodeid": case.nodeid,
-            "origin": "replay", "parent_id": job.variant.variant_id, "worker": worker_id, "repeat": repeat,
-            "config": changed, "message": f"replay of {job.variant.variant_id[:12]} on {worker_id}"
-            + (f" with {changed}" if changed else "")}])
+        host.bus.publish(ReplayQueued(
+            subject=case.nodeid, case_id=case.case_id, variant_id=variant.variant_id, nodeid=case.nodeid,
+            parent_id=job.variant.variant_id, worker=worker_id, repeat=repeat, config=changed,
+            reason=f"replay of {job.variant.variant_id[:12]} on {worker_id}" + (f" with {changed}" if changed else "")))
 
     def _finish(self, job: Job) -> None:
         job.done = True
@@ -209,14 +218,15 @@ class Replication:
         host = self.host
         nodeid = host.items[job.index]["nodeid"]
         text = f"replicated {nodeid}: {verdict.describe()}"
-        event = {"kind": "replication", "case_id": job.variant.case_id, "variant_id": job.variant.variant_id,
-                 "nodeid": nodeid, "class": verdict.kind, "keys": verdict.keys,
-                 "differences": verdict.differences, "rate": verdict.rate, "interval": list(verdict.interval),
-                 "executions": verdict.executions, "failures": verdict.failures, "trigger": job.trigger,
-                 "original": {"worker": job.original.env.get("worker"), "config": dict(job.original.config)},
-                 "replays": job.rows, "dropped": job.dropped, "complete": job.dropped == 0, "message": text}
-        self.verdicts.append(event)
-        host.recording.add_events([dict(event)])  # the summary lists the verdicts (verdict_lines)
+        message = FailureClassified(
+            subject=nodeid, case_id=job.variant.case_id, variant_id=job.variant.variant_id, nodeid=nodeid,
+            verdict=verdict.kind, keys=verdict.keys, differences=verdict.differences, rate=verdict.rate,
+            interval=list(verdict.interval), executions=verdict.executions, failures=verdict.failures,
+            trigger=job.trigger,
+            original={"worker": job.original.env.get("worker"), "config": dict(job.original.config)},
+            replays=job.rows, dropped=job.dropped, complete=job.dropped == 0, reason=text)
+        # the summary lists the verdicts (verdict_lines), as their event rows
+        self.verdicts.append(host.bus.publish(message).to_event())
 
     def _config_of(self, index: int, worker_id: str, payload: P.TestResult) -> dict[str, Any]:
         """The SUT configuration an execution ran with (flattened): as its worker reported it
