@@ -29,7 +29,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from testfleet.errors import SettingsError, TestfleetError
-from testfleet.reporting.notify.config import NotifySettings, NotifyTableError, parse_notify
 from testfleet.execution.breakers import BreakerSettings
 from testfleet.execution.handoff import HandoffSettings
 from testfleet.execution.replication import ReplicateSettings
@@ -100,14 +99,18 @@ class Settings(BaseModel):
                                      "speculative copies of stragglers, waiting for capacity")
     replicate: ReplicateSettings = Field(default_factory=ReplicateSettings, description="[tool.testfleet."
                                          "replicate]: failures replayed on other workers and configurations")
-    notify: NotifySettings | None = Field(None, description="[tool.testfleet.notify]: where the end "
-                                          "of a run is announced (Slack, webhook, e-mail, Jira, GitHub)")
+    # a NotifySettings or None; typed Any so that its models (a tenth of a second to build) are
+    # imported only by a project that has the table, not by every command that reads settings
+    notify: Any = Field(None, description="[tool.testfleet.notify]: where the end "
+                        "of a run is announced (Slack, webhook, e-mail, Jira, GitHub)")
 
     @field_validator("notify", mode="before")
     @classmethod
     def _notify_is_a_table(cls, table: Any) -> Any:
         if table is None:
             return None
+        from testfleet.reporting.notify.config import NotifyTableError, parse_notify
+
         try:
             return parse_notify(table)
         except NotifyTableError as exc:
