@@ -20,9 +20,11 @@ order changes.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
+
 
 HEAVY = frozenset({"tests/execution/test_ray_backend.py", "tests/test_third_party_parity.py"})
 """Files (relative to the rootdir, as in node ids) that run one after the other on one worker."""
@@ -51,3 +53,21 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     config.option.loadscopereorder = False  # read by LoadScopeScheduling.schedule
     return FilesHeavyTogether(config, log)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _children_without_schemathesis() -> Any:
+    """Every pytest a test starts (plain pytest for parity, testfleet's workers) leaves out
+    Schemathesis's plugin: a test dependency for the API tests and the benches, it autoloads in
+    every pytest process and imports Hypothesis, GraphQL and requests there, about a second of
+    CPU each, and none of the suites the tests run uses it. Set once the session has started,
+    so that this process (and xdist's workers, which parse PYTEST_ADDOPTS themselves) keep it
+    for the API-schema tests. tests/execution/conftest.clean_env does the same for the children
+    it builds an environment for."""
+    before = os.environ.get("PYTEST_ADDOPTS")
+    os.environ["PYTEST_ADDOPTS"] = " ".join(filter(None, [before, "-p no:schemathesis"]))
+    yield
+    if before is None:
+        os.environ.pop("PYTEST_ADDOPTS", None)
+    else:
+        os.environ["PYTEST_ADDOPTS"] = before

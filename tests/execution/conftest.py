@@ -55,8 +55,9 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_", "TESTFLEET_", "GITHUB_STEP_SUMMARY", "COV_CORE_"))}
     env.update({"COLUMNS": "200", "NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "1",
-                # pytest-randomly (when installed) would reorder collection and break order tests.
-                "PYTEST_ADDOPTS": "-p no:randomly"})
+                # pytest-randomly (when installed) would reorder collection and break order tests;
+                # Schemathesis's plugin costs each child a second of imports (tests/conftest.py)
+                "PYTEST_ADDOPTS": "-p no:randomly -p no:schemathesis"})
     env.update(extra or {})
     return env
 
