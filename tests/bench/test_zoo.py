@@ -159,7 +159,10 @@ def test_a_stalled_run_is_interrupted_and_reported(tmp_path: Path, monkeypatch: 
     import measure
 
     monkeypatch.setattr(measure, "STALL_S", 2.0)
-    script = "import sys, time; print('started', flush=True); time.sleep(120)"
+    # Ctrl-C's default action, however this suite was started (a shell's background job ignores
+    # SIGINT, and the child would then sit out the 30 s before SIGKILL)
+    script = ("import signal, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+              "print('started', flush=True); time.sleep(120)")
     ran = measure._run([sys.executable, "-c", script], tmp_path, dict(os.environ), tmp_path / "log",
                        tmp_path / "never-written")
     assert ran.stalled and ran.returncode != 0
