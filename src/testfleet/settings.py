@@ -32,6 +32,7 @@ from testfleet.errors import SettingsError, TestfleetError
 from testfleet.reporting.notify.config import NotifySettings, NotifyTableError, parse_notify
 from testfleet.execution.breakers import BreakerSettings
 from testfleet.execution.handoff import HandoffSettings
+from testfleet.execution.probes.settings import HelperSettings
 from testfleet.execution.replication import ReplicateSettings
 
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
@@ -100,6 +101,8 @@ class Settings(BaseModel):
                                      "speculative copies of stragglers, waiting for capacity")
     replicate: ReplicateSettings = Field(default_factory=ReplicateSettings, description="[tool.testfleet."
                                          "replicate]: failures replayed on other workers and configurations")
+    helpers: HelperSettings = Field(default_factory=HelperSettings, description="[tool.testfleet.helpers]: "
+                                    "profiler, memory tracker, thread dump attached to a SUT on an anomaly")
     notify: NotifySettings | None = Field(None, description="[tool.testfleet.notify]: where the end "
                                           "of a run is announced (Slack, webhook, e-mail, Jira, GitHub)")
 
