@@ -193,14 +193,14 @@ def test_smaps_is_summed_by_mapping() -> None:
 
 def test_a_helper_over_its_cpu_share_is_stopped() -> None:
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    note = supervise(hog, duration=30.0, share=0.05, stop=threading.Event())
+    watch = supervise(hog, duration=30.0, share=0.05, stop=threading.Event())
     assert hog.returncode is not None
-    assert "over its 5.0% share" in note
+    assert "over its 5.0% share" in watch.note and watch.cpu_s > 0.05 * watch.attached_s
 
 
 def test_a_helper_is_stopped_when_the_run_ends() -> None:
     idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     ended = threading.Event()
     ended.set()
-    note = supervise(idle, duration=30.0, share=0.5, stop=ended)
-    assert idle.returncode is not None and "the run ended" in note
+    watch = supervise(idle, duration=30.0, share=0.5, stop=ended)
+    assert idle.returncode is not None and "the run ended" in watch.note

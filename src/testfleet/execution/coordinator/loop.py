@@ -45,8 +45,8 @@ from testfleet.execution.coordinator.handing import Handing
 from testfleet.execution.coordinator.interfaces import Exploring
 from testfleet.execution.coordinator.planning import plan_run
 from testfleet.execution.coordinator.recording import STORE_FLUSH_SECONDS, Recording
-from testfleet.execution.coordinator.recovering import Recovery
 from testfleet.execution.coordinator.probing import Probing
+from testfleet.execution.coordinator.recovering import Recovery
 from testfleet.execution.coordinator.replicating import Replication
 from testfleet.execution.plan import Listener, NullListener, Recorder, RunOutcome, RunPlan
 from testfleet.execution.resilience import describe_exit, lost_test_payload

@@ -53,6 +53,8 @@ class HelperMessage(BusMessage):
     worker: str = ""
     nodeid: str = ""
     metric: str = ""
+    cpu_s: float | None = None  # an artefact's helper: the CPU seconds its own process used
+    attached_s: float | None = None  # and how long it was attached
 
 
 class Session(threading.Thread):
@@ -162,6 +164,7 @@ class Probing:
                 self.host.bus.publish(HelperMessage(
                     action="artefact" if outcome.path else "skip", subject=session.worker,
                     helper=outcome.helper, tool=outcome.tool, pid=session.pid, path=outcome.path,
+                    cpu_s=outcome.cpu_s, attached_s=outcome.attached_s,
                     worker=session.worker, reason=f"{outcome.helper}: {outcome.path} ({outcome.reason})"
                     if outcome.path else f"{outcome.helper}: {outcome.reason}"))
 

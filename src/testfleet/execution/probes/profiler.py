@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from testfleet.execution.probes.flame import fold_perf_script, folded_lines, render_svg
-from testfleet.execution.probes.outcome import HelperOutcome, supervise, tail
+from testfleet.execution.probes.outcome import HelperOutcome, Supervised, supervise, tail
 from testfleet.execution.probes.settings import HelperSettings, cpu_share, pyspy_path, sampling_rate
 from testfleet.execution.probes.target import Target
 
@@ -39,13 +39,14 @@ def _pyspy(target: Target, svg: Path, duration: float, rate: int, share: float,
     argv = [exe, "record", "--pid", str(target.pid), "--rate", str(rate), "--nonblocking",
             "--duration", str(max(1, int(duration + 1))), "--format", "flamegraph", "--output", str(svg)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    note = supervise(proc, duration=duration, share=share, stop=stop)
+    watch = supervise(proc, duration=duration, share=share, stop=stop)
     output = proc.stdout.read() if proc.stdout is not None else b""
     if not svg.is_file():
         return HelperOutcome("profile", "py-spy", None, f"py-spy wrote no flame graph (exit {proc.returncode}): "
                              f"{tail(output)}")
-    what = f"flame graph of pid {target.pid}, {rate} samples/s"
-    return HelperOutcome("profile", "py-spy", str(svg), f"{what}; {note}" if note else what)
+    what = f"flame graph of pid {target.pid}, {rate} samples/s, {_cost(watch)}"
+    return HelperOutcome("profile", "py-spy", str(svg), f"{what}; {watch.note}" if watch.note else what,
+                         cpu_s=watch.cpu_s, attached_s=watch.attached_s)
 
 
 def _perf(target: Target, folder: Path, stem: str, duration: float, rate: int, share: float,
@@ -57,7 +58,7 @@ def _perf(target: Target, folder: Path, stem: str, duration: float, rate: int, s
     data = folder / f"{stem}.perf.data"
     proc = subprocess.Popen([exe, "record", "-F", str(rate), "-g", "-p", str(target.pid), "-o", str(data)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    note = supervise(proc, duration=duration, share=share, stop=stop)
+    watch = supervise(proc, duration=duration, share=share, stop=stop)
     output = proc.stdout.read() if proc.stdout is not None else b""
     if not data.is_file():
         return HelperOutcome("profile", "perf", None, f"perf recorded nothing (exit {proc.returncode}): "
@@ -70,5 +71,10 @@ def _perf(target: Target, folder: Path, stem: str, duration: float, rate: int, s
     (folder / f"{stem}.folded").write_text("\n".join(folded_lines(stacks)) + "\n", encoding="utf-8")
     svg = folder / f"{stem}.svg"
     svg.write_text(render_svg(stacks, f"perf: pid {target.pid} ({target.name})"), encoding="utf-8")
-    what = f"flame graph of pid {target.pid} (perf), {rate} samples/s"
-    return HelperOutcome("profile", "perf", str(svg), f"{what}; {note}" if note else what)
+    what = f"flame graph of pid {target.pid} (perf), {rate} samples/s, {_cost(watch)}"
+    return HelperOutcome("profile", "perf", str(svg), f"{what}; {watch.note}" if watch.note else what,
+                         cpu_s=watch.cpu_s, attached_s=watch.attached_s)
+
+
+def _cost(watch: Supervised) -> str:
+    return f"{watch.cpu_s:.2f} CPU s over {watch.attached_s:.1f} s attached"
