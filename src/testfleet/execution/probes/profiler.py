@@ -56,7 +56,8 @@ def _perf(target: Target, folder: Path, stem: str, duration: float, rate: int, s
         return HelperOutcome("profile", "perf", None, f"{target.name} is not a Python process and perf is "
                              "not installed")
     data = folder / f"{stem}.perf.data"
-    proc = subprocess.Popen([exe, "record", "-F", str(rate), "-g", "-p", str(target.pid), "-o", str(data)],
+    pids = ",".join(str(pid) for pid in target.family or (target.pid,))
+    proc = subprocess.Popen([exe, "record", "-F", str(rate), "-g", "-p", pids, "-o", str(data)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     watch = supervise(proc, duration=duration, share=share, stop=stop)
     output = proc.stdout.read() if proc.stdout is not None else b""
@@ -67,7 +68,8 @@ def _perf(target: Target, folder: Path, stem: str, duration: float, rate: int, s
     data.unlink(missing_ok=True)
     stacks = fold_perf_script(script.stdout.decode("utf-8", "replace"))
     if not stacks:
-        return HelperOutcome("profile", "perf", None, f"perf took no samples: {tail(script.stderr)}")
+        return HelperOutcome("profile", "perf", None, f"perf took no samples of pid {pids} (a kernel or sandbox "
+                             f"that does not sample it?): {tail(script.stderr)}")
     (folder / f"{stem}.folded").write_text("\n".join(folded_lines(stacks)) + "\n", encoding="utf-8")
     svg = folder / f"{stem}.svg"
     svg.write_text(render_svg(stacks, f"perf: pid {target.pid} ({target.name})"), encoding="utf-8")

@@ -21,6 +21,8 @@ class Target:
     pid: int
     python: bool
     name: str
+    #: a native SUT: it and its descendants at attach time (a wrapper shell's work is in a child)
+    family: tuple[int, ...] = ()
 
 
 def _is_python(proc: psutil.Process) -> bool:
@@ -41,9 +43,10 @@ def find_target(pid: int) -> Target | None:
             return None
         if _is_python(proc):
             return Target(pid, True, proc.name())
-        for child in proc.children(recursive=True):
+        children = proc.children(recursive=True)
+        for child in children:
             if _is_python(child):
                 return Target(child.pid, True, child.name())
-        return Target(pid, False, proc.name())
+        return Target(pid, False, proc.name(), (pid, *(c.pid for c in children)))
     except psutil.Error:
         return None
