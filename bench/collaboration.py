@@ -24,6 +24,10 @@ and ``wall_reduction_pct`` = 1 - on/off (target >= 20 %); stragglers copied and 
 and the same worker, and classified; planted defects of each class (see
 ``bench/collab_replication.py``). Figures: classification accuracy (target >= 90 %) and
 executions spent per classification.
+
+``helpers`` — a profiler attached to the SUT on an anomaly (see ``bench/collab_helpers.py``):
+wall time with the profiler attached vs helpers off (median ratio, target <= 1.05), and whether
+the flame graph names the function planted in the SUT.
 One JSON line per figure goes to stdout and is appended to bench/results/collaboration.jsonl.
 Targets are reported, never enforced.
 """
@@ -43,6 +47,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from collab_helpers import part_helpers
 from collab_replication import part_replication
 from vs_xdist import context, publish
 
@@ -154,7 +159,7 @@ def part_handoff(args: argparse.Namespace, meta: dict[str, Any]) -> list[str]:
 
 
 PARTS: dict[str, Callable[[argparse.Namespace, dict[str, Any]], list[str]]] = {
-    "handoff": part_handoff, "replication": part_replication}
+    "handoff": part_handoff, "replication": part_replication, "helpers": part_helpers}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="handoff: run seeds, each run with hand-off on and off")
     parser.add_argument("--cases", type=int, default=8, help="replication: tests per planted class")
     parser.add_argument("--flaky-rate", type=float, default=0.4, help="replication: failure rate of the flaky tests")
+    parser.add_argument("--helper-pairs", type=int, default=4, help="helpers: pairs of runs, profiler on and off")
+    parser.add_argument("--helper-tests", type=int, default=16, help="helpers: load tests after the spike")
+    parser.add_argument("--helper-duration", type=float, default=5.0,
+                        help="helpers: seconds the profiler stays attached")
     parser.add_argument("--seed", type=int, default=20261207, help="seed of durations, run seeds, planted randomness")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds one testfleet run may take")
     parser.add_argument("--no-save", action="store_true", help=f"do not append to {RESULTS}")

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from testfleet.errors import SettingsError, TestfleetError
 from testfleet.execution.breakers import BreakerSettings
 from testfleet.execution.handoff import HandoffSettings
+from testfleet.execution.probes.settings import HelperSettings
 from testfleet.execution.replication import ReplicateSettings
 
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
@@ -99,6 +100,8 @@ class Settings(BaseModel):
                                      "speculative copies of stragglers, waiting for capacity")
     replicate: ReplicateSettings = Field(default_factory=ReplicateSettings, description="[tool.testfleet."
                                          "replicate]: failures replayed on other workers and configurations")
+    helpers: HelperSettings = Field(default_factory=HelperSettings, description="[tool.testfleet.helpers]: "
+                                    "profiler, memory tracker, thread dump attached to a SUT on an anomaly")
     # a NotifySettings or None; typed Any so that its models (a tenth of a second to build) are
     # imported only by a project that has the table, not by every command that reads settings
     notify: Any = Field(None, description="[tool.testfleet.notify]: where the end "

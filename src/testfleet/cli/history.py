@@ -66,6 +66,9 @@ def show_run(ref: str, store: str | None, *, events: bool = False, kinds: Sequen
 
             ab_events = TelemetryStore(db).events(run.run_id, kinds=("ab",))
             replicated = TelemetryStore(db).events(run.run_id, kinds=("replication",))
+            from testfleet.execution.probes.report import artefact_lines
+
+            helper_lines = artefact_lines(db, run.run_id)  # helpers attached on anomalies, their artefacts
     except TestfleetError as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
         return BAD_INPUT
@@ -83,6 +86,8 @@ def show_run(ref: str, store: str | None, *, events: bool = False, kinds: Sequen
     from testfleet.execution.replication import verdict_lines
 
     for line in verdict_lines(replicated):  # each failure replayed, and its class
+        console.print(escape(line), highlight=False)
+    for line in helper_lines:
         console.print(escape(line), highlight=False)
     failures = [r for r in final if r.outcome in FAILURE_OUTCOMES]
     if failures:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from testfleet.errors import OutputError, StoreError, TestfleetError, UsageError
+from testfleet.execution.probes.settings import helper_plan
 from testfleet.execution.worker_config import worker_config
 from testfleet.settings import Settings, check_store_folder, load_settings
 
@@ -202,6 +203,7 @@ def _execute(request: RunRequest) -> int:
                        explorer=None if resumed else _explorer(store, settings, seed),
                        resume=resumed.results if resumed else None,
                        replicate=_replicate(settings),
+                       helpers=helper_plan(settings.helpers, settings.sut is not None, settings.store, run.run_id),
                        worker=worker_config(settings, source, seed=seed, cwd=cwd))
         console = ConsoleReporter(verbosity=request.verbosity)
         configs = {"settings": [source]} if source else {}
@@ -347,6 +349,11 @@ def _finish(store: Any, settings: Settings, run: Any, outcome: Any, console: Any
 
         for line in verdict_lines(outcome.replication["verdicts"], outcome.replication["spent"],
                                   outcome.replication["budget"]):
+            console.console.print(line, markup=False, highlight=False)
+    if settings.sut is not None and console.verbosity >= 0:  # artefacts of helpers attached on anomalies
+        from testfleet.execution.probes.report import artefact_lines
+
+        for line in artefact_lines(store, run.run_id):
             console.console.print(line, markup=False, highlight=False)
     if settings.chaos and console.verbosity >= 0:  # what was injected, what it broke, recovery
         from testfleet.analysis.recovery_time import fault_lines

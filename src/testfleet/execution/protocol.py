@@ -227,6 +227,7 @@ class TestResult:
     series: Series | None = None  # samples taken since the last result, when there are any
     proposals: tuple[Any, ...] | list[Any] = ()  # the mutation engine's, for an explorable item
     instance: dict[str, Any] | None = None  # the SUT instance's name and config it ran against
+    sut_pid: int | None = None  # the worker's SUT process then (helpers on anomaly attach to it)
 
 
 @dataclass(frozen=True)

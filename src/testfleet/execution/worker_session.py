@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import sys
 import time
 from collections import deque
 from dataclasses import replace
@@ -218,8 +219,11 @@ class WorkerSession:
             taken = self.telemetry.take_series()
             if taken["t"]:  # most fast tests fall between two samples: nothing to ship
                 series = taken
-        return result_of(self.config, self.plugin.reports, self.plugin.take_warnings(),
-                         telemetry=summary, series=series)
+        result = result_of(self.config, self.plugin.reports, self.plugin.take_warnings(),
+                           telemetry=summary, series=series)
+        sut = sys.modules.get("testfleet.execution.sut")  # never imported: this worker started no SUT
+        pids = [] if sut is None else [pid for i in sut.active_instances() if (pid := i.pid) is not None]
+        return replace(result, sut_pid=pids[0]) if pids else result
 
     def _finish(self) -> None:
         if self.fixtures_alive and self.last is not None:

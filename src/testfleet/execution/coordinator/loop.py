@@ -45,6 +45,7 @@ from testfleet.execution.coordinator.handing import Handing
 from testfleet.execution.coordinator.interfaces import Exploring
 from testfleet.execution.coordinator.planning import plan_run
 from testfleet.execution.coordinator.recording import STORE_FLUSH_SECONDS, Recording
+from testfleet.execution.coordinator.probing import Probing
 from testfleet.execution.coordinator.recovering import Recovery
 from testfleet.execution.coordinator.replicating import Replication
 from testfleet.execution.plan import Listener, NullListener, Recorder, RunOutcome, RunPlan
@@ -92,6 +93,8 @@ class Orchestrator:
         self.exploration: Exploring | None = None if plan.explorer is None else Exploration(self, plan.explorer)
         # failures replayed at once and classified, when the run has a replication budget
         self.replication = None if plan.replicate is None else Replication(self, plan.replicate)
+        # helpers (profiler, memory, thread dump) attached to a SUT on an anomaly; None: off
+        self.probing = None if plan.helpers is None else Probing(self, plan.helpers)
         self.injector: Any = None  # --chaos: faults injected beside the loop (a ChaosPlan given)
         if chaos is not None:
             from testfleet.execution.chaos.injector import Injector
@@ -153,6 +156,8 @@ class Orchestrator:
                 self.recording.add_events(self.exploration.conclusion())
             if self.replication is not None:
                 self.replication.conclusion()
+            if self.probing is not None:
+                self.probing.close()
             self.recording.flush(force=True)
             gc.unfreeze()  # a process that runs again (tests, an API caller) collects this plan then
             output = self.backend.collector_output()
@@ -209,6 +214,8 @@ class Orchestrator:
             fleet.check_timeouts()
             self.recovery.tick()  # breakers whose cool-down is over probe
             self.handoff.tick()  # an idle worker copies a straggler
+            if self.probing is not None:  # what attached helpers left, published on the bus
+                self.probing.tick()
             self.recording.flush()
             live = fleet.live()
             if not live and self.recovery.waiting():

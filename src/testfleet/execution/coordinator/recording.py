@@ -94,6 +94,8 @@ class Recording:
                     case_id=case.case_id, variant_id=variant.variant_id, nodeid=result.nodeid,
                     worker=worker_id, telemetry=result.telemetry, duration=result.duration)
                 self.add_events(anomalies)
+                if anomalies and host.probing is not None:  # helpers attach to the SUT (coordinator.probing)
+                    host.probing.on_anomalies(worker_id, payload, anomalies)
             if host.exploration is not None:
                 host.exploration.on_final(index, result, payload, anomalies)
             if host.replication is not None:
