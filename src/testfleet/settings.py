@@ -33,6 +33,7 @@ from testfleet.reporting.notify.config import NotifySettings, NotifyTableError, 
 from testfleet.execution.breakers import BreakerSettings
 from testfleet.execution.handoff import HandoffSettings
 from testfleet.execution.replication import ReplicateSettings
+from testfleet.execution.specialisation import SpecialiseSettings
 
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
 MAX_SEED = 2**63 - 1
@@ -100,6 +101,8 @@ class Settings(BaseModel):
                                      "speculative copies of stragglers, waiting for capacity")
     replicate: ReplicateSettings = Field(default_factory=ReplicateSettings, description="[tool.testfleet."
                                          "replicate]: failures replayed on other workers and configurations")
+    specialise: SpecialiseSettings = Field(default_factory=SpecialiseSettings, description="[tool.testfleet."
+                                           "specialise]: resources and explored work for stressed, failing instances")
     notify: NotifySettings | None = Field(None, description="[tool.testfleet.notify]: where the end "
                                           "of a run is announced (Slack, webhook, e-mail, Jira, GitHub)")
 

@@ -202,6 +202,7 @@ def _execute(request: RunRequest) -> int:
                        explorer=None if resumed else _explorer(store, settings, seed),
                        resume=resumed.results if resumed else None,
                        replicate=_replicate(settings),
+                       specialise=settings.specialise if settings.specialise.active(settings.explore) else None,
                        worker=worker_config(settings, source, seed=seed, cwd=cwd))
         console = ConsoleReporter(verbosity=request.verbosity)
         configs = {"settings": [source]} if source else {}

@@ -78,6 +78,8 @@ class RunPlan:
     resume: list[Result] | None = None
     #: [tool.testfleet.replicate] with its budget resolved (execution.replication); None: no replays
     replicate: Any = None
+    #: [tool.testfleet.specialise] when the run specialises (execution.specialisation); None: off
+    specialise: Any = None
     minimize_budget: int = 100  # executions spent minimising each distinct failure exploration found
     #: what every worker is told in reply to its Hello (its worker count and rulesets filled in)
     worker: WorkerConfig = field(default_factory=WorkerConfig)

@@ -82,6 +82,8 @@ class Host(Protocol):
     exploration: Exploring | None
     #: failures replayed and classified (coordinator.replicating.Replication); None: replication is off
     replication: Any
+    #: a stressed, failing instance gets more of the fleet (coordinator.specialising); None: off
+    specialising: Any
     scheduler: Scheduler | None
     #: the run's items (as collected, then explored ones appended), their cases and variants
     items: list[dict[str, Any]]

@@ -47,6 +47,7 @@ from testfleet.execution.coordinator.planning import plan_run
 from testfleet.execution.coordinator.recording import STORE_FLUSH_SECONDS, Recording
 from testfleet.execution.coordinator.recovering import Recovery
 from testfleet.execution.coordinator.replicating import Replication
+from testfleet.execution.coordinator.specialising import Specialising
 from testfleet.execution.plan import Listener, NullListener, Recorder, RunOutcome, RunPlan
 from testfleet.execution.resilience import describe_exit, lost_test_payload
 from testfleet.execution.scheduler import Scheduler
@@ -92,6 +93,8 @@ class Orchestrator:
         self.exploration: Exploring | None = None if plan.explorer is None else Exploration(self, plan.explorer)
         # failures replayed at once and classified, when the run has a replication budget
         self.replication = None if plan.replicate is None else Replication(self, plan.replicate)
+        # resources and explored work for a stressed instance where exploration finds failures
+        self.specialising = None if plan.specialise is None else Specialising(self, plan.specialise)
         self.injector: Any = None  # --chaos: faults injected beside the loop (a ChaosPlan given)
         if chaos is not None:
             from testfleet.execution.chaos.injector import Injector
