@@ -182,7 +182,7 @@ def part_allocation(args: argparse.Namespace, meta: dict[str, Any]) -> list[str]
     try:
         print(f"{'seed':>9} {'arm':>4} {'first find':>10} {'explored':>9} {'503s':>5} {'grants':>7} "
               f"{'steered':>8} {'wall s':>7}")
-        for k in range(args.runs):
+        for k in range(args.alloc_runs):
             seed = args.seed + k
             for arm in (("on", "off") if k % 2 == 0 else ("off", "on")):
                 row = one_run(root, arm, seed, args.explore, args.timeout)
@@ -199,7 +199,7 @@ def part_allocation(args: argparse.Namespace, meta: dict[str, Any]) -> list[str]
     print(f"\nexplored executions to first find (not found: {args.explore + 1}): on {counts['on']} "
           f"median {medians['on']}; off {counts['off']} median {medians['off']}; ratio off/on "
           f"{ratio if ratio is None else round(ratio, 2)} (target >= {TARGET_RATIO})")
-    common = meta | {"part": "allocation", "runs": args.runs, "explore": args.explore, "seed": args.seed,
+    common = meta | {"part": "allocation", "runs": args.alloc_runs, "explore": args.explore, "seed": args.seed,
                      "workers": 2, "valid": all(r["exit"] in (0, 1) for r in rows)}
     figures: dict[str, Any] = {
         "first_find_on": counts["on"], "first_find_off": counts["off"],
@@ -215,7 +215,7 @@ def part_allocation(args: argparse.Namespace, meta: dict[str, Any]) -> list[str]
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", dest="alloc_runs", type=int, default=5)
     parser.add_argument("--explore", type=int, default=150)
     parser.add_argument("--seed", type=int, default=20261207)
     parser.add_argument("--timeout", type=float, default=600.0)

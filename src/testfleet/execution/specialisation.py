@@ -184,15 +184,15 @@ def decide(state: PolicyState, scores: Mapping[str, Score], fresh: Iterable[str]
         return now - state.changed.get(name, -10**9) <= settings.cooldown
 
     for name in sorted(state.granted):
-        s = scores.get(name)
-        value = s.value if s is not None else 0.0
+        current = scores.get(name)
+        value = current.value if current is not None else 0.0
         why = None
         if name not in live_set:
             why = "the instance is gone"
         elif now - state.last_seen.get(name, now) >= settings.idle:
             why = f"idle: no result for {now - state.last_seen.get(name, now)} evaluations"
-        elif not resting(name) and state.below.get(name, 0) >= settings.confirm and s is not None:
-            why = f"{s.describe()} stayed below release {settings.release} for {state.below[name]} evaluations"
+        elif not resting(name) and state.below.get(name, 0) >= settings.confirm and current is not None:
+            why = f"{current.describe()} stayed below release {settings.release} for {state.below[name]} evaluations"
         if why is not None:
             del state.granted[name]
             state.changed[name] = now

@@ -150,6 +150,8 @@ class Orchestrator:
                 self.recording.add_events(self.exploration.conclusion())
             if self.replication is not None:
                 self.replication.conclusion()
+            if self.specialising is not None:  # every grant is given back, with its reason
+                self.specialising.close()
             self.recording.flush(force=True)
             gc.unfreeze()  # a process that runs again (tests, an API caller) collects this plan then
             output = self.backend.collector_output()

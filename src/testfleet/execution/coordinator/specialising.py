@@ -75,7 +75,7 @@ class Specialising:
         self.fresh: set[str] = set()
         local = host.backend.name == "local"
         self.actuator = LocalActuator(settings.nice, settings.affinity, settings.cgroup) if local else None
-        explorer = host.exploration.explorer if host.exploration is not None else None
+        explorer = getattr(host.exploration, "explorer", None)
         if explorer is not None and hasattr(explorer, "steer"):
             explorer.steer = self.steer
 
@@ -107,7 +107,7 @@ class Specialising:
         durations = [r.duration for w in self.windows.values() for r in w.rows]
         fleet = statistics.median(durations) if durations else None
         scores = {name: score(w.rows, fleet, self.settings) for name, w in self.windows.items()}
-        explorer = self.host.exploration.explorer if self.host.exploration is not None else None
+        explorer = getattr(self.host.exploration, "explorer", None)
         if explorer is not None and not explorer.active:  # spent: nothing left to aim at anything
             decisions = release_all(self.state, scores, "exploration is over: resources given back")
             for decision in decisions:
@@ -120,6 +120,11 @@ class Specialising:
         for decision in decisions:
             self._apply(decision)
         return decisions
+
+    def close(self) -> None:
+        """The run is over: whatever is still granted is given back."""
+        for decision in release_all(self.state, {}, "the run is over: resources given back"):
+            self._apply(decision)
 
     # -- the explorer's hook -------------------------------------------------------------------
     def steer(self, state: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -170,8 +175,8 @@ class Specialising:
             if self.actuator is not None:
                 pids = self._pids()
                 granted = {n: pids[n] for n in self._granted_workers() if n in pids}
-                rows = self.windows[name].rows
-                was = rows[-1].worker if rows else ""
+                window = self.windows.get(name)
+                was = window.rows[-1].worker if window is not None and window.rows else ""
                 released = {was: pids[was]} if was in pids and was not in granted else {}
                 others = {n: p for n, p in pids.items() if n not in granted and n not in released}
                 done = self.actuator.release(released, granted, others)
