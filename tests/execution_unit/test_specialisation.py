@@ -14,6 +14,7 @@ from testfleet.execution.specialisation import (
     PolicyState,
     Score,
     SpecialiseSettings,
+    aim,
     decide,
     release_all,
     score,
@@ -130,3 +131,18 @@ def test_a_specialise_table_is_read_or_refused_naming_its_key(tmp_path_factory, 
     for key, value in table.items():
         assert getattr(got, key) == value
     assert got.release < got.grant
+
+
+def test_aiming_lays_the_granted_configuration_over_a_share_of_variants_within_the_constraints() -> None:
+    import random
+
+    params = {"clients": 3, "sut.mode": "plain", "sut.level": 1}
+    target = {"mode": "batch", "level": 2, "codec": "utf8"}  # codec: not a dimension of this case
+    dims = ["clients", "sut.mode", "sut.level"]
+    assert aim(params, target, dims, 0.1, 0.75) == {"clients": 3, "sut.mode": "batch", "sut.level": 2}
+    assert aim(params, target, dims, 0.9, 0.75) == params  # the coin said no
+    assert aim(params, target, dims, 0.1, 0.75, lambda p: p["sut.level"] != 2) == params  # a constraint
+    assert aim(params, target, ["clients"], 0.1, 0.75) == params  # the case does not explore the SUT
+    rng = random.Random(3)
+    aimed = sum(aim(params, target, dims, rng.random(), 0.75) != params for _ in range(400))
+    assert 260 < aimed < 340  # about share of them

@@ -34,6 +34,7 @@ from testfleet.execution.specialisation import (
     Observation,
     PolicyState,
     SpecialiseSettings,
+    aim,
     decide,
     release_all,
     score,
@@ -133,12 +134,11 @@ class Specialising:
             return params
         dims = state.space.dimensions
         target = self.focus[sorted(self.focus)[self.rng.randrange(len(self.focus))]]
-        overlay = {SUT + k: v for k, v in target.items() if SUT + k in dims}
-        if not overlay or self.rng.random() >= self.settings.share:
-            return params
-        steered = {**params, **overlay}
-        if state.space.violations({**state.baseline, **{k: v for k, v in steered.items() if k in dims}}):
-            return params
+
+        def allowed(aimed: dict[str, Any]) -> bool:
+            return not state.space.violations({**state.baseline, **{k: v for k, v in aimed.items() if k in dims}})
+
+        steered = aim(params, target, dims, self.rng.random(), self.settings.share, allowed, SUT)
         if steered != params:
             self.steered += 1
         return steered
