@@ -94,8 +94,8 @@ def test_release_all_empties_the_grants_with_the_reason() -> None:
 
 
 TABLE = st.fixed_dictionaries({}, optional={
-    "enabled": st.one_of(st.booleans(), st.integers(), st.text(max_size=3)),
-    "window": st.one_of(st.integers(-5, 2000), st.floats(allow_nan=False), st.text(max_size=3)),
+    "enabled": st.one_of(st.booleans(), st.integers(), st.text("ab01. ", max_size=3)),
+    "window": st.one_of(st.integers(-5, 2000), st.floats(allow_nan=False), st.text("ab01. ", max_size=3)),
     "grant": st.one_of(st.floats(-1, 2), st.integers(-1, 2)),
     "release": st.one_of(st.floats(-1, 2), st.integers(-1, 2)),
     "nice": st.one_of(st.integers(-5, 30), st.booleans()),
@@ -117,8 +117,7 @@ def toml_value(value: object) -> str:
 def test_a_specialise_table_is_read_or_refused_naming_its_key(tmp_path_factory, table) -> None:
     folder: Path = tmp_path_factory.mktemp("s")
     (folder / "testfleet.toml").write_text("[specialise]\n" + "".join(
-        f"{key} = {toml_value(value)}\n" for key, value in table.items() if not
-        (isinstance(value, str) and any(ord(c) < 32 or 0xD800 <= ord(c) < 0xE000 for c in value))))
+        f"{key} = {toml_value(value)}\n" for key, value in table.items()))
     try:
         read, _ = load_settings([], {}, cwd=folder)
     except SettingsError as exc:
