@@ -34,6 +34,11 @@ GRANTED_WEIGHT = 400
 DEFAULT_WEIGHT = 100
 
 
+def _usable_cpus() -> list[int]:
+    """The CPUs this process may run on; [] where the platform has no affinity (macOS)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
 def _tree(pid: int) -> list[psutil.Process]:
     try:
         root = psutil.Process(pid)
@@ -75,7 +80,7 @@ class LocalActuator:
     nice: int = 5
     affinity: bool = True
     cgroup: bool = True
-    cpus: list[int] = field(default_factory=lambda: sorted(os.sched_getaffinity(0)))
+    cpus: list[int] = field(default_factory=lambda: _usable_cpus())
     _affinity: dict[int, list[int]] = field(default_factory=dict)  # pid -> its affinity before us
     _niced: dict[int, int] = field(default_factory=dict)  # pid -> its niceness before us
     _groups: dict[str, Path] = field(default_factory=dict)
@@ -111,6 +116,8 @@ class LocalActuator:
 
     # -- affinity -----------------------------------------------------------------------------
     def _share_cpus(self, granted: dict[str, int], others: dict[str, int]) -> str:
+        if not hasattr(os, "sched_setaffinity"):
+            return "affinity: skipped, this platform has no sched_setaffinity"
         if len(self.cpus) < 2:
             return f"affinity: skipped, {len(self.cpus)} CPU available, nothing to set apart"
         reserved = self.cpus[:len(self.cpus) // 2]

@@ -1,13 +1,15 @@
 """Specialisation in the run: a stressed instance where exploration finds failures gets more of the fleet.
 
-:class:`Specialising` is composed into the coordinator when ``[tool.testfleet.specialise]`` is
-enabled and the run explores. Each final result feeds its worker's window (the result's ``sut.*``
-telemetry summary, its duration, whether it was explored and failed or was anomalous, the SUT
-configuration it ran with); then the policy (:func:`~testfleet.execution.specialisation.decide`)
-runs over every instance. A *grant* to an instance means:
+:class:`Specialising` is composed into the coordinator while the run explores (unless
+``[tool.testfleet.specialise] enabled = false``). An *instance* is a SUT process in one
+configuration (exploration restarts a worker's SUT for each configuration it varies; without a
+SUT, the worker). Each final result feeds its instance's window (its ``sut.*`` telemetry summary,
+or ``worker.*`` without a SUT, its call's duration, whether it was explored and failed or was
+anomalous, the worker that ran it); then the policy
+(:func:`~testfleet.execution.specialisation.decide`) runs over every instance. A *grant* means:
 
-* on the local backend, CPU affinity, niceness and (where writable) cgroup v2 weights for its
-  worker's process tree (:class:`~testfleet.execution.specialise_local.LocalActuator`);
+* on the local backend, CPU affinity, niceness and (where writable) cgroup v2 weights for the
+  process tree of the worker that last ran it (:class:`~testfleet.execution.specialise_local.LocalActuator`);
 * on every backend, explored work aimed at its configuration: ``share`` of the explored variants
   whose space has the SUT's ``sut.*`` keys get the granted instance's configuration laid over
   them (a seeded coin per variant), so every worker that runs them restarts its SUT in that
