@@ -46,12 +46,12 @@ class SpecialiseSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     enabled: bool | None = Field(default=None, description="specialise (default: during --explore only)")
-    window: int = Field(default=8, ge=2, le=1000, description="results of an instance its score reads")
+    window: int = Field(default=8, ge=2, le=1000, description="last results of an instance its score reads")
     grant: float = Field(default=0.3, gt=0, le=1, description="score at or above which an instance is granted")
     release: float = Field(default=0.1, ge=0, lt=1, description="score below which a granted instance gives "
                            "its resources back (below grant: hysteresis)")
-    confirm: int = Field(default=2, ge=1, le=100, description="evaluations in a row a score must hold before "
-                         "a grant or a release")
+    confirm: int = Field(default=2, ge=1, le=100, description="results of an instance in a row its score "
+                         "must hold before a grant or a release")
     cooldown: int = Field(default=4, ge=0, le=1000, description="evaluations an instance is left alone after "
                           "a change")
     idle: int = Field(default=16, ge=1, le=10000, description="evaluations without a result after which a "
