@@ -76,8 +76,8 @@ class SpecialiseSettings(BaseModel):
 
     def active(self, explore: str | None) -> bool:
         """Whether the run specialises: while it explores, unless ``enabled = false`` (on by default:
-        bench/collaboration.py --part allocation found a load-dependent defect in ~6x fewer
-        explored executions with it; nothing is granted without both stress and failures)."""
+        bench/collaboration.py --part allocation found a load-dependent defect in 5.4x fewer
+        explored executions with it (median over 5 seeds); nothing is granted without both stress and failures)."""
         return self.enabled is not False and explore is not None
 
 
