@@ -5,6 +5,8 @@
     python bench/collaboration.py --part handoff --tests 30 --runs 5 --no-save
     python bench/collaboration.py --part replication            # ~1-3 minutes on 2 cores
     python bench/collaboration.py --part replication --cases 12 --no-save
+    python bench/collaboration.py --part allocation             # ~15-25 minutes on 2 cores
+    python bench/collaboration.py --part allocation --runs-allocation 3 --explore 100 --no-save
 
 Parts (each writes its own JSON lines; the other parts of issue 20 are added beside this one):
 
@@ -28,6 +30,8 @@ executions spent per classification.
 ``helpers`` — a profiler attached to the SUT on an anomaly (see ``bench/collab_helpers.py``):
 wall time with the profiler attached vs helpers off (median ratio, target <= 1.05), and whether
 the flame graph names the function planted in the SUT.
+``allocation`` — specialisation on vs off: explored executions until a load-dependent defect is
+first found (see ``bench/collab_allocation.py``); medians over seeds and their ratio (target >= 2).
 One JSON line per figure goes to stdout and is appended to bench/results/collaboration.jsonl.
 Targets are reported, never enforced.
 """
@@ -47,6 +51,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from collab_allocation import part_allocation
 from collab_helpers import part_helpers
 from collab_replication import part_replication
 from vs_xdist import context, publish
@@ -159,7 +164,8 @@ def part_handoff(args: argparse.Namespace, meta: dict[str, Any]) -> list[str]:
 
 
 PARTS: dict[str, Callable[[argparse.Namespace, dict[str, Any]], list[str]]] = {
-    "handoff": part_handoff, "replication": part_replication, "helpers": part_helpers}
+    "handoff": part_handoff, "replication": part_replication, "helpers": part_helpers,
+    "allocation": part_allocation}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--helper-tests", type=int, default=16, help="helpers: load tests after the spike")
     parser.add_argument("--helper-duration", type=float, default=5.0,
                         help="helpers: seconds the profiler stays attached")
+    parser.add_argument("--runs-allocation", dest="alloc_runs", type=int, default=5,
+                        help="allocation: seeds, each explored with specialisation on and off")
+    parser.add_argument("--explore", type=int, default=150, help="allocation: explored executions per run")
     parser.add_argument("--seed", type=int, default=20261207, help="seed of durations, run seeds, planted randomness")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds one testfleet run may take")
     parser.add_argument("--no-save", action="store_true", help=f"do not append to {RESULTS}")

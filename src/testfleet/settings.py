@@ -33,6 +33,7 @@ from testfleet.execution.breakers import BreakerSettings
 from testfleet.execution.handoff import HandoffSettings
 from testfleet.execution.probes.settings import HelperSettings
 from testfleet.execution.replication import ReplicateSettings
+from testfleet.execution.specialisation import SpecialiseSettings
 
 DEFAULT_STORE = ".testfleet/testfleet.duckdb"
 MAX_SEED = 2**63 - 1
@@ -100,6 +101,8 @@ class Settings(BaseModel):
                                      "speculative copies of stragglers, waiting for capacity")
     replicate: ReplicateSettings = Field(default_factory=ReplicateSettings, description="[tool.testfleet."
                                          "replicate]: failures replayed on other workers and configurations")
+    specialise: SpecialiseSettings = Field(default_factory=SpecialiseSettings, description="[tool.testfleet."
+                                           "specialise]: resources and explored work for stressed, failing instances")
     helpers: HelperSettings = Field(default_factory=HelperSettings, description="[tool.testfleet.helpers]: "
                                     "profiler, memory tracker, thread dump attached to a SUT on an anomaly")
     # a NotifySettings or None; typed Any so that its models (a tenth of a second to build) are

@@ -204,6 +204,7 @@ def _execute(request: RunRequest) -> int:
                        resume=resumed.results if resumed else None,
                        replicate=_replicate(settings),
                        helpers=helper_plan(settings.helpers, settings.sut is not None, settings.store, run.run_id),
+                       specialise=settings.specialise if settings.specialise.active(settings.explore) else None,
                        worker=worker_config(settings, source, seed=seed, cwd=cwd))
         console = ConsoleReporter(verbosity=request.verbosity)
         configs = {"settings": [source]} if source else {}

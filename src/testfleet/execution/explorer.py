@@ -120,6 +120,9 @@ class Explorer(RulesetFollower):
         self.per_case = per_case  # explored executions one case may take (None: the budget's)
         self._default_cap = False  # per_case is ours (twice the fair share), not the user's
         self.case_spent: dict[int, int] = {}
+        #: (case state, params) -> params: specialisation aims explored variants at a granted SUT
+        #: configuration (coordinator.specialising); None: proposals run as proposed
+        self.steer: Any = None
         if ruleset_path is not None:
             self.reload_ruleset(force=True)
 
@@ -297,8 +300,10 @@ class Explorer(RulesetFollower):
         forced = proposal.origin == "replay"
         if not forced and not self._has_room(state):
             return None
-        variant = Variant.of(state.case, {**state.fixed, **proposal.params},
-                             origin=proposal.origin, parent_id=proposal.parent_id)
+        params = {**state.fixed, **proposal.params}
+        if self.steer is not None and not forced:
+            params = self.steer(state, params)
+        variant = Variant.of(state.case, params, origin=proposal.origin, parent_id=proposal.parent_id)
         if variant.variant_id in self.dispatched or (variant.variant_id in self.known and not forced):
             return None
         self.dispatched.add(variant.variant_id)

@@ -80,6 +80,8 @@ class RunPlan:
     replicate: Any = None
     #: [tool.testfleet.helpers] resolved for the run (execution.probes.settings.HelperPlan); None: off
     helpers: Any = None
+    #: [tool.testfleet.specialise] when the run specialises (execution.specialisation); None: off
+    specialise: Any = None
     minimize_budget: int = 100  # executions spent minimising each distinct failure exploration found
     #: what every worker is told in reply to its Hello (its worker count and rulesets filled in)
     worker: WorkerConfig = field(default_factory=WorkerConfig)

@@ -84,6 +84,8 @@ class Host(Protocol):
     replication: Any
     #: helpers attached to SUT processes on anomalies (coordinator.probing.Probing); None: off
     probing: Any
+    #: a stressed, failing instance gets more of the fleet (coordinator.specialising); None: off
+    specialising: Any
     scheduler: Scheduler | None
     #: the run's items (as collected, then explored ones appended), their cases and variants
     items: list[dict[str, Any]]

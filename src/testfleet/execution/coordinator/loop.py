@@ -48,6 +48,7 @@ from testfleet.execution.coordinator.recording import STORE_FLUSH_SECONDS, Recor
 from testfleet.execution.coordinator.probing import Probing
 from testfleet.execution.coordinator.recovering import Recovery
 from testfleet.execution.coordinator.replicating import Replication
+from testfleet.execution.coordinator.specialising import Specialising
 from testfleet.execution.plan import Listener, NullListener, Recorder, RunOutcome, RunPlan
 from testfleet.execution.resilience import describe_exit, lost_test_payload
 from testfleet.execution.scheduler import Scheduler
@@ -95,6 +96,8 @@ class Orchestrator:
         self.replication = None if plan.replicate is None else Replication(self, plan.replicate)
         # helpers (profiler, memory, thread dump) attached to a SUT on an anomaly; None: off
         self.probing = None if plan.helpers is None else Probing(self, plan.helpers)
+        # resources and explored work for a stressed instance where exploration finds failures
+        self.specialising = None if plan.specialise is None else Specialising(self, plan.specialise)
         self.injector: Any = None  # --chaos: faults injected beside the loop (a ChaosPlan given)
         if chaos is not None:
             from testfleet.execution.chaos.injector import Injector
@@ -158,6 +161,8 @@ class Orchestrator:
                 self.replication.conclusion()
             if self.probing is not None:
                 self.probing.close()
+            if self.specialising is not None:  # every grant is given back, with its reason
+                self.specialising.close()
             self.recording.flush(force=True)
             gc.unfreeze()  # a process that runs again (tests, an API caller) collects this plan then
             output = self.backend.collector_output()

@@ -100,6 +100,8 @@ class Recording:
                 host.exploration.on_final(index, result, payload, anomalies)
             if host.replication is not None:
                 host.replication.on_final(index, worker_id, result, payload, anomalies)
+            if getattr(host, "specialising", None) is not None:
+                host.specialising.on_final(index, worker_id, result, payload, anomalies)
             if outcome in FAILURE_OUTCOMES:
                 self.failures += 1
                 if host.plan.maxfail and self.failures >= host.plan.maxfail and not host.stopping:
