@@ -167,3 +167,15 @@ def test_a_replay_pinned_to_a_worker_goes_to_that_worker_only_and_first() -> Non
     gone = scheduler.pin(2, "gw2")
     assert not scheduler.empty and not scheduler.pool_empty("")
     assert scheduler.unpin("gw2") == [gone] and scheduler.empty and other == 4
+
+
+def test_a_key_only_another_workers_pair_changed_is_not_named() -> None:
+    # Hypothesis found it: gw1's failing run also had cache on, so its closest pair differs in
+    # mode and cache, while gw0's differs in mode and threads. Only mode explains both.
+    failing = {"mode": "b", "threads": 2, "cache": False}
+    replays = [Execution(False, env("gw0"), {"mode": "a", "threads": 1, "cache": False}),
+               Execution(False, env("gw1"), {"mode": "a", "threads": 2, "cache": False}),
+               Execution(True, env("gw1"), {"mode": "b", "threads": 2, "cache": True})]
+    verdict = classify(Execution(True, env("gw0"), failing), replays)
+    assert verdict.kind == CONFIG_SPECIFIC and verdict.keys == ["mode"]
+    assert verdict.differences["mode"] == {"failing": ["b"], "passing": ["a"]}

@@ -157,18 +157,24 @@ def classify(original: Execution, replays: Sequence[Execution]) -> Verdict:
 
 
 def _closest(pairs: list[tuple[Execution, Execution]], side: str) -> tuple[list[str], dict[str, dict[str, list[Any]]]]:
-    """The keys that differ in the pairs that differ least (a neighbour: one key), with the
-    values each key took in the failing and the passing executions of those pairs."""
+    """The keys that differ in the pairs that differ least (a neighbour: one key), those common
+    to all of them when there are any, with the values each key took in the failing and the
+    passing executions of those pairs."""
     diffs = [(b, g, _differing(getattr(b, side), getattr(g, side))) for b, g in pairs]
     diffs = [d for d in diffs if d[2]]
     if not diffs:
         return [], {}
     least = min(len(d[2]) for d in diffs)
+    closest = [d for d in diffs if len(d[2]) == least]
+    # a key every closest pair changed explains them all; the others each explain one pair (a
+    # failing gw1 run that also differs in `cache` does not make `cache` a suspect where gw0's
+    # pair kept it), so they are named only when no key is common to every pair
+    common = set.intersection(*(set(d[2]) for d in closest))
     keys: dict[str, dict[str, list[Any]]] = {}
-    for b, g, differing in diffs:
-        if len(differing) != least:
-            continue
+    for b, g, differing in closest:
         for k in differing:
+            if common and k not in common:
+                continue
             entry = keys.setdefault(k, {"failing": [], "passing": []})
             for which, e in (("failing", b), ("passing", g)):
                 value = getattr(e, side).get(k)
