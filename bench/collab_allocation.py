@@ -72,7 +72,7 @@ class Handler(BaseHTTPRequestHandler):
             while time.perf_counter() < end:  # CPU: the batch path is heavy
                 pass
             time.sleep(0.015)
-            if held >) DEEP:
+            if held >= DEEP:
                 status, body = 500, "job table overflow: %d jobs" % held
             elif held >= BUSY:
                 status, body = 503, "busy: %d jobs" % held
@@ -87,7 +87,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
-'''.replace(">)", ">=")
+'''
 
 SPACE = """dimensions:
   mode: {type: choice, values: [plain, gzip, json, xml, stream, batch]}
