@@ -128,8 +128,8 @@ def run_once(folder: Path, store: Path, chaos: Path | None, seed: int, timeout: 
 
 
 def read_run(store: Path) -> dict[str, Any]:
-    """The last run's final verdict (and message) per test, its rate, and each fault's recovery
-    (None: not recovered; faults skipped by the injector are left out), in injection order."""
+    """The last run's final verdict (and message) per test, its rate, and each fault's recovery in
+    injection order (None: not recovered); ``order``: every fault's kind, skipped ones too."""
     db = Store.open(store, read_only=True)
     try:
         run_id = db.query("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")[0][0]
@@ -138,11 +138,13 @@ def read_run(store: Path) -> dict[str, Any]:
         faults, attempts, end = load_faults(db, run_id)
     finally:
         db.close()
-    per_fault = [(str(f["fault"]), impacts[0].recovery) for f in sorted(faults, key=lambda f: float(f["at"]))
-                 if (impacts := analyse([f], attempts, end))]
+    order = sorted(faults, key=lambda f: float(f["at"]))
+    per_fault = [(str(f["fault"]), impacts[0].recovery if (impacts := analyse([f], attempts, end)) else "skipped")
+                 for f in order]
     span = (end or 0.0) - min((a.start for a in attempts), default=end or 0.0)
     return {"finals": {str(n): str(o) for n, o, _ in rows}, "messages": {str(n): str(m or "") for n, _, m in rows},
-            "faults": per_fault, "skipped": sum(1 for f in faults if f.get("skipped")),
+            "order": per_fault, "faults": [(k, r) for k, r in per_fault if r != "skipped"],
+            "skipped": sum(1 for f in faults if f.get("skipped")),
             "rate": len(rows) / span if span > 0 else 0.0}
 
 
@@ -167,6 +169,15 @@ def gain(on: float | None, off: float | None) -> float | None:
 def median(values: list[float | None]) -> float | None:
     kept = [v for v in values if v is not None]
     return statistics.median(kept) if kept else None
+
+
+def pair_faults(on: list[tuple[str, Any]], off: list[tuple[str, Any]]) -> list[tuple[str, float, float]]:
+    """(fault, recovery on, recovery off) of the faults both arms injected and recovered from; the
+    arms' fault lists must agree kind by kind (else nothing is paired: the runs diverged)."""
+    if [k for k, _ in on] != [k for k, _ in off]:
+        return []
+    return [(k, a, b) for (k, a), (_, b) in zip(on, off, strict=True)
+            if isinstance(a, float | int) and isinstance(b, float | int)]
 
 
 def why(quiet: dict[str, str], read: dict[str, Any]) -> collections.Counter[str]:
@@ -245,9 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"{load:>5.1f}   ({f['recovered']}/{f['faults']} recovered, {f['skipped']} skipped)")
                     lines.append(json.dumps(meta | {"figure": "arm", "profile": profile, "breakers": arm}
                                             | {k: (round(v, 4) if isinstance(v, float) else v) for k, v in f.items()}))
-                if len(reads) == 2 and [k for k, _ in reads[True]["faults"]] == [k for k, _ in reads[False]["faults"]]:
-                    paired += [(k, on, off) for (k, on), (_, off) in zip(reads[True]["faults"], reads[False]["faults"],
-                                                                       strict=True) if on is not None and off is not None]
+                if len(reads) == 2:
+                    paired += pair_faults(reads[True]["order"], reads[False]["order"])
             if not runs[True] or not runs[False]:
                 print(f"{profile}: gains on/off n/a (a run failed)")
                 continue
