@@ -136,6 +136,8 @@ def read_run(store: Path) -> dict[str, Any]:
         rows = db.query("SELECT nodeid, any_value(outcome), any_value(message) FROM results "
                         "WHERE run_id = $1 AND final GROUP BY nodeid", [run_id])
         faults, attempts, end = load_faults(db, run_id)
+        opened = db.query("SELECT count(*) FROM events WHERE run_id = $1 AND kind = 'breaker' "
+                          "AND json_extract_string(data, '$.to') = 'open'", [run_id])[0][0]
     finally:
         db.close()
     order = sorted(faults, key=lambda f: float(f["at"]))
@@ -144,7 +146,7 @@ def read_run(store: Path) -> dict[str, Any]:
     span = (end or 0.0) - min((a.start for a in attempts), default=end or 0.0)
     return {"finals": {str(n): str(o) for n, o, _ in rows}, "messages": {str(n): str(m or "") for n, _, m in rows},
             "order": per_fault, "faults": [(k, r) for k, r in per_fault if r != "skipped"],
-            "skipped": sum(1 for f in faults if f.get("skipped")),
+            "skipped": sum(1 for f in faults if f.get("skipped")), "opened": int(opened),
             "rate": len(rows) / span if span > 0 else 0.0}
 
 
@@ -152,6 +154,7 @@ def figures(quiet: dict[str, str], read: dict[str, Any], ran: dict[str, Any]) ->
     finals = read["finals"]
     recovered = [r for _, r in read["faults"] if r is not None]
     return {"faults": len(read["faults"]), "skipped": read["skipped"], "recovered": len(recovered),
+            "breakers_opened": read["opened"],
             "recovery_s": statistics.mean(recovered) if recovered else None,
             "success_rate": sum(1 for n, o in quiet.items() if finals.get(n) == o) / len(quiet),
             "wrongly_failed": sum(1 for n, o in quiet.items() if o == "passed" and finals.get(n) != "passed"),
@@ -253,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                     rec = f"{f['recovery_s']:.2f}" if f["recovery_s"] is not None else "n/a"
                     print(f"{profile:9} {seed:>4} {name:4} {f['faults']:>6} {rec:>8} {f['success_rate']:>8.3f} "
                           f"{f['wrongly_failed']:>6} {f['lost']:>5} {f['cpu_s']:>7.1f} {f['wall_s']:>7.1f} "
-                          f"{load:>5.1f}   ({f['recovered']}/{f['faults']} recovered, {f['skipped']} skipped)")
+                          f"{load:>5.1f}   ({f['recovered']}/{f['faults']} recovered, {f['skipped']} skipped, "
+                          f"{f['breakers_opened']} breaker openings)")
                     lines.append(json.dumps(meta | {"figure": "arm", "profile": profile, "breakers": arm}
                                             | {k: (round(v, 4) if isinstance(v, float) else v) for k, v in f.items()}))
                 if len(reads) == 2:
@@ -288,7 +292,8 @@ def summarize(profile: str, runs: dict[bool, list[dict[str, Any]]],
     out: list[tuple[str, dict[str, Any]]] = []
     med = {arm: {k: median([r[k] for r in rs]) for k in ("recovery_s", "success_rate", "cpu_s", "wall_s")}
            for arm, rs in runs.items()}
-    total = {arm: {k: sum(r[k] for r in rs) for k in ("faults", "recovered", "wrongly_failed", "lost")}
+    total = {arm: {k: sum(r[k] for r in rs) for k in ("faults", "recovered", "wrongly_failed", "lost",
+                                                          "breakers_opened")}
              for arm, rs in runs.items()}
     for arm in (True, False):
         m, t = med[arm], total[arm]
@@ -296,7 +301,7 @@ def summarize(profile: str, runs: dict[bool, list[dict[str, Any]]],
         out.append((f"  {profile} {'on' if arm else 'off':3} over {len(runs[arm])} runs: median recovery {rec} s, "
                     f"success {m['success_rate']:.4f}, cpu {m['cpu_s']:.1f} s, wall {m['wall_s']:.1f} s; total "
                     f"{t['faults']} faults ({t['recovered']} recovered), {t['wrongly_failed']} wrongly failed, "
-                    f"{t['lost']} lost",
+                    f"{t['lost']} lost, {t['breakers_opened']} breaker openings",
                     {"figure": "median", "profile": profile, "breakers": arm, "runs": len(runs[arm])}
                     | {k: None if v is None else round(v, 4) for k, v in m.items()} | t))
     per_fault = [g for _, on, off in paired if (g := gain(on, off)) is not None]
@@ -315,6 +320,14 @@ def summarize(profile: str, runs: dict[bool, list[dict[str, Any]]],
         out.append((f"  {profile} {name}: on vs off {shown} (document claims {low}-{high} %){verdict}",
                     {"figure": f"{name}_gain_pct", "profile": profile, "claimed": [low, high],
                      "value": None if value is None else round(value, 2)}))
+    off_by_seed = {r["seed"]: r for r in runs[False]}
+    pairs = [(r, off_by_seed[r["seed"]]) for r in runs[True] if r["seed"] in off_by_seed]
+    by_pair = {k: median([gain(on[k], off[k]) for on, off in pairs]) for k in ("recovery_s", "cpu_s", "wall_s")}
+    shown = ", ".join(f"{k.removesuffix('_s')} {v:+.1f} %" if v is not None else f"{k.removesuffix('_s')} n/a"
+                      for k, v in by_pair.items())
+    out.append((f"  {profile} paired by seed ({len(pairs)} pairs), median gain on vs off: {shown}",
+                {"figure": "paired_gain_pct", "profile": profile, "pairs": len(pairs)}
+                | {k: None if v is None else round(v, 2) for k, v in by_pair.items()}))
     if per_fault:
         by_kind = ", ".join(f"{k} {statistics.median(v):+.2f} s (n={len(v)})" for k, v in sorted(kinds.items()))
         out.append((f"  {profile} per fault, recovered in both arms: n={len(per_fault)}, median gain "
