@@ -321,6 +321,10 @@ def load_settings(paths: list[str] | None = None, overrides: dict[str, Any] | No
             if key == "replicate_budget":  # --replicate-budget: [tool.testfleet.replicate] budget
                 settings.replicate = ReplicateSettings.model_validate({**settings.replicate.model_dump(),
                                                                        "budget": value})
+            elif key == "breakers" or key.startswith("breaker_"):  # --breakers, --breaker-KEY: [...breakers] KEY
+                name = "enabled" if key == "breakers" else key.removeprefix("breaker_")
+                settings.breakers = BreakerSettings.model_validate({**settings.breakers.model_dump(), name: value},
+                                                                   strict=True)
             else:
                 setattr(settings, key, value)
         except ValidationError as exc:

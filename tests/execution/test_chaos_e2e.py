@@ -47,6 +47,7 @@ faults:
   - {at: 2.0, fault: pause_sut, target: any, duration: 0.3}
   - {at: 2.5, fault: kill_sut, target: any}
   - {at: 3.0, fault: kill_worker, target: any}
+  - {after_tests: 30, fault: stop_worker, target: gw0, duration: 0.3}
 """
 
 
@@ -62,17 +63,22 @@ def test_a_chaos_run_records_its_faults_and_gives_every_test_a_verdict(tmp_path:
     project = _project(tmp_path)
     ran = run_testfleet(project, "--chaos", "chaos.yaml", "--seed", "5")
     assert ran.returncode in (0, 1), ran.log  # tests may fail under faults; the run itself completes
-    assert "chaos: 4 faults injected" in ran.stdout, ran.log  # the summary's chaos section
+    assert "chaos: 5 faults injected" in ran.stdout, ran.log  # the summary's chaos section
     store = Store.open(ran.store, read_only=True)
     try:
         run_id = store.query("SELECT run_id FROM runs")[0][0]
         faults = TelemetryStore(store).events(run_id, kinds=["fault"])
         finals = store.query("SELECT nodeid, count(*) FROM results WHERE run_id = $1 AND final GROUP BY nodeid",
                              [run_id])
+        finished = [t for (t,) in store.query("SELECT epoch(finished_at) FROM results WHERE run_id = $1 AND final "
+                                              "ORDER BY finished_at", [run_id])]
     finally:
         store.close()
     # SUT faults wait for a SUT instance to exist (the order may change), none is skipped
-    assert sorted(f["fault"] for f in faults) == ["kill_sut", "kill_worker", "latency", "pause_sut"]
+    assert sorted(f["fault"] for f in faults) == ["kill_sut", "kill_worker", "latency", "pause_sut", "stop_worker"]
+    # the fault keyed on progress came once 30 tests had their final result, not long after
+    (stopped,) = [f["at"] for f in faults if f["fault"] == "stop_worker"]
+    assert 30 <= sum(1 for t in finished if t <= stopped) <= 40, (stopped, finished)
     for fault in faults:
         assert fault["kind"] == "fault" and fault["target"].startswith("gw") and fault["at"] > 0
         assert set(fault) >= {"fault", "target", "at", "duration", "params"} and "skipped" not in fault

@@ -127,7 +127,13 @@ def test_board_polls_every_breaker_and_knows_the_next_probe() -> None:
     (Outcome.failed, "aiohttp.client_exceptions.ClientConnectorError: Cannot connect to host", True),
     (Outcome.error, "the system under test crashed during this test (exit code -9); restarted it", True),
     (Outcome.error, "the system under test did not start: not ready within 10s", True),
+    # a connection the network path reset (the reset_peer toxic), as httpx, the stdlib and requests say it
+    (Outcome.failed, "httpx.ReadError: [Errno 104] Connection reset by peer", True),
+    (Outcome.failed, "ConnectionResetError: [Errno 104] Connection reset by peer", True),
+    (Outcome.failed, "requests.exceptions.ConnectionError: ('Connection aborted.', ConnectionResetError(104, "
+                     "'Connection reset by peer'))", True),
     (Outcome.failed, "AssertionError: assert 2 == 3", False),
+    (Outcome.failed, "AssertionError: the reset of the counter by the peer service", False),
     (Outcome.failed, "step 'get' (GET http://127.0.0.1:9/x): status 500, expected [200]", False),
     (Outcome.passed, "", False),
     (Outcome.skipped, "Connection refused", False),

@@ -160,3 +160,59 @@ def test_any_picks_the_same_targets_for_the_same_seed(tmp_path: Path) -> None:
         return [w for w, _ in host.backend.killed]
 
     assert targets(3) == targets(3) and len(set(targets(3))) > 1
+
+
+def test_a_fault_keyed_on_progress_fires_once_that_many_tests_have_a_final_result(tmp_path: Path) -> None:
+    host = _Host(_Backend({"gw0": 1, "gw1": 2}), ["gw0", "gw1"])
+    final: dict[int, object] = {}
+    host.recording.final = final  # type: ignore[attr-defined]
+    injector = _injector(host, tmp_path, [{"after_tests": 5, "fault": "kill_worker", "target": "gw0"},
+                                          {"after_tests": 2, "fault": "kill_worker", "target": "gw1"}])
+    fired = []
+    for done in range(7):
+        final[done] = object()  # one more final result, then the loop's tick
+        injector.tick()
+        fired.append([w for w, _ in host.backend.killed])
+    # after 2 final results (index 1) gw1, after 5 (index 4) gw0; never before, never twice
+    assert fired == [[], ["gw1"], ["gw1"], ["gw1"], ["gw1", "gw0"], ["gw1", "gw0"], ["gw1", "gw0"]]
+    assert [e["fault"] for e in host.events] == ["kill_worker", "kill_worker"] and not injector.progress
+
+
+def test_a_seat_as_target_reaches_the_worker_that_took_it_over(tmp_path: Path) -> None:
+    host = _Host(_Backend({"gw2": 3, "gw1": 2}), [])
+    slots = [SimpleNamespace(worker_id="gw2", seat="gw0", ready=True), SimpleNamespace(worker_id="gw1", seat="gw1",
+                                                                                       ready=True)]
+    host.fleet = SimpleNamespace(live=lambda: slots)
+    _run_until_quiet(_injector(host, tmp_path, [{"at": 0, "fault": "kill_worker", "target": "gw0"},
+                                                {"at": 0, "fault": "kill_worker", "target": "gw5"}]))
+    assert host.backend.killed == [("gw2", signal.SIGKILL)]
+    assert [e.get("skipped") for e in host.events] == [None, "gw5 is not a live worker"]
+
+
+def test_any_picks_by_seat_and_fault_whatever_the_faults_before_it_hit(tmp_path: Path) -> None:
+    """Two runs of one schedule whose fleets differ for a while (one lost a seat, the other
+    replaced a worker under a new id) pick the same seat for a fault once their seats agree."""
+    faults = [{"after_tests": n, "fault": "kill_worker", "target": "any"} for n in range(1, 21)]
+
+    def seats_hit(fleet_at: list[list[tuple[str, str]]]) -> list[str]:
+        host = _Host(_Backend({}), [])
+        final: dict[int, object] = {}
+        host.recording.final = final  # type: ignore[attr-defined]
+        current: list[SimpleNamespace] = []
+        host.fleet = SimpleNamespace(live=lambda: current)
+        injector = _injector(host, tmp_path, faults, seed=7)
+        hit = []
+        for done, fleet in enumerate(fleet_at, start=1):
+            current[:] = [SimpleNamespace(worker_id=w, seat=seat, ready=True) for seat, w in fleet]
+            final[done] = object()
+            injector.tick()
+            hit.append({w: seat for seat, w in fleet}[host.backend.killed[-1][0]])
+        return hit
+
+    both = [("gw0", "gw0"), ("gw1", "gw1")]
+    one = [("gw1", "gw1")]
+    replaced = [("gw0", "gw3"), ("gw1", "gw1")]
+    first = seats_hit([both] * 5 + [one] * 5 + [both] * 10)
+    second = seats_hit([both] * 5 + [replaced] * 5 + [both] * 10)
+    assert first[10:] == second[10:] and first[:5] == second[:5]
+    assert set(first) == {"gw0", "gw1"}  # both seats are picked, not always the first

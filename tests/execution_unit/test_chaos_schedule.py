@@ -51,6 +51,9 @@ def test_a_schedule_expands_into_injections_in_time_order(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(("text", "place", "words"), [
     ("faults:\n  - fault: kill_worker\n", "faults[0]", "exactly one of 'at'"),
+    ("faults:\n  - {at: 1, after_tests: 3, fault: kill_worker}\n", "faults[0]", "exactly one of 'at'"),
+    ("faults:\n  - {after_tests: 3, count: 2, fault: kill_worker}\n", "faults[0]", "go with 'every'"),
+    ("faults:\n  - {after_tests: -1, fault: kill_worker}\n", "faults[0].after_tests", "0"),
     ("- at: 1\n  fault: kill_wroker\n", "[0].fault", "kill_worker"),
     ("faults:\n  - at: 1\n    fault: latency\n", "faults[0]", "duration"),
     ("faults:\n  - at: 1\n    fault: latency\n    duration: 2\n    params: {seconds: 3}\n",
@@ -94,8 +97,11 @@ def test_a_profile_draws_the_same_schedule_from_the_same_seed(name: str) -> None
 def fault_entries(draw: st.DrawFn) -> dict:
     fault = draw(st.sampled_from(FAULTS))
     entry: dict = {"fault": fault, "target": draw(st.sampled_from(["any", "gw0", "gw12"]))}
-    if draw(st.booleans()):
+    when = draw(st.sampled_from(["at", "every", "after_tests"]))
+    if when == "at":
         entry["at"] = draw(st.floats(0, 1000, allow_nan=False))
+    elif when == "after_tests":
+        entry["after_tests"] = draw(st.integers(0, 10_000))
     else:
         entry["every"] = draw(st.floats(0.01, 100, allow_nan=False))
         if draw(st.booleans()):
@@ -115,6 +121,12 @@ def test_every_valid_schedule_round_trips_through_yaml(entries: list[dict], wrap
     assert [s.fault for s in schedule.specs] == [e["fault"] for e in entries]
     injections = list(itertools.islice(schedule.upcoming(), 50))
     assert [i.at for i in injections] == sorted(i.at for i in injections)
+    assert all(i.after_tests is None for i in injections)
+    keyed = schedule.progress()
+    assert [(i.after_tests, i.entry) for i in keyed] == sorted(
+        (e["after_tests"], n) for n, e in enumerate(entries) if "after_tests" in e)
+    assert all((i.fault, i.target, i.params) == (entries[i.entry]["fault"], entries[i.entry]["target"],
+                                                 entries[i.entry]["params"]) for i in keyed)
     for injection in injections:
         entry = entries[injection.entry]
         assert (injection.fault, injection.target) == (entry["fault"], entry["target"])

@@ -150,6 +150,31 @@ def run(
     chaos: Annotated[str | None, typer.Option(
         "--chaos", help="Inject faults while the run goes on: mild, moderate, severe, or a YAML schedule file; each "
                         "fault is an event and the summary says what it broke. Setting: chaos.")] = None,
+    # [tool.testfleet.breakers], one flag per key (settings.py puts them into that table)
+    breakers: Annotated[bool | None, typer.Option(
+        "--breakers/--no-breakers", help="Circuit breakers and escalating recovery (off: plain crash retry and worker "
+                                         "replacement). Setting: breakers.enabled.")] = None,
+    breaker_cooldown: Annotated[float | None, typer.Option(
+        "--breaker-cooldown", help="Seconds an open breaker waits before its probe. "
+                                   "Setting: breakers.cooldown.")] = None,
+    breaker_consecutive_errors: Annotated[int | None, typer.Option(
+        "--breaker-consecutive-errors", help="Infrastructure errors in a row that open a breaker. "
+                                             "Setting: breakers.consecutive_errors.")] = None,
+    breaker_failure_ratio: Annotated[float | None, typer.Option(
+        "--breaker-failure-ratio", help="Share (0-1] of infrastructure errors in the window that opens a breaker. "
+                                        "Setting: breakers.failure_ratio.")] = None,
+    breaker_window: Annotated[float | None, typer.Option(
+        "--breaker-window", help="Seconds of results the failure ratio is taken over. "
+                                 "Setting: breakers.window.")] = None,
+    breaker_min_calls: Annotated[int | None, typer.Option(
+        "--breaker-min-calls", help="Results in the window before the ratio is judged. "
+                                    "Setting: breakers.min_calls.")] = None,
+    breaker_half_open_probes: Annotated[int | None, typer.Option(
+        "--breaker-half-open-probes", help="Tests sent through a half-open breaker. "
+                                           "Setting: breakers.half_open_probes.")] = None,
+    breaker_quarantine_after: Annotated[int | None, typer.Option(
+        "--breaker-quarantine-after", help="Openings of a seat's breakers before it is quarantined for the rest of "
+                                           "the run. Setting: breakers.quarantine_after.")] = None,
     dashboard: Annotated[bool, typer.Option(
         "--dashboard", help="Serve a live dashboard of this run on 127.0.0.1 while it runs; prints its URL.")] = False,
     resume: Annotated[str | None, typer.Option(
@@ -200,6 +225,10 @@ def run(
             "reports": _pairs(report, "--report"),
             "alluredir": alluredir, "codequality": codequality,
             "chaos": chaos, "replicate_budget": replicate_budget,
+            "breakers": breakers, "breaker_cooldown": breaker_cooldown,
+            "breaker_consecutive_errors": breaker_consecutive_errors, "breaker_failure_ratio": breaker_failure_ratio,
+            "breaker_window": breaker_window, "breaker_min_calls": breaker_min_calls,
+            "breaker_half_open_probes": breaker_half_open_probes, "breaker_quarantine_after": breaker_quarantine_after,
         },
         argv=list(sys.argv), run_id=run_id, events_fd=events_fd, resume_of=resume_into,
     )

@@ -56,11 +56,13 @@ class BreakerSettings(BaseModel):
 # -- what counts ------------------------------------------------------------------------------
 _INFRA_OUTCOMES = frozenset({Outcome.crashed, Outcome.timeout})
 # transport-level failures to reach the SUT, whichever client said it (stdlib, httpx, aiohttp,
-# requests/urllib3), and the SUT's own death or failed start as testfleet's fixture reports it
+# requests/urllib3; httpx words a reset "ReadError: [Errno 104] Connection reset by peer"), and the
+# SUT's own death or failed start as testfleet's fixture reports it
 _INFRA_MESSAGE = re.compile(
     r"ConnectionRefusedError|Connection refused|ConnectError|ClientConnectorError|"
     r"NewConnectionError|ConnectTimeout|ServerDisconnectedError|RemoteProtocolError|"
-    r"ConnectionResetError|the system under test (?:crashed|did not start)|SUT instance .* not ready",
+    r"ConnectionResetError|Connection reset by peer|"
+    r"the system under test (?:crashed|did not start)|SUT instance .* not ready",
     re.IGNORECASE)
 
 

@@ -2,9 +2,12 @@
 
 It is driven from the loop's tick (:meth:`Injector.tick`, called once per loop turn; the loop
 waits at most :meth:`Injector.until_next` for events), so it needs no thread and a run without
-``--chaos`` has no injector at all. Each fault, when due, is aimed at its target (``any``: a
-worker picked with the run's seed among those alive and ready; a worker id: that worker, skipped
-when it is gone) and carried out:
+``--chaos`` has no injector at all. A fault is due at its time, or, for a schedule's entries keyed
+on progress (``after_tests``), once that many tests have a final result. Each fault, when due, is
+aimed at its target (``any``: a worker picked among those alive and ready, ordered by seat, with a
+generator drawn from the run's seed and the fault's place in the schedule, so that two runs with
+the same live seats pick the same one whatever happened before; a worker id or a seat: that
+worker, or the one now in that seat, skipped when there is none) and carried out:
 
 * ``kill_worker``: SIGKILL through the backend (on Ray, ``ray.kill`` of the actor);
   ``kill_actor``: the same, Ray only. The replacement of a worker killed by injection does not
@@ -57,10 +60,12 @@ class Injector:
         self.host = host
         self.schedule = schedule
         self.folder = Path(folder)
-        self.rng = random.Random(f"chaos-targets:{seed}")
+        self.seed = seed
         self.started: float | None = None
         self.stream = schedule.upcoming()
         self.next: Injection | None = next(self.stream, None)
+        #: faults keyed on progress (after_tests), in the order they fire
+        self.progress: list[Injection] = list(getattr(schedule, "progress", list)())
         self.resume: list[tuple[float, int, int, str]] = []  # (due, pid, signal kind, what) to SIGCONT
         self.orders: dict[str, list[dict[str, Any]]] = {}
         self.injected: list[dict[str, Any]] = []
@@ -94,6 +99,10 @@ class Injector:
         while self.next is not None and self.started + self.next.at <= now:
             self.inject(self.next, due=now)
             self.next = next(self.stream, None)
+        if self.progress:
+            done = len(self.host.recording.final)
+            while self.progress and (self.progress[0].after_tests or 0) <= done:
+                self.inject(self.progress.pop(0), due=now)
 
     def close(self) -> None:
         """Continue whatever is still stopped: nothing may stay frozen after the run."""
@@ -104,6 +113,7 @@ class Injector:
             self._record(injection, injection.target, "the run ended before any worker could take it")
         self.waiting.clear()
         self.next = None
+        self.progress.clear()
 
     # -- one fault ---------------------------------------------------------------------------
     def inject(self, injection: Injection, due: float | None = None) -> None:
@@ -111,7 +121,7 @@ class Injector:
         now = time.monotonic()
         due = now if due is None else due
         needs_sut = fault in NETWORK or fault in ("kill_sut", "pause_sut")
-        target, skipped = self._aim(injection.target, needs_sut)
+        target, skipped = self._aim(injection, needs_sut)
         if target is None and injection.target == "any" and now - due < DEFER_LIMIT:
             self.waiting.append((due, injection))  # the fleet is still starting: as soon as it can
             return
@@ -122,18 +132,26 @@ class Injector:
                 skipped = f"could not be injected: {exc}"
         self._record(injection, target or injection.target, skipped, late=now - due)
 
-    def _aim(self, wanted: str, needs_sut: bool) -> tuple[str | None, str | None]:
-        live = sorted((s.worker_id for s in self.host.fleet.live() if s.ready),
-                      key=lambda w: (len(w), w))
+    def _aim(self, injection: Injection, needs_sut: bool) -> tuple[str | None, str | None]:
+        wanted = injection.target
+        # (seat, worker id) of each live worker, by seat: the same seats give the same order
+        seated = sorted(((getattr(s, "seat", "") or s.worker_id, s.worker_id) for s in self.host.fleet.live()
+                         if s.ready), key=lambda sw: (len(sw[0]), sw[0], len(sw[1]), sw[1]))
         if needs_sut:
-            live = [w for w in live if self._sut(w) is not None]
+            seated = [(seat, w) for seat, w in seated if self._sut(w) is not None]
+        live = [w for _, w in seated]
         if wanted == "any":
             if not live:
                 return None, "no live worker" + (" with a SUT instance" if needs_sut else "")
-            return self.rng.choice(live), None
-        if wanted not in live:
-            return wanted, f"{wanted} is not a live worker" + (" with a SUT instance" if needs_sut else "")
-        return wanted, None
+            # one generator per fault, not one for the run: a choice does not depend on the faults before it
+            key = f"p{injection.seq}" if injection.after_tests is not None else f"t{injection.seq}"
+            return random.Random(f"chaos-targets:{self.seed}:{key}").choice(live), None
+        if wanted in live:
+            return wanted, None
+        in_seat = [w for seat, w in seated if seat == wanted]
+        if in_seat:
+            return in_seat[-1], None
+        return wanted, f"{wanted} is not a live worker" + (" with a SUT instance" if needs_sut else "")
 
     def _carry_out(self, fault: str, target: str, injection: Injection) -> str | None:
         backend = self.host.backend

@@ -5,18 +5,23 @@ A schedule file is YAML (or JSON), either a list of faults or a mapping with a `
     faults:
       - at: 5                  # seconds after the run's tests start being dispatched
         fault: kill_worker
-        target: any            # any, or a worker id such as gw1 (its SUT instance has its name)
+        target: any            # any, or a worker id or seat such as gw1 (its SUT instance has its name)
       - every: 10              # repeated: first at `start` (default: `every`), then every 10 s
         count: 3               # at most this many times (default: until the run ends)
         fault: latency
         target: gw0
         duration: 4            # seconds the fault lasts (stop/pause/network/memory faults)
         params: {ms: 200, jitter_ms: 50}
+      - after_tests: 120       # once 120 tests have their final result (not a time: two runs of
+        fault: kill_sut        # the same file get it at the same point of their progress)
+        target: gw1            # a seat: gw1, or the worker that replaced it
 
 Each entry is validated (:class:`FaultSpec`); an invalid file raises one
 :class:`~testfleet.errors.SettingsError` naming the file and the key (``faults[1].duration``), which
-``testfleet run`` turns into exit 4. The entries expand into one ordered stream of
-:class:`Injection` (``Schedule.upcoming``), the same for the same file.
+``testfleet run`` turns into exit 4. The timed entries expand into one ordered stream of
+:class:`Injection` (``Schedule.upcoming``), the same for the same file; the entries keyed on the
+run's progress (``after_tests``) are a finite list apart (``Schedule.progress``), which the
+injector fires as final results come in.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class FaultSpec(BaseModel):
 
     fault: FaultName
     at: float | None = Field(None, ge=0, description="seconds after dispatch starts")
+    after_tests: int | None = Field(None, ge=0, description="fires once, when this many tests have a final result")
     every: float | None = Field(None, gt=0, description="period in seconds of a repeated fault")
     start: float | None = Field(None, ge=0, description="first time of a repeated fault (default: every)")
     count: int | None = Field(None, ge=1, description="times a repeated fault is injected at most")
@@ -70,10 +76,11 @@ class FaultSpec(BaseModel):
 
     @model_validator(mode="after")
     def _when_and_params(self) -> FaultSpec:
-        if (self.at is None) == (self.every is None):
-            raise ValueError("give exactly one of 'at' (once) or 'every' (repeated)")
-        if self.at is not None and (self.start is not None or self.count is not None):
-            raise ValueError("'start' and 'count' go with 'every', not with 'at'")
+        if sum(when is not None for when in (self.at, self.every, self.after_tests)) != 1:
+            raise ValueError("give exactly one of 'at' (once), 'every' (repeated) or 'after_tests' "
+                             "(once, after that many final results)")
+        if self.every is None and (self.start is not None or self.count is not None):
+            raise ValueError("'start' and 'count' go with 'every', not with 'at' or 'after_tests'")
         if self.fault in LASTING and self.duration <= 0:
             raise ValueError(f"{self.fault} lasts a while: give 'duration' in seconds (> 0)")
         allowed = PARAMS.get(self.fault, {})
@@ -87,7 +94,10 @@ class FaultSpec(BaseModel):
         return self
 
     def times(self) -> Iterator[float]:
-        """When this entry fires, in seconds after dispatch starts, in order (maybe forever)."""
+        """When this entry fires, in seconds after dispatch starts, in order (maybe forever);
+        nothing for an entry keyed on progress (``after_tests``)."""
+        if self.after_tests is not None:
+            return
         if self.at is not None:
             yield self.at
             return
@@ -101,7 +111,8 @@ class FaultSpec(BaseModel):
 
 @dataclass(frozen=True, order=True)
 class Injection:
-    """One fault to inject at ``at`` seconds after dispatch starts (ordered by time)."""
+    """One fault to inject at ``at`` seconds after dispatch starts (ordered by time), or, when
+    ``after_tests`` is set, once that many tests have a final result (``at`` is then 0)."""
 
     at: float
     seq: int
@@ -110,6 +121,7 @@ class Injection:
     duration: float = field(compare=False, default=0.0)
     params: dict[str, float] = field(compare=False, default_factory=dict)
     entry: int = field(compare=False, default=-1)  # its entry in the schedule file (-1: a profile's)
+    after_tests: int | None = field(compare=False, default=None)
 
 
 class Schedule:
@@ -127,6 +139,14 @@ class Schedule:
         streams = [stream(i, spec) for i, spec in enumerate(self.specs)]
         for seq, (at, i, spec) in enumerate(heapq.merge(*streams, key=lambda x: (x[0], x[1]))):
             yield Injection(at, seq, spec.fault, spec.target, spec.duration, dict(spec.params), entry=i)
+
+    def progress(self) -> list[Injection]:
+        """The entries keyed on progress, in the order they fire (ties: in the file's order)."""
+        keyed = sorted((spec.after_tests, i, spec) for i, spec in enumerate(self.specs)
+                       if spec.after_tests is not None)
+        return [Injection(0.0, seq, spec.fault, spec.target, spec.duration, dict(spec.params), entry=i,
+                          after_tests=after)
+                for seq, (after, i, spec) in enumerate(keyed)]
 
 
 def _place(loc: tuple[int | str, ...]) -> str:
