@@ -42,7 +42,7 @@ class _Host:
         self.said: list[str] = []
         slots = [SimpleNamespace(worker_id=w, ready=True) for w in workers]
         self.fleet = SimpleNamespace(live=lambda: slots)
-        self.recovery = SimpleNamespace(policy=SimpleNamespace(restarts=0))
+        self.recovery = SimpleNamespace(injected=set())
         self.recording = SimpleNamespace(add_events=self.events.extend)
         self.bus = Bus(self.events.extend)  # each fault is a message, kept as an event row
 
@@ -83,7 +83,7 @@ def test_kill_worker_goes_through_the_backend_and_is_an_event(tmp_path: Path) ->
     host = _Host(_Backend({"gw0": 1, "gw1": 2}), ["gw0", "gw1"])
     _run_until_quiet(_injector(host, tmp_path, [{"at": 0, "fault": "kill_worker", "target": "gw1"}]))
     assert host.backend.killed == [("gw1", signal.SIGKILL)]
-    assert host.recovery.policy.restarts == -1  # its replacement will not spend --max-worker-restarts
+    assert host.recovery.injected == {"gw1"}  # its replacement will not spend --max-worker-restarts
     (event,) = host.events
     assert (event["kind"], event["fault"], event["target"], event["worker"]) == ("fault", "kill_worker", "gw1", "gw1")
     assert event["at"] == pytest.approx(time.time(), abs=10) and "skipped" not in event

@@ -280,3 +280,17 @@ def test_an_instance_that_keeps_crashing_is_vacated_restarted_in_a_fresh_worker_
     assert recovery.events[1]["moved"] == len(held)
     levels = [e["level"] for e in recovery.events if e["kind"] == "recovery"]
     assert levels == [1, 3, 2, 3]  # same worker; restart the instance; the test elsewhere; the fresh session
+
+
+def test_a_worker_chaos_killed_is_replaced_without_spending_a_restart(tmp_path: Path) -> None:
+    orchestrator, backend = scenario_run(tmp_path, Clock())
+    backend.spawn_worker = lambda worker_id, pool="": None  # type: ignore[method-assign]
+    recovery = orchestrator.recovery
+    recovery.injected.add("gw1")
+    recovery.replace(orchestrator.fleet.slots["gw1"], counts=True, cause="killed by signal 9 (SIGKILL)")
+    recovery.replace(orchestrator.fleet.slots["gw0"], counts=True, cause="killed by signal 9 (SIGKILL)")
+    steps = [e["message"] for e in recovery.events if e["kind"] == "recovery"]
+    assert [step.split(": ", 1)[1] for step in steps] == [
+        "gw1 killed by signal 9 (SIGKILL) (injected)",
+        f"gw0 killed by signal 9 (SIGKILL) (restart 1 of {orchestrator.plan.restart_budget})"]
+    assert recovery.policy.restarts == 1 and not recovery.injected

@@ -160,8 +160,7 @@ class Injector:
             return "kill_actor needs the Ray backend (use kill_worker)"
         if fault in ("kill_worker", "kill_actor"):
             # the loss is the injection's, not the suite's: it does not spend --max-worker-restarts
-            # (the loss's replacement counts one restart; this gives it back in advance)
-            self.host.recovery.policy.restarts -= 1
+            self.host.recovery.injected.add(target)
             backend.kill(target, signal.SIGKILL)
         elif fault == "stop_worker":
             pid = self._worker_pid(target)

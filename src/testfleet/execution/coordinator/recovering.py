@@ -47,6 +47,7 @@ class Recovery:
                                        clock=clock)
         self.retiring: dict[str, str] = {}  # worker id -> why it was told to stop (its seat opened)
         self.probes: dict[str, int] = {}  # worker id -> the probe test it runs for its seat
+        self.injected: set[str] = set()  # workers --chaos killed: their loss spends no restart
         self.held: dict[int, list[str]] = {}  # index -> its endpoints, held back by an open breaker
         self.avoid: dict[int, str] = {}  # index -> the seat it failed on: retried elsewhere
         self.given_up: set[int] = set()  # held items reported as errors at the end: never retried
@@ -147,6 +148,9 @@ class Recovery:
         self.retiring.pop(slot.worker_id, None)
         if host.stopping or slot.seat in self.policy.quarantined:
             return  # a quarantined seat stays empty (level 5 was logged when it was taken)
+        if slot.worker_id in self.injected:  # the loss is the injection's, not the suite's
+            self.injected.discard(slot.worker_id)
+            counts, cause = False, f"{cause} (injected)"
         step = self.policy.replace_step(slot.seat, slot.worker_id, counts=counts, cause=cause)
         if step is None:
             if not self.enabled or self.policy.seat_admits(slot.seat) != 0:
