@@ -325,6 +325,12 @@ def load_settings(paths: list[str] | None = None, overrides: dict[str, Any] | No
                 name = "enabled" if key == "breakers" else key.removeprefix("breaker_")
                 settings.breakers = BreakerSettings.model_validate({**settings.breakers.model_dump(), name: value},
                                                                    strict=True)
+            elif key in ("handoff", "specialise"):  # --handoff/--no-handoff, --specialise/--no-specialise
+                table = getattr(settings, key)
+                setattr(settings, key, type(table).model_validate({**table.model_dump(), "enabled": value}))
+            elif key == "helpers":  # --helpers: the file's helpers, or the default ones; --no-helpers: none
+                enabled = (settings.helpers.enabled or None) if value else []
+                settings.helpers = HelperSettings.model_validate({**settings.helpers.model_dump(), "enabled": enabled})
             else:
                 setattr(settings, key, value)
         except ValidationError as exc:

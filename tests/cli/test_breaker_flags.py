@@ -80,3 +80,17 @@ def test_run_refuses_a_bad_breaker_flag_with_exit_4(tmp_path: Path, args: list[s
     assert ran.returncode == 4 and "Traceback" not in ran.output, ran.log
     assert all(word in ran.output for word in words), ran.log
     assert not (root / ".testfleet").exists()  # refused before anything ran
+
+
+def test_the_collaboration_switches_go_over_the_files_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.testfleet.handoff]\nfactor = 5.0\n"
+                                             "[tool.testfleet.specialise]\nenabled = true\n"
+                                             "[tool.testfleet.helpers]\nenabled = ['memory']\n")
+    settings, _ = load_settings([], _overrides(monkeypatch, "--no-handoff", "--no-specialise", "--no-helpers"),
+                                cwd=tmp_path)
+    assert settings.handoff.enabled is False and settings.handoff.factor == 5.0  # the rest of the table stays
+    assert settings.specialise.enabled is False
+    assert settings.helpers.enabled == []
+    settings, _ = load_settings([], _overrides(monkeypatch, "--handoff", "--helpers"), cwd=tmp_path)
+    assert settings.handoff.enabled is True and settings.specialise.enabled is True
+    assert settings.helpers.enabled == ["memory"]  # --helpers keeps the helpers the file names

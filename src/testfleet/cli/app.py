@@ -175,6 +175,17 @@ def run(
     breaker_quarantine_after: Annotated[int | None, typer.Option(
         "--breaker-quarantine-after", help="Openings of a seat's breakers before it is quarantined for the rest of "
                                            "the run. Setting: breakers.quarantine_after.")] = None,
+    handoff: Annotated[bool | None, typer.Option(
+        "--handoff/--no-handoff", help="Speculative copies of stragglers on idle workers; the first result wins. "
+                                       "Setting: handoff.enabled.")] = None,
+    specialise: Annotated[bool | None, typer.Option(
+        "--specialise/--no-specialise", help="Give a stressed instance where exploration finds failures more "
+                                             "of the fleet (default: during --explore). "
+                                             "Setting: specialise.enabled.")] = None,
+    helpers: Annotated[bool | None, typer.Option(
+        "--helpers/--no-helpers", help="Attach a profiler and a thread dump to a SUT flagged by the anomaly "
+                                       "monitor (default: when py-spy is installed). "
+                                       "Setting: helpers.enabled.")] = None,
     dashboard: Annotated[bool, typer.Option(
         "--dashboard", help="Serve a live dashboard of this run on 127.0.0.1 while it runs; prints its URL.")] = False,
     resume: Annotated[str | None, typer.Option(
@@ -225,6 +236,7 @@ def run(
             "reports": _pairs(report, "--report"),
             "alluredir": alluredir, "codequality": codequality,
             "chaos": chaos, "replicate_budget": replicate_budget,
+            "handoff": handoff, "specialise": specialise, "helpers": helpers,
             "breakers": breakers, "breaker_cooldown": breaker_cooldown,
             "breaker_consecutive_errors": breaker_consecutive_errors, "breaker_failure_ratio": breaker_failure_ratio,
             "breaker_window": breaker_window, "breaker_min_calls": breaker_min_calls,
