@@ -71,6 +71,7 @@ from testfleet.execution.proposals import (
     Budget,
     CaseState,
     Proposal,
+    fresh_score,
     pair_coverage,
 )
 from testfleet.model import Case, Result, Variant, stable_id
@@ -288,7 +289,8 @@ class Explorer(RulesetFollower):
                 return None
             heap = state.heaps[source]
             proposal = heapq.heappop(heap)
-            fresh = self._fresh_score(proposal.origin, proposal.provenance)  # it may have lost its promise
+            # it may have lost its promise since it was proposed
+            fresh = fresh_score(proposal.origin, proposal.provenance, self.failures_seen, self.anomalies_seen)
             if fresh is not None and fresh < proposal.score - 1e-9 and heap and fresh < heap[0].score:
                 proposal.score, proposal.sort_key = fresh, (-fresh, proposal.order)
                 heapq.heappush(heap, proposal)
@@ -414,20 +416,9 @@ class Explorer(RulesetFollower):
                 self.rule_ledger.proposed(origin.split(":", 1)[1])
                 state.bandit.set_prior(origin, rule_prior(p.get("provenance", {}).get("priority", 1)))
             provenance = {**p.get("provenance", {}), "proposed_by": result.worker}
-            fresh = self._fresh_score(origin, provenance)
+            fresh = fresh_score(origin, provenance, self.failures_seen, self.anomalies_seen)
             self._push(state, dict(p["params"]), origin, variant.variant_id, provenance,
                        score=float(p["score"]) if fresh is None else fresh)
-
-    def _fresh_score(self, origin: str, provenance: dict[str, Any]) -> float | None:
-        """The score a proposal would get now (None: scores of its kind never change)."""
-        if origin == "mutation" and "failure" in provenance:
-            seen = self.failures_seen.get(provenance["failure"], 1)
-            return max(0.5, SCORES["mutation"] + (1.0 if provenance.get("anomalous") else 0.0) - 0.5 * (seen - 1))
-        if origin == "anomaly" and "metrics" in provenance:
-            seen = self.anomalies_seen.get(tuple(provenance["metrics"]), 1)
-            z = float(provenance.get("z") or 0.0)
-            return max(0.5, SCORES["anomaly"] + min(1.0, z / 20.0) - 0.5 * (seen - 1))
-        return None
 
     def minimize_job(self, found: dict[str, Any], max_tests: int) -> Any:
         """A minimisation job for one failing variant exploration found."""

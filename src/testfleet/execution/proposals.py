@@ -14,7 +14,7 @@ from testfleet.model import Case
 from testfleet.mutation.engine import BASE_SCORES
 from testfleet.space.space import Space
 
-__all__ = ["SCORES", "Budget", "CaseState", "Proposal"]
+__all__ = ["SCORES", "Budget", "CaseState", "Proposal", "fresh_score"]
 
 SCORES = {"replay": 10.0, **BASE_SCORES, "edge": 2.0, "pairwise": 1.5, "random": 1.0}
 MAX_ROOM = 32  # proposals one execution may send back at most (less when the case's budget is low)
@@ -102,3 +102,17 @@ def pair_coverage(state: CaseState) -> dict[str, float]:
     before = measure(levels, rows[:1], 2, oracle=oracle).simple
     after = measure(levels, rows, 2, oracle=oracle).simple
     return {"before": before, "after": after}
+
+
+def fresh_score(origin: str, provenance: dict[str, Any], failures_seen: dict[Any, int],
+                anomalies_seen: dict[Any, int]) -> float | None:
+    """The score a guided proposal would get now, given how often its failure or anomaly has
+    been seen since (None: scores of its kind never change)."""
+    if origin == "mutation" and "failure" in provenance:
+        seen = failures_seen.get(provenance["failure"], 1)
+        return max(0.5, SCORES["mutation"] + (1.0 if provenance.get("anomalous") else 0.0) - 0.5 * (seen - 1))
+    if origin == "anomaly" and "metrics" in provenance:
+        seen = anomalies_seen.get(tuple(provenance["metrics"]), 1)
+        z = float(provenance.get("z") or 0.0)
+        return max(0.5, SCORES["anomaly"] + min(1.0, z / 20.0) - 0.5 * (seen - 1))
+    return None
