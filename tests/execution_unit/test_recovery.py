@@ -294,3 +294,32 @@ def test_a_worker_chaos_killed_is_replaced_without_spending_a_restart(tmp_path: 
         "gw1 killed by signal 9 (SIGKILL) (injected)",
         f"gw0 killed by signal 9 (SIGKILL) (restart 1 of {orchestrator.plan.restart_budget})"]
     assert recovery.policy.restarts == 1 and not recovery.injected
+
+
+def test_a_test_whose_worker_chaos_killed_is_retried_and_not_called_flaky() -> None:
+    backend = Sent()
+    backend.spawn_worker = lambda worker_id, pool="": None  # type: ignore[method-assign]
+    orchestrator = Orchestrator(backend, RunPlan(workers=2), Run(run_id="r", started_at=datetime.now(UTC)),
+                                recorder=None)  # type: ignore[arg-type]
+    nodeids = [f"t.py::test_{i}" for i in range(4)]
+    orchestrator.items = [{"nodeid": n, "file": "t.py", "line": i, "uses_instance": False}
+                          for i, n in enumerate(nodeids)]
+    orchestrator.cases = [Case.from_nodeid(n) for n in nodeids]
+    orchestrator.variants = [Variant.of(c) for c in orchestrator.cases]
+    orchestrator.total = len(nodeids)
+    orchestrator.scheduler = Scheduler(nodeids, workers=2)
+    fleet = orchestrator.fleet
+    fleet.next_worker = 2
+    for worker in ("gw0", "gw1"):
+        fleet.slots[worker] = Slot(worker, ready=True, seat=worker)
+    fleet.feed_all()
+    gw1 = fleet.slots["gw1"]
+    first = gw1.outstanding[0]
+    orchestrator.recovery.injected.add("gw1")  # the injector SIGKILLed gw1 while it ran `first`
+    orchestrator.worker_lost(gw1, -9)
+    assert orchestrator.recording.crashes.get(first, 0) == 0
+    orchestrator.worker_ran(fleet.slots["gw0"], first, result("passed"))  # the retry passes
+    final = orchestrator.recording.final[first]
+    assert final.outcome is Outcome.passed and not final.flaky
+    attempts = [r for r in orchestrator.recording.results if r.nodeid == nodeids[first]]
+    assert [r.final for r in attempts] == [False, True]  # the lost attempt is kept, not final

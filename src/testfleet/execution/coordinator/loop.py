@@ -383,7 +383,11 @@ class Orchestrator:
         index = slot.outstanding.popleft()
         timed_out = slot.killed_for == index
         crashes = self.recording.crashes
-        if not timed_out:
+        # --chaos killed its worker: the test did nothing wrong, so the loss is no crash of its own
+        # (two of those end its retries) and its pass on the retry is no sign of a flaky test
+        injected = slot.worker_id in self.recovery.injected
+        failed_before = index in self.recording.failed_once
+        if not timed_out and not injected:
             crashes[index] = crashes.get(index, 0) + 1
         ran_for = time.monotonic() - slot.running[1] if slot.running and slot.running[0] == index else None
         payload = P.TestResult(**lost_test_payload(
@@ -392,6 +396,8 @@ class Orchestrator:
         self.say(payload.longrepr.splitlines()[0])
         self.handoff.first_result(slot, index, payload.outcome)  # a copied test's other copy is cancelled
         self.recording.record(index, slot.worker_id, payload)
+        if injected and not failed_before:
+            self.recording.failed_once.discard(index)
         if self.stopping:
             self.not_run.extend(slot.outstanding)
         else:
