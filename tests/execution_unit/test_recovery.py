@@ -233,26 +233,32 @@ def test_scenarios_still_held_when_the_run_ends_are_errors_naming_the_breaker(tm
 SUT_CRASHED = "the system under test crashed during this test (exit code -9); restarted it on port 5000"
 
 
+def fed_run(backend: Sent, plan: RunPlan, tests: int, *, uses_instance: bool) -> Orchestrator:
+    """An orchestrator of ``tests`` tests of t.py, two workers (gw0, gw1) fed their first work."""
+    orchestrator = Orchestrator(backend, plan, Run(run_id="r", started_at=datetime.now(UTC)),
+                                recorder=None)  # type: ignore[arg-type]
+    nodeids = [f"t.py::test_{i}" for i in range(tests)]
+    orchestrator.items = [{"nodeid": n, "file": "t.py", "line": i, "uses_instance": uses_instance}
+                          for i, n in enumerate(nodeids)]
+    orchestrator.cases = [Case.from_nodeid(n) for n in nodeids]
+    orchestrator.variants = [Variant.of(c) for c in orchestrator.cases]
+    orchestrator.total = len(nodeids)
+    orchestrator.scheduler = Scheduler(nodeids, workers=2)
+    orchestrator.fleet.next_worker = 2
+    for worker in ("gw0", "gw1"):
+        orchestrator.fleet.slots[worker] = Slot(worker, ready=True, seat=worker)
+    return orchestrator
+
+
 def test_an_instance_that_keeps_crashing_is_vacated_restarted_in_a_fresh_worker_and_probed() -> None:
     clock = Clock()
     backend = Sent()
     spawned: list[str] = []
     backend.spawn_worker = lambda worker_id, pool="": spawned.append(worker_id)  # type: ignore[method-assign]
     plan = RunPlan(workers=2, breakers=BreakerSettings(consecutive_errors=2, cooldown=5.0))
-    orchestrator = Orchestrator(backend, plan, Run(run_id="r", started_at=datetime.now(UTC)),
-                                recorder=None)  # type: ignore[arg-type]
+    orchestrator = fed_run(backend, plan, 12, uses_instance=True)
     orchestrator.recovery = recovery = Recovery(orchestrator, clock=clock)
-    nodeids = [f"t.py::test_{i}" for i in range(12)]
-    orchestrator.items = [{"nodeid": n, "file": "t.py", "line": i, "uses_instance": True}
-                          for i, n in enumerate(nodeids)]
-    orchestrator.cases = [Case.from_nodeid(n) for n in nodeids]
-    orchestrator.variants = [Variant.of(c) for c in orchestrator.cases]
-    orchestrator.total = len(nodeids)
-    orchestrator.scheduler = Scheduler(nodeids, workers=2)
     fleet = orchestrator.fleet
-    fleet.next_worker = 2
-    for worker in ("gw0", "gw1"):
-        fleet.slots[worker] = Slot(worker, ready=True, seat=worker)
     fleet.feed_all()
     gw1 = fleet.slots["gw1"]
     first = gw1.outstanding[0]
@@ -299,19 +305,8 @@ def test_a_worker_chaos_killed_is_replaced_without_spending_a_restart(tmp_path: 
 def test_a_test_whose_worker_chaos_killed_is_retried_and_not_called_flaky() -> None:
     backend = Sent()
     backend.spawn_worker = lambda worker_id, pool="": None  # type: ignore[method-assign]
-    orchestrator = Orchestrator(backend, RunPlan(workers=2), Run(run_id="r", started_at=datetime.now(UTC)),
-                                recorder=None)  # type: ignore[arg-type]
-    nodeids = [f"t.py::test_{i}" for i in range(4)]
-    orchestrator.items = [{"nodeid": n, "file": "t.py", "line": i, "uses_instance": False}
-                          for i, n in enumerate(nodeids)]
-    orchestrator.cases = [Case.from_nodeid(n) for n in nodeids]
-    orchestrator.variants = [Variant.of(c) for c in orchestrator.cases]
-    orchestrator.total = len(nodeids)
-    orchestrator.scheduler = Scheduler(nodeids, workers=2)
+    orchestrator = fed_run(backend, RunPlan(workers=2), 4, uses_instance=False)
     fleet = orchestrator.fleet
-    fleet.next_worker = 2
-    for worker in ("gw0", "gw1"):
-        fleet.slots[worker] = Slot(worker, ready=True, seat=worker)
     fleet.feed_all()
     gw1 = fleet.slots["gw1"]
     first = gw1.outstanding[0]
@@ -321,5 +316,5 @@ def test_a_test_whose_worker_chaos_killed_is_retried_and_not_called_flaky() -> N
     orchestrator.worker_ran(fleet.slots["gw0"], first, result("passed"))  # the retry passes
     final = orchestrator.recording.final[first]
     assert final.outcome is Outcome.passed and not final.flaky
-    attempts = [r for r in orchestrator.recording.results if r.nodeid == nodeids[first]]
+    attempts = [r for r in orchestrator.recording.results if r.nodeid == f"t.py::test_{first}"]
     assert [r.final for r in attempts] == [False, True]  # the lost attempt is kept, not final
