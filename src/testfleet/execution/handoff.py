@@ -115,34 +115,32 @@ class Copy:
 
 # -- the messages on the bus ------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
-class CopyStarted(BusMessage):
-    """A straggler got a speculative copy (``subject``: its nodeid)."""
+class _CopyMessage(BusMessage):
+    """What every message about one copied test says (``subject``: its nodeid)."""
 
     topic = "handoff"
-    action: str = "start"
     case_id: str
     variant_id: str
     nodeid: str
-    worker: str  # the worker running the copy
+    worker: str  # the worker the message is about (starting: the one running the copy)
     original: str
     copy: str
     historical_s: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class CopyStarted(_CopyMessage):
+    """A straggler got a speculative copy."""
+
+    action: str = "start"
     elapsed_s: float  # how long the original had run when the copy started
 
 
 @dataclass(frozen=True, kw_only=True)
-class CopyDecided(BusMessage):
+class CopyDecided(_CopyMessage):
     """The first result of a copied test came: ``winner`` keeps it, ``loser`` is cancelled."""
 
-    topic = "handoff"
     action: str = "result"
-    case_id: str
-    variant_id: str
-    nodeid: str
-    worker: str
-    original: str
-    copy: str
-    historical_s: float
     winner: str
     loser: str
     winner_origin: str  # "speculative" (the copy won) or "original"
