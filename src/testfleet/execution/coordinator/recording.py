@@ -100,7 +100,7 @@ class Recording:
                 host.exploration.on_final(index, result, payload, anomalies)
             if host.replication is not None:
                 host.replication.on_final(index, worker_id, result, payload, anomalies)
-            if getattr(host, "specialising", None) is not None:
+            if host.specialising is not None:
                 host.specialising.on_final(index, worker_id, result, payload, anomalies)
             if outcome in FAILURE_OUTCOMES:
                 self.failures += 1
