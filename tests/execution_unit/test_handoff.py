@@ -262,7 +262,7 @@ def test_a_test_no_node_meets_waits_for_the_autoscaler_and_runs_when_a_node_come
     assert left == {} and pools == [gpu.key()] and backend.pools == {gpu.key(): gpu}
     assert backend.asked == [[gpu.describe()], []]  # asked, then withdrawn
     assert 5.0 <= clock.now <= 5.0 + 2.0  # it looked again every 2 s, no longer than needed
-    event = host.recording.events[-1]
+    event = host.storing.events[-1]
     assert event["action"] == "capacity" and event["met"] == ["t.py::test_gpu"] and event["unmet"] == []
 
 
@@ -277,11 +277,11 @@ def test_a_test_still_unmet_after_the_wait_is_skipped_and_a_local_run_skips_at_o
     reason = {0: "requires gpus=1: no worker offers it"}
     assert await_capacity(host, {0: Requirements(gpus=1)}, reason, [""], clock, sleep) == reason
     assert clock.now == pytest.approx(30.0)  # bounded
-    assert host.recording.events[-1]["unmet"] == ["t.py::test_gpu"]
+    assert host.storing.events[-1]["unmet"] == ["t.py::test_gpu"]
     # a backend that cannot ask (local), or no wait set: at once, nothing asked
     local = waiting_host(Recorded(), wait=30.0)
     assert await_capacity(local, {0: Requirements(gpus=1)}, reason, [""], clock, sleep) == reason
-    assert clock.now == pytest.approx(30.0) and local.recording.events == []
+    assert clock.now == pytest.approx(30.0) and local.storing.events == []
     off = Autoscaling(clock, after=0.0)
     assert await_capacity(waiting_host(off, wait=0.0), {0: Requirements(gpus=1)}, reason, [""]) == reason
     assert off.asked == []

@@ -11,6 +11,10 @@ row of the run's ``events`` table (``kind`` = the message's topic, ``bus_seq`` =
 number), so ``testfleet show RUN --events`` can draw the collaboration as a timeline after the
 run, from the store alone. On Ray the same rows also go, as they are published, to an actor of
 the run's job (:mod:`testfleet.execution.bus_relay`), where its tasks and actors read them live.
+
+The same bus carries the run's progress (:mod:`testfleet.execution.stream`: results, workers,
+telemetry samples, lines for the console), which the store feed, the console, the dashboard's
+event writer and plugins' listeners subscribe to. Those events are delivered and not kept.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+
+if TYPE_CHECKING:
+    from testfleet.execution.stream import ProgressEvent
 
 __all__ = ["Bus", "BusMessage", "Envelope", "optional", "stored_as"]
 
@@ -59,6 +66,7 @@ class BusMessage:
 
 
 M = TypeVar("M", bound=BusMessage)
+E = TypeVar("E", bound="BusMessage | ProgressEvent")
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,8 @@ class Bus:
                  clock: Callable[[], float] = time.time) -> None:
         self._sink = sink
         self._clock = clock
-        self._handlers: list[tuple[type[BusMessage], Callable[[Any], None]]] = []
+        self._handlers: list[tuple[type[Any], Callable[[Any], None]]] = []
+        self._routes: dict[type[Any], list[Callable[[Any], None]]] = {}  # a message type -> its handlers
         self._taps: list[Callable[[list[dict[str, Any]]], None]] = []
         self.log: list[Envelope] = []
 
@@ -97,22 +106,34 @@ class Bus:
             sink([e.to_event() for e in self.log])
         self._taps.append(sink)
 
-    def subscribe(self, kind: type[M], handler: Callable[[M], None]) -> None:
-        """Call ``handler`` with every message published from now on that is a ``kind``."""
+    def subscribe(self, kind: type[E], handler: Callable[[E], None]) -> None:
+        """Call ``handler`` with every message published from now on that is a ``kind`` (a
+        :class:`BusMessage` or a progress event of :mod:`testfleet.execution.stream`)."""
         self._handlers.append((kind, handler))
+        self._routes.clear()
 
-    def publish(self, message: BusMessage) -> Envelope:
-        """Keep ``message``, record it as an event, and hand it to its subscribers, in the order
-        they subscribed. A handler may publish in turn; its messages follow this one."""
-        envelope = Envelope(len(self.log) + 1, self._clock(), message)
-        self.log.append(envelope)
-        if self._sink is not None:
-            self._sink([envelope.to_event()])
-        for tap in self._taps:
-            tap([envelope.to_event()])
-        for kind, handler in list(self._handlers):
-            if isinstance(message, kind):
-                handler(message)
+    @overload
+    def publish(self, message: BusMessage) -> Envelope: ...
+    @overload
+    def publish(self, message: ProgressEvent) -> None: ...
+
+    def publish(self, message: BusMessage | ProgressEvent) -> Envelope | None:
+        """Hand ``message`` to its subscribers, in the order they subscribed; a
+        :class:`BusMessage` is also kept and recorded as an event first (a progress event is
+        only delivered). A handler may publish in turn; its messages follow this one."""
+        envelope = None
+        if isinstance(message, BusMessage):
+            envelope = Envelope(len(self.log) + 1, self._clock(), message)
+            self.log.append(envelope)
+            if self._sink is not None:
+                self._sink([envelope.to_event()])
+            for tap in self._taps:
+                tap([envelope.to_event()])
+        handlers = self._routes.get(type(message))
+        if handlers is None:  # once per message type: which subscriptions it matches
+            handlers = self._routes[type(message)] = [h for kind, h in self._handlers if isinstance(message, kind)]
+        for handler in handlers:
+            handler(message)
         return envelope
 
     def messages(self, kind: type[M]) -> list[M]:

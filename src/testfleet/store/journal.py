@@ -1,7 +1,7 @@
 """The run's write-ahead journal: results that arrived but are not yet in the store survive ``kill -9``.
 
 The coordinator writes results to DuckDB in batches (``STORE_FLUSH_SECONDS`` / ``STORE_FLUSH_ROWS``
-in ``execution/coordinator/recording.py``) because DuckDB pays per statement: one ``INSERT`` per
+in ``execution/coordinator/storing.py``) because DuckDB pays per statement: one ``INSERT`` per
 result costs ~1 ms, a batch of 2,000 costs ~20 ms. A coordinator killed between two batches would
 lose up to a second of results. So every result (and run event) is also appended, at the end of
 the coordinator's loop pass that received it, to a JSON-lines file beside the store::

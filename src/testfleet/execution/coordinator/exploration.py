@@ -14,6 +14,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from testfleet.execution import protocol as P
+from testfleet.execution.stream import ExploringStarted
 from testfleet.model import Result, Variant
 from testfleet.mutation.minimize_job import next_failure
 
@@ -46,7 +47,7 @@ class Exploration:
             host.say("--explore: no selected test declares a space (@testfleet.explore); "
                      "only the baseline runs")
         else:
-            host.listener.on_exploring(self.explorer.budget.describe())
+            host.bus.publish(ExploringStarted(self.explorer.budget.describe()))
             for base in self.explorer.cases:
                 self.tasks[base] = self.explorer.task(base, host.variants[base], self.reference(base),
                                                       baseline=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from testfleet.execution import protocol as P
+from testfleet.execution.stream import TestStarted, WorkerChanged
 
 if TYPE_CHECKING:
     from testfleet.execution.coordinator.interfaces import Host
@@ -59,7 +60,7 @@ class Fleet:
         self.next_worker += 1
         self.slots[worker_id] = Slot(worker_id, pool=pool, seat=seat or worker_id)
         self.host.backend.spawn_worker(worker_id, pool)
-        self.host.listener.on_worker(worker_id, "started", pool)
+        self.host.bus.publish(WorkerChanged(worker_id, "started", pool))
 
     def feed(self, slot: Slot) -> None:
         """Top a worker up. A worker holds its last queued item until it knows the next one, so it
@@ -93,7 +94,7 @@ class Fleet:
                 slot.flushed = True
                 host.backend.send(slot.worker_id, P.Flush())
             if not host.plan.timeout:
-                host.listener.on_running(slot.worker_id, host.items[slot.outstanding[0]]["nodeid"])
+                host.bus.publish(TestStarted(slot.worker_id, host.items[slot.outstanding[0]]["nodeid"]))
         if scheduler.pool_empty(slot.pool):
             # every worker of the pool may now run what it holds: also one that was passed over
             # while a rerun it must not take was still queued for another worker

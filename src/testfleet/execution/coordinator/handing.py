@@ -36,6 +36,7 @@ from testfleet.execution.handoff import (
     next_check,
     stragglers,
 )
+from testfleet.execution.stream import TestStarted
 
 if TYPE_CHECKING:
     from testfleet.execution.coordinator.fleet import Slot
@@ -130,7 +131,7 @@ class Handing:
         host = self.host
         if host.stopping or host.scheduler is None:
             return False  # the coordinator counts what it still held as not run
-        host.listener.on_running(slot.worker_id, None)
+        host.bus.publish(TestStarted(slot.worker_id, None))
         if slot.outstanding:
             host.scheduler.requeue(list(slot.outstanding))
             slot.outstanding.clear()
@@ -157,7 +158,7 @@ class Handing:
         explored = host.exploration.explored([test.index]) if host.exploration is not None else {}
         host.backend.send(helper.worker_id, P.Run([test.index], True, explored))
         host.backend.send(helper.worker_id, P.Flush())
-        host.listener.on_running(helper.worker_id, test.nodeid)
+        host.bus.publish(TestStarted(helper.worker_id, test.nodeid))
         elapsed = now - test.started
         message = (f"{test.nodeid}: running {elapsed:.1f} s on {test.worker} (history {historical:.2f} s); "
                    f"a speculative copy starts on {helper.worker_id}")
@@ -173,7 +174,7 @@ class Handing:
         if index in slot.outstanding:
             slot.outstanding.remove(index)
         slot.running = None
-        host.listener.on_running(worker_id, None)
+        host.bus.publish(TestStarted(worker_id, None))
         host.backend.kill(worker_id, signal.SIGKILL)
 
     def _about(self, copy: Copy) -> dict[str, Any]:

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from testfleet.execution.coordinator.handing import Handing
     from testfleet.execution.coordinator.recording import Recording
     from testfleet.execution.coordinator.recovering import Recovery
-    from testfleet.execution.plan import Listener, Recorder, RunPlan
+    from testfleet.execution.coordinator.storing import StoreFeed
+    from testfleet.execution.plan import Recorder, RunPlan
     from testfleet.execution.scheduler import Scheduler
     from testfleet.model import Case, Result, Run, Variant
 
@@ -72,9 +73,10 @@ class Host(Protocol):
     plan: RunPlan
     run_info: Run
     recorder: Recorder
-    listener: Listener
     fleet: Fleet
     recording: Recording
+    #: the store's subscription to the run's stream: results, samples and events in batches
+    storing: StoreFeed
     #: the typed event bus the fleet's parts publish collaboration news on (execution.bus)
     bus: Bus
     recovery: Recovery

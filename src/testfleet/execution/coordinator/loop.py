@@ -2,10 +2,12 @@
 
 collect (the backend's collector) -> plan (``planning.plan_run``) -> dispatch batches (the
 :class:`~testfleet.execution.coordinator.fleet.Fleet`) -> record each result (the
-:class:`~testfleet.execution.coordinator.recording.Recording`, buffered and written in batches
-through a :class:`~testfleet.execution.plan.Recorder`) -> rerun failures on another worker, replace
-crashed workers, kill tests over ``timeout`` -> shut the fleet down. The coordinator knows nothing
-of DuckDB or of the console: the CLI hands it a recorder and a listener.
+:class:`~testfleet.execution.coordinator.recording.Recording`) -> rerun failures on another worker,
+replace crashed workers, kill tests over ``timeout`` -> shut the fleet down. The coordinator knows
+nothing of DuckDB or of the console: the CLI hands it a recorder and a listener, and both take the
+run's progress as subscribers of its one typed stream (the bus, :mod:`testfleet.execution.stream`):
+the recorder through the store feed (:mod:`.storing`, results written in batches), the listener
+through :func:`~testfleet.execution.stream.listen`.
 
 Each event of the backend goes to one handler (as pytest-xdist's ``DSession.worker_*``):
 ``worker_hello``, ``worker_lost``, ``worker_collected_differently``, and for each message of
@@ -44,7 +46,7 @@ from testfleet.execution.coordinator.fleet import Fleet, Slot
 from testfleet.execution.coordinator.handing import Handing
 from testfleet.execution.coordinator.interfaces import Exploring
 from testfleet.execution.coordinator.planning import plan_run
-from testfleet.execution.coordinator.recording import STORE_FLUSH_SECONDS, Recording
+from testfleet.execution.coordinator.recording import Recording
 from testfleet.execution.coordinator.probing import Probing
 from testfleet.execution.coordinator.recovering import Recovery
 from testfleet.execution.coordinator.replicating import Replication
@@ -52,6 +54,8 @@ from testfleet.execution.coordinator.specialising import Specialising
 from testfleet.execution.plan import Listener, NullListener, Recorder, RunOutcome, RunPlan
 from testfleet.execution.resilience import describe_exit, lost_test_payload
 from testfleet.execution.scheduler import Scheduler
+from testfleet.execution.coordinator.storing import STORE_FLUSH_SECONDS, StoreFeed
+from testfleet.execution.stream import Said, TestStarted, WorkerChanged, listen
 from testfleet.model import Case, Run, Variant
 
 SHUTDOWN_GRACE = 30.0
@@ -88,7 +92,11 @@ class Orchestrator:
         self.fatal: tuple[int, str] | None = None
         self.fleet = Fleet(self)
         self.recording = Recording(self)
-        self.bus = Bus(self.recording.add_events)  # how the fleet's parts tell each other news
+        # the run's one stream: the fleet's parts tell each other news, and the store, the console,
+        # the dashboard's writer and plugins' listeners take the run's progress (execution.stream)
+        self.bus = Bus(self.recording.add_events)
+        self.storing = StoreFeed(self.bus, recorder, run.run_id)
+        listen(self.bus, self.listener)
         self.recovery = Recovery(self)
         self.handoff = Handing(self)  # speculative copies of stragglers
         self.exploration: Exploring | None = None if plan.explorer is None else Exploration(self, plan.explorer)
@@ -163,7 +171,7 @@ class Orchestrator:
                 self.probing.close()
             if self.specialising is not None:  # every grant is given back, with its reason
                 self.specialising.close()
-            self.recording.flush(force=True)
+            self.storing.flush(force=True)
             gc.unfreeze()  # a process that runs again (tests, an API caller) collects this plan then
             output = self.backend.collector_output()
             self.backend.close()
@@ -171,7 +179,7 @@ class Orchestrator:
 
     def say(self, text: str) -> None:
         self.messages.append(text)
-        self.listener.on_message(text)
+        self.bus.publish(Said(text))
 
     def stop_all(self) -> None:
         if self.stopping:
@@ -221,7 +229,7 @@ class Orchestrator:
             self.handoff.tick()  # an idle worker copies a straggler
             if self.probing is not None:  # what attached helpers left, published on the bus
                 self.probing.tick()
-            self.recording.flush()
+            self.storing.flush()
             live = fleet.live()
             if not live and self.recovery.waiting():
                 continue  # a seat takes work again once its breaker probes
@@ -321,9 +329,9 @@ class Orchestrator:
         slot.running = None
         self.recording.record(index, slot.worker_id, payload)
         if slot.outstanding:
-            self.listener.on_running(slot.worker_id, self.items[slot.outstanding[0]]["nodeid"])
+            self.bus.publish(TestStarted(slot.worker_id, self.items[slot.outstanding[0]]["nodeid"]))
         else:
-            self.listener.on_running(slot.worker_id, None)
+            self.bus.publish(TestStarted(slot.worker_id, None))
         if not self.stopping and self.queue.needs_work(len(slot.outstanding), slot.last_batch):
             self.fleet.feed(slot)
 
@@ -361,7 +369,7 @@ class Orchestrator:
 
     def worker_lost(self, slot: Slot, code: int | None) -> None:
         slot.gone = True
-        self.listener.on_running(slot.worker_id, None)
+        self.bus.publish(TestStarted(slot.worker_id, None))
         if self.replication is not None:  # the replays pinned to it are dropped
             self.replication.worker_gone(slot.worker_id)
         if self.handoff.lost(slot):  # killed: its copy of a test lost the race
@@ -369,7 +377,7 @@ class Orchestrator:
         if self.recovery.took_back(slot):  # it left because its seat's breaker opened
             return
         if not (slot.said_bye or self.stopping):
-            self.listener.on_worker(slot.worker_id, "lost", describe_exit(code))
+            self.bus.publish(WorkerChanged(slot.worker_id, "lost", describe_exit(code)))
         if not slot.outstanding:
             if not (slot.said_bye or self.stopping):
                 self.say(f"worker {slot.worker_id} {describe_exit(code)} while idle")

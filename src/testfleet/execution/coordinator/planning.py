@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from testfleet.execution.scheduler import Scheduler
 from testfleet.execution.worker_items import with_sut_space
+from testfleet.execution.stream import Collected, TerminalOptions
 from testfleet.model import Case, Outcome, Variant
 
 if TYPE_CHECKING:
@@ -65,9 +66,9 @@ def plan_run(host: Host, payload: P.Collection) -> bool:
                             host.variants + [v for _, v in skipped_modules])
     if host.collect_errors and not plan.continue_on_collection_errors:
         return False
-    if payload["terminal"] and hasattr(host.listener, "on_terminal"):  # -r, -q as pytest saw them
-        host.listener.on_terminal(payload["terminal"])
-    host.listener.on_collected(host.total + len(unmet), run_info.deselected, plan.workers)
+    if payload["terminal"]:  # -r, -q as pytest saw them
+        host.bus.publish(TerminalOptions(payload["terminal"]))
+    host.bus.publish(Collected(host.total + len(unmet), run_info.deselected, plan.workers))
     if unmet:
         word = "errors" if plan.strict_requirements else "skipped"
         host.say(f"{len(unmet)} test{'s' if len(unmet) != 1 else ''} {word}: no worker meets "

@@ -1,10 +1,10 @@
-"""Recording: each result of the run, its retry, its flakiness, and the buffer to the store.
+"""Recording: each result of the run, its retry, its flakiness, published on the run's stream.
 
-The coordinator is the only writer of results during a run; it reaches the store through the
-:class:`~testfleet.execution.plan.Recorder` the caller hands it, in batches (every
-``STORE_FLUSH_SECONDS`` or ``STORE_FLUSH_ROWS`` results). Each result goes through the run's breakers, and a failed test
-runs again where the recovery policy says (:mod:`.recovering`: a crashed one once, on another
-worker; one that crashed a worker twice, never); a test that failed and then passed is marked flaky.
+Each result goes through the run's breakers, and a failed test runs again where the recovery
+policy says (:mod:`.recovering`: a crashed one once, on another worker; one that crashed a worker
+twice, never); a test that failed and then passed is marked flaky. Every result, telemetry sample
+and event row is then published on the bus (:mod:`testfleet.execution.stream`), where the store
+feed (:mod:`.storing`), the console and the dashboard's writer take it.
 """
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from testfleet.execution.stream import EventsRaised, ResultArrived, SeriesSampled
 from testfleet.model import FAILURE_OUTCOMES, Case, Outcome, Result, Variant
 
 if TYPE_CHECKING:
     from testfleet.execution import protocol as P
     from testfleet.execution.coordinator.interfaces import Host
-
-STORE_FLUSH_SECONDS = 1.0
-STORE_FLUSH_ROWS = 2000
 
 
 class Recording:
@@ -32,12 +30,7 @@ class Recording:
         self.crashes: dict[int, int] = {}  # index -> workers it crashed
         self.failed_once: set[int] = set()
         self.failures = 0
-        self.buffer: list[Result] = []
-        self.series: dict[str, list[Any]] = {"worker": [], "t": [], "metric": [], "value": []}
-        self.events: list[dict[str, Any]] = []
         self.anomalies: list[dict[str, Any]] = []
-        self.last_flush = time.monotonic()
-        self.journaled = (0, 0)  # how much of buffer and events went to the journal
 
     def record(self, index: int, worker_id: str, payload: P.TestResult, late_teardown: bool = False) -> Result:
         """One result. ``late_teardown``: the error of fixtures torn down after a stop, reported as
@@ -72,7 +65,7 @@ class Recording:
             # a replay is evidence about another execution: stored, never retried nor counted
             result.final = False
             self.results.append(result)
-            self.buffer.append(result)
+            host.bus.publish(ResultArrived(result, len(self.final), host.total, progress=False))
             if not late_teardown:
                 host.replication.on_replay(index, worker_id, result, payload)
             return result
@@ -84,7 +77,6 @@ class Recording:
                 Outcome.passed, Outcome.xfailed, Outcome.skipped):
             result.flaky = True
         self.results.append(result)
-        self.buffer.append(result)
         if result.final and not late_teardown:
             self.final[index] = result
             anomalies: list[dict[str, Any]] = []
@@ -107,7 +99,7 @@ class Recording:
                 if host.plan.maxfail and self.failures >= host.plan.maxfail and not host.stopping:
                     host.say(f"stopping after {self.failures} failure{'s' if self.failures != 1 else ''}")
                     host.stop_all()
-        host.listener.on_result(result, len(self.final), host.total)
+        host.bus.publish(ResultArrived(result, len(self.final), host.total))
         return result
 
     def record_synthetic(self, case: Case, variant: Variant, outcome: Outcome, *, worker: str, when: str,
@@ -119,46 +111,15 @@ class Recording:
                         when=when, message=message, longrepr=longrepr, categories=[outcome.value],
                         file=case.file, line=line)
         self.results.append(result)
-        self.buffer.append(result)
+        self.host.bus.publish(ResultArrived(result, len(self.final), self.host.total, progress=False))
 
     def add_series(self, worker_id: str, columns: P.Series) -> None:
-        n = len(columns.get("t", ()))
-        self.series["worker"].extend([worker_id] * n)
-        for key in ("t", "metric", "value"):
-            self.series[key].extend(columns[key])
-        self.host.listener.on_series(worker_id, columns)
+        self.host.bus.publish(SeriesSampled(worker_id, columns))
 
     def add_events(self, events: list[dict[str, Any]]) -> None:
+        """Rows for the run's ``events`` table (the bus's messages come here too, as its sink)."""
         now = time.time()
         for event in events:
             event.setdefault("t", now)
-        self.events.extend(events)
         self.anomalies.extend(e for e in events if e.get("kind") in ("outlier", "leak"))
-
-    def flush(self, force: bool = False) -> None:
-        # Every pass: what arrived goes to the recorder's write-ahead journal, if it keeps one
-        # (store/journal.py), so that kill -9 before the next batch below loses nothing.
-        journal = getattr(self.host.recorder, "journal_arrivals", None)
-        if journal is not None:
-            journal(self.buffer[self.journaled[0]:], self.events[self.journaled[1]:])
-            self.journaled = (len(self.buffer), len(self.events))
-        now = time.monotonic()
-        pending = len(self.buffer) + len(self.series["t"]) // 50 + len(self.events)
-        if pending and (force or len(self.buffer) >= STORE_FLUSH_ROWS
-                        or now - self.last_flush >= STORE_FLUSH_SECONDS):
-            recorder, run_id = self.host.recorder, self.host.run_info.run_id
-            # results first: a reader that sees a run's telemetry also sees its results
-            if self.buffer:
-                recorder.append_results(self.buffer)
-                self.buffer = []
-            if self.series["t"]:
-                recorder.append_series(run_id, self.series)
-                self.series = {"worker": [], "t": [], "metric": [], "value": []}
-            if self.events:
-                recorder.append_events(run_id, self.events)
-                self.events = []
-            self.journaled = (0, 0)
-            checkpoint = getattr(recorder, "checkpoint", None)
-            if checkpoint is not None:  # the journal's lines are all in the store now
-                checkpoint()
-            self.last_flush = now
+        self.host.bus.publish(EventsRaised(events))

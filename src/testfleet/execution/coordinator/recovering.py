@@ -29,6 +29,7 @@ from testfleet.execution import protocol as P
 from testfleet.execution.breakers import Transition, infra_kind, is_infrastructure
 from testfleet.execution.recovery import EscalationPolicy, Step
 from testfleet.execution.resilience_messages import BreakerChanged, RecoveryTaken
+from testfleet.execution.stream import WorkerChanged
 from testfleet.model import Outcome, Result
 
 if TYPE_CHECKING:
@@ -253,7 +254,7 @@ class Recovery:
             if change.new != "open":
                 self._release(change.target)
             return
-        host.listener.on_worker(worker_id or change.target, f"breaker {state}", text)
+        host.bus.publish(WorkerChanged(worker_id or change.target, f"breaker {state}", text))
         host.say(text)
         if change.new == "open":
             step = self.policy.on_open(change)
