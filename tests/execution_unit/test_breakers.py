@@ -66,6 +66,23 @@ def test_the_ratio_waits_for_min_calls_and_forgets_what_left_the_window() -> Non
     assert b.record(True) is None and b.record(True) is not None  # 4 of 8: the ratio is reached
 
 
+@given(st.lists(st.tuples(st.floats(0, 20), st.booleans()), max_size=60))
+def test_it_opens_exactly_when_the_windows_own_counts_say_so(steps: list[tuple[float, bool]]) -> None:
+    """The ratio is judged on the results of the last ``window`` seconds, counted as they come and
+    go: the same verdict as counting that window afresh after every result."""
+    clock = Clock()
+    b = breaker(clock, consecutive_errors=1000)  # only the ratio may open it
+    seen: list[tuple[float, bool]] = []
+    for wait, bad in steps:
+        clock.now += wait
+        seen.append((clock.now, bad))
+        window = [x for t, x in seen if clock.now - t <= 30.0]
+        should_open = len(window) >= 6 and sum(window) / len(window) >= 0.5
+        assert (b.record(bad) is not None) == should_open
+        if should_open:
+            return  # open now; what follows is the cool-down's, tested above
+
+
 def test_cooldown_then_one_probe_success_closes() -> None:
     clock = Clock()
     b = breaker(clock, consecutive_errors=1)

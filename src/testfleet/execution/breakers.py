@@ -117,6 +117,7 @@ class CircuitBreaker:
     probes_passed: int = 0
     #: (when, infrastructure error?) for the results of the last ``window`` seconds
     calls: deque[tuple[float, bool]] = field(default_factory=deque)
+    errors: int = 0  # infrastructure errors among ``calls`` (kept as they come and go, not recounted)
     last_kind: str = "infrastructure error"
 
     def poll(self) -> Transition | None:
@@ -168,12 +169,13 @@ class CircuitBreaker:
         if self.state == "open":
             return None  # a result of work sent before it opened: already judged
         self.calls.append((now, infrastructure))
+        self.errors += infrastructure
         while self.calls and now - self.calls[0][0] > self.settings.window:
-            self.calls.popleft()
+            self.errors -= self.calls.popleft()[1]
         if infrastructure and not self.consecutive:
             self.streak_since = now
         self.consecutive = self.consecutive + 1 if infrastructure else 0
-        errors = sum(1 for _, bad in self.calls if bad)
+        errors = self.errors
         if self.consecutive >= self.settings.consecutive_errors:
             return self._open(f"{self.consecutive} {_plural(kind, self.consecutive)} in "
                               f"{now - self.streak_since:.0f} s")
@@ -187,6 +189,7 @@ class CircuitBreaker:
         self.openings += 1
         self.opened_at = self.clock()
         self.calls.clear()
+        self.errors = 0
         self.consecutive = 0
         return self._move("open", reason)
 
