@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """A collaborating fleet (issue 20), one part at a time: ``--part NAME`` (repeatable; default all).
 
-    python bench/collaboration.py --part handoff                 # ~3-5 minutes on 2 cores
-    python bench/collaboration.py --part handoff --tests 30 --runs 5 --no-save
+    python bench/collaboration.py --part handoff                 # ~3 minutes on 2 cores
+    python bench/collaboration.py --part handoff --tests 40 --handoff-workers 2 --no-save
     python bench/collaboration.py --part replication            # ~1-3 minutes on 2 cores
     python bench/collaboration.py --part replication --cases 12 --no-save
     python bench/collaboration.py --part allocation             # ~15-25 minutes on 2 cores
@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from collab_allocation import part_allocation
+from collab_handoff_bound import simulate
 from collab_helpers import part_helpers
 from collab_replication import part_replication
 from vs_xdist import context, publish
@@ -88,16 +89,20 @@ def test_work(n):
 """
 
 
-def write_handoff_suite(folder: Path, tests: int, seed: int) -> None:
+def handoff_durations(tests: int, seed: int) -> list[float]:
     rng = random.Random(seed)
-    durations = [round(rng.uniform(0.3, 1.5), 3) for _ in range(tests)]
+    return [round(rng.uniform(0.3, 1.5), 3) for _ in range(tests)]
+
+
+def write_handoff_suite(folder: Path, tests: int, seed: int) -> None:
+    durations = handoff_durations(tests, seed)
     (folder / "tests").mkdir(parents=True)
     (folder / "pytest.ini").write_text("[pytest]\n")
     (folder / "tests" / "test_work.py").write_text(SLOW_SUITE.format(durations=durations))
 
 
 def run_testfleet(folder: Path, store: Path, *, handoff: bool, run_seed: int | None,
-                  timeout: float) -> dict[str, Any]:
+                  timeout: float, workers: int = 2) -> dict[str, Any]:
     (folder / "testfleet.toml").write_text(f"[handoff]\nenabled = {'true' if handoff else 'false'}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "TESTFLEET_"))}
     env.pop("TF_BENCH_RUN_SEED", None)
@@ -105,8 +110,8 @@ def run_testfleet(folder: Path, store: Path, *, handoff: bool, run_seed: int | N
         env["TF_BENCH_RUN_SEED"] = str(run_seed)
     env["PYTEST_ADDOPTS"] = "-p no:randomly"
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "testfleet", "run", "--store", str(store), "--workers", "2", "-q"],
-                          cwd=folder, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    command = [sys.executable, "-m", "testfleet", "run", "--store", str(store), "--workers", str(workers), "-q"]
+    proc = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     wall = time.monotonic() - started
     with Store.open(store, read_only=True) as db:
         run = db.get_run("last")
@@ -128,7 +133,8 @@ def part_handoff(args: argparse.Namespace, meta: dict[str, Any]) -> list[str]:
         folder = root / "suite"
         write_handoff_suite(folder, args.tests, args.seed)
         warm = root / "warm.duckdb"
-        first = run_testfleet(folder, warm, handoff=False, run_seed=None, timeout=args.timeout)
+        workers = args.handoff_workers
+        first = run_testfleet(folder, warm, handoff=False, run_seed=None, timeout=args.timeout, workers=workers)
         if first["exit"] != 0:
             print(f"warm-up run failed (exit {first['exit']}):\n{first['tail']}")
             return []
@@ -140,7 +146,8 @@ def part_handoff(args: argparse.Namespace, meta: dict[str, Any]) -> list[str]:
             for arm in order:
                 store = root / f"{arm}-{k}.duckdb"
                 shutil.copy(warm, store)
-                ran = run_testfleet(folder, store, handoff=arm == "on", run_seed=run_seed, timeout=args.timeout)
+                ran = run_testfleet(folder, store, handoff=arm == "on", run_seed=run_seed, timeout=args.timeout,
+                                    workers=workers)
                 arms[arm].append(ran)
                 print(f"{run_seed:>9} {arm:>4} {ran['wall_s']:>7.1f} {ran['copied']:>7} {ran['copy_won']:>9} "
                       f"{'yes' if ran['once_each'] and ran['tests'] == args.tests else 'NO':>16}"
@@ -151,13 +158,26 @@ def part_handoff(args: argparse.Namespace, meta: dict[str, Any]) -> list[str]:
     off = sum(r["wall_s"] for r in arms["off"])
     valid = all(r["exit"] == 0 and r["once_each"] and r["tests"] == args.tests for rs in arms.values() for r in rs)
     reduction = 100.0 * (1.0 - on / off) if off else None
-    print(f"\nwall, {args.runs} runs: hand-off on {on:.1f} s, off {off:.1f} s: "
-          f"{reduction:.1f} % less (target >= {HANDOFF_TARGET_PCT:.0f} %)" if reduction is not None else "")
-    common = meta | {"part": "handoff", "tests": args.tests, "runs": args.runs, "seed": args.seed, "valid": valid}
+    print(f"\nwall, {args.runs} runs of {args.tests} tests on {workers} workers: hand-off on {on:.1f} s, "
+          f"off {off:.1f} s: {reduction:.1f} % less (target >= {HANDOFF_TARGET_PCT:.0f} %)"
+          if reduction is not None else "")
+    durations = handoff_durations(args.tests, args.seed)
+    measured_seeds = [args.seed * 1000 + k for k in range(args.runs)]
+    many_seeds = [args.seed * 1000 + k for k in range(300)]
+    bound = {name: simulate(durations, seeds, workers)
+             for name, seeds in (("these runs", measured_seeds), ("300 runs", many_seeds))}
+    many = bound["300 runs"]
+    for name, walls in bound.items():
+        print(f"simulated, {name}: default thresholds {100 * (1 - walls['threshold'] / walls['off']):.1f} % less, "
+              f"an oracle {100 * (1 - walls['oracle'] / walls['off']):.1f} % less")
+    common = meta | {"part": "handoff", "tests": args.tests, "runs": args.runs, "workers": workers,
+                     "seed": args.seed, "valid": valid}
     figures = {"wall_on_s": round(on, 2), "wall_off_s": round(off, 2),
                "wall_reduction_pct": None if reduction is None else round(reduction, 1),
                "stragglers_copied": sum(r["copied"] for r in arms["on"]),
-               "copies_won": sum(r["copy_won"] for r in arms["on"])}
+               "copies_won": sum(r["copy_won"] for r in arms["on"]),
+               "simulated_threshold_pct_300": round(100 * (1 - many["threshold"] / many["off"]), 1),
+               "simulated_oracle_pct_300": round(100 * (1 - many["oracle"] / many["off"]), 1)}
     return [json.dumps(common | {"figure": name, "value": value}
                        | ({"target": f">= {HANDOFF_TARGET_PCT:.0f}"} if name == "wall_reduction_pct" else {}))
             for name, value in figures.items()]
@@ -171,8 +191,9 @@ PARTS: dict[str, Callable[[argparse.Namespace, dict[str, Any]], list[str]]] = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Issue 20: a collaborating fleet, measured part by part.")
     parser.add_argument("--part", action="append", choices=sorted(PARTS), help="run only this part (repeatable)")
-    parser.add_argument("--tests", type=int, default=40, help="handoff: tests in the generated suite")
-    parser.add_argument("--runs", type=int, default=3, help="handoff: run seeds, each run with hand-off on and off")
+    parser.add_argument("--tests", type=int, default=20, help="handoff: tests in the generated suite")
+    parser.add_argument("--handoff-workers", type=int, default=4, help="handoff: workers of each run")
+    parser.add_argument("--runs", type=int, default=6, help="handoff: run seeds, each run with hand-off on and off")
     parser.add_argument("--cases", type=int, default=8, help="replication: tests per planted class")
     parser.add_argument("--flaky-rate", type=float, default=0.4, help="replication: failure rate of the flaky tests")
     parser.add_argument("--helper-pairs", type=int, default=4, help="helpers: pairs of runs, profiler on and off")

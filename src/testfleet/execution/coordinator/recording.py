@@ -118,6 +118,8 @@ class Recording:
 
     def add_events(self, events: list[dict[str, Any]]) -> None:
         """Rows for the run's ``events`` table (the bus's messages come here too, as its sink)."""
+        if not events:
+            return
         now = time.time()
         for event in events:
             event.setdefault("t", now)
