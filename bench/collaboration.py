@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """A collaborating fleet (issue 20), one part at a time: ``--part NAME`` (repeatable; default all).
 
-    python bench/collaboration.py --part handoff                 # ~3 minutes on 2 cores
+    python bench/collaboration.py --part handoff                 # ~6 minutes on 2 cores
     python bench/collaboration.py --part handoff --tests 40 --handoff-workers 2 --no-save
     python bench/collaboration.py --part replication            # ~1-3 minutes on 2 cores
     python bench/collaboration.py --part replication --cases 12 --no-save
@@ -12,9 +12,10 @@ Parts (each writes its own JSON lines; the other parts of issue 20 are added bes
 
 ``handoff`` — speculative copies of stragglers. A generated suite of ``--tests`` tests (default
 40), each sleeping its own duration, drawn once from ``--seed`` (0.3-1.5 s). On a given run, an
-execution is 10x slower when a seeded hash of (test, run seed, worker) falls under 5 %: which
-tests straggle changes with each run and each worker, so history cannot predict it (and a copy
-on another worker is slow only by the same 5 % chance). One warm-up run without slowness gives
+execution is 10x slower when a seeded hash of (test, run seed, execution number) falls under
+5 %: which tests straggle changes with each run, so history cannot predict it, but not with the
+worker a test lands on, so both arms of a run seed meet the same stragglers (a copy is the test's
+second execution: slow only by its own 5 % chance). One warm-up run without slowness gives
 every test its history; then, for each of ``--runs`` run seeds, ``testfleet run --workers 2``
 with ``[tool.testfleet.handoff] enabled = true`` and ``false`` (its default thresholds: 3x
 history and 2 s more), alternating which goes first, each on its own copy of the warm store so
@@ -64,22 +65,38 @@ RESULTS = Path(__file__).resolve().parent / "results" / "collaboration.jsonl"
 HANDOFF_TARGET_PCT = 20.0
 
 # Each test sleeps its duration, times 10 on an execution the hash picks (5 %): the run seed comes
-# from the environment, so the same suite straggles differently on every run.
+# from the environment, so the same suite straggles differently on every run, and the same way in
+# both arms of a run seed (the hash keys on the execution's number, not on the worker, so which
+# worker a test lands on changes nothing; a copy is execution 1, slow by its own 5 % chance).
 SLOW_SUITE = """
 import hashlib
 import os
 import time
+from pathlib import Path
 
 import pytest
 
 DURATIONS = {durations!r}
 
 
+def execution(name):
+    # 0 for a test's first execution in this run, 1 for the next (a speculative copy): claimed
+    # with an exclusive create, so two copies running at once never get the same number
+    marks = Path(os.environ["TF_BENCH_MARKS"])
+    n = 0
+    while True:
+        try:
+            (marks / f"{{name}}.{{n}}").touch(exist_ok=False)
+            return n
+        except FileExistsError:
+            n += 1
+
+
 def slow(name):
     seed = os.environ.get("TF_BENCH_RUN_SEED")
     if seed is None:
         return False
-    key = f"{{name}}|{{seed}}|{{os.environ.get('TESTFLEET_WORKER', '')}}".encode()
+    key = f"{{name}}|{{seed}}|{{execution(name)}}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64 < 0.05
 
 
@@ -108,6 +125,8 @@ def run_testfleet(folder: Path, store: Path, *, handoff: bool, run_seed: int | N
     env.pop("TF_BENCH_RUN_SEED", None)
     if run_seed is not None:
         env["TF_BENCH_RUN_SEED"] = str(run_seed)
+    marks = Path(tempfile.mkdtemp(prefix="tf-marks-", dir=store.parent))
+    env["TF_BENCH_MARKS"] = str(marks)
     env["PYTEST_ADDOPTS"] = "-p no:randomly"
     started = time.monotonic()
     command = [sys.executable, "-m", "testfleet", "run", "--store", str(store), "--workers", str(workers), "-q"]
@@ -193,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", action="append", choices=sorted(PARTS), help="run only this part (repeatable)")
     parser.add_argument("--tests", type=int, default=20, help="handoff: tests in the generated suite")
     parser.add_argument("--handoff-workers", type=int, default=4, help="handoff: workers of each run")
-    parser.add_argument("--runs", type=int, default=6, help="handoff: run seeds, each run with hand-off on and off")
+    parser.add_argument("--runs", type=int, default=20, help="handoff: run seeds, each run with hand-off on and off")
     parser.add_argument("--cases", type=int, default=8, help="replication: tests per planted class")
     parser.add_argument("--flaky-rate", type=float, default=0.4, help="replication: failure rate of the flaky tests")
     parser.add_argument("--helper-pairs", type=int, default=4, help="helpers: pairs of runs, profiler on and off")
