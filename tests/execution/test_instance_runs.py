@@ -254,10 +254,12 @@ def test_queue(testfleet_instance):
 def test_an_outlying_metric_is_flagged_in_the_summary_and_stored(tmp_path: Path) -> None:
     project = _service_project(tmp_path / "p", {"tests/test_q.py": JUMP}, workers=1,
                                settings="anomaly_min_history = 3")
+    # only the test's own metric is judged here: on a loaded machine a trivial test's duration and
+    # CPU swing enough between runs to be flagged themselves, which is the monitor working
     for depth in ("10", "11", "10", "10"):
         ran = run_testfleet(project, env={"DEPTH": depth})
         assert ran.returncode == 0, ran.log
-        assert "telemetry anomalies" not in ran.stdout
+        assert "custom.queue_depth" not in ran.stdout
     ran = run_testfleet(project, env={"DEPTH": "500"})
     assert ran.returncode == 0, ran.log  # an anomaly is information, not a failure
     assert "telemetry anomalies" in ran.stdout
@@ -265,7 +267,7 @@ def test_an_outlying_metric_is_flagged_in_the_summary_and_stored(tmp_path: Path)
     with Store.open(ran.store, read_only=True) as store:
         run_id = store.get_run("last").run_id
         events = TelemetryStore(store).events(run_id)
-    outliers = [e for e in events if e["kind"] == "outlier"]
+    outliers = [e for e in events if e["kind"] == "outlier" and e["metric"].startswith("custom.")]
     assert [e["metric"] for e in outliers] == ["custom.queue_depth"]
     assert outliers[0]["value"] == 500 and outliers[0]["baseline"] == 10
     assert outliers[0]["nodeid"] == "tests/test_q.py::test_queue" and outliers[0]["variant_id"]
