@@ -31,6 +31,7 @@ workers, so the pages follow it before its first result. Prints a table and one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -244,21 +245,27 @@ def main() -> int:
                         help="follow with Chromium pages on this machine, or with plain WebSocket clients")
     args = parser.parse_args()
 
-    from playwright.sync_api import sync_playwright
+    executable = None
+    if args.clients == "browser":  # plain WebSocket clients need no browser
+        from testfleet.reporting.coverage_plot import find_browser
 
-    from testfleet.reporting.coverage_plot import find_browser
-
-    executable = find_browser()
-    if executable is None:
-        sys.exit("needs Chromium (apt install chromium) or BROWSER_PATH")
+        executable = find_browser()
+        if executable is None:
+            sys.exit("needs Chromium (apt install chromium) or BROWSER_PATH")
     with tempfile.TemporaryDirectory(prefix="testfleet-bench-dashboard-") as tmp:
         directory = Path(tmp)
         project = directory / "project"
         write_suite(project, args.tests)
         server, url = start_server(directory)
         try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+            with contextlib.ExitStack() as stack:
+                browser: Any = None
+                if executable is not None:
+                    from playwright.sync_api import sync_playwright
+
+                    playwright = stack.enter_context(sync_playwright())
+                    browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+                    stack.callback(browser.close)
                 warm, code, out = submit(url, project, args.workers)  # untimed: caches, the store's first rows
                 if code != 0:
                     sys.exit(f"the warm-up submit failed (exit {code}):\n{out[-3000:]}")
@@ -289,7 +296,6 @@ def main() -> int:
                         server_cpu[pages].append(cpu["server"])
                         print(f"  run {rep + 1}, {pages} pages: {wall:.2f} s (CPU: server {cpu['server']:.2f} s"
                               f"{browser_cpu})", flush=True)
-                browser.close()
         finally:
             server.send_signal(signal.SIGINT)
             try:

@@ -4,6 +4,7 @@ woken by events published from other threads (the runs' pipe readers)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 
 from hypothesis import given
@@ -44,3 +45,14 @@ def test_a_listener_is_woken_by_events_published_from_another_thread() -> None:
         return seen
 
     assert asyncio.run(listen()) == [1, 2, 4]  # the other run's event (3) is not this listener's
+
+
+@given(st.lists(st.dictionaries(st.sampled_from(["nodeid", "outcome", "message"]),
+                                st.text(max_size=20) | st.integers() | st.none()), max_size=10))
+def test_every_listener_gets_each_event_as_the_same_json_it_reads_back(fields: list[dict[str, object]]) -> None:
+    hub = EventHub()
+    published = [hub.publish({"run_id": "r", "kind": "result", **f}) for f in fields]
+    first = [hub.encoded(e) for e in hub.since(0)]
+    again = [hub.encoded(e) for e in hub.since(0)]  # a second page: the kept text
+    assert [json.loads(text) for text in first] == published
+    assert all(a is b for a, b in zip(first, again, strict=True))

@@ -9,7 +9,6 @@ follow on ``/ws/runs/{run_id}``.
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 from typing import Annotated, Any
 
@@ -133,10 +132,10 @@ async def _stream(websocket: WebSocket, after: int, accept: Any, stop_at_end: st
             ended = stop_at_end is not None and any(
                 e["kind"] == "end" and e.get("run_id") == stop_at_end for e in events)
             if batch:
-                await websocket.send_text(json.dumps(events, separators=(",", ":")))
+                await websocket.send_text("[" + ",".join(state.hub.encoded(e) for e in events) + "]")
             else:
                 for event in events:
-                    await websocket.send_text(json.dumps(event, separators=(",", ":")))
+                    await websocket.send_text(state.hub.encoded(event))
             if ended:
                 await websocket.close()
                 return

@@ -10,6 +10,7 @@ server's event loop. Publishing wakes each waiting listener through its own loop
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -60,6 +61,16 @@ class EventHub:
         self._events: list[Event] = []
         self._by_run: dict[str, list[Event]] = {}
         self._subscribers: set[Subscription] = set()
+        self._wire: dict[int, str] = {}  # seq -> the event as JSON, encoded once for every listener
+
+    def encoded(self, event: Event) -> str:
+        """``event`` (one this hub numbered) as compact JSON: encoded at its first send and kept, so
+        five pages following a run cost one encoding per event, not five."""
+        seq = event["seq"]
+        text = self._wire.get(seq)
+        if text is None:
+            text = self._wire[seq] = json.dumps(event, separators=(",", ":"))
+        return text
 
     @property
     def last_seq(self) -> int:
