@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5 seeds, budget 100 (--zoo: 1 seed, budget 60)")
     parser.add_argument("--zoo", action="store_true", help="measure the zoo of bench/zoo instead")
     parser.add_argument("--method", action="append", default=None,
-                        help="--zoo: explore, random, hypothesis, explore-notel (default: all four)")
+                        help="--zoo: explore, random, hypothesis, explore-notel (the default four), "
+                        "explore-nospec (explore with specialisation off)")
     parser.add_argument("--system", action="append", default=None, help="--zoo: only these systems")
     parser.add_argument("--ruleset", default=None, help="--zoo: passed to every explore run")
     parser.add_argument("--no-analysis", action="store_true",
@@ -302,7 +303,7 @@ def zoo_main(args: argparse.Namespace) -> int:
     if unknown:
         print(f"--method: unknown {', '.join(unknown)} (expected one of {', '.join(ZOO_METHODS)})")
         return 2
-    methods = [m for m in ZOO_METHODS if m in (args.method or ZOO_METHODS)]  # explore first: the base
+    methods = [m for m in ZOO_METHODS if m in (args.method or ZOO_METHODS[:4])]  # explore first: the base
     seeds = list(range(args.first_seed, args.first_seed + seeds_n))
     ctx = context() | {"bench": "exploration-zoo", "budget": budget, "seeds": seeds, "methods": methods,
                        "ruleset": args.ruleset, "timeout": args.timeout}

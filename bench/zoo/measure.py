@@ -8,6 +8,8 @@ Methods, all through pytest with the system's own suite and SUT (``[tool.testfle
   with no defect of their own take no share; its explored executions (origin neither baseline
   nor minimize) in result order.
 - ``explore-notel``: the same with ``--telemetry-interval 0``.
+- ``explore-nospec``: the same with ``--no-specialise`` (what specialisation, on by default
+  during ``--explore``, changes).
 - ``random``: ``random_points(space, B, seed=S)`` of each test's space (with the SUT's config
   space), run by ``zoo_harness`` the way a worker runs a variant.
 - ``hypothesis``: one ``@given`` run per test over the same space, ``@seed(S)``, ``max_examples=B``.
@@ -43,7 +45,7 @@ sys.path.insert(0, str(ZOO))
 from scoring import Defect, System, first_finds, load_truth, score_analysis, stop_sets  # noqa: E402
 from zoo_harness import case_of, markers_in  # noqa: E402
 
-METHODS = ("explore", "random", "hypothesis", "explore-notel")
+METHODS = ("explore", "random", "hypothesis", "explore-notel", "explore-nospec")
 RUN_TIMEOUT = 1800
 STALL_S = 180.0
 
@@ -55,7 +57,7 @@ def _log(text: str) -> None:
 def _env(method: str, seed: int, budget: int, out: Path, stop: dict[str, list[str]],
          timeout: float) -> dict[str, str]:
     path = os.pathsep.join([str(ZOO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return {**os.environ, "PYTHONPATH": path, "ZOO_METHOD": method.removesuffix("-notel"),
+    return {**os.environ, "PYTHONPATH": path, "ZOO_METHOD": method.split("-")[0],
             "ZOO_SEED": str(seed), "ZOO_BUDGET": str(budget), "ZOO_OUT": str(out),
             "ZOO_STOP": json.dumps(stop), "ZOO_TIMEOUT": str(timeout), "TESTFLEET_SEED": str(seed)}
 
@@ -133,6 +135,8 @@ def run_explore(system: System, method: str, seed: int, budget: int, work: Path,
            "--store", str(store), "--timeout", str(timeout), "-q"]
     if method == "explore-notel":
         cmd += ["--telemetry-interval", "0"]
+    if method == "explore-nospec":
+        cmd += ["--no-specialise"]
     if ruleset:
         cmd += ["--ruleset", ruleset]
     cmd += ["--", "-p", "zoo_harness", "--basetemp", str(work / f"{name}.tmp"),

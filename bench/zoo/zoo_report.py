@@ -10,7 +10,8 @@ from typing import Any
 
 from scoring import Defect, median_of, summarise, targets
 
-SHORT = {"random": "rand", "hypothesis": "hyp", "explore-notel": "notel", "explore": "expl"}
+SHORT = {"random": "rand", "hypothesis": "hyp", "explore-notel": "notel", "explore": "expl",
+         "explore-nospec": "nospec"}
 
 
 def report(per: dict[str, dict[str, list[int | None]]], defects: list[Defect], budget: int,
