@@ -8,8 +8,10 @@ worker) that serves its own configuration; ``config_space`` varies ``mode``, ``c
 * ``test_det[n]``   always fails: **deterministic**;
 * ``test_cfg[n]``   fails when the SUT runs ``mode = "fast"`` (read back from the SUT over HTTP):
   **configuration-specific**, the key that matters ``mode``;
-* ``test_env[n]``   fails on worker gw1 only (its ``TESTFLEET_WORKER``), whatever the SUT config:
-  **environment-specific**, naming the worker;
+* ``test_env[n]``   fails on worker ``gw{n % 2}`` only (its ``TESTFLEET_WORKER``), whatever the
+  SUT config: **environment-specific**, naming the worker (half on each worker: the scheduler
+  may send the whole block to either one, and with one broken worker for all of them a run
+  whose block went to the other planted nothing of this class);
 * ``test_flaky[n]`` fails with probability ``--flaky-rate`` (0.4), drawn from a seeded RNG keyed by
   the test, the worker, the execution's number in that worker and the bench seed: **flaky**.
 
@@ -107,7 +109,7 @@ def test_cfg(n, testfleet_instance):
 @pytest.mark.parametrize("n", range(CASES))
 def test_env(n, testfleet_instance):
     sut_config(testfleet_instance)
-    assert os.environ["TESTFLEET_WORKER"] != "gw1", "planted: broken on gw1"
+    assert os.environ["TESTFLEET_WORKER"] != f"gw{{n % 2}}", "planted: broken on this worker"
 
 
 @pytest.mark.parametrize("n", range(CASES))
@@ -142,7 +144,8 @@ def score(event: dict[str, Any]) -> tuple[str, bool]:
     if planted == "configuration-specific":
         right = right and event["keys"] == ["mode"]
     if planted == "environment-specific":
-        right = right and "worker" in event["keys"] and event["differences"]["worker"]["failing"] == ["gw1"]
+        index = int(str(event["nodeid"]).rsplit("[", 1)[1].rstrip("]"))
+        right = right and "worker" in event["keys"] and event["differences"]["worker"]["failing"] == [f"gw{index % 2}"]
     return planted, right
 
 
