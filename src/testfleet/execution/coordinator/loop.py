@@ -51,10 +51,10 @@ from testfleet.execution.coordinator.probing import Probing
 from testfleet.execution.coordinator.recovering import Recovery
 from testfleet.execution.coordinator.replicating import Replication
 from testfleet.execution.coordinator.specialising import Specialising
+from testfleet.execution.coordinator.storing import STORE_FLUSH_SECONDS, StoreFeed
 from testfleet.execution.plan import Listener, NullListener, Recorder, RunOutcome, RunPlan
 from testfleet.execution.resilience import describe_exit, lost_test_payload
 from testfleet.execution.scheduler import Scheduler
-from testfleet.execution.coordinator.storing import STORE_FLUSH_SECONDS, StoreFeed
 from testfleet.execution.stream import Said, TestStarted, WorkerChanged, listen
 from testfleet.model import Case, Run, Variant
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from testfleet.execution.scheduler import Scheduler
-from testfleet.execution.worker_items import with_sut_space
 from testfleet.execution.stream import Collected, TerminalOptions
+from testfleet.execution.worker_items import with_sut_space
 from testfleet.model import Case, Outcome, Variant
 
 if TYPE_CHECKING:

@@ -25,12 +25,20 @@ STORE_FLUSH_SECONDS = 1.0
 STORE_FLUSH_ROWS = 2000
 
 
+def _no_series() -> dict[str, list[Any]]:
+    return {"worker": [], "t": [], "metric": [], "value": []}
+
+
 class StoreFeed:
     def __init__(self, bus: Bus, recorder: Recorder, run_id: str) -> None:
         self.recorder = recorder
         self.run_id = run_id
+        # a recorder that keeps a write-ahead journal (store/journal.py) says so with these two
+        # methods: looked up once here, not on every pass of the loop
+        self._journal = getattr(recorder, "journal_arrivals", None)
+        self._checkpoint = getattr(recorder, "checkpoint", None)
         self.buffer: list[Result] = []
-        self.series: dict[str, list[Any]] = {"worker": [], "t": [], "metric": [], "value": []}
+        self.series = _no_series()
         self.events: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
         self.journaled = (0, 0)  # how much of buffer and events went to the journal
@@ -54,9 +62,8 @@ class StoreFeed:
         # Every pass: what arrived goes to the recorder's write-ahead journal, if it keeps one,
         # so that kill -9 before the next batch below loses nothing.
         recorder = self.recorder
-        journal = getattr(recorder, "journal_arrivals", None)
-        if journal is not None:
-            journal(self.buffer[self.journaled[0]:], self.events[self.journaled[1]:])
+        if self._journal is not None:
+            self._journal(self.buffer[self.journaled[0]:], self.events[self.journaled[1]:])
             self.journaled = (len(self.buffer), len(self.events))
         now = time.monotonic()
         pending = len(self.buffer) + len(self.series["t"]) // 50 + len(self.events)
@@ -68,12 +75,11 @@ class StoreFeed:
                 self.buffer = []
             if self.series["t"]:
                 recorder.append_series(self.run_id, self.series)
-                self.series = {"worker": [], "t": [], "metric": [], "value": []}
+                self.series = _no_series()
             if self.events:
                 recorder.append_events(self.run_id, self.events)
                 self.events = []
             self.journaled = (0, 0)
-            checkpoint = getattr(recorder, "checkpoint", None)
-            if checkpoint is not None:  # the journal's lines are all in the store now
-                checkpoint()
+            if self._checkpoint is not None:  # the journal's lines are all in the store now
+                self._checkpoint()
             self.last_flush = now
