@@ -23,6 +23,8 @@ import hashlib
 import heapq
 from collections.abc import Sequence
 
+from testfleet.execution.handoff import HandoffSettings
+
 __all__ = ["simulate"]
 
 SLOW_RATE, SLOW_FACTOR = 0.05, 10
@@ -89,10 +91,12 @@ def _one(durations: Sequence[float], run_seed: int, workers: int, policy: str,
     return last
 
 
-def simulate(durations: Sequence[float], run_seeds: Sequence[int], workers: int, *, factor: float = 3.0,
-             min_extra: float = 2.0, fixed_cost: float = 2.5) -> dict[str, float]:
+def simulate(durations: Sequence[float], run_seeds: Sequence[int], workers: int, *,
+             settings: HandoffSettings | None = None, fixed_cost: float = 2.5) -> dict[str, float]:
     """Wall time summed over ``run_seeds`` per policy (``off``, ``threshold``, ``oracle``), each
-    run counted with ``fixed_cost`` seconds of start and stop."""
-    return {policy: sum(_one(durations, seed, workers, policy, factor, min_extra) + fixed_cost
+    run counted with ``fixed_cost`` seconds of start and stop; ``threshold`` with the straggler
+    rule of ``settings`` (testfleet's defaults when None)."""
+    rule = settings or HandoffSettings()
+    return {policy: sum(_one(durations, seed, workers, policy, rule.factor, rule.min_extra) + fixed_cost
                         for seed in run_seeds)
             for policy in ("off", "threshold", "oracle")}

@@ -111,6 +111,11 @@ def handoff_durations(tests: int, seed: int) -> list[float]:
     return [round(rng.uniform(0.3, 1.5), 3) for _ in range(tests)]
 
 
+def run_seeds(seed: int, runs: int) -> list[int]:
+    """The run seeds of the measured runs (and of the simulation, which replays the same draws)."""
+    return [seed * 1000 + k for k in range(runs)]
+
+
 def write_handoff_suite(folder: Path, tests: int, seed: int) -> None:
     durations = handoff_durations(tests, seed)
     (folder / "tests").mkdir(parents=True)
@@ -159,8 +164,7 @@ def part_handoff(args: argparse.Namespace, meta: dict[str, Any]) -> list[str]:
             return []
         arms: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
         print(f"{'run seed':>9} {'arm':>4} {'wall s':>7} {'copied':>7} {'copy won':>9} {'one result each':>16}")
-        for k in range(args.runs):
-            run_seed = args.seed * 1000 + k
+        for k, run_seed in enumerate(run_seeds(args.seed, args.runs)):
             order = ("on", "off") if k % 2 == 0 else ("off", "on")
             for arm in order:
                 store = root / f"{arm}-{k}.duckdb"
@@ -181,10 +185,9 @@ def part_handoff(args: argparse.Namespace, meta: dict[str, Any]) -> list[str]:
           f"off {off:.1f} s: {reduction:.1f} % less (target >= {HANDOFF_TARGET_PCT:.0f} %)"
           if reduction is not None else "")
     durations = handoff_durations(args.tests, args.seed)
-    measured_seeds = [args.seed * 1000 + k for k in range(args.runs)]
-    many_seeds = [args.seed * 1000 + k for k in range(300)]
     bound = {name: simulate(durations, seeds, workers)
-             for name, seeds in (("these runs", measured_seeds), ("300 runs", many_seeds))}
+             for name, seeds in (("these runs", run_seeds(args.seed, args.runs)),
+                                 ("300 runs", run_seeds(args.seed, 300)))}
     many = bound["300 runs"]
     for name, walls in bound.items():
         print(f"simulated, {name}: default thresholds {100 * (1 - walls['threshold'] / walls['off']):.1f} % less, "
