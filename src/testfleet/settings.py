@@ -136,9 +136,11 @@ class Settings(BaseModel):
 
     def sut_spec(self) -> Any:
         """The validated ``[tool.testfleet.sut]`` (a SutSpec), or None."""
+        if self.sut is None:  # the SUT module (httpx, config formats) loads only for a SUT
+            return None
         from testfleet.execution.sut import SutSpec
 
-        return None if self.sut is None else SutSpec.model_validate(self.sut)
+        return SutSpec.model_validate(self.sut)
 
     @field_validator("requirements")
     @classmethod

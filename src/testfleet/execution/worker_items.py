@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
-
-import pytest
+from typing import TYPE_CHECKING, Any
 
 from testfleet.execution.protocol import CollectedItem
+
+if TYPE_CHECKING:  # the coordinator uses with_sut_space without loading pytest
+    import pytest
 
 
 def describe(item: pytest.Item) -> CollectedItem:

@@ -24,9 +24,9 @@ def label(params: dict[str, Any]) -> str:
 def explored_failures(final: list[Result], exploration: dict[str, Any] | None,
                       ) -> tuple[list[Result], list[tuple[Result, int, dict[str, Any] | None]]]:
     """(failures of baseline variants, [(first failure of a group, group size, minimised)])."""
-    from testfleet.mutation.minimize_job import failure_identity
-
     variants = (exploration or {}).get("variants", {})
+    if variants:  # only an explored run loads the minimiser
+        from testfleet.mutation.minimize_job import failure_identity
     # one group per failure as minimisation tells them apart: two server error texts raised at
     # one line are two groups, each with its own minimal variant
     minimized = {(m.get("nodeid"), m.get("failure") or m.get("fingerprint")): m

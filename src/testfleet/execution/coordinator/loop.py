@@ -28,7 +28,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testfleet.execution import protocol as P
 from testfleet.execution.backends.base import (
@@ -41,22 +41,23 @@ from testfleet.execution.backends.base import (
     MessageEvent,
 )
 from testfleet.execution.bus import Bus
-from testfleet.execution.coordinator.exploration import Exploration
 from testfleet.execution.coordinator.fleet import Fleet, Slot
 from testfleet.execution.coordinator.handing import Handing
 from testfleet.execution.coordinator.interfaces import Exploring
 from testfleet.execution.coordinator.planning import plan_run
 from testfleet.execution.coordinator.recording import Recording
-from testfleet.execution.coordinator.probing import Probing
 from testfleet.execution.coordinator.recovering import Recovery
-from testfleet.execution.coordinator.replicating import Replication
-from testfleet.execution.coordinator.specialising import Specialising
 from testfleet.execution.coordinator.storing import STORE_FLUSH_SECONDS, StoreFeed
 from testfleet.execution.plan import Listener, NullListener, Recorder, RunOutcome, RunPlan
 from testfleet.execution.resilience import describe_exit, lost_test_payload
 from testfleet.execution.scheduler import Scheduler
 from testfleet.execution.stream import Said, TestStarted, WorkerChanged, listen
 from testfleet.model import Case, Run, Variant
+
+if TYPE_CHECKING:  # each part below is loaded only by a run that turns it on
+    from testfleet.execution.coordinator.probing import Probing
+    from testfleet.execution.coordinator.replicating import Replication
+    from testfleet.execution.coordinator.specialising import Specialising
 
 SHUTDOWN_GRACE = 30.0
 
@@ -99,13 +100,29 @@ class Orchestrator:
         listen(self.bus, self.listener)
         self.recovery = Recovery(self)
         self.handoff = Handing(self)  # speculative copies of stragglers
-        self.exploration: Exploring | None = None if plan.explorer is None else Exploration(self, plan.explorer)
+        self.exploration: Exploring | None = None
+        if plan.explorer is not None:  # imported here: a plain run does not load the explorer
+            from testfleet.execution.coordinator.exploration import Exploration
+
+            self.exploration = Exploration(self, plan.explorer)
         # failures replayed at once and classified, when the run has a replication budget
-        self.replication = None if plan.replicate is None else Replication(self, plan.replicate)
+        self.replication: Replication | None = None
+        if plan.replicate is not None:
+            from testfleet.execution.coordinator.replicating import Replication
+
+            self.replication = Replication(self, plan.replicate)
         # helpers (profiler, memory, thread dump) attached to a SUT on an anomaly; None: off
-        self.probing = None if plan.helpers is None else Probing(self, plan.helpers)
+        self.probing: Probing | None = None
+        if plan.helpers is not None:
+            from testfleet.execution.coordinator.probing import Probing
+
+            self.probing = Probing(self, plan.helpers)
         # resources and explored work for a stressed instance where exploration finds failures
-        self.specialising = None if plan.specialise is None else Specialising(self, plan.specialise)
+        self.specialising: Specialising | None = None
+        if plan.specialise is not None:
+            from testfleet.execution.coordinator.specialising import Specialising
+
+            self.specialising = Specialising(self, plan.specialise)
         self.injector: Any = None  # --chaos: faults injected beside the loop (a ChaosPlan given)
         if chaos is not None:
             from testfleet.execution.chaos.injector import Injector
