@@ -93,6 +93,15 @@ def _median(arr: np.ndarray) -> float:
     return float(srt[mid - 1] / 2.0 + srt[mid] / 2.0)
 
 
+def _z(value: float, med: float, sigma: float) -> float:
+    """Robust z of ``value`` against a median and spread (0 for an empty window's nan)."""
+    if math.isnan(med):
+        return 0.0
+    with np.errstate(all="ignore"):
+        z = float((np.float64(value) - np.float64(med)) / np.float64(sigma))
+    return _finite(z)
+
+
 class RobustBaseline:
     """Streaming median/MAD baseline for one ``(case_id, metric)`` series.
 
@@ -150,20 +159,16 @@ class RobustBaseline:
 
     def score(self, value: float) -> float:
         """Robust z of ``value`` against the current window (0 if empty)."""
-        med, sigma = self.center_spread()
-        if math.isnan(med):
-            return 0.0
-        with np.errstate(all="ignore"):
-            z = float((np.float64(value) - np.float64(med)) / np.float64(sigma))
-        return _finite(z)
+        return _z(value, *self.center_spread())
 
     def update(self, value: float) -> tuple[bool, float]:
         value = float(value)
         if not math.isfinite(value):
             return False, 0.0
+        # one pass over the window per value: the coordinator updates several series per result
         med, sigma = self.center_spread()
         self.last_median, self.last_sigma = med, sigma
-        z = self.score(value) if self._values else 0.0
+        z = _z(value, med, sigma) if self._values else 0.0
         enough = len(self._values) >= self.min_history
         if self.two_sided:
             flagged = enough and abs(z) >= self.threshold
