@@ -22,9 +22,11 @@ order changes.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import pytest
+from child_pytest import CHILD_PYTEST_ADDOPTS
 
 
 HEAVY = frozenset({"tests/execution/test_ray_backend.py", "tests/test_third_party_parity.py"})
@@ -33,6 +35,21 @@ HEAVY = frozenset({"tests/execution/test_ray_backend.py", "tests/test_third_part
 
 def _file(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile testfleet's sources to bytecode once, in the session's main process, before any
+    test starts a child. Where PYTHONDONTWRITEBYTECODE is set (this project's machine images set
+    it), no process writes ``__pycache__``, so every CLI run and worker a test starts compiled
+    the ~150 modules it imports from source again: 0.3-0.5 CPU-s per run, on every one of the
+    suite's few hundred runs. Python reads a compiled file the flag kept nobody from writing."""
+    if hasattr(config, "workerinput") or not sys.flags.dont_write_bytecode:
+        return  # an xdist worker (its controller compiled), or imports write bytecode anyway
+    import compileall
+
+    import testfleet
+
+    compileall.compile_dir(os.path.dirname(testfleet.__file__), quiet=2, workers=1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -69,16 +86,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _children_without_schemathesis() -> Any:
-    """Every pytest a test starts (plain pytest for parity, testfleet's workers) leaves out
-    Schemathesis's plugin: a test dependency for the API tests and the benches, it autoloads in
-    every pytest process and imports Hypothesis, GraphQL and requests there, about a second of
-    CPU each, and none of the suites the tests run uses it. Set once the session has started,
-    so that this process (and xdist's workers, which parse PYTEST_ADDOPTS themselves) keep it
-    for the API-schema tests. tests/execution/conftest.clean_env does the same for the children
-    it builds an environment for."""
+def _children_without_unused_plugins() -> Any:
+    """Every pytest a test starts (plain pytest for parity, testfleet's workers) leaves out the
+    plugins that autoload here and that no child suite uses (tests/child_pytest.py: about 1.7
+    CPU-s of imports per child). Set once the session has started, so that this process (and
+    xdist's workers, which parse PYTEST_ADDOPTS themselves) keep them: the API-schema tests use
+    Schemathesis's, the property tests Hypothesis's. tests/execution/conftest.clean_env does the
+    same for the children it builds an environment for."""
     before = os.environ.get("PYTEST_ADDOPTS")
-    os.environ["PYTEST_ADDOPTS"] = " ".join(filter(None, [before, "-p no:schemathesis"]))
+    os.environ["PYTEST_ADDOPTS"] = " ".join(filter(None, [before, CHILD_PYTEST_ADDOPTS]))
     yield
     if before is None:
         os.environ.pop("PYTEST_ADDOPTS", None)

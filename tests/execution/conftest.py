@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from child_pytest import CHILD_PYTEST_ADDOPTS
 
 from testfleet.model import Result, Run
 from testfleet.store.db import Store
@@ -55,9 +56,8 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_", "TESTFLEET_", "GITHUB_STEP_SUMMARY", "COV_CORE_"))}
     env.update({"COLUMNS": "200", "NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "1",
-                # pytest-randomly (when installed) would reorder collection and break order tests;
-                # Schemathesis's plugin costs each child a second of imports (tests/conftest.py)
-                "PYTEST_ADDOPTS": "-p no:randomly -p no:schemathesis"})
+                # plugins no child suite uses, each a cost of every child's start (child_pytest.py)
+                "PYTEST_ADDOPTS": CHILD_PYTEST_ADDOPTS})
     env.update(extra or {})
     return env
 
