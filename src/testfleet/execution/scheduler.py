@@ -156,7 +156,9 @@ class Scheduler:
         queue = self.queues.get(pool)
         if not queue:
             return []
-        workers = self.workers if pool == "" else self.pool_workers.get(pool, 1)
+        # the planned fleet, or more: workers added mid-run (a specialist on a grant) get a share
+        # too; fewer never counts (at the start the first worker alone must not take it all)
+        workers = max(self.workers if pool == "" else self.pool_workers.get(pool, 1), alive)
         target = self.remaining[pool] / (GUIDED_FACTOR * workers)
         worth = 0.0
         while queue and len(batch) < MAX_BATCH:

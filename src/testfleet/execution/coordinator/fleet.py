@@ -16,6 +16,7 @@ from __future__ import annotations
 import signal
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -55,12 +56,18 @@ class Fleet:
     def live(self) -> list[Slot]:
         return [s for s in self.slots.values() if not s.gone]
 
-    def spawn(self, pool: str = "", seat: str = "") -> None:
+    def spawn(self, pool: str = "", seat: str = "", start: Callable[[str], None] | None = None) -> str:
+        """One more worker (for ``pool``, in ``seat``: its own by default); ``start`` starts its
+        process when the backend's ``spawn_worker`` is not the way (a reserved Ray actor)."""
         worker_id = f"gw{self.next_worker}"
         self.next_worker += 1
         self.slots[worker_id] = Slot(worker_id, pool=pool, seat=seat or worker_id)
-        self.host.backend.spawn_worker(worker_id, pool)
+        if start is None:
+            self.host.backend.spawn_worker(worker_id, pool)
+        else:
+            start(worker_id)
         self.host.bus.publish(WorkerChanged(worker_id, "started", pool))
+        return worker_id
 
     def feed(self, slot: Slot) -> None:
         """Top a worker up. A worker holds its last queued item until it knows the next one, so it
@@ -71,8 +78,9 @@ class Fleet:
                 or host.handoff.cancelling(slot):
             return
         alive = sum(1 for s in self.slots.values() if s.ready and not s.gone and s.pool == slot.pool)
+        produced = 0
         if slot.pool == "" and scheduler.pool_empty("") and host.exploration is not None:
-            host.exploration.more(2 * max(alive, 1))
+            produced = host.exploration.more(2 * max(alive, 1))
         batch: list[int] = []
         while len(slot.outstanding) + len(batch) < 2 and host.recovery.may_feed(slot):
             more = scheduler.next_batch(slot.worker_id, alive=alive, pool=slot.pool)
@@ -95,6 +103,12 @@ class Fleet:
                 host.backend.send(slot.worker_id, P.Flush())
             if not host.plan.timeout:
                 host.bus.publish(TestStarted(slot.worker_id, host.items[slot.outstanding[0]]["nodeid"]))
+        if produced and not scheduler.pool_empty(slot.pool):
+            # the new explored batch is for every idle worker, not only the one whose result
+            # asked for it (an idle worker is otherwise fed only by its own next result)
+            for other in self.slots.values():
+                if other is not slot and other.pool == slot.pool and not other.outstanding:
+                    self.feed(other)
         if scheduler.pool_empty(slot.pool):
             # every worker of the pool may now run what it holds: also one that was passed over
             # while a rerun it must not take was still queued for another worker
