@@ -534,3 +534,50 @@ def test_the_bus_messages_reach_the_runs_actor_where_its_tests_read_them_live(cl
     assert [(r["bus_seq"], r["kind"], r["message"]) for r in live] == [
         (e["bus_seq"], e["kind"], e["message"]) for e in stored[:len(live)]]
     assert stored[-1]["kind"] == "replication"  # the verdict came after the replays, once they were back
+
+
+# x >= 60 keeps 40 MB more in the worker and fails: memory growth and failures in the same
+# executions (as tests/execution/test_specialise_e2e.py), so the one worker's instance is granted.
+# Each execution takes a quarter of a second: the explored work left after the grant (over 8 s on
+# one worker) outlasts a new actor's start, so the specialist gets some of it.
+LOADED = """
+import time
+
+import testfleet
+from testfleet import Int
+
+KEPT = []
+
+
+@testfleet.explore(x=Int(0, 99))
+def test_load(x):
+    time.sleep(0.25)
+    if x >= 60:
+        KEPT.append(bytearray(40 * 2**20))
+        raise AssertionError(f"broken under load at x={x}")
+"""
+
+
+def test_a_grant_on_ray_starts_a_worker_actor_with_its_own_cpu_reservation(cluster: Cluster,
+                                                                           tmp_path: Path) -> None:
+    # one worker holds 1 of the cluster's 3 CPUs; the grant's specialist reserves 1 more beside it
+    root = make_suite(tmp_path / "suite", {"tests/test_load.py": LOADED})
+    (root / "testfleet.toml").write_text("[specialise]\nenabled = true\nwindow = 4\nray_cpus = 1\n")
+    ran = run_testfleet(root, "tests", "--backend", "ray", "--ray-address", cluster.address, "--explore", "40",
+                        "--seed", "5", "--replicate-budget", "0", workers=1, env=cluster.env)
+    assert ran.returncode == 1, ran.log
+    with Store.open(ran.store, read_only=True) as store:
+        run_id = store.get_run("last").run_id
+        events = TelemetryStore(store).events(run_id, ["allocation"])
+        ran_on = Counter(w for (w,) in store.query("SELECT worker FROM results WHERE run_id = $1", [run_id]))
+    grants = [e for e in events if e["action"] == "grant"]
+    assert grants, (events, ran.log)
+    started = [line for line in grants[0]["done"] if line.startswith("ray: started ")]
+    assert len(started) == 1 and "reserving 1 CPU(s) of the 2 free beside gw0" in started[0], grants[0]
+    specialist = started[0].split()[2].rstrip(",")
+    assert specialist != "gw0" and ran_on[specialist] >= 1, (ran_on, ran.log)  # it took tests
+    assert not [e for e in events if e["action"] == "skip" and e["subject"] == "ray"], events
+    # every grant is given back, at the latest when exploration is over: the specialist stops
+    releases = [e for e in events if e["action"] == "release"]
+    assert len(releases) == len(grants), events
+    assert any(f"ray: {specialist} stops after its current test" in line for e in releases for line in e["done"])

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["Decision", "InstanceWindow", "Observation", "PolicyState", "SpecialiseSettings", "aim", "decide",
            "release_all", "score"]
@@ -62,11 +62,20 @@ class SpecialiseSettings(BaseModel):
     nice: int = Field(default=5, ge=0, le=19, description="niceness the other instances are lowered by")
     affinity: bool = Field(default=True, description="give a granted instance a CPU of its own (sched_setaffinity)")
     cgroup: bool = Field(default=True, description="use cgroup v2 CPU weights where the cgroup is writable")
+    ray_cpus: float = Field(default=1.0, gt=0, le=1024, description="CPUs the worker actor a grant starts on Ray "
+                            "reserves (Ray takes fractions up to 1, whole numbers above)")
     cpu_saturation: float = Field(default=80.0, gt=0, le=100000, description="sut.cpu_percent counted as saturated")
     mem_growth: float = Field(default=0.5, gt=0, le=1000, description="relative sut.rss_mb growth over a window "
                               "counted as full memory stress")
     latency_ratio: float = Field(default=2.0, gt=1, le=1000, description="median duration over the fleet's counted "
                                  "as full latency stress")
+
+    @field_validator("ray_cpus")
+    @classmethod
+    def _ray_takes_whole_cpus_above_one(cls, value: float) -> float:
+        if value > 1 and value != int(value):
+            raise ValueError(f"Ray reserves a fraction of a CPU only up to 1: {value:g} must be a whole number")
+        return value
 
     @model_validator(mode="after")
     def _release_below_grant(self) -> SpecialiseSettings:

@@ -44,6 +44,7 @@ from testfleet.execution.capabilities import Capabilities, Requirements
 PULL_SECONDS = 1.0
 PULL_GAP = 0.002
 PULL_MAX = 500
+NODE_ANSWER_SECONDS = 10.0  # a live actor answers where it lives at once; a stuck one is skipped
 ALWAYS_EXCLUDED = [".testfleet/", ".git/", "__pycache__/", ".venv/", ".tox/"]
 
 
@@ -142,6 +143,10 @@ class PytestActor:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def node_id(self) -> str:
+        """The Ray node this actor lives on (a grant places its specialist beside it)."""
+        return str(ray.get_runtime_context().get_node_id())
 
 
 def _end(actor: Any) -> None:
@@ -285,10 +290,41 @@ class RayBackend(Backend):
         options: dict[str, Any] = {"num_cpus": 1 if not pool else requirements.cpus, **requirements.ray_options()}
         if requirements.labels:
             options["label_selector"] = dict(requirements.labels)
+        self._start_actor(worker_id, options)
+
+    def spawn_reserved(self, worker_id: str, cpus: float, node: str | None = None) -> None:
+        """A worker that reserves ``cpus`` of the cluster (a specialisation grant,
+        execution/specialise_ray.py), on ``node`` when that node has them (a soft affinity)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        options: dict[str, Any] = {"num_cpus": cpus}
+        if node:
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node, soft=True)
+        self._start_actor(worker_id, options)
+
+    def _start_actor(self, worker_id: str, options: dict[str, Any]) -> None:
         cwd = None if self.address else str(self.cwd)
         actor = self._actor_class.options(**options).remote(worker_id, self.pytest_args, cwd)
         self.actors[worker_id] = actor
         self.pulls[actor.pull.remote(PULL_SECONDS)] = worker_id
+
+    def node_of(self, worker_id: str) -> str | None:
+        """The node a worker's actor lives on; None when it is gone or does not answer."""
+        actor = self.actors.get(worker_id)
+        if actor is None:
+            return None
+        try:
+            return str(ray.get(actor.node_id.remote(), timeout=NODE_ANSWER_SECONDS))
+        except (ray.exceptions.RayError, TimeoutError):
+            return None
+
+    def ask_cpus(self, cpus: float) -> None:
+        """Ask the autoscaler for room for one more actor reserving ``cpus``."""
+        self.request_capacity([Requirements(cpus=cpus)])
+
+    def free_cpus(self) -> float:
+        """CPUs of the cluster that no actor or task holds now."""
+        return float(ray.available_resources().get("CPU", 0.0))  # type: ignore[no-untyped-call]
 
     def send(self, worker_id: str, message: P.CoordinatorMessage) -> bool:
         actor = self.actors.get(worker_id)

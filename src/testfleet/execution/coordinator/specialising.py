@@ -15,8 +15,11 @@ anomalous, the worker that ran it); then the policy
   them (a seeded coin per variant), so every worker that runs them restarts its SUT in that
   configuration: more of the fleet on it.
 
-On Ray, resizing actors or placement-group bundles is *not done*: a ``skip`` message says so, and
-only the explored work is aimed. A *release* undoes the grant. Every change is an
+* on Ray, which cannot resize a live actor, one more worker actor reserving ``ray_cpus`` CPUs of
+  the cluster beside the instance's worker (:class:`~testfleet.execution.specialise_ray.RayActuator`);
+  with too few free CPUs the grant asks the autoscaler and a ``skip`` message says so.
+
+A *release* undoes the grant (on Ray, the specialist stops after its test). Every change is an
 :class:`AllocationMessage` on the coordinator's bus (stored as an ``allocation`` event) whose
 reason gives the score, the rule that fired, and what was done or skipped, and why.
 """
@@ -28,6 +31,7 @@ import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from testfleet.execution import protocol as P
 from testfleet.execution.bus import BusMessage
 from testfleet.execution.replication import flatten
 from testfleet.execution.specialisation import (
@@ -44,13 +48,12 @@ from testfleet.execution.specialisation import (
 from testfleet.execution.specialise_local import LocalActuator
 
 if TYPE_CHECKING:
-    from testfleet.execution import protocol as P
     from testfleet.execution.coordinator.interfaces import Host
+    from testfleet.execution.specialise_ray import RayActuator
     from testfleet.model import Result
 
 SUT = "sut."
-RAY_NOT_DONE = ("resizing Ray actors or placement-group bundles is not done; on this backend a grant only aims "
-                "explored work at the instance's configuration")
+HOLD = 2  # the items a worker holds at once (Fleet.feed): what one more worker takes of a batch
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +81,12 @@ class Specialising:
         self.fresh: set[str] = set()
         local = host.backend.name == "local"
         self.actuator = LocalActuator(settings.nice, settings.affinity, settings.cgroup) if local else None
+        self.ray: RayActuator | None = None
+        if host.backend.name == "ray":
+            from testfleet.execution.specialise_ray import RayActuator
+
+            backend: Any = host.backend  # a RayBackend: free_cpus, node_of, ask_cpus, spawn_reserved
+            self.ray = RayActuator(backend, self._spawn_reserved, self._retire, settings.ray_cpus)
         explorer = getattr(host.exploration, "explorer", None)
         if explorer is not None and hasattr(explorer, "steer"):
             explorer.steer = self.steer
@@ -170,8 +179,8 @@ class Specialising:
                 granted = {n: pids[n] for n in self._granted_workers() if n in pids}
                 others = {n: p for n, p in pids.items() if n not in granted}
                 done = self.actuator.grant(granted, others)
-            else:
-                self._skip("ray", RAY_NOT_DONE)
+            elif self.ray is not None:
+                done = self.ray.grant(name, rows[-1].worker if rows else None)
         else:
             aimed = tuple(sorted(self.focus.pop(name, {}).items()))
             if self.actuator is not None:
@@ -182,6 +191,8 @@ class Specialising:
                 released = {was: pids[was]} if was in pids and was not in granted else {}
                 others = {n: p for n, p in pids.items() if n not in granted and n not in released}
                 done = self.actuator.release(released, granted, others)
+            elif self.ray is not None:
+                done = self.ray.release(name)
         for line in done:
             mechanism, _, rest = line.partition(": ")
             if rest.startswith("skipped"):
@@ -192,6 +203,30 @@ class Specialising:
             action=decision.action, subject=name, reason=f"{decision.action} {name}: {decision.reason}{aims}"
             + "".join(f"; {line}" for line in done if "skipped" not in line),
             score=round(decision.score, 4), config=tuple(aimed), done=tuple(done), steered=self.steered))
+
+    def _spawn_reserved(self, cpus: float, node: str | None) -> str:
+        """A Ray worker actor reserving ``cpus`` (on ``node`` when it has them): its worker id."""
+        backend: Any = self.host.backend
+        worker_id = self.host.fleet.spawn(start=lambda worker_id: backend.spawn_reserved(worker_id, cpus, node))
+        self._widen(HOLD)
+        return worker_id
+
+    def _retire(self, worker_id: str, why: str) -> None:
+        """The worker stops after its current test; what it holds goes back to the queue."""
+        slot = self.host.fleet.slots.get(worker_id)
+        if slot is None or slot.gone or self.host.stopping:
+            return
+        self.host.recovery.retiring[worker_id] = why
+        self.host.backend.send(worker_id, P.Stop())
+        self._widen(-HOLD)
+
+    def _widen(self, by: int) -> None:
+        """The explorer's batches are sized for the planned fleet (2 per worker, so that feedback
+        comes back in the same order whatever the timing): a worker added by a grant widens them
+        by what it holds, or it would find every batch taken (and a release narrows them back)."""
+        explorer = getattr(self.host.exploration, "explorer", None)
+        if explorer is not None and isinstance(getattr(explorer, "batch_size", None), int):
+            explorer.batch_size = max(1, explorer.batch_size + by)
 
     def _skip(self, mechanism: str, why: str) -> None:
         if mechanism in self.skipped:
