@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from testfleet.execution import protocol as P
 from testfleet.execution.breakers import Transition, infra_kind, is_infrastructure
+from testfleet.execution.coordinator.nodes import NodeQuarantine
 from testfleet.execution.recovery import EscalationPolicy, Step
 from testfleet.execution.resilience_messages import BreakerChanged, InjectedFailure, RecoveryTaken
 from testfleet.execution.stream import WorkerChanged
@@ -59,6 +60,7 @@ class Recovery:
         self.scenarios: dict[str, list[tuple[str, str]]] = {}  # file -> [(step name, endpoint)]
         self.events: list[dict[str, Any]] = []  # breaker and recovery events, for the summary
         self.stopped: Step | None = None  # level 6, when taken
+        self.nodes = NodeQuarantine(self)  # on Ray: a node whose seats keep opening breakers
 
     @property
     def enabled(self) -> bool:
@@ -164,8 +166,9 @@ class Recovery:
         return True
 
     def turned_away(self, slot: Slot) -> bool:
-        """A worker that said hello in a seat quarantined while it started: it leaves at once."""
-        if slot.seat not in self.policy.quarantined:
+        """A worker that said hello in a seat quarantined while it started (or on a quarantined
+        Ray node): it leaves at once."""
+        if slot.seat not in self.policy.quarantined and not self.nodes.turned_away(slot):
             return False
         self.retiring[slot.worker_id] = "quarantined"
         self.host.backend.send(slot.worker_id, P.Stop())
@@ -290,6 +293,7 @@ class Recovery:
             step = self.policy.on_open(change)
             if step is not None:
                 self._log(step)
+            self.nodes.opened(change.target, worker_id, change.reason)
         elif change.new == "half_open":
             self._refill(change.target, None)
         else:
