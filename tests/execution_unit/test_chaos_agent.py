@@ -66,6 +66,10 @@ def test_orders_reach_the_proxy_and_the_memory_of_the_worker(tmp_path: Path, ser
               {"fault": "fill_memory", "duration": 1.0, "params": {"mib": 64}}]
     (tmp_path / "orders-gwt.json").write_text(json.dumps(orders))
     assert _until(lambda: httpx.get(url).status_code == 503)
+    before = agent.injected()
+    assert before.get("http_error", 0) >= 1  # the process's proxies count what they failed
+    assert httpx.get(url).status_code == 503
+    assert agent.injected_since(before) == {"http_error": 1}  # what a test's own request met
     assert _until(lambda: psutil.Process().memory_info().rss - rss >= 48 * 2**20)
     assert _until(lambda: psutil.Process().memory_info().rss - rss < 32 * 2**20)  # released after 1 s
     agent._PROXIES.pop("gwt").close()

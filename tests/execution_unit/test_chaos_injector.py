@@ -216,3 +216,19 @@ def test_any_picks_by_seat_and_fault_whatever_the_faults_before_it_hit(tmp_path:
     second = seats_hit([both] * 5 + [replaced] * 5 + [both] * 10)
     assert first[10:] == second[10:] and first[:5] == second[:5]
     assert set(first) == {"gw0", "gw1"}  # both seats are picked, not always the first
+
+
+def test_faults_that_fail_requests_are_kept_as_windows_of_their_worker_and_seat(tmp_path: Path) -> None:
+    (tmp_path / "sut-gw2.json").write_text(json.dumps({"pid": 1, "port": 1, "proxy_port": 2}))
+    host = _Host(_Backend({"gw2": 3}), [])
+    slots = [SimpleNamespace(worker_id="gw2", seat="gw0", ready=True)]
+    host.fleet = SimpleNamespace(live=lambda: slots)
+    before = time.time()
+    injector = _injector(host, tmp_path, [
+        {"at": 0, "fault": "latency", "target": "gw0", "duration": 2, "params": {"ms": 100}},
+        {"at": 0, "fault": "http_error", "target": "gw0", "duration": 3, "params": {"share": 0.5}}])
+    _run_until_quiet(injector)
+    (window,) = injector.windows  # latency fails no request: it has no window
+    assert (window.fault, window.worker, window.seat) == ("http_error", "gw2", "gw0")
+    assert before <= window.start <= time.time() and window.end == pytest.approx(window.start + 3)
+    assert window.params == {"share": 0.5}

@@ -131,3 +131,26 @@ def test_a_down_upstream_is_a_connection_error(server: int) -> None:
         assert httpx.get(_url(p)).text == "ok"
     finally:
         p.close()
+
+
+def test_the_proxy_counts_the_requests_its_toxics_failed(proxy: ChaosProxy) -> None:
+    with httpx.Client() as client:
+        assert client.get(_url(proxy)).status_code == 200
+        assert proxy.injected() == {}  # nothing injected: nothing counted
+        proxy.add_toxic("http_error", 60, {"share": 1.0, "status": 503})
+        codes = [client.get(_url(proxy)).status_code for _ in range(3)]
+    assert codes == [503, 503, 503]
+    assert proxy.injected() == {"http_error": 3}  # counted before the client saw each answer
+    proxy.clear_toxics()
+    proxy.add_toxic("reset_peer", 60)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(_url(proxy))
+    assert proxy.injected() == {"http_error": 3, "reset_peer": 1}
+
+
+def test_a_share_of_zero_fails_and_counts_nothing(proxy: ChaosProxy) -> None:
+    proxy.add_toxic("http_error", 60, {"share": 0.0})
+    proxy.add_toxic("latency", 60, {"ms": 1})  # slows, fails nothing: never counted
+    with httpx.Client() as client:
+        assert [client.get(_url(proxy)).status_code for _ in range(5)] == [200] * 5
+    assert proxy.injected() == {}

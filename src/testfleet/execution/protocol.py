@@ -228,6 +228,8 @@ class TestResult:
     proposals: tuple[Any, ...] | list[Any] = ()  # the mutation engine's, for an explorable item
     instance: dict[str, Any] | None = None  # the SUT instance's name and config it ran against
     sut_pid: int | None = None  # the worker's SUT process then (helpers on anomaly attach to it)
+    #: requests the chaos proxy failed on purpose while it ran, per toxic (--chaos only)
+    injected: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

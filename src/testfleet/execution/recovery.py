@@ -11,7 +11,7 @@ reason (a ``recovery`` event and a console line):
 4. replace the worker (it crashed or was killed for a timeout; crashes count against
    ``--max-worker-restarts``);
 5. quarantine the worker's seat for the rest of the run (its breaker opened ``quarantine_after``
-   times);
+   times); on Ray, quarantine the node (see below);
 6. stop the run (``--max-worker-restarts`` spent, or every seat quarantined with work left): the
    run ends as interrupted (exit 2) with the level and its reason.
 
@@ -19,6 +19,19 @@ With ``[tool.testfleet.breakers] enabled = false`` the same policy gives testfle
 a crashed test is retried once on another worker (never after crashing two), a failure is rerun
 while ``--reruns`` allows, a lost worker is replaced while ``--max-worker-restarts`` lasts, and
 the run ends only when every worker is gone.
+
+**Ray nodes.** On the Ray backend a seat's worker runs on a Ray node, and a node can be what
+fails (its disk, its network, its memory), whichever seat is on it. Every opening of a worker's or
+instance breaker is also counted against the node its seat's worker ran on when it opened. A node
+is quarantined once those openings reach ``quarantine_after`` *across its seats* (one seat opening
+that often quarantines the seat too; two seats opening once each with ``quarantine_after = 2``
+quarantine only the node). A quarantined node gets no new worker for the rest of the run (the
+backend excludes it from placement: a Ray label selector ``ray.io/node-id: !in(...)``), and the
+seats whose workers are on it are quarantined with it (their workers finish the test they run and
+leave; what they held goes to the others), so nothing waits for room elsewhere that may never come.
+The cluster's last node that can still take workers is never quarantined: the event says so and the
+run goes on. The ``recovery`` event (level 5, ``quarantine the Ray node``) names the node, its
+openings per seat and the last breaker's reason.
 
 :class:`EscalationPolicy` is the decision, free of processes and clocks (tests drive it with a
 fake clock); :class:`~testfleet.execution.coordinator.recovering.Recovery` applies it to a run.
@@ -42,6 +55,7 @@ LEVELS = {
     5: "quarantine the worker",
     6: "stop the run",
 }
+NODE_ACTION = "quarantine the Ray node"
 
 
 @dataclass(frozen=True)
@@ -51,10 +65,11 @@ class Step:
     level: int
     target: str
     reason: str
+    what: str | None = None  # the action, where it is not the level's own (a Ray node's quarantine)
 
     @property
     def action(self) -> str:
-        return LEVELS[self.level]
+        return self.what or LEVELS[self.level]
 
     def describe(self) -> str:
         return f"recovery level {self.level} ({self.action}) for {self.target}: {self.reason}"
@@ -80,6 +95,9 @@ class EscalationPolicy:
         self.restarts = 0
         self.quarantined: set[str] = set()
         self.infra_retries: dict[int, int] = {}
+        self.node_openings: dict[str, dict[str, int]] = {}  # Ray node -> seat -> breaker openings there
+        self.quarantined_nodes: set[str] = set()
+        self.spared_nodes: set[str] = set()  # reached the rule but could not be quarantined (the last one)
 
     # -- a failed test ----------------------------------------------------------------------
     def retry_step(self, index: int, outcome: Outcome, *, attempt: int, crashes: int, infrastructure: bool,
@@ -137,6 +155,27 @@ class EscalationPolicy:
             return Step(3, seat, f"instance breaker open ({transition.reason}); a fresh worker session "
                         f"restarts it after the cool-down of {self.settings.cooldown:g} s")
         return None
+
+    def node_opened(self, node: str, seat: str, reason: str) -> Step | None:
+        """A breaker of ``seat`` opened while its worker ran on Ray node ``node``: the node's
+        quarantine (level 5, not yet applied: :meth:`quarantine_node`) once its seats' openings
+        reach ``quarantine_after``; None before, or once it is quarantined or spared."""
+        seats = self.node_openings.setdefault(node, {})
+        seats[seat] = seats.get(seat, 0) + 1
+        total = sum(seats.values())
+        if node in self.quarantined_nodes or node in self.spared_nodes or total < self.settings.quarantine_after:
+            return None
+        each = ", ".join(f"{s} x{n}" for s, n in sorted(seats.items()))
+        return Step(5, f"node {node}", f"breakers of its seats opened {total} times ({each}; quarantine_after = "
+                    f"{self.settings.quarantine_after}); last: {reason}", what=NODE_ACTION)
+
+    def quarantine_node(self, node: str, seats: list[str]) -> None:
+        """The node takes no more workers; ``seats``, whose workers are on it, are quarantined with it."""
+        self.quarantined_nodes.add(node)
+        for seat in seats:
+            self.quarantined.add(seat)
+            for breaker in self.seat_breakers(seat):
+                breaker.hold_open()
 
     # -- a lost worker ------------------------------------------------------------------------
     def replace_step(self, seat: str, worker: str, *, counts: bool, cause: str) -> Step | None:

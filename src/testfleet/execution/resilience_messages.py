@@ -5,7 +5,8 @@ and the trouble it was given on purpose (:mod:`testfleet.execution.chaos.injecto
 bus (:mod:`testfleet.execution.bus`) beside replication and hand-off, so that the run's timeline
 (``testfleet show RUN --events``) shows a fault, the breaker it opened, and the work handed on, in
 order. Each becomes an event row of the kind readers have always selected (``breaker``,
-``recovery``, ``fault``) with the same fields.
+``recovery``, ``fault``) with the same fields; a failure blamed on an injected network error is an
+``injected_failure`` row.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from testfleet.execution.bus import BusMessage, optional, stored_as
 
-__all__ = ["BreakerChanged", "FaultInjected", "RecoveryTaken"]
+__all__ = ["BreakerChanged", "FaultInjected", "InjectedFailure", "RecoveryTaken"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,3 +63,21 @@ class FaultInjected(BusMessage):
     schedule: str
     late: float | None = optional()  # seconds it waited for a worker that could take it
     skipped: str | None = optional()  # why it was not injected
+
+
+@dataclass(frozen=True, kw_only=True)
+class InjectedFailure(BusMessage):
+    """A failed attempt judged an infrastructure error because the chaos proxy failed its requests
+    on purpose while it ran (:mod:`testfleet.execution.chaos.blame`); ``action`` ``infrastructure``."""
+
+    topic = "injected_failure"
+    case_id: str
+    variant_id: str | None = None
+    nodeid: str
+    worker: str
+    attempt: int
+    outcome: str  # the attempt's own outcome (failed, error)
+    fault: str  # the toxic that failed its requests
+    injected: dict[str, int]  # its requests failed on purpose, per toxic
+    target: str | None = optional()  # the worker the matching window was aimed at
+    window_at: float | None = optional()  # epoch seconds the matching window began

@@ -186,6 +186,8 @@ class WorkerSession:
         item._report_sections = []  # run again (a variant): only this run's output is its own
         self.last, self.fixtures_alive = (index, item), True
         t0 = self.telemetry.begin() if self.telemetry is not None else 0.0
+        chaos = _chaos_agent()
+        injected_before = chaos.injected() if chaos is not None else {}
         params = explored.params if explored is not None else None
         swap = swap_params(item, params)
         try:
@@ -205,6 +207,8 @@ class WorkerSession:
                 swap.restore()
         self.fixtures_alive = nextitem is not None
         result = self._result(t0)
+        if chaos is not None and (hit := chaos.injected_since(injected_before)):
+            result = replace(result, injected=hit)  # the coordinator judges the failure on it
         if explored is not None and explored.task is not None:
             # the mutation engine proposes, next to the fresh telemetry
             sut_space = self.worker_config.sut_space if self.worker_config is not None else None
@@ -253,6 +257,15 @@ class WorkerSession:
                 self.conn.send(P.LateTeardown(index, result))
             except OSError:
                 pass
+
+
+def _chaos_agent() -> Any:
+    """The chaos agent's module under --chaos (it counts the proxy's injected errors), else None."""
+    if not os.environ.get("TESTFLEET_CHAOS_DIR"):
+        return None
+    from testfleet.execution.chaos import agent
+
+    return agent
 
 
 class _Engine:

@@ -274,7 +274,8 @@ class ConsoleReporter:
     def _resilience(self, events: list[dict], shown: int = 20) -> None:
         """Circuit breakers that changed state and the recovery levels above a retry."""
         kept = [e for e in events if e["kind"] == "breaker" or e.get("level", 0) >= 3]
-        if not kept:
+        blamed = [e for e in events if e["kind"] == "injected_failure"]
+        if not kept and not blamed:
             return
         self.console.print(Rule("circuit breakers and recovery", characters="=", style="yellow"))
         for event in kept[:shown]:
@@ -286,7 +287,9 @@ class ConsoleReporter:
             self.console.print(line, soft_wrap=True)
         retries = sum(1 for e in events if e["kind"] == "recovery" and e.get("level", 0) < 3)
         more = len(kept) - shown
-        tail = [f"{more} more" if more > 0 else "", f"{retries} tests retried (levels 1-2)" if retries else ""]
+        tail = [f"{more} more" if more > 0 else "", f"{retries} tests retried (levels 1-2)" if retries else "",
+                f"{len(blamed)} failure{'s' if len(blamed) != 1 else ''} during injected network errors judged "
+                f"infrastructure errors (testfleet show RUN --events says which)" if blamed else ""]
         if any(tail):
             self.console.print(f"[dim]{'; '.join(t for t in tail if t)}[/dim]")
 

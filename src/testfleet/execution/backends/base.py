@@ -101,6 +101,16 @@ class Backend(abc.ABC):
         """What the machines workers run on offer (``Capabilities``), to check requirements against."""
         return []
 
+    def node_of(self, worker_id: str) -> str | None:
+        """The node (machine) the worker runs or ran on, where the backend has several; None for a
+        backend whose workers share one machine (optional hook: node quarantine needs it)."""
+        return None
+
+    def exclude_node(self, node: str) -> str | None:
+        """Place no new worker on ``node`` for the rest of the run. None when done; else why it
+        cannot be (the backend has no nodes, or it is the last node that can take workers)."""
+        return f"the {self.name} backend does not place workers on nodes"
+
     @abc.abstractmethod
     def spawn_worker(self, worker_id: str, pool: str = "") -> None:
         """Start one more worker (for ``pool``); it announces itself with a ``hello`` event."""

@@ -13,6 +13,13 @@ An actor that dies makes its pending ``pull`` fail, which is reported as a lost 
 Every actor collects the suite itself (``workers_collect``), as spawned local workers do. Tests
 with requirements run on actors created with those requirements as Ray resources and label
 selectors, one actor per distinct set ("pool"); the scheduler routes each test to its pool.
+
+Each actor reports the Ray node it runs on (:meth:`RayBackend.node_of`, asked once when it is
+made and kept after it is gone). A node the coordinator quarantines (escalating recovery, level 5:
+:mod:`testfleet.execution.recovery`) is excluded from the placement of every actor made afterwards
+with Ray's node-id label, ``label_selector={"ray.io/node-id": "!in(...)"}``, a hard constraint
+beside the pool's own selectors (:meth:`RayBackend.exclude_node`); the last alive node not yet
+excluded is never excluded, so that a worker can always be placed somewhere.
 """
 
 from __future__ import annotations
@@ -44,7 +51,8 @@ from testfleet.execution.capabilities import Capabilities, Requirements
 PULL_SECONDS = 1.0
 PULL_GAP = 0.002
 PULL_MAX = 500
-NODE_ANSWER_SECONDS = 10.0  # a live actor answers where it lives at once; a stuck one is skipped
+NODE_ID_LABEL = "ray.io/node-id"  # the label Ray gives every node (ray._raylet.RAY_NODE_ID_KEY)
+NODE_WAIT = 30.0  # seconds to learn an actor's node (it answers once made; a dead one fails at once)
 ALWAYS_EXCLUDED = [".testfleet/", ".git/", "__pycache__/", ".venv/", ".tox/"]
 
 
@@ -199,6 +207,9 @@ class RayBackend(Backend):
         self.actors: dict[str, Any] = {}
         self.pulls: dict[Any, str] = {}
         self.sent: dict[str, int] = {}  # messages sent to each actor, to number the next one
+        self.node_refs: dict[str, Any] = {}  # worker id -> the pending answer of its actor's node_id()
+        self.nodes: dict[str, str | None] = {}  # worker id -> the Ray node its actor ran on
+        self.excluded: set[str] = set()  # nodes no new actor may be placed on (quarantined)
         self._actor_class: Any = None
 
     @property
@@ -288,9 +299,7 @@ class RayBackend(Backend):
         # A default worker takes one CPU; a worker made for requirements takes exactly what they
         # ask for, so it can be placed on a node whose CPUs the default workers already hold.
         options: dict[str, Any] = {"num_cpus": 1 if not pool else requirements.cpus, **requirements.ray_options()}
-        if requirements.labels:
-            options["label_selector"] = dict(requirements.labels)
-        self._start_actor(worker_id, options)
+        self._start_actor(worker_id, options, dict(requirements.labels))
 
     def spawn_reserved(self, worker_id: str, cpus: float, node: str | None = None) -> None:
         """A worker that reserves ``cpus`` of the cluster (a specialisation grant,
@@ -300,23 +309,36 @@ class RayBackend(Backend):
         options: dict[str, Any] = {"num_cpus": cpus}
         if node:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node, soft=True)
-        self._start_actor(worker_id, options)
+        self._start_actor(worker_id, options, {})
 
-    def _start_actor(self, worker_id: str, options: dict[str, Any]) -> None:
+    def _start_actor(self, worker_id: str, options: dict[str, Any], selector: dict[str, str]) -> None:
+        if self.excluded:  # quarantined nodes: a hard constraint beside the pool's own selectors
+            selector[NODE_ID_LABEL] = f"!in({','.join(sorted(self.excluded))})"
+        if selector:
+            options["label_selector"] = selector
         cwd = None if self.address else str(self.cwd)
         actor = self._actor_class.options(**options).remote(worker_id, self.pytest_args, cwd)
         self.actors[worker_id] = actor
+        self.node_refs[worker_id] = actor.node_id.remote()  # runs once the actor is placed and made
         self.pulls[actor.pull.remote(PULL_SECONDS)] = worker_id
 
     def node_of(self, worker_id: str) -> str | None:
-        """The node a worker's actor lives on; None when it is gone or does not answer."""
-        actor = self.actors.get(worker_id)
-        if actor is None:
-            return None
-        try:
-            return str(ray.get(actor.node_id.remote(), timeout=NODE_ANSWER_SECONDS))
-        except (ray.exceptions.RayError, TimeoutError):
-            return None
+        if worker_id not in self.nodes:
+            ref = self.node_refs.pop(worker_id, None)
+            if ref is None:
+                return None
+            try:
+                self.nodes[worker_id] = str(ray.get(ref, timeout=NODE_WAIT))
+            except Exception:  # noqa: BLE001 - died before it was made, or still unplaced: unknown
+                self.nodes[worker_id] = None
+        return self.nodes[worker_id]
+
+    def exclude_node(self, node: str) -> str | None:
+        alive = {str(n["NodeID"]) for n in ray.nodes() if n.get("Alive")}  # type: ignore[no-untyped-call]
+        if not alive - self.excluded - {node}:
+            return "it is the last node of the cluster a worker could be placed on"
+        self.excluded.add(node)
+        return None
 
     def ask_cpus(self, cpus: float) -> None:
         """Ask the autoscaler for room for one more actor reserving ``cpus``."""

@@ -5,6 +5,7 @@
 * :mod:`.injector`: carries faults out beside the coordinator's loop, each one an event;
 * :mod:`.proxy`: the TCP proxy with toxics in front of each SUT instance;
 * :mod:`.agent`: the worker's side (its proxy, memory orders).
+* :mod:`.blame`: which failures an injected network error caused (judged infrastructure errors).
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ list of orders, appended to, replaced atomically); this thread reads it every ``
 and applies each new order once: toxics go to this process's proxies, ``fill_memory`` allocates
 (and touches) that many MiB for the order's duration. The worker writes ``worker-<worker>.json``
 (its pid) and, for each SUT instance it starts, ``sut-<instance>.json`` (the SUT's pid, its own
-port and the proxy's), so that the injector can stop or kill the right processes on any backend.
+port and the proxy's), so that the injector can stop or kill the right processes on any backend. :func:`injected` sums
+what this process's proxies did to requests; the worker session reports the part that fell within
+each test (``TestResult.injected``), so the coordinator can tell a failure the injection caused.
 Nothing here runs, and nothing is imported, in a run without ``--chaos``.
 """
 
@@ -54,6 +56,21 @@ def front(instance: str, sut_port: int, sut_pid: int) -> int:
         atomic_write_text(folder / f"sut-{instance}.json",
                           json.dumps({"pid": sut_pid, "port": sut_port, "proxy_port": proxy.port}))
     return int(proxy.port)
+
+
+def injected() -> dict[str, int]:
+    """Requests this process's proxies failed on purpose so far, per toxic (only those that hit)."""
+    total: dict[str, int] = {}
+    for proxy in list(_PROXIES.values()):
+        for kind, n in proxy.injected().items():
+            total[kind] = total.get(kind, 0) + n
+    return total
+
+
+def injected_since(before: dict[str, int]) -> dict[str, int]:
+    """What :func:`injected` has added since ``before`` (only the toxics that hit since)."""
+    now = injected()
+    return {kind: n - before.get(kind, 0) for kind, n in now.items() if n > before.get(kind, 0)}
 
 
 def start_agent(worker_id: str) -> None:

@@ -24,7 +24,10 @@ starting) waits until one can, for at most ``DEFER_LIMIT`` seconds; its event sa
 came (``late``). Every fault is a message on the coordinator's bus (:class:`FaultInjected`), kept
 as an event of the run (``kind = "fault"``, data ``fault``, ``target``, ``at``, ``duration``,
 ``params``; a fault that could not be injected has ``skipped`` with the reason) and a console line.
-Whatever is stopped when the run ends is continued (:meth:`Injector.close`).
+Whatever is stopped when the run ends is continued (:meth:`Injector.close`). Each network fault
+that fails requests (``http_error``, ``reset_peer``, ``timeout``) is also kept as a
+:class:`~.blame.Window` (``windows``), so that a failure it caused can be told from the test's own
+(:mod:`.blame`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from testfleet.atomic import atomic_write_text
+from testfleet.execution.chaos.blame import ERROR_TOXICS, Window
 from testfleet.execution.chaos.schedule import NETWORK, Injection
 from testfleet.execution.resilience_messages import FaultInjected
 
@@ -70,6 +74,7 @@ class Injector:
         self.orders: dict[str, list[dict[str, Any]]] = {}
         self.injected: list[dict[str, Any]] = []
         self.waiting: list[tuple[float, Injection]] = []  # (when it was due, fault) no target could take yet
+        self.windows: list[Window] = []  # the faults that fail requests, ordered to a worker's proxy
 
     # -- driven by the loop ------------------------------------------------------------------
     def until_next(self) -> float:
@@ -179,6 +184,11 @@ class Injector:
         elif fault == "kill_node":
             return self._kill_node()
         else:  # network faults and fill_memory: the worker's agent applies them
+            if fault in ERROR_TOXICS:
+                seat = next((getattr(s, "seat", "") for s in self.host.fleet.live() if s.worker_id == target), "")
+                now = time.time()
+                self.windows.append(Window(fault, target, seat or target, now, now + injection.duration,
+                                           dict(injection.params)))
             orders = self.orders.setdefault(target, [])
             orders.append({"fault": fault, "duration": injection.duration, "params": injection.params})
             atomic_write_text(self.folder / f"orders-{target}.json", json.dumps(orders))

@@ -15,9 +15,12 @@ small on asyncio's streams, so it is written here; its toxics follow Toxiproxy's
 * ``http_error``: a ``share`` of HTTP requests (a chunk from the client that starts with a
   request line) is answered ``status`` (503) at once, without reaching the SUT.
 
-Every toxic lasts a given number of seconds. All proxies of a process share one event loop, on
-one daemon thread started with the first proxy; toxics may be added from any thread. Random
-choices (jitter, shares) come from a generator seeded per proxy.
+Every toxic lasts a given number of seconds. Each proxy counts what its toxics did to requests
+(:meth:`ChaosProxy.injected`: per toxic of :data:`ERROR_TOXICS`, the connections reset, held or
+answered with an injected status), counted before the client can see the effect, so a test that
+reads the count after its request sees its own injection (:mod:`.blame` judges on it). All proxies
+of a process share one event loop, on one daemon thread started with the first proxy; toxics may
+be added from any thread. Random choices (jitter, shares) come from a generator seeded per proxy.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ HOST = "127.0.0.1"
 _CHUNK = 65536
 _REQUEST_LINE = re.compile(rb"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \S+ HTTP/1\.[01]\r?\n")
 TOXICS = ("latency", "bandwidth", "reset_peer", "timeout", "http_error")
+#: the toxics that make a request fail (the others only slow it down): what the proxy counts
+ERROR_TOXICS = ("http_error", "reset_peer", "timeout")
 
 
 @dataclass
@@ -74,6 +79,7 @@ class ChaosProxy:
         self._loop = _Loop.get()
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._injected = dict.fromkeys(ERROR_TOXICS, 0)  # written on the loop's thread only
         self.port = asyncio.run_coroutine_threadsafe(self._listen(port), self._loop).result(10)
 
     async def _listen(self, port: int) -> int:
@@ -100,6 +106,10 @@ class ChaosProxy:
         with self._lock:
             self._toxics = [t for t in self._toxics if t.until > now]
             return {t.kind: t for t in self._toxics}
+
+    def injected(self) -> dict[str, int]:
+        """Requests each error toxic has hit so far (a copy; only the toxics that hit any)."""
+        return {kind: n for kind, n in dict(self._injected).items() if n}
 
     def close(self) -> None:
         if self._server is None:
@@ -153,17 +163,20 @@ class ChaosProxy:
             toxics = self.active()
             held = toxics.get("timeout")
             if held is not None:  # nothing goes through; the connection ends with the toxic
+                self._injected["timeout"] += 1
                 await asyncio.sleep(max(0.0, held.until - time.monotonic()))
                 _reset(writer)
                 up_writer.transport.abort()
                 return
             reset = toxics.get("reset_peer")
             if reset is not None and self._chance(reset):
+                self._injected["reset_peer"] += 1
                 _reset(writer)
                 up_writer.transport.abort()
                 return
             error = toxics.get("http_error")
             if error is not None and _REQUEST_LINE.match(data) and self._chance(error):
+                self._injected["http_error"] += 1  # before the answer leaves: the client reads it after
                 writer.write(_error_response(int(error.params.get("status", 503))))
                 await writer.drain()
                 writer.close()

@@ -88,6 +88,8 @@ class Host(Protocol):
     probing: Any
     #: a stressed, failing instance gets more of the fleet (coordinator.specialising); None: off
     specialising: Any
+    #: --chaos: the faults injected beside the loop (chaos.injector.Injector); None: no --chaos
+    injector: Any
     scheduler: Scheduler | None
     #: the run's items (as collected, then explored ones appended), their cases and variants
     items: list[dict[str, Any]]

@@ -59,8 +59,11 @@ class Recording:
         )
         if payload.series:
             self.add_series(worker_id, payload.series)
+        # under --chaos, a failure while the proxy failed the test's requests on purpose is the injection's
+        blamed = host.recovery.blame(index, worker_id, result, payload.injected) \
+            if payload.injected and not late_teardown else None
         if not late_teardown:
-            host.recovery.observe(index, worker_id, result)
+            host.recovery.observe(index, worker_id, result, blamed)
         if host.replication is not None and host.replication.is_replay(index):
             # a replay is evidence about another execution: stored, never retried nor counted
             result.final = False
@@ -70,8 +73,11 @@ class Recording:
                 host.replication.on_replay(index, worker_id, result, payload)
             return result
         if outcome in FAILURE_OUTCOMES and not late_teardown:
-            self.failed_once.add(index)
-            if not host.stopping and host.recovery.retry(index, worker_id, result, self.crashes.get(index, 0)):
+            # a failure the injection caused is no sign of a flaky test when the retry passes
+            if blamed is None:
+                self.failed_once.add(index)
+            if not host.stopping and host.recovery.retry(index, worker_id, result, self.crashes.get(index, 0),
+                                                         blamed):
                 result.final = False
         elif index in self.failed_once and not late_teardown and outcome in (
                 Outcome.passed, Outcome.xfailed, Outcome.skipped):

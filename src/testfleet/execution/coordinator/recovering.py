@@ -12,6 +12,9 @@ the :class:`~testfleet.execution.recovery.EscalationPolicy` decides:
   exactly ``half_open_probes`` tests, whose results close or reopen the breaker;
 * a scenario whose endpoint's breaker is open is held back until it probes, and reported as an
   ``error`` naming the breaker if the run would otherwise end with it unrun;
+* under ``--chaos``, a test that failed while the chaos proxy failed its requests on purpose is
+  judged an infrastructure error, like a refused connection (:mod:`testfleet.execution.chaos.blame`:
+  :meth:`Recovery.blame`), with an ``injected_failure`` message saying why;
 * every breaker change is a ``breaker`` message on the bus, every level taken a ``recovery`` one
   (:mod:`testfleet.execution.resilience_messages`; each kept as an event of that kind), each with
   a console line.
@@ -22,13 +25,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from testfleet.execution import protocol as P
 from testfleet.execution.breakers import Transition, infra_kind, is_infrastructure
+from testfleet.execution.coordinator.nodes import NodeQuarantine
 from testfleet.execution.recovery import EscalationPolicy, Step
-from testfleet.execution.resilience_messages import BreakerChanged, RecoveryTaken
+from testfleet.execution.resilience_messages import BreakerChanged, InjectedFailure, RecoveryTaken
 from testfleet.execution.stream import WorkerChanged
 from testfleet.model import Outcome, Result
 
@@ -55,20 +60,45 @@ class Recovery:
         self.scenarios: dict[str, list[tuple[str, str]]] = {}  # file -> [(step name, endpoint)]
         self.events: list[dict[str, Any]] = []  # breaker and recovery events, for the summary
         self.stopped: Step | None = None  # level 6, when taken
+        self.nodes = NodeQuarantine(self)  # on Ray: a node whose seats keep opening breakers
 
     @property
     def enabled(self) -> bool:
         return self.policy.enabled
 
     # -- results ------------------------------------------------------------------------------
-    def observe(self, index: int, worker_id: str, result: Result) -> None:
-        """One result through the breakers of its seat, its instance and its endpoints."""
+    def blame(self, index: int, worker_id: str, result: Result, injected: dict[str, int]) -> str | None:
+        """Why a failed result is the chaos injection's (``injected``: the requests the proxy failed
+        on purpose while it ran), published as an ``injected_failure`` event; None: it is not."""
+        from testfleet.execution.chaos.blame import blame
+
+        windows = getattr(getattr(self.host, "injector", None), "windows", [])
+        found = blame(result.outcome, is_infrastructure(result.outcome, result.message), injected,
+                      worker=worker_id, seat=self._seat(worker_id),
+                      start=result.started_at.timestamp() if result.started_at else None,
+                      stop=result.finished_at.timestamp() if result.finished_at else None, windows=windows)
+        if found is None:
+            return None
+        why = found.reason()
+        window = found.window
+        self.events.append(self.host.bus.publish(InjectedFailure(
+            action="infrastructure", subject=result.nodeid, case_id=result.case_id, variant_id=result.variant_id,
+            nodeid=result.nodeid, worker=worker_id, attempt=result.attempt, outcome=result.outcome.value,
+            fault=found.fault, injected=dict(found.injected), target=window.worker if window else None,
+            window_at=window.start if window else None,
+            reason=f"{result.nodeid} {result.outcome.value} on {worker_id} (attempt {result.attempt}) while {why}: "
+                   "judged an infrastructure error, not the test's")).to_event())
+        return why
+
+    def observe(self, index: int, worker_id: str, result: Result, blamed: str | None = None) -> None:
+        """One result through the breakers of its seat, its instance and its endpoints (``blamed``:
+        its failure is the chaos injection's, see :meth:`blame`)."""
         host = self.host
         if not self.enabled or worker_id not in host.fleet.slots:
             return
         seat = self._seat(worker_id)
-        infra = is_infrastructure(result.outcome, result.message)
-        kind = infra_kind(result.outcome, result.message) if infra else ""
+        infra = blamed is not None or is_infrastructure(result.outcome, result.message)
+        kind = ("injected error" if blamed else infra_kind(result.outcome, result.message)) if infra else ""
         uses_instance = bool(host.items[index].get("uses_instance"))
         if self.probes.get(worker_id) == index:
             del self.probes[worker_id]
@@ -86,7 +116,7 @@ class Recovery:
             if change is not None:
                 self._changed(change, worker_id)
 
-    def retry(self, index: int, worker_id: str, result: Result, crashes: int) -> bool:
+    def retry(self, index: int, worker_id: str, result: Result, crashes: int, blamed: str | None = None) -> bool:
         """A failed result: run the test again (level 1 here, level 2 elsewhere)? True: it will."""
         if index in self.given_up:
             return False
@@ -94,11 +124,13 @@ class Recovery:
         slot = host.fleet.slots.get(worker_id)
         alive = slot is not None and not slot.gone and worker_id not in self.retiring \
             and self.policy.seat_admits(slot.seat) is None
-        infra = is_infrastructure(result.outcome, result.message)
+        infra = blamed is not None or is_infrastructure(result.outcome, result.message)
         step = self.policy.retry_step(index, result.outcome, attempt=result.attempt, crashes=crashes,
                                       infrastructure=infra, worker=worker_id, worker_alive=alive)
         if step is None:
             return False
+        if blamed is not None and self.enabled:
+            step = replace(step, reason=f"{step.reason}: {blamed}")
         if infra or result.outcome is Outcome.crashed:
             self._log(step, target=result.nodeid)
         if step.level == 1 and slot is not None and self._hold(index):
@@ -134,8 +166,9 @@ class Recovery:
         return True
 
     def turned_away(self, slot: Slot) -> bool:
-        """A worker that said hello in a seat quarantined while it started: it leaves at once."""
-        if slot.seat not in self.policy.quarantined:
+        """A worker that said hello in a seat quarantined while it started (or on a quarantined
+        Ray node): it leaves at once."""
+        if slot.seat not in self.policy.quarantined and not self.nodes.turned_away(slot):
             return False
         self.retiring[slot.worker_id] = "quarantined"
         self.host.backend.send(slot.worker_id, P.Stop())
@@ -260,6 +293,7 @@ class Recovery:
             step = self.policy.on_open(change)
             if step is not None:
                 self._log(step)
+            self.nodes.opened(change.target, worker_id, change.reason)
         elif change.new == "half_open":
             self._refill(change.target, None)
         else:
