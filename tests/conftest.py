@@ -29,7 +29,8 @@ import pytest
 from child_pytest import CHILD_PYTEST_ADDOPTS
 
 
-HEAVY = frozenset({"tests/execution/test_ray_backend.py", "tests/test_third_party_parity.py"})
+HEAVY = frozenset({"tests/execution/test_ray_backend.py", "tests/execution/test_ray_quarantine.py",
+                   "tests/test_third_party_parity.py"})
 """Files (relative to the rootdir, as in node ids) that run one after the other on one worker."""
 
 
