@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, NotRequired, TypedDict
 
@@ -70,6 +71,7 @@ __all__ = [
     "UnreadableMessage",
     "WorkerConfig",
     "decode",
+    "describe_unreadable",
     "encode",
     "holds_stand_in",
     "receive",
@@ -165,6 +167,20 @@ def holds_stand_in(value: Any) -> bool:
     if isinstance(value, (list, tuple, set, frozenset)):
         return any(holds_stand_in(v) for v in value)
     return False
+
+
+def describe_unreadable(exc: UnreadableMessage, nodeids: Sequence[str]) -> str:
+    """Which test's data the coordinator could not read, and why (``nodeids``: the run's items)."""
+    msg = exc.message
+    tests: list[str] = []
+    if isinstance(msg, Collected):
+        tests = [str(item.get("nodeid")) for item in msg.collection.get("items", ()) if holds_stand_in(item)]
+    elif isinstance(msg, (Ran, LateTeardown, Started)) and msg.index < len(nodeids):
+        tests = [str(nodeids[msg.index])]
+    where = f" for {', '.join(tests[:3])}" + (f" and {len(tests) - 3} more" if len(tests) > 3 else "") \
+        if tests else ""
+    return (f"internal error: a worker sent data{where} that the coordinator cannot read: it refers to "
+            f"{', '.join(exc.missing)}, which cannot be imported outside the test session ({exc.reason})")
 
 
 # -- plain data carried inside messages ----------------------------------------------------------

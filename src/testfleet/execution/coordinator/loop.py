@@ -44,6 +44,7 @@ from testfleet.execution.bus import Bus
 from testfleet.execution.coordinator.fleet import Fleet, Slot
 from testfleet.execution.coordinator.handing import Handing
 from testfleet.execution.coordinator.interfaces import Exploring
+from testfleet.execution.coordinator.optional import attach_optional_parts
 from testfleet.execution.coordinator.planning import plan_run
 from testfleet.execution.coordinator.recording import Recording
 from testfleet.execution.coordinator.recovering import Recovery
@@ -101,33 +102,11 @@ class Orchestrator:
         self.recovery = Recovery(self)
         self.handoff = Handing(self)  # speculative copies of stragglers
         self.exploration: Exploring | None = None
-        if plan.explorer is not None:  # imported here: a plain run does not load the explorer
-            from testfleet.execution.coordinator.exploration import Exploration
-
-            self.exploration = Exploration(self, plan.explorer)
-        # failures replayed at once and classified, when the run has a replication budget
         self.replication: Replication | None = None
-        if plan.replicate is not None:
-            from testfleet.execution.coordinator.replicating import Replication
-
-            self.replication = Replication(self, plan.replicate)
-        # helpers (profiler, memory, thread dump) attached to a SUT on an anomaly; None: off
         self.probing: Probing | None = None
-        if plan.helpers is not None:
-            from testfleet.execution.coordinator.probing import Probing
-
-            self.probing = Probing(self, plan.helpers)
-        # resources and explored work for a stressed instance where exploration finds failures
         self.specialising: Specialising | None = None
-        if plan.specialise is not None:
-            from testfleet.execution.coordinator.specialising import Specialising
-
-            self.specialising = Specialising(self, plan.specialise)
         self.injector: Any = None  # --chaos: faults injected beside the loop (a ChaosPlan given)
-        if chaos is not None:
-            from testfleet.execution.chaos.injector import Injector
-
-            self.injector = Injector(self, chaos.stream, chaos.folder, chaos.seed)
+        attach_optional_parts(self, plan, chaos)
 
     @property
     def queue(self) -> Scheduler:
@@ -161,7 +140,7 @@ class Orchestrator:
                 gc.freeze()
                 self._loop()
         except P.UnreadableMessage as exc:  # an internal error, pytest's exit 3, naming the test
-            self.fatal = (3, self._unreadable(exc))
+            self.fatal = (3, P.describe_unreadable(exc, [item["nodeid"] for item in self.items]))
             if not self.cases:  # failed while reading the collection: the run still gets its row
                 self.recorder.begin_run(self.run_info, [], [])
         except KeyboardInterrupt:
@@ -441,19 +420,6 @@ class Orchestrator:
     def _give_up(self) -> None:
         self.recovery.give_up(len(self.queue))  # level 6: stops the run, the rest not run
         self.gave_up = True
-
-    def _unreadable(self, exc: P.UnreadableMessage) -> str:
-        """Which test's data the coordinator could not read, and why."""
-        msg = exc.message
-        tests: list[str] = []
-        if isinstance(msg, P.Collected):
-            tests = [str(item.get("nodeid")) for item in msg.collection.get("items", ()) if P.holds_stand_in(item)]
-        elif isinstance(msg, (P.Ran, P.LateTeardown, P.Started)) and msg.index < len(self.items):
-            tests = [str(self.items[msg.index]["nodeid"])]
-        where = f" for {', '.join(tests[:3])}" + (f" and {len(tests) - 3} more" if len(tests) > 3 else "") \
-            if tests else ""
-        return (f"internal error: a worker sent data{where} that the coordinator cannot read: it refers to "
-                f"{', '.join(exc.missing)}, which cannot be imported outside the test session ({exc.reason})")
 
     def _outcome(self, *, interrupted: bool = False, collector_exit: int | None = None,
                  output: str = "") -> RunOutcome:
