@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from testfleet.store.db import Store
+
+if TYPE_CHECKING:  # numpy loads where telemetry is read, not with every command
+    import numpy as np
 
 __all__ = ["MetricStats", "TelemetryStore"]
 
@@ -93,6 +94,8 @@ class TelemetryStore:
             f"SELECT metric, worker, least(floor((t - {t0!r}) / {width!r}), {max(max_points, 1) - 1}) AS b, "
             f"avg(t) AS t, avg(value) AS v "
             f"FROM telemetry {where} GROUP BY metric, worker, b ORDER BY metric, worker, b", params)
+        import numpy as np
+
         out: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         metrics, workers = data["metric"], data["worker"]
         if not len(metrics):

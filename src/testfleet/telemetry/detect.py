@@ -35,8 +35,10 @@ import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy loads only where a leak check has a series to test (see leak_trend)
+    import numpy as np
 
 __all__ = [
     "Anomaly",
@@ -83,23 +85,23 @@ def _finite(x: float) -> float:
     return x
 
 
-def _median(arr: np.ndarray) -> float:
-    """Median that does not overflow when averaging the two middle values."""
-    srt = np.sort(arr)
-    n = srt.size
-    mid = n // 2
-    if n % 2:
-        return float(srt[mid])
-    return float(srt[mid - 1] / 2.0 + srt[mid] / 2.0)
+def _median(values: Iterable[float]) -> float:
+    """Median of finite floats that does not overflow when averaging the two middle values.
+
+    Plain Python: the coordinator takes the median of a window of at most ``window`` (50) values
+    several times per result, where numpy's per-call overhead is more than the sort itself."""
+    srt = sorted(values)
+    mid = len(srt) // 2
+    if len(srt) % 2:
+        return srt[mid]
+    return srt[mid - 1] / 2.0 + srt[mid] / 2.0
 
 
 def _z(value: float, med: float, sigma: float) -> float:
     """Robust z of ``value`` against a median and spread (0 for an empty window's nan)."""
     if math.isnan(med):
         return 0.0
-    with np.errstate(all="ignore"):
-        z = float((np.float64(value) - np.float64(med)) / np.float64(sigma))
-    return _finite(z)
+    return _finite((value - med) / sigma)  # floats overflow to inf here, as numpy's do
 
 
 class RobustBaseline:
@@ -147,10 +149,8 @@ class RobustBaseline:
         """``(median, sigma)`` of the current window (nan, nan when empty)."""
         if not self._values:
             return math.nan, math.nan
-        arr = np.asarray(self._values, dtype=float)
-        with np.errstate(all="ignore"):
-            med = _median(arr)
-            mad = _median(np.abs(arr - med))
+        med = _median(self._values)
+        mad = _median(abs(v - med) for v in self._values)
         sigma = MAD_SCALE * mad
         floor = max(self.rel_floor * abs(med), self.abs_floor)
         if not (sigma >= floor):  # also catches nan
@@ -180,6 +180,8 @@ class RobustBaseline:
 
 def _kendall_greater(values: np.ndarray) -> float:
     """One-sided p-value of an increasing trend vs. index (1.0 if undefined)."""
+    import numpy as np
+
     if values.size < 3:
         return 1.0
     from scipy import stats  # ~1 s to import: only a leak check at the run's end pays it
@@ -192,6 +194,8 @@ def _kendall_greater(values: np.ndarray) -> float:
 
 
 def _line_sse(arr: np.ndarray) -> float:
+    import numpy as np
+
     idx = np.arange(arr.size, dtype=float)
     with np.errstate(all="ignore"):
         coef = np.polyfit(idx, arr, 1)
@@ -201,6 +205,8 @@ def _line_sse(arr: np.ndarray) -> float:
 
 def _best_step_sse(arr: np.ndarray) -> float:
     """Smallest SSE of a two-level piecewise-constant fit (split >= 2 points each)."""
+    import numpy as np
+
     n = arr.size
     if n < 4:
         return math.inf
@@ -230,11 +236,13 @@ def leak_trend(
     are dropped.  See the module docstring for the decision rule; in short a
     single step or an early plateau is *not* a leak.
     """
-    arr = np.asarray([float(v) for v in values], dtype=float)
-    arr = arr[np.isfinite(arr)]
-    n = arr.size
+    finite = [x for x in (float(v) for v in values) if math.isfinite(x)]
+    n = len(finite)
     if n < max(min_points, 3):
         return False, 0.0, 1.0, 0.0
+    import numpy as np  # ~0.15 s to import: only a series long enough to test pays it
+
+    arr = np.asarray(finite, dtype=float)
     from scipy import stats  # ~1 s to import: only a run with a series long enough pays it
 
     idx = np.arange(n, dtype=float)
@@ -395,7 +403,7 @@ class Detector:
         if not is_leak:
             return None
         k = max(3, len(values) // 4)
-        start = float(np.median(values[:k]))
+        start = _median(values[:k])
         from scipy import stats  # imported already by the leak test above
 
         score = _finite(float(stats.norm.isf(max(p, 1e-300))))
