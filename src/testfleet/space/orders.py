@@ -15,7 +15,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["adjacent_pair_orders"]
+__all__ = ["adjacent_pair_orders", "sequence_orders"]
+
+#: Items up to which :func:`sequence_orders` covers ordered triples (above: pairs only).
+MAX_TRIPLE_ITEMS = 10
+#: Random candidate orders weighed per chosen order.
+_CANDIDATES = 48
 
 
 def adjacent_pair_orders(items: Sequence[Any], seed: int = 0) -> list[list[Any]]:
@@ -44,3 +49,55 @@ def adjacent_pair_orders(items: Sequence[Any], seed: int = 0) -> list[list[Any]]
             used.add(nxt)
         orders.append([items[i] for i in order])
     return orders
+
+
+def sequence_orders(items: Sequence[Any], seed: int = 0) -> list[list[Any]]:
+    """Orders in which every three items appear in every relative order (``a`` somewhere
+    before ``b``, somewhere before ``c``; a sequence covering array of strength 3), then as many
+    more as it takes for every ordered pair to be neighbours too (:func:`adjacent_pair_orders`'
+    coverage). "Pause, then close, then resume" and "a patch after the delete" are met within the
+    first few orders, where a uniform permutation meets a given triple once in six.
+
+    Greedy: each order is the best of a few seeded random candidates (and their reversals) by
+    the triples, then the neighbour pairs, it newly covers. With more than
+    :data:`MAX_TRIPLE_ITEMS` items only pairs (``a`` before ``b``) and neighbours are covered.
+    Deterministic for a given seed."""
+    n = len(items)
+    if n < 2:
+        return []
+    rng = np.random.default_rng(seed)
+    width = 3 if 3 <= n <= MAX_TRIPLE_ITEMS else 2
+    uncovered = _tuples(n, width)
+    neighbours = {(a, b) for a in range(n) for b in range(n) if a != b}
+    orders: list[list[int]] = []
+    while uncovered or neighbours:
+        best: tuple[int, int] | None = None
+        choice: list[int] = []
+        for _ in range(_CANDIDATES):
+            drawn = [int(i) for i in rng.permutation(n)]
+            for order in (drawn, drawn[::-1]):
+                gain = (len(uncovered & _covered(order, width)),
+                        len(neighbours & set(zip(order, order[1:], strict=False))))
+                if best is None or gain > best:
+                    best, choice = gain, order
+        if best is None or best == (0, 0):
+            break
+        orders.append(choice)
+        uncovered -= _covered(choice, width)
+        neighbours -= set(zip(choice, choice[1:], strict=False))
+    if neighbours:  # the walk of adjacent_pair_orders finishes what the draws missed
+        orders += [order for order in adjacent_pair_orders(list(range(n)), seed)
+                   if neighbours & set(zip(order, order[1:], strict=False))]
+    return [[items[i] for i in order] for order in orders]
+
+
+def _tuples(n: int, width: int) -> set[tuple[int, ...]]:
+    from itertools import permutations
+
+    return set(permutations(range(n), width))
+
+
+def _covered(order: Sequence[int], width: int) -> set[tuple[int, ...]]:
+    from itertools import combinations
+
+    return set(combinations(order, width))
