@@ -1,8 +1,10 @@
 """The coverage sources of one explorable case, generated in rounds as the explorer needs them:
-edges (each dimension's boundaries and special values, each set on a random point of the
-space rather than on the baseline), orders (every item of a permutation
-right after every other), a pairwise covering array that extends what already ran, then random
-points in chunks until the space is used up.
+edges (sweeps that set every dimension to a boundary or special value at once, equal values of
+two integer parameters, then each dimension's values alone, all on random points of the space
+rather than on the baseline: :mod:`testfleet.execution.explorer_edges`), orders (every three
+items of a permutation in every relative order, and every item right after every other), a
+pairwise covering array that extends what already ran, then random points in chunks until the
+space is used up.
 
 While a rule's trigger reads telemetry, random points come in blocks that share their SUT
 configuration (the ``sut.*`` parameters): the instance restarts only when the configuration
@@ -19,6 +21,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from testfleet.execution.explorer_edges import MAX_EQUAL_ROWS, equal_rows, round_robin, sweep_rows
 from testfleet.execution.proposals import CaseState
 
 if TYPE_CHECKING:
@@ -33,6 +36,8 @@ CONFIG_BLOCK = 4
 FRUITLESS_CHUNKS = 8
 #: Coverage scores (within a source they order its proposals; the bandit picks the source).
 EDGE_SCORE, PAIRWISE_SCORE, RANDOM_SCORE = 2.0, 1.5, 1.0
+#: Within the edge source: sweeps first, then equal values, then single edges.
+SWEEP_SCORE, EQUAL_SCORE = 3.0, 2.5
 
 Push = Callable[..., None]
 
@@ -48,18 +53,27 @@ def coverage_rounds(state: CaseState, push: Push, used_up: Callable[[], None],
     origin, parent, provenance, score=...)``); calls ``used_up`` once the space ran out.
     ``block()``: how many random points in a row share a configuration now."""
     from testfleet.space.composite import Permutation
-    from testfleet.space.orders import adjacent_pair_orders
+    from testfleet.space.orders import sequence_orders
     from testfleet.space.sampling import covering_points, edge_points
 
-    edges = edge_points(state.space).points
-    for i, (point, background) in enumerate(zip(edges, _backgrounds(state, len(edges)), strict=True)):
+    # every edge of every dimension at once first, then equal values of two integer
+    # parameters, then each edge alone (see explorer_edges), all on uniform random points
+    edges = [p for p in edge_points(state.space).points if p.origin.startswith("edge:")]
+    edges = round_robin(edges, _edge_name, lambda p: p.origin.split("=", 1)[-1])
+    backgrounds = _backgrounds(state, len(edges) + MAX_EQUAL_ROWS)
+    sweeps = sweep_rows(state.space, backgrounds[len(edges):])
+    for i, (params, label) in enumerate(sweeps):
+        push(state, params, "edge", None, {"edge": label}, score=SWEEP_SCORE - 0.001 * i)
+    for i, (params, label) in enumerate(equal_rows(state.space, backgrounds[::-1], state.seed)):
+        push(state, params, "edge", None, {"edge": label}, score=EQUAL_SCORE - 0.001 * i)
+    for i, (point, background) in enumerate(zip(edges, backgrounds, strict=False)):
         push(state, _on_background(state, point, background), "edge", None, {"edge": point.origin},
              score=EDGE_SCORE - 0.001 * i)
     for name, dim in state.space.dimensions.items():
         if isinstance(dim, Permutation):
-            for i, order in enumerate(adjacent_pair_orders(dim.items, state.seed)):
+            for i, order in enumerate(sequence_orders(dim.items, state.seed)):
                 push(state, {**state.baseline, name: order}, "order", None,
-                     {"covers": "adjacent pairs of " + name}, score=PAIRWISE_SCORE - 0.001 * i)
+                     {"covers": "orders of three and neighbours of " + name}, score=PAIRWISE_SCORE - 0.001 * i)
     yield
     if len(state.space) >= 2:
         rows = covering_points(state.space, 2, state.seed, existing=state.ran).points
@@ -84,6 +98,10 @@ def coverage_rounds(state: CaseState, push: Push, used_up: Callable[[], None],
         fruitless = 0 if fresh else fruitless + 1
         yield
     used_up()
+
+
+def _edge_name(point: Point) -> str:
+    return point.origin.split(":", 1)[1].split("=", 1)[0]
 
 
 def _backgrounds(state: CaseState, count: int) -> list[dict[str, Any]]:
