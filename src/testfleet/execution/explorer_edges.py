@@ -1,7 +1,7 @@
 """The edge proposals of one explorable case, the most telling first.
 
-Three kinds, all of origin ``edge`` (one source for the allocation, see
-:mod:`testfleet.execution.allocation`), queued in this order:
+Three kinds, each its own arm of the allocation (:mod:`testfleet.execution.allocation`; origins
+``edge:sweep``, ``edge:equal`` and ``edge``, one family: design points for the analysis):
 
 * **sweeps**: row ``k`` sets *every* dimension to its ``k``-th edge value (a dimension with
   fewer edges keeps a uniform random value): row 0 each at its most telling low value (zero,

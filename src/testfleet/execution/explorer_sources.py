@@ -2,7 +2,8 @@
 edges (sweeps that set every dimension to a boundary or special value at once, equal values of
 two integer parameters, then each dimension's values alone, all on random points of the space
 rather than on the baseline: :mod:`testfleet.execution.explorer_edges`), orders (every three
-items of a permutation in every relative order, and every item right after every other), a
+items of a permutation in every relative order, and every item right after every other; every
+run of three operations in a row, for a list of choices), a
 pairwise covering array that extends what already ran, then random points in chunks until the
 space is used up.
 
@@ -38,6 +39,8 @@ FRUITLESS_CHUNKS = 8
 EDGE_SCORE, PAIRWISE_SCORE, RANDOM_SCORE = 2.0, 1.5, 1.0
 #: Within the edge source: sweeps first, then equal values, then single edges.
 SWEEP_SCORE, EQUAL_SCORE = 3.0, 2.5
+#: Passes over the runs of a list of choices (each relabelled by another seed).
+SEQUENCE_PASSES = 3
 
 Push = Callable[..., None]
 
@@ -52,20 +55,24 @@ def coverage_rounds(state: CaseState, push: Push, used_up: Callable[[], None],
     """Push the case's next round of coverage proposals at each step (``push(state, params,
     origin, parent, provenance, score=...)``); calls ``used_up`` once the space ran out.
     ``block()``: how many random points in a row share a configuration now."""
-    from testfleet.space.composite import Permutation
+    from testfleet.space.composite import ListOf, Permutation
+    from testfleet.space.dimensions import Choice
     from testfleet.space.orders import sequence_orders
     from testfleet.space.sampling import covering_points, edge_points
 
-    # every edge of every dimension at once first, then equal values of two integer
-    # parameters, then each edge alone (see explorer_edges), all on uniform random points
+    # every edge of every dimension at once, equal values of two integer parameters, each edge
+    # alone (see explorer_edges), all on uniform random points: three arms of the allocation
+    # (origins edge:sweep, edge:equal, edge; one family, the edge's prior), so that the few
+    # sweeps finding the space's exact-value defects at once do not lend their yield to the
+    # many single edges that follow
     edges = [p for p in edge_points(state.space).points if p.origin.startswith("edge:")]
     edges = round_robin(edges, _edge_name, lambda p: p.origin.split("=", 1)[-1])
     backgrounds = _backgrounds(state, len(edges) + MAX_EQUAL_ROWS)
     sweeps = sweep_rows(state.space, backgrounds[len(edges):])
     for i, (params, label) in enumerate(sweeps):
-        push(state, params, "edge", None, {"edge": label}, score=SWEEP_SCORE - 0.001 * i)
+        push(state, params, "edge:sweep", None, {"edge": label}, score=SWEEP_SCORE - 0.001 * i)
     for i, (params, label) in enumerate(equal_rows(state.space, backgrounds[::-1], state.seed)):
-        push(state, params, "edge", None, {"edge": label}, score=EQUAL_SCORE - 0.001 * i)
+        push(state, params, "edge:equal", None, {"edge": label}, score=EQUAL_SCORE - 0.001 * i)
     for i, (point, background) in enumerate(zip(edges, backgrounds, strict=False)):
         push(state, _on_background(state, point, background), "edge", None, {"edge": point.origin},
              score=EDGE_SCORE - 0.001 * i)
@@ -74,6 +81,8 @@ def coverage_rounds(state: CaseState, push: Push, used_up: Callable[[], None],
             for i, order in enumerate(sequence_orders(dim.items, state.seed)):
                 push(state, {**state.baseline, name: order}, "order", None,
                      {"covers": "orders of three and neighbours of " + name}, score=PAIRWISE_SCORE - 0.001 * i)
+        elif isinstance(dim, ListOf) and isinstance(dim.item, Choice):
+            _runs_in_a_row(state, push, name, dim)
     yield
     if len(state.space) >= 2:
         rows = covering_points(state.space, 2, state.seed, existing=state.ran).points
@@ -98,6 +107,27 @@ def coverage_rounds(state: CaseState, push: Push, used_up: Callable[[], None],
         fruitless = 0 if fresh else fruitless + 1
         yield
     used_up()
+
+
+def _runs_in_a_row(state: CaseState, push: Push, name: str, dim: Any) -> None:
+    """Lists of operations (a list of choices) in which every run of three operations comes in
+    a row (:func:`~testfleet.space.orders.contiguous_sequences`), in :data:`SEQUENCE_PASSES`
+    passes relabelled by the seed, each list on a uniform random point (the policy, the
+    capacity... vary around it)."""
+    from testfleet.space.orders import contiguous_sequences
+    from testfleet.space.sampling import random_points
+
+    lists = [seq for k in range(SEQUENCE_PASSES)
+             for seq in contiguous_sequences(dim.item.values, dim.max_items, state.seed + k,
+                                             min_len=dim.min_items)]
+    drawn = [dict(p.params) for p in random_points(state.space, len(lists), state.seed + 104729).points]
+    drawn += [dict(state.baseline)] * (len(lists) - len(drawn))
+    for i, (seq, background) in enumerate(zip(lists, drawn, strict=True)):
+        params = {**background, name: seq}
+        if state.space.violations(params):
+            params = {**state.baseline, name: seq}
+        push(state, params, "order", None, {"covers": "runs of three in a row of " + name},
+             score=PAIRWISE_SCORE - 0.001 * i)
 
 
 def _edge_name(point: Point) -> str:

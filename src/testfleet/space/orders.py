@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["adjacent_pair_orders", "sequence_orders"]
+__all__ = ["adjacent_pair_orders", "contiguous_sequences", "sequence_orders"]
 
 #: Items up to which :func:`sequence_orders` covers ordered triples (above: pairs only).
 MAX_TRIPLE_ITEMS = 10
@@ -101,3 +101,53 @@ def _covered(order: Sequence[int], width: int) -> set[tuple[int, ...]]:
     from itertools import combinations
 
     return set(combinations(order, width))
+
+
+def contiguous_sequences(items: Sequence[Any], max_len: int, seed: int = 0, *, min_len: int = 0,
+                         strength: int = 3) -> list[list[Any]]:
+    """Lists of at most ``max_len`` of ``items`` in which every run of ``strength`` items (with
+    repeats: ``resize, clear, get``; ``put, put, put``) appears *in a row* somewhere: a de
+    Bruijn sequence of the items (each run exactly once in ``k**strength + strength - 1``
+    items) cut into windows of ``max_len`` that overlap by ``strength - 1``. Five operations
+    in lists of 40: every three-operation run within four lists, where a uniform list of 20
+    holds a given run with a chance of about one in seven. The items are relabelled by a
+    seeded shuffle, so another seed gives other lists. Fewer items per run (down to 1) where
+    the sequence would need more than 64 lists; none when ``max_len`` is below the run or
+    the windows below ``min_len``."""
+    k = len(items)
+    width = min(strength, max_len)
+    while width > 1 and -(-(k ** width) // max(1, max_len - width + 1)) > 64:
+        width -= 1
+    if k == 0 or width < 1 or max_len < width:
+        return []
+    order = [int(i) for i in np.random.default_rng(seed).permutation(k)]
+    cycle = _de_bruijn(k, width)
+    line = cycle + (cycle * width)[:width - 1]  # the runs that wrap around the cycle, in a row too
+    step = max(1, max_len - width + 1)
+    out: list[list[Any]] = []
+    for start in range(0, max(1, len(line) - width + 1), step):
+        window = line[start:start + max_len]
+        if len(window) >= max(min_len, width):
+            out.append([items[order[i]] for i in window])
+    return out
+
+
+def _de_bruijn(k: int, n: int) -> list[int]:
+    """A cyclic sequence over ``0..k-1`` holding every length-``n`` word once (the classic
+    construction: the Lyndon words of length dividing ``n``, in lexicographic order)."""
+    word = [0] * (n + 1)
+    out: list[int] = []
+
+    def extend(t: int, p: int) -> None:
+        if t > n:
+            if n % p == 0:
+                out.extend(word[1:p + 1])
+            return
+        word[t] = word[t - p]
+        extend(t + 1, p)
+        for symbol in range(word[t - p] + 1, k):
+            word[t] = symbol
+            extend(t + 1, t)
+
+    extend(1, 1)
+    return out
