@@ -286,11 +286,11 @@ class Explorer(RulesetFollower):
                 next(state.rounds)
             except StopIteration:
                 state.rounds = None
-        while True:
-            source = state.bandit.choose(state.waiting())
-            if source is None:
-                return None
-            heap = state.heaps[source]
+        source = state.bandit.choose(state.waiting())
+        if source is None:
+            return None
+        heap = state.heaps[source]
+        while True:  # the chosen source's best proposal by today's scores: the choice stands
             proposal = heapq.heappop(heap)
             # it may have lost its promise since it was proposed
             fresh = fresh_score(proposal.origin, proposal.provenance, self.failures_seen, self.anomalies_seen)
