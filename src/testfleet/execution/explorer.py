@@ -63,6 +63,7 @@ from testfleet.execution.explorer_rules import RuleLedger, RulesetFollower
 from testfleet.execution.explorer_unmask import Unmasker
 from testfleet.execution.explorer_sources import (
     CONFIG_BLOCK,
+    FIRST_SOURCE,
     config_key,
     coverage_rounds,
     grouped_by_config,
@@ -286,7 +287,8 @@ class Explorer(RulesetFollower):
                 next(state.rounds)
             except StopIteration:
                 state.rounds = None
-        source = state.bandit.choose(state.waiting())
+        # a space's edge sweeps are a short fixed design: they run first, as the baseline did
+        source = FIRST_SOURCE if state.heaps.get(FIRST_SOURCE) else state.bandit.choose(state.waiting())
         if source is None:
             return None
         heap = state.heaps[source]

@@ -1,7 +1,8 @@
 """The edge proposals of one explorable case, the most telling first.
 
-Three kinds, each its own arm of the allocation (:mod:`testfleet.execution.allocation`; origins
-``edge:sweep``, ``edge:equal`` and ``edge``, one family: design points for the analysis):
+Three kinds (origins ``edge:sweep``, ``edge:equal`` and ``edge``, one family: design points for
+the analysis); the sweeps run first, the other two are arms of the allocation
+(:mod:`testfleet.execution.allocation`):
 
 * **sweeps**: row ``k`` sets *every* dimension to its ``k``-th edge value (a dimension with
   fewer edges keeps a uniform random value): row 0 each at its most telling low value (zero,

@@ -28,7 +28,7 @@ from testfleet.execution.proposals import CaseState
 if TYPE_CHECKING:
     from testfleet.space.sampling import Point
 
-__all__ = ["CONFIG_BLOCK", "RANDOM_CHUNK", "config_key", "coverage_rounds", "grouped_by_config"]
+__all__ = ["CONFIG_BLOCK", "FIRST_SOURCE", "RANDOM_CHUNK", "config_key", "coverage_rounds", "grouped_by_config"]
 
 RANDOM_CHUNK = 16
 #: Random points in a row that share one SUT configuration.
@@ -39,6 +39,9 @@ FRUITLESS_CHUNKS = 8
 EDGE_SCORE, PAIRWISE_SCORE, RANDOM_SCORE = 2.0, 1.5, 1.0
 #: Within the edge source: sweeps first, then equal values, then single edges.
 SWEEP_SCORE, EQUAL_SCORE = 3.0, 2.5
+#: The source whose proposals run before the bandit chooses: the sweeps (as many rows as the
+#: richest dimension has edges; one miss must not starve them, each row tries every dimension).
+FIRST_SOURCE = "edge:sweep"
 #: Passes over the runs of a list of choices (each relabelled by another seed).
 SEQUENCE_PASSES = 3
 
