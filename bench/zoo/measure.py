@@ -6,7 +6,7 @@ Methods, all through pytest with the system's own suite and SUT (``[tool.testfle
 - ``explore``: ``testfleet run CASES --workers 1 --explore B*cases --explore-per-case B --seed S``
   in the system's directory (one store per run), the ground truth's cases named so that tests
   with no defect of their own take no share; its explored executions (origin neither baseline
-  nor minimize) in result order.
+  nor minimize; every attempt, a replication's replays too) in result order.
 - ``explore-notel``: the same with ``--telemetry-interval 0``.
 - ``explore-nospec``: the same with ``--no-specialise`` (what specialisation, on by default
   during ``--explore``, changes).
@@ -145,17 +145,25 @@ def run_explore(system: System, method: str, seed: int, budget: int, work: Path,
     if ran.returncode not in (0, 1) and not ran.stalled:
         raise RuntimeError(f"{system.name} {method}: testfleet run exited {ran.returncode}\n"
                            f"{ran.output[-3000:]}")
+    rows = explored_rows(store)
+    return rows + ([{"case": "", "outcome": "stalled", "markers": []}] if ran.stalled else []), store, ran.cpu_s
+
+
+def explored_rows(store: Path) -> list[dict[str, Any]]:
+    """The explored executions of the last run in ``store``, in result order: every attempt, final
+    or not (a replication's replays of a failure too), for each is an execution the run spent
+    and the harness stops a case on whichever of them meets its last defect (it records them
+    all); only the baseline and minimisation are left out."""
     from testfleet.store.db import Store
 
     with Store.open(store, read_only=True) as db:
         run_id = db.get_run("last").run_id
         found = db.query("SELECT r.nodeid, r.outcome, r.message, r.longrepr FROM results r "
-                         "JOIN variants v USING (variant_id) WHERE r.run_id = $1 AND r.final "
+                         "JOIN variants v USING (variant_id) WHERE r.run_id = $1 "
                          "AND v.origin NOT IN ('baseline', 'minimize') ORDER BY r.rowid", [run_id])
-    rows = [{"case": case_of(nodeid), "outcome": outcome,
+    return [{"case": case_of(nodeid), "outcome": outcome,
              "markers": markers_in(f"{message}\n{longrepr}") if outcome != "passed" else []}
             for nodeid, outcome, message, longrepr in found]
-    return rows + ([{"case": "", "outcome": "stalled", "markers": []}] if ran.stalled else []), store, ran.cpu_s
 
 
 def analysis_of(store: Path, system: System, defects: list[Defect]) -> list[dict[str, Any]]:

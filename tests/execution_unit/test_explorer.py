@@ -155,3 +155,22 @@ def _until(explorer: Explorer, worker: _Worker, origin: str) -> list:
         for _p, variant in batch:
             worker.run(variant, False)
     return []
+
+
+def test_the_edge_sweeps_run_first_whatever_the_bandit_draws() -> None:
+    for seed in (1, 2, 3):
+        explorer, _case, baseline = _explorer(seed)
+        worker = _Worker(explorer, SPACE)
+        worker.run(baseline, False)
+        ran: list[Variant] = []
+        while len(ran) < 16:
+            batch = explorer.take()
+            ran += [v for _p, v in batch]
+            for _p, variant in batch:
+                worker.run(variant, variant.params["n"] == 50)  # the first sweep row fails
+        origins = [v.origin for v in ran]
+        sweeps = origins.count("edge:sweep")
+        assert sweeps >= 2 and origins[:sweeps] == ["edge:sweep"] * sweeps  # all before any other
+        # row 0 (n=0, the declared order) is the baseline here, which ran: row 1 comes first,
+        # every dimension at its far end
+        assert ran[0].params == {"n": 50, "order": ["z", "y", "x"]}

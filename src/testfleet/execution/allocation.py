@@ -27,8 +27,8 @@ __all__ = ["PRIOR_WEIGHT", "PRIOR_YIELD", "SourceBandit", "SourceStats", "family
 #: Prior mean yield of a source (new failures per execution) before it ran anything. Boundaries
 #: and a failure's neighbours find defects more often than a random point, which finds more than
 #: nothing; these only order the first executions.
-PRIOR_YIELD = {"edge": 0.25, "order": 0.2, "mutation": 0.2, "anomaly": 0.15, "rule": 0.15,
-               "pairwise": 0.12, "random": 0.1}
+PRIOR_YIELD = {"edge": 0.25, "order": 0.2, "mutation": 0.2, "unmask": 0.2, "anomaly": 0.15,
+               "rule": 0.15, "pairwise": 0.12, "random": 0.1}
 #: How many executions the prior counts for.
 PRIOR_WEIGHT = 2.0
 _DEFAULT_YIELD = 0.1

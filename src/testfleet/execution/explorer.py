@@ -13,8 +13,9 @@ those cases take the budget. Each keeps one heap of waiting proposals per *sourc
   telemetry);
 * **guided**, proposed by the workers' mutation engines (:mod:`testfleet.mutation.engine`) right
   after an execution, from its outcome and fresh telemetry: ``mutation`` (neighbours of a
-  failure), ``anomaly`` (neighbours of an anomaly), ``rule:NAME`` (a rule whose trigger held);
-  and ``replay`` of past failures, first of all.
+  failure), ``anomaly`` (neighbours of an anomaly), ``rule:NAME`` (a rule whose trigger held),
+  ``unmask`` (a coverage point that failed with a known failure, again without its suspects:
+  :mod:`testfleet.execution.explorer_unmask`); and ``replay`` of past failures, first of all.
 
 Which source gets the case's next execution is a bandit's choice
 (:mod:`testfleet.execution.allocation`): Thompson sampling over each source's measured yield,
@@ -59,8 +60,10 @@ from typing import Any
 
 from testfleet.execution.allocation import SourceBandit, rule_prior
 from testfleet.execution.explorer_rules import RuleLedger, RulesetFollower
+from testfleet.execution.explorer_unmask import Unmasker
 from testfleet.execution.explorer_sources import (
     CONFIG_BLOCK,
+    FIRST_SOURCE,
     config_key,
     coverage_rounds,
     grouped_by_config,
@@ -121,6 +124,7 @@ class Explorer(RulesetFollower):
         self.per_case = per_case  # explored executions one case may take (None: the budget's)
         self._default_cap = False  # per_case is ours (twice the fair share), not the user's
         self.case_spent: dict[int, int] = {}
+        self.unmasker = Unmasker()
         #: (case state, params) -> params: specialisation aims explored variants at a granted SUT
         #: configuration (coordinator.specialising); None: proposals run as proposed
         self.steer: Any = None
@@ -283,11 +287,12 @@ class Explorer(RulesetFollower):
                 next(state.rounds)
             except StopIteration:
                 state.rounds = None
-        while True:
-            source = state.bandit.choose(state.waiting())
-            if source is None:
-                return None
-            heap = state.heaps[source]
+        # a space's edge sweeps are a short fixed design: they run first, as the baseline did
+        source = FIRST_SOURCE if state.heaps.get(FIRST_SOURCE) else state.bandit.choose(state.waiting())
+        if source is None:
+            return None
+        heap = state.heaps[source]
+        while True:  # the chosen source's best proposal by today's scores: the choice stands
             proposal = heapq.heappop(heap)
             # it may have lost its promise since it was proposed
             fresh = fresh_score(proposal.origin, proposal.provenance, self.failures_seen, self.anomalies_seen)
@@ -381,6 +386,9 @@ class Explorer(RulesetFollower):
         if key is not None:
             state.failures.add(key)
         params = {k: v for k, v in variant.params.items() if k in state.space.dimensions}
+        again = self.unmasker.observe(key, not new, variant.origin, params, state.baseline)
+        if again is not None:  # a known failure may have hidden another: once more without it
+            self._push(state, again, "unmask", variant.variant_id, {"unmasks": key})
         self.reload_ruleset()
         self.rule_ledger.evaluate(self.ruleset, state.case.nodeid, state.space.dimensions,
                                   result.telemetry, result.duration)
