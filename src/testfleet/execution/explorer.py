@@ -20,21 +20,8 @@ those cases take the budget. Each keeps one heap of waiting proposals per *sourc
 Which source gets the case's next execution is a bandit's choice
 (:mod:`testfleet.execution.allocation`): Thompson sampling over each source's measured yield,
 new distinct failures per execution, instead of fixed shares. Within a source, proposals go by
-score; guided scores are refreshed with what the whole fleet has seen (a failure or an anomaly
-seen again sinks its neighbours):
-
-=================================  ======================================================
-source (``origin``)                score within the source
-=================================  ======================================================
-``replay`` (failed in a past run)  10, before any other source
-``mutation`` (near a failure)      4 + 1 when it was also anomalous − 0.5 per earlier
-                                   failure with the same key (at least 0.5)
-``anomaly`` (near an anomaly)      3 + robust z / 20 (at most 1) − 0.5 per earlier anomaly of the
-                                   same metrics (at least 0.5)
-``rule:NAME`` (its trigger held)   2 + priority / 2 (its source's prior yield rises with it)
-``edge``, ``order``, ``pairwise``  generation order
-``random``                         generation order
-=================================  ======================================================
+score (the table in :mod:`testfleet.execution.proposals`); guided scores are refreshed with what
+the whole fleet has seen (a failure or an anomaly seen again sinks its neighbours).
 
 The cases take turns a batch at a time (the one with the fewest explored executions first), and
 a batch is dispatched grouped by SUT configuration, the instance's current one first, so the

@@ -1,6 +1,22 @@
 """What the explorer works with: budgets, scored proposals, the per-case state (one heap of
 waiting proposals per source, and the bandit that shares the case's executions between them;
-see :mod:`testfleet.execution.explorer` for how they are used)."""
+see :mod:`testfleet.execution.explorer` for how they are used).
+
+Within a source, proposals go by score (``SCORES``, and :func:`fresh_score` for guided ones):
+
+=================================  ======================================================
+source (``origin``)                score within the source
+=================================  ======================================================
+``replay`` (failed in a past run)  10, before any other source
+``mutation`` (near a failure)      4 + 1 when it was also anomalous − 0.5 per earlier
+                                   failure with the same key (at least 0.5)
+``anomaly`` (near an anomaly)      3 + robust z / 20 (at most 1) − 0.5 per earlier anomaly of the
+                                   same metrics (at least 0.5)
+``rule:NAME`` (its trigger held)   2 + priority / 2 (its source's prior yield rises with it)
+``edge``, ``order``, ``pairwise``  generation order
+``random``                         generation order
+=================================  ======================================================
+"""
 
 from __future__ import annotations
 
