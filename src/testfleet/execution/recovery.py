@@ -146,9 +146,7 @@ class EscalationPolicy:
         seat = transition.target
         openings = sum(b.openings for b in self.seat_breakers(seat))
         if openings >= self.settings.quarantine_after:
-            self.quarantined.add(seat)
-            for breaker in self.seat_breakers(seat):
-                breaker.hold_open()
+            self._quarantine_seat(seat)
             return Step(5, seat, f"its breakers opened {openings} times (quarantine_after = "
                         f"{self.settings.quarantine_after}); last: {transition.reason}")
         if transition.scope == "instance":
@@ -173,9 +171,13 @@ class EscalationPolicy:
         """The node takes no more workers; ``seats``, whose workers are on it, are quarantined with it."""
         self.quarantined_nodes.add(node)
         for seat in seats:
-            self.quarantined.add(seat)
-            for breaker in self.seat_breakers(seat):
-                breaker.hold_open()
+            self._quarantine_seat(seat)
+
+    def _quarantine_seat(self, seat: str) -> None:
+        """No more work for the seat: its breakers stay open for the rest of the run."""
+        self.quarantined.add(seat)
+        for breaker in self.seat_breakers(seat):
+            breaker.hold_open()
 
     # -- a lost worker ------------------------------------------------------------------------
     def replace_step(self, seat: str, worker: str, *, counts: bool, cause: str) -> Step | None:

@@ -170,9 +170,14 @@ class Recovery:
         Ray node): it leaves at once."""
         if slot.seat not in self.policy.quarantined and not self.nodes.turned_away(slot):
             return False
-        self.retiring[slot.worker_id] = "quarantined"
-        self.host.backend.send(slot.worker_id, P.Stop())
+        self.retire(slot.worker_id, "quarantined")
         return True
+
+    def retire(self, worker_id: str, why: str) -> None:
+        """Tell a worker to stop after its current test: when it leaves, what it held goes back
+        to the queue and its seat is not refilled (:meth:`took_back`)."""
+        self.retiring[worker_id] = why
+        self.host.backend.send(worker_id, P.Stop())
 
     def replace(self, slot: Slot, *, counts: bool, cause: str) -> None:
         """A worker left unasked: replace it (level 4), leave its seat empty (open breaker,
@@ -312,8 +317,7 @@ class Recovery:
             # what it holds moves, but the test it is running (known under --timeout) it finishes
             moved += max(0, len(slot.outstanding) - (1 if slot.running is not None else 0))
             if slot.ready and slot.worker_id not in self.retiring:
-                self.retiring[slot.worker_id] = reason
-                host.backend.send(slot.worker_id, P.Stop())
+                self.retire(slot.worker_id, reason)
         # a crashed worker's queue is requeued by the coordinator right after this result
         lost = [s for s in host.fleet.slots.values() if s.seat == seat and s.gone and s.outstanding]
         moved += sum(len(s.outstanding) for s in lost)

@@ -31,7 +31,6 @@ import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from testfleet.execution import protocol as P
 from testfleet.execution.bus import BusMessage
 from testfleet.execution.replication import flatten
 from testfleet.execution.specialisation import (
@@ -48,6 +47,7 @@ from testfleet.execution.specialisation import (
 from testfleet.execution.specialise_local import LocalActuator
 
 if TYPE_CHECKING:
+    from testfleet.execution import protocol as P
     from testfleet.execution.coordinator.interfaces import Host
     from testfleet.execution.specialise_ray import RayActuator
     from testfleet.model import Result
@@ -216,8 +216,7 @@ class Specialising:
         slot = self.host.fleet.slots.get(worker_id)
         if slot is None or slot.gone or self.host.stopping:
             return
-        self.host.recovery.retiring[worker_id] = why
-        self.host.backend.send(worker_id, P.Stop())
+        self.host.recovery.retire(worker_id, why)
         self._widen(-HOLD)
 
     def _widen(self, by: int) -> None:
