@@ -212,12 +212,13 @@ class Specialising:
         return worker_id
 
     def _retire(self, worker_id: str, why: str) -> None:
-        """The worker stops after its current test; what it holds goes back to the queue."""
+        """The worker stops after its current test; what it holds goes back to the queue. The
+        batches narrow back even when it is gone already (lost, or the run stopping)."""
+        self._widen(-HOLD)
         slot = self.host.fleet.slots.get(worker_id)
         if slot is None or slot.gone or self.host.stopping:
             return
         self.host.recovery.retire(worker_id, why)
-        self._widen(-HOLD)
 
     def _widen(self, by: int) -> None:
         """The explorer's batches are sized for the planned fleet (2 per worker, so that feedback
